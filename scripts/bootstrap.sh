@@ -1,0 +1,20 @@
+# Sourced by scripts/run and scripts/test: a virtual environment with the pinned dependencies.
+# Reinstalls only when pyproject.toml or requirements.lock changed since the last install.
+
+ensure_venv() {
+    local extras="$1" target="." stamp want
+    [ -n "$extras" ] && target=".[$extras]"
+    stamp=".venv/.installed${extras:+-$extras}"
+    if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        echo "Python 3.11 or newer is required as python3" >&2
+        return 1
+    fi
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    want=$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        echo "installing dependencies into .venv ..." >&2
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e "$target"
+        echo "$want" > "$stamp"
+    fi
+}

@@ -1,0 +1,164 @@
+"""The JSON API under /v1: public intake and threads, and the moderators' review queue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from enum import Enum
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Blueprint, Response, g, jsonify, redirect, render_template, request
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+from service.app import get_session, services
+from service.auth import authenticate
+from service.errors import ValidationError
+from service.http_errors import FORM_TYPES, is_form_post
+from service.intake import submit_comment
+from service.presenters import audit_view, moderator_view, page_view, public_view
+from service.redirects import safe_target, with_notice
+from service.review import (
+    MAX_PER_PAGE,
+    ListQuery,
+    Sort,
+    audit_trail,
+    get_comment,
+    list_comments,
+    list_published,
+)
+from service.statuses import Action, CommentStatus, DecisionReason
+from service.transitions import decide
+from service.validation import parse_submission
+
+bp = Blueprint("api", __name__, url_prefix="/v1")
+
+NOTE_MAX_CHARS = 2000
+View = TypeVar("View", bound=Callable[..., Any])
+Choice = TypeVar("Choice", bound=Enum)
+
+
+def _json_object() -> dict[str, Any]:
+    try:
+        body = json.loads(request.get_data(cache=False))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the JSON body must be an object")
+    return body
+
+
+def _submitted_fields() -> dict[str, Any]:
+    if request.mimetype in FORM_TYPES:
+        return request.form.to_dict()
+    if request.is_json:
+        return _json_object()
+    raise UnsupportedMediaType(
+        "send application/json, application/x-www-form-urlencoded or multipart/form-data"
+    )
+
+
+@bp.post("/comments")
+def post_comment() -> Any:
+    """Accept a reader's comment: 202 for API clients, a redirect or a page for forms."""
+    fields = _submitted_fields()
+    submission = parse_submission(fields)
+    comment = submit_comment(get_session(), services().queue, services().keys, submission)
+    if not is_form_post():
+        response = jsonify(id=comment.id, status=comment.status.value)
+        return response, 202
+    back = safe_target((fields.get("redirect"), request.referrer), services().settings.allowed_redirect_hosts)
+    if back:
+        return redirect(with_notice(back, comment.id), code=303)
+    return render_template("form_received.html", name=comment.name), 202
+
+
+def moderator_required(view: View) -> View:
+    """Let the view run only for a request with a valid moderator token."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        g.moderator = authenticate(get_session(), request.headers.get("Authorization"))
+        return view(*args, **kwargs)
+
+    return guarded  # type: ignore[return-value]
+
+
+def _choice(kind: type[Choice], field: str, raw: Any) -> Choice:
+    try:
+        return kind(raw)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise ValidationError({field: f"{field} must be one of: {allowed}"}) from None
+
+
+def _positive(field: str, raw: str | None, default: int, ceiling: int | None = None) -> int:
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValidationError({field: f"{field} must be a whole number of at least 1"})
+    return min(int(raw), ceiling) if ceiling else int(raw)
+
+
+@bp.get("/comments")
+@moderator_required
+def list_review_queue() -> Any:
+    """The review queue: filter by status and thread, sort by queue order, score or age."""
+    args = request.args
+    query = ListQuery(
+        status=_choice(CommentStatus, "status", args["status"]) if args.get("status") else None,
+        thread=args.get("thread") or None,
+        sort=_choice(Sort, "sort", args.get("sort", Sort.QUEUE.value)),
+        page=_positive("page", args.get("page"), 1),
+        per_page=_positive("per_page", args.get("per_page"), 50, MAX_PER_PAGE),
+    )
+    page = list_comments(get_session(), query)
+    keys = services().keys
+    return page_view(page, [moderator_view(comment, keys) for comment in page.items])
+
+
+@bp.get("/comments/<int:comment_id>")
+@moderator_required
+def show_comment(comment_id: int) -> Any:
+    """One comment with its verdict and its audit trail."""
+    session = get_session()
+    comment = get_comment(session, comment_id)
+    events = audit_trail(session, comment_id)
+    return {**moderator_view(comment, services().keys), "audit": [audit_view(event) for event in events]}
+
+
+def _decision(body: dict[str, Any]) -> tuple[Action, DecisionReason | None, str | None]:
+    action = _choice(Action, "action", body.get("action"))
+    raw_reason = body.get("reason")
+    if raw_reason is None and action is Action.REJECT:
+        raise ValidationError({"reason": "reason is required to reject: spam, abuse or other"})
+    reason = _choice(DecisionReason, "reason", raw_reason) if raw_reason is not None else None
+    note = body.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > NOTE_MAX_CHARS):
+        raise ValidationError({"note": f"note must be text of at most {NOTE_MAX_CHARS} characters"})
+    return action, reason, note.strip() if note else None
+
+
+@bp.post("/comments/<int:comment_id>/decision")
+@moderator_required
+def decide_comment(comment_id: int) -> Any:
+    """Approve or reject a comment; the decision is audited and becomes a training label."""
+    if not request.is_json:
+        raise UnsupportedMediaType("send the decision as application/json")
+    action, reason, note = _decision(_json_object())
+    session = get_session()
+    decide(session, comment_id, g.moderator, action, reason, note)
+    session.commit()
+    return moderator_view(get_comment(session, comment_id), services().keys)
+
+
+# Threads are often permalinks ("https://..."), so "//" in the path must survive.
+@bp.get("/threads/<path:thread>/comments", merge_slashes=False)
+def list_thread(thread: str) -> Response:
+    """The approved comments of one thread, for the site to show under its article."""
+    page = _positive("page", request.args.get("page"), 1)
+    per_page = _positive("per_page", request.args.get("per_page"), 100, MAX_PER_PAGE)
+    listing = list_published(get_session(), thread, page, per_page)
+    keys = services().keys
+    response = jsonify(page_view(listing, [public_view(comment, keys) for comment in listing.items]))
+    return response

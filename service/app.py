@@ -1,0 +1,85 @@
+"""The application factory: settings in, a wired Flask app out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from flask import Flask, current_app, g
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.config import Settings, load_settings
+from service.db import make_engine, make_session_factory
+from service.keyfile import load_keys
+from service.privacy import KeyRing
+from service.queueing import ClassifyQueue, connect_redis, redis_url
+
+EXTENSION = "moderation"
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the views work with, built once per process by the factory."""
+
+    settings: Settings
+    keys: KeyRing
+    engine: Engine
+    sessions: sessionmaker[Session]
+    queue: ClassifyQueue
+
+
+def build_services(settings: Settings) -> Services:
+    """Open the edges (database engine, Redis client, key ring) that ``settings`` name."""
+    engine = make_engine(settings.database)
+    connection = connect_redis(redis_url(settings), timeout=settings.redis_timeout)
+    return Services(
+        settings=settings,
+        keys=load_keys(settings),
+        engine=engine,
+        sessions=make_session_factory(engine),
+        queue=ClassifyQueue.from_settings(connection, settings),
+    )
+
+
+def configure_logging(level: str) -> None:
+    """Send the service's logs to stderr at ``level`` unless a host (gunicorn) already did."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("service").setLevel(level.upper())
+
+
+def services() -> Services:
+    """The current app's services."""
+    return cast(Services, current_app.extensions[EXTENSION])
+
+
+def get_session() -> Session:
+    """The request's database session, opened on first use and closed at teardown."""
+    if "db_session" not in g:
+        g.db_session = services().sessions()
+    return cast(Session, g.db_session)
+
+
+def _close_session(_error: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Create the app: code defaults, then the environment, then ``config`` overrides."""
+    from service import api, health
+    from service.http_errors import register_error_handlers
+
+    settings = load_settings(overrides=config)
+    configure_logging(settings.log_level)
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
+    app.extensions[EXTENSION] = build_services(settings)
+    app.teardown_appcontext(_close_session)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    register_error_handlers(app)
+    return app

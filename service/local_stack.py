@@ -1,0 +1,90 @@
+"""``moderation run``: the whole service on one machine with the embedded defaults.
+
+It prepares the install, starts the embedded Redis server when ``REDIS_URL`` is
+unset, then runs gunicorn and the workers as child processes until interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+import click
+
+from service.bootstrap import prepare
+from service.config import Settings
+from service.embedded_redis import ensure_embedded_redis, socket_url, stop_embedded_redis
+from service.queueing import connect_redis
+
+POLL_SECONDS = 0.5
+STOP_TIMEOUT_SECONDS = 15
+
+
+def _embedded_running(settings: Settings) -> bool:
+    try:
+        return bool(connect_redis(socket_url(settings.data_dir), timeout=0.5).ping())
+    except Exception:  # noqa: BLE001 - any failure means "not running"
+        return False
+
+
+def _children(
+    host: str, port: int, web_workers: int, queue_workers: int, env: dict[str, str]
+) -> list[subprocess.Popen[bytes]]:
+    web = [
+        sys.executable, "-m", "gunicorn",
+        "--bind", f"{host}:{port}",
+        "--workers", str(web_workers),
+        "--access-logfile", "-",
+        "service:create_app()",
+    ]  # fmt: skip
+    work = [sys.executable, "-m", "service", "worker"]
+    return [subprocess.Popen(web, env=env)] + [subprocess.Popen(work, env=env) for _ in range(queue_workers)]
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def run_local_stack(
+    settings: Settings, *, host: str, port: int, web_workers: int, queue_workers: int
+) -> None:
+    """Run web and workers until Ctrl-C, SIGTERM, or one of them exits."""
+    for line in prepare(settings):
+        click.echo(line)
+    env = dict(os.environ)
+    owns_redis = False
+    if not settings.redis_url:
+        owns_redis = not _embedded_running(settings)
+        env["REDIS_URL"] = ensure_embedded_redis(settings.data_dir)
+        click.echo(f"embedded Redis at {env['REDIS_URL']}")
+    children = _children(host, port, web_workers, queue_workers, env)
+    click.echo(f"post comments to http://{host}:{port}/v1/comments (Ctrl-C stops)")
+
+    def interrupted(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(POLL_SECONDS)
+        click.echo("a child process exited; stopping", err=True)
+    except KeyboardInterrupt:
+        click.echo("stopping")
+    finally:
+        _stop(children)
+        if owns_redis:
+            stop_embedded_redis(settings.data_dir)
+    if any(child.returncode not in (0, -signal.SIGTERM) for child in children):
+        sys.exit(1)

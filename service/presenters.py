@@ -1,0 +1,69 @@
+"""How comments look in responses: the moderator's view and the public's.
+
+The public view has no email field of any kind; the moderator's carries a masked one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.privacy import KeyRing, avatar_key, decrypt_email, mask_email
+from service.review import Page
+from service.tables import AuditEvent, Comment
+
+
+def moderator_view(comment: Comment, keys: KeyRing) -> dict[str, Any]:
+    """Everything a moderator needs to decide, with the email masked."""
+    latest = comment.verdicts[-1] if comment.verdicts else None
+    return {
+        "id": comment.id,
+        "thread": comment.thread,
+        "parent_id": comment.parent_id,
+        "name": comment.name,
+        "email_masked": mask_email(decrypt_email(keys, comment.email_ciphertext)),
+        "url": comment.url,
+        "comment": comment.body,
+        "status": comment.status.value,
+        "scores": {"spam": comment.spam_score, "abuse": comment.abuse_score},
+        "reasons": latest.reasons if latest else [],
+        "model_version": latest.model_version if latest else None,
+        "created_at": comment.created_at.isoformat(),
+        "updated_at": comment.updated_at.isoformat(),
+    }
+
+
+def audit_view(event: AuditEvent) -> dict[str, Any]:
+    """One audit event as the moderator's detail view lists it."""
+    return {
+        "action": event.action,
+        "actor": event.actor,
+        "from_status": event.from_status.value if event.from_status else None,
+        "to_status": event.to_status.value if event.to_status else None,
+        "reason": event.reason,
+        "note": event.note,
+        "at": event.created_at.isoformat(),
+    }
+
+
+def public_view(comment: Comment, keys: KeyRing) -> dict[str, Any]:
+    """What any reader may see of an approved comment."""
+    return {
+        "id": comment.id,
+        "parent_id": comment.parent_id,
+        "name": comment.name,
+        "url": comment.url,
+        "avatar": avatar_key(keys, comment.email_digest),
+        "comment": comment.body,
+        "created_at": comment.created_at.isoformat(),
+    }
+
+
+def page_view(page: Page, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A page of already-rendered items with its position."""
+    return {
+        "items": items,
+        "page": page.page,
+        "per_page": page.per_page,
+        "total": page.total,
+        "next_page": page.next_page,
+    }

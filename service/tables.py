@@ -1,0 +1,173 @@
+"""Database tables: comments, verdicts, audit events, labels and moderator tokens."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from service.statuses import CommentStatus, DecisionReason
+
+# Stable constraint names let Alembic alter tables the same way on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only autoincrements a plain INTEGER primary key.
+Identifier = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC datetime")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def _enum(kind: type[Any], name: str) -> Enum:
+    # Stored as the lowercase value with a CHECK constraint; portable across databases.
+    return Enum(
+        kind,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Comment(Base):
+    """One submitted comment. The email is only ever stored encrypted and as a keyed digest."""
+
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True)
+    thread: Mapped[str] = mapped_column(String(500))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("comments.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(245))
+    email_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    email_digest: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    url: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[CommentStatus] = mapped_column(
+        _enum(CommentStatus, "comment_status"), default=CommentStatus.RECEIVED
+    )
+    # The latest scores, copied from the verdict so the review queue can sort on them.
+    spam_score: Mapped[float | None] = mapped_column(Float)
+    abuse_score: Mapped[float | None] = mapped_column(Float)
+    score: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    verdicts: Mapped[list[Verdict]] = relationship(
+        back_populates="comment", order_by="Verdict.id", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        Index("ix_comments_status_score", "status", "score"),
+        Index("ix_comments_status_created_at", "status", "created_at"),
+        Index("ix_comments_thread_status_created_at", "thread", "status", "created_at"),
+    )
+
+
+class Verdict(Base):
+    """What the classifier said about a comment, and where the policy routed it."""
+
+    __tablename__ = "verdicts"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True)
+    comment_id: Mapped[int] = mapped_column(ForeignKey("comments.id", ondelete="CASCADE"), index=True)
+    spam: Mapped[float | None] = mapped_column(Float)
+    abuse: Mapped[float | None] = mapped_column(Float)
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    model_version: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[CommentStatus] = mapped_column(_enum(CommentStatus, "verdict_outcome"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    comment: Mapped[Comment] = relationship(back_populates="verdicts")
+
+
+class AuditEvent(Base):
+    """One change of a comment's status: who made it, when, and why."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True)
+    comment_id: Mapped[int] = mapped_column(ForeignKey("comments.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[CommentStatus | None] = mapped_column(_enum(CommentStatus, "audit_from_status"))
+    to_status: Mapped[CommentStatus | None] = mapped_column(_enum(CommentStatus, "audit_to_status"))
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(String(255))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Label(Base):
+    """A training label from a moderator's decision; one per comment, the latest decision wins."""
+
+    __tablename__ = "labels"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True)
+    comment_id: Mapped[int] = mapped_column(ForeignKey("comments.id", ondelete="CASCADE"), unique=True)
+    spam: Mapped[bool | None] = mapped_column(Boolean)
+    abuse: Mapped[bool | None] = mapped_column(Boolean)
+    reason: Mapped[DecisionReason | None] = mapped_column(_enum(DecisionReason, "label_reason"))
+    moderator_id: Mapped[int | None] = mapped_column(ForeignKey("moderator_tokens.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ModeratorToken(Base):
+    """A moderator's API token; only its SHA-256 digest is kept."""
+
+    __tablename__ = "moderator_tokens"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

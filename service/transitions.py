@@ -1,0 +1,197 @@
+"""Every change of a comment's status, each a named function that writes its audit event.
+
+The callers own the transaction: each function adds rows to the session and the
+caller commits, so a status, its verdict, its audit event and its label land together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from service.errors import NotFoundError, ValidationError
+from service.privacy import KeyRing, email_digest, encrypt_email
+from service.statuses import Action, CommentStatus, DecisionReason
+from service.tables import AuditEvent, Comment, Label, ModeratorToken, Verdict, utcnow
+from service.validation import Submission
+
+INTAKE_ACTOR = "intake"
+
+
+@dataclass(frozen=True)
+class VerdictRecord:
+    """The classifier's scores for one comment and where the policy routed it."""
+
+    spam: float | None
+    abuse: float | None
+    reasons: list[str]
+    model_version: str
+    outcome: CommentStatus
+    why: str
+
+    @property
+    def score(self) -> float | None:
+        """The higher of the two heads: how suspicious the comment is overall."""
+        present = [value for value in (self.spam, self.abuse) if value is not None]
+        return max(present) if present else None
+
+
+def _audit(
+    session: Session,
+    comment_id: int,
+    action: str,
+    actor: str,
+    *,
+    from_status: CommentStatus | None,
+    to_status: CommentStatus | None,
+    reason: str | None = None,
+    note: str | None = None,
+) -> None:
+    session.add(
+        AuditEvent(
+            comment_id=comment_id,
+            action=action,
+            actor=actor,
+            from_status=from_status,
+            to_status=to_status,
+            reason=reason,
+            note=note,
+        )
+    )
+
+
+def receive(session: Session, keys: KeyRing, submission: Submission) -> Comment:
+    """Store a new comment in ``received``, its email encrypted, with its audit event.
+
+    Raises ``ValidationError`` when ``parent_id`` names no comment in the same thread.
+    """
+    if submission.parent_id is not None:
+        parent = session.scalar(
+            select(Comment.id).where(Comment.id == submission.parent_id, Comment.thread == submission.thread)
+        )
+        if parent is None:
+            problem = f"parent_id {submission.parent_id} is not a comment in this thread"
+            raise ValidationError({"parent_id": problem})
+    comment = Comment(
+        thread=submission.thread,
+        parent_id=submission.parent_id,
+        name=submission.name,
+        email_ciphertext=encrypt_email(keys, submission.email),
+        email_digest=email_digest(keys, submission.email),
+        url=submission.url,
+        body=submission.comment,
+        status=CommentStatus.RECEIVED,
+    )
+    session.add(comment)
+    session.flush()
+    _audit(session, comment.id, "received", INTAKE_ACTOR, from_status=None, to_status=CommentStatus.RECEIVED)
+    return comment
+
+
+def _leave_received(
+    session: Session, comment_id: int, outcome: CommentStatus, **scores: float | None
+) -> bool:
+    # The WHERE on status makes a repeated or concurrent job a no-op: only one wins.
+    result = session.execute(
+        update(Comment)
+        .where(Comment.id == comment_id, Comment.status == CommentStatus.RECEIVED)
+        .values(status=outcome, updated_at=utcnow(), **scores)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def record_verdict(session: Session, comment_id: int, verdict: VerdictRecord) -> bool:
+    """Move a ``received`` comment to the verdict's outcome; False if it had left ``received``."""
+    moved = _leave_received(
+        session,
+        comment_id,
+        verdict.outcome,
+        spam_score=verdict.spam,
+        abuse_score=verdict.abuse,
+        score=verdict.score,
+    )
+    if not moved:
+        return False
+    session.add(
+        Verdict(
+            comment_id=comment_id,
+            spam=verdict.spam,
+            abuse=verdict.abuse,
+            reasons=verdict.reasons,
+            model_version=verdict.model_version,
+            outcome=verdict.outcome,
+        )
+    )
+    _audit(
+        session,
+        comment_id,
+        "classified",
+        f"model:{verdict.model_version}",
+        from_status=CommentStatus.RECEIVED,
+        to_status=verdict.outcome,
+        reason=verdict.why[:255],
+    )
+    return True
+
+
+def flag_unclassified(session: Session, comment_id: int, error: str) -> bool:
+    """Hand a comment whose classification keeps failing to a human; False if already decided."""
+    if not _leave_received(session, comment_id, CommentStatus.FLAGGED):
+        return False
+    _audit(
+        session,
+        comment_id,
+        "classification_failed",
+        "worker",
+        from_status=CommentStatus.RECEIVED,
+        to_status=CommentStatus.FLAGGED,
+        reason=f"classification failed: {error}"[:255],
+    )
+    return True
+
+
+def _label_values(action: Action, reason: DecisionReason | None) -> tuple[bool | None, bool | None]:
+    """(spam, abuse) as a training label; None where the decision says nothing about a head."""
+    if action is Action.APPROVE:
+        return False, False
+    return (
+        True if reason is DecisionReason.SPAM else None,
+        True if reason is DecisionReason.ABUSE else None,
+    )
+
+
+def decide(
+    session: Session,
+    comment_id: int,
+    moderator: ModeratorToken,
+    action: Action,
+    reason: DecisionReason | None,
+    note: str | None,
+) -> Comment:
+    """Apply a moderator's decision: new status, audit event, and the comment's training label."""
+    comment = session.get(Comment, comment_id, with_for_update=True)
+    if comment is None:
+        raise NotFoundError(f"comment {comment_id} does not exist")
+    previous = comment.status
+    comment.status = action.status
+    comment.updated_at = utcnow()
+    _audit(
+        session,
+        comment_id,
+        action.value,
+        f"moderator:{moderator.name}",
+        from_status=previous,
+        to_status=action.status,
+        reason=reason.value if reason else None,
+        note=note,
+    )
+    spam, abuse = _label_values(action, reason)
+    label = session.scalar(select(Label).where(Label.comment_id == comment_id))
+    if label is None:
+        label = Label(comment_id=comment_id)
+        session.add(label)
+    label.spam, label.abuse, label.reason, label.moderator_id = spam, abuse, reason, moderator.id
+    return comment

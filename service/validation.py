@@ -1,0 +1,135 @@
+"""Turning a posted reply form into a clean ``Submission``, or into field-by-field problems.
+
+Pure functions only: no database, no request object. The limits are the ones a blog
+platform's comment form has, so sites can move their existing forms over unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from email_validator import EmailNotValidError, validate_email
+
+from service.errors import ValidationError
+
+NAME_MAX_CHARS = 245
+EMAIL_MAX_CHARS = 100
+URL_MAX_CHARS = 200
+THREAD_MAX_CHARS = 500
+COMMENT_MAX_BYTES = 65_525
+
+# Any C0/C1 control character or DEL; the comment body keeps tab and newline.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A comment as the reader sent it, trimmed, normalised and within limits."""
+
+    name: str
+    email: str
+    comment: str
+    thread: str
+    parent_id: int | None = None
+    url: str | None = None
+
+
+def clean_text(value: str) -> str:
+    """Unicode NFC, trimmed, with Windows and old Mac line ends made plain newlines."""
+    return unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def _text(raw: Any, *, max_chars: int, control: re.Pattern[str] = _CONTROL) -> str:
+    if raw is None:
+        raise ValueError("is required")
+    if not isinstance(raw, str):
+        raise ValueError("must be a string")
+    value = clean_text(raw)
+    if not value:
+        raise ValueError("is required")
+    if control.search(value):
+        raise ValueError("contains control characters")
+    if len(value) > max_chars:
+        raise ValueError(f"is longer than {max_chars} characters")
+    return value
+
+
+def _name(raw: Any) -> str:
+    return _text(raw, max_chars=NAME_MAX_CHARS)
+
+
+def _thread(raw: Any) -> str:
+    return _text(raw, max_chars=THREAD_MAX_CHARS)
+
+
+def _comment(raw: Any) -> str:
+    value = _text(raw, max_chars=COMMENT_MAX_BYTES, control=_BODY_CONTROL)
+    if len(value.encode()) > COMMENT_MAX_BYTES:
+        raise ValueError(f"is longer than {COMMENT_MAX_BYTES} bytes")
+    return value
+
+
+def _email(raw: Any) -> str:
+    value = _text(raw, max_chars=EMAIL_MAX_CHARS)
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"is not a valid email address ({exc})") from None
+
+
+def _url(raw: Any) -> str | None:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    value = _text(raw, max_chars=URL_MAX_CHARS)
+    if "://" not in value:
+        value = f"http://{value}"
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname or " " in value:
+        raise ValueError("must be a web address starting with http:// or https://")
+    if len(value) > URL_MAX_CHARS:
+        raise ValueError(f"is longer than {URL_MAX_CHARS} characters")
+    return value
+
+
+def _parent_id(raw: Any) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise ValueError("must be a comment id (a positive whole number)")
+    text = raw.strip() if isinstance(raw, str) else str(raw)
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError("must be a comment id (a positive whole number)")
+    return int(text)
+
+
+_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "name": _name,
+    "email": _email,
+    "comment": _comment,
+    "thread": _thread,
+    "parent_id": _parent_id,
+    "url": _url,
+}
+
+
+def parse_submission(fields: Mapping[str, Any]) -> Submission:
+    """Validate every field at once; raise ``ValidationError`` listing each problem.
+
+    Unknown fields (submit buttons, a site's own hidden inputs) are ignored.
+    """
+    values: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for field, parse in _FIELDS.items():
+        try:
+            values[field] = parse(fields.get(field))
+        except ValueError as exc:
+            problems[field] = f"{field} {exc}"
+    if problems:
+        raise ValidationError(problems)
+    return Submission(**values)

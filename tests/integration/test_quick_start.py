@@ -1,0 +1,103 @@
+"""The README's run command on a machine with neither DATABASE_URL nor REDIS_URL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from tests.integration.processes import free_port, wait_for
+
+pytestmark = [pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+@pytest.fixture
+def embedded_env(tmp_path: Path) -> dict[str, str]:
+    """A newcomer's environment: no servers configured, a data folder of the test's own."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "REDIS_URL", "MODEL_DIR"}
+    }
+    env.update(
+        MODERATION_DATA_DIR=str(tmp_path / "data"),
+        PORT=str(free_port()),
+        ALLOWED_REDIRECT_HOSTS="news.example",
+    )
+    return env
+
+
+@pytest.fixture
+def running_service(embedded_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """``scripts/run`` started as the README says, stopped with SIGTERM afterwards."""
+    log = tmp_path / "run.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(ROOT / "scripts" / "run")],
+            cwd=ROOT,
+            env=embedded_env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{embedded_env['PORT']}"
+        try:
+            wait_for(
+                lambda: _answers(f"{base}/healthz") or process.poll() is not None,
+                300,
+                "the service to answer",
+            )
+            assert process.poll() is None, log.read_text()
+            yield base, log
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+    assert "stopping" in log.read_text()
+
+
+def test_run_command_serves_and_classifies_a_form_post(
+    running_service: tuple[str, Path], embedded_env: dict[str, str]
+) -> None:
+    base, log = running_service
+    assert f"post comments to {base}/v1/comments" in log.read_text()
+    posted = requests.post(
+        f"{base}/v1/comments",
+        data={
+            "name": "Ann",
+            "email": "ann@example.com",
+            "comment": "Lovely photos of the harbour.",
+            "thread": "/a/9",
+        },
+        headers={"Referer": "https://news.example/a/9"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert posted.status_code == 303
+    comment_id = parse_qs(urlsplit(posted.headers["Location"]).query)["comment_id"][0]
+    token = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "moderation"), "create-token", "quickstart"],
+        cwd=ROOT, env=embedded_env, check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def classified() -> bool:
+        body = requests.get(f"{base}/v1/comments/{comment_id}", headers=headers, timeout=5).json()
+        return bool(body["status"] != "received")
+
+    wait_for(classified, 60, "the worker's verdict\n" + log.read_text()[-2000:])
+    body = requests.get(f"{base}/v1/comments/{comment_id}", headers=headers, timeout=5).json()
+    assert body["status"] == "approved" and body["model_version"]

@@ -1,0 +1,61 @@
+"""Settings: environment first, overrides on top, bad values named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.config import describe_settings, load_settings
+from service.errors import ConfigError
+
+
+def test_defaults_are_the_embedded_ones() -> None:
+    settings = load_settings({})
+    assert settings.database == f"sqlite:///{Path('instance') / 'moderation.db'}"
+    assert settings.models == Path("instance") / "models"
+    assert not settings.redis_url and not settings.is_production
+
+
+def test_environment_values_are_typed() -> None:
+    settings = load_settings(
+        {
+            "MODERATION_PREMODERATION": "yes",
+            "MODERATION_REVIEW_THRESHOLD": "0.4",
+            "ALLOWED_REDIRECT_HOSTS": "News.example, www.news.example",
+            "MAX_BODY_BYTES": "1000",
+        }
+    )
+    assert settings.premoderation is True
+    assert settings.review_threshold == 0.4
+    assert settings.allowed_redirect_hosts == ("news.example", "www.news.example")
+    assert settings.max_body_bytes == 1000
+
+
+def test_overrides_win_over_the_environment() -> None:
+    assert load_settings({"JOB_RETRIES": "5"}, {"job_retries": 1}).job_retries == 1
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"JOB_RETRIES": "many"}, "JOB_RETRIES"),
+        ({"MODERATION_PREMODERATION": "maybe"}, "MODERATION_PREMODERATION"),
+        ({"MODERATION_REVIEW_THRESHOLD": "0.99"}, "0 < review <= reject <= 1"),
+        ({"MODERATION_ENV": "production"}, "MODERATION_SECRET_KEY, DATABASE_URL, REDIS_URL"),
+    ],
+)
+def test_bad_configuration_stops_start_up(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ)
+
+
+def test_unknown_override_is_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings({}, {"colour": "blue"})
+
+
+def test_every_setting_is_described() -> None:
+    rows = describe_settings()
+    assert all(variable and description for variable, _default, description in rows)
+    assert len({variable for variable, _default, _description in rows}) == len(rows)

@@ -1,0 +1,146 @@
+"""POST /v1/comments: JSON and plain HTML form posts, and every refusal."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from service.app import Services
+from service.privacy import decrypt_email, email_digest
+from service.queueing import classify_job_id
+from service.statuses import CommentStatus
+from service.tables import AuditEvent, Comment
+
+pytestmark = pytest.mark.integration
+
+FORM = {"name": "Ann Reader", "email": "ann@example.com", "comment": "Thanks for this.", "thread": "/a/1"}
+
+
+def _count(services: Services) -> int:
+    with services.sessions() as session:
+        return session.scalar(select(func.count()).select_from(Comment)) or 0
+
+
+def test_json_post_is_stored_queued_and_answered_202(client: FlaskClient, services: Services) -> None:
+    response = client.post("/v1/comments", json=FORM)
+    assert response.status_code == 202
+    body = response.get_json()
+    assert body["status"] == "received" and set(body) == {"id", "status"}
+    with services.sessions() as session:
+        comment = session.get(Comment, body["id"])
+        assert comment is not None and comment.status is CommentStatus.RECEIVED
+        assert decrypt_email(services.keys, comment.email_ciphertext) == "ann@example.com"
+        assert comment.email_digest == email_digest(services.keys, "ann@example.com")
+        events = session.scalars(select(AuditEvent).where(AuditEvent.comment_id == comment.id)).all()
+        assert [(event.action, event.to_status) for event in events] == [("received", CommentStatus.RECEIVED)]
+    assert services.queue.queue.job_ids == [classify_job_id(body["id"])]
+    assert services.queue.is_pending(body["id"])
+
+
+def test_form_post_redirects_back_to_the_article(client: FlaskClient) -> None:
+    response = client.post(
+        "/v1/comments", data=FORM, headers={"Referer": "https://news.example/a/1?ref=home"}
+    )
+    assert response.status_code == 303
+    location = urlsplit(response.headers["Location"])
+    assert (location.hostname, location.path) == ("news.example", "/a/1")
+    query = parse_qs(location.query)
+    assert query["comment_status"] == ["awaiting-moderation"] and query["ref"] == ["home"]
+
+
+def test_form_redirect_field_wins_over_referer(client: FlaskClient) -> None:
+    data = {**FORM, "redirect": "https://news.example/thanks"}
+    response = client.post("/v1/comments", data=data, headers={"Referer": "https://news.example/a/1"})
+    assert response.headers["Location"].startswith("https://news.example/thanks?")
+
+
+def test_form_post_to_a_foreign_host_gets_a_page_not_a_redirect(client: FlaskClient) -> None:
+    response = client.post("/v1/comments", data=FORM, headers={"Referer": "https://evil.example/"})
+    assert response.status_code == 202
+    assert response.mimetype == "text/html"
+    assert "awaits moderation" in response.get_data(as_text=True)
+
+
+def test_multipart_form_is_accepted(client: FlaskClient) -> None:
+    response = client.post("/v1/comments", data=FORM, content_type="multipart/form-data")
+    assert response.status_code == 202
+
+
+def test_invalid_json_fields_get_422_naming_each(client: FlaskClient, services: Services) -> None:
+    response = client.post("/v1/comments", json={**FORM, "email": "nope", "name": ""})
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["error"] == "invalid_input"
+    assert set(body["fields"]) == {"email", "name"}
+    assert body["fields"]["name"] == "name is required"
+    assert _count(services) == 0
+
+
+def test_invalid_form_gets_422_page_with_the_messages(client: FlaskClient, services: Services) -> None:
+    response = client.post("/v1/comments", data={**FORM, "email": "nope"})
+    assert response.status_code == 422 and response.mimetype == "text/html"
+    assert "email is not a valid email address" in response.get_data(as_text=True)
+    assert _count(services) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "message"),
+    [
+        (b"{not json", "application/json", 400, "not valid JSON"),
+        (b"[1, 2]", "application/json", 400, "must be an object"),
+        (b"\xff\xfe", "application/json", 400, "not valid JSON"),
+        (b"name=Ann", "text/plain", 415, "application/json"),
+        (b"name=Ann", None, 415, "application/json"),
+    ],
+)
+def test_malformed_bodies(
+    client: FlaskClient,
+    services: Services,
+    body: bytes,
+    content_type: str | None,
+    status: int,
+    message: str,
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/v1/comments", data=body, headers=headers)
+    assert response.status_code == status
+    assert message in response.get_json()["message"]
+    assert _count(services) == 0
+
+
+def test_body_over_the_limit_gets_413(client: FlaskClient, services: Services) -> None:
+    huge = json.dumps({**FORM, "comment": "x" * 300_000})
+    response = client.post("/v1/comments", data=huge, content_type="application/json")
+    assert response.status_code == 413
+    assert response.get_json()["error"] == "request_entity_too_large"
+    assert _count(services) == 0
+
+
+def test_reply_to_a_comment_in_the_same_thread(client: FlaskClient) -> None:
+    parent = client.post("/v1/comments", json=FORM).get_json()["id"]
+    reply = client.post("/v1/comments", json={**FORM, "parent_id": parent})
+    assert reply.status_code == 202
+
+
+@pytest.mark.parametrize("thread", ["/a/1", "/other"])
+def test_reply_to_a_missing_or_foreign_parent_is_refused(
+    client: FlaskClient, services: Services, thread: str
+) -> None:
+    parent = client.post("/v1/comments", json={**FORM, "thread": thread}).get_json()["id"]
+    missing: dict[str, Any] = {**FORM, "thread": "/elsewhere", "parent_id": parent}
+    response = client.post("/v1/comments", json=missing)
+    assert response.status_code == 422
+    assert "parent_id" in response.get_json()["fields"]
+    assert _count(services) == 1
+
+
+def test_unicode_is_normalised_before_storage(client: FlaskClient, services: Services) -> None:
+    comment_id = client.post("/v1/comments", json={**FORM, "name": " Zoe\u0301 "}).get_json()["id"]
+    with services.sessions() as session:
+        stored = session.get(Comment, comment_id)
+        assert stored is not None and stored.name == "Zoé"

@@ -1,0 +1,74 @@
+"""The reply form's rules: what is accepted, how it is cleaned, and what each refusal says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from service.errors import ValidationError
+from service.validation import COMMENT_MAX_BYTES, Submission, parse_submission
+
+VALID = {"name": "Ann", "email": "ann@example.com", "comment": "Good piece.", "thread": "/news/1"}
+
+
+def _with(**changes: Any) -> dict[str, Any]:
+    return {**VALID, **changes}
+
+
+def test_a_valid_form_becomes_a_submission() -> None:
+    assert parse_submission(VALID) == Submission("Ann", "ann@example.com", "Good piece.", "/news/1")
+
+
+def test_text_is_trimmed_and_normalised() -> None:
+    submission = parse_submission(_with(name="  Zoe\u0301 ", comment=" line one\r\nline two \n"))
+    assert submission.name == "Zoé"  # NFC folds e + combining accent into one character
+    assert submission.comment == "line one\nline two"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"name": ""}, "name", "name is required"),
+        ({"name": None}, "name", "name is required"),
+        ({"name": 42}, "name", "name must be a string"),
+        ({"name": "x" * 246}, "name", "name is longer than 245 characters"),
+        ({"name": "bad\x00name"}, "name", "name contains control characters"),
+        ({"email": "not-an-address"}, "email", "email is not a valid email address"),
+        ({"email": "a" * 95 + "@b.com"}, "email", "email is longer than 100 characters"),
+        ({"comment": "   "}, "comment", "comment is required"),
+        ({"comment": "é" * (COMMENT_MAX_BYTES // 2 + 1)}, "comment", "comment is longer than 65525 bytes"),
+        ({"comment": "bell\x07"}, "comment", "comment contains control characters"),
+        ({"thread": ""}, "thread", "thread is required"),
+        ({"url": "ftp://files.example"}, "url", "url must be a web address"),
+        ({"url": "http://" + "a" * 200 + ".com"}, "url", "url is longer than 200 characters"),
+        ({"parent_id": "abc"}, "parent_id", "parent_id must be a comment id"),
+        ({"parent_id": 0}, "parent_id", "parent_id must be a comment id"),
+        ({"parent_id": True}, "parent_id", "parent_id must be a comment id"),
+    ],
+)
+def test_each_problem_is_named(changes: dict[str, Any], field: str, message: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_submission(_with(**changes))
+    assert caught.value.problems[field].startswith(message)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_submission({"comment": "hi"})
+    assert set(caught.value.problems) == {"name", "email", "thread"}
+
+
+def test_optional_fields() -> None:
+    submission = parse_submission(_with(url="blog.example/me", parent_id="7", submit="Post Comment"))
+    assert submission.url == "http://blog.example/me"
+    assert submission.parent_id == 7
+    assert parse_submission(_with(url="", parent_id="")).url is None
+
+
+def test_comment_may_keep_newlines_and_tabs() -> None:
+    assert parse_submission(_with(comment="a\tb\nc")).comment == "a\tb\nc"
+
+
+def test_comment_at_the_byte_limit_is_accepted() -> None:
+    assert len(parse_submission(_with(comment="x" * COMMENT_MAX_BYTES)).comment) == COMMENT_MAX_BYTES

@@ -1,0 +1,62 @@
+"""What a worker process holds for its whole life: settings, database, queue, and the model.
+
+RQ calls jobs by import path with plain arguments, so the jobs find their
+collaborators here. The context is built once per process, before the first job,
+which is what makes the model load once per worker rather than once per job.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import Classifier, load_active
+from service.config import Settings, load_settings
+from service.db import make_engine, make_session_factory
+from service.queueing import ClassifyQueue, connect_redis, redis_url
+from worker.policy import Policy
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """A worker's long-lived collaborators."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    classifier: Classifier
+    policy: Policy
+    queue: ClassifyQueue
+
+
+def build_context(settings: Settings) -> WorkerContext:
+    """Open the database and Redis, and load the active model."""
+    connection = connect_redis(redis_url(settings), timeout=None)
+    return WorkerContext(
+        settings=settings,
+        sessions=make_session_factory(make_engine(settings.database)),
+        classifier=load_active(settings.models),
+        policy=Policy(settings.review_threshold, settings.reject_threshold, settings.premoderation),
+        queue=ClassifyQueue.from_settings(connection, settings),
+    )
+
+
+_lock = threading.Lock()
+_context: WorkerContext | None = None
+
+
+def install_context(context: WorkerContext) -> None:
+    """Make ``context`` the one this process's jobs use (the worker command and tests call it)."""
+    global _context
+    with _lock:
+        _context = context
+
+
+def current_context() -> WorkerContext:
+    """The process's context, built from the environment on first use (plain ``rq worker``)."""
+    global _context
+    with _lock:
+        if _context is None:
+            _context = build_context(load_settings())
+        return _context

@@ -1,0 +1,58 @@
+"""Running a worker: load the model once, then take classification jobs until told to stop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from types import FrameType
+
+import redis
+from rq import SimpleWorker
+
+from service.config import Settings
+from worker.context import build_context, install_context
+from worker.sweeper import start_sweeper
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 30.0
+
+
+class ModerationWorker(SimpleWorker):
+    """Runs jobs in its own process: the model stays loaded and no fork is paid per job."""
+
+    stop_requested = False
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        """Remember that the stop was asked for, so the runner does not restart the worker."""
+        self.stop_requested = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+
+def run_worker(settings: Settings, *, burst: bool = False) -> None:
+    """Work the classify queue; restart after a Redis outage until a signal says stop.
+
+    With ``burst`` the worker drains the queue once and returns.
+    """
+    context = build_context(settings)
+    install_context(context)
+    logger.info("worker ready with model %s", context.classifier.version)
+    stop = threading.Event()
+    if settings.sweep_interval > 0 and not burst:
+        start_sweeper(context, stop)
+    backoff = 1.0
+    try:
+        while True:
+            worker = ModerationWorker([context.queue.queue], connection=context.queue.queue.connection)
+            try:
+                worker.work(burst=burst, with_scheduler=not burst, logging_level=settings.log_level.upper())
+            except redis.RedisError as exc:
+                logger.warning("worker lost the queue: %s", exc)
+            if burst or worker.stop_requested:
+                return
+            logger.warning("worker stopped unexpectedly; starting again in %.0f s", backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+    finally:
+        stop.set()
