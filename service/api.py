@@ -9,7 +9,9 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, g, jsonify, redirect, render_template, request
+from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.routing import BaseConverter
 
 from service.app import get_session, services
 from service.auth import authenticate
@@ -32,6 +34,19 @@ from service.transitions import decide
 from service.validation import parse_submission
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
+
+
+class ThreadConverter(BaseConverter):
+    """A thread key as sites use them: an id, a path ("/2026/11/story") or a whole permalink."""
+
+    regex = ".+?"
+    part_isolating = False
+
+
+@bp.record_once
+def _register_converter(state: BlueprintSetupState) -> None:
+    # Recorded before the routes below, so the converter exists when they are added.
+    state.app.url_map.converters["thread"] = ThreadConverter
 
 NOTE_MAX_CHARS = 2000
 View = TypeVar("View", bound=Callable[..., Any])
@@ -153,7 +168,7 @@ def decide_comment(comment_id: int) -> Any:
 
 
 # Threads are often permalinks ("https://..."), so "//" in the path must survive.
-@bp.get("/threads/<path:thread>/comments", merge_slashes=False)
+@bp.get("/threads/<thread:thread>/comments", merge_slashes=False)
 def list_thread(thread: str) -> Response:
     """The approved comments of one thread, for the site to show under its article."""
     page = _positive("page", request.args.get("page"), 1)

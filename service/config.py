@@ -64,7 +64,7 @@ class Settings:
     reject_threshold: float = _env(
         "MODERATION_REJECT_THRESHOLD",
         "A spam or abuse score at or above this rejects the comment outright.",
-        0.95,
+        0.99,
     )
     premoderation: bool = _env(
         "MODERATION_PREMODERATION",

@@ -44,11 +44,14 @@ def require_service(reachable: bool, what: str) -> None:
 
 
 def _postgres_answers() -> bool:
+    engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 2})
     try:
-        with create_engine(POSTGRES_URL, connect_args={"connect_timeout": 2}).connect() as connection:
+        with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except Exception:  # noqa: BLE001 - any failure means "not there"
         return False
+    finally:
+        engine.dispose()
     return True
 
 

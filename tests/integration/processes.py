@@ -67,7 +67,8 @@ class Worker:
 
     def output(self) -> str:
         """Everything the worker printed so far."""
-        self._output.flush()
+        if not self._output.closed:
+            self._output.flush()
         return self.log.read_text(errors="replace")
 
     def stop(self) -> None:

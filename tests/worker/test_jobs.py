@@ -1,0 +1,139 @@
+"""The classify job and the sweeper, run in-process against the real database and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from rq import SimpleWorker
+from sqlalchemy import func, select, update
+
+from models import load_active
+from service.app import Services
+from service.config import load_settings
+from service.statuses import CommentStatus
+from service.tables import AuditEvent, Comment, Verdict, utcnow
+from worker.context import WorkerContext, build_context, install_context
+from worker.jobs import SKIPPED, classify_comment
+from worker.sweeper import sweep
+
+pytestmark = pytest.mark.integration
+
+SPAM = "Buy cheap viagra now at http://pills.example/buy http://pills.example/cheap !!!"
+
+
+class BrokenClassifier:
+    """A classifier whose every call fails, as a corrupt model or a bug would."""
+
+    version = "broken"
+
+    def score_one(self, _comment: Any) -> Any:
+        raise RuntimeError("model exploded")
+
+
+@pytest.fixture
+def context(settings_overrides: dict[str, Any]) -> Iterator[WorkerContext]:
+    """A worker context on the test's database and queue, installed for the jobs."""
+    built = build_context(load_settings({}, settings_overrides))
+    install_context(built)
+    yield built
+    built.sessions.kw["bind"].dispose()
+
+
+def _post(client: FlaskClient, text: str = "A thoughtful article, thank you.") -> int:
+    response = client.post(
+        "/v1/comments", json={"name": "Ann", "email": "ann@example.com", "comment": text, "thread": "/t"}
+    )
+    return int(response.get_json()["id"])
+
+
+def _count(services: Services, model: type[Any], comment_id: int) -> int:
+    with services.sessions() as session:
+        return (
+            session.scalar(select(func.count()).select_from(model).where(model.comment_id == comment_id)) or 0
+        )
+
+
+def test_classify_stores_verdict_and_audit_once(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
+    comment_id = _post(client, SPAM)
+    outcome = classify_comment(comment_id)
+    assert outcome in {"flagged", "rejected"}
+    assert classify_comment(comment_id) == SKIPPED
+    assert _count(services, Verdict, comment_id) == 1
+    with services.sessions() as session:
+        comment = session.get(Comment, comment_id)
+        assert comment is not None and comment.status.value == outcome
+        assert comment.spam_score is not None and comment.spam_score >= 0.5
+        verdict = session.scalars(select(Verdict).where(Verdict.comment_id == comment_id)).one()
+        assert verdict.model_version == context.classifier.version and verdict.reasons
+        events = session.scalars(select(AuditEvent.action).where(AuditEvent.comment_id == comment_id)).all()
+        assert events == ["received", "classified"]
+
+
+def test_a_moderator_decision_is_never_overwritten_by_a_late_job(
+    client: FlaskClient, services: Services, context: WorkerContext, moderator_headers: dict[str, str]
+) -> None:
+    comment_id = _post(client, SPAM)
+    client.post(f"/v1/comments/{comment_id}/decision", json={"action": "approve"}, headers=moderator_headers)
+    assert classify_comment(comment_id) == SKIPPED
+    assert _count(services, Verdict, comment_id) == 0
+
+
+def test_a_job_for_a_missing_comment_does_nothing(context: WorkerContext) -> None:
+    assert classify_comment(987654) == SKIPPED
+
+
+def test_last_failure_flags_the_comment_for_a_human(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
+    install_context(replace(context, classifier=BrokenClassifier()))  # type: ignore[arg-type]
+    comment_id = _post(client)
+    with pytest.raises(RuntimeError, match="model exploded"):
+        classify_comment(comment_id)
+    with services.sessions() as session:
+        comment = session.get(Comment, comment_id)
+        assert comment is not None and comment.status is CommentStatus.FLAGGED
+        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "classification_failed")).one()
+        assert event.reason == "classification failed: RuntimeError: model exploded"
+
+
+def test_failing_job_is_retried_before_the_human_gets_it(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
+    install_context(replace(context, classifier=BrokenClassifier()))  # type: ignore[arg-type]
+    comment_id = _post(client)
+    queue = services.queue.queue
+    job = queue.fetch_job(f"classify-{comment_id}")
+    assert job is not None and job.retries_left == services.settings.job_retries
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    job.refresh()
+    assert job.get_status() == "scheduled" and job.retries_left == services.settings.job_retries - 1
+    with services.sessions() as session:
+        comment = session.get(Comment, comment_id)
+        assert comment is not None and comment.status is CommentStatus.RECEIVED
+
+
+def test_sweeper_requeues_only_stuck_comments_without_a_live_job(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
+    queued, lost, fresh = _post(client), _post(client), _post(client)
+    services.queue.queue.connection.delete(f"rq:job:classify-{lost}")
+    with services.sessions() as session:
+        an_hour_ago = utcnow() - timedelta(hours=1)
+        session.execute(update(Comment).where(Comment.id.in_([queued, lost])).values(created_at=an_hour_ago))
+        session.commit()
+    services.queue.queue.connection.delete(f"rq:job:classify-{fresh}")
+    with services.sessions() as session:
+        assert sweep(session, context.queue, grace_seconds=60) == 1
+    assert services.queue.is_pending(lost)
+    assert not services.queue.is_pending(fresh)
+
+
+def test_worker_context_loads_the_active_model(context: WorkerContext, model_dir: Any) -> None:
+    assert context.classifier.version == load_active(model_dir).version
