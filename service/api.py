@@ -48,6 +48,7 @@ def _register_converter(state: BlueprintSetupState) -> None:
     # Recorded before the routes below, so the converter exists when they are added.
     state.app.url_map.converters["thread"] = ThreadConverter
 
+
 NOTE_MAX_CHARS = 2000
 View = TypeVar("View", bound=Callable[..., Any])
 Choice = TypeVar("Choice", bound=Enum)

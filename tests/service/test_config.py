@@ -41,7 +41,7 @@ def test_overrides_win_over_the_environment() -> None:
     [
         ({"JOB_RETRIES": "many"}, "JOB_RETRIES"),
         ({"MODERATION_PREMODERATION": "maybe"}, "MODERATION_PREMODERATION"),
-        ({"MODERATION_REVIEW_THRESHOLD": "0.99"}, "0 < review <= reject <= 1"),
+        ({"MODERATION_REVIEW_THRESHOLD": "0.995"}, "0 < review <= reject <= 1"),
         ({"MODERATION_ENV": "production"}, "MODERATION_SECRET_KEY, DATABASE_URL, REDIS_URL"),
     ],
 )

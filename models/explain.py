@@ -1,0 +1,274 @@
+"""Reasons for a score, read off the fitted linear model.
+
+A head's calibrated log-odds are `intercept + sum_i x_i * coef_i` over the comment's
+features, so `x_i * coef_i` is exactly how far feature i moved this comment's score.
+The reasons are the largest positive of those contributions, grouped so a moderator
+can read them:
+
+- a word's own weight and the weights of the character n-grams inside it are summed
+  under that word (`"viagra" +2.3 toward spam`, even when the comment said `v1agra`);
+- a word pair keeps its own entry (`"free money"`);
+- metadata features are described from the raw comment (`3 links +0.9 toward spam`).
+
+The grouping only redistributes contributions: the sum over all groups equals the sum
+over all features, so nothing is invented or guessed.
+"""
+
+from __future__ import annotations
+
+import string
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.pipeline import Pipeline
+from sklearn.utils import murmurhash3_32
+
+from models.features import FEATURES, describe, measure
+from models.normalize import (
+    DOMAIN_PREFIX,
+    EMAIL_MARKER,
+    EMAIL_PATTERN,
+    URL_MARKER,
+    domain_token,
+    find_urls,
+    url_domain,
+)
+from models.pipeline import NO_AUTHOR, TEXT_BRANCHES, PreparedComment
+
+MAX_REASONS_PER_HEAD = 3
+_PUNCTUATION = string.punctuation + "\u2026\u201c\u201d\u2018\u2019"
+# Contributions below this (in log-odds) round to +0.0 or +0.1 and tell a moderator nothing.
+MIN_CONTRIBUTION = 0.1
+_WORD_CACHE_LIMIT = 100_000
+
+
+def _term_indexer(vectorizer: Any) -> tuple[Callable[[str], int | None], int]:
+    """Return (term -> column or None, number of columns) for a fitted text vectorizer."""
+    if isinstance(vectorizer, HashingVectorizer):
+        size = int(vectorizer.n_features)
+
+        def hashed(term: str) -> int:
+            # The same hash HashingVectorizer applies (sklearn's _hashing_fast).
+            h = murmurhash3_32(term, seed=0, positive=False)
+            return (2147483647 - (size - 1)) % size if h == -2147483648 else abs(h) % size
+
+        return hashed, size
+    vocabulary: dict[str, int] = vectorizer.vocabulary_
+    return vocabulary.get, len(vocabulary)
+
+
+class Explainer:
+    """Turns a comment's feature row and the heads' weights into moderator reasons."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        union = pipeline.named_steps["features"]
+        self._index: dict[str, Callable[[str], int | None]] = {}
+        self._vectorizers: dict[str, Any] = {}
+        self._term_names: dict[str, list[str] | None] = {}
+        self._analyzer: dict[str, Callable[[str], list[str]]] = {}
+        self._offset: dict[str, int] = {}
+        offset = 0
+        for name, transformer in union.transformer_list:
+            self._offset[name] = offset
+            if name in TEXT_BRANCHES:
+                vectorizer = self._vectorizers[name] = transformer.named_steps["vectorizer"]
+                self._index[name], width = _term_indexer(vectorizer)
+                self._analyzer[name] = vectorizer.build_analyzer()
+            else:
+                width = len(FEATURES)
+            offset += width
+        self.n_features = offset
+        self._word_columns: dict[str, np.ndarray] = {}
+        # The TF-IDF vectorizer already caches each word's n-gram columns; reuse them.
+        chars = union.named_transformers["chars"].named_steps["vectorizer"]
+        self._char_columns: Callable[[str], np.ndarray] | None = getattr(chars, "word_columns", None)
+
+    def reasons(
+        self,
+        comment: PreparedComment,
+        row: tuple[np.ndarray, np.ndarray],
+        coef: np.ndarray,
+        heads: Sequence[tuple[int, str]],
+    ) -> list[str]:
+        """Return up to `MAX_REASONS_PER_HEAD` reasons per head for one comment.
+
+        Args:
+            comment: the prepared comment the row was computed from.
+            row: its feature row as (column indices in ascending order, values).
+            coef: all heads' weights, shape (number of heads, n_features).
+            heads: the (row of `coef`, head name) pairs to explain.
+        """
+        keys, label_ids, columns, shares = self._pieces(comment, row[0])
+        values = _lookup(row, columns) * shares
+        # contributions[h, k]: how far piece k moved head h's calibrated log-odds.
+        rows = np.asarray([h for h, _ in heads], dtype=np.int64)
+        contributions = coef[np.ix_(rows, columns)] * values
+        domains: dict[str, str] | None = None
+        reasons: list[str] = []
+        for position, (_, head) in enumerate(heads):
+            totals = np.bincount(label_ids, weights=contributions[position], minlength=len(keys))
+            for k in np.argsort(-totals, kind="stable")[:MAX_REASONS_PER_HEAD]:
+                if totals[k] < MIN_CONTRIBUTION:
+                    break
+                domains = _domain_names(comment) if domains is None else domains
+                reasons.append(f"{_render(keys[k], comment, domains)} +{totals[k]:.1f} toward {head}")
+        return reasons
+
+    def _pieces(
+        self, comment: PreparedComment, present: np.ndarray
+    ) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray, np.ndarray]:
+        """Split the comment's features into pieces, each with a readable key.
+
+        `present` holds the columns that are non-zero in the comment's row.
+        Returns (keys, key id per piece, column per piece, share of the column per piece).
+        """
+        keys: dict[tuple[str, str], int] = {}
+        ids: list[np.ndarray] = []
+        columns: list[np.ndarray] = []
+        shares: list[np.ndarray] = []
+        for kind, branch, text in (
+            ("word", "words", comment.normalized_text),
+            ("author", "author", comment.normalized_author),
+        ):
+            terms, term_columns, term_shares = self._terms(branch, text, present)
+            ids.append(np.asarray([keys.setdefault((kind, t), len(keys)) for t in terms], dtype=np.int64))
+            columns.append(term_columns)
+            shares.append(term_shares)
+        words, word_ids, word_columns, word_shares = self._char_pieces(comment.normalized_text)
+        lookup = np.asarray(
+            [keys.setdefault(("word", _word_key(w)), len(keys)) for w in words], dtype=np.int64
+        )
+        ids.append(lookup[word_ids] if len(words) else word_ids)
+        columns.append(word_columns)
+        shares.append(word_shares)
+        meta = [keys.setdefault(("meta", str(i)), len(keys)) for i in range(len(FEATURES))]
+        ids.append(np.asarray(meta, dtype=np.int64))
+        columns.append(self._offset["meta"] + np.arange(len(FEATURES)))
+        shares.append(np.ones(len(FEATURES)))
+        return list(keys), np.concatenate(ids), np.concatenate(columns), np.concatenate(shares)
+
+    def _terms(self, branch: str, text: str, present: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Each distinct known term of `branch`, its column, and its share of that column."""
+        offset, names = self._offset[branch], self._names(branch)
+        if names is not None:
+            # With a vocabulary, each non-zero column of the branch is exactly one term.
+            columns = present[(present >= offset) & (present < offset + len(names))]
+            return [names[c - offset] for c in columns.tolist()], columns, np.ones(len(columns))
+        index = self._index[branch]
+        found = sorted((t, c) for t in set(self._analyzer[branch](text)) if (c := index(t)) is not None)
+        # Distinct terms can share a hashed column; each then gets an equal part of it.
+        per_column = Counter(column for _, column in found)
+        hashed = np.asarray([c for _, c in found], dtype=np.int64)
+        shares = np.asarray([1.0 / per_column[c] for _, c in found], dtype=np.float64)
+        return [t for t, _ in found], offset + hashed, shares
+
+    def _names(self, branch: str) -> list[str] | None:
+        """The branch's terms by column, or None for hashed features (built on first use)."""
+        if branch not in self._term_names:
+            vocabulary: dict[str, int] | None = getattr(self._vectorizers[branch], "vocabulary_", None)
+            names = None
+            if vocabulary is not None:
+                names = [""] * len(vocabulary)
+                for term, column in vocabulary.items():
+                    names[column] = term
+            self._term_names[branch] = names
+        return self._term_names[branch]
+
+    def _char_pieces(self, text: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Attribute each character n-gram column to the words it occurs in.
+
+        A column's value comes from all its occurrences in the comment, so each
+        occurrence gets an equal share; a word's pieces are its occurrences.
+        """
+        frequency = Counter(text.split())
+        words = sorted(frequency)
+        if not words:
+            empty = np.zeros(0, dtype=np.int64)
+            return [], empty, empty, np.zeros(0)
+        per_word = [self._columns_of(word) for word in words]
+        columns = np.concatenate(per_word)
+        word_ids = np.repeat(np.arange(len(words)), [len(c) for c in per_word])
+        weights = np.asarray([frequency[w] for w in words], dtype=np.float64)[word_ids]
+        _, inverse = np.unique(columns, return_inverse=True)
+        totals = np.bincount(inverse, weights=weights)
+        return words, word_ids, columns, weights / totals[inverse]
+
+    def _columns_of(self, word: str) -> np.ndarray:
+        """Return the character n-gram columns of one word, with repeats (cached)."""
+        cached = self._word_columns.get(word)
+        if cached is not None:
+            return cached
+        if self._char_columns is not None:
+            columns = self._offset["chars"] + self._char_columns(word)
+        else:
+            index = self._index["chars"]
+            found = [c for c in map(index, self._analyzer["chars"](word)) if c is not None]
+            columns = self._offset["chars"] + np.asarray(found, dtype=np.int64)
+        if len(self._word_columns) >= _WORD_CACHE_LIMIT:
+            self._word_columns.clear()  # bounded memory; the current words fill it again
+        self._word_columns[word] = columns
+        return columns
+
+
+def _lookup(row: tuple[np.ndarray, np.ndarray], columns: np.ndarray) -> np.ndarray:
+    """Return the row's values at `columns` (zero where the row has none)."""
+    indices, data = row
+    if not len(indices):
+        return np.zeros(len(columns))
+    positions = np.minimum(np.searchsorted(indices, columns), len(indices) - 1)
+    return np.where(indices[positions] == columns, data[positions], 0.0).astype(np.float64)
+
+
+def _render(key: tuple[str, str], comment: PreparedComment, domains: dict[str, str]) -> str:
+    kind, term = key
+    if kind == "meta":
+        index = int(term)
+        return describe(index, measure(comment)[index])
+    label = _label(term, domains)
+    return _author_label(label) if kind == "author" else label
+
+
+def _domain_names(comment: PreparedComment) -> dict[str, str]:
+    """Map each domain token of the comment back to the domain as written."""
+    hosts = [url_domain(url) for url in find_urls(comment.text) + find_urls(comment.author)]
+    hosts += [m.group(1).lower() for m in EMAIL_PATTERN.finditer(comment.text)]
+    if comment.url.strip():
+        hosts.append(url_domain(comment.url))
+    return {domain_token(host): host for host in hosts}
+
+
+def _display(token: str, domains: dict[str, str]) -> str:
+    if token == URL_MARKER:
+        return "[link]"
+    if token == EMAIL_MARKER:
+        return "[email address]"
+    if token.startswith(DOMAIN_PREFIX):
+        return domains.get(token) or token[len(DOMAIN_PREFIX) :].replace("_", ".")
+    return token
+
+
+def _label(term: str, domains: dict[str, str]) -> str:
+    """Render a term as a moderator reads it: `"free"`, `"buy [link]"`, `link to ex.com`."""
+    if term == URL_MARKER:
+        return "a link"
+    if term == EMAIL_MARKER:
+        return "an email address"
+    if term.startswith(DOMAIN_PREFIX) and " " not in term:
+        return f"link to {_display(term, domains)}"
+    return '"' + " ".join(_display(token, domains) for token in term.split(" ")) + '"'
+
+
+def _word_key(word: str) -> str:
+    """The word-feature term a whitespace-separated word stands for ("idiot," -> "idiot")."""
+    return word.strip(_PUNCTUATION) or word
+
+
+def _author_label(label: str) -> str:
+    if label == f'"{NO_AUTHOR}"':
+        return "no author name"
+    if label.startswith('"'):
+        return f"author name {label}"
+    return f"{label} in the author name or website"

@@ -1,0 +1,195 @@
+"""Comment metadata features: links, shouting, repeated characters, length, digits.
+
+These complement the word and character n-grams with signals that live in the shape of
+a comment rather than its words. The transformer is stateless: every value is scaled by
+a fixed formula (a logarithm or a share), so the same features work for the in-memory
+and the out-of-core pipeline and nothing has to be fitted or stored.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from models.normalize import EMAIL_PATTERN, find_urls, normalize_text, url_domain
+from models.records import as_comment
+
+_PUNCTUATION_RUN = re.compile(r"[!?]{3,}")
+_CHARACTER_RUN = re.compile(r"(\S)\1+")
+_DIGIT = re.compile(r"\d")
+# Seven or more digits, possibly split by spaces, dots, dashes or brackets: 555-123-4567.
+_PHONE = re.compile(r"(?:\+?\d[\s().-]?){7,}")
+# Below this many letters a share of capitals says nothing ("OK", "USA").
+_MIN_LETTERS_FOR_CAPITALS = 8
+# Only the part of the length beyond a long comment counts. A feature that is non-zero
+# for every comment acts as a second intercept: the model would lean on it for every
+# comment and moderators would see "length" among the reasons for all of them.
+_LONG_COMMENT = 500
+
+
+def _plural(count: float, word: str) -> str:
+    number = int(count)
+    return f"{number} {word}" if number == 1 else f"{number} {word}s"
+
+
+def _capital_share(text: str) -> float:
+    # map() over the str methods keeps the per-character loop in C.
+    letters = sum(map(str.isalpha, text))
+    if letters < _MIN_LETTERS_FOR_CAPITALS:
+        return 0.0
+    return sum(map(str.isupper, text)) / letters
+
+
+def _longest_run(text: str) -> float:
+    return float(max((len(m.group(0)) for m in _CHARACTER_RUN.finditer(text)), default=1))
+
+
+def _author_has_link(author: str) -> float:
+    return float(bool(find_urls(author) or EMAIL_PATTERN.search(author)))
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """The fields a metadata feature is measured on."""
+
+    text: str
+    author: str
+    url: str
+    # Digits are counted after normalization: the 1 in "v1agra" is a disguised letter,
+    # and counting it would make the disguise itself move the score.
+    normalized_text: str
+    urls: list[str]  # found once, used by two features
+
+
+def _measured(record: Any) -> Measured:
+    normalized = getattr(record, "normalized_text", None)
+    comment = as_comment(record)
+    if normalized is None:
+        normalized = normalize_text(comment.text)
+    return Measured(comment.text, comment.author, comment.url, normalized, find_urls(comment.text))
+
+
+@dataclass(frozen=True)
+class MetadataFeature:
+    """One metadata feature: how it is measured, scaled for the model, and described."""
+
+    name: str
+    measure: Callable[[Measured], float]
+    scale: Callable[[float], float]
+    describe: Callable[[float], str]
+
+
+def _log(value: float) -> float:
+    return math.log1p(value)
+
+
+FEATURES: tuple[MetadataFeature, ...] = (
+    MetadataFeature(
+        "links",
+        lambda m: float(len(m.urls)),
+        _log,
+        lambda v: _plural(v, "link"),
+    ),
+    MetadataFeature(
+        "link_domains",
+        lambda m: float(len({url_domain(u) for u in m.urls})),
+        _log,
+        lambda v: _plural(v, "distinct link domain"),
+    ),
+    MetadataFeature(
+        "author_link",
+        lambda m: _author_has_link(m.author),
+        float,
+        lambda v: "a link in the author name",
+    ),
+    MetadataFeature(
+        "website",
+        lambda m: float(bool(m.url.strip())),
+        float,
+        lambda v: "a website given",
+    ),
+    MetadataFeature(
+        "capitals",
+        lambda m: _capital_share(m.text),
+        float,
+        lambda v: f"{v:.0%} capital letters",
+    ),
+    MetadataFeature(
+        "punctuation_runs",
+        lambda m: float(len(_PUNCTUATION_RUN.findall(m.text))),
+        _log,
+        lambda v: _plural(v, "run") + " of !!! or ???",
+    ),
+    MetadataFeature(
+        "longest_run",
+        lambda m: _longest_run(m.text),
+        # Doubled letters are ordinary ("good"); only runs of three or more count.
+        lambda v: math.log1p(max(v - 2.0, 0.0)),
+        lambda v: f"a character repeated {int(v)} times",
+    ),
+    MetadataFeature(
+        "length",
+        lambda m: float(len(m.text)),
+        lambda v: math.log(max(v, _LONG_COMMENT) / _LONG_COMMENT),
+        lambda v: f"length {int(v)} characters",
+    ),
+    MetadataFeature(
+        "digits",
+        lambda m: float(len(_DIGIT.findall(m.normalized_text))),
+        _log,
+        lambda v: _plural(v, "digit"),  # counted after normalization, see `Measured`
+    ),
+    MetadataFeature(
+        "phone_numbers",
+        lambda m: float(len(_PHONE.findall(m.text))),
+        _log,
+        lambda v: _plural(v, "phone-number-like run"),
+    ),
+)
+
+FEATURE_NAMES: tuple[str, ...] = tuple(feature.name for feature in FEATURES)
+
+
+def measure(record: Any) -> list[float]:
+    """Return the raw (unscaled) value of every metadata feature for one record."""
+    measured = _measured(record)
+    return [f.measure(measured) for f in FEATURES]
+
+
+def describe(index: int, raw_value: float) -> str:
+    """Return the moderator-facing description of feature `index` at `raw_value`."""
+    return FEATURES[index].describe(raw_value)
+
+
+class MetadataFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Stateless transformer from comment records to scaled metadata features.
+
+    Accepts any sequence of records that `models.records.as_comment` understands:
+    `CommentText`, strings, mappings, or objects with `text`, `author` and `url`.
+    """
+
+    def fit(self, records: Sequence[Any], y: Any = None) -> MetadataFeatures:
+        """Do nothing: the features have fixed scales."""
+        return self
+
+    def transform(self, records: Sequence[Any]) -> np.ndarray:
+        """Return an array of shape (len(records), len(FEATURES))."""
+        rows = [
+            [f.scale(raw) for f, raw in zip(FEATURES, measure(record), strict=True)] for record in records
+        ]
+        return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURES))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Return the feature names, in column order."""
+        return np.asarray(FEATURE_NAMES, dtype=object)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags

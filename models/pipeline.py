@@ -1,0 +1,189 @@
+"""The one pipeline used for training, evaluation and serving.
+
+    prepare   records -> normalized text and author (`normalize_text`), raw kept for metadata
+    features  FeatureUnion of
+                words   word 1-2-grams of the normalized text
+                chars   character 2-5-grams within words of the normalized text
+                author  words of the normalized author name and website domain
+                meta    `MetadataFeatures`: links, capitals, repeats, length, digits
+    heads     `LinearHeads`: one calibrated logistic model per head (spam, abuse)
+
+In memory, the text branches are TF-IDF vectorizers with a learned vocabulary. Out of
+core, they are stateless `HashingVectorizer`s and the heads are fitted chunk by chunk
+with `partial_fit`, so the label set never has to fit in memory.
+
+Nothing is done to the text outside this pipeline: the same object that was trained is
+the one saved, loaded and asked for scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from models.features import MetadataFeatures
+from models.heads import HEADS, LinearHeads
+from models.normalize import normalize_author, normalize_text
+from models.records import as_comment
+from models.vectorizers import CompactTfidfVectorizer
+
+TEXT_BRANCHES = ("words", "chars", "author")
+WORD_NGRAMS = (1, 2)
+CHAR_NGRAMS = (2, 5)
+# Hashed feature spaces for the out-of-core mode: large enough that collisions between
+# the few hundred thousand n-grams of a big corpus stay rare, small enough that the two
+# heads' weight vectors stay a few tens of megabytes.
+HASHED_TEXT_FEATURES = 2**20
+HASHED_AUTHOR_FEATURES = 2**16
+# Words are whole tokens, including the `urltoken` and `domain_...` markers.
+WORD_PATTERN = r"(?u)\b\w+\b"
+# Stands in for an empty author name, so the author vocabulary is never empty (many
+# corpora have no authors) and "no name given" can itself be learned.
+NO_AUTHOR = "noauthor"
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedComment:
+    """A comment with its normalized text beside the raw fields."""
+
+    text: str
+    author: str
+    url: str
+    normalized_text: str
+    normalized_author: str
+
+
+def prepare(record: Any) -> PreparedComment:
+    """Normalize one record (a `CommentText`, str, mapping or `Example`)."""
+    if isinstance(record, PreparedComment):
+        return record
+    comment = as_comment(record)
+    return PreparedComment(
+        text=comment.text,
+        author=comment.author,
+        url=comment.url,
+        normalized_text=normalize_text(comment.text),
+        normalized_author=normalize_author(comment.author, comment.url) or NO_AUTHOR,
+    )
+
+
+class PrepareComments(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Stateless step turning input records into `PreparedComment`s."""
+
+    def fit(self, records: Sequence[Any], y: Any = None) -> PrepareComments:
+        """Do nothing: normalization has no parameters to learn."""
+        return self
+
+    def transform(self, records: Sequence[Any]) -> list[PreparedComment]:
+        """Return one `PreparedComment` per record, in order."""
+        return [prepare(record) for record in records]
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags
+
+
+class Field(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Stateless step selecting one string attribute of each prepared comment."""
+
+    def __init__(self, name: str = "normalized_text") -> None:
+        self.name = name
+
+    def fit(self, records: Sequence[Any], y: Any = None) -> Field:
+        """Do nothing: selection has no parameters to learn."""
+        return self
+
+    def transform(self, records: Sequence[Any]) -> list[str]:
+        """Return the `name` attribute of every record."""
+        return [str(getattr(record, self.name)) for record in records]
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags
+
+
+def _text_vectorizer(kind: str, out_of_core: bool, min_df: int, max_features: int) -> Any:
+    if kind == "chars":
+        options: dict[str, Any] = {"analyzer": "char_wb", "ngram_range": CHAR_NGRAMS}
+    elif kind == "words":
+        options = {"analyzer": "word", "ngram_range": WORD_NGRAMS, "token_pattern": WORD_PATTERN}
+    else:
+        options = {"analyzer": "word", "ngram_range": (1, 1), "token_pattern": WORD_PATTERN}
+    # The text is already case-folded by `normalize_text`; lowercasing again is wasted work.
+    options.update(lowercase=False, dtype=np.float32)
+    if out_of_core:
+        size = HASHED_AUTHOR_FEATURES if kind == "author" else HASHED_TEXT_FEATURES
+        return HashingVectorizer(n_features=size, alternate_sign=False, norm="l2", **options)
+    return CompactTfidfVectorizer(min_df=min_df, max_features=max_features, sublinear_tf=True, **options)
+
+
+def build_features(
+    *, out_of_core: bool = False, min_df: int = 1, max_features: int = 300_000
+) -> FeatureUnion:
+    """Return the feature union (word, character, author and metadata branches)."""
+    field = {"words": "normalized_text", "chars": "normalized_text", "author": "normalized_author"}
+    branches: list[tuple[str, Any]] = [
+        (
+            kind,
+            Pipeline(
+                [
+                    ("field", Field(field[kind])),
+                    ("vectorizer", _text_vectorizer(kind, out_of_core, min_df, max_features)),
+                ]
+            ),
+        )
+        for kind in TEXT_BRANCHES
+    ]
+    branches.append(("meta", MetadataFeatures()))
+    return FeatureUnion(branches)
+
+
+def build_pipeline(
+    *,
+    out_of_core: bool = False,
+    seed: int = 0,
+    heads: Sequence[str] = HEADS,
+    min_df: int = 1,
+    max_features: int = 300_000,
+    C: float = 4.0,  # noqa: N803 - scikit-learn's name for it
+    calibration_folds: int = 3,
+) -> Pipeline:
+    """Return the unfitted pipeline: prepare -> features -> heads.
+
+    Args:
+        out_of_core: hashed features and `partial_fit` heads instead of TF-IDF and
+            batch-fitted logistic regression.
+        seed: random state for every randomized step, so the same data gives the same model.
+        heads: the label names the model may learn, in column order of the label matrix.
+        min_df: minimum document frequency of a TF-IDF term (ignored out of core).
+        max_features: cap on each TF-IDF vocabulary (ignored out of core).
+        C: inverse regularization strength of the logistic regressions.
+        calibration_folds: folds used to fit the sigmoid calibration of each head.
+    """
+    return Pipeline(
+        [
+            ("prepare", PrepareComments()),
+            (
+                "features",
+                build_features(out_of_core=out_of_core, min_df=min_df, max_features=max_features),
+            ),
+            (
+                "heads",
+                LinearHeads(
+                    heads=tuple(heads),
+                    C=C,
+                    calibration_folds=calibration_folds,
+                    out_of_core=out_of_core,
+                    random_state=seed,
+                ),
+            ),
+        ]
+    )

@@ -1,0 +1,49 @@
+"""The record a comment is scored from.
+
+Kept free of heavy imports so `import models` stays cheap for the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class CommentText:
+    """What the classifier sees of a comment.
+
+    Attributes:
+        text: the comment body as submitted.
+        author: the name the commenter typed.
+        url: the commenter's website field, if the form has one.
+    """
+
+    text: str
+    author: str = ""
+    url: str = ""
+
+
+def as_comment(record: Any) -> CommentText:
+    """Return `record` as a `CommentText`.
+
+    Accepts a `CommentText`, a plain string (the text), a mapping with `text`, `author`
+    and `url` keys, or any object with those attributes (such as an `Example`).
+    """
+    if isinstance(record, CommentText):
+        return record
+    if isinstance(record, str):
+        return CommentText(record)
+    if isinstance(record, Mapping):
+        return CommentText(
+            text=str(record.get("text") or ""),
+            author=str(record.get("author") or ""),
+            url=str(record.get("url") or ""),
+        )
+    # Any other record with the same attribute names (e.g. an `Example`) is accepted too.
+    return CommentText(
+        text=str(getattr(record, "text", "") or ""),
+        author=str(getattr(record, "author", "") or ""),
+        url=str(getattr(record, "url", "") or ""),
+    )

@@ -1,0 +1,178 @@
+"""The model registry: version folders under one directory, one of them active.
+
+    <model_dir>/
+        20261128T031500Z-1a2b3c4d/   a version (see `models.artifacts`)
+        ACTIVE                       the active version's name
+        HISTORY                      previously active versions, oldest first
+
+`ACTIVE` and `HISTORY` are replaced atomically (temporary file + `os.replace`), so a
+worker reading `ACTIVE` sees either the old or the new name, never half of one.
+Changes take an exclusive lock on `<model_dir>/.lock`, so two processes activating at
+once cannot interleave their history updates.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from models.artifacts import library_versions, load_artifact, read_metadata, verify_artifact, write_artifact
+from models.classifier import Classifier
+from models.errors import ModelNotFoundError
+from models.training import TrainingResult, make_version
+
+ACTIVE_FILE = "ACTIVE"
+HISTORY_FILE = "HISTORY"
+LOCK_FILE = ".lock"
+_TRAIN_HINT = "train one with `moderation train --data FILE --out DIR` (or run `moderation init`)"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def _locked(model_dir: Path) -> Iterator[None]:
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with (model_dir / LOCK_FILE).open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def list_versions(model_dir: str | Path) -> list[str]:
+    """Return the version names in `model_dir`, oldest first."""
+    root = Path(model_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def active_version(model_dir: str | Path) -> str | None:
+    """Return the active version's name, or None when none is active."""
+    path = Path(model_dir) / ACTIVE_FILE
+    if not path.is_file():
+        return None
+    return path.read_text(encoding="utf-8").strip() or None
+
+
+def _history(model_dir: Path) -> list[str]:
+    path = model_dir / HISTORY_FILE
+    return path.read_text(encoding="utf-8").split() if path.is_file() else []
+
+
+def activate(model_dir: str | Path, version: str) -> None:
+    """Make `version` the active one, after checking it can be loaded here.
+
+    Raises:
+        ModelNotFoundError, ModelIntegrityError, ModelVersionError.
+    """
+    root = Path(model_dir)
+    verify_artifact(root / version)
+    with _locked(root):
+        current = active_version(root)
+        if current == version:
+            return
+        if current is not None:
+            _write_atomically(root / HISTORY_FILE, "\n".join([*_history(root), current]) + "\n")
+        _write_atomically(root / ACTIVE_FILE, version + "\n")
+
+
+def rollback(model_dir: str | Path) -> str:
+    """Re-activate the previously active version and return its name.
+
+    Versions deleted since they were active are skipped.
+
+    Raises:
+        ModelNotFoundError: there is no earlier version to go back to.
+    """
+    root = Path(model_dir)
+    with _locked(root):
+        history, current = _history(root), active_version(root)
+        while history:
+            candidate = history.pop()
+            if candidate != current and (root / candidate).is_dir():
+                verify_artifact(root / candidate)
+                _write_atomically(root / HISTORY_FILE, "".join(f"{v}\n" for v in history))
+                _write_atomically(root / ACTIVE_FILE, candidate + "\n")
+                return candidate
+    raise ModelNotFoundError(f"no earlier active version to roll back to in {root}")
+
+
+def _metadata(result: TrainingResult, version: str) -> dict[str, Any]:
+    return {
+        "version": version,
+        "created_at": result.created_at.isoformat(),
+        "saved_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "libraries": library_versions(),
+        "data_fingerprint": result.data_fingerprint,
+        "examples": result.examples,
+        "parameters": result.parameters,
+        "heads": list(result.classifier.heads),
+        "thresholds": result.thresholds,
+        "metrics": result.metrics,
+        "notes": result.notes,
+    }
+
+
+def save_version(model_dir: str | Path, result: TrainingResult) -> str:
+    """Write a trained result as a new version folder and return the version name.
+
+    The version is the one `train` assigned (creation time and data fingerprint); if a
+    folder of that name already exists (the same data trained twice within a second),
+    a suffix `-2`, `-3`, ... is added. The new version is not activated: see `activate`.
+    """
+    root = Path(model_dir)
+    base = make_version(result.created_at, result.data_fingerprint)
+    version, suffix = base, 1
+    while (root / version).exists():
+        suffix += 1
+        version = f"{base}-{suffix}"
+    metadata = _metadata(result, version)
+    write_artifact(root / version, result.classifier.pipeline, metadata)
+    result.classifier.version = version
+    result.classifier.metadata = metadata
+    return version
+
+
+def version_metadata(model_dir: str | Path, version: str) -> dict[str, Any]:
+    """Return the metadata of one version without loading its model."""
+    return read_metadata(Path(model_dir) / version)
+
+
+def load_version(model_dir: str | Path, version: str) -> Classifier:
+    """Load one version as a `Classifier` (verified; see `models.artifacts`)."""
+    pipeline, metadata = load_artifact(Path(model_dir) / version)
+    return Classifier(
+        pipeline, version=metadata["version"], thresholds=metadata["thresholds"], metadata=metadata
+    )
+
+
+def load_active(model_dir: str | Path) -> Classifier:
+    """Load the active version.
+
+    Raises:
+        ModelNotFoundError: no version is active in `model_dir`, with a hint to train one.
+        ModelIntegrityError, ModelVersionError: the active version cannot be trusted here.
+    """
+    version = active_version(model_dir)
+    if version is None:
+        raise ModelNotFoundError(f"no active model in {model_dir}: {_TRAIN_HINT}")
+    return load_version(model_dir, version)

@@ -1,0 +1,200 @@
+"""Training: split, fit, measure on held-out data, pick thresholds, refit on everything.
+
+The split model exists only to measure: metrics and thresholds come from examples it
+never saw. The model that is kept is then refitted on all examples with the same
+parameters, because for the small label sets a site starts with (a seed set, a few
+hundred moderator decisions) the last fifth of the data matters more than the small
+shift between the split model's and the final model's probabilities. Both are
+calibrated the same way, so thresholds chosen on one carry over to the other. The
+reported metrics are the split model's, the honest estimate for unseen comments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+from models.classifier import Classifier
+from models.errors import TrainingError
+from models.examples import Example, deduplicate, fingerprint, split_examples
+from models.heads import HEADS
+from models.metrics import DEFAULT_REVIEW, NO_AUTOMATIC_REJECT, baseline_scores, head_metrics, pick_thresholds
+from models.pipeline import build_pipeline
+
+# Below this many examples, terms seen once are kept: a small set has few repeats.
+MIN_DF_THRESHOLD = 2000
+OUT_OF_CORE_CHUNK = 5000
+OUT_OF_CORE_EPOCHS = 5
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """A trained classifier with what is recorded beside it."""
+
+    classifier: Classifier
+    metrics: dict[str, Any]
+    parameters: dict[str, Any]
+    data_fingerprint: str
+    created_at: datetime
+    examples: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def thresholds(self) -> dict[str, dict[str, float]]:
+        """Per head `{"review": p, "reject": p}`."""
+        return self.classifier.thresholds
+
+
+def label_matrix(examples: Sequence[Example], heads: Sequence[str] = HEADS) -> np.ndarray:
+    """Return labels as an (n, len(heads)) float array with NaN where a label is absent."""
+    rows = [[np.nan if (v := e.label(h)) is None else float(v) for h in heads] for e in examples]
+    return np.asarray(rows, dtype=np.float64).reshape(len(examples), len(heads))
+
+
+def make_version(created_at: datetime, data_fingerprint: str) -> str:
+    """Return a version name such as `20261128T031500Z-1a2b3c4d`."""
+    return f"{created_at.astimezone(UTC):%Y%m%dT%H%M%SZ}-{data_fingerprint[:8]}"
+
+
+def _chunks(examples: Sequence[Example], size: int) -> Iterable[Sequence[Example]]:
+    for start in range(0, len(examples), size):
+        yield examples[start : start + size]
+
+
+def fit_out_of_core(
+    pipeline: Pipeline,
+    chunks: Callable[[], Iterable[Sequence[Example]]],
+    *,
+    epochs: int = OUT_OF_CORE_EPOCHS,
+    progress: Progress | None = None,
+) -> Pipeline:
+    """Fit an out-of-core pipeline by passing over `chunks()` `epochs` times.
+
+    `chunks` is called once per epoch, so it can re-read files from disk: only one
+    chunk of examples and its feature matrix are in memory at a time.
+    """
+    prepare, features, heads = (pipeline.named_steps[s] for s in ("prepare", "features", "heads"))
+    features.fit([])  # every branch is stateless; this only validates parameters
+    for epoch in range(epochs):
+        for chunk in chunks():
+            matrix = features.transform(prepare.transform(chunk))
+            heads.partial_fit(matrix, label_matrix(chunk, heads.heads))
+        if progress:
+            progress(f"epoch {epoch + 1}/{epochs}")
+    return pipeline
+
+
+def fit_pipeline(
+    examples: Sequence[Example], parameters: dict[str, Any], progress: Progress | None = None
+) -> Pipeline:
+    """Build the pipeline with `parameters` and fit it on `examples`."""
+    options = {k: parameters[k] for k in ("out_of_core", "seed", "min_df", "C", "calibration_folds")}
+    pipeline = build_pipeline(**options)
+    if parameters["out_of_core"]:
+        chunk = int(parameters["chunk_size"])
+        return fit_out_of_core(pipeline, lambda: _chunks(examples, chunk), progress=progress)
+    pipeline.fit(list(examples), label_matrix(examples))
+    return pipeline
+
+
+def _validate(
+    pipeline: Pipeline,
+    train_part: Sequence[Example],
+    valid_part: Sequence[Example],
+    targets: tuple[float, float],
+) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Pick thresholds and compute metrics per head on the validation part."""
+    heads = tuple(pipeline.named_steps["heads"].heads_)
+    scores = pipeline.predict_proba(list(valid_part)) if valid_part and heads else None
+    thresholds: dict[str, dict[str, float]] = {}
+    metrics: dict[str, Any] = {}
+    for column, head in enumerate(heads):
+        rows = [i for i, e in enumerate(valid_part) if e.label(head) is not None]
+        labels = np.asarray([valid_part[i].label(head) for i in rows], dtype=np.int64)
+        values = scores[rows, column] if scores is not None else np.zeros(0)
+        thresholds[head], how = pick_thresholds(
+            labels, values, review_recall=targets[0], reject_precision=targets[1]
+        )
+        train_labels = [e.label(head) for e in train_part if e.label(head) is not None]
+        baseline = baseline_scores(train_labels, len(labels))
+        metrics[head] = {"thresholds_from": how, **head_metrics(labels, values, thresholds[head], baseline)}
+    return thresholds, metrics
+
+
+def _trainable_heads(examples: Sequence[Example]) -> tuple[str, ...]:
+    """The heads whose labels hold both classes; the others will be absent."""
+    return tuple(h for h in HEADS if {e.label(h) for e in examples} >= {0, 1})
+
+
+def _parameters(unique: int, out_of_core: bool, seed: int, targets: dict[str, float]) -> dict[str, Any]:
+    """Every parameter of a run, recorded in the model's metadata."""
+    return {
+        "out_of_core": out_of_core,
+        "seed": seed,
+        "min_df": 2 if unique >= MIN_DF_THRESHOLD else 1,
+        "C": 4.0,
+        "calibration_folds": 3,
+        "chunk_size": OUT_OF_CORE_CHUNK,
+        **targets,
+    }
+
+
+def train(
+    examples: Sequence[Example],
+    *,
+    out_of_core: bool = False,
+    seed: int = 0,
+    review_recall: float = 0.95,
+    reject_precision: float = 0.99,
+    validation_size: float = 0.2,
+    progress: Progress | None = None,
+) -> TrainingResult:
+    """Train a classifier on canonical examples; see the module docstring for the method.
+
+    Raises:
+        TrainingError: when no head has both classes among the labels.
+    """
+    created_at = datetime.now(UTC).replace(microsecond=0)
+    data_fingerprint = fingerprint(examples)
+    unique = deduplicate(examples)
+    heads = _trainable_heads(unique)
+    if not heads:
+        raise TrainingError("no head can be trained: every label column is empty or holds one class only")
+    targets = {"review_recall": review_recall, "reject_precision": reject_precision}
+    parameters = _parameters(len(unique), out_of_core, seed, {**targets, "validation_size": validation_size})
+    train_part, valid_part = split_examples(unique, validation_size, seed)
+    _report(progress, f"fitting on {len(train_part)} examples, validating on {len(valid_part)}")
+    split_model = fit_pipeline(train_part, parameters, progress)
+    thresholds, metrics = _validate(split_model, train_part, valid_part, (review_recall, reject_precision))
+    _report(progress, f"refitting on all {len(unique)} examples")
+    final = fit_pipeline(unique, parameters, progress)
+    for head in heads:
+        # A head the split model lacked (too few labels before the split) gets the fallbacks.
+        thresholds.setdefault(head, {"review": DEFAULT_REVIEW, "reject": NO_AUTOMATIC_REJECT})
+        metrics.setdefault(head, {"thresholds_from": "default: head absent from the split model"})
+    version = make_version(created_at, data_fingerprint)
+    return TrainingResult(
+        classifier=Classifier(final, version=version, thresholds={h: thresholds[h] for h in heads}),
+        metrics={h: metrics[h] for h in heads},
+        parameters=parameters,
+        data_fingerprint=data_fingerprint,
+        created_at=created_at,
+        examples=len(unique),
+        notes=[
+            f"head {h!r} absent: its labels are missing or hold one class only"
+            for h in HEADS
+            if h not in heads
+        ],
+    )
+
+
+def _report(progress: Progress | None, message: str) -> None:
+    if progress:
+        progress(message)

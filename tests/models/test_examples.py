@@ -1,0 +1,121 @@
+"""The canonical labeled format: reading, writing, validation, dedup and splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.errors import DataError
+from models.examples import (
+    Example,
+    dedup_key,
+    deduplicate,
+    fingerprint,
+    read_examples,
+    split_examples,
+    write_examples,
+)
+
+EXAMPLES = [
+    Example("Buy now at http://x.ru", author="bot", spam=1, abuse=0, source="t"),
+    Example("You idiot", spam=None, abuse=1),
+    Example('Quotes "and", commas\nand a line break', author="A, B", spam=0, abuse=None, source="t"),
+]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_round_trip(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"data{suffix}"
+    write_examples(path, EXAMPLES)
+    assert read_examples(path) == EXAMPLES
+
+
+def test_csv_optional_columns(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("text,abuse\nhello,0\nidiot,1\nunknown,\n", encoding="utf-8")
+    assert read_examples(path) == [Example("hello", abuse=0), Example("idiot", abuse=1), Example("unknown")]
+
+
+def test_jsonl_accepts_missing_and_null_labels(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a"}\n\n{"text": "b", "spam": null, "abuse": true}\n', encoding="utf-8")
+    assert read_examples(path) == [Example("a"), Example("b", abuse=1)]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"text": "ok"}\n{"author": "x"}\n', r"d\.jsonl:2: missing or empty 'text'"),
+        ('{"text": "ok", "spam": 2}\n', r"d\.jsonl:1: spam must be 0, 1 or empty, got 2"),
+        ('{"text": "ok", "abuse": "yes"}\n', r"d\.jsonl:1: abuse must be 0, 1 or empty"),
+        ('{"text": "ok"\n', r"d\.jsonl:1: not valid JSON"),
+        ('["text"]\n', r"d\.jsonl:1: expected a JSON object"),
+        ('{"text": "   "}\n', r"d\.jsonl:1: missing or empty 'text'"),
+    ],
+)
+def test_jsonl_errors_name_file_and_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        read_examples(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("text,spam\nok,0\n,1\n", r"d\.csv:3: missing or empty 'text'"),
+        ("text,spam\nok,maybe\n", r"d\.csv:2: spam must be 0, 1 or empty, got 'maybe'"),
+        ("body,spam\nok,1\n", r"d\.csv:1: CSV header must include a 'text' column"),
+    ],
+)
+def test_csv_errors_name_file_and_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=message):
+        read_examples(path)
+
+
+def test_unknown_suffix(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="unknown format"):
+        read_examples(tmp_path / "d.txt")
+
+
+def test_deduplicate_by_normalized_text_fills_missing_labels() -> None:
+    examples = [
+        Example("Buy viagra", spam=1),
+        Example("BUY V1AGRA", spam=0, abuse=0),  # same text disguised; spam conflict
+        Example("something else", spam=0),
+    ]
+    assert deduplicate(examples) == [
+        Example("Buy viagra", spam=1, abuse=0),
+        Example("something else", spam=0),
+    ]
+
+
+def test_fingerprint_depends_on_content() -> None:
+    assert fingerprint(EXAMPLES) == fingerprint(list(EXAMPLES))
+    assert fingerprint(EXAMPLES) != fingerprint(EXAMPLES[:2])
+
+
+def test_split_never_puts_a_text_on_both_sides(tiny_examples: list[Example]) -> None:
+    # Add disguised and exact copies so that groups have several members.
+    examples = tiny_examples + [
+        Example(e.text.upper(), spam=e.spam, abuse=e.abuse) for e in tiny_examples[::3]
+    ]
+    train, test = split_examples(examples, test_size=0.25, seed=1)
+    assert len(train) + len(test) == len(examples)
+    assert not {dedup_key(e.text) for e in train} & {dedup_key(e.text) for e in test}
+    # Stratified: every class of the tiny set is on both sides.
+    for side in (train, test):
+        assert {(e.spam, e.abuse) for e in side} == {(1, 0), (0, 1), (0, 0)}
+
+
+def test_split_is_deterministic(tiny_examples: list[Example]) -> None:
+    assert split_examples(tiny_examples, 0.2, seed=3) == split_examples(tiny_examples, 0.2, seed=3)
+    assert split_examples(tiny_examples, 0.2, seed=3) != split_examples(tiny_examples, 0.2, seed=4)
+
+
+def test_split_rejects_bad_size(tiny_examples: list[Example]) -> None:
+    with pytest.raises(ValueError, match="test_size"):
+        split_examples(tiny_examples, 1.5)

@@ -1,0 +1,70 @@
+"""Normalization undoes obfuscation and leaves ordinary text readable."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.normalize import domain_token, find_urls, normalize_author, normalize_text, url_domain
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Buy V1AGRA now", "buy viagra now"),
+        ("fr33 m0ney", "free money"),
+        ("ca$h prizes", "cash prizes"),
+        ("you are an 1d10t", "you are an idiot"),
+        ("h@ck", "hack"),
+        ("f r e e  m o n e y", "free money"),
+        ("f.r.e.e", "free"),
+        ("f-r-e-e stuff", "free stuff"),
+        ("\u0456diot", "idiot"),  # Cyrillic i
+        ("\u0455\u0435x", "sex"),  # Cyrillic s and e
+        ("\u03bfk", "ok"),  # Greek omicron
+        ("\uff26\uff32\uff25\uff25", "free"),  # fullwidth
+        ("\U0001d41f\U0001d42b\U0001d41e\U0001d41e", "free"),  # mathematical bold
+        ("vi\u200bag\u200dra", "viagra"),  # zero-width characters
+        ("fr\u00e9\u00e9", "free"),  # accents
+        ("sooooo goooood", "soo good"),
+        ("wow!!!!!!", "wow!!"),
+        ("free!!! now", "free!! now"),
+        ("cost $100 in 2024", "cost $100 in 2024"),
+        ("call 555-123-4567", "call 555-123-4567"),
+        ("e.g. this", "e.g. this"),
+        ("the end.It was", "the end.it was"),
+        ("  many   spaces\n\there ", "many spaces here"),
+    ],
+)
+def test_normalize_text(raw: str, expected: str) -> None:
+    assert normalize_text(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("see https://www.Cheap-Pills.ru/buy-now?id=7", "see urltoken domain_cheap_pills_ru buy now"),
+        ("visit cheap-pills.ru today", "visit urltoken domain_cheap_pills_ru today"),
+        ("go to www.example.com.", "go to urltoken domain_example_com"),
+        ("mail joe@gmail.com", "mail emailtoken domain_gmail_com"),
+        ("visit \u0435x\u0430mple.com", "visit urltoken domain_example_com"),  # Cyrillic e, a
+    ],
+)
+def test_urls_become_marker_and_domain(raw: str, expected: str) -> None:
+    assert normalize_text(raw) == expected
+
+
+def test_disguises_meet_their_plain_form() -> None:
+    plain = normalize_text("free money, you idiot")
+    for disguised in ("fr33 m0ney, y0u 1d10t", "FREE MONEY, YOU IDIOT", "f r e e money, you \u0456diot"):
+        assert normalize_text(disguised) == plain
+
+
+def test_url_helpers() -> None:
+    assert url_domain("HTTPS://www.Example.com:8080/path") == "example.com"
+    assert domain_token("bit.ly") == "domain_bit_ly"
+    assert find_urls("a http://x.com/1 and y.ru, not end.It") == ["http://x.com/1", "y.ru"]
+
+
+def test_normalize_author_adds_website_domain() -> None:
+    assert normalize_author("Cheap SEO", "https://seo.example/") == "cheap seo domain_seo_example"
+    assert normalize_author("", "") == ""

@@ -1,0 +1,102 @@
+"""Reasons come from the model's own weights and point toward the label."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import HashingVectorizer
+
+from models.examples import Example
+from models.explain import MAX_REASONS_PER_HEAD, Explainer, _term_indexer
+from models.normalize import normalize_text
+from models.pipeline import prepare
+from models.records import CommentText
+from models.training import TrainingResult
+
+REASON = re.compile(r"^(?P<label>.+) \+(?P<value>\d+\.\d) toward (?P<head>spam|abuse)$")
+
+
+def parsed(reasons: list[str]) -> list[re.Match[str]]:
+    matches = [REASON.match(reason) for reason in reasons]
+    assert all(matches), reasons
+    return [m for m in matches if m]
+
+
+def test_spam_reasons_name_features_of_the_comment(trained: TrainingResult) -> None:
+    comment = CommentText("Buy cheap v1agra, free money at http://cheap-pills.ru")
+    score = trained.classifier.score_one(comment)
+    reasons = parsed(score.reasons)
+    assert reasons and all(m["head"] == "spam" for m in reasons)
+    assert len(reasons) <= MAX_REASONS_PER_HEAD
+    words = set(normalize_text(comment.text).split())
+    allowed_meta = ("link", "digit", "capital", "length", "run", "author", "website", "phone")
+    for match in reasons:
+        label = match["label"]
+        if label.startswith('"'):
+            assert set(label.strip('"').split()) <= words | {"[link]"}, label
+        else:
+            assert any(word in label for word in allowed_meta), label
+    values = [float(m["value"]) for m in reasons]
+    assert values == sorted(values, reverse=True) and values[0] > 0
+
+
+def test_abuse_reasons_point_toward_abuse(trained: TrainingResult) -> None:
+    score = trained.classifier.score_one(CommentText("You are a stupid \u0456diot"))
+    reasons = parsed(score.reasons)
+    assert any(m["head"] == "abuse" for m in reasons)
+    assert any(m["label"] in ('"idiot"', '"stupid"') for m in reasons)
+
+
+def test_author_reasons(tiny_examples: list[Example], make_result: Callable[..., TrainingResult]) -> None:
+    spam_authors = ["Cheap Pills", "SEO Expert http://seo.example", "Casino Bonus", "Free Money"]
+    examples = [
+        replace(e, author=spam_authors[i % 4] if e.spam else f"Reader {i}")
+        for i, e in enumerate(tiny_examples)
+    ]
+    classifier = make_result(examples).classifier
+    classifier.thresholds["spam"]["review"] = 0.0  # explain the spam head whatever its score
+    score = classifier.score_one(CommentText("Nice one, see my page", author="Cheap Pills Casino"))
+    assert any(m["label"].startswith("author name ") for m in parsed(score.reasons)), score.reasons
+
+
+def test_ordinary_comment_has_no_reasons(trained: TrainingResult) -> None:
+    assert (
+        trained.classifier.score_one(CommentText("Thanks for the article about the council budget")).reasons
+        == []
+    )
+
+
+def test_reasons_can_be_skipped(trained: TrainingResult) -> None:
+    assert trained.classifier.score([CommentText("You stupid idiot")], reasons=False)[0].reasons == []
+
+
+@pytest.mark.parametrize("out_of_core", [False, True])
+def test_pieces_add_up_to_the_model_log_odds(
+    out_of_core: bool, make_result: Callable[..., TrainingResult]
+) -> None:
+    """The grouping only redistributes x_i * coef_i: the pieces sum to the logit minus the intercept."""
+    classifier = make_result(out_of_core=out_of_core).classifier
+    pipeline = classifier.pipeline
+    explainer = Explainer(pipeline)
+    heads = pipeline.named_steps["heads"]
+    for text in ("Buy cheap v1agra at http://x.ru/buy-pills now!!!", "You idiot, idiot, IDIOT", "spam spam"):
+        comment = prepare(CommentText(text, author="Best SEO http://seo.example"))
+        row = pipeline.named_steps["features"].transform([comment]).tocsr()
+        _, _, columns, shares = explainer._pieces(comment, row.indices)
+        values = np.asarray(row[0, columns].todense()).ravel() * shares
+        attributed = heads.coef_[:, columns] @ values
+        expected = heads.decision_function(row)[0] - heads.intercept_
+        np.testing.assert_allclose(attributed, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_hashed_term_index_matches_hashing_vectorizer() -> None:
+    vectorizer = HashingVectorizer(n_features=2**10, alternate_sign=False, norm=None)
+    index, size = _term_indexer(vectorizer)
+    assert size == 2**10
+    for term in ("free", "viagra", "domain_x_ru", "café", "idiot"):
+        row = vectorizer.transform([term]).tocsr()  # a single word gives a single term
+        assert list(row.indices) == [index(term)]

@@ -1,0 +1,94 @@
+"""The registry: versions, the active one, activation and rollback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from models.errors import ModelNotFoundError
+from models.registry import (
+    ACTIVE_FILE,
+    activate,
+    active_version,
+    list_versions,
+    load_active,
+    rollback,
+    save_version,
+)
+from models.training import TrainingResult
+
+
+@pytest.fixture
+def three_versions(tmp_path: Path, make_result: Callable[..., TrainingResult]) -> tuple[Path, list[str]]:
+    result = make_result()
+    # The same result saved three times: the version name gets a suffix each time.
+    versions = [save_version(tmp_path, result) for _ in range(3)]
+    return tmp_path, versions
+
+
+def test_save_version_makes_unique_names(three_versions: tuple[Path, list[str]]) -> None:
+    root, versions = three_versions
+    base = versions[0]
+    assert versions == [base, f"{base}-2", f"{base}-3"]
+    assert list_versions(root) == sorted(versions)
+
+
+def test_nothing_active_until_activated(three_versions: tuple[Path, list[str]]) -> None:
+    root, versions = three_versions
+    assert active_version(root) is None
+    with pytest.raises(ModelNotFoundError, match="moderation train"):
+        load_active(root)
+    activate(root, versions[0])
+    assert active_version(root) == versions[0]
+    assert load_active(root).version == versions[0]
+
+
+def test_activate_and_rollback(three_versions: tuple[Path, list[str]]) -> None:
+    root, (first, second, third) = three_versions
+    for version in (first, second, third):
+        activate(root, version)
+    assert active_version(root) == third
+    assert rollback(root) == second
+    assert active_version(root) == second
+    assert rollback(root) == first
+    with pytest.raises(ModelNotFoundError, match="roll back"):
+        rollback(root)
+    assert active_version(root) == first
+
+
+def test_activating_the_active_version_changes_nothing(three_versions: tuple[Path, list[str]]) -> None:
+    root, (first, second, _) = three_versions
+    activate(root, first)
+    activate(root, second)
+    activate(root, second)
+    assert rollback(root) == first
+
+
+def test_rollback_skips_deleted_versions(three_versions: tuple[Path, list[str]]) -> None:
+    import shutil
+
+    root, (first, second, third) = three_versions
+    for version in (first, second, third):
+        activate(root, version)
+    shutil.rmtree(root / second)
+    assert rollback(root) == first
+
+
+def test_activate_unknown_version(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError):
+        activate(tmp_path, "20000101T000000Z-00000000")
+    assert active_version(tmp_path) is None
+
+
+def test_active_file_is_written_whole(three_versions: tuple[Path, list[str]]) -> None:
+    root, versions = three_versions
+    activate(root, versions[1])
+    assert (root / ACTIVE_FILE).read_text() == versions[1] + "\n"
+    assert not [p for p in root.iterdir() if p.name.startswith(f".{ACTIVE_FILE}")]
+
+
+def test_empty_or_missing_directory(tmp_path: Path) -> None:
+    assert list_versions(tmp_path / "nothing") == []
+    assert active_version(tmp_path / "nothing") is None

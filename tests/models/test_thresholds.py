@@ -1,0 +1,68 @@
+"""Thresholds are picked from validation scores as documented, with safe fallbacks."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.metrics import DEFAULT_REVIEW, NO_AUTOMATIC_REJECT, baseline_scores, head_metrics, pick_thresholds
+
+POSITIVES = [0.99, 0.95, 0.9, 0.85, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2]
+NEGATIVES = [0.82, 0.55, 0.1, 0.05, 0.04, 0.03, 0.02, 0.01]
+LABELS = [1] * len(POSITIVES) + [0] * len(NEGATIVES)
+SCORES = POSITIVES + NEGATIVES
+
+
+@pytest.mark.parametrize(
+    ("recall", "precision", "expected"),
+    [
+        # Precision is 1.0 down to 0.85; the negative at 0.82 breaks it.
+        # All ten positives are needed for recall 0.95, so review is the lowest positive.
+        (0.95, 0.99, {"review": 0.2, "reject": 0.85}),
+        # Eight positives give recall 0.8: the eighth highest positive is 0.4.
+        (0.8, 0.99, {"review": 0.4, "reject": 0.85}),
+        # Precision stays >= 0.75 from the top down to 0.1 (10/13), then drops (10/14);
+        # review (0.2) would lie above reject, so it is lowered to reject.
+        (0.95, 0.75, {"review": 0.1, "reject": 0.1}),
+    ],
+)
+def test_thresholds_on_a_constructed_case(
+    recall: float, precision: float, expected: dict[str, float]
+) -> None:
+    thresholds, how = pick_thresholds(LABELS, SCORES, review_recall=recall, reject_precision=precision)
+    assert thresholds == pytest.approx(expected)
+    assert how == "validation"
+
+
+def test_unreachable_precision_means_no_automatic_reject() -> None:
+    scores = [0.99, *SCORES[1:]]
+    labels = [0, *LABELS[1:]]  # the top score is a negative
+    thresholds, how = pick_thresholds(labels, scores, review_recall=0.9, reject_precision=0.99)
+    assert thresholds["reject"] == NO_AUTOMATIC_REJECT
+    assert "unreachable" in how
+
+
+def test_ties_are_not_split() -> None:
+    labels = [1, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0]
+    scores = [0.9, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05]
+    thresholds, _ = pick_thresholds(labels, scores, review_recall=0.5, reject_precision=0.99)
+    assert thresholds["reject"] == NO_AUTOMATIC_REJECT  # 0.9 holds a positive and a negative
+
+
+def test_too_few_validation_examples_use_defaults() -> None:
+    thresholds, how = pick_thresholds(
+        [1, 1, 0, 0, 0, 0, 0, 0], [0.9, 0.8] + [0.1] * 6, review_recall=0.95, reject_precision=0.99
+    )
+    assert thresholds == {"review": DEFAULT_REVIEW, "reject": NO_AUTOMATIC_REJECT}
+    assert how.startswith("default")
+
+
+def test_head_metrics_beside_baseline() -> None:
+    thresholds = {"review": 0.2, "reject": 0.85}
+    metrics = head_metrics(LABELS, SCORES, thresholds, baseline_scores([0, 1, 1, 0], len(LABELS)))
+    assert metrics["examples"] == 18 and metrics["positives"] == 10
+    assert metrics["reject"]["precision"] == 1.0 and metrics["reject"]["recall"] == pytest.approx(0.4)
+    assert metrics["review"]["recall"] == 1.0
+    assert metrics["reject"]["confusion_matrix"] == [[8, 0], [6, 4]]
+    assert metrics["baseline"]["roc_auc"] == 0.5
+    assert metrics["baseline"]["average_precision"] == pytest.approx(10 / 18)
+    assert metrics["roc_auc"] > 0.8
