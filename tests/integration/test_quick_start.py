@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _answers(url: str) -> bool:
     try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.ConnectionError:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.RequestException:
         return False
 
 

@@ -144,3 +144,25 @@ def test_unicode_is_normalised_before_storage(client: FlaskClient, services: Ser
     with services.sessions() as session:
         stored = session.get(Comment, comment_id)
         assert stored is not None and stored.name == "Zoé"
+
+
+def test_health_reports_database_and_queue(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"database": "ok", "queue": "ok"}
+
+
+def test_intake_and_health_survive_a_dead_queue(settings_overrides: dict[str, Any]) -> None:
+    from service import create_app
+    from tests.integration.processes import free_port
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    app = create_app({**settings_overrides, "redis_url": dead, "redis_timeout": 0.2})
+    try:
+        client = app.test_client()
+        assert client.post("/v1/comments", json=FORM).status_code == 202
+        health = client.get("/healthz")
+        assert health.status_code == 200
+        assert health.get_json() == {"database": "ok", "queue": "unreachable"}
+    finally:
+        app.extensions["moderation"].engine.dispose()
