@@ -6,13 +6,25 @@ import logging
 
 import click
 
+from models import ModelError
 from service.config import load_settings
 from service.db import make_engine, make_session_factory, upgrade
+from service.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 
-@click.group()
+class _Commands(click.Group):
+    """Reports configuration and model problems as one clear line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, ModelError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Comment moderation service."""
 

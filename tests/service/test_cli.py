@@ -50,3 +50,9 @@ def test_create_token_refuses_an_empty_name(env: dict[str, str]) -> None:
     runner.invoke(main, ["migrate"], env=env)
     result = runner.invoke(main, ["create-token", "  "], env=env)
     assert result.exit_code == 2 and "moderator name" in result.output
+
+
+def test_missing_production_secret_is_one_clear_line(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(main, ["migrate"], env={**env, "MODERATION_ENV": "production"})
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: production needs MODERATION_SECRET_KEY")
