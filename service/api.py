@@ -20,6 +20,7 @@ from service.http_errors import FORM_TYPES, is_form_post
 from service.intake import submit_comment
 from service.presenters import audit_view, moderator_view, page_view, public_view
 from service.redirects import safe_target, with_notice
+from service.retraining import maybe_request_retrain
 from service.review import (
     MAX_PER_PAGE,
     ListQuery,
@@ -165,6 +166,7 @@ def decide_comment(comment_id: int) -> Any:
     session = get_session()
     decide(session, comment_id, g.moderator, action, reason, note)
     session.commit()
+    maybe_request_retrain(session, services().retrain_queue, services().settings.retrain_after_labels)
     return moderator_view(get_comment(session, comment_id), services().keys)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from flask import Flask, current_app, g
+from rq import Queue
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +30,7 @@ class Services:
     engine: Engine
     sessions: sessionmaker[Session]
     queue: ClassifyQueue
+    retrain_queue: Queue
 
 
 def build_services(settings: Settings) -> Services:
@@ -41,6 +43,7 @@ def build_services(settings: Settings) -> Services:
         engine=engine,
         sessions=make_session_factory(engine),
         queue=ClassifyQueue.from_settings(connection, settings),
+        retrain_queue=Queue(settings.retrain_queue, connection=connection),
     )
 
 
@@ -70,7 +73,7 @@ def _close_session(_error: BaseException | None) -> None:
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Create the app: code defaults, then the environment, then ``config`` overrides."""
-    from service import api, health
+    from service import api, health, training_api
     from service.http_errors import register_error_handlers
 
     settings = load_settings(overrides=config)
@@ -81,5 +84,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.teardown_appcontext(_close_session)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(training_api.bp)
     register_error_handlers(app)
     return app

@@ -100,6 +100,94 @@ def sweep() -> None:
 
 
 @main.command()
+@click.option("--now", is_flag=True, help="Train in this process instead of queueing a job.")
+def retrain(now: bool) -> None:
+    """Retrain from moderator labels; the new version goes live only if it is at least as good."""
+    import json
+
+    from rq import Queue
+
+    from service.queueing import connect_redis, redis_url
+    from service.retraining import request_retrain, retrain_job_id, run_view
+    from service.statuses import Trigger
+
+    settings = load_settings()
+    queue = Queue(
+        settings.retrain_queue, connection=connect_redis(redis_url(settings), settings.redis_timeout)
+    )
+    sessions = make_session_factory(make_engine(settings.database))
+    with sessions() as session:
+        run = request_retrain(session, queue, Trigger.CLI)
+    if now:
+        from worker.context import build_context, install_context
+        from worker.training import retrain_model
+
+        queue.remove(retrain_job_id(queue, run.id))
+        install_context(build_context(settings))
+        retrain_model(run.id)
+        with sessions() as session:
+            run = session.get_one(type(run), run.id)
+    click.echo(json.dumps(run_view(run), indent=2))
+
+
+@main.command("export-labels")
+@click.option(
+    "--out", "out", type=click.Path(dir_okay=False), required=True, help="JSON Lines file to write."
+)
+def export_labels_command(out: str) -> None:
+    """Write every moderator label as canonical JSON Lines (text, author, spam, abuse, source)."""
+    from models import write_examples
+    from service.retraining import export_labels
+
+    sessions = make_session_factory(make_engine(load_settings().database))
+    with sessions() as session:
+        labels = export_labels(session)
+    write_examples(out, labels)
+    click.echo(f"wrote {len(labels)} label(s) to {out}")
+
+
+@main.group()
+def shadow() -> None:
+    """The model that scores live comments beside the active one without acting."""
+
+
+@shadow.command("set")
+@click.argument("version")
+def shadow_set(version: str) -> None:
+    """Score live comments with VERSION in shadow mode."""
+    from models.shadow import set_shadow
+
+    set_shadow(load_settings().models, version)
+    click.echo(f"{version} is in shadow mode")
+
+
+@shadow.command("clear")
+def shadow_clear() -> None:
+    """Stop shadow scoring."""
+    from models.shadow import clear_shadow
+
+    clear_shadow(load_settings().models)
+    click.echo("shadow mode off")
+
+
+@shadow.command("report")
+@click.argument("version", required=False)
+def shadow_report_command(version: str | None) -> None:
+    """How VERSION (default: the one in shadow mode) would have changed decisions."""
+    import json
+
+    from models.shadow import shadow_version
+    from service.retraining import shadow_report
+
+    settings = load_settings()
+    version = version or shadow_version(settings.models)
+    if version is None:
+        raise click.ClickException("no version in shadow mode; name one")
+    with make_session_factory(make_engine(settings.database))() as session:
+        click.echo(json.dumps(shadow_report(session, version), indent=2))
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", envvar="PORT", default=8000, show_default=True, help="Port (or PORT).")
 @click.option("--web-workers", envvar="WEB_CONCURRENCY", default=2, show_default=True)

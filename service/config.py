@@ -56,15 +56,15 @@ class Settings:
         "Model registry folder; empty means `models/` in the data folder.",
         None,
     )
-    review_threshold: float = _env(
+    review_threshold: float | None = _env(
         "MODERATION_REVIEW_THRESHOLD",
-        "A spam or abuse score at or above this flags the comment for review.",
-        0.5,
+        "A score at or above this flags the comment for review; empty uses each head's model threshold.",
+        None,
     )
-    reject_threshold: float = _env(
+    reject_threshold: float | None = _env(
         "MODERATION_REJECT_THRESHOLD",
-        "A spam or abuse score at or above this rejects the comment outright.",
-        0.99,
+        "A score at or above this rejects the comment; empty uses each head's model threshold.",
+        None,
     )
     premoderation: bool = _env(
         "MODERATION_PREMODERATION",
@@ -103,6 +103,32 @@ class Settings:
         "Connect and read timeout for the web's Redis calls, so an outage cannot stall intake.",
         1.0,
     )
+    model_check_seconds: float = _env(
+        "MODEL_CHECK_SECONDS",
+        "How often a worker looks for a newly activated (or shadow) model version.",
+        5.0,
+    )
+    retrain_queue: str = _env("RETRAIN_QUEUE", "RQ queue that retraining jobs go to.", "retrain")
+    retrain_after_labels: int = _env(
+        "RETRAIN_AFTER_LABELS",
+        "Queue a retraining run after this many new moderator labels; 0 turns it off.",
+        100,
+    )
+    retrain_corpora: tuple[str, ...] = _env(
+        "RETRAIN_CORPORA",
+        "Comma-separated data trained on beside the labels: `seed`, canonical files, `importer:PATH`.",
+        ("seed",),
+    )
+    retrain_auto_activate: bool = _env(
+        "RETRAIN_AUTO_ACTIVATE",
+        "Activate a retrained model that is at least as good as the active one on held-out labels.",
+        True,
+    )
+    retrain_shadow: bool = _env(
+        "RETRAIN_SHADOW",
+        "Score live comments with a retrained model that was not activated, without acting on it.",
+        True,
+    )
     log_level: str = _env("LOG_LEVEL", "Logging level of web and worker.", "INFO")
 
     @property
@@ -130,17 +156,18 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError(f"expected true or false, got {raw!r}")
 
 
-def _parse_hosts(raw: str) -> tuple[str, ...]:
-    return tuple(host.strip().lower() for host in raw.split(",") if host.strip())
+def _parse_list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "bool": _parse_bool,
     "int": int,
     "float": float,
+    "float | None": lambda raw: float(raw) if raw.strip() else None,
     "Path": lambda raw: Path(raw),
     "Path | None": lambda raw: Path(raw) if raw else None,
-    "tuple[str, ...]": _parse_hosts,
+    "tuple[str, ...]": _parse_list,
     "str": str,
 }
 
@@ -175,11 +202,12 @@ def load_settings(
 
 
 def _check(settings: Settings) -> None:
-    if not 0 < settings.review_threshold <= settings.reject_threshold <= 1:
-        raise ConfigError(
-            "MODERATION_REVIEW_THRESHOLD and MODERATION_REJECT_THRESHOLD must satisfy "
-            "0 < review <= reject <= 1"
-        )
+    review, reject = settings.review_threshold, settings.reject_threshold
+    for name, value in (("MODERATION_REVIEW_THRESHOLD", review), ("MODERATION_REJECT_THRESHOLD", reject)):
+        if value is not None and not 0 < value <= 1:
+            raise ConfigError(f"{name} must be above 0 and at most 1")
+    if review is not None and reject is not None and review > reject:
+        raise ConfigError("MODERATION_REVIEW_THRESHOLD must not exceed MODERATION_REJECT_THRESHOLD")
     if settings.is_production:
         missing = [
             name

@@ -40,11 +40,6 @@ def connect_redis(url: str, timeout: float | None = None) -> redis.Redis:
     )
 
 
-def classify_job_id(comment_id: int) -> str:
-    """One job id per comment, so the sweeper can tell whether its job still exists."""
-    return f"classify-{comment_id}"
-
-
 @dataclass(frozen=True)
 class ClassifyQueue:
     """Enqueues classification jobs with the configured timeout and retries."""
@@ -52,6 +47,14 @@ class ClassifyQueue:
     queue: Queue
     job_timeout: int
     retries: int
+
+    def job_id(self, comment_id: int) -> str:
+        """One job id per comment, so the sweeper can tell whether its job still exists.
+
+        Job ids are global in Redis; naming them after the queue keeps two deployments
+        (or test runs) that share a server from mistaking each other's jobs.
+        """
+        return f"{self.queue.name}-{comment_id}"
 
     @classmethod
     def from_settings(cls, connection: redis.Redis, settings: Settings) -> ClassifyQueue:
@@ -65,7 +68,7 @@ class ClassifyQueue:
         self.queue.enqueue(
             CLASSIFY_JOB,
             comment_id,
-            job_id=classify_job_id(comment_id),
+            job_id=self.job_id(comment_id),
             description=f"classify comment {comment_id}",
             job_timeout=self.job_timeout,
             result_ttl=RESULT_TTL_SECONDS,
@@ -90,8 +93,13 @@ class ClassifyQueue:
 
     def is_pending(self, comment_id: int) -> bool:
         """True when the comment's job exists and will still run."""
-        try:
-            job = Job.fetch(classify_job_id(comment_id), connection=self.queue.connection)
-        except NoSuchJobError:
-            return False
-        return job.get_status(refresh=False) in _PENDING
+        return job_is_pending(self.queue.connection, self.job_id(comment_id))
+
+
+def job_is_pending(connection: redis.Redis, job_id: str) -> bool:
+    """True when job ``job_id`` exists and will still run."""
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:
+        return False
+    return job.get_status(refresh=False) in _PENDING

@@ -36,3 +36,21 @@ class Action(StrEnum):
     def status(self) -> CommentStatus:
         """The status a comment takes after this action."""
         return CommentStatus.APPROVED if self is Action.APPROVE else CommentStatus.REJECTED
+
+
+class RunStatus(StrEnum):
+    """Where a retraining run stands."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Trigger(StrEnum):
+    """What asked for a retraining run."""
+
+    API = "api"
+    CLI = "cli"
+    LABELS = "labels"
+    """Enough new moderator labels arrived (``RETRAIN_AFTER_LABELS``)."""

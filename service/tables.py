@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from service.statuses import CommentStatus, DecisionReason
+from service.statuses import CommentStatus, DecisionReason, RunStatus, Trigger
 
 # Stable constraint names let Alembic alter tables the same way on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -171,3 +171,40 @@ class ModeratorToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TrainingRun(Base):
+    """One retraining: what triggered it, how it went, and whether its candidate went live."""
+
+    __tablename__ = "training_runs"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True)
+    trigger: Mapped[Trigger] = mapped_column(_enum(Trigger, "run_trigger"))
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"), default=RunStatus.QUEUED)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Labels decided up to this moment are the ones the run trains on.
+    labels_until: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    labels_used: Mapped[int | None] = mapped_column(Integer)
+    candidate_version: Mapped[str | None] = mapped_column(String(64))
+    activated: Mapped[bool | None] = mapped_column(Boolean)
+    comparison: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_training_runs_status", "status"),)
+
+
+class ShadowVerdict(Base):
+    """What the model in shadow mode would have decided for a comment, beside what was decided."""
+
+    __tablename__ = "shadow_verdicts"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True)
+    comment_id: Mapped[int] = mapped_column(ForeignKey("comments.id", ondelete="CASCADE"), index=True)
+    model_version: Mapped[str] = mapped_column(String(64), index=True)
+    spam: Mapped[float | None] = mapped_column(Float)
+    abuse: Mapped[float | None] = mapped_column(Float)
+    outcome: Mapped[CommentStatus] = mapped_column(_enum(CommentStatus, "shadow_outcome"))
+    live_outcome: Mapped[CommentStatus] = mapped_column(_enum(CommentStatus, "shadow_live_outcome"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

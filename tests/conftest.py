@@ -137,6 +137,7 @@ def settings_overrides(
         "model_dir": model_dir,
         "secret_key": generate_secret(),
         "queue_name": queue_name,
+        "retrain_queue": f"{queue_name}-retrain",
         "allowed_redirect_hosts": ("news.example",),
     }
 
@@ -148,6 +149,7 @@ def app(settings_overrides: dict[str, Any]) -> Iterator[Flask]:
     yield application
     services: Services = application.extensions["moderation"]
     services.queue.queue.empty()
+    services.retrain_queue.empty()
     services.engine.dispose()
 
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from models import Classifier, load_active
 from service.config import Settings, load_settings
 from service.db import make_engine, make_session_factory
 from service.queueing import ClassifyQueue, connect_redis, redis_url
+from worker.model_holder import ModelHolder
 from worker.policy import Policy
 
 
@@ -25,7 +25,7 @@ class WorkerContext:
 
     settings: Settings
     sessions: sessionmaker[Session]
-    classifier: Classifier
+    models: ModelHolder
     policy: Policy
     queue: ClassifyQueue
 
@@ -36,7 +36,7 @@ def build_context(settings: Settings) -> WorkerContext:
     return WorkerContext(
         settings=settings,
         sessions=make_session_factory(make_engine(settings.database)),
-        classifier=load_active(settings.models),
+        models=ModelHolder(settings.models, settings.model_check_seconds),
         policy=Policy(settings.review_threshold, settings.reject_threshold, settings.premoderation),
         queue=ClassifyQueue.from_settings(connection, settings),
     )

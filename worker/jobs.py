@@ -8,7 +8,7 @@ from rq import get_current_job
 
 from models import CommentText
 from service.statuses import CommentStatus
-from service.tables import Comment
+from service.tables import Comment, ShadowVerdict
 from service.transitions import VerdictRecord, flag_unclassified, record_verdict
 from worker.context import WorkerContext, current_context
 from worker.policy import route
@@ -18,14 +18,33 @@ logger = logging.getLogger(__name__)
 SKIPPED = "skipped"
 
 
+def _shadow(
+    context: WorkerContext, comment_id: int, text: CommentText, live: CommentStatus
+) -> ShadowVerdict | None:
+    shadow = context.models.shadow()
+    if shadow is None:
+        return None
+    score = shadow.score_one(text)
+    routing = route(context.policy, {"spam": score.spam, "abuse": score.abuse}, shadow.thresholds)
+    return ShadowVerdict(
+        comment_id=comment_id,
+        model_version=shadow.version,
+        spam=score.spam,
+        abuse=score.abuse,
+        outcome=routing.outcome,
+        live_outcome=live,
+    )
+
+
 def _classify(context: WorkerContext, comment_id: int) -> str:
     with context.sessions() as session:
         comment = session.get(Comment, comment_id)
         if comment is None or comment.status is not CommentStatus.RECEIVED:
             return SKIPPED
         text = CommentText(text=comment.body, author=comment.name, url=comment.url or "")
-        score = context.classifier.score_one(text)
-        routing = route(context.policy, {"spam": score.spam, "abuse": score.abuse})
+        classifier = context.models.active()
+        score = classifier.score_one(text)
+        routing = route(context.policy, {"spam": score.spam, "abuse": score.abuse}, classifier.thresholds)
         verdict = VerdictRecord(
             spam=score.spam,
             abuse=score.abuse,
@@ -36,6 +55,9 @@ def _classify(context: WorkerContext, comment_id: int) -> str:
         )
         if not record_verdict(session, comment_id, verdict):
             return SKIPPED
+        shadow = _shadow(context, comment_id, text, routing.outcome)
+        if shadow is not None:
+            session.add(shadow)
         session.commit()
         return routing.outcome.value
 

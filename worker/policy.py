@@ -1,19 +1,39 @@
-"""The routing policy: from two scores to approve, flag for review, or reject."""
+"""The routing policy: from scores to approve, flag for review, or reject.
+
+Each head has a review and a reject threshold. By default they are the ones the
+model picked from held-out data (reject where precision stays at its target, review
+where recall does); configured thresholds, when set, override them for every head.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from service.statuses import CommentStatus
 
+# For a head whose model records no thresholds: its own decision boundary, and no
+# automatic rejection, so everything doubtful reaches a human.
+DEFAULT_REVIEW = 0.5
+DEFAULT_REJECT = 1.0
+
 
 @dataclass(frozen=True)
 class Policy:
-    """Thresholds that apply to every head, and the pre-moderation switch."""
+    """Configured overrides of the model's thresholds, and the pre-moderation switch."""
 
-    review_threshold: float
-    reject_threshold: float
+    review_threshold: float | None = None
+    reject_threshold: float | None = None
     premoderation: bool = False
+
+    def thresholds(self, head: str, model: Mapping[str, Mapping[str, float]]) -> tuple[float, float]:
+        """(review, reject) for ``head``: the configured value, else the model's, else the defaults."""
+        picked = model.get(head, {})
+        review = self.review_threshold if self.review_threshold is not None else picked.get("review")
+        reject = self.reject_threshold if self.reject_threshold is not None else picked.get("reject")
+        review = DEFAULT_REVIEW if review is None else review
+        reject = DEFAULT_REJECT if reject is None else reject
+        return min(review, reject), reject
 
 
 @dataclass(frozen=True)
@@ -24,24 +44,30 @@ class Routing:
     why: str
 
 
-def route(policy: Policy, scores: dict[str, float | None]) -> Routing:
-    """Reject at or above the reject threshold, flag at or above the review one, else approve.
+def route(
+    policy: Policy,
+    scores: Mapping[str, float | None],
+    model_thresholds: Mapping[str, Mapping[str, float]] | None = None,
+) -> Routing:
+    """Reject when any head reaches its reject threshold, flag when any reaches review, else approve.
 
     A head the model lacks (None) is ignored. With pre-moderation on, anything not
     rejected waits for a moderator.
     """
+    limits = {head: policy.thresholds(head, model_thresholds or {}) for head in scores}
     present = {head: score for head, score in scores.items() if score is not None}
-    head, score = max(present.items(), key=lambda item: item[1], default=("none", 0.0))
-    if score >= policy.reject_threshold:
-        return Routing(
-            CommentStatus.REJECTED,
-            f"{head} {score:.2f} at or above reject threshold {policy.reject_threshold}",
-        )
-    if score >= policy.review_threshold:
-        return Routing(
-            CommentStatus.FLAGGED,
-            f"{head} {score:.2f} at or above review threshold {policy.review_threshold}",
-        )
+    for head, score in sorted(present.items(), key=lambda item: -item[1]):
+        if score >= limits[head][1]:
+            return Routing(
+                CommentStatus.REJECTED,
+                f"{head} {score:.2f} at or above reject threshold {limits[head][1]:.2f}",
+            )
+    for head, score in sorted(present.items(), key=lambda item: -item[1]):
+        if score >= limits[head][0]:
+            return Routing(
+                CommentStatus.FLAGGED,
+                f"{head} {score:.2f} at or above review threshold {limits[head][0]:.2f}",
+            )
     if policy.premoderation:
         return Routing(CommentStatus.FLAGGED, "pre-moderation holds every comment for review")
-    return Routing(CommentStatus.APPROVED, f"all scores below review threshold {policy.review_threshold}")
+    return Routing(CommentStatus.APPROVED, "every score below its review threshold")

@@ -8,7 +8,7 @@ import time
 from types import FrameType
 
 import redis
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 
 from service.config import Settings
 from worker.context import build_context, install_context
@@ -37,14 +37,16 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
     """
     context = build_context(settings)
     install_context(context)
-    logger.info("worker ready with model %s", context.classifier.version)
+    logger.info("worker ready with model %s", context.models.active().version)
+    queues = [context.queue.queue, Queue(settings.retrain_queue, connection=context.queue.queue.connection)]
     stop = threading.Event()
     if settings.sweep_interval > 0 and not burst:
         start_sweeper(context, stop)
     backoff = 1.0
     try:
         while True:
-            worker = ModerationWorker([context.queue.queue], connection=context.queue.queue.connection)
+            # Classification first: RQ takes from the first queue that has a job.
+            worker = ModerationWorker(queues, connection=context.queue.queue.connection)
             try:
                 worker.work(burst=burst, with_scheduler=not burst, logging_level=settings.log_level.upper())
             except redis.RedisError as exc:

@@ -44,6 +44,7 @@ def service_environment(settings: dict[str, Any], **extra: str) -> dict[str, str
         MODEL_DIR=str(settings["model_dir"]),
         MODERATION_SECRET_KEY=settings["secret_key"],
         CLASSIFY_QUEUE=settings["queue_name"],
+        RETRAIN_QUEUE=settings["retrain_queue"],
         SWEEP_INTERVAL_SECONDS="1",
         SWEEP_GRACE_SECONDS="2",
         PYTHONUNBUFFERED="1",

@@ -17,7 +17,6 @@ from sqlalchemy import select
 
 from service.app import Services
 from service.privacy import decrypt_email
-from service.queueing import classify_job_id
 from service.statuses import CommentStatus
 from service.tables import Base, Comment
 from tests.integration.processes import Worker, service_environment, wait_for
@@ -75,7 +74,7 @@ def test_email_appears_nowhere_but_encrypted(
         bodies.append(response.get_data(as_text=True) + str(response.headers))
     with services.sessions() as session:
         comment_ids = list(session.scalars(select(Comment.id)).all())
-    job_ids = [classify_job_id(comment_id) for comment_id in comment_ids]
+    job_ids = [services.queue.job_id(comment_id) for comment_id in comment_ids]
     payloads = list(_redis_values(services.queue.queue.connection, job_ids))
     assert len(payloads) >= 2 * len(job_ids)
 

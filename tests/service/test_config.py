@@ -28,7 +28,8 @@ def test_environment_values_are_typed() -> None:
     )
     assert settings.premoderation is True
     assert settings.review_threshold == 0.4
-    assert settings.allowed_redirect_hosts == ("news.example", "www.news.example")
+    assert load_settings({"MODERATION_REJECT_THRESHOLD": ""}).reject_threshold is None
+    assert settings.allowed_redirect_hosts == ("News.example", "www.news.example")
     assert settings.max_body_bytes == 1000
 
 
@@ -41,7 +42,11 @@ def test_overrides_win_over_the_environment() -> None:
     [
         ({"JOB_RETRIES": "many"}, "JOB_RETRIES"),
         ({"MODERATION_PREMODERATION": "maybe"}, "MODERATION_PREMODERATION"),
-        ({"MODERATION_REVIEW_THRESHOLD": "0.995"}, "0 < review <= reject <= 1"),
+        ({"MODERATION_REVIEW_THRESHOLD": "1.5"}, "MODERATION_REVIEW_THRESHOLD must be above 0"),
+        (
+            {"MODERATION_REVIEW_THRESHOLD": "0.9", "MODERATION_REJECT_THRESHOLD": "0.8"},
+            "must not exceed MODERATION_REJECT_THRESHOLD",
+        ),
         ({"MODERATION_ENV": "production"}, "MODERATION_SECRET_KEY, DATABASE_URL, REDIS_URL"),
     ],
 )

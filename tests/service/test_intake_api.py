@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 
 from service.app import Services
 from service.privacy import decrypt_email, email_digest
-from service.queueing import classify_job_id
 from service.statuses import CommentStatus
 from service.tables import AuditEvent, Comment
 
@@ -38,7 +37,7 @@ def test_json_post_is_stored_queued_and_answered_202(client: FlaskClient, servic
         assert comment.email_digest == email_digest(services.keys, "ann@example.com")
         events = session.scalars(select(AuditEvent).where(AuditEvent.comment_id == comment.id)).all()
         assert [(event.action, event.to_status) for event in events] == [("received", CommentStatus.RECEIVED)]
-    assert services.queue.queue.job_ids == [classify_job_id(body["id"])]
+    assert services.queue.queue.job_ids == [services.queue.job_id(body["id"])]
     assert services.queue.is_pending(body["id"])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from flask.testing import FlaskClient
@@ -30,9 +30,20 @@ class BrokenClassifier:
     """A classifier whose every call fails, as a corrupt model or a bug would."""
 
     version = "broken"
+    thresholds: ClassVar[dict[str, dict[str, float]]] = {}
 
     def score_one(self, _comment: Any) -> Any:
         raise RuntimeError("model exploded")
+
+
+class BrokenModels:
+    """A model holder handing out the broken classifier."""
+
+    def active(self) -> BrokenClassifier:
+        return BrokenClassifier()
+
+    def shadow(self) -> None:
+        return None
 
 
 @pytest.fixture
@@ -71,7 +82,7 @@ def test_classify_stores_verdict_and_audit_once(
         assert comment is not None and comment.status.value == outcome
         assert comment.spam_score is not None and comment.spam_score >= 0.5
         verdict = session.scalars(select(Verdict).where(Verdict.comment_id == comment_id)).one()
-        assert verdict.model_version == context.classifier.version and verdict.reasons
+        assert verdict.model_version == context.models.active().version and verdict.reasons
         events = session.scalars(select(AuditEvent.action).where(AuditEvent.comment_id == comment_id)).all()
         assert events == ["received", "classified"]
 
@@ -92,7 +103,7 @@ def test_a_job_for_a_missing_comment_does_nothing(context: WorkerContext) -> Non
 def test_last_failure_flags_the_comment_for_a_human(
     client: FlaskClient, services: Services, context: WorkerContext
 ) -> None:
-    install_context(replace(context, classifier=BrokenClassifier()))  # type: ignore[arg-type]
+    install_context(replace(context, models=BrokenModels()))  # type: ignore[arg-type]
     comment_id = _post(client)
     with pytest.raises(RuntimeError, match="model exploded"):
         classify_comment(comment_id)
@@ -106,10 +117,10 @@ def test_last_failure_flags_the_comment_for_a_human(
 def test_failing_job_is_retried_before_the_human_gets_it(
     client: FlaskClient, services: Services, context: WorkerContext
 ) -> None:
-    install_context(replace(context, classifier=BrokenClassifier()))  # type: ignore[arg-type]
+    install_context(replace(context, models=BrokenModels()))  # type: ignore[arg-type]
     comment_id = _post(client)
     queue = services.queue.queue
-    job = queue.fetch_job(f"classify-{comment_id}")
+    job = queue.fetch_job(services.queue.job_id(comment_id))
     assert job is not None and job.retries_left == services.settings.job_retries
     SimpleWorker([queue], connection=queue.connection).work(burst=True)
     job.refresh()
@@ -123,12 +134,12 @@ def test_sweeper_requeues_only_stuck_comments_without_a_live_job(
     client: FlaskClient, services: Services, context: WorkerContext
 ) -> None:
     queued, lost, fresh = _post(client), _post(client), _post(client)
-    services.queue.queue.connection.delete(f"rq:job:classify-{lost}")
+    services.queue.queue.connection.delete(f"rq:job:{services.queue.job_id(lost)}")
     with services.sessions() as session:
         an_hour_ago = utcnow() - timedelta(hours=1)
         session.execute(update(Comment).where(Comment.id.in_([queued, lost])).values(created_at=an_hour_ago))
         session.commit()
-    services.queue.queue.connection.delete(f"rq:job:classify-{fresh}")
+    services.queue.queue.connection.delete(f"rq:job:{services.queue.job_id(fresh)}")
     with services.sessions() as session:
         assert sweep(session, context.queue, grace_seconds=60) == 1
     assert services.queue.is_pending(lost)
@@ -136,4 +147,4 @@ def test_sweeper_requeues_only_stuck_comments_without_a_live_job(
 
 
 def test_worker_context_loads_the_active_model(context: WorkerContext, model_dir: Any) -> None:
-    assert context.classifier.version == load_active(model_dir).version
+    assert context.models.active().version == load_active(model_dir).version

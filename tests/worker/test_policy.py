@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from service.statuses import CommentStatus
-from worker.policy import Policy, route
+from worker.policy import DEFAULT_REJECT, DEFAULT_REVIEW, Policy, route
 
 POLICY = Policy(review_threshold=0.5, reject_threshold=0.9)
+MODEL = {"spam": {"review": 0.3, "reject": 0.8}, "abuse": {"review": 0.6, "reject": 0.95}}
 
 
 @pytest.mark.parametrize(
@@ -22,12 +23,37 @@ POLICY = Policy(review_threshold=0.5, reject_threshold=0.9)
         (None, None, CommentStatus.APPROVED),
     ],
 )
-def test_thresholds(spam: float | None, abuse: float | None, outcome: CommentStatus) -> None:
-    assert route(POLICY, {"spam": spam, "abuse": abuse}).outcome is outcome
+def test_configured_thresholds(spam: float | None, abuse: float | None, outcome: CommentStatus) -> None:
+    assert route(POLICY, {"spam": spam, "abuse": abuse}, MODEL).outcome is outcome
+
+
+@pytest.mark.parametrize(
+    ("spam", "abuse", "outcome"),
+    [
+        (0.29, 0.59, CommentStatus.APPROVED),
+        (0.3, 0.0, CommentStatus.FLAGGED),
+        (0.0, 0.6, CommentStatus.FLAGGED),
+        (0.8, 0.0, CommentStatus.REJECTED),
+        (0.0, 0.94, CommentStatus.FLAGGED),
+        (0.0, 0.95, CommentStatus.REJECTED),
+    ],
+)
+def test_model_thresholds_apply_per_head(spam: float, abuse: float, outcome: CommentStatus) -> None:
+    assert route(Policy(), {"spam": spam, "abuse": abuse}, MODEL).outcome is outcome
+
+
+def test_a_configured_value_overrides_only_its_own_threshold() -> None:
+    assert Policy(reject_threshold=0.99).thresholds("spam", MODEL) == (0.3, 0.99)
+    assert Policy(review_threshold=0.9).thresholds("spam", MODEL) == (0.8, 0.8)
+
+
+def test_a_head_without_model_thresholds_never_rejects_automatically() -> None:
+    assert Policy().thresholds("spam", {}) == (DEFAULT_REVIEW, DEFAULT_REJECT)
+    assert route(Policy(), {"spam": 0.999}, {}).outcome is CommentStatus.FLAGGED
 
 
 def test_reason_names_the_head_and_threshold() -> None:
-    assert route(POLICY, {"spam": 0.1, "abuse": 0.93}).why == "abuse 0.93 at or above reject threshold 0.9"
+    assert route(POLICY, {"spam": 0.1, "abuse": 0.93}).why == "abuse 0.93 at or above reject threshold 0.90"
 
 
 @pytest.mark.parametrize(("score", "outcome"), [(0.1, CommentStatus.FLAGGED), (0.95, CommentStatus.REJECTED)])

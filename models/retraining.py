@@ -1,0 +1,133 @@
+"""Retraining from moderators' labels, with a gate before a new version goes live.
+
+Moderator labels are split once and for all by a digest of their text: a label in the
+held-out part is never trained on by any retrain, so the candidate and the active
+model are always judged on text neither has seen from the moderators. The candidate
+becomes active only when, on every head both can be judged on, its average precision
+is at least the active model's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from models.classifier import Classifier
+from models.examples import Example, dedup_key
+from models.heads import HEADS
+from models.records import CommentText
+from models.registry import activate, active_version, load_active, save_version
+from models.training import train
+
+HOLDOUT_PERCENT = 20
+# A head is judged only when the held-out labels hold this many of each class.
+MIN_PER_CLASS = 5
+
+
+def in_holdout(example: Example, percent: int = HOLDOUT_PERCENT) -> bool:
+    """True for the fixed share of texts that are kept for judging, never for training."""
+    digest = hashlib.sha256(dedup_key(example.text).encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 100 < percent
+
+
+def split_holdout(examples: Sequence[Example]) -> tuple[list[Example], list[Example]]:
+    """(training part, held-out part) of moderator labels, stable across retrains."""
+    training = [example for example in examples if not in_holdout(example)]
+    holdout = [example for example in examples if in_holdout(example)]
+    return training, holdout
+
+
+def _head_metrics(classifier: Classifier, examples: Sequence[Example], head: str) -> dict[str, float] | None:
+    labelled = [example for example in examples if getattr(example, head) is not None]
+    truth = np.array([getattr(example, head) for example in labelled], dtype=np.int64)
+    if min(int(truth.sum()), len(truth) - int(truth.sum())) < MIN_PER_CLASS or head not in classifier.heads:
+        return None
+    texts = [CommentText(example.text, author=example.author) for example in labelled]
+    scores = [getattr(score, head) for score in classifier.score(texts, reasons=False)]
+    return {
+        "average_precision": float(average_precision_score(truth, scores)),
+        "roc_auc": float(roc_auc_score(truth, scores)),
+        "examples": float(len(truth)),
+    }
+
+
+def evaluate_on(classifier: Classifier, examples: Sequence[Example]) -> dict[str, dict[str, float]]:
+    """Per-head average precision and ROC-AUC on ``examples``; heads without enough labels are left out."""
+    results = {head: _head_metrics(classifier, examples, head) for head in HEADS}
+    return {head: metrics for head, metrics in results.items() if metrics is not None}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How the candidate and the active model did on the same held-out labels."""
+
+    candidate: dict[str, dict[str, float]]
+    active: dict[str, dict[str, float]]
+    holdout_size: int
+    passed: bool
+    reasons: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy, for the run record and the command line."""
+        return {
+            "candidate": self.candidate,
+            "active": self.active,
+            "holdout_size": self.holdout_size,
+            "passed": self.passed,
+            "reasons": self.reasons,
+        }
+
+
+def compare(candidate: Classifier, active: Classifier | None, holdout: Sequence[Example]) -> Comparison:
+    """Judge the candidate against the active model on the same held-out labels."""
+    candidate_metrics = evaluate_on(candidate, holdout)
+    if active is None:
+        return Comparison(candidate_metrics, {}, len(holdout), True, ["no active model to beat"])
+    active_metrics = evaluate_on(active, holdout)
+    judged = sorted(set(candidate_metrics) & set(active_metrics))
+    if not judged:
+        reason = f"too few held-out labels to judge any head (need {MIN_PER_CLASS} of each class)"
+        return Comparison(candidate_metrics, active_metrics, len(holdout), False, [reason])
+    reasons, passed = [], True
+    for head in judged:
+        new, old = candidate_metrics[head]["average_precision"], active_metrics[head]["average_precision"]
+        verdict = "at least as good" if new >= old else "worse"
+        passed = passed and new >= old
+        reasons.append(f"{head}: average precision {new:.4f} vs active {old:.4f}, {verdict}")
+    return Comparison(candidate_metrics, active_metrics, len(holdout), passed, reasons)
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """What a retrain produced and whether it went live."""
+
+    version: str
+    activated: bool
+    comparison: Comparison
+    training_examples: int
+
+
+def retrain(
+    model_dir: str | Path,
+    moderator_labels: Sequence[Example],
+    corpora: Sequence[Example] = (),
+    *,
+    activate_if_better: bool = True,
+) -> RetrainOutcome:
+    """Train on moderator labels (less the held-out part) plus ``corpora``, gate, maybe activate."""
+    root = Path(model_dir)
+    training, holdout = split_holdout(moderator_labels)
+    result = train([*training, *corpora])
+    version = save_version(root, result)
+    current = load_active(root) if active_version(root) else None
+    comparison = compare(result.classifier, current, holdout)
+    activated = activate_if_better and comparison.passed
+    if activated:
+        activate(root, version)
+    return RetrainOutcome(version, activated, comparison, len(training) + len(corpora))

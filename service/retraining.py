@@ -1,0 +1,147 @@
+"""Moderator decisions as training data, and the retraining runs they feed.
+
+The database side only: exporting labels, recording and queueing runs, reporting
+what the shadow model would have changed. The training itself happens in a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import redis
+from rq import Queue
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models import Example
+from service.queueing import job_is_pending
+from service.statuses import RunStatus, Trigger
+from service.tables import Comment, Label, ShadowVerdict, TrainingRun, utcnow
+
+logger = logging.getLogger(__name__)
+
+RETRAIN_JOB = "worker.training.retrain_model"
+# Training on all public corpora takes minutes on two cores; leave ample room.
+RETRAIN_TIMEOUT_SECONDS = 3600
+MODERATOR_SOURCE = "moderator"
+
+
+def _as_int(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def export_labels(session: Session, until: datetime | None = None) -> list[Example]:
+    """Every moderator label that says something about a head, as canonical examples."""
+    statement = (
+        select(Comment.body, Comment.name, Label.spam, Label.abuse)
+        .join(Label, Label.comment_id == Comment.id)
+        .where((Label.spam.is_not(None)) | (Label.abuse.is_not(None)))
+        .order_by(Label.id)
+    )
+    if until is not None:
+        statement = statement.where(Label.decided_at <= until)
+    return [
+        Example(text=body, author=name, spam=_as_int(spam), abuse=_as_int(abuse), source=MODERATOR_SOURCE)
+        for body, name, spam, abuse in session.execute(statement)
+    ]
+
+
+def retrain_job_id(queue: Queue, run_id: int) -> str:
+    """The job id of a run, named after its queue (job ids are global in Redis)."""
+    return f"{queue.name}-{run_id}"
+
+
+def _open_run(session: Session) -> TrainingRun | None:
+    return session.scalar(
+        select(TrainingRun)
+        .where(TrainingRun.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
+        .order_by(TrainingRun.id)
+    )
+
+
+def request_retrain(session: Session, queue: Queue, trigger: Trigger) -> TrainingRun:
+    """Record a run and queue it; a run already queued or running is returned instead.
+
+    The run is committed before it is queued (a worker must find it). If Redis is
+    unreachable the run stays ``queued`` and the next request queues it again.
+    """
+    run = _open_run(session)
+    if run is None:
+        run = TrainingRun(trigger=trigger, status=RunStatus.QUEUED, labels_until=utcnow())
+        session.add(run)
+        session.commit()
+    job_id = retrain_job_id(queue, run.id)
+    if run.status is RunStatus.QUEUED:
+        try:
+            if job_is_pending(queue.connection, job_id):
+                return run
+            queue.enqueue(
+                RETRAIN_JOB,
+                run.id,
+                job_id=job_id,
+                description=f"retraining run {run.id}",
+                job_timeout=RETRAIN_TIMEOUT_SECONDS,
+                result_ttl=86_400,
+                failure_ttl=7 * 86_400,
+            )
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            logger.warning("retraining run %s recorded; queue unreachable (%s)", run.id, exc)
+    return run
+
+
+def labels_since_last_run(session: Session) -> int:
+    """How many labels were decided after the newest run's cut-off."""
+    last = session.scalar(select(func.max(TrainingRun.labels_until)))
+    statement = select(func.count()).select_from(Label)
+    if last is not None:
+        statement = statement.where(Label.decided_at > last)
+    return session.scalar(statement) or 0
+
+
+def maybe_request_retrain(session: Session, queue: Queue, every: int) -> TrainingRun | None:
+    """Queue a run once ``every`` new labels have arrived (0 turns this off)."""
+    if every <= 0 or labels_since_last_run(session) < every:
+        return None
+    return request_retrain(session, queue, Trigger.LABELS)
+
+
+def run_view(run: TrainingRun) -> dict[str, Any]:
+    """A run as the API and the command line show it."""
+    return {
+        "id": run.id,
+        "trigger": run.trigger.value,
+        "status": run.status.value,
+        "requested_at": run.requested_at.isoformat(),
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "labels_used": run.labels_used,
+        "candidate_version": run.candidate_version,
+        "activated": run.activated,
+        "comparison": run.comparison,
+        "error": run.error,
+    }
+
+
+def shadow_report(session: Session, version: str) -> dict[str, Any]:
+    """How the shadow model's decisions differ from the live ones, comment by comment counted."""
+    pairs = Counter(
+        (live.value, shadow.value)
+        for live, shadow in session.execute(
+            select(ShadowVerdict.live_outcome, ShadowVerdict.outcome).where(
+                ShadowVerdict.model_version == version
+            )
+        )
+    )
+    total = sum(pairs.values())
+    changed = {
+        f"{live} -> {shadow}": count for (live, shadow), count in sorted(pairs.items()) if live != shadow
+    }
+    return {
+        "model_version": version,
+        "comments": total,
+        "unchanged": total - sum(changed.values()),
+        "changed": changed,
+    }

@@ -1,0 +1,58 @@
+"""Moderator endpoints for the classifier: retraining runs and the shadow model's report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, request
+from sqlalchemy import select
+
+from service.api import moderator_required
+from service.app import get_session, services
+from service.errors import NotFoundError
+from service.retraining import request_retrain, run_view, shadow_report
+from service.statuses import Trigger
+from service.tables import ShadowVerdict, TrainingRun
+
+bp = Blueprint("training", __name__, url_prefix="/v1/models")
+
+RECENT_RUNS = 20
+
+
+@bp.post("/retrain")
+@moderator_required
+def retrain() -> Any:
+    """Queue a retraining run (or return the one already queued or running)."""
+    run = request_retrain(get_session(), services().retrain_queue, Trigger.API)
+    return run_view(run), 202
+
+
+@bp.get("/runs")
+@moderator_required
+def list_runs() -> Any:
+    """The most recent retraining runs, newest first."""
+    runs = get_session().scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(RECENT_RUNS))
+    return {"items": [run_view(run) for run in runs]}
+
+
+@bp.get("/runs/<int:run_id>")
+@moderator_required
+def show_run(run_id: int) -> Any:
+    """One retraining run, with the candidate's comparison against the active model."""
+    run = get_session().get(TrainingRun, run_id)
+    if run is None:
+        raise NotFoundError(f"training run {run_id} does not exist")
+    return run_view(run)
+
+
+@bp.get("/shadow")
+@moderator_required
+def shadow() -> Any:
+    """How the shadow model would have changed decisions (`version`, else the latest one seen)."""
+    session = get_session()
+    version = request.args.get("version") or session.scalar(
+        select(ShadowVerdict.model_version).order_by(ShadowVerdict.id.desc()).limit(1)
+    )
+    if version is None:
+        raise NotFoundError("no comment has been scored in shadow mode yet")
+    return shadow_report(session, version)

@@ -1,0 +1,79 @@
+"""The retraining gate: a stable held-out split, and activation only when not worse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models import Example, active_version, list_versions
+from models.errors import ModelNotFoundError
+from models.registry import load_version
+from models.retraining import compare, in_holdout, retrain, split_holdout
+from models.seeding import seed_examples
+from models.shadow import clear_shadow, set_shadow, shadow_version
+
+SEED = seed_examples()[:150]
+
+
+def _labels() -> list[Example]:
+    spam = [f"cheap pills number {n} at http://pills{n}.example buy now" for n in range(60)]
+    ordinary = [f"the council meeting on item {n} ran long but was useful" for n in range(60)]
+    return [Example(text, spam=1, abuse=None) for text in spam] + [
+        Example(text, spam=0, abuse=0) for text in ordinary
+    ]
+
+
+def test_holdout_membership_depends_on_the_text_only() -> None:
+    example = Example("A comment about the harbour", spam=0)
+    assert in_holdout(example) == in_holdout(Example("A comment about the harbour", spam=1, author="x"))
+    training, holdout = split_holdout(_labels())
+    assert not {e.text for e in training} & {e.text for e in holdout}
+    assert 10 <= len(holdout) <= 40
+
+
+def test_first_retrain_activates_when_nothing_is_active(tmp_path: Path) -> None:
+    outcome = retrain(tmp_path, _labels(), SEED)
+    assert outcome.activated and active_version(tmp_path) == outcome.version
+    assert outcome.comparison.reasons == ["no active model to beat"]
+
+
+def test_candidate_is_judged_against_the_active_model_on_the_same_labels(tmp_path: Path) -> None:
+    first = retrain(tmp_path, _labels(), SEED)
+    labels = _labels()
+    second = retrain(tmp_path, labels, SEED, activate_if_better=False)
+    assert not second.activated and active_version(tmp_path) == first.version
+    assert set(second.comparison.candidate) == set(second.comparison.active) == {"spam"}
+    assert second.comparison.holdout_size == len(split_holdout(labels)[1])
+    assert second.version in list_versions(tmp_path)
+
+
+def test_a_worse_candidate_is_refused(tmp_path: Path) -> None:
+    first = retrain(tmp_path, _labels(), SEED)
+    active = load_version(tmp_path, first.version)
+    assert compare(active, active, split_holdout(_labels())[1]).passed
+    # Training labels flipped, held-out ones kept: the candidate ranks them backwards.
+    misled = [
+        e if in_holdout(e) else Example(e.text, spam=1 - (e.spam or 0), abuse=e.abuse) for e in _labels()
+    ]
+    outcome = retrain(tmp_path, misled, [])
+    assert not outcome.comparison.passed and not outcome.activated
+    assert "worse" in outcome.comparison.reasons[0]
+    assert active_version(tmp_path) == first.version
+
+
+def test_too_few_held_out_labels_cannot_beat_an_active_model(tmp_path: Path) -> None:
+    retrain(tmp_path, _labels(), SEED)
+    outcome = retrain(tmp_path, _labels()[:8], SEED)
+    assert not outcome.activated and "too few held-out labels" in outcome.comparison.reasons[0]
+
+
+def test_shadow_pointer(tmp_path: Path) -> None:
+    version = retrain(tmp_path, _labels(), SEED).version
+    assert shadow_version(tmp_path) is None
+    set_shadow(tmp_path, version)
+    assert shadow_version(tmp_path) == version
+    clear_shadow(tmp_path)
+    assert shadow_version(tmp_path) is None
+    with pytest.raises(ModelNotFoundError):
+        set_shadow(tmp_path, "no-such-version")

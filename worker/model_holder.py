@@ -1,0 +1,69 @@
+"""The worker's models: the active one, and the one in shadow mode, reloaded when they change.
+
+Workers notice a newly activated version (or a new shadow) without a restart: at most
+every ``check_seconds`` they read the registry's pointer files, which is one small
+file read, and load a version only when the name there changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from models import Classifier, ModelError, active_version, load_active
+from models.registry import load_version
+from models.shadow import shadow_version
+
+logger = logging.getLogger(__name__)
+
+
+class ModelHolder:
+    """Hands out the current active and shadow classifiers of one model folder."""
+
+    def __init__(
+        self, model_dir: Path, check_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._dir = model_dir
+        self._check_seconds = check_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._active = load_active(model_dir)
+        self._shadow: Classifier | None = None
+        self._checked = float("-inf")
+
+    def active(self) -> Classifier:
+        """The active classifier, reloaded first if another version was activated."""
+        self._refresh()
+        return self._active
+
+    def shadow(self) -> Classifier | None:
+        """The classifier in shadow mode, if one is set."""
+        self._refresh()
+        return self._shadow
+
+    def _refresh(self) -> None:
+        with self._lock:
+            now = self._clock()
+            if now - self._checked < self._check_seconds:
+                return
+            self._checked = now
+            try:
+                self._reload()
+            except ModelError as exc:
+                # Keep scoring with what is loaded; a broken new version must not stop the queue.
+                logger.error("keeping model %s: %s", self._active.version, exc)
+
+    def _reload(self) -> None:
+        wanted = active_version(self._dir)
+        if wanted and wanted != self._active.version:
+            self._active = load_active(self._dir)
+            logger.info("now scoring with model %s", wanted)
+        shadow = shadow_version(self._dir)
+        if shadow is None:
+            self._shadow = None
+        elif self._shadow is None or self._shadow.version != shadow:
+            self._shadow = load_version(self._dir, shadow)
+            logger.info("shadow scoring with model %s", shadow)

@@ -1,0 +1,87 @@
+"""The retraining job: moderator labels plus configured corpora in, a gated new version out."""
+
+from __future__ import annotations
+
+import logging
+
+from models import Example
+from models.importers import load as load_corpus
+from models.retraining import retrain
+from models.seeding import seed_examples
+from models.shadow import set_shadow
+from service.retraining import export_labels
+from service.statuses import RunStatus
+from service.tables import TrainingRun, utcnow
+from worker.context import WorkerContext, current_context
+
+logger = logging.getLogger(__name__)
+
+SEED_CORPUS = "seed"
+
+
+def corpus_examples(specs: tuple[str, ...]) -> list[Example]:
+    """The examples each spec names: `seed`, a canonical file, or `importer:PATH`."""
+    examples: list[Example] = []
+    for spec in specs:
+        examples.extend(seed_examples() if spec == SEED_CORPUS else load_corpus(spec))
+    return examples
+
+
+def _start(context: WorkerContext, run_id: int) -> TrainingRun | None:
+    with context.sessions() as session:
+        run = session.get(TrainingRun, run_id)
+        if run is None or run.status is not RunStatus.QUEUED:
+            return None
+        run.status, run.started_at = RunStatus.RUNNING, utcnow()
+        session.commit()
+        return run
+
+
+def _finish(context: WorkerContext, run_id: int, **values: object) -> None:
+    with context.sessions() as session:
+        run = session.get(TrainingRun, run_id)
+        assert run is not None
+        for name, value in values.items():
+            setattr(run, name, value)
+        run.finished_at = utcnow()
+        session.commit()
+
+
+def retrain_model(run_id: int) -> str:
+    """Carry out one queued run; returns the candidate version, or `skipped` if not queued.
+
+    A candidate that passes the gate is activated (workers pick it up by themselves);
+    one that does not, or every one when auto-activation is off, goes to shadow mode.
+    """
+    context = current_context()
+    run = _start(context, run_id)
+    if run is None:
+        return "skipped"
+    settings = context.settings
+    try:
+        with context.sessions() as session:
+            labels = export_labels(session, until=run.labels_until)
+        outcome = retrain(
+            settings.models,
+            labels,
+            corpus_examples(settings.retrain_corpora),
+            activate_if_better=settings.retrain_auto_activate,
+        )
+        if not outcome.activated and settings.retrain_shadow:
+            set_shadow(settings.models, outcome.version)
+    except Exception as exc:
+        _finish(context, run_id, status=RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        raise
+    _finish(
+        context,
+        run_id,
+        status=RunStatus.SUCCEEDED,
+        labels_used=len(labels),
+        candidate_version=outcome.version,
+        activated=outcome.activated,
+        comparison=outcome.comparison.as_dict(),
+    )
+    logger.info(
+        "run %s: model %s %s", run_id, outcome.version, "activated" if outcome.activated else "kept back"
+    )
+    return outcome.version
