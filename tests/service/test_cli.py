@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,34 @@ def test_missing_production_secret_is_one_clear_line(env: dict[str, str]) -> Non
     result = CliRunner().invoke(main, ["migrate"], env={**env, "MODERATION_ENV": "production"})
     assert result.exit_code == 1
     assert result.output.startswith("Error: production needs MODERATION_SECRET_KEY")
+
+
+def test_retrain_now_export_labels_and_shadow_commands(
+    env: dict[str, str], tmp_path: Path, redis_url: str, queue_name: str
+) -> None:
+    env = {
+        **env,
+        "REDIS_URL": redis_url,
+        "RETRAIN_QUEUE": f"{queue_name}-retrain",
+        "CLASSIFY_QUEUE": queue_name,
+    }
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"], env=env).exit_code == 0
+    run = runner.invoke(main, ["retrain", "--now"], env=env)
+    assert run.exit_code == 0, run.output
+    body = json.loads(run.output)
+    assert body["status"] == "succeeded" and body["trigger"] == "cli" and body["labels_used"] == 0
+    labels = tmp_path / "labels.jsonl"
+    exported = runner.invoke(main, ["export-labels", "--out", str(labels)], env=env)
+    assert exported.output.strip() == f"wrote 0 label(s) to {labels}" and labels.exists()
+    version = body["candidate_version"]
+    assert runner.invoke(main, ["shadow", "set", version], env=env).exit_code == 0
+    report = runner.invoke(main, ["shadow", "report"], env=env)
+    assert json.loads(report.output) == {
+        "model_version": version,
+        "comments": 0,
+        "unchanged": 0,
+        "changed": {},
+    }
+    assert runner.invoke(main, ["shadow", "clear"], env=env).output.strip() == "shadow mode off"
+    assert "no version in shadow mode" in runner.invoke(main, ["shadow", "report"], env=env).output
