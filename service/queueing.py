@@ -64,17 +64,23 @@ class ClassifyQueue:
         )
 
     def enqueue(self, comment_id: int) -> None:
-        """Queue classification of one stored comment; raises ``redis.RedisError`` on outage."""
-        self.queue.enqueue(
-            CLASSIFY_JOB,
-            comment_id,
-            job_id=self.job_id(comment_id),
-            description=f"classify comment {comment_id}",
-            job_timeout=self.job_timeout,
-            result_ttl=RESULT_TTL_SECONDS,
-            failure_ttl=FAILURE_TTL_SECONDS,
-            retry=Retry(max=self.retries, interval=RETRY_INTERVALS) if self.retries else None,
-        )
+        """Queue classification of one stored comment; raises ``redis.RedisError`` on outage.
+
+        The job is written through a pipeline: one round trip to Redis instead of three.
+        """
+        with self.queue.connection.pipeline() as pipe:
+            self.queue.enqueue_call(
+                CLASSIFY_JOB,
+                args=(comment_id,),
+                job_id=self.job_id(comment_id),
+                description=f"classify comment {comment_id}",
+                timeout=self.job_timeout,
+                result_ttl=RESULT_TTL_SECONDS,
+                failure_ttl=FAILURE_TTL_SECONDS,
+                retry=Retry(max=self.retries, interval=RETRY_INTERVALS) if self.retries else None,
+                pipeline=pipe,
+            )
+            pipe.execute()
 
     def try_enqueue(self, comment_id: int) -> bool:
         """Queue the job, or log and return False when Redis cannot be reached.
