@@ -83,6 +83,11 @@ class Settings:
     )
     queue_name: str = _env("CLASSIFY_QUEUE", "RQ queue that classification jobs go to.", "classify")
     job_timeout: int = _env("JOB_TIMEOUT_SECONDS", "Longest a classification job may run.", 60)
+    classify_batch: int = _env(
+        "CLASSIFY_BATCH",
+        "Most comments one classification job scores together when several are waiting.",
+        50,
+    )
     job_retries: int = _env(
         "JOB_RETRIES",
         "How often a failing classification job is retried before a human gets it.",

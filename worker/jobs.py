@@ -1,10 +1,20 @@
-"""The RQ jobs. Each takes ids, opens its own session, and is harmless when run twice."""
+"""The classify job. It takes an id, opens its own session, and is harmless when run twice.
+
+When the queue is deep, the job for one comment also classifies other comments still
+waiting in ``received``, scored in one batch and stored in one transaction: the
+model's per-call cost and the commit are paid once for many comments, and the jobs
+of comments already done finish at once. The status guard in ``record_verdict`` keeps
+a comment from being decided twice when two workers reach it together.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from rq import get_current_job
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from models import CommentText
 from service.statuses import CommentStatus
@@ -18,48 +28,75 @@ logger = logging.getLogger(__name__)
 SKIPPED = "skipped"
 
 
-def _shadow(
-    context: WorkerContext, comment_id: int, text: CommentText, live: CommentStatus
-) -> ShadowVerdict | None:
-    shadow = context.models.shadow()
-    if shadow is None:
-        return None
-    score = shadow.score_one(text)
-    routing = route(context.policy, {"spam": score.spam, "abuse": score.abuse}, shadow.thresholds)
-    return ShadowVerdict(
-        comment_id=comment_id,
-        model_version=shadow.version,
-        spam=score.spam,
-        abuse=score.abuse,
-        outcome=routing.outcome,
-        live_outcome=live,
+def _claim(session: Session, comment_id: int, limit: int) -> list[Comment]:
+    """The job's own comment, if still waiting, and up to ``limit - 1`` others, oldest first.
+
+    On PostgreSQL rows another worker is classifying are skipped, not waited for.
+    """
+    own = session.scalar(
+        select(Comment).where(Comment.id == comment_id, Comment.status == CommentStatus.RECEIVED)
     )
+    if own is None:
+        return []
+    others = session.scalars(
+        select(Comment)
+        .where(Comment.status == CommentStatus.RECEIVED, Comment.id != comment_id)
+        .order_by(Comment.id)
+        .limit(limit - 1)
+        .with_for_update(skip_locked=True)
+    ).all()
+    return [own, *others]
+
+
+def _shadow_rows(
+    context: WorkerContext, decided: Sequence[tuple[Comment, CommentText, CommentStatus]]
+) -> list[ShadowVerdict]:
+    """What the shadow model, if any, would have decided for each newly decided comment."""
+    shadow = context.models.shadow()
+    if shadow is None or not decided:
+        return []
+    scores = shadow.score([text for _comment, text, _live in decided], reasons=False)
+    return [
+        ShadowVerdict(
+            comment_id=comment.id,
+            model_version=shadow.version,
+            spam=score.spam,
+            abuse=score.abuse,
+            outcome=route(
+                context.policy, {"spam": score.spam, "abuse": score.abuse}, shadow.thresholds
+            ).outcome,
+            live_outcome=live,
+        )
+        for (comment, _text, live), score in zip(decided, scores, strict=True)
+    ]
 
 
 def _classify(context: WorkerContext, comment_id: int) -> str:
     with context.sessions() as session:
-        comment = session.get(Comment, comment_id)
-        if comment is None or comment.status is not CommentStatus.RECEIVED:
+        comments = _claim(session, comment_id, context.settings.classify_batch)
+        if not comments:
             return SKIPPED
-        text = CommentText(text=comment.body, author=comment.name, url=comment.url or "")
-        classifier = context.models.active()
-        score = classifier.score_one(text)
-        routing = route(context.policy, {"spam": score.spam, "abuse": score.abuse}, classifier.thresholds)
-        verdict = VerdictRecord(
-            spam=score.spam,
-            abuse=score.abuse,
-            reasons=list(score.reasons),
-            model_version=score.model_version,
-            outcome=routing.outcome,
-            why=routing.why,
-        )
-        if not record_verdict(session, comment_id, verdict):
-            return SKIPPED
-        shadow = _shadow(context, comment_id, text, routing.outcome)
-        if shadow is not None:
-            session.add(shadow)
+        texts = [CommentText(c.body, author=c.name, url=c.url or "") for c in comments]
+        model = context.models.active()
+        decided: list[tuple[Comment, CommentText, CommentStatus]] = []
+        for comment, text, score in zip(comments, texts, model.score(texts), strict=True):
+            routing = route(context.policy, {"spam": score.spam, "abuse": score.abuse}, model.thresholds)
+            verdict = VerdictRecord(
+                score.spam,
+                score.abuse,
+                list(score.reasons),
+                score.model_version,
+                routing.outcome,
+                routing.why,
+            )
+            if record_verdict(session, comment.id, verdict):
+                decided.append((comment, text, routing.outcome))
+        session.add_all(_shadow_rows(context, decided))
         session.commit()
-        return routing.outcome.value
+        if len(decided) > 1:
+            logger.info("classified %s waiting comments in one batch", len(decided))
+        own = [outcome for comment, _text, outcome in decided if comment.id == comment_id]
+        return own[0].value if own else SKIPPED
 
 
 def _last_attempt() -> bool:
@@ -68,9 +105,9 @@ def _last_attempt() -> bool:
 
 
 def classify_comment(comment_id: int) -> str:
-    """Score one comment, route it, and store verdict and audit event together.
+    """Score the comment (and others waiting), route them, store verdicts and audit events.
 
-    Returns the new status, or ``skipped`` when the comment had already left
+    Returns the comment's new status, or ``skipped`` when it had already left
     ``received``. When the last retry fails too, the comment is flagged for a human
     and the error is re-raised, so RQ records the failure.
     """

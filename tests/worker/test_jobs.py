@@ -32,7 +32,7 @@ class BrokenClassifier:
     version = "broken"
     thresholds: ClassVar[dict[str, dict[str, float]]] = {}
 
-    def score_one(self, _comment: Any) -> Any:
+    def score(self, _comments: Any, reasons: bool = True) -> Any:
         raise RuntimeError("model exploded")
 
 
@@ -85,6 +85,27 @@ def test_classify_stores_verdict_and_audit_once(
         assert verdict.model_version == context.models.active().version and verdict.reasons
         events = session.scalars(select(AuditEvent.action).where(AuditEvent.comment_id == comment_id)).all()
         assert events == ["received", "classified"]
+
+
+def test_one_job_classifies_every_waiting_comment_in_one_batch(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
+    first, *others = [_post(client, f"Comment number {n} about the harbour.") for n in range(5)]
+    assert classify_comment(first) in {"approved", "flagged", "rejected"}
+    with services.sessions() as session:
+        waiting = session.scalars(select(Comment.id).where(Comment.status == CommentStatus.RECEIVED)).all()
+        assert waiting == []
+    assert [classify_comment(comment_id) for comment_id in others] == [SKIPPED] * 4
+    assert all(_count(services, Verdict, comment_id) == 1 for comment_id in [first, *others])
+
+
+def test_batch_size_is_bounded(client: FlaskClient, services: Services, context: WorkerContext) -> None:
+    install_context(replace(context, settings=replace(context.settings, classify_batch=2)))
+    ids = [_post(client) for _ in range(4)]
+    classify_comment(ids[0])
+    with services.sessions() as session:
+        waiting = session.scalars(select(Comment.id).where(Comment.status == CommentStatus.RECEIVED)).all()
+    assert waiting == ids[2:]
 
 
 def test_a_moderator_decision_is_never_overwritten_by_a_late_job(
