@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
+from sqlalchemy.orm import Session, sessionmaker
 
 from models import ModelError
-from service.config import load_settings
+from service.config import Settings, load_settings
 from service.db import make_engine, make_session_factory, upgrade
 from service.errors import ConfigError
-
-logger = logging.getLogger(__name__)
 
 
 class _Commands(click.Group):
@@ -22,6 +19,11 @@ class _Commands(click.Group):
             return super().invoke(ctx)
         except (ConfigError, ModelError) as exc:
             raise click.ClickException(str(exc)) from None
+
+
+def _sessions(settings: Settings | None = None) -> sessionmaker[Session]:
+    """Sessions on the configured database, for one command."""
+    return make_session_factory(make_engine((settings or load_settings()).database))
 
 
 @click.group(cls=_Commands)
@@ -51,7 +53,7 @@ def create_token_command(name: str) -> None:
     """Create an API token for moderator NAME and print it (it is shown only once)."""
     from service.auth import create_token
 
-    sessions = make_session_factory(make_engine(load_settings().database))
+    sessions = _sessions()
     with sessions() as session:
         try:
             token = create_token(session, name)
@@ -67,7 +69,7 @@ def revoke_tokens_command(name: str) -> None:
     """Revoke every token of moderator NAME."""
     from service.auth import revoke_tokens
 
-    sessions = make_session_factory(make_engine(load_settings().database))
+    sessions = _sessions()
     with sessions() as session:
         count = revoke_tokens(session, name)
         session.commit()
@@ -115,7 +117,7 @@ def retrain(now: bool) -> None:
     queue = Queue(
         settings.retrain_queue, connection=connect_redis(redis_url(settings), settings.redis_timeout)
     )
-    sessions = make_session_factory(make_engine(settings.database))
+    sessions = _sessions(settings)
     with sessions() as session:
         run = request_retrain(session, queue, Trigger.CLI)
     if now:
@@ -139,7 +141,7 @@ def export_labels_command(out: str) -> None:
     from models import write_examples
     from service.retraining import export_labels
 
-    sessions = make_session_factory(make_engine(load_settings().database))
+    sessions = _sessions()
     with sessions() as session:
         labels = export_labels(session)
     write_examples(out, labels)
@@ -183,7 +185,7 @@ def shadow_report_command(version: str | None) -> None:
     version = version or shadow_version(settings.models)
     if version is None:
         raise click.ClickException("no version in shadow mode; name one")
-    with make_session_factory(make_engine(settings.database))() as session:
+    with _sessions(settings)() as session:
         click.echo(json.dumps(shadow_report(session, version), indent=2))
 
 

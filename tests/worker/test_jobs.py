@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -14,10 +13,9 @@ from sqlalchemy import func, select, update
 
 from models import load_active
 from service.app import Services
-from service.config import load_settings
 from service.statuses import CommentStatus
 from service.tables import AuditEvent, Comment, Verdict, utcnow
-from worker.context import WorkerContext, build_context, install_context
+from worker.context import WorkerContext, install_context
 from worker.jobs import SKIPPED, classify_comment
 from worker.sweeper import sweep
 
@@ -44,15 +42,6 @@ class BrokenModels:
 
     def shadow(self) -> None:
         return None
-
-
-@pytest.fixture
-def context(settings_overrides: dict[str, Any]) -> Iterator[WorkerContext]:
-    """A worker context on the test's database and queue, installed for the jobs."""
-    built = build_context(load_settings({}, settings_overrides))
-    install_context(built)
-    yield built
-    built.sessions.kw["bind"].dispose()
 
 
 def _post(client: FlaskClient, text: str = "A thoughtful article, thank you.") -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +13,10 @@ from sqlalchemy import select
 from models import active_version
 from models.shadow import set_shadow
 from service.app import Services
-from service.config import load_settings
 from service.retraining import export_labels, labels_since_last_run, request_retrain, retrain_job_id
 from service.statuses import RunStatus, Trigger
 from service.tables import ShadowVerdict, TrainingRun
-from worker.context import WorkerContext, build_context, install_context
+from worker.context import WorkerContext
 from worker.jobs import classify_comment
 from worker.training import retrain_model
 
@@ -40,15 +38,6 @@ def own_models(model_dir: Path, tmp_path: Path) -> Path:
 def settings_overrides(settings_overrides: dict[str, Any], own_models: Path) -> dict[str, Any]:
     """The shared settings, on the test's own model folder, checking for new versions always."""
     return {**settings_overrides, "model_dir": own_models, "model_check_seconds": 0.0}
-
-
-@pytest.fixture
-def context(settings_overrides: dict[str, Any]) -> Iterator[WorkerContext]:
-    """A worker context installed for the jobs this test runs in-process."""
-    built = build_context(load_settings({}, settings_overrides))
-    install_context(built)
-    yield built
-    built.sessions.kw["bind"].dispose()
 
 
 def _decide(client: FlaskClient, headers: dict[str, str], text: str, decision: dict[str, str]) -> int:
