@@ -1,8 +1,8 @@
-"""Command line for the classifier: train, score, and manage model versions.
+"""Command line for the classifier: train, evaluate, score, and manage model versions.
 
 The service's `moderation` group adds these with `register_commands(group)`; `python -m
-models` runs them on their own. `--data` takes canonical files now; importer names for
-the public corpora can be accepted by the same option later (`name:path`).
+models` runs them on their own. `--data` takes canonical files and `importer:PATH` for
+the public corpora (see `models.importers`).
 """
 
 from __future__ import annotations
@@ -40,15 +40,56 @@ def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True))
 
 
-@click.command("train")
-@click.option(
-    "--data",
-    "data_files",
-    multiple=True,
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Canonical labeled file (.jsonl or .csv); repeat for several.",
+DATA_HELP = (
+    "Labeled data: a canonical file (.jsonl or .csv) or IMPORTER:PATH for a public corpus "
+    "(youtube, sms, kaggle, olid, davidson; PATH is its file or folder). Repeat for several."
 )
+
+
+def _load_data(specs: tuple[str, ...], datasets: Path | None) -> list[Any]:
+    """Read every `--data` argument, plus every known corpus under `--datasets`."""
+    from models.importers import load, load_all
+
+    if not specs and datasets is None:
+        raise click.UsageError("give at least one --data (or --datasets)")
+    examples = [example for spec in specs for example in load(spec)]
+    if datasets is not None:
+        examples.extend(load_all(datasets))
+    return examples
+
+
+def _data_options(command: F) -> F:
+    """The `--data` and `--datasets` options shared by `train` and `evaluate`."""
+    command = click.option(
+        "--datasets",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        default=None,
+        help="Folder of public corpora (e.g. ../shared/datasets): import every known one found there.",
+    )(command)
+    return click.option("--data", "data_specs", multiple=True, metavar="FILE|IMPORTER:PATH", help=DATA_HELP)(
+        command
+    )
+
+
+class _ProgressBar:
+    """Shows `train`'s progress messages as a bar on standard error."""
+
+    def __init__(self, steps: int) -> None:
+        self._bar = click.progressbar(
+            length=steps, label="training", file=click.get_text_stream("stderr"), show_eta=False
+        )
+        self._bar.__enter__()
+
+    def __call__(self, message: str) -> None:
+        self._bar.label = f"training: {message}"
+        self._bar.update(1)
+
+    def close(self) -> None:
+        self._bar.__exit__(None, None, None)
+
+
+@click.command("train")
+@_data_options
 @click.option(
     "--out", "model_dir", required=True, type=MODEL_DIR, help="Model directory to write the version to."
 )
@@ -61,18 +102,49 @@ def _echo_json(value: Any) -> None:
     help="Activate the new version. Default: only when no version is active yet.",
 )
 @click.option("--seed", default=0, show_default=True, help="Random seed for the split and the models.")
+@click.option(
+    "--review-recall",
+    default=0.95,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    help="Review threshold: the highest score that still flags this share of the validation positives.",
+)
+@click.option(
+    "--reject-precision",
+    default=0.99,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    help="Reject threshold: the lowest score above which this share of validation rejections is right.",
+)
 @_user_errors
 def train_command(
-    data_files: tuple[Path, ...], model_dir: Path, out_of_core: bool, activate: bool | None, seed: int
+    data_specs: tuple[str, ...],
+    datasets: Path | None,
+    model_dir: Path,
+    out_of_core: bool,
+    activate: bool | None,
+    seed: int,
+    review_recall: float,
+    reject_precision: float,
 ) -> None:
     """Train a model version on labeled data and print its metrics as JSON."""
-    from models.examples import read_examples
     from models.registry import activate as activate_version
     from models.registry import active_version, save_version
-    from models.training import train
+    from models.training import planned_steps, train
 
-    examples = [example for path in data_files for example in read_examples(path)]
-    result = train(examples, out_of_core=out_of_core, seed=seed, progress=lambda m: click.echo(m, err=True))
+    examples = _load_data(data_specs, datasets)
+    bar = _ProgressBar(planned_steps(out_of_core))
+    try:
+        result = train(
+            examples,
+            out_of_core=out_of_core,
+            seed=seed,
+            review_recall=review_recall,
+            reject_precision=reject_precision,
+            progress=bar,
+        )
+    finally:
+        bar.close()
     version = save_version(model_dir, result)
     should_activate = activate if activate is not None else active_version(model_dir) is None
     if should_activate:
@@ -88,6 +160,34 @@ def train_command(
             "notes": result.notes,
         }
     )
+
+
+@click.command("evaluate")
+@click.option("--model", "model_dir", required=True, type=MODEL_DIR, help="Model directory.")
+@click.option("--version", default=None, help="Evaluate this version instead of the active one.")
+@_data_options
+@click.option(
+    "--out",
+    "out_dir",
+    default=Path("."),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the curves (roc.png, precision_recall.png).",
+)
+@_user_errors
+def evaluate_command(
+    model_dir: Path, version: str | None, data_specs: tuple[str, ...], datasets: Path | None, out_dir: Path
+) -> None:
+    """Print per-head metrics on labeled data as JSON and write ROC and precision-recall curves."""
+    from models.curves import write_curves
+    from models.evaluation import evaluate, thresholds_of
+    from models.registry import load_active, load_version
+
+    classifier = load_version(model_dir, version) if version else load_active(model_dir)
+    report, scored = evaluate(classifier, _load_data(data_specs, datasets))
+    thresholds = {result.head: thresholds_of(classifier, result.head) for result in scored}
+    report["curves"] = [str(path) for path in write_curves(out_dir, scored, thresholds)]
+    _echo_json(report)
 
 
 def _read_comments(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -175,7 +275,7 @@ def rollback_command(model_dir: Path) -> None:
     click.echo(f"active: {rollback(model_dir)}")
 
 
-commands: list[click.Command] = [train_command, score_command, models_group]
+commands: list[click.Command] = [train_command, evaluate_command, score_command, models_group]
 
 
 def register_commands(group: click.Group) -> None:

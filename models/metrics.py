@@ -99,13 +99,11 @@ def baseline_scores(train_labels: Any, n: int) -> np.ndarray:
     return probabilities[:, column] if column is not None else np.zeros(n)
 
 
-def head_metrics(
-    y_true: Any,
-    scores: Any,
-    thresholds: dict[str, float],
-    baseline: Any,
-) -> dict[str, Any]:
-    """Return validation metrics for one head beside the trivial baseline's."""
+def evaluate_head(y_true: Any, scores: Any, thresholds: dict[str, float]) -> dict[str, Any]:
+    """Return one head's metrics: ranking quality, and each threshold's precision, recall, F1, confusion.
+
+    The confusion matrix is `[[true negatives, false positives], [false negatives, true positives]]`.
+    """
     labels = np.asarray(y_true, dtype=np.int64)
     values = np.asarray(scores, dtype=np.float64)
     return {
@@ -114,5 +112,18 @@ def head_metrics(
         **_ranking(labels, values),
         "review": _at_threshold(labels, values, thresholds["review"]),
         "reject": _at_threshold(labels, values, thresholds["reject"]),
+    }
+
+
+def head_metrics(
+    y_true: Any,
+    scores: Any,
+    thresholds: dict[str, float],
+    baseline: Any,
+) -> dict[str, Any]:
+    """Return validation metrics for one head beside the trivial baseline's."""
+    labels = np.asarray(y_true, dtype=np.int64)
+    return {
+        **evaluate_head(labels, scores, thresholds),
         "baseline": {"model": "DummyClassifier(strategy='prior')", **_ranking(labels, np.asarray(baseline))},
     }

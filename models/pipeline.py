@@ -2,11 +2,12 @@
 
     prepare   records -> normalized text and author (`normalize_text`), raw kept for metadata
     features  FeatureUnion of
-                words   word 1-2-grams of the normalized text
-                chars   character 2-5-grams within words of the normalized text
+                words   word 1-3-grams of the normalized text
+                chars   character 1-5-grams within words of the normalized text
                 author  words of the normalized author name and website domain
                 meta    `MetadataFeatures`: links, capitals, repeats, length, digits
-    heads     `LinearHeads`: one calibrated logistic model per head (spam, abuse)
+    heads     `LinearHeads`: one calibrated logistic model per head (spam, abuse), each
+              with its own regularization chosen by cross-validation
 
 In memory, the text branches are TF-IDF vectorizers with a learned vocabulary. Out of
 core, they are stateless `HashingVectorizer`s and the heads are fitted chunk by chunk
@@ -18,7 +19,7 @@ the one saved, loaded and asked for scores.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +35,11 @@ from models.records import as_comment
 from models.vectorizers import CompactTfidfVectorizer
 
 TEXT_BRANCHES = ("words", "chars", "author")
-WORD_NGRAMS = (1, 2)
-CHAR_NGRAMS = (2, 5)
+# Chosen by cross-validation on the corpora (docs/model.md): trigrams catch phrases
+# such as "check out my" and "like this comment", single characters and short
+# character n-grams catch emoji and odd symbols that bots repeat.
+WORD_NGRAMS = (1, 3)
+CHAR_NGRAMS = (1, 5)
 # Hashed feature spaces for the out-of-core mode: large enough that collisions between
 # the few hundred thousand n-grams of a big corpus stay rare, small enough that the two
 # heads' weight vectors stay a few tens of megabytes.
@@ -153,7 +157,8 @@ def build_pipeline(
     heads: Sequence[str] = HEADS,
     min_df: int = 1,
     max_features: int = 300_000,
-    C: float = 4.0,  # noqa: N803 - scikit-learn's name for it
+    C: float | Mapping[str, float] = 4.0,  # noqa: N803 - scikit-learn's name for it
+    C_grid: tuple[float, ...] | None = None,  # noqa: N803
     calibration_folds: int = 3,
 ) -> Pipeline:
     """Return the unfitted pipeline: prepare -> features -> heads.
@@ -165,7 +170,10 @@ def build_pipeline(
         heads: the label names the model may learn, in column order of the label matrix.
         min_df: minimum document frequency of a TF-IDF term (ignored out of core).
         max_features: cap on each TF-IDF vocabulary (ignored out of core).
-        C: inverse regularization strength of the logistic regressions.
+        C: inverse regularization strength of the logistic regressions, one for all
+            heads or one per head; used when `C_grid` is None or a head has too few labels.
+        C_grid: candidate values of C; each head keeps the one its out-of-fold scores
+            rank best with (see `models.heads`).
         calibration_folds: folds used to fit the sigmoid calibration of each head.
     """
     return Pipeline(
@@ -180,6 +188,7 @@ def build_pipeline(
                 LinearHeads(
                     heads=tuple(heads),
                     C=C,
+                    C_grid=C_grid,
                     calibration_folds=calibration_folds,
                     out_of_core=out_of_core,
                     random_state=seed,

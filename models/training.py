@@ -11,7 +11,7 @@ reported metrics are the split model's, the honest estimate for unseen comments.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,12 +24,16 @@ from models.errors import TrainingError
 from models.examples import Example, deduplicate, fingerprint, split_examples
 from models.heads import HEADS
 from models.metrics import DEFAULT_REVIEW, NO_AUTOMATIC_REJECT, baseline_scores, head_metrics, pick_thresholds
-from models.pipeline import build_pipeline
+from models.pipeline import PreparedComment, build_pipeline, prepare
 
 # Below this many examples, terms seen once are kept: a small set has few repeats.
 MIN_DF_THRESHOLD = 2000
 OUT_OF_CORE_CHUNK = 5000
 OUT_OF_CORE_EPOCHS = 5
+# Each head keeps the C from this grid that its cross-validated scores rank best with;
+# DEFAULT_C serves a head with too few labels to cross-validate.
+C_GRID = (1.0, 4.0, 16.0, 64.0)
+DEFAULT_C = 4.0
 
 Progress = Callable[[str], None]
 
@@ -50,6 +54,11 @@ class TrainingResult:
     def thresholds(self) -> dict[str, dict[str, float]]:
         """Per head `{"review": p, "reject": p}`."""
         return self.classifier.thresholds
+
+
+def planned_steps(out_of_core: bool) -> int:
+    """How many progress messages `train` sends, so a caller can size a progress bar."""
+    return 2 + (2 * OUT_OF_CORE_EPOCHS if out_of_core else 0)
 
 
 def label_matrix(examples: Sequence[Example], heads: Sequence[str] = HEADS) -> np.ndarray:
@@ -92,16 +101,30 @@ def fit_out_of_core(
 
 
 def fit_pipeline(
-    examples: Sequence[Example], parameters: dict[str, Any], progress: Progress | None = None
+    examples: Sequence[Example],
+    parameters: dict[str, Any],
+    progress: Progress | None = None,
+    prepared: Mapping[Example, PreparedComment | Example] | None = None,
 ) -> Pipeline:
-    """Build the pipeline with `parameters` and fit it on `examples`."""
+    """Build the pipeline with `parameters` and fit it on `examples`.
+
+    `prepared` may hold the examples already normalized (`models.pipeline.prepare`), so
+    that a text fitted on twice is normalized once; the result is the same either way.
+    """
     options = {k: parameters[k] for k in ("out_of_core", "seed", "min_df", "C", "calibration_folds")}
-    pipeline = build_pipeline(**options)
+    grid = parameters.get("C_grid")
+    pipeline = build_pipeline(**options, C_grid=tuple(grid) if grid else None)
     if parameters["out_of_core"]:
         chunk = int(parameters["chunk_size"])
         return fit_out_of_core(pipeline, lambda: _chunks(examples, chunk), progress=progress)
-    pipeline.fit(list(examples), label_matrix(examples))
+    records = [prepared[e] for e in examples] if prepared is not None else list(examples)
+    pipeline.fit(records, label_matrix(examples))
     return pipeline
+
+
+def chosen_c(pipeline: Pipeline) -> dict[str, float]:
+    """The C each head of a fitted pipeline kept (empty out of core)."""
+    return dict(getattr(pipeline.named_steps["heads"], "C_", {}))
 
 
 def _validate(
@@ -109,10 +132,12 @@ def _validate(
     train_part: Sequence[Example],
     valid_part: Sequence[Example],
     targets: tuple[float, float],
+    prepared: Mapping[Example, PreparedComment | Example],
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """Pick thresholds and compute metrics per head on the validation part."""
     heads = tuple(pipeline.named_steps["heads"].heads_)
-    scores = pipeline.predict_proba(list(valid_part)) if valid_part and heads else None
+    records = [prepared.get(e, e) for e in valid_part]
+    scores = pipeline.predict_proba(records) if valid_part and heads else None
     thresholds: dict[str, dict[str, float]] = {}
     metrics: dict[str, Any] = {}
     for column, head in enumerate(heads):
@@ -139,7 +164,8 @@ def _parameters(unique: int, out_of_core: bool, seed: int, targets: dict[str, fl
         "out_of_core": out_of_core,
         "seed": seed,
         "min_df": 2 if unique >= MIN_DF_THRESHOLD else 1,
-        "C": 4.0,
+        "C": DEFAULT_C,
+        "C_grid": list(C_GRID),
         "calibration_folds": 3,
         "chunk_size": OUT_OF_CORE_CHUNK,
         **targets,
@@ -170,11 +196,18 @@ def train(
     targets = {"review_recall": review_recall, "reject_precision": reject_precision}
     parameters = _parameters(len(unique), out_of_core, seed, {**targets, "validation_size": validation_size})
     train_part, valid_part = split_examples(unique, validation_size, seed)
+    # Normalized once for both fits; out of core, chunks are normalized as they stream.
+    prepared = {} if out_of_core else {example: prepare(example) for example in unique}
     _report(progress, f"fitting on {len(train_part)} examples, validating on {len(valid_part)}")
-    split_model = fit_pipeline(train_part, parameters, progress)
-    thresholds, metrics = _validate(split_model, train_part, valid_part, (review_recall, reject_precision))
+    split_model = fit_pipeline(train_part, parameters, progress, prepared)
+    thresholds, metrics = _validate(
+        split_model, train_part, valid_part, (review_recall, reject_precision), prepared
+    )
     _report(progress, f"refitting on all {len(unique)} examples")
-    final = fit_pipeline(unique, parameters, progress)
+    # The final model keeps each head's C from the split model: searching again on all
+    # the data would cost as much once more for a choice that rarely changes.
+    parameters["C"] = {**dict.fromkeys(HEADS, DEFAULT_C), **chosen_c(split_model)}
+    final = fit_pipeline(unique, {**parameters, "C_grid": None}, progress, prepared)
     for head in heads:
         # A head the split model lacked (too few labels before the split) gets the fallbacks.
         thresholds.setdefault(head, {"review": DEFAULT_REVIEW, "reject": NO_AUTOMATIC_REJECT})

@@ -114,3 +114,14 @@ def model_dir(tmp_path: Path, make_result: Callable[..., TrainingResult]) -> Pat
     root = tmp_path / "models"
     activate(root, save_version(root, make_result()))
     return root
+
+
+@pytest.fixture(scope="session")
+def datasets() -> Path:
+    """The public corpora folder (`MODERATION_DATASETS`, default ../shared/datasets); skips when absent."""
+    from models.importers import DATASETS_ENV, datasets_dir
+
+    directory = datasets_dir()
+    if not directory.is_dir():
+        pytest.skip(f"corpora folder {directory} not found; set {DATASETS_ENV} to the datasets folder")
+    return directory

@@ -112,4 +112,28 @@ def test_models_list_activate_rollback(tmp_path: Path, data_file: Path) -> None:
 def test_register_commands_adds_them_to_another_group() -> None:
     group = click.Group("moderation")
     register_commands(group)
-    assert set(group.commands) == {command.name for command in commands} == {"train", "score", "models"}
+    assert (
+        set(group.commands)
+        == {command.name for command in commands}
+        == {"train", "evaluate", "score", "models"}
+    )
+
+
+def test_train_takes_importer_specs_and_threshold_targets(tmp_path: Path, data_file: Path) -> None:
+    sms = tmp_path / "SMSSpamCollection"
+    sms.write_text("spam\tWIN a prize, text CLAIM to 80086\nham\tok see you later", encoding="utf-8")
+    out = tmp_path / "models"
+    args = ["train", "--data", str(data_file), "--data", f"sms:{sms}", "--out", str(out)]
+    code, stdout, stderr = run(*args, "--review-recall", "0.9", "--reject-precision", "0.95")
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert report["examples"] == 62
+    metadata = json.loads((out / report["version"] / "metadata.json").read_text())
+    assert metadata["parameters"]["review_recall"] == 0.9
+    assert metadata["parameters"]["reject_precision"] == 0.95
+    assert "training" in stderr  # the progress bar
+
+
+def test_train_rejects_an_unknown_importer(tmp_path: Path) -> None:
+    code, _, stderr = run("train", "--data", "nosuch:/x", "--out", str(tmp_path / "m"))
+    assert code == 1 and "unknown importer 'nosuch'" in stderr

@@ -1,0 +1,133 @@
+"""Held-out evaluation per corpus: the project's model beside two baselines on the same splits.
+
+- YouTube: each video held out in turn, training on the other two (ROC-AUC per video).
+- Kaggle insults: stratified 5-fold cross-validation (ROC-AUC).
+- OLID: stratified 5-fold cross-validation (ROC-AUC, and macro-F1 at a threshold chosen
+  on a validation part of the training folds, never on the test fold).
+
+Every corpus is deduplicated first (the same text after normalization counts once), so
+no text is ever on both sides of a split. The model is fitted exactly as `train` fits
+it: `build_pipeline` with the training parameters, each head's C chosen by
+cross-validation inside the training part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.dummy import DummyClassifier
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.pipeline import make_pipeline
+
+from models.examples import Example, deduplicate, split_examples
+from models.heads import HEADS
+from models.splits import kfold, labeled, leave_group_out
+from models.training import DEFAULT_C, _parameters, chosen_c, fit_pipeline
+
+SEED = 0
+FOLDS = 5
+VALIDATION_SIZE = 0.2
+
+
+def training_parameters(count: int) -> dict[str, Any]:
+    """The parameters `train` uses for a label set of `count` examples."""
+    targets = {"review_recall": 0.95, "reject_precision": 0.99, "validation_size": VALIDATION_SIZE}
+    return _parameters(count, False, SEED, targets)
+
+
+def model_scores(train: Sequence[Example], test: Sequence[Example], head: str) -> np.ndarray:
+    """Fit the project's pipeline on `train` and return `head` probabilities for `test`."""
+    pipeline = fit_pipeline(train, training_parameters(len(train)))
+    column = list(pipeline.named_steps["heads"].heads_).index(head)
+    probabilities: np.ndarray = pipeline.predict_proba(list(test))[:, column]
+    return probabilities
+
+
+def baseline_scores(train: Sequence[Example], test: Sequence[Example], head: str) -> dict[str, np.ndarray]:
+    """Scores of a class-prior DummyClassifier and of plain TF-IDF + LogisticRegression on raw text."""
+    y = np.asarray([e.label(head) for e in train])
+    texts, test_texts = [e.text for e in train], [e.text for e in test]
+    dummy = DummyClassifier(strategy="prior").fit(np.zeros((len(y), 1)), y)
+    plain = make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=1000)).fit(texts, y)
+    return {
+        "dummy": dummy.predict_proba(np.zeros((len(test), 1)))[:, 1],
+        "tfidf_lr": plain.predict_proba(test_texts)[:, 1],
+    }
+
+
+def _auc(test: Sequence[Example], head: str, scores: np.ndarray) -> float:
+    return float(roc_auc_score([e.label(head) for e in test], scores))
+
+
+def _aucs(train: Sequence[Example], test: Sequence[Example], head: str) -> dict[str, float]:
+    """ROC-AUC of the model and both baselines on one split."""
+    result = {"model": _auc(test, head, model_scores(train, test, head))}
+    for name, scores in baseline_scores(train, test, head).items():
+        result[name] = _auc(test, head, scores)
+    return result
+
+
+def _mean(rows: Sequence[dict[str, float]]) -> dict[str, float]:
+    return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
+
+
+def youtube(examples: Sequence[Example]) -> dict[str, Any]:
+    """Leave-one-video-out ROC-AUC on the YouTube collection (spam head)."""
+    unique = labeled(deduplicate(examples), "spam")
+    per_video = {}
+    for video, train_rows, test_rows in leave_group_out(unique, lambda e: e.source):
+        train, test = [unique[i] for i in train_rows], [unique[i] for i in test_rows]
+        per_video[video] = {"test_examples": len(test), **_aucs(train, test, "spam")}
+    means = _mean([{k: v for k, v in row.items() if k != "test_examples"} for row in per_video.values()])
+    return {"examples": len(unique), "metric": "roc_auc", "per_video": per_video, "mean": means}
+
+
+def cross_validated_auc(examples: Sequence[Example], head: str) -> dict[str, Any]:
+    """Stratified 5-fold ROC-AUC of the model and both baselines on one corpus."""
+    unique = labeled(deduplicate(examples), head)
+    folds = []
+    for train_rows, test_rows in kfold(unique, head, FOLDS, SEED):
+        folds.append(_aucs([unique[i] for i in train_rows], [unique[i] for i in test_rows], head))
+    return {"examples": len(unique), "metric": "roc_auc", "folds": folds, "mean": _mean(folds)}
+
+
+def best_macro_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The score threshold with the highest macro-F1 on these (validation) scores."""
+    candidates = np.unique(np.quantile(scores, np.linspace(0.01, 0.99, 99)))
+    return float(max(candidates, key=lambda t: f1_score(labels, scores >= t, average="macro")))
+
+
+def _macro_f1_fold(train: list[Example], test: list[Example], head: str) -> dict[str, float]:
+    """Macro-F1 on `test` at a threshold picked on a validation part of `train` (as `train` does)."""
+    inner, valid = split_examples(train, VALIDATION_SIZE, SEED)
+    parameters = training_parameters(len(inner))
+    first = fit_pipeline(inner, parameters)
+    column = list(first.named_steps["heads"].heads_).index(head)
+    valid_labels = np.asarray([e.label(head) for e in valid])
+    threshold = best_macro_f1_threshold(valid_labels, first.predict_proba(list(valid))[:, column])
+    parameters["C"] = {**dict.fromkeys(HEADS, DEFAULT_C), **chosen_c(first)}
+    final = fit_pipeline(train, {**parameters, "C_grid": None})
+    scores = final.predict_proba(list(test))[:, column]
+    labels = np.asarray([e.label(head) for e in test])
+    baselines = baseline_scores(train, test, head)
+    return {
+        "model_roc_auc": float(roc_auc_score(labels, scores)),
+        "model_macro_f1": float(f1_score(labels, scores >= threshold, average="macro")),
+        "threshold": threshold,
+        "tfidf_lr_roc_auc": float(roc_auc_score(labels, baselines["tfidf_lr"])),
+        "tfidf_lr_macro_f1": float(f1_score(labels, baselines["tfidf_lr"] >= 0.5, average="macro")),
+        "dummy_macro_f1": float(f1_score(labels, baselines["dummy"] >= 0.5, average="macro")),
+    }
+
+
+def cross_validated_macro_f1(examples: Sequence[Example], head: str) -> dict[str, Any]:
+    """Stratified 5-fold ROC-AUC and macro-F1 (threshold from the training folds only)."""
+    unique = labeled(deduplicate(examples), head)
+    folds = []
+    for train_rows, test_rows in kfold(unique, head, FOLDS, SEED):
+        folds.append(_macro_f1_fold([unique[i] for i in train_rows], [unique[i] for i in test_rows], head))
+    return {"examples": len(unique), "metric": "macro_f1", "folds": folds, "mean": _mean(folds)}

@@ -1,0 +1,138 @@
+"""Training cost on all corpora, scoring throughput and latency, and the obfuscation check.
+
+Training runs in a child process so that its peak memory (the child's maximum resident
+set size) is measured on its own, not mixed with the benchmark's. The child saves the
+model; the throughput, latency and obfuscation figures use that saved model.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from models.classifier import Classifier
+from models.examples import Example
+from models.records import CommentText
+
+BATCH_SIZES = (1, 10, 1000)
+SCORED_COMMENTS = 5000
+LATENCY_SAMPLES = 300
+# Plain form, then disguised forms a spammer or abuser uses; each disguise should score
+# within 0.1 of the plain form on the head it belongs to.
+OBFUSCATIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("spam", "buy viagra now", ("buy v1agra now", "buy v.i.a.g.r.a now", "buy v\u0456agra now")),
+    ("spam", "free money, click here", ("f r e e  m o n e y, click here", "fr33 m0ney, click here")),
+    (
+        "spam",
+        "check out my channel",
+        ("ch3ck out my channel", "\u0441heck \u043eut my \u0441hannel", "check out my chaaaannel"),
+    ),
+    ("abuse", "you are an idiot", ("you are an id1ot", "you are an \u0456d\u0456ot", "you are an i d i o t")),
+    (
+        "abuse",
+        "shut up you stupid loser",
+        ("shut up you stup1d l0ser", "shut up you \uff53\uff54\uff55\uff50\uff49\uff44 loser"),
+    ),
+    ("abuse", "what a moron", ("what a m.o.r.o.n", "what a mor\u200bon", "what a moooron")),
+)
+
+_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from models.importers import load_all
+from models.registry import save_version
+from models.training import train
+
+start = time.perf_counter()
+examples = load_all(Path(sys.argv[1]))
+loaded = time.perf_counter()
+result = train(examples)
+trained = time.perf_counter()
+version = save_version(Path(sys.argv[2]), result)
+print(json.dumps({
+    "examples": len(examples), "unique_examples": result.examples, "version": version,
+    "load_seconds": loaded - start, "train_seconds": trained - loaded,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "chosen_C": result.parameters["C"],
+}))
+"""
+
+
+def train_all(datasets: Path, model_dir: Path) -> dict[str, Any]:
+    """Train on every corpus in a child process; return its time, peak memory and version."""
+    completed = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(datasets), str(model_dir)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    figures: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    figures["peak_rss_mb_children"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return figures
+
+
+def sample_comments(examples: Sequence[Example], count: int, seed: int = 0) -> list[CommentText]:
+    """`count` comments drawn from the corpora, as the service would send them."""
+    rng = random.Random(seed)  # noqa: S311 - a reproducible sample, not a secret
+    chosen = rng.sample(list(examples), min(count, len(examples)))
+    return [CommentText(e.text, author=e.author) for e in chosen]
+
+
+def throughput(classifier: Classifier, comments: Sequence[CommentText]) -> dict[str, Any]:
+    """Comments per second in batches of each size, with and without reasons."""
+    results: dict[str, Any] = {}
+    for reasons in (False, True):
+        for size in BATCH_SIZES:
+            total = comments[: max(size * 20, 1000)] if size < 1000 else comments
+            start = time.perf_counter()
+            for offset in range(0, len(total), size):
+                classifier.score(total[offset : offset + size], reasons=reasons)
+            elapsed = time.perf_counter() - start
+            key = f"batch_{size}_{'with' if reasons else 'without'}_reasons"
+            results[key] = {"comments": len(total), "per_second": len(total) / elapsed}
+    return results
+
+
+def latency(classifier: Classifier, comments: Sequence[CommentText]) -> dict[str, float]:
+    """Milliseconds for `score_one` (with reasons), one comment at a time."""
+    classifier.score_one(comments[0])  # warm the caches a long-running worker has warm
+    timings = []
+    for comment in comments[:LATENCY_SAMPLES]:
+        start = time.perf_counter()
+        classifier.score_one(comment)
+        timings.append((time.perf_counter() - start) * 1000)
+    timings.sort()
+    return {
+        "median_ms": statistics.median(timings),
+        "p95_ms": timings[int(len(timings) * 0.95) - 1],
+        "max_ms": timings[-1],
+    }
+
+
+def obfuscation(classifier: Classifier) -> dict[str, Any]:
+    """Score each plain phrase and its disguises; report the largest difference."""
+    rows = []
+    for head, plain, variants in OBFUSCATIONS:
+        base = classifier.probabilities([plain])[head][0]
+        scores = classifier.probabilities(list(variants))[head]
+        for variant, score in zip(variants, scores, strict=True):
+            rows.append(
+                {
+                    "head": head,
+                    "plain": plain,
+                    "variant": variant,
+                    "plain_score": float(base),
+                    "variant_score": float(score),
+                    "difference": abs(float(score - base)),
+                }
+            )
+    worst = max(row["difference"] for row in rows)
+    return {"pairs": rows, "max_difference": worst, "within_0_1": worst <= 0.1}

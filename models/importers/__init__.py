@@ -1,0 +1,115 @@
+"""Importers for public labeled corpora, each producing canonical `Example`s.
+
+Every importer maps its corpus's labels to the canonical heads explicitly and leaves
+the head the corpus says nothing about as None (see each module's docstring):
+
+    youtube   YouTube Spam Collection     spam   source "youtube:<video>"
+    sms       SMS Spam Collection         spam   source "sms"
+    kaggle    Kaggle insults (Impermium)  abuse  source "kaggle-insults"
+    olid      OLID / OffensEval 2019      abuse  source "olid"
+    davidson  Davidson hate & offensive   abuse  source "davidson"
+
+A data argument is either a canonical file (`labels.jsonl`) or `importer:PATH`, where
+PATH is the corpus file or the folder holding it (`youtube:/data/youtube-spam-collection`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.errors import DataError
+from models.examples import Example, read_examples
+from models.importers import davidson, kaggle, olid, sms, youtube
+
+# Where tests and the benchmark look for the corpora, unless told otherwise.
+DATASETS_ENV = "MODERATION_DATASETS"
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATASETS = _PROJECT_ROOT.parent / "shared" / "datasets"
+
+
+@dataclass(frozen=True)
+class Importer:
+    """A corpus reader, the folder name it is usually shipped in, and the head it labels."""
+
+    name: str
+    folder: str
+    head: str
+    read: Callable[[Path], list[Example]]
+
+
+IMPORTERS: dict[str, Importer] = {
+    importer.name: importer
+    for importer in (
+        Importer(youtube.NAME, youtube.FOLDER, "spam", youtube.read),
+        Importer(sms.NAME, sms.FOLDER, "spam", sms.read),
+        Importer(kaggle.NAME, kaggle.FOLDER, "abuse", kaggle.read),
+        Importer(olid.NAME, olid.FOLDER, "abuse", olid.read),
+        Importer(davidson.NAME, davidson.FOLDER, "abuse", davidson.read),
+    )
+}
+
+
+def datasets_dir() -> Path:
+    """Return the corpora folder: `$MODERATION_DATASETS`, else `../shared/datasets` beside the project."""
+    configured = os.environ.get(DATASETS_ENV, "").strip()
+    return Path(configured) if configured else DEFAULT_DATASETS
+
+
+def split_spec(spec: str) -> tuple[Importer | None, Path]:
+    """Return (importer or None for a canonical file, path) for a `--data` argument.
+
+    Raises:
+        DataError: the prefix before ':' is not a known importer.
+    """
+    name, sep, rest = spec.partition(":")
+    if not sep or not rest or len(name) < 2:
+        # No prefix, or a one-letter one (a Windows drive): a canonical file.
+        return None, Path(spec)
+    importer = IMPORTERS.get(name)
+    if importer is None:
+        known = ", ".join(IMPORTERS)
+        raise DataError(f"{spec}: unknown importer {name!r} (known: {known}), or use a canonical file")
+    return importer, Path(rest)
+
+
+def load(spec: str) -> list[Example]:
+    """Read the examples a `--data` argument names (canonical file or `importer:PATH`)."""
+    importer, path = split_spec(spec)
+    if importer is None:
+        if not path.is_file():
+            raise DataError(f"{path}: no such file")
+        return read_examples(path)
+    return importer.read(path)
+
+
+def find_corpora(directory: Path, names: tuple[str, ...] | None = None) -> dict[str, Path]:
+    """Return {importer name: folder} for each known corpus present under `directory`."""
+    wanted = names if names is not None else tuple(IMPORTERS)
+    found = {}
+    for name in wanted:
+        folder = directory / IMPORTERS[name].folder
+        if folder.is_dir():
+            found[name] = folder
+    return found
+
+
+def load_corpus(name: str, directory: Path | None = None) -> list[Example]:
+    """Read one known corpus from its usual folder under `directory` (default `datasets_dir()`)."""
+    importer = IMPORTERS[name]
+    return importer.read((directory or datasets_dir()) / importer.folder)
+
+
+def load_all(directory: Path) -> list[Example]:
+    """Read every known corpus found under `directory`.
+
+    Raises:
+        DataError: none of the known corpora is there.
+    """
+    found = find_corpora(directory)
+    if not found:
+        folders = ", ".join(importer.folder for importer in IMPORTERS.values())
+        raise DataError(f"{directory}: none of the known corpus folders ({folders}) is there")
+    return [example for name, folder in found.items() for example in IMPORTERS[name].read(folder)]

@@ -1,0 +1,52 @@
+"""Helpers shared by the corpus importers: locating files and reporting bad rows."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from models.errors import DataError
+
+_TAG = re.compile(r"<[^>]*>")
+_ANCHOR = re.compile(r"<a\b[^>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
+_LINE_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+def corpus_files(path: Path, pattern: str) -> list[Path]:
+    """Return `path` itself when it is a file, else the files in it matching `pattern`, sorted.
+
+    Raises:
+        DataError: the path does not exist, or a folder holds no matching file.
+    """
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(f"{path}: no such file or folder")
+    files = sorted(p for p in path.glob(pattern) if p.is_file())
+    if not files:
+        raise DataError(f"{path}: no file matching {pattern!r} in this folder")
+    return files
+
+
+def map_label(value: str, mapping: dict[str, int], where: str) -> int:
+    """Return `mapping[value]`, or raise a `DataError` naming the row and the accepted values."""
+    try:
+        return mapping[value.strip()]
+    except KeyError:
+        accepted = ", ".join(sorted(mapping))
+        raise DataError(f"{where}: unexpected label {value!r} (expected one of {accepted})") from None
+
+
+def require_columns(found: Sequence[str] | None, needed: tuple[str, ...], path: Path) -> None:
+    """Raise a `DataError` unless the header `found` has every column in `needed`."""
+    missing = [name for name in needed if name not in (found or [])]
+    if missing:
+        raise DataError(f"{path}:1: header lacks column(s) {', '.join(missing)}; is this the right file?")
+
+
+def strip_html(text: str) -> str:
+    """Return `text` with HTML markup removed: links keep their visible text, <br> is a line break."""
+    text = _LINE_BREAK.sub("\n", text)
+    text = _ANCHOR.sub(lambda match: match.group(1), text)
+    return _TAG.sub("", text)

@@ -1,0 +1,50 @@
+"""OLID (OffensEval 2019): tweets labeled offensive or not (level A).
+
+TSV with header `id tweet subtask_a subtask_b subtask_c`, read without CSV quoting
+(QUOTE_NONE: tweets contain unbalanced `"`). Level A `OFF` -> abuse 1, `NOT` -> abuse 0;
+levels B and C (targeted, target type) are not used. Spam is left empty.
+
+The corpus replaced user names with `@USER` and links with `URL`. Those markers are not
+text anyone wrote, and a comment form never sends them, so they are removed: otherwise
+the model would learn how many people a tweet mentioned in this one corpus.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+from models.examples import Example
+from models.importers.common import corpus_files, map_label, require_columns
+
+NAME = "olid"
+FOLDER = "olid-offenseval2019"
+PATTERN = "olid-training*.tsv"
+ABUSE_LABELS = {"OFF": 1, "NOT": 0}
+COLUMNS = ("tweet", "subtask_a")
+_PLACEHOLDERS = re.compile(r"@USER\b|\bURL\b")
+_SPACES = re.compile(r"[ \t]{2,}")
+
+
+def clean_tweet(text: str) -> str:
+    """Remove the corpus's `@USER` and `URL` placeholders."""
+    return _SPACES.sub(" ", _PLACEHOLDERS.sub(" ", text)).strip()
+
+
+def _read_file(path: Path) -> list[Example]:
+    examples = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        require_columns(reader.fieldnames, COLUMNS, path)
+        for row in reader:
+            text = clean_tweet(row["tweet"])
+            if text:
+                abuse = map_label(row["subtask_a"], ABUSE_LABELS, f"{path}:{reader.line_num}")
+                examples.append(Example(text, abuse=abuse, source=NAME))
+    return examples
+
+
+def read(path: Path) -> list[Example]:
+    """Read the OLID training file (or the folder holding it)."""
+    return [example for file in corpus_files(path, PATTERN) for example in _read_file(file)]

@@ -1,0 +1,65 @@
+"""`moderation evaluate`: per-head metrics as JSON, and the curves as PNG files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from models.cli import cli
+from models.evaluation import evaluate
+from models.examples import Example, write_examples
+from models.training import TrainingResult
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+AT_THRESHOLD = {"threshold", "precision", "recall", "f1", "confusion_matrix"}
+
+
+def test_evaluate_prints_metrics_and_writes_curves(
+    tmp_path: Path, model_dir: Path, tiny_examples: list[Example]
+) -> None:
+    data = tmp_path / "labels.jsonl"
+    write_examples(data, tiny_examples)
+    out = tmp_path / "curves"
+    args = ["evaluate", "--model", str(model_dir), "--data", str(data), "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["heads"]) == {"spam", "abuse"}
+    for metrics in report["heads"].values():
+        assert {"roc_auc", "average_precision", "review", "reject", "examples", "positives"} <= set(metrics)
+        for name in ("review", "reject"):
+            assert set(metrics[name]) == AT_THRESHOLD
+            assert sum(map(sum, metrics[name]["confusion_matrix"])) == len(tiny_examples)
+    assert sorted(Path(p).name for p in report["curves"]) == ["precision_recall.png", "roc.png"]
+    for name in ("roc.png", "precision_recall.png"):
+        assert (out / name).read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_evaluate_accepts_importer_specs(tmp_path: Path, model_dir: Path) -> None:
+    sms = tmp_path / "SMSSpamCollection"
+    sms.write_text(
+        "spam\tFREE money, click http://win-cash.xyz now\nham\tsee you at the library\n"
+        "spam\tcheap pills at http://meds-cheap.ru\nham\tthanks for the article",
+        encoding="utf-8",
+    )
+    args = ["evaluate", "--model", str(model_dir), "--data", f"sms:{sms}", "--out", str(tmp_path / "c")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["heads"]) == {"spam"}
+    assert report["notes"] == ["head 'abuse' not evaluated: no example carries its label"]
+    assert report["heads"]["spam"]["examples"] == 4
+
+
+def test_evaluate_needs_data(model_dir: Path) -> None:
+    result = CliRunner().invoke(cli, ["evaluate", "--model", str(model_dir)])
+    assert result.exit_code == 2 and "give at least one --data" in result.output
+
+
+def test_evaluate_counts_duplicates_once(trained: TrainingResult, tiny_examples: list[Example]) -> None:
+    report, scored = evaluate(trained.classifier, tiny_examples + tiny_examples[:5])
+    assert report["examples"] == len(tiny_examples) + 5
+    assert report["unique_examples"] == len(tiny_examples)
+    assert [s.head for s in scored] == ["spam", "abuse"]

@@ -1,0 +1,174 @@
+"""The corpus importers, on small files written here that reproduce each corpus's quirks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.errors import DataError
+from models.examples import Example, write_examples
+from models.importers import IMPORTERS, find_corpora, load, load_all, split_spec
+from models.importers.kaggle import decode_comment
+from models.importers.olid import clean_tweet
+
+YOUTUBE_A = (
+    "COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS\n"
+    'id1,Spam Bot,2014-01-01T00:00:00,"Check out my channel, please subscribe!!!<br />'
+    '<a href=""http://example.com/x"">http://example.com/x</a>",1\n'
+    "id2,Ann,2014-01-02T00:00:00,I love this song &amp; the video&#39;s dance\ufeff,0\n"
+)
+YOUTUBE_B = (
+    "COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS\n"
+    'id3,Bob,2015-01-01T00:00:00,"skip to <a href=""http://www.youtube.com/watch?v=x&amp;t=1m"">1:00</a>",0\n'
+)
+# No newline after the last line, and an unbalanced quote in a message.
+SMS = 'ham\tOk lar... "joking wif u\nspam\tFREE entry! Text WIN to 80086 &lt;#&gt; now\nham\tSee you at 5'
+# CRLF line endings; triple-quoted, Python-escaped comments; escaped twice; UTF-8 bytes as escapes.
+KAGGLE = (
+    "Insult,Date,Comment\r\n"
+    '1,20120618192155Z,"""You\\\'re an idiot.\\xa0"""\r\n'
+    '0,,"""First line\\\\nsecond line"""\r\n'
+    '0,20120528192215Z,"""A\\\\xc2\\\\xa0majority \\u2019yes\\u2019"""\r\n'
+)
+OLID = (
+    "id\ttweet\tsubtask_a\tsubtask_b\tsubtask_c\n"
+    '1\t@USER @USER Go home you"re drunk!!! URL\tOFF\tTIN\tIND\n'
+    "2\tNice weather today @USER\tNOT\tNULL\tNULL\n"
+)
+DAVIDSON = (
+    ",count,hate_speech,offensive_language,neither,class,tweet\n"
+    "0,3,2,1,0,0,hateful words &amp; more\n"
+    "1,3,0,3,0,1,rude words &#128514;\n"
+    "2,3,0,0,3,2,!!! RT @someone: lovely day &lt;3\n"
+)
+
+
+def write(path: Path, text: str, newline: str = "") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline=newline) as handle:
+        handle.write(text)
+    return path
+
+
+@pytest.fixture
+def corpora(tmp_path: Path) -> Path:
+    """A datasets folder laid out like the real one, holding the small files above."""
+    write(tmp_path / "youtube-spam-collection" / "Youtube07-Alpha.csv", YOUTUBE_A)
+    write(tmp_path / "youtube-spam-collection" / "Youtube08-Beta.csv", YOUTUBE_B)
+    write(tmp_path / "sms-spam-collection" / "SMSSpamCollection", SMS)
+    write(tmp_path / "kaggle-insults-impermium" / "train.csv", KAGGLE)
+    write(tmp_path / "olid-offenseval2019" / "olid-training-v1.0.tsv", OLID)
+    write(tmp_path / "davidson-hate-offensive" / "labeled_data.csv", DAVIDSON)
+    return tmp_path
+
+
+def test_youtube_keeps_the_video_and_strips_html(corpora: Path) -> None:
+    examples = load(f"youtube:{corpora / 'youtube-spam-collection'}")
+    assert [e.source for e in examples] == ["youtube:Alpha", "youtube:Alpha", "youtube:Beta"]
+    assert examples[0] == Example(
+        "Check out my channel, please subscribe!!!\nhttp://example.com/x",
+        author="Spam Bot",
+        spam=1,
+        source="youtube:Alpha",
+    )
+    assert examples[1].text == "I love this song & the video's dance\ufeff"
+    assert examples[2].text == "skip to 1:00" and examples[2].spam == 0
+    assert all(e.abuse is None for e in examples)
+
+
+def test_youtube_reads_a_single_file(corpora: Path) -> None:
+    examples = load(f"youtube:{corpora / 'youtube-spam-collection' / 'Youtube08-Beta.csv'}")
+    assert len(examples) == 1 and examples[0].source == "youtube:Beta"
+
+
+def test_sms_reads_unquoted_tsv_without_final_newline(corpora: Path) -> None:
+    examples = load(f"sms:{corpora / 'sms-spam-collection'}")
+    assert [(e.text, e.spam, e.abuse) for e in examples] == [
+        ('Ok lar... "joking wif u', 0, None),
+        ("FREE entry! Text WIN to 80086 <#> now", 1, None),
+        ("See you at 5", 0, None),
+    ]
+
+
+def test_kaggle_decodes_escapes_and_mojibake(corpora: Path) -> None:
+    examples = load(f"kaggle:{corpora / 'kaggle-insults-impermium' / 'train.csv'}")
+    assert [(e.text, e.abuse, e.spam) for e in examples] == [
+        ("You're an idiot.", 1, None),
+        ("First line\nsecond line", 0, None),
+        ("A\xa0majority \u2019yes\u2019", 0, None),
+    ]
+    assert {e.source for e in examples} == {"kaggle-insults"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        ('"plain"', "plain"),
+        ('"caf\\xe9 K\\xe4se"', "caf\xe9 K\xe4se"),  # Latin-1 letters, not UTF-8 bytes: kept
+        ('"it\\\\xe2\\\\x80\\\\x99s"', "it\u2019s"),  # UTF-8 bytes of a quote mark, escaped twice
+        ('"tab\\there"', "tab\there"),
+    ],
+)
+def test_decode_comment(raw: str, text: str) -> None:
+    assert decode_comment(raw) == text
+
+
+def test_olid_maps_level_a_and_drops_placeholders(corpora: Path) -> None:
+    examples = load(f"olid:{corpora / 'olid-offenseval2019'}")
+    assert [(e.text, e.abuse, e.spam) for e in examples] == [
+        ('Go home you"re drunk!!!', 1, None),
+        ("Nice weather today", 0, None),
+    ]
+    assert clean_tweet("@USER @USER URL") == ""
+
+
+def test_davidson_maps_hate_and_offensive_to_abuse(corpora: Path) -> None:
+    examples = load(f"davidson:{corpora / 'davidson-hate-offensive' / 'labeled_data.csv'}")
+    assert [(e.text, e.abuse, e.spam) for e in examples] == [
+        ("hateful words & more", 1, None),
+        ("rude words \U0001f602", 1, None),
+        ("!!! RT @someone: lovely day <3", 0, None),
+    ]
+
+
+def test_load_all_finds_every_corpus(corpora: Path) -> None:
+    assert set(find_corpora(corpora)) == set(IMPORTERS)
+    assert len(load_all(corpora)) == 3 + 3 + 3 + 2 + 3
+
+
+def test_load_all_without_corpora_says_what_it_looked_for(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="youtube-spam-collection"):
+        load_all(tmp_path)
+
+
+def test_canonical_files_pass_through(tmp_path: Path) -> None:
+    path = tmp_path / "labels.jsonl"
+    write_examples(path, [Example("hello", spam=0)])
+    assert load(str(path)) == [Example("hello", spam=0)]
+    assert split_spec(str(path)) == (None, path)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nosuch:/tmp/x", "unknown importer 'nosuch'"),
+        ("youtube:/does/not/exist", "no such file or folder"),
+        ("/does/not/exist.jsonl", "no such file"),
+    ],
+)
+def test_bad_specs_are_data_errors(spec: str, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        load(spec)
+
+
+def test_unknown_label_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "SMSSpamCollection", "ham\tfine\nmaybe\tunsure")
+    with pytest.raises(DataError, match=r"SMSSpamCollection:2: unexpected label 'maybe'"):
+        load(f"sms:{path}")
+
+
+def test_wrong_file_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path / "train.csv", "a,b\n1,2\n")
+    with pytest.raises(DataError, match="header lacks column"):
+        load(f"kaggle:{path}")
