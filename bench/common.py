@@ -1,0 +1,532 @@
+"""Shared helpers for the benchmark scripts: processes, ports, databases, load, figures.
+
+Every load generator here talks only to 127.0.0.1, is bounded in time and count, and
+stops by itself. Processes are started in sessions of their own and stopped by their
+process-group id, so a Ctrl-C or an error never leaves a server behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "bench"
+RESULTS_DIR = BENCH_DIR / "results"
+BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+# The same form post for every request and every app: what a reader's browser sends.
+COMMENT_BODY = json.dumps(
+    {
+        "name": "Ann Example",
+        "email": "ann@example.com",
+        "comment": "Thanks for the write-up on the harbour works. The photo of the crane at dusk "
+        "is lovely; do you know when the footbridge reopens?",
+        "thread": "/2026/11/harbour",
+        "url": "https://ann.example.org",
+    }
+).encode()
+COMMENTS_PATH = "/v1/comments"
+# One random master secret per run, shared by the web app and the workers it starts.
+SECRET_KEY = base64.urlsafe_b64encode(os.urandom(32)).decode()
+LIBRARIES = ("flask", "werkzeug", "gunicorn", "rq", "redis", "sqlalchemy", "psycopg", "scikit-learn", "numpy")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised in the main thread when SIGTERM arrives, so cleanup runs as for Ctrl-C."""
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into an exception, so ``finally`` blocks and context managers clean up."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        raise Interrupted(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Processes:
+    """The processes a benchmark started; ``stop_all`` ends each by its own process group."""
+
+    log_dir: Path
+    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, argv: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in a new session, its output to ``<log_dir>/<name>.log``."""
+        log = (self.log_dir / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            list(argv), env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        self.running[name] = process
+        return process
+
+    def stop(self, name: str, timeout: float = 15.0) -> None:
+        """SIGTERM the process group of ``name``, then SIGKILL it if it has not ended in time."""
+        process = self.running.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+    def stop_all(self) -> None:
+        """Stop every process still running, newest first."""
+        for name in reversed(list(self.running)):
+            self.stop(name)
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        """The last lines a process wrote, for error messages."""
+        path = self.log_dir / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def wait_for_http(port: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Wait until something answers HTTP on ``port``; fail early if ``process`` died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process {process.args!r} exited with {process.returncode}")
+        try:
+            with socket.create_connection((HOST, port), timeout=1.0) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                if sock.recv(12).startswith(b"HTTP/"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"nothing answered on port {port} within {timeout:.0f} s")
+
+
+def gunicorn_argv(app: str, port: int, workers: int = 2, pythonpath: Path | None = None) -> list[str]:
+    """The gunicorn command both apps run under: sync workers, no access log."""
+    argv = [str(BIN / "gunicorn"), "--workers", str(workers), "--bind", f"{HOST}:{port}"]
+    argv += ["--log-level", "warning"]
+    if pythonpath is not None:
+        argv += ["--pythonpath", str(pythonpath)]
+    return [*argv, app]
+
+
+def percentiles(values: Sequence[float], points: Sequence[float] = (50, 95, 99)) -> dict[str, float]:
+    """Nearest-rank percentiles of ``values`` as ``{"p50": ..., ...}``; empty input gives NaN."""
+    ordered = sorted(values)
+    result: dict[str, float] = {}
+    for point in points:
+        if not ordered:
+            result[f"p{point:g}"] = float("nan")
+            continue
+        rank = max(1, min(len(ordered), round(point / 100 * len(ordered) + 0.5)))
+        result[f"p{point:g}"] = ordered[rank - 1]
+    return result
+
+
+def write_results(name: str, data: dict[str, Any]) -> Path:
+    """Write ``data`` to ``bench/results/<name>.json`` and return the path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return path
+
+
+def machine_info() -> dict[str, Any]:
+    """Cores, memory, Python and library versions, and whether wrk is installed."""
+    memory_kib = 0
+    with contextlib.suppress(OSError), open("/proc/meminfo") as meminfo:
+        memory_kib = int(meminfo.readline().split()[1])
+    versions = {}
+    for name in LIBRARIES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": round(memory_kib / 1024**2, 1),
+        "python": platform.python_version(),
+        "libraries": versions,
+        "wrk": shutil.which("wrk"),
+        "load_average": os.getloadavg(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def unique_name(prefix: str) -> str:
+    """A name no other run uses: ``<prefix>_<12 hex digits>``."""
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@contextlib.contextmanager
+def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
+    """A migrated, empty database URL: a new PostgreSQL schema or a new SQLite file.
+
+    The PostgreSQL schema is dropped on the way out, whatever happened.
+    """
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from service.db import make_engine, upgrade
+
+    if kind == "sqlite":
+        url = f"sqlite:///{workdir / unique_name('bench')}.db"
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+        return
+    schema = unique_name("bench")
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        schema_url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+        rendered = schema_url.render_as_string(hide_password=False)
+        engine = make_engine(rendered)
+        upgrade(engine)
+        engine.dispose()
+        yield rendered
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def seed_model(model_dir: Path) -> str:
+    """Train the project's seed model into ``model_dir`` (about ten seconds) and return its version."""
+    from models import train_seed_model
+
+    return train_seed_model(model_dir)
+
+
+def service_env(database_url: str, queue: str, model_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment the web app and the workers run with in a benchmark."""
+    env = dict(os.environ)
+    env.update(
+        MODERATION_ENV="production",
+        MODERATION_SECRET_KEY=SECRET_KEY,
+        DATABASE_URL=database_url,
+        REDIS_URL=REDIS_URL,
+        CLASSIFY_QUEUE=queue,
+        RETRAIN_QUEUE=f"{queue}-retrain",
+        RETRAIN_AFTER_LABELS="0",
+        MODEL_DIR=str(model_dir),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def purge_queue(connection: Any, queue: str) -> int:
+    """Delete every Redis key of ``queue``: its list, registries and jobs named after it."""
+    deleted = 0
+    for pattern in (f"rq:*:{queue}", f"rq:*:{queue}:*", f"rq:*:{queue}-*", f"rq:*:{queue}-retrain"):
+        keys = list(connection.scan_iter(match=pattern, count=1000))
+        for start in range(0, len(keys), 500):
+            deleted += connection.delete(*keys[start : start + 500])
+    connection.srem("rq:queues", f"rq:queue:{queue}", f"rq:queue:{queue}-retrain")
+    return deleted
+
+
+@contextlib.contextmanager
+def workspace(prefix: str) -> Iterator[Path]:
+    """A temporary folder for logs, SQLite files and models, removed at the end."""
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- load
+
+
+@dataclass
+class LoadResult:
+    """What one load run measured. Latencies are in milliseconds."""
+
+    generator: str
+    connections: int
+    seconds: float
+    requests: int
+    errors: int
+    requests_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    target_rate: float | None = None
+    statuses: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return asdict(self)
+
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[%s]==]
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p95_us": %%d, "p99_us": %%d, '
+    .. '"errors": %%d, "status_errors": %%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(95),
+    latency:percentile(99), e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+
+def wrk_available() -> bool:
+    """True when the wrk binary is on PATH."""
+    return shutil.which("wrk") is not None
+
+
+def run_wrk(port: int, connections: int, seconds: float, workdir: Path) -> LoadResult:
+    """Closed-loop load with wrk (one thread): ``connections`` posting the comment body."""
+    script = workdir / "post.lua"
+    script.write_text(WRK_SCRIPT % COMMENT_BODY.decode())
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s"]
+    argv += ["-s", str(script), f"http://{HOST}:{port}{COMMENTS_PATH}"]
+    output = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+    line = next(row for row in output.splitlines() if row.startswith("BENCH_JSON "))
+    raw = json.loads(line.removeprefix("BENCH_JSON "))
+    elapsed = raw["duration_us"] / 1e6
+    return LoadResult(
+        generator="wrk",
+        connections=connections,
+        seconds=round(elapsed, 3),
+        requests=raw["requests"],
+        errors=raw["errors"] + raw["status_errors"],
+        requests_per_s=round(raw["requests"] / elapsed, 1),
+        p50_ms=raw["p50_us"] / 1000,
+        p95_ms=raw["p95_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+    )
+
+
+def _request_bytes(port: int, body: bytes) -> bytes:
+    head = (
+        f"POST {COMMENTS_PATH} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _post_once(port: int, payload: bytes) -> int:
+    """One request on a fresh connection (gunicorn's sync workers close after each answer)."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    try:
+        writer.write(payload)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length:
+            await reader.readexactly(length)
+        return int(head[9:12])
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+class _Tally:
+    """Latencies and statuses collected by the Python generators."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.statuses: Counter[str] = Counter()
+        self.errors = 0
+
+    async def post(self, port: int, payload: bytes, started: float, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            status = await asyncio.wait_for(_post_once(port, payload), timeout)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+            self.errors += 1
+            self.statuses["error"] += 1
+            return
+        self.statuses[str(status)] += 1
+        if not 200 <= status < 400:
+            self.errors += 1
+        self.latencies.append((loop.time() - started) * 1000)
+
+    def result(self, connections: int, seconds: float, target_rate: float | None = None) -> LoadResult:
+        spread = percentiles(self.latencies)
+        done = len(self.latencies)
+        return LoadResult(
+            generator="python",
+            connections=connections,
+            seconds=round(seconds, 3),
+            requests=done,
+            errors=self.errors,
+            requests_per_s=round(done / seconds, 1) if seconds else 0.0,
+            p50_ms=round(spread["p50"], 3),
+            p95_ms=round(spread["p95"], 3),
+            p99_ms=round(spread["p99"], 3),
+            target_rate=target_rate,
+            statuses=dict(self.statuses),
+        )
+
+
+async def _closed_loop(port: int, connections: int, seconds: float, max_requests: int) -> LoadResult:
+    loop = asyncio.get_running_loop()
+    tally, payload = _Tally(), _request_bytes(port, COMMENT_BODY)
+    start = loop.time()
+    deadline = start + seconds
+    budget = [max_requests]
+
+    async def client() -> None:
+        while loop.time() < deadline and budget[0] > 0:
+            budget[0] -= 1
+            await tally.post(port, payload, loop.time(), timeout=10.0)
+
+    await asyncio.gather(*(client() for _ in range(connections)))
+    return tally.result(connections, loop.time() - start)
+
+
+def run_python_closed(port: int, connections: int, seconds: float, max_requests: int = 10**7) -> LoadResult:
+    """Closed-loop load in Python: ``connections`` clients posting back to back, bounded."""
+    return asyncio.run(_closed_loop(port, connections, seconds, max_requests))
+
+
+async def fixed_rate(port: int, rate: float, seconds: float, max_in_flight: int = 256) -> LoadResult:
+    """Open-loop load: one post every ``1/rate`` s for ``seconds``; latency counts from the
+    moment a request was due, so a server that falls behind shows it (no coordinated omission)."""
+    loop = asyncio.get_running_loop()
+    tally, payload = _Tally(), _request_bytes(port, COMMENT_BODY)
+    gate = asyncio.Semaphore(max_in_flight)
+    total = max(1, int(rate * seconds))
+    start = loop.time()
+    tasks: list[asyncio.Task[None]] = []
+
+    async def one(due: float) -> None:
+        async with gate:
+            await tally.post(port, payload, due, timeout=30.0)
+
+    for index in range(total):
+        due = start + index / rate
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(due)))
+    await asyncio.gather(*tasks)
+    return tally.result(max_in_flight, loop.time() - start, target_rate=rate)
+
+
+def run_fixed_rate(port: int, rate: float, seconds: float) -> LoadResult:
+    """Run ``fixed_rate`` in a fresh event loop."""
+    return asyncio.run(fixed_rate(port, rate, seconds))
+
+
+def closed_load(port: int, connections: int, seconds: float, workdir: Path, generator: str) -> LoadResult:
+    """Closed-loop load with wrk when asked for and installed, else the Python generator."""
+    if generator == "wrk" or (generator == "auto" and wrk_available()):
+        return run_wrk(port, connections, seconds, workdir)
+    return run_python_closed(port, connections, seconds)
+
+
+# -------------------------------------------------------------------------- profiles
+
+
+def start_profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    """Sample ``pid`` and its children with py-spy for ``seconds``, collapsed stacks to ``out``."""
+    spy = shutil.which("py-spy", path=str(BIN)) or shutil.which("py-spy")
+    if spy is None:
+        raise RuntimeError("py-spy is not installed: pip install py-spy==0.4.3")
+    argv = [spy, "record", "--pid", str(pid), "--subprocesses", "--format", "raw", "--rate", "200"]
+    argv += ["--duration", str(max(1, round(seconds))), "--output", str(out), "--nonblocking"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def summarize_profile(path: Path, top: int = 25, root: str | None = None) -> dict[str, Any]:
+    """Share of the sampled time per function, from py-spy's collapsed stacks.
+
+    ``inclusive`` counts a function when it is anywhere on the stack, ``self`` when it is
+    the innermost frame. With ``root`` (e.g. ``Flask.wsgi_app``) the frames above the
+    first frame naming it are left out of ``inclusive``, so the server loop's own frames
+    do not crowd the list; ``under_root`` is the share of samples inside ``root``.
+    """
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    busy = under_root = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        frames = [_frame_name(frame) for frame in stack.split(";") if not frame.startswith("process ")]
+        if not frames:
+            continue
+        count = int(count_text)
+        busy += count
+        own[frames[-1]] += count
+        if root is not None:
+            first = next((index for index, name in enumerate(frames) if root in name), None)
+            if first is None:
+                continue
+            under_root += count
+            frames = frames[first:]
+        for name in set(frames):
+            inclusive[name] += count
+
+    def share(counter: Counter[str]) -> list[dict[str, Any]]:
+        return [
+            {"function": name, "share": round(count / busy, 4)} for name, count in counter.most_common(top)
+        ]
+
+    summary: dict[str, Any] = {"samples": busy, "inclusive": share(inclusive), "self": share(own)}
+    if root is not None:
+        summary["root"], summary["under_root"] = root, round(under_root / busy, 4) if busy else 0.0
+    return summary
+
+
+def _frame_name(frame: str) -> str:
+    """``function (path/to/module.py:12)`` → ``function (module.py)``, lines dropped."""
+    name, _, location = frame.partition(" (")
+    module = location.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", "/work/main/", "lib/python3"):
+        if marker in module:
+            module = module.split(marker, 1)[1]
+    return f"{name} ({module})"
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Print rows under headers in aligned columns."""
+    cells = [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(str(header)), *(len(row[i]) for row in cells)) for i, header in enumerate(headers)]
+    print("  ".join(str(header).rjust(width) for header, width in zip(headers, widths, strict=True)))
+    for row in cells:
+        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))

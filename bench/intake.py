@@ -1,0 +1,252 @@
+"""Intake throughput and latency of POST /v1/comments against a hello-world Flask app.
+
+Starts the real app (gunicorn, 2 sync workers) on a fresh database with the machine's
+Redis, and the hello-world app of ``bench/hello_app.py`` under the same settings, then
+drives both with the same closed-loop generator (wrk when installed, else Python) at
+several concurrencies, and with a fixed-rate generator at half the maximum rate.
+Prints requests/s, latency p50/p95/p99 and the ratio ours / hello-world, and writes
+``bench/results/intake.json``. Only 127.0.0.1 is loaded; every run is bounded in time.
+
+    .venv/bin/python bench/intake.py                       # SQLite, then PostgreSQL
+    .venv/bin/python bench/intake.py --database postgresql --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file: make `bench` and the service importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import redis
+from sqlalchemy import create_engine, text
+
+from bench.common import (
+    BENCH_DIR,
+    REDIS_URL,
+    RESULTS_DIR,
+    LoadResult,
+    Processes,
+    closed_load,
+    free_port,
+    fresh_database,
+    gunicorn_argv,
+    machine_info,
+    print_table,
+    purge_queue,
+    run_fixed_rate,
+    seed_model,
+    service_env,
+    start_profile,
+    stop_on_sigterm,
+    summarize_profile,
+    unique_name,
+    wait_for_http,
+    workspace,
+    write_results,
+    wrk_available,
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database", choices=["both", "sqlite", "postgresql"], default="both", help="default: both"
+    )
+    parser.add_argument("--concurrency", default="1,4,8,16", help="comma-separated (default 1,4,8,16)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="per concurrency (default 8)")
+    parser.add_argument("--half-load-seconds", type=float, default=10.0, help="fixed-rate run (default 10)")
+    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers (default 2)")
+    parser.add_argument(
+        "--profile", action="store_true", help="also profile the app with py-spy at 8 connections"
+    )
+    parser.add_argument("--out", default="intake", help="results name (default intake)")
+    return parser.parse_args(argv)
+
+
+@dataclass
+class Target:
+    """One app under test: its name, port and gunicorn process."""
+
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    url: str = ""
+    queue: str = ""
+    runs: list[LoadResult] = field(default_factory=list)
+
+    @property
+    def max_rps(self) -> float:
+        """The best closed-loop throughput this app reached."""
+        return max(run.requests_per_s for run in self.runs)
+
+
+def start_target(
+    name: str, app: str, env: dict[str, str], procs: Processes, args: argparse.Namespace
+) -> Target:
+    """Start ``app`` under gunicorn on a free port and wait until it answers."""
+    port = free_port()
+    pythonpath = BENCH_DIR if app.startswith("hello_app") else None
+    process = procs.start(name, gunicorn_argv(app, port, args.workers, pythonpath=pythonpath), env)
+    wait_for_http(port, process)
+    return Target(name, port, process)
+
+
+def measure(targets: list[Target], args: argparse.Namespace, workdir: Path, levels: list[int]) -> None:
+    """Each concurrency level on every app back to back, so each pair shares the machine's mood."""
+    for target in targets:
+        closed_load(target.port, 4, 2, workdir, args.generator)
+    for connections in levels:
+        for target in targets:
+            result = closed_load(target.port, connections, args.seconds, workdir, args.generator)
+            target.runs.append(result)
+            print(
+                f"  {target.name:<10} c={connections:<3} {result.requests_per_s:8.1f} req/s  "
+                f"p50 {result.p50_ms:6.2f}  p95 {result.p95_ms:6.2f}  p99 {result.p99_ms:6.2f} ms  "
+                f"errors {result.errors}",
+                flush=True,
+            )
+
+
+def half_load(target: Target, args: argparse.Namespace) -> LoadResult:
+    """Posts at a fixed half of the app's best rate; latency counted from when each was due."""
+    rate = target.max_rps / 2
+    result = run_fixed_rate(target.port, rate, args.half_load_seconds)
+    print(
+        f"  {target.name:<10} fixed {rate:7.1f}/s: got {result.requests_per_s:.1f}/s  p50 {result.p50_ms:.2f}"
+        f"  p95 {result.p95_ms:.2f}  p99 {result.p99_ms:.2f} ms  errors {result.errors}",
+        flush=True,
+    )
+    return result
+
+
+def profile_app(target: Target, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Profile the gunicorn master and its workers under load at 8 connections."""
+    out = RESULTS_DIR / f"{args.out}-{target.name}.profile.txt"
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    spy = start_profile(target.process.pid, args.seconds, out)
+    time.sleep(1.0)
+    closed_load(target.port, 8, args.seconds, workdir, args.generator)
+    spy.wait(args.seconds + 30)
+    summary = summarize_profile(out, top=40, root="Flask.wsgi_app")
+    print(f"  profile of {target.name}: {out}")
+    print(f"    {summary['under_root'] * 100:5.1f}%  of samples inside Flask.wsgi_app")
+    for row in summary["inclusive"][:30]:
+        print(f"    {row['share'] * 100:5.1f}%  {row['function']}")
+    return {"collapsed_stacks": str(out.relative_to(BENCH_DIR.parent)), **summary}
+
+
+def stored_and_queued(target: Target, connection: redis.Redis) -> dict[str, Any]:
+    """How many comments the database holds and how many jobs wait: every 202 should be both."""
+    engine = create_engine(target.url)
+    facts: dict[str, Any] = {}
+    with engine.connect() as db:
+        facts["stored_comments"] = db.scalar(text("SELECT count(*) FROM comments"))
+        if target.name == "postgresql":
+            facts["synchronous_commit"] = db.scalar(text("SHOW synchronous_commit"))
+    engine.dispose()
+    facts["queued_jobs"] = connection.llen(f"rq:queue:{target.queue}")
+    return facts
+
+
+def run_all(
+    args: argparse.Namespace, procs: Processes, workdir: Path, levels: list[int], kinds: list[str]
+) -> dict[str, Any]:
+    """Start hello-world and the service on each database, measure, profile, and count."""
+    model_dir = workdir / "models"
+    seed_model(model_dir)
+    connection = redis.Redis.from_url(REDIS_URL)
+    with contextlib.ExitStack() as stack:
+        stack.callback(connection.close)
+        targets = [
+            start_target("hello", "hello_app:create_app()", service_env("", "unused", workdir), procs, args)
+        ]
+        for kind in kinds:
+            queue = unique_name("bench_intake")
+            stack.callback(purge_queue, connection, queue)
+            url = stack.enter_context(fresh_database(kind, workdir))
+            stack.callback(procs.stop_all)  # servers end before their schema is dropped
+            target = start_target(
+                kind, "service:create_app()", service_env(url, queue, model_dir), procs, args
+            )
+            target.url, target.queue = url, queue
+            targets.append(target)
+        measure(targets, args, workdir, levels)
+        results: dict[str, Any] = {}
+        for target in targets:
+            entry: dict[str, Any] = {
+                "runs": [run.as_dict() for run in target.runs],
+                "max_rps": target.max_rps,
+            }
+            entry["half_load"] = half_load(target, args).as_dict()
+            if args.profile:
+                entry["profile"] = profile_app(target, args, workdir)
+            procs.stop(target.name)
+            if target.url:
+                entry.update(stored_and_queued(target, connection))
+            results[target.name] = entry
+        return results
+
+
+def report(results: dict[str, Any], levels: list[int]) -> None:
+    """Print the comparison table: ours / hello-world at each concurrency."""
+    hello = results["apps"]["hello"]
+    for kind, ours in results["apps"].items():
+        if kind == "hello":
+            continue
+        print(f"\n{kind}: ours vs hello-world ({ours['stored_comments']} comments stored)")
+        rows = []
+        for index, connections in enumerate(levels):
+            mine, base = ours["runs"][index], hello["runs"][index]
+            ratio = mine["requests_per_s"] / base["requests_per_s"]
+            ours["runs"][index]["ratio_to_hello"] = round(ratio, 3)
+            rows.append(
+                [connections, base["requests_per_s"], mine["requests_per_s"], f"{ratio:.2f}"]
+                + [f"{mine[key]:.2f}" for key in ("p50_ms", "p95_ms", "p99_ms")]
+            )
+        print_table(["conc", "hello/s", "ours/s", "ratio", "p50 ms", "p95 ms", "p99 ms"], rows)
+        ours["max_ratio_to_hello"] = round(ours["max_rps"] / hello["max_rps"], 3)
+        half = ours["half_load"]
+        print(
+            f"max {ours['max_rps']:.0f}/s = {ours['max_ratio_to_hello']:.2f} x hello"
+            f" ({hello['max_rps']:.0f}/s);"
+            f" at half ({half['target_rate']:.0f}/s) p99 {half['p99_ms']:.1f} ms"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the intake benchmark and write its JSON."""
+    args = parse_args(argv)
+    stop_on_sigterm()
+    levels = [int(level) for level in args.concurrency.split(",")]
+    kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    use_wrk = args.generator == "wrk" or (args.generator == "auto" and wrk_available())
+    generator = "wrk" if use_wrk else "python"
+    results: dict[str, Any] = {"machine": machine_info(), "generator": generator, "settings": vars(args)}
+    started = time.monotonic()
+    with workspace("bench-intake") as workdir:
+        procs = Processes(workdir)
+        try:
+            print(f"generator: {generator}; gunicorn {args.workers} sync workers", flush=True)
+            results["apps"] = run_all(args, procs, workdir, levels, kinds)
+        finally:
+            procs.stop_all()
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    report(results, levels)
+    print(f"\nwrote {write_results(args.out, results)} in {results['elapsed_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,497 @@
+"""Submit-to-verdict latency, verdict throughput and queue depth of the whole pipeline.
+
+Starts the web app (gunicorn, 2 sync workers) on a fresh database and, for each worker
+count N, N ``python -m service worker`` processes. For each N it measures:
+
+- the drain rate of a backlog of classification jobs, and of as many no-op RQ jobs
+  (``builtins.str``, enqueued with the same options) on a queue of their own worked by
+  the same worker command and class: their ratio is the key figure;
+- comments posted at fixed rates (25 %, 50 %, 100 % of the intake maximum, measured in
+  the same run or given): submit-to-verdict p50/p95/p99 from the comment's and its
+  verdict's ``created_at``, verdicts/s, and the queue length sampled over time;
+- a burst at 5x the sustainable rate (the measured classify drain rate) and the time
+  the queue takes to drain after it.
+
+Writes ``bench/results/pipeline.json``. Load goes only to 127.0.0.1; every phase is
+bounded in time and count; processes, Redis keys and the schema are removed at the end.
+
+    .venv/bin/python bench/pipeline.py
+    .venv/bin/python bench/pipeline.py --workers 2 --intake-rate 150 --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file: make `bench` and the service importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import redis
+from rq import Queue, Retry, Worker
+from sqlalchemy import Engine, create_engine, delete, func, select
+
+from bench.common import (
+    BIN,
+    REDIS_URL,
+    RESULTS_DIR,
+    Processes,
+    closed_load,
+    fixed_rate,
+    free_port,
+    fresh_database,
+    gunicorn_argv,
+    machine_info,
+    percentiles,
+    print_table,
+    purge_queue,
+    run_python_closed,
+    seed_model,
+    service_env,
+    start_profile,
+    stop_on_sigterm,
+    summarize_profile,
+    unique_name,
+    wait_for_http,
+    workspace,
+    write_results,
+)
+from service.config import load_settings
+from service.queueing import FAILURE_TTL_SECONDS, RESULT_TTL_SECONDS, RETRY_INTERVALS
+from service.statuses import CommentStatus
+from service.tables import Comment, Verdict
+
+SAMPLE_SECONDS = 0.25
+NOOP_JOB = "builtins.str"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
+    parser.add_argument("--workers", default="1,2", help="worker counts to try (default 1,2)")
+    parser.add_argument("--intake-rate", type=float, help="intake maximum in req/s (default: measure it)")
+    parser.add_argument("--rates", default="0.25,0.5,1.0", help="fractions of the intake maximum")
+    parser.add_argument("--phase-seconds", type=float, default=6.0, help="per fixed rate (default 6)")
+    parser.add_argument("--backlog", type=int, default=1200, help="jobs per drain measurement (default 1200)")
+    parser.add_argument("--burst-factor", type=float, default=5.0, help="x the sustainable rate (default 5)")
+    parser.add_argument("--burst-seconds", type=float, default=3.0, help="burst length (default 3)")
+    parser.add_argument("--drain-timeout", type=float, default=30.0, help="longest wait for a drain (s)")
+    parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of web and workers (default INFO)")
+    parser.add_argument("--profile", action="store_true", help="profile one worker during an extra drain")
+    parser.add_argument("--out", default="pipeline", help="results name (default pipeline)")
+    return parser.parse_args(argv)
+
+
+@dataclass
+class Bench:
+    """What every phase needs: the web port, the database, Redis, queue names and processes."""
+
+    args: argparse.Namespace
+    procs: Processes
+    workdir: Path
+    model_dir: Path
+    url: str
+    engine: Engine
+    redis: redis.Redis
+    queue: str
+    noop_queue: str
+    port: int = 0
+
+    def env(self, queue: str) -> dict[str, str]:
+        """The environment of the web app and of workers on ``queue``."""
+        return service_env(
+            self.url, queue, self.model_dir, SWEEP_INTERVAL_SECONDS="0", LOG_LEVEL=self.args.log_level
+        )
+
+    def last_comment_id(self) -> int:
+        """The newest comment's id (0 when there is none)."""
+        with self.engine.connect() as db:
+            return int(db.scalar(select(func.max(Comment.id))) or 0)
+
+    def count_between(self, low: int, high: int) -> int:
+        """Comments with an id in (low, high]."""
+        with self.engine.connect() as db:
+            return int(db.scalar(select(func.count()).where(Comment.id > low, Comment.id <= high)) or 0)
+
+    def waiting(self, low: int, high: int) -> int:
+        """Comments in (low, high] that are still ``received``."""
+        statement = select(func.count()).where(
+            Comment.id > low, Comment.id <= high, Comment.status == CommentStatus.RECEIVED
+        )
+        with self.engine.connect() as db:
+            return int(db.scalar(statement) or 0)
+
+    def depth(self, queue: str | None = None) -> int:
+        """Jobs waiting in the RQ queue."""
+        return int(self.redis.llen(f"rq:queue:{queue or self.queue}"))
+
+
+# ------------------------------------------------------------------------ workers
+
+
+def start_workers(bench: Bench, queue: str, count: int, tag: str) -> list[str]:
+    """Start ``count`` worker processes on ``queue`` and wait until all registered with RQ."""
+    names = []
+    for index in range(count):
+        name = f"worker-{tag}-{index}"
+        bench.procs.start(name, [str(BIN / "python"), "-m", "service", "worker"], bench.env(queue))
+        names.append(name)
+    deadline = time.monotonic() + 90
+    rq_queue = Queue(queue, connection=bench.redis)
+    while Worker.count(connection=bench.redis, queue=rq_queue) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"workers did not start: {bench.procs.log_tail(names[0])}")
+        for name in names:
+            process = bench.procs.running[name]
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited: {bench.procs.log_tail(name)}")
+        time.sleep(0.1)
+    return names
+
+
+def stop_workers(bench: Bench, names: list[str]) -> None:
+    """Stop worker processes (SIGTERM lets RQ finish the current job and unregister)."""
+    for name in names:
+        bench.procs.stop(name)
+
+
+# -------------------------------------------------------------------------- drains
+
+
+def hold(bench: Bench, queue: str) -> str:
+    """Move the queue's waiting jobs aside, so workers can start before the clock does."""
+    holding = f"rq:queue:{queue}:held"
+    bench.redis.rename(f"rq:queue:{queue}", holding)
+    return holding
+
+
+def finished_count(bench: Bench, queue: str) -> int:
+    """Jobs of ``queue`` that finished or failed so far."""
+    return int(bench.redis.zcard(f"rq:finished:{queue}")) + int(bench.redis.zcard(f"rq:failed:{queue}"))
+
+
+def settle(bench: Bench, queue: str, expected: int) -> None:
+    """Wait (bounded) until ``expected`` jobs of ``queue`` have finished: the warm-up is over."""
+    deadline = time.monotonic() + bench.args.drain_timeout
+    while finished_count(bench, queue) < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def enqueue_noops(bench: Bench, count: int) -> None:
+    """Enqueue ``count`` no-op jobs with the options the classify job is enqueued with."""
+    queue = Queue(bench.noop_queue, connection=bench.redis)
+    with bench.redis.pipeline() as pipe:
+        for index in range(count):
+            queue.enqueue(
+                NOOP_JOB,
+                index,
+                job_id=f"{bench.noop_queue}-{index}-{time.monotonic_ns()}",
+                description=f"no-op {index}",
+                job_timeout=60,
+                result_ttl=RESULT_TTL_SECONDS,
+                failure_ttl=FAILURE_TTL_SECONDS,
+                retry=Retry(max=3, interval=RETRY_INTERVALS),
+                pipeline=pipe,
+            )
+        pipe.execute()
+
+
+def timed_drain(
+    bench: Bench, queue: str, is_done: Callable[[], bool], names: list[str], profile: Path | None
+) -> float:
+    """Release the held jobs to the waiting workers; seconds until ``is_done()`` says so."""
+    spy: subprocess.Popen[bytes] | None = None
+    if profile is not None:
+        spy = start_profile(bench.procs.running[names[0]].pid, bench.args.drain_timeout, profile)
+        time.sleep(1.0)
+    started = time.monotonic()
+    bench.redis.rename(f"rq:queue:{queue}:held", f"rq:queue:{queue}")
+    deadline = started + bench.args.drain_timeout * 2
+    finished = False
+    while time.monotonic() < deadline and not finished:
+        time.sleep(0.02)
+        finished = is_done()
+    elapsed = time.monotonic() - started
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT, not on SIGTERM
+        spy.wait(30)
+    if not finished:
+        raise RuntimeError(f"the {queue} backlog did not drain in {elapsed:.0f} s")
+    return elapsed
+
+
+def classify_drain(bench: Bench, workers: int, profile: Path | None = None) -> dict[str, Any]:
+    """Post a backlog with no worker running, then time N workers deciding all of it.
+
+    No warm-up: a warm-up job would also score the waiting backlog (``CLASSIFY_BATCH``),
+    so both drains include each worker's first-job costs; the no-op drain does the same.
+    """
+    clear_backlog(bench)
+    low = bench.last_comment_id()
+    posted = run_python_closed(bench.port, 8, 120.0, max_requests=bench.args.backlog)
+    high = bench.last_comment_id()
+    count = bench.depth()
+    hold(bench, bench.queue)
+    names = start_workers(bench, bench.queue, workers, "drain")
+    try:
+        before = finished_count(bench, bench.queue)
+        seconds = timed_drain(bench, bench.queue, lambda: bench.waiting(low, high) == 0, names, profile)
+        settle(bench, bench.queue, before + count)
+        jobs = finished_count(bench, bench.queue) - before
+    finally:
+        stop_workers(bench, names)
+    # Ids are not dense (cleared comments used some), so count the backlog's rows.
+    decided = bench.count_between(low, high)
+    return {
+        "comments": decided,
+        "jobs": count,
+        "jobs_finished": jobs,
+        "seconds": round(seconds, 3),
+        "verdicts_per_s": round(decided / seconds, 1),
+        "first_to_last_verdict_per_s": verdict_figures(bench, low, high).get("first_to_last_verdict_per_s"),
+        "failed_jobs_total": int(bench.redis.zcard(f"rq:failed:{bench.queue}")),
+        "posted_per_s": posted.requests_per_s,
+    }
+
+
+def noop_drain(bench: Bench, workers: int) -> dict[str, Any]:
+    """Enqueue no-op jobs with the classify job's options; time the same workers draining them."""
+    count = int(bench.args.backlog)
+    enqueue_noops(bench, count)
+    hold(bench, bench.noop_queue)
+    names = start_workers(bench, bench.noop_queue, workers, "noop")
+    try:
+        before = finished_count(bench, bench.noop_queue)
+
+        def drained() -> bool:
+            return finished_count(bench, bench.noop_queue) - before >= count
+
+        seconds = timed_drain(bench, bench.noop_queue, drained, names, None)
+    finally:
+        stop_workers(bench, names)
+    return {"jobs": count, "seconds": round(seconds, 3), "jobs_per_s": round(count / seconds, 1)}
+
+
+# -------------------------------------------------------------------------- phases
+
+
+async def _load_and_sample(bench: Bench, rate: float, seconds: float) -> tuple[Any, list[tuple[float, int]]]:
+    samples: list[tuple[float, int]] = []
+    started = time.monotonic()
+    load = asyncio.create_task(fixed_rate(bench.port, rate, seconds))
+    while not load.done():
+        samples.append((round(time.monotonic() - started, 2), bench.depth()))
+        await asyncio.sleep(SAMPLE_SECONDS)
+    return await load, samples
+
+
+def wait_for_verdicts(
+    bench: Bench, low: int, high: int, samples: list[tuple[float, int]], t0: float
+) -> float:
+    """Sample the queue until every comment in (low, high] left ``received``; seconds waited."""
+    started = time.monotonic()
+    deadline = started + bench.args.drain_timeout
+    while time.monotonic() < deadline:
+        samples.append((round(time.monotonic() - t0, 2), bench.depth()))
+        if bench.waiting(low, high) == 0:
+            break
+        time.sleep(SAMPLE_SECONDS)
+    return time.monotonic() - started
+
+
+def verdict_figures(bench: Bench, low: int, high: int) -> dict[str, Any]:
+    """Submit-to-verdict latency (ms) and verdicts/s for comments in (low, high]."""
+    statement = (
+        select(Comment.created_at, Verdict.created_at)
+        .join(Verdict, Verdict.comment_id == Comment.id)
+        .where(Comment.id > low, Comment.id <= high)
+    )
+    with bench.engine.connect() as db:
+        rows = db.execute(statement).all()
+    latencies = [(verdict - comment).total_seconds() * 1000 for comment, verdict in rows]
+    spread = percentiles(latencies)
+    figures: dict[str, Any] = {
+        "comments": bench.count_between(low, high),
+        "verdicts": len(rows),
+        **{f"{key}_ms": round(value, 1) for key, value in spread.items()},
+    }
+    if len(rows) > 1:
+        first = min(comment for comment, _ in rows)
+        last = max(verdict for _, verdict in rows)
+        figures["verdicts_per_s"] = round(len(rows) / (last - first).total_seconds(), 1)
+        span = last - min(verdict for _, verdict in rows)
+        figures["first_to_last_verdict_per_s"] = round((len(rows) - 1) / span.total_seconds(), 1)
+    return figures
+
+
+def clear_backlog(bench: Bench) -> int:
+    """Drop jobs still waiting, and comments still ``received``, so the next phase starts empty.
+
+    The classify job also scores other waiting comments (``CLASSIFY_BATCH``), so a comment
+    left behind would be picked up, and paid for, by a later phase.
+    """
+    left = bench.depth()
+    bench.redis.delete(f"rq:queue:{bench.queue}")
+    with bench.engine.begin() as db:
+        db.execute(delete(Comment).where(Comment.status == CommentStatus.RECEIVED))
+    return left
+
+
+def phase(bench: Bench, rate: float, seconds: float) -> dict[str, Any]:
+    """Post at ``rate`` for ``seconds`` with the workers running; wait for the verdicts."""
+    low = bench.last_comment_id()
+    t0 = time.monotonic()
+    load, samples = asyncio.run(_load_and_sample(bench, rate, seconds))
+    high = bench.last_comment_id()
+    drain_s = wait_for_verdicts(bench, low, high, samples, t0)
+    figures = verdict_figures(bench, low, high)
+    figures.update(
+        target_rate=round(rate, 1),
+        posted_per_s=load.requests_per_s,
+        post_p99_ms=load.p99_ms,
+        post_errors=load.errors,
+        drain_after_s=round(drain_s, 2),
+        max_depth=max(depth for _, depth in samples),
+        depth_samples=samples,
+        dropped_jobs=clear_backlog(bench),
+    )
+    return figures
+
+
+def run_worker_count(bench: Bench, workers: int, intake_rate: float) -> dict[str, Any]:
+    """Every measurement for one worker count."""
+    args = bench.args
+    print(f"\nN={workers} worker(s)", flush=True)
+    result: dict[str, Any] = {"classify_drain": classify_drain(bench, workers)}
+    result["noop_drain"] = noop_drain(bench, workers)
+    ratio = result["classify_drain"]["verdicts_per_s"] / result["noop_drain"]["jobs_per_s"]
+    result["ratio_to_noop"] = round(ratio, 3)
+    print(
+        f"  drain: {result['classify_drain']['verdicts_per_s']} verdicts/s, no-op "
+        f"{result['noop_drain']['jobs_per_s']}/s, ratio {ratio:.2f}",
+        flush=True,
+    )
+    names = start_workers(bench, bench.queue, workers, "live")
+    try:
+        result["phases"] = []
+        for fraction in (float(part) for part in args.rates.split(",")):
+            figures = phase(bench, fraction * intake_rate, args.phase_seconds)
+            figures["fraction_of_intake_max"] = fraction
+            result["phases"].append(figures)
+            print(
+                f"  {fraction:4.0%} of intake ({figures['target_rate']}/s):"
+                f" posted {figures['posted_per_s']}/s,"
+                f" verdict p50 {figures['p50_ms']} p95 {figures['p95_ms']} p99 {figures['p99_ms']} ms,"
+                f" {figures.get('verdicts_per_s')} verdicts/s, max depth {figures['max_depth']},"
+                f" {figures['verdicts']}/{figures['comments']} decided",
+                flush=True,
+            )
+        sustainable = result["classify_drain"]["verdicts_per_s"]
+        burst = phase(bench, args.burst_factor * sustainable, args.burst_seconds)
+        burst["sustainable_rate"] = sustainable
+        result["burst"] = burst
+        print(
+            f"  burst {args.burst_factor:g}x {sustainable}/s for {args.burst_seconds:g} s: max depth "
+            f"{burst['max_depth']}, drained {burst['drain_after_s']} s after the burst"
+            f" ({burst['verdicts']}/{burst['comments']} decided)",
+            flush=True,
+        )
+    finally:
+        stop_workers(bench, names)
+    return result
+
+
+def report(results: dict[str, Any]) -> None:
+    """The summary table: drain ratio and latency at half the intake maximum."""
+    rows = []
+    for workers, entry in results["by_workers"].items():
+        half = next((p for p in entry["phases"] if p["fraction_of_intake_max"] == 0.5), entry["phases"][0])
+        rows.append(
+            [
+                workers,
+                entry["classify_drain"]["verdicts_per_s"],
+                entry["noop_drain"]["jobs_per_s"],
+                f"{entry['ratio_to_noop']:.2f}",
+                half["target_rate"],
+                half["p99_ms"],
+                entry["burst"]["drain_after_s"],
+            ]
+        )
+    print(f"\nintake maximum {results['intake_rate']:.0f}/s")
+    print_table(["N", "verdicts/s", "no-op/s", "ratio", "half rate", "p99 ms", "burst drain s"], rows)
+
+
+def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> dict[str, Any]:
+    """Set up database, web app and queues; measure each worker count; tidy up."""
+    model_dir = workdir / "models"
+    seed_model(model_dir)
+    connection = redis.Redis.from_url(REDIS_URL)
+    queue, noop_queue = unique_name("bench_pipeline"), unique_name("bench_noop")
+    with contextlib.ExitStack() as stack:
+        stack.callback(connection.close)
+        stack.callback(purge_queue, connection, noop_queue)
+        stack.callback(purge_queue, connection, queue)
+        url = stack.enter_context(fresh_database(args.database, workdir))
+        stack.callback(procs.stop_all)  # processes end before their schema is dropped
+        engine = create_engine(url)
+        stack.callback(engine.dispose)
+        bench = Bench(args, procs, workdir, model_dir, url, engine, connection, queue, noop_queue)
+        bench.port = free_port()
+        web = procs.start("web", gunicorn_argv("service:create_app()", bench.port), bench.env(queue))
+        wait_for_http(bench.port, web)
+        intake_rate = args.intake_rate
+        if intake_rate is None:
+            closed_load(bench.port, 4, 2, workdir, "auto")
+            intake_rate = closed_load(bench.port, 8, 5, workdir, "auto").requests_per_s
+            print(f"intake maximum (8 connections, no workers): {intake_rate}/s", flush=True)
+        time.sleep(1.0)  # requests still queued in gunicorn's backlog land, then go
+        clear_backlog(bench)
+        batch = load_settings(environ=bench.env(queue)).classify_batch
+        results: dict[str, Any] = {"intake_rate": intake_rate, "classify_batch": batch, "by_workers": {}}
+        for workers in (int(part) for part in args.workers.split(",")):
+            results["by_workers"][workers] = run_worker_count(bench, workers, intake_rate)
+        if args.profile:
+            out = RESULTS_DIR / f"{args.out}-worker.profile.txt"
+            RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+            drain = classify_drain(bench, 1, profile=out)
+            summary = summarize_profile(out, top=40, root="perform_job")
+            results["profile"] = {"drain": drain, "collapsed_stacks": str(out), **summary}
+            print(f"\nworker profile ({drain['verdicts_per_s']} verdicts/s while sampled): {out}")
+            print(f"    {summary['under_root'] * 100:5.1f}%  of samples inside perform_job")
+            for row in summary["inclusive"][:30]:
+                print(f"    {row['share'] * 100:5.1f}%  {row['function']}")
+        return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the pipeline benchmark and write its JSON."""
+    args = parse_args(argv)
+    stop_on_sigterm()
+    started = time.monotonic()
+    results: dict[str, Any] = {"machine": machine_info(), "settings": vars(args)}
+    with workspace("bench-pipeline") as workdir:
+        procs = Processes(workdir)
+        try:
+            results.update(run(args, procs, workdir))
+        finally:
+            procs.stop_all()
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    report(results)
+    print(f"\nwrote {write_results(args.out, results)} in {results['elapsed_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,300 @@
+"""The moderators' review queue at one million comments in PostgreSQL.
+
+Fills a fresh schema (migrated with ``service.db.upgrade``) with comments in a realistic
+mix of statuses, scores, threads and times, one verdict per classified comment, then
+times ``service.review.list_comments`` for the first page and a deep page in three
+orders, prints the EXPLAIN ANALYZE plan of every statement it sent, and writes
+``bench/results/review_queue.json``. For comparison it also times a keyset-paginated
+prototype of the deep pages on an extra index created in the throw-away schema only.
+The schema is dropped at the end, also on Ctrl-C or error.
+
+    .venv/bin/python bench/review_queue.py
+    .venv/bin/python bench/review_queue.py --comments 200000 --deep-page 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file: make `bench` and the service importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import Engine, event, select, text
+from sqlalchemy.orm import Session, selectinload
+
+from bench.common import fresh_database, machine_info, print_table, stop_on_sigterm, workspace, write_results
+from service.db import make_engine, make_session_factory
+from service.review import ListQuery, Sort, list_comments
+from service.statuses import CommentStatus
+from service.tables import Comment
+
+TARGET_MS = 20.0
+
+# Ids grow with time, as they do on a live site: one comment about every 30 seconds over
+# a year. 70 % approved, 12 % flagged, 15 % rejected, 3 % still waiting for a verdict.
+FILL_COMMENTS = """
+WITH base AS (
+    SELECT g, random() AS r, random() AS a, random() AS b,
+           now() - ((:n - g) * 30 + random() * 10) * interval '1 second' AS created
+    FROM generate_series(1, :n) AS g
+), routed AS (
+    SELECT *, CASE WHEN r < 0.70 THEN 'approved' WHEN r < 0.82 THEN 'flagged'
+                   WHEN r < 0.97 THEN 'rejected' ELSE 'received' END AS status
+    FROM base
+), scored AS (
+    SELECT *,
+        CASE status WHEN 'approved' THEN a * 0.3 WHEN 'flagged' THEN 0.5 + a * 0.4
+                    WHEN 'rejected' THEN 0.85 + a * 0.15 END AS spam,
+        CASE status WHEN 'approved' THEN b * 0.2 WHEN 'flagged' THEN b * 0.6
+                    WHEN 'rejected' THEN b END AS abuse
+    FROM routed
+)
+INSERT INTO comments (thread, name, email_ciphertext, email_digest, url, body, status,
+                      spam_score, abuse_score, score, created_at, updated_at)
+SELECT '/' || (2025 + g % 2) || '/' || (g % 5000) || '/story',
+       'Reader ' || (g % 90000),
+       decode(md5(g::text) || md5((g + 1)::text) || md5((g + 2)::text), 'hex'),
+       decode(md5('d' || (g % 200000)) || md5('e' || (g % 200000)), 'hex'),
+       CASE WHEN g % 7 = 0 THEN 'https://example.org/' || (g % 1000) END,
+       'Comment ' || g || ' on the story: ' || repeat(md5(g::text) || ' ', 1 + g % 6),
+       status, spam, abuse, greatest(spam, abuse), created, created
+FROM scored
+"""
+FILL_VERDICTS = """
+INSERT INTO verdicts (comment_id, spam, abuse, reasons, model_version, outcome, created_at)
+SELECT id, spam_score, abuse_score, '["links: 1", "word: offer"]'::json, 'bench-1', status,
+       created_at + interval '80 milliseconds'
+FROM comments WHERE status <> 'received'
+"""
+# A keyset prototype: "the 50 after this row" is an index range, whatever the depth.
+KEYSET_INDEXES = {
+    "score": "CREATE INDEX bench_keyset_score ON comments (status, (-score), created_at, id)",
+    "age": "CREATE INDEX bench_keyset_age ON comments (status, created_at, id)",
+}
+KEYSET_QUERIES = {
+    "score": (
+        "SELECT * FROM comments WHERE status = 'flagged' AND (-score, created_at, id) > "
+        "(-CAST(:score AS float), :created_at, :id) ORDER BY -score, created_at, id LIMIT :limit"
+    ),
+    "age": (
+        "SELECT * FROM comments WHERE status = 'flagged' AND (created_at, id) > (:created_at, :id) "
+        "ORDER BY created_at, id LIMIT :limit"
+    ),
+}
+CASES = [
+    ("flagged, sort=score", CommentStatus.FLAGGED, Sort.SCORE),
+    ("flagged, sort=age", CommentStatus.FLAGGED, Sort.AGE),
+    ("all, sort=queue (default)", None, Sort.QUEUE),
+]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--comments", type=int, default=1_000_000, help="rows to fill (default 1,000,000)")
+    parser.add_argument("--deep-page", type=int, default=2000, help="the deep page (default 2000)")
+    parser.add_argument("--per-page", type=int, default=50, help="page size (default 50, the API's)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per case (default 5)")
+    parser.add_argument("--out", default="review_queue", help="results name (default review_queue)")
+    return parser.parse_args(argv)
+
+
+def fill(engine: Engine, comments: int) -> dict[str, float]:
+    """Insert the comments and their verdicts server-side, then ANALYZE; seconds per step."""
+    took: dict[str, float] = {}
+    with engine.begin() as db:
+        db.execute(text("SELECT setseed(0.42)"))
+        started = time.perf_counter()
+        db.execute(text(FILL_COMMENTS), {"n": comments})
+        took["comments_s"] = round(time.perf_counter() - started, 1)
+        started = time.perf_counter()
+        db.execute(text(FILL_VERDICTS))
+        took["verdicts_s"] = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as db:
+        db.execute(text("VACUUM ANALYZE comments"))
+        db.execute(text("VACUUM ANALYZE verdicts"))
+    took["vacuum_analyze_s"] = round(time.perf_counter() - started, 1)
+    return took
+
+
+@contextmanager
+def captured(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    """Record every statement (and its parameters) sent while the block runs."""
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def explain(engine: Engine, statements: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """EXPLAIN (ANALYZE, BUFFERS) of each captured statement, with its execution time."""
+    plans = []
+    with engine.connect() as db:
+        for statement, parameters in statements:
+            rows = db.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", parameters).all()
+            lines = [row[0] for row in rows]
+            execution = next((line for line in lines if line.startswith("Execution Time")), "")
+            plans.append({"statement": statement, "plan": lines, "execution": execution})
+    return plans
+
+
+def time_calls(session_factory: Any, query: ListQuery, repeats: int) -> tuple[list[float], Any]:
+    """Milliseconds of ``repeats`` calls to ``list_comments`` (after one untimed call)."""
+    with session_factory() as session:
+        page = list_comments(session, query)
+    times = []
+    for _ in range(repeats):
+        with session_factory() as session:
+            started = time.perf_counter()
+            page = list_comments(session, query)
+            times.append((time.perf_counter() - started) * 1000)
+    return times, page
+
+
+def measure_case(engine: Engine, sessions: Any, label: str, query: ListQuery, repeats: int) -> dict[str, Any]:
+    """Time one query, then capture and explain the statements it sends."""
+    times, page = time_calls(sessions, query, repeats)
+    with captured(engine) as statements, sessions() as session:
+        list_comments(session, query)
+    figures = {
+        "case": label,
+        "page": query.page,
+        "rows": len(page.items),
+        "total": page.total,
+        "median_ms": round(statistics.median(times), 2),
+        "min_ms": round(min(times), 2),
+        "max_ms": round(max(times), 2),
+        "plans": explain(engine, statements),
+    }
+    print(f"\n== {label}, page {query.page}: median {figures['median_ms']} ms ({len(page.items)} rows)")
+    for plan in figures["plans"]:
+        print(f"-- {plan['statement'].splitlines()[0][:100]}...")
+        print("\n".join(plan["plan"]))
+    return figures
+
+
+def keyset(engine: Engine, per_page: int, deep_page: int, repeats: int) -> list[dict[str, Any]]:
+    """Time the deep page fetched by keyset from the row before it, on a prototype index."""
+    results = []
+    orders = {"score": "score DESC, created_at, id", "age": "created_at, id"}
+    with engine.connect() as db:
+        for name, ddl in KEYSET_INDEXES.items():
+            db.execute(text(ddl))
+            db.commit()
+            db.execute(text("ANALYZE comments"))
+            offset = (deep_page - 1) * per_page - 1
+            cursor = db.execute(
+                text(
+                    f"SELECT score, created_at, id FROM comments WHERE status = 'flagged' "  # noqa: S608
+                    f"ORDER BY {orders[name]} OFFSET :offset LIMIT 1"
+                ),
+                {"offset": offset},
+            ).one()
+            values = {
+                "score": cursor.score,
+                "created_at": cursor.created_at,
+                "id": cursor.id,
+                "limit": per_page,
+            }
+            # Loaded through the ORM with the verdicts, as list_comments loads its page.
+            statement = (
+                select(Comment)
+                .from_statement(text(KEYSET_QUERIES[name]))
+                .options(selectinload(Comment.verdicts))
+            )
+            times = []
+            for _ in range(repeats + 1):
+                with Session(engine) as session:
+                    started = time.perf_counter()
+                    rows = session.scalars(statement, values).all()
+                    times.append((time.perf_counter() - started) * 1000)
+            plan = db.execute(text(f"EXPLAIN (ANALYZE, BUFFERS) {KEYSET_QUERIES[name]}"), values).all()
+            entry: dict[str, Any] = {
+                "case": f"flagged, sort={name}, keyset",
+                "page": deep_page,
+                "rows": len(rows),
+                "median_ms": round(statistics.median(times[1:]), 2),
+                "index": ddl,
+                "query": KEYSET_QUERIES[name],
+                "plan": [row[0] for row in plan],
+            }
+            print(f"\n== keyset prototype, flagged sort={name}, page {deep_page}: {entry['median_ms']} ms")
+            print("\n".join(entry["plan"]))
+            results.append(entry)
+    return results
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Fill, measure, explain; the schema goes away with ``fresh_database``."""
+    with fresh_database("postgresql", workdir) as url:
+        engine = make_engine(url)
+        try:
+            print(f"filling {args.comments:,} comments...", flush=True)
+            results: dict[str, Any] = {"fill": fill(engine, args.comments)}
+            print(f"filled in {sum(results['fill'].values()):.0f} s: {results['fill']}", flush=True)
+            sessions = make_session_factory(engine)
+            cases = []
+            for label, status, sort in CASES:
+                for page in (1, args.deep_page):
+                    query = ListQuery(status=status, sort=sort, page=page, per_page=args.per_page)
+                    cases.append(measure_case(engine, sessions, label, query, args.repeats))
+            results["cases"] = cases
+            results["keyset_prototype"] = keyset(engine, args.per_page, args.deep_page, args.repeats)
+            with Session(engine) as session:
+                results["table_sizes"] = {
+                    name: size
+                    for name, size in session.execute(
+                        text(
+                            "SELECT relname, pg_size_pretty(pg_total_relation_size(c.oid)) FROM pg_class c "
+                            "WHERE relname IN ('comments', 'verdicts')"
+                        )
+                    ).all()
+                }
+            return results
+        finally:
+            engine.dispose()
+
+
+def report(results: dict[str, Any]) -> None:
+    """The summary table against the 20 ms target."""
+    rows = []
+    for case in [*results["cases"], *results["keyset_prototype"]]:
+        met = "yes" if case["median_ms"] < TARGET_MS else "NO"
+        total, worst = case.get("total", ""), case.get("max_ms", "")
+        rows.append([case["case"], case["page"], case["rows"], total, case["median_ms"], worst, met])
+    print()
+    print_table(["query", "page", "rows", "total", "median ms", "max ms", f"< {TARGET_MS:g} ms"], rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the review-queue benchmark and write its JSON."""
+    args = parse_args(argv)
+    stop_on_sigterm()
+    started = time.monotonic()
+    results: dict[str, Any] = {"machine": machine_info(), "settings": vars(args)}
+    with workspace("bench-review") as workdir:
+        results.update(run(args, workdir))
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    report(results)
+    print(f"\nwrote {write_results(args.out, results)} in {results['elapsed_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
