@@ -32,6 +32,11 @@ class Services:
     queue: ClassifyQueue
     retrain_queue: Queue
 
+    def close(self) -> None:
+        """Close the database pool and the Redis connections (tests and tools that build many apps)."""
+        self.engine.dispose()
+        self.queue.queue.connection.connection_pool.disconnect()
+
 
 def build_services(settings: Settings) -> Services:
     """Open the edges (database engine, Redis client, key ring) that ``settings`` name."""

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+POOL_RECYCLE_SECONDS = 1800
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -29,7 +30,10 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite files get WAL mode and their folder created."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, future=True)
+        # No ping per checkout: it costs a round trip on every request. A connection the
+        # server dropped fails one statement, the pool then discards all of its age, and
+        # recycling bounds how long an idle connection is trusted.
+        return create_engine(url, pool_recycle=POOL_RECYCLE_SECONDS)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"check_same_thread": False})

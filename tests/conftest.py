@@ -150,7 +150,7 @@ def app(settings_overrides: dict[str, Any]) -> Iterator[Flask]:
     services: Services = application.extensions["moderation"]
     services.queue.queue.empty()
     services.retrain_queue.empty()
-    services.engine.dispose()
+    services.close()
 
 
 @pytest.fixture

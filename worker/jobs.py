@@ -31,10 +31,14 @@ SKIPPED = "skipped"
 def _claim(session: Session, comment_id: int, limit: int) -> list[Comment]:
     """The job's own comment, if still waiting, and up to ``limit - 1`` others, oldest first.
 
-    On PostgreSQL rows another worker is classifying are skipped, not waited for.
+    On PostgreSQL every claimed row is locked and rows another worker holds are
+    skipped, not waited for: if that worker holds this job's own comment, it will
+    decide it, and this job is done.
     """
     own = session.scalar(
-        select(Comment).where(Comment.id == comment_id, Comment.status == CommentStatus.RECEIVED)
+        select(Comment)
+        .where(Comment.id == comment_id, Comment.status == CommentStatus.RECEIVED)
+        .with_for_update(skip_locked=True)
     )
     if own is None:
         return []

@@ -104,7 +104,7 @@ def outage_app(settings_overrides: dict[str, Any], own_redis: RedisServer) -> It
     """The app on the test's own Redis server, with short timeouts so an outage shows fast."""
     application = create_app({**settings_overrides, "redis_url": own_redis.url, "redis_timeout": 0.5})
     yield application
-    application.extensions["moderation"].engine.dispose()
+    application.extensions["moderation"].close()
 
 
 def test_redis_outage_loses_nothing_and_classifies_once(

@@ -84,4 +84,4 @@ def test_labels_trigger_a_retrain_that_workers_pick_up(
         worker.stop()
         services.queue.queue.empty()
         services.retrain_queue.empty()
-        services.engine.dispose()
+        services.close()

@@ -44,7 +44,7 @@ def test_app_without_redis_url_starts_the_embedded_server(data_dir: Path) -> Non
     try:
         assert app.extensions["moderation"].queue.queue.connection.ping()
     finally:
-        app.extensions["moderation"].engine.dispose()
+        app.extensions["moderation"].close()
         stop_embedded_redis(data_dir)
 
 

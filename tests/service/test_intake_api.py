@@ -164,4 +164,4 @@ def test_intake_and_health_survive_a_dead_queue(settings_overrides: dict[str, An
         assert health.status_code == 200
         assert health.get_json() == {"database": "ok", "queue": "unreachable"}
     finally:
-        app.extensions["moderation"].engine.dispose()
+        app.extensions["moderation"].close()
