@@ -98,7 +98,7 @@ class Classifier:
     def score(self, comments: Sequence[CommentText | str], *, reasons: bool = True) -> list[Score]:
         """Score comments in batches; one `Score` per comment, in order.
 
-        `reasons=False` skips the explanations, which are most of the cost of a score.
+        `reasons=False` skips the explanations (about a fifth of the cost of a batch).
         """
         scores: list[Score] = []
         for start in range(0, len(comments), BATCH_SIZE):
@@ -116,37 +116,24 @@ class Classifier:
             prepared = self._prepare.transform(comments)
             matrix = self.feature_matrix(prepared)
             probabilities = self._heads.predict_proba(matrix)
-        floors = [self._review_threshold(head) for head in self.heads] if reasons else None
-        scores = []
-        for i, comment in enumerate(prepared):
-            by_head = dict(zip(self.heads, probabilities[i].tolist(), strict=True))
-            scores.append(
-                Score(
-                    spam=by_head.get("spam"),
-                    abuse=by_head.get("abuse"),
-                    reasons=self._reasons(comment, matrix, i, probabilities[i], floors),
-                    model_version=self.version,
-                )
+        explained: list[list[str]] = [[] for _ in prepared]
+        if reasons and len(self.heads):
+            # Reasons only for heads at or above their review threshold (see `Score`).
+            floors = np.asarray([self._review_threshold(head) for head in self.heads])
+            explained = self._explainer.batch_reasons(
+                prepared, matrix, self._heads.coef_, probabilities >= floors, self.heads
             )
-        return scores
-
-    def _reasons(
-        self,
-        comment: Any,
-        matrix: sp.csr_matrix,
-        i: int,
-        probabilities: np.ndarray,
-        floors: list[float] | None,
-    ) -> list[str]:
-        """Reasons for row `i`, for each head at or above its review threshold (see `Score`)."""
-        if floors is None:
-            return []
-        explain = [(h, head) for h, head in enumerate(self.heads) if probabilities[h] >= floors[h]]
-        if not explain:
-            return []
-        span = slice(matrix.indptr[i], matrix.indptr[i + 1])
-        row = (matrix.indices[span], matrix.data[span])
-        return self._explainer.reasons(comment, row, self._heads.coef_, explain)
+        return [
+            Score(
+                spam=by_head.get("spam"),
+                abuse=by_head.get("abuse"),
+                reasons=explained[i],
+                model_version=self.version,
+            )
+            for i, by_head in enumerate(
+                dict(zip(self.heads, row, strict=True)) for row in probabilities.tolist()
+            )
+        ]
 
     def _review_threshold(self, head: str) -> float:
         return float(self.thresholds.get(head, {}).get("review", DEFAULT_REVIEW))

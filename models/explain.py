@@ -12,6 +12,11 @@ can read them:
 
 The grouping only redistributes contributions: the sum over all groups equals the sum
 over all features, so nothing is invented or guessed.
+
+`Explainer.batch_reasons` computes the reasons of a whole batch with array operations
+on the batch's feature matrix (the one the scores came from); `Explainer.reasons` does
+the same for one row and is used for hashed (out-of-core) models. A test checks that
+both give the same reasons.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.pipeline import Pipeline
 from sklearn.utils import murmurhash3_32
 
-from models.features import FEATURES, describe, measure
+from models.features import FEATURES, describe, measure_one
 from models.normalize import (
     DOMAIN_PREFIX,
     EMAIL_MARKER,
@@ -70,6 +76,7 @@ class Explainer:
         self._term_names: dict[str, list[str] | None] = {}
         self._analyzer: dict[str, Callable[[str], list[str]]] = {}
         self._offset: dict[str, int] = {}
+        self._width: dict[str, int] = {}
         offset = 0
         for name, transformer in union.transformer_list:
             self._offset[name] = offset
@@ -79,12 +86,17 @@ class Explainer:
                 self._analyzer[name] = vectorizer.build_analyzer()
             else:
                 width = len(FEATURES)
+            self._width[name] = width
             offset += width
         self.n_features = offset
         self._word_columns: dict[str, np.ndarray] = {}
         # The TF-IDF vectorizer already caches each word's n-gram columns; reuse them.
         chars = union.named_transformers["chars"].named_steps["vectorizer"]
         self._char_columns: Callable[[str], np.ndarray] | None = getattr(chars, "word_columns", None)
+        # For `batch_reasons`: each whitespace-separated word's key id (see `_word_key_id`).
+        self._word_key_ids: dict[str, int] = {}
+        self._extra_keys: dict[str, int] = {}
+        self._extra_names: list[str] = []
 
     def reasons(
         self,
@@ -116,6 +128,163 @@ class Explainer:
                 domains = _domain_names(comment) if domains is None else domains
                 reasons.append(f"{_render(keys[k], comment, domains)} +{totals[k]:.1f} toward {head}")
         return reasons
+
+    def batch_reasons(
+        self,
+        comments: Sequence[PreparedComment],
+        matrix: sp.csr_matrix,
+        coef: np.ndarray,
+        explain: np.ndarray,
+        heads: Sequence[str],
+    ) -> list[list[str]]:
+        """Return the reasons of every row of `matrix` at once (the same as `reasons` row by row).
+
+        Args:
+            comments: the prepared comments, one per row of `matrix`.
+            matrix: their feature rows, CSR with sorted column indices.
+            coef: all heads' weights, shape (len(heads), n_features).
+            explain: boolean array (rows, len(heads)): which heads to explain for each row.
+            heads: the head names, in the row order of `coef`.
+
+        Contributions are computed for the whole batch with array operations: each
+        non-zero term of the word, author and metadata branches is its own piece, and
+        each occurrence of a word collects its character n-grams' contributions, each
+        column shared equally among that column's occurrences in the comment.
+        """
+        result: list[list[str]] = [[] for _ in comments]
+        rows = np.flatnonzero(np.asarray(explain).any(axis=1))
+        if not len(rows):
+            return result
+        if self._char_columns is None or self._names("words") is None or self._names("author") is None:
+            for i in rows.tolist():
+                span = slice(matrix.indptr[i], matrix.indptr[i + 1])
+                row = (matrix.indices[span], matrix.data[span])
+                wanted = [(h, head) for h, head in enumerate(heads) if explain[i, h]]
+                result[i] = self.reasons(comments[i], row, coef, wanted)
+            return result
+        selected = matrix[rows]
+        counts = np.diff(selected.indptr)
+        local_rows = np.repeat(np.arange(len(rows)), counts)
+        columns = selected.indices.astype(np.int64)
+        data = selected.data.astype(np.float64)
+        chars_start = self._offset["chars"]
+        in_chars = (columns >= chars_start) & (columns < chars_start + self._width["chars"])
+
+        # Pieces of the word, author and metadata branches: one per non-zero column, keyed
+        # by that column (a word's unigram column is also the key its n-grams go to).
+        term_rows, term_keys = local_rows[~in_chars], columns[~in_chars]
+        term_values = coef[:, term_keys] * data[~in_chars]
+
+        # Character n-gram pieces: every occurrence of a word in the comment.
+        word_lists = [comments[i].normalized_text.split() for i in rows.tolist()]
+        words = [w for ws in word_lists for w in ws]
+        word_rows = np.repeat(np.arange(len(rows)), [len(ws) for ws in word_lists])
+        distinct = set(words)
+        columns_of = {word: self._columns_of(word) for word in distinct}
+        per_word = list(map(columns_of.__getitem__, words))
+        sizes = np.fromiter(map(len, per_word), dtype=np.int64, count=len(per_word))
+        char_columns = np.concatenate(per_word) if per_word else np.zeros(0, dtype=np.int64)
+        piece_word = np.repeat(np.arange(len(words)), sizes)
+        n_features = matrix.shape[1]
+        piece_rows = word_rows[piece_word]
+        # The distinct (row, column) pairs of the pieces are exactly the character
+        # n-gram non-zeros of the rows, in the same row-major order as in `selected`;
+        # sorting the pieces therefore gives each its non-zero and its count at once.
+        chars_nonzeros = np.flatnonzero(in_chars)
+        pairs, inverse, counts_of = np.unique(
+            piece_rows * n_features + char_columns, return_inverse=True, return_counts=True
+        )
+        if len(pairs) == len(chars_nonzeros):
+            positions = chars_nonzeros[inverse]
+            occurrences = counts_of[inverse]
+        else:  # not reached for a vocabulary-based model; kept exact all the same
+            flat = local_rows * n_features + columns
+            positions = np.searchsorted(flat, piece_rows * n_features + char_columns)
+            occurrences = np.bincount(positions, minlength=len(columns))[positions]
+        shares = data[positions] / occurrences
+        word_values = np.stack(
+            [
+                np.bincount(piece_word, weights=coef[h, char_columns] * shares, minlength=len(words))
+                for h in range(len(heads))
+            ]
+        ).reshape(len(heads), len(words))
+        if len(self._word_key_ids) + len(distinct) > _WORD_CACHE_LIMIT:
+            # Bounded memory; ids handed out before this batch are no longer in use.
+            self._word_key_ids.clear()
+            self._extra_keys.clear()
+            self._extra_names.clear()
+        key_of = {word: self._word_key_id(word) for word in distinct}
+        word_keys = np.fromiter(map(key_of.__getitem__, words), dtype=np.int64, count=len(words))
+
+        # Sum the pieces per (row, key).
+        all_rows = np.concatenate([term_rows, word_rows])
+        all_keys = np.concatenate([term_keys, word_keys])
+        key_space = n_features + len(self._extra_names)
+        groups, inverse = np.unique(all_rows * key_space + all_keys, return_inverse=True)
+        group_rows, group_keys = groups // key_space, groups % key_space
+        values = np.concatenate([term_values, word_values], axis=1)
+        totals = np.stack([np.bincount(inverse, weights=v, minlength=len(groups)) for v in values])
+
+        chosen: dict[int, list[tuple[int, float]]] = {}
+        wanted_rows = np.asarray(explain)[rows]
+        for h in range(len(heads)):
+            keep = np.flatnonzero((totals[h] >= MIN_CONTRIBUTION) & wanted_rows[group_rows, h])
+            # Largest first within a row; on a tie, the key that comes first.
+            order = keep[np.lexsort((group_keys[keep], -totals[h][keep], group_rows[keep]))]
+            previous, taken = -1, 0
+            for g in order.tolist():
+                r = int(group_rows[g])
+                taken = taken + 1 if r == previous else 1
+                previous = r
+                if taken <= MAX_REASONS_PER_HEAD:
+                    chosen.setdefault(r, []).append((h, g))
+        for r, picks in chosen.items():
+            comment = comments[int(rows[r])]
+            keys = [self._key(int(group_keys[g])) for _, g in picks]
+            # Domain names are looked up only when a reason names a domain.
+            named = any(kind != "meta" and DOMAIN_PREFIX in term for kind, term in keys)
+            domains = _domain_names(comment) if named else {}
+            result[int(rows[r])] = [
+                f"{_render(key, comment, domains)} +{totals[h][g]:.1f} toward {heads[h]}"
+                for key, (h, g) in zip(keys, picks, strict=True)
+            ]
+        return result
+
+    def _word_key_id(self, word: str) -> int:
+        """The key a whitespace-separated word's n-grams are summed under.
+
+        The column of its word feature when the vocabulary has it (so the word's own
+        weight and its n-grams' weights add up), else an id past the last column.
+        """
+        key = self._word_key_ids.get(word)
+        if key is not None:
+            return key
+        term = _word_key(word)
+        column = self._vectorizers["words"].vocabulary_.get(term)
+        if column is not None:
+            key = self._offset["words"] + int(column)
+        else:
+            extra = self._extra_keys.get(term)
+            if extra is None:
+                extra = self._extra_keys[term] = len(self._extra_names)
+                self._extra_names.append(term)
+            key = self.n_features + extra
+        self._word_key_ids[word] = key
+        return key
+
+    def _key(self, key: int) -> tuple[str, str]:
+        """The (kind, term) a key id of `batch_reasons` stands for."""
+        if key >= self.n_features:
+            return "word", self._extra_names[key - self.n_features]
+        for kind, branch in (("meta", "meta"), ("author", "author"), ("word", "words")):
+            offset = self._offset[branch]
+            if key >= offset:
+                if kind == "meta":
+                    return kind, str(key - offset)
+                names = self._names(branch)
+                assert names is not None
+                return kind, names[key - offset]
+        raise ValueError(f"key {key} is not a word, author or metadata column")
 
     def _pieces(
         self, comment: PreparedComment, present: np.ndarray
@@ -226,7 +395,7 @@ def _render(key: tuple[str, str], comment: PreparedComment, domains: dict[str, s
     kind, term = key
     if kind == "meta":
         index = int(term)
-        return describe(index, measure(comment)[index])
+        return describe(index, measure_one(comment, index))
     label = _label(term, domains)
     return _author_label(label) if kind == "author" else label
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,22 @@ from models.records import as_comment
 
 _PUNCTUATION_RUN = re.compile(r"[!?]{3,}")
 _CHARACTER_RUN = re.compile(r"(\S)\1+")
+_TRIPLE = re.compile(r"(\S)\1\1")
+_DOUBLE = re.compile(r"(\S)\1")
+# For plain ASCII text, letters, capitals and digits are counted by deleting them with
+# `str.translate`, which runs in C; other text is counted character by character.
+_LETTERS = string.ascii_letters.encode()
+_CAPITALS = string.ascii_uppercase.encode()
+_DIGITS = string.digits.encode()
+
+
+def _count_ascii(text: str, characters: bytes) -> int:
+    """How many of `characters` the ASCII `text` holds (deleted by `bytes.translate`, in C)."""
+    data = text.encode("ascii")
+    return len(data) - len(data.translate(None, characters))
+
+
+_PHONE_DIGITS = 7
 _DIGIT = re.compile(r"\d")
 # Seven or more digits, possibly split by spaces, dots, dashes or brackets: 555-123-4567.
 _PHONE = re.compile(r"(?:\+?\d[\s().-]?){7,}")
@@ -39,6 +56,11 @@ def _plural(count: float, word: str) -> str:
 
 
 def _capital_share(text: str) -> float:
+    if text.isascii():
+        letters = _count_ascii(text, _LETTERS)
+        if letters < _MIN_LETTERS_FOR_CAPITALS:
+            return 0.0
+        return _count_ascii(text, _CAPITALS) / letters
     # map() over the str methods keeps the per-character loop in C.
     letters = sum(map(str.isalpha, text))
     if letters < _MIN_LETTERS_FOR_CAPITALS:
@@ -47,7 +69,17 @@ def _capital_share(text: str) -> float:
 
 
 def _longest_run(text: str) -> float:
+    # Most comments have no run of three; then the answer is 2 or 1 without a full scan.
+    if not _TRIPLE.search(text):
+        return 2.0 if _DOUBLE.search(text) else 1.0
     return float(max((len(m.group(0)) for m in _CHARACTER_RUN.finditer(text)), default=1))
+
+
+def _phone_numbers(text: str) -> float:
+    # A phone-number-like run needs seven digits; plain ASCII text with fewer has none.
+    if text.isascii() and _count_ascii(text, _DIGITS) < _PHONE_DIGITS:
+        return 0.0
+    return float(len(_PHONE.findall(text)))
 
 
 def _author_has_link(author: str) -> float:
@@ -69,10 +101,13 @@ class Measured:
 
 def _measured(record: Any) -> Measured:
     normalized = getattr(record, "normalized_text", None)
-    comment = as_comment(record)
-    if normalized is None:
-        normalized = normalize_text(comment.text)
-    return Measured(comment.text, comment.author, comment.url, normalized, find_urls(comment.text))
+    if normalized is not None:  # a prepared comment: the raw fields are beside it
+        text, author, url = record.text, record.author, record.url
+    else:
+        comment = as_comment(record)
+        text, author, url = comment.text, comment.author, comment.url
+        normalized = normalize_text(text)
+    return Measured(text, author, url, normalized, find_urls(text))
 
 
 @dataclass(frozen=True)
@@ -147,7 +182,7 @@ FEATURES: tuple[MetadataFeature, ...] = (
     ),
     MetadataFeature(
         "phone_numbers",
-        lambda m: float(len(_PHONE.findall(m.text))),
+        lambda m: _phone_numbers(m.text),
         _log,
         lambda v: _plural(v, "phone-number-like run"),
     ),
@@ -160,6 +195,11 @@ def measure(record: Any) -> list[float]:
     """Return the raw (unscaled) value of every metadata feature for one record."""
     measured = _measured(record)
     return [f.measure(measured) for f in FEATURES]
+
+
+def measure_one(record: Any, index: int) -> float:
+    """Return the raw value of metadata feature `index` alone (`measure(record)[index]`)."""
+    return FEATURES[index].measure(_measured(record))
 
 
 def describe(index: int, raw_value: float) -> str:

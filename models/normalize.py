@@ -6,9 +6,15 @@ or hide zero-width characters inside words so that a word list, or a model train
 plain text, misses them. `normalize_text` maps all of those to the plain spelling, so
 the model learns one feature per word instead of one per disguise.
 
-Every step is a precompiled regular expression or a `str.translate` table: normalizing a
-comment takes tens of microseconds, which matters because the same function runs for
-every comment at serving time.
+Every step is a precompiled regular expression or a `str.translate` table, and a step
+that cannot change a text (no link hint, no digit beside a letter, no run of three, no
+non-ASCII character) is skipped after a cheap test: normalizing a comment takes about
+20 microseconds, which matters because the same function runs for every comment at
+serving time.
+
+Runs of three or more of one character are cut to two, which keeps `good` and `cool`;
+a word whose run was of a letter is also given with that run cut to one, placed before
+it (`moooron` -> `moron mooron`), so a word whose letter was single is restored too.
 """
 
 from __future__ import annotations
@@ -99,6 +105,15 @@ _CONFUSABLES = str.maketrans(
 )
 
 _COMBINING_MARKS = re.compile("[\u0300-\u036f]+")
+# Whether a text holds any character the tables above would change: most non-ASCII text
+# (accents, emoji, quotation marks) holds none, and a search is cheaper than a translate.
+_HAS_INVISIBLE = re.compile("[" + "".join(map(chr, _INVISIBLE)) + "]")
+_HAS_CONFUSABLE = re.compile("[" + "".join(map(chr, _CONFUSABLES)) + "]")
+
+
+def _fold_confusables(text: str) -> str:
+    return text.translate(_CONFUSABLES) if _HAS_CONFUSABLE.search(text) else text
+
 
 # Leetspeak: digits and symbols standing in for letters. Only applied inside words that
 # also contain letters, so prices, years and phone numbers are left alone.
@@ -127,7 +142,12 @@ _EDGE_ONLY = "!@|"
 _SPACED_LETTERS = re.compile(r"\b[^\W_](?P<sep>[ .*\-])[^\W_](?:(?P=sep)[^\W_])+\b")
 # Digits are left out so that phone numbers such as 555-0100 keep their shape.
 _REPEATS = re.compile(r"(\D)\1{2,}")
-_WHITESPACE = re.compile(r"\s+")
+# A run of three or more of one letter: "moooron", "chaaaannel", "goooood".
+_LETTER_RUN = re.compile(r"([^\W\d_])\1{2,}")
+_WORD_WITH_LETTER_RUN = re.compile(r"(?<!\S)\S*?([^\W\d_])\1{2,}\S*")
+# Cheap tests that let most comments skip a step whose pattern cannot match them.
+_RUN_HINT = re.compile(r"(\D)\1\1")
+_LEET_HINT = re.compile(r"[a-z][0-9$@!|€]|[0-9$@!|€][a-z]")
 
 # Top-level domains recognized without a scheme ("cheap-pills.ru"). A fixed list, matched
 # in lower case only, keeps a sentence that lacks a space after its full stop
@@ -143,6 +163,9 @@ URL_PATTERN = re.compile(
     rf"|(?<![\w.@-])(?:[a-z0-9][a-z0-9-]*\.)+(?-i:{_TLDS})\b(?:/[^\s<>\"']*)?",
     re.IGNORECASE,
 )
+# Every link URL_PATTERN finds contains "://", "www." or "." before a known top-level
+# domain; a text with none of them skips the (slower) full pattern.
+_URL_HINT = re.compile(rf"://|www\.|\.(?:{_TLDS})\b", re.IGNORECASE)
 EMAIL_PATTERN = re.compile(r"\b[a-z0-9._%+-]+@((?:[a-z0-9-]+\.)+[a-z]{2,})\b", re.IGNORECASE)
 _SCHEME = re.compile(r"^(?:https?://)?(?:www\.)?", re.IGNORECASE)
 _HOST_END = re.compile(r"[/?#:]")
@@ -168,6 +191,8 @@ def domain_token(domain: str) -> str:
 
 def find_urls(text: str) -> list[str]:
     """Return the links in `text`, with or without a scheme, in order of appearance."""
+    if not _URL_HINT.search(text):
+        return []
     return URL_PATTERN.findall(text)
 
 
@@ -200,7 +225,10 @@ def _fold_leet(match: re.Match[str]) -> str:
 
 def fold_unicode(text: str) -> str:
     """Remove invisible characters, apply NFKC and fold accents (case is kept)."""
-    text = text.translate(_INVISIBLE)
+    if text.isascii():
+        return text  # nothing invisible, nothing to fold
+    if _HAS_INVISIBLE.search(text):
+        text = text.translate(_INVISIBLE)
     if not text.isascii():
         # NFKC maps fullwidth and mathematical letters to plain ones; NFD then splits
         # accents off so "fréé" and "free" meet; NFC puts other scripts back together.
@@ -210,25 +238,47 @@ def fold_unicode(text: str) -> str:
     return text
 
 
+def _both_forms(match: re.Match[str]) -> str:
+    # "moooron" -> "moron mooron": the run cut to one restores a word whose letter was
+    # single ("moron"), the run cut to two keeps one whose letter was double ("good").
+    word = match.group(0)
+    return _LETTER_RUN.sub(r"\1", word) + " " + word
+
+
+def _fold_repeats(text: str) -> str:
+    """Cut runs of three or more characters to two; add the one-letter form of such words."""
+    if not _RUN_HINT.search(text):
+        return text
+    return _REPEATS.sub(r"\1\1", _WORD_WITH_LETTER_RUN.sub(_both_forms, text))
+
+
 def normalize_text(text: str) -> str:
     """Return `text` with obfuscations undone, ready for word and character n-grams.
 
     >>> normalize_text("Fr33 V1AGRA at https://www.Cheap-Pills.ru/buy now!!!!!")
     'free viagra at urltoken domain_cheap_pills_ru buy now!!'
+    >>> normalize_text("what a moooron")
+    'what a moron mooron'
     """
-    # Look-alike letters are folded once before link detection too, so that a domain
-    # spelled with Cyrillic letters is still recognized as a link.
-    text = fold_unicode(text).translate(_CONFUSABLES)
+    # Every step below that handles invisible characters, look-alike letters or
+    # accents is a no-op on plain ASCII text, which is most comments.
+    ascii_only = text.isascii()
+    if not ascii_only:
+        # Look-alike letters are folded once before link detection too, so that a
+        # domain spelled with Cyrillic letters is still recognized as a link.
+        text = _fold_confusables(fold_unicode(text))
     # Addresses and links before case folding (bare domains are recognized by their
     # lower-case ending) and before the steps that rewrite dots and digits. Each becomes
     # a marker word plus its domain, so domains can be learned.
-    text = EMAIL_PATTERN.sub(_replace_email, text)
-    text = URL_PATTERN.sub(_replace_url, text)
-    text = text.casefold().translate(_CONFUSABLES)
+    if "@" in text:
+        text = EMAIL_PATTERN.sub(_replace_email, text)
+    if _URL_HINT.search(text):
+        text = URL_PATTERN.sub(_replace_url, text)
+    text = text.lower() if ascii_only else _fold_confusables(text.casefold())
     text = _SPACED_LETTERS.sub(_join_letters, text)
-    text = _LEET_WORD.sub(_fold_leet, text)
-    text = _REPEATS.sub(r"\1\1", text)
-    return _WHITESPACE.sub(" ", text).strip()
+    if _LEET_HINT.search(text):
+        text = _LEET_WORD.sub(_fold_leet, text)
+    return " ".join(_fold_repeats(text).split())
 
 
 def normalize_author(author: str, url: str = "") -> str:

@@ -9,12 +9,19 @@ Two changes to `TfidfVectorizer`, neither of which changes a single output value
 - Counting character n-grams. `char_wb` n-grams never cross a word boundary, so a
   comment's n-gram counts are the sum of its words' counts. The vocabulary columns of
   each word are cached, so a word seen before is counted with one dictionary lookup
-  instead of one per n-gram. IDF weighting and normalization stay scikit-learn's own.
+  instead of one per n-gram.
+- Counting word n-grams. Tokens, n-grams and vocabulary lookups are made with
+  `map`/`zip` over whole lists and counted in one sparse-matrix conversion per batch,
+  instead of scikit-learn's per-term loop and per-document dictionary.
+
+IDF weighting and normalization stay scikit-learn's own.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -34,6 +41,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
         # Caches, rebuilt on demand; the analyzer is a closure over this object.
         state.pop("_word_columns", None)
         state.pop("_analyzer", None)
+        state.pop("_token_finder", None)
         vocabulary = state.pop("vocabulary_", None)
         if vocabulary is not None:
             terms = [""] * len(vocabulary)
@@ -57,17 +65,30 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
             return columns
         if cache is None or len(cache) >= WORD_CACHE_SIZE:
             cache = self.__dict__["_word_columns"] = {}
-        vocabulary = self.vocabulary_
-        found = [vocabulary[g] for g in self._char_analyzer(word) if g in vocabulary]
+        found = [c for c in map(self.vocabulary_.get, self._char_analyzer(word)) if c is not None]
         columns = cache[word] = np.asarray(found, dtype=np.int64)
         return columns
 
     def _char_analyzer(self, word: str) -> list[str]:
-        analyzer = self.__dict__.get("_analyzer")
-        if analyzer is None:
-            analyzer = self.__dict__["_analyzer"] = self.build_analyzer()
-        result: list[str] = analyzer(word)
-        return result
+        """The `char_wb` n-grams of one word (no whitespace inside), as scikit-learn makes them."""
+        if any(map(str.isspace, word)):
+            analyzer = self.__dict__.get("_analyzer")
+            if analyzer is None:
+                analyzer = self.__dict__["_analyzer"] = self.build_analyzer()
+            result: list[str] = analyzer(word)
+            return result
+        padded = f" {word} "
+        size = len(padded)
+        low, high = self.ngram_range
+        if size > high:  # the common case: every n-gram length fits in the word
+            return [padded[i : i + n] for n in range(low, high + 1) for i in range(size - n + 1)]
+        grams: list[str] = []
+        for n in range(low, high + 1):
+            if size <= n:  # a word shorter than n counts once, and longer n-grams not at all
+                grams.append(padded)
+                break
+            grams.extend(padded[i : i + n] for i in range(size - n + 1))
+        return grams
 
     def _cached_counts(self, documents: Iterable[str]) -> sp.csr_matrix:
         """Term counts as CountVectorizer computes them, summed from cached words."""
@@ -79,28 +100,68 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
             pieces.extend(map(lookup, document.split()))
             lengths.append(sum(map(len, pieces[start:])))
         all_columns = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
-        rows = np.repeat(np.arange(len(lengths)), lengths)
+        return self._count_matrix(all_columns, np.repeat(np.arange(len(lengths)), lengths), len(lengths))
+
+    def _word_counts(self, documents: Iterable[str]) -> sp.csr_matrix:
+        """Term counts of word n-grams as CountVectorizer computes them, in fewer Python steps."""
+        find = self.__dict__.get("_token_finder")
+        if find is None:
+            find = self.__dict__["_token_finder"] = re.compile(self.token_pattern).findall
+        low, high = self.ngram_range
+        get = self.vocabulary_.get
+        unknown = repeat(-1)  # the column given to terms outside the vocabulary
+        # All documents' tokens in one list: each n-gram length is then one pass over the
+        # batch, and the windows that straddle two documents are dropped afterwards.
+        token_lists = list(map(find, documents))
+        tokens = list(chain.from_iterable(token_lists))
+        document_of = np.repeat(np.arange(len(token_lists)), [len(t) for t in token_lists])
+        all_rows: list[np.ndarray] = []
+        all_columns: list[np.ndarray] = []
+        for n in range(low, high + 1):
+            windows = len(tokens) - n + 1
+            if windows <= 0:
+                break
+            # The shifted lists differ in length; zip stops at the shortest on purpose.
+            grams = tokens if n == 1 else map(" ".join, zip(*(tokens[i:] for i in range(n)), strict=False))
+            columns = np.fromiter(map(get, grams, unknown), dtype=np.int64, count=windows)
+            keep = (columns >= 0) & (document_of[:windows] == document_of[n - 1 :])
+            all_rows.append(document_of[:windows][keep])
+            all_columns.append(columns[keep])
+        if not all_columns:
+            empty = np.zeros(0, dtype=np.int64)
+            return self._count_matrix(empty, empty, len(token_lists))
+        return self._count_matrix(np.concatenate(all_columns), np.concatenate(all_rows), len(token_lists))
+
+    def _count_matrix(self, all_columns: np.ndarray, rows: np.ndarray, documents: int) -> sp.csr_matrix:
+        """A CSR count matrix from (row, column) pairs, one pair per occurrence of a term."""
         ones = np.ones(len(all_columns), dtype=self.dtype)
         # COO -> CSR adds up repeated (row, column) pairs, which is the counting itself.
-        matrix = sp.coo_matrix(
-            (ones, (rows, all_columns)), shape=(len(lengths), len(self.vocabulary_))
-        ).tocsr()
+        matrix = sp.coo_matrix((ones, (rows, all_columns)), shape=(documents, len(self.vocabulary_))).tocsr()
         matrix.sort_indices()
         if self.binary:
             matrix.data.fill(1)
         return matrix
 
     def transform(self, raw_documents: Any) -> Any:
-        """Transform documents to TF-IDF rows (cached counting for fitted `char_wb`)."""
-        fast = (
-            self.analyzer == "char_wb"
-            and hasattr(self, "vocabulary_")
+        """Transform documents to TF-IDF rows (cached counting when fitted on plain text)."""
+        plain = (
+            hasattr(self, "vocabulary_")
             and not self.lowercase
             and self.strip_accents is None
             and self.preprocessor is None
             and self.input == "content"
             and not isinstance(raw_documents, str)
         )
-        if not fast:
+        if plain and self.analyzer == "char_wb":
+            counts = self._cached_counts(raw_documents)
+        elif (
+            plain
+            and self.analyzer == "word"
+            and self.tokenizer is None
+            and self.stop_words is None
+            and re.compile(self.token_pattern).groups == 0
+        ):
+            counts = self._word_counts(raw_documents)
+        else:
             return super().transform(raw_documents)
-        return self._tfidf.transform(self._cached_counts(raw_documents), copy=False)
+        return self._tfidf.transform(counts, copy=False)

@@ -25,7 +25,12 @@ from models.normalize import domain_token, find_urls, normalize_author, normaliz
         ("\U0001d41f\U0001d42b\U0001d41e\U0001d41e", "free"),  # mathematical bold
         ("vi\u200bag\u200dra", "viagra"),  # zero-width characters
         ("fr\u00e9\u00e9", "free"),  # accents
-        ("sooooo goooood", "soo good"),
+        # A run of three or more letters gives both the one- and the two-letter form,
+        # since either may be the real word ("moron", "good").
+        ("sooooo goooood", "so soo god good"),
+        ("what a moooron", "what a moron mooron"),
+        ("chaaaannel!!!", "channel!! chaannel!!"),
+        ("good cool", "good cool"),
         ("wow!!!!!!", "wow!!"),
         ("free!!! now", "free!! now"),
         ("cost $100 in 2024", "cost $100 in 2024"),
@@ -57,6 +62,11 @@ def test_disguises_meet_their_plain_form() -> None:
     plain = normalize_text("free money, you idiot")
     for disguised in ("fr33 m0ney, y0u 1d10t", "FREE MONEY, YOU IDIOT", "f r e e money, you \u0456diot"):
         assert normalize_text(disguised) == plain
+
+
+def test_repeated_letters_restore_the_plain_word() -> None:
+    for disguised, plain in (("moooron", "moron"), ("idiooooot", "idiot"), ("freeeee", "free")):
+        assert plain in normalize_text(disguised).split()
 
 
 def test_url_helpers() -> None:

@@ -100,3 +100,34 @@ def test_hashed_term_index_matches_hashing_vectorizer() -> None:
     for term in ("free", "viagra", "domain_x_ru", "café", "idiot"):
         row = vectorizer.transform([term]).tocsr()  # a single word gives a single term
         assert list(row.indices) == [index(term)]
+
+
+@pytest.mark.parametrize("out_of_core", [False, True])
+def test_batch_reasons_match_reasons_row_by_row(
+    out_of_core: bool, make_result: Callable[..., TrainingResult]
+) -> None:
+    """`Explainer.batch_reasons` gives, for every row, what `Explainer.reasons` gives for it alone."""
+    classifier = make_result(out_of_core=out_of_core).classifier
+    for head in classifier.heads:
+        classifier.thresholds.setdefault(head, {})["review"] = 0.0  # explain every head
+    texts = [
+        "Buy cheap v1agra at http://x.ru/buy-pills now!!!",
+        "You idiot, idiot, IDIOT",
+        "what a moooron, you stupid loser",
+        "Thanks for the article about the council budget",
+        "",
+        "free free free money money, click here: cheap-pills.ru",
+        "_idiot_ don't be a f r e e loser",
+    ]
+    comments = [CommentText(text, author="Best SEO http://seo.example") for text in texts]
+    scores = classifier.score(comments)
+    pipeline = classifier.pipeline
+    explainer = Explainer(pipeline)
+    heads = pipeline.named_steps["heads"]
+    prepared = [prepare(c) for c in comments]
+    matrix = classifier.feature_matrix(prepared)
+    explain = list(enumerate(classifier.heads))
+    for i, comment in enumerate(prepared):
+        span = slice(matrix.indptr[i], matrix.indptr[i + 1])
+        row = (matrix.indices[span], matrix.data[span])
+        assert scores[i].reasons == explainer.reasons(comment, row, heads.coef_, explain), texts[i]

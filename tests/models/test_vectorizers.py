@@ -9,7 +9,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from models.classifier import Classifier
 from models.examples import Example
-from models.pipeline import prepare
+from models.pipeline import WORD_PATTERN, prepare
 from models.training import TrainingResult
 from models.vectorizers import CompactTfidfVectorizer
 
@@ -21,10 +21,18 @@ def documents(tiny_examples: list[Example]) -> list[str]:
     return [prepare(e).normalized_text for e in tiny_examples] + ["", "   ", "unseen qqqq words", "x"]
 
 
-@pytest.mark.parametrize("analyzer", ["char_wb", "word"])
-def test_same_output_as_tfidf_vectorizer(documents: list[str], analyzer: str) -> None:
-    ours = CompactTfidfVectorizer(analyzer=analyzer, **OPTIONS).fit(documents[:40])
-    theirs = TfidfVectorizer(analyzer=analyzer, **OPTIONS).fit(documents[:40])
+@pytest.mark.parametrize(
+    ("analyzer", "ngram_range"),
+    [("char_wb", (2, 5)), ("char_wb", (1, 5)), ("word", (2, 5)), ("word", (1, 3)), ("word", (1, 1))],
+)
+def test_same_output_as_tfidf_vectorizer(
+    documents: list[str], analyzer: str, ngram_range: tuple[int, int]
+) -> None:
+    options = {**OPTIONS, "ngram_range": ngram_range}
+    if analyzer == "word":
+        options["token_pattern"] = WORD_PATTERN
+    ours = CompactTfidfVectorizer(analyzer=analyzer, **options).fit(documents[:40])
+    theirs = TfidfVectorizer(analyzer=analyzer, **options).fit(documents[:40])
     for _ in range(2):  # the second pass reads the word cache
         a, b = ours.transform(documents), theirs.transform(documents)
         assert a.dtype == b.dtype and a.shape == b.shape
