@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from models.errors import DataError
+from models.examples import Example
 
 _TAG = re.compile(r"<[^>]*>")
 _ANCHOR = re.compile(r"<a\b[^>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
@@ -50,3 +54,37 @@ def strip_html(text: str) -> str:
     text = _LINE_BREAK.sub("\n", text)
     text = _ANCHOR.sub(lambda match: match.group(1), text)
     return _TAG.sub("", text)
+
+
+@dataclass(frozen=True)
+class AbuseTable:
+    """How an abuse corpus lays out its delimited file: which columns, labels and cleaning."""
+
+    pattern: str
+    text_column: str
+    label_column: str
+    labels: dict[str, int]
+    source: str
+    clean: Callable[[str], str]
+    delimiter: str = ","
+    quoting: Literal[0, 1, 2, 3] = csv.QUOTE_MINIMAL
+    encoding_errors: str = "strict"
+
+
+def _read_table(path: Path, table: AbuseTable) -> list[Example]:
+    examples = []
+    # newline="" lets the csv module take CRLF as the line ending it is.
+    with path.open(encoding="utf-8", errors=table.encoding_errors, newline="") as handle:
+        reader = csv.DictReader(handle, delimiter=table.delimiter, quoting=table.quoting)
+        require_columns(reader.fieldnames, (table.text_column, table.label_column), path)
+        for row in reader:
+            text = table.clean(row[table.text_column])
+            if text:
+                abuse = map_label(row[table.label_column], table.labels, f"{path}:{reader.line_num}")
+                examples.append(Example(text, abuse=abuse, source=table.source))
+    return examples
+
+
+def read_abuse_table(path: Path, table: AbuseTable) -> list[Example]:
+    """Every labelled row of the corpus file (or the matching files in the folder) `path`."""
+    return [example for file in corpus_files(path, table.pattern) for example in _read_table(file, table)]

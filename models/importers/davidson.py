@@ -12,33 +12,31 @@ of ordinary comments.
 
 from __future__ import annotations
 
-import csv
 import html
 from pathlib import Path
 
 from models.examples import Example
-from models.importers.common import corpus_files, map_label, require_columns
+from models.importers.common import AbuseTable, read_abuse_table
 
 NAME = "davidson"
 FOLDER = "davidson-hate-offensive"
-PATTERN = "labeled_data*.csv"
-ABUSE_LABELS = {"0": 1, "1": 1, "2": 0}
-COLUMNS = ("class", "tweet")
 
 
-def _read_file(path: Path) -> list[Example]:
-    examples = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        require_columns(reader.fieldnames, COLUMNS, path)
-        for row in reader:
-            text = html.unescape(row["tweet"]).strip()
-            if text:
-                abuse = map_label(row["class"], ABUSE_LABELS, f"{path}:{reader.line_num}")
-                examples.append(Example(text, abuse=abuse, source=NAME))
-    return examples
+def clean_tweet(text: str) -> str:
+    """The tweet with its HTML entities decoded."""
+    return html.unescape(text).strip()
+
+
+TABLE = AbuseTable(
+    pattern="labeled_data*.csv",
+    text_column="tweet",
+    label_column="class",
+    labels={"0": 1, "1": 1, "2": 0},
+    source=NAME,
+    clean=clean_tweet,
+)
 
 
 def read(path: Path) -> list[Example]:
     """Read the labeled tweets file (or the folder holding it)."""
-    return [example for file in corpus_files(path, PATTERN) for example in _read_file(file)]
+    return read_abuse_table(path, TABLE)

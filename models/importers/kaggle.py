@@ -12,19 +12,15 @@ character as separate escapes (`\\xc2\\xa0` for a no-break space), i.e. mojibake
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
 from models.examples import Example
-from models.importers.common import corpus_files, map_label, require_columns
+from models.importers.common import AbuseTable, read_abuse_table
 
 NAME = "kaggle"
 SOURCE = "kaggle-insults"
 FOLDER = "kaggle-insults-impermium"
-PATTERN = "train*.csv"
-ABUSE_LABELS = {"1": 1, "0": 0}
-COLUMNS = ("Insult", "Comment")
 
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[nrt\\'\"])")
 _SIMPLE = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
@@ -62,20 +58,18 @@ def decode_comment(raw: str) -> str:
     return _HIGH_BYTES.sub(_fix_mojibake, text).strip()
 
 
-def _read_file(path: Path) -> list[Example]:
-    examples = []
-    # newline="" lets the csv module take CRLF as the line ending it is.
-    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
-        reader = csv.DictReader(handle)
-        require_columns(reader.fieldnames, COLUMNS, path)
-        for row in reader:
-            text = decode_comment(row["Comment"])
-            if text:
-                abuse = map_label(row["Insult"], ABUSE_LABELS, f"{path}:{reader.line_num}")
-                examples.append(Example(text, abuse=abuse, source=SOURCE))
-    return examples
+TABLE = AbuseTable(
+    pattern="train*.csv",
+    text_column="Comment",
+    label_column="Insult",
+    labels={"1": 1, "0": 0},
+    source=SOURCE,
+    clean=decode_comment,
+    # The file mixes encodings; a stray byte must not lose the whole corpus.
+    encoding_errors="replace",
+)
 
 
 def read(path: Path) -> list[Example]:
     """Read the competition's labeled file (or the folder holding it)."""
-    return [example for file in corpus_files(path, PATTERN) for example in _read_file(file)]
+    return read_abuse_table(path, TABLE)

@@ -16,13 +16,10 @@ import re
 from pathlib import Path
 
 from models.examples import Example
-from models.importers.common import corpus_files, map_label, require_columns
+from models.importers.common import AbuseTable, read_abuse_table
 
 NAME = "olid"
 FOLDER = "olid-offenseval2019"
-PATTERN = "olid-training*.tsv"
-ABUSE_LABELS = {"OFF": 1, "NOT": 0}
-COLUMNS = ("tweet", "subtask_a")
 _PLACEHOLDERS = re.compile(r"@USER\b|\bURL\b")
 _SPACES = re.compile(r"[ \t]{2,}")
 
@@ -32,19 +29,18 @@ def clean_tweet(text: str) -> str:
     return _SPACES.sub(" ", _PLACEHOLDERS.sub(" ", text)).strip()
 
 
-def _read_file(path: Path) -> list[Example]:
-    examples = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        require_columns(reader.fieldnames, COLUMNS, path)
-        for row in reader:
-            text = clean_tweet(row["tweet"])
-            if text:
-                abuse = map_label(row["subtask_a"], ABUSE_LABELS, f"{path}:{reader.line_num}")
-                examples.append(Example(text, abuse=abuse, source=NAME))
-    return examples
+TABLE = AbuseTable(
+    pattern="olid-training*.tsv",
+    text_column="tweet",
+    label_column="subtask_a",
+    labels={"OFF": 1, "NOT": 0},
+    source=NAME,
+    clean=clean_tweet,
+    delimiter="\t",
+    quoting=csv.QUOTE_NONE,
+)
 
 
 def read(path: Path) -> list[Example]:
     """Read the OLID training file (or the folder holding it)."""
-    return [example for file in corpus_files(path, PATTERN) for example in _read_file(file)]
+    return read_abuse_table(path, TABLE)
