@@ -3,10 +3,9 @@
 Fills a fresh schema (migrated with ``service.db.upgrade``) with comments in a realistic
 mix of statuses, scores, threads and times, one verdict per classified comment, then
 times ``service.review.list_comments`` for the first page and a deep page in three
-orders, prints the EXPLAIN ANALYZE plan of every statement it sent, and writes
-``bench/results/review_queue.json``. For comparison it also times a keyset-paginated
-prototype of the deep pages on an extra index created in the throw-away schema only.
-The schema is dropped at the end, also on Ctrl-C or error.
+orders, both as numbered pages (OFFSET and a total) and through the cursor a client
+would hold (keyset), prints the EXPLAIN ANALYZE plan of every statement it sent, and
+writes ``bench/results/review_queue.json``. The schema is dropped at the end, also on Ctrl-C or error.
 
     .venv/bin/python bench/review_queue.py
     .venv/bin/python bench/review_queue.py --comments 200000 --deep-page 500
@@ -27,11 +26,12 @@ if __package__ in (None, ""):  # run as a file: make `bench` and the service imp
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import Engine, event, select, text
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from bench.common import fresh_database, machine_info, print_table, stop_on_sigterm, workspace, write_results
 from service.db import make_engine, make_session_factory
-from service.review import ListQuery, Sort, list_comments
+from service.keyset import encode_cursor
+from service.review import SORT_KEYS, ListQuery, Sort, list_comments
 from service.statuses import CommentStatus
 from service.tables import Comment
 
@@ -74,20 +74,6 @@ SELECT id, spam_score, abuse_score, '["links: 1", "word: offer"]'::json, 'bench-
 FROM comments WHERE status <> 'received'
 """
 # A keyset prototype: "the 50 after this row" is an index range, whatever the depth.
-KEYSET_INDEXES = {
-    "score": "CREATE INDEX bench_keyset_score ON comments (status, (-score), created_at, id)",
-    "age": "CREATE INDEX bench_keyset_age ON comments (status, created_at, id)",
-}
-KEYSET_QUERIES = {
-    "score": (
-        "SELECT * FROM comments WHERE status = 'flagged' AND (-score, created_at, id) > "
-        "(-CAST(:score AS float), :created_at, :id) ORDER BY -score, created_at, id LIMIT :limit"
-    ),
-    "age": (
-        "SELECT * FROM comments WHERE status = 'flagged' AND (created_at, id) > (:created_at, :id) "
-        "ORDER BY created_at, id LIMIT :limit"
-    ),
-}
 CASES = [
     ("flagged, sort=score", CommentStatus.FLAGGED, Sort.SCORE),
     ("flagged, sort=age", CommentStatus.FLAGGED, Sort.AGE),
@@ -189,55 +175,18 @@ def measure_case(engine: Engine, sessions: Any, label: str, query: ListQuery, re
     return figures
 
 
-def keyset(engine: Engine, per_page: int, deep_page: int, repeats: int) -> list[dict[str, Any]]:
-    """Time the deep page fetched by keyset from the row before it, on a prototype index."""
-    results = []
-    orders = {"score": "score DESC, created_at, id", "age": "created_at, id"}
-    with engine.connect() as db:
-        for name, ddl in KEYSET_INDEXES.items():
-            db.execute(text(ddl))
-            db.commit()
-            db.execute(text("ANALYZE comments"))
-            offset = (deep_page - 1) * per_page - 1
-            cursor = db.execute(
-                text(
-                    f"SELECT score, created_at, id FROM comments WHERE status = 'flagged' "  # noqa: S608
-                    f"ORDER BY {orders[name]} OFFSET :offset LIMIT 1"
-                ),
-                {"offset": offset},
-            ).one()
-            values = {
-                "score": cursor.score,
-                "created_at": cursor.created_at,
-                "id": cursor.id,
-                "limit": per_page,
-            }
-            # Loaded through the ORM with the verdicts, as list_comments loads its page.
-            statement = (
-                select(Comment)
-                .from_statement(text(KEYSET_QUERIES[name]))
-                .options(selectinload(Comment.verdicts))
-            )
-            times = []
-            for _ in range(repeats + 1):
-                with Session(engine) as session:
-                    started = time.perf_counter()
-                    rows = session.scalars(statement, values).all()
-                    times.append((time.perf_counter() - started) * 1000)
-            plan = db.execute(text(f"EXPLAIN (ANALYZE, BUFFERS) {KEYSET_QUERIES[name]}"), values).all()
-            entry: dict[str, Any] = {
-                "case": f"flagged, sort={name}, keyset",
-                "page": deep_page,
-                "rows": len(rows),
-                "median_ms": round(statistics.median(times[1:]), 2),
-                "index": ddl,
-                "query": KEYSET_QUERIES[name],
-                "plan": [row[0] for row in plan],
-            }
-            print(f"\n== keyset prototype, flagged sort={name}, page {deep_page}: {entry['median_ms']} ms")
-            print("\n".join(entry["plan"]))
-            results.append(entry)
-    return results
+def cursor_for(
+    sessions: Any, status: CommentStatus | None, sort: Sort, page: int, per_page: int
+) -> str | None:
+    """The cursor that opens numbered page ``page`` (read once, untimed), as a client would hold it."""
+    if page == 1:
+        return None
+    columns = [column for column, _kind in SORT_KEYS[sort]]
+    statement = select(*columns).order_by(*columns).offset((page - 1) * per_page - 1).limit(1)
+    if status is not None:
+        statement = statement.where(Comment.status == status)
+    with sessions() as session:
+        return encode_cursor(tuple(session.execute(statement).one()))
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -252,10 +201,13 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             cases = []
             for label, status, sort in CASES:
                 for page in (1, args.deep_page):
-                    query = ListQuery(status=status, sort=sort, page=page, per_page=args.per_page)
-                    cases.append(measure_case(engine, sessions, label, query, args.repeats))
+                    numbered = ListQuery(status=status, sort=sort, page=page, per_page=args.per_page)
+                    cases.append(measure_case(engine, sessions, f"{label}, numbered", numbered, args.repeats))
+                    cursor = cursor_for(sessions, status, sort, page, args.per_page)
+                    keyset = ListQuery(status=status, sort=sort, cursor=cursor, per_page=args.per_page)
+                    case = measure_case(engine, sessions, f"{label}, cursor", keyset, args.repeats)
+                    cases.append({**case, "page": page})
             results["cases"] = cases
-            results["keyset_prototype"] = keyset(engine, args.per_page, args.deep_page, args.repeats)
             with Session(engine) as session:
                 results["table_sizes"] = {
                     name: size
@@ -274,7 +226,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 def report(results: dict[str, Any]) -> None:
     """The summary table against the 20 ms target."""
     rows = []
-    for case in [*results["cases"], *results["keyset_prototype"]]:
+    for case in results["cases"]:
         met = "yes" if case["median_ms"] < TARGET_MS else "NO"
         total, worst = case.get("total", ""), case.get("max_ms", "")
         rows.append([case["case"], case["page"], case["rows"], total, case["median_ms"], worst, met])

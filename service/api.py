@@ -126,7 +126,8 @@ def list_review_queue() -> Any:
         status=_choice(CommentStatus, "status", args["status"]) if args.get("status") else None,
         thread=args.get("thread") or None,
         sort=_choice(Sort, "sort", args.get("sort", Sort.QUEUE.value)),
-        page=_positive("page", args.get("page"), 1),
+        page=_positive("page", args.get("page"), 1) if "page" in args else None,
+        cursor=args.get("cursor") or None,
         per_page=_positive("per_page", args.get("per_page"), 50, MAX_PER_PAGE),
     )
     page = list_comments(get_session(), query)

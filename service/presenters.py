@@ -59,7 +59,9 @@ def public_view(comment: Comment, keys: KeyRing) -> dict[str, Any]:
 
 
 def page_view(page: Page, items: list[dict[str, Any]]) -> dict[str, Any]:
-    """A page of already-rendered items with its position."""
+    """A page of already-rendered items with the way to the next: a number, or a cursor."""
+    if page.page is None:
+        return {"items": items, "per_page": page.per_page, "next_cursor": page.next_cursor}
     return {
         "items": items,
         "page": page.page,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from service.errors import NotFoundError
+from service.keyset import FLAGGED_LAST, RANK, decode_cursor, encode_cursor
 from service.statuses import CommentStatus
 from service.tables import AuditEvent, Comment
 
@@ -29,56 +32,84 @@ class Sort(StrEnum):
 
 @dataclass(frozen=True)
 class ListQuery:
-    """What a moderator asked to see."""
+    """What a moderator asked to see: a numbered ``page`` (with a total), else the page after ``cursor``."""
 
     status: CommentStatus | None = None
     thread: str | None = None
     sort: Sort = Sort.QUEUE
-    page: int = 1
+    page: int | None = None
+    cursor: str | None = None
     per_page: int = DEFAULT_PER_PAGE
 
 
 @dataclass(frozen=True)
 class Page:
-    """One page of comments and where it sits in the whole."""
+    """One page of comments and how to get the next one."""
 
     items: list[Comment]
-    page: int
     per_page: int
-    total: int
+    page: int | None = None
+    total: int | None = None
+    next_cursor: str | None = None
 
     @property
     def next_page(self) -> int | None:
-        """The following page number, or None on the last page."""
+        """The following page number (numbered pages only), or None on the last page."""
+        if self.page is None or self.total is None:
+            return None
         return self.page + 1 if self.page * self.per_page < self.total else None
 
 
-def _ordered(statement: Select[tuple[Comment]], sort: Sort) -> Select[tuple[Comment]]:
-    oldest = (Comment.created_at.asc(), Comment.id.asc())
-    if sort is Sort.AGE:
-        return statement.order_by(*oldest)
-    by_score = (Comment.score.desc().nulls_last(), *oldest)
-    if sort is Sort.SCORE:
-        return statement.order_by(*by_score)
-    flagged_first = case((Comment.status == CommentStatus.FLAGGED, 0), else_=1)
-    return statement.order_by(flagged_first, *by_score)
+# Each order as ascending keys with the Python type of their values, for the cursor.
+SORT_KEYS: dict[Sort, tuple[tuple[Any, type], ...]] = {
+    Sort.AGE: ((Comment.created_at, datetime), (Comment.id, int)),
+    Sort.SCORE: ((RANK, float), (Comment.created_at, datetime), (Comment.id, int)),
+    Sort.QUEUE: ((FLAGGED_LAST, int), (RANK, float), (Comment.created_at, datetime), (Comment.id, int)),
+}
 
 
-def list_comments(session: Session, query: ListQuery) -> Page:
-    """The comments matching ``query``, one page of them, verdicts loaded."""
-    statement = select(Comment)
+def _filtered(query: ListQuery, *columns: ColumnElement[Any]) -> Select[Any]:
+    statement = select(Comment, *columns).options(selectinload(Comment.verdicts))
     if query.status is not None:
         statement = statement.where(Comment.status == query.status)
     if query.thread is not None:
         statement = statement.where(Comment.thread == query.thread)
+    return statement
+
+
+def _numbered(session: Session, query: ListQuery, page: int) -> Page:
+    columns = [column for column, _kind in SORT_KEYS[query.sort]]
+    statement = _filtered(query)
     total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     rows = session.scalars(
-        _ordered(statement, query.sort)
-        .options(selectinload(Comment.verdicts))
-        .limit(query.per_page)
-        .offset((query.page - 1) * query.per_page)
+        statement.order_by(*columns).limit(query.per_page).offset((page - 1) * query.per_page)
     )
-    return Page(list(rows), query.page, query.per_page, total)
+    return Page(list(rows), query.per_page, page=page, total=total)
+
+
+def list_comments(session: Session, query: ListQuery) -> Page:
+    """The comments matching ``query``, one page of them, verdicts loaded.
+
+    Without a page number the listing is keyset-paginated: each page is found through
+    the order's index however deep it is, and carries the cursor of the next.
+    """
+    if query.page is not None:
+        return _numbered(session, query, query.page)
+    keys = SORT_KEYS[query.sort]
+    columns = [column for column, _kind in keys]
+    statement = _filtered(query, *columns)
+    if query.cursor:
+        after = decode_cursor(query.cursor, tuple(kind for _column, kind in keys))
+        bounds = [
+            literal(value, column.type) if kind is datetime else literal(value)
+            for (column, kind), value in zip(keys, after, strict=True)
+        ]
+        statement = statement.where(tuple_(*columns) > tuple_(*bounds))
+    rows = session.execute(statement.order_by(*columns).limit(query.per_page + 1)).all()
+    more = len(rows) > query.per_page
+    rows = rows[: query.per_page]
+    cursor = encode_cursor(tuple(rows[-1][1:])) if more else None
+    return Page([row[0] for row in rows], query.per_page, next_cursor=cursor)
 
 
 def get_comment(session: Session, comment_id: int) -> Comment:
@@ -98,7 +129,7 @@ def list_published(session: Session, thread: str, page: int, per_page: int) -> P
         .limit(per_page)
         .offset((page - 1) * per_page)
     )
-    return Page(list(rows), page, per_page, total)
+    return Page(list(rows), per_page, page=page, total=total)
 
 
 def audit_trail(session: Session, comment_id: int) -> list[AuditEvent]:

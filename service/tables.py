@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -34,6 +35,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+# Index expressions for the review queue's keyset orders; service/keyset.py builds the
+# same expressions for its queries, which is what lets the database use these indexes.
+RANK_SQL = "(-coalesce(score, -1.0))"
+FLAGGED_LAST_SQL = "(CASE WHEN status = 'flagged' THEN 0 ELSE 1 END)"
 
 # SQLite only autoincrements a plain INTEGER primary key.
 Identifier = BigInteger().with_variant(Integer(), "sqlite")
@@ -106,9 +112,11 @@ class Comment(Base):
         back_populates="comment", order_by="Verdict.id", cascade="all, delete-orphan"
     )
 
+    # The review queue's orders (see service/keyset.py), each served by one index.
     __table_args__ = (
-        Index("ix_comments_status_score", "status", "score"),
-        Index("ix_comments_status_created_at", "status", "created_at"),
+        Index("ix_comments_status_created_at_id", "status", "created_at", "id"),
+        Index("ix_comments_status_rank", "status", text(RANK_SQL), "created_at", "id"),
+        Index("ix_comments_queue_rank", text(FLAGGED_LAST_SQL), text(RANK_SQL), "created_at", "id"),
         Index("ix_comments_thread_status_created_at", "thread", "status", "created_at"),
     )
 

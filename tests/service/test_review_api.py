@@ -201,3 +201,35 @@ def test_public_thread_lists_approved_comments_only_without_email(
     assert [item["id"] for item in items] == [shown]
     assert set(items[0]) == {"id", "parent_id", "name", "url", "avatar", "comment", "created_at"}
     assert "example.com" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("sort", ["queue", "score", "age"])
+def test_cursor_pages_walk_the_same_order_as_numbered_pages(
+    client: FlaskClient, services: Services, moderator_headers: dict[str, str], sort: str
+) -> None:
+    ids = [_post(client) for _ in range(7)]
+    # Ties in score, statuses mixed, two comments never scored: every key of every order matters.
+    outcomes = [CommentStatus.FLAGGED] * 3 + [CommentStatus.APPROVED, CommentStatus.REJECTED]
+    for comment_id, score, outcome in zip(ids, [0.7, 0.9, 0.7, 0.2, 0.95], outcomes, strict=False):
+        _classify(services, comment_id, score, outcome)
+    everything = client.get(
+        f"/v1/comments?sort={sort}&page=1&per_page=50", headers=moderator_headers
+    ).get_json()
+    walked, cursor, pages = [], "", 0
+    while True:
+        body = client.get(
+            f"/v1/comments?sort={sort}&per_page=2&cursor={cursor}", headers=moderator_headers
+        ).get_json()
+        assert set(body) == {"items", "per_page", "next_cursor"}
+        walked += [item["id"] for item in body["items"]]
+        pages += 1
+        if body["next_cursor"] is None:
+            break
+        cursor = body["next_cursor"]
+    assert walked == [item["id"] for item in everything["items"]] and sorted(walked) == ids
+    assert pages == 4
+
+
+def test_a_forged_cursor_is_refused(client: FlaskClient, moderator_headers: dict[str, str]) -> None:
+    response = client.get("/v1/comments?cursor=bm90LWEtY3Vyc29y", headers=moderator_headers)
+    assert response.status_code == 422 and "cursor" in response.get_json()["fields"]

@@ -1,0 +1,45 @@
+"""Keyset pagination for the review queue: an opaque cursor instead of an offset.
+
+A page is "the next N rows after this key", which an index answers directly however
+deep the page is, where OFFSET has to walk past every earlier row. Each order is a
+tuple of ascending keys so one row-value comparison (`(a, b, c) > (x, y, z)`) finds
+the next page; the expressions are the ones the comments table indexes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, Integer, literal_column
+
+from service.errors import ValidationError
+from service.tables import FLAGGED_LAST_SQL, RANK_SQL
+
+# Highest score first and unscored comments last, or flagged comments first, as
+# ascending keys: the very expressions the comments table indexes.
+RANK: ColumnElement[float] = literal_column(RANK_SQL, Float)
+FLAGGED_LAST: ColumnElement[int] = literal_column(FLAGGED_LAST_SQL, Integer)
+
+
+def encode_cursor(values: tuple[Any, ...]) -> str:
+    """The opaque cursor naming the sort key of a page's last row."""
+    plain = [value.isoformat() if isinstance(value, datetime) else value for value in values]
+    return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, kinds: tuple[type, ...]) -> tuple[Any, ...]:
+    """The sort key a cursor names; ``ValidationError`` when it was not made by ``encode_cursor``."""
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(raw, list) or len(raw) != len(kinds):
+            raise ValueError("wrong shape")
+        return tuple(
+            datetime.fromisoformat(value) if kind is datetime else kind(value)
+            for kind, value in zip(kinds, raw, strict=True)
+        )
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
+        raise ValidationError({"cursor": "cursor is not one this listing returned"}) from None
