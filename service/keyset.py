@@ -37,9 +37,15 @@ def decode_cursor(cursor: str, kinds: tuple[type, ...]) -> tuple[Any, ...]:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(raw, list) or len(raw) != len(kinds):
             raise ValueError("wrong shape")
-        return tuple(
-            datetime.fromisoformat(value) if kind is datetime else kind(value)
-            for kind, value in zip(kinds, raw, strict=True)
-        )
+        return tuple(_value(kind, value) for kind, value in zip(kinds, raw, strict=True))
     except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
         raise ValidationError({"cursor": "cursor is not one this listing returned"}) from None
+
+
+def _value(kind: type, raw: Any) -> Any:
+    if kind is not datetime:
+        return kind(raw)
+    moment = datetime.fromisoformat(raw)
+    if moment.tzinfo is None:
+        raise ValueError("a cursor's time carries its zone")
+    return moment

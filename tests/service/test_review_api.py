@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from service.app import Services
+from service.keyset import encode_cursor
 from service.statuses import CommentStatus
 from service.tables import Comment, Label
 from service.transitions import VerdictRecord, record_verdict
@@ -230,6 +231,16 @@ def test_cursor_pages_walk_the_same_order_as_numbered_pages(
     assert pages == 4
 
 
-def test_a_forged_cursor_is_refused(client: FlaskClient, moderator_headers: dict[str, str]) -> None:
-    response = client.get("/v1/comments?cursor=bm90LWEtY3Vyc29y", headers=moderator_headers)
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "bm90LWEtY3Vyc29y",  # base64 of text that is not JSON
+        encode_cursor(("2026-11-28T00:00:00", 5)),  # a time without its zone
+        encode_cursor((1, 2, 3)),  # the wrong number of keys for the order
+    ],
+)
+def test_a_forged_cursor_is_refused(
+    client: FlaskClient, moderator_headers: dict[str, str], cursor: str
+) -> None:
+    response = client.get(f"/v1/comments?sort=age&cursor={cursor}", headers=moderator_headers)
     assert response.status_code == 422 and "cursor" in response.get_json()["fields"]
