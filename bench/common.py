@@ -193,10 +193,7 @@ def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
 
     The PostgreSQL schema is dropped on the way out, whatever happened.
     """
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from service.db import make_engine, upgrade
+    from service.db import make_engine, migrated_schema, upgrade
 
     if kind == "sqlite":
         url = f"sqlite:///{workdir / unique_name('bench')}.db"
@@ -205,21 +202,8 @@ def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
         engine.dispose()
         yield url
         return
-    schema = unique_name("bench")
-    admin = create_engine(POSTGRES_URL)
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        schema_url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        rendered = schema_url.render_as_string(hide_password=False)
-        engine = make_engine(rendered)
-        upgrade(engine)
-        engine.dispose()
-        yield rendered
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    with migrated_schema(POSTGRES_URL, unique_name("bench")) as url:
+        yield url
 
 
 def seed_model(model_dir: Path) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -60,3 +62,26 @@ def upgrade(engine: Engine) -> None:
         config = alembic_config(engine.url.render_as_string(hide_password=False))
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextmanager
+def migrated_schema(url: str, schema: str) -> Iterator[str]:
+    """A PostgreSQL schema of its own on ``url``'s database, migrated, dropped on exit.
+
+    Yields a URL whose search path is that schema, so test runs and benchmarks can share
+    one server without seeing each other's rows.
+    """
+    admin = create_engine(url)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+        rendered = scoped.render_as_string(hide_password=False)
+        engine = make_engine(rendered)
+        upgrade(engine)
+        engine.dispose()
+        yield rendered
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()

@@ -18,13 +18,12 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from models import train_seed_model
 from service import create_app
 from service.app import Services
 from service.auth import create_token
-from service.db import make_engine, upgrade
+from service.db import make_engine, migrated_schema, upgrade
 from service.keyfile import generate_secret
 from service.tables import Base
 
@@ -73,19 +72,8 @@ def redis_url() -> str:
 def postgres_schema() -> Iterator[str]:
     """A PostgreSQL URL whose search path is a schema of its own, migrated, dropped at the end."""
     require_service(_postgres_answers(), f"PostgreSQL at {POSTGRES_URL}")
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    rendered = url.render_as_string(hide_password=False)
-    engine = make_engine(rendered)
-    upgrade(engine)
-    engine.dispose()
-    yield rendered
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with migrated_schema(POSTGRES_URL, f"test_{uuid.uuid4().hex[:12]}") as url:
+        yield url
 
 
 def _truncate(url: str) -> None:
