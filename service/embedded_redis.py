@@ -35,10 +35,16 @@ def socket_url(data_dir: Path) -> str:
 
 
 def _answers(url: str) -> bool:
+    """True when a Redis server at ``url`` replies to PING."""
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         return False
+
+
+def is_running(data_dir: Path) -> bool:
+    """True when the embedded server for ``data_dir`` is up."""
+    return _answers(socket_url(data_dir))
 
 
 @contextmanager

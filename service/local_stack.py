@@ -17,18 +17,10 @@ import click
 
 from service.bootstrap import prepare
 from service.config import Settings
-from service.embedded_redis import ensure_embedded_redis, socket_url, stop_embedded_redis
-from service.queueing import connect_redis
+from service.embedded_redis import ensure_embedded_redis, is_running, stop_embedded_redis
 
 POLL_SECONDS = 0.5
 STOP_TIMEOUT_SECONDS = 15
-
-
-def _embedded_running(settings: Settings) -> bool:
-    try:
-        return bool(connect_redis(socket_url(settings.data_dir), timeout=0.5).ping())
-    except Exception:  # noqa: BLE001 - any failure means "not running"
-        return False
 
 
 def _children(
@@ -66,7 +58,7 @@ def run_local_stack(
     env = dict(os.environ)
     owns_redis = False
     if not settings.redis_url:
-        owns_redis = not _embedded_running(settings)
+        owns_redis = not is_running(settings.data_dir)
         env["REDIS_URL"] = ensure_embedded_redis(settings.data_dir)
         click.echo(f"embedded Redis at {env['REDIS_URL']}")
     children = _children(host, port, web_workers, queue_workers, env)
