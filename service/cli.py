@@ -91,14 +91,13 @@ def worker(burst: bool) -> None:
 @main.command()
 def sweep() -> None:
     """Queue again, once, every comment stuck in `received`."""
-    from worker.context import build_context
+    from service.queueing import ClassifyQueue, connect_redis, redis_url
     from worker.sweeper import sweep as sweep_stuck
 
-    context = build_context(load_settings())
-    with context.sessions() as session:
-        click.echo(
-            f"queued {sweep_stuck(session, context.queue, context.settings.sweep_grace)} comment(s) again"
-        )
+    settings = load_settings()
+    queue = ClassifyQueue.from_settings(connect_redis(redis_url(settings), settings.redis_timeout), settings)
+    with _sessions(settings)() as session:
+        click.echo(f"queued {sweep_stuck(session, queue, settings.sweep_grace)} comment(s) again")
 
 
 @main.command()

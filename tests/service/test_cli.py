@@ -88,3 +88,12 @@ def test_retrain_now_export_labels_and_shadow_commands(
     }
     assert runner.invoke(main, ["shadow", "clear"], env=env).output.strip() == "shadow mode off"
     assert "no version in shadow mode" in runner.invoke(main, ["shadow", "report"], env=env).output
+
+
+def test_sweep_needs_no_model(env: dict[str, str], redis_url: str, queue_name: str) -> None:
+    env = {**env, "REDIS_URL": redis_url, "CLASSIFY_QUEUE": queue_name}
+    runner = CliRunner()
+    assert runner.invoke(main, ["migrate"], env=env).exit_code == 0
+    result = runner.invoke(main, ["sweep"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "queued 0 comment(s) again"
