@@ -13,6 +13,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.sqlite_writers import connection_class
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 POOL_RECYCLE_SECONDS = 1800
 
@@ -36,9 +38,11 @@ def make_engine(url: str) -> Engine:
         # server dropped fails one statement, the pool then discards all of its age, and
         # recycling bounds how long an idle connection is trusted.
         return create_engine(url, pool_recycle=POOL_RECYCLE_SECONDS)
+    connect_args: dict[str, Any] = {"check_same_thread": False}
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False})
+        connect_args["factory"] = connection_class(f"{parsed.database}.writer-lock")
+    engine = create_engine(url, connect_args=connect_args)
     event.listen(engine, "connect", _tune_sqlite)
     return engine
 
