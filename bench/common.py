@@ -232,14 +232,22 @@ def service_env(database_url: str, queue: str, model_dir: Path, **extra: str) ->
 
 
 def purge_queue(connection: Any, queue: str) -> int:
-    """Delete every Redis key of ``queue``: its list, registries and jobs named after it."""
+    """Delete every Redis key of ``queue``: its inbox, list, registries and their jobs."""
+    names = (queue, f"{queue}-retrain")
+    keys: set[bytes] = set()
+    for name in names:
+        for key in connection.scan_iter(match=f"rq:*:{name}", count=1000):
+            keys.add(key)
+            members = connection.lrange(key, 0, -1) if connection.type(key) == b"list" else None
+            members = members if members is not None else connection.zrange(key, 0, -1)
+            keys.update(b"rq:job:" + job_id for job_id in members)
+        keys.add(f"moderation:inbox:{name}".encode())
+    ordered = sorted(keys)
     deleted = 0
-    for pattern in (f"rq:*:{queue}", f"rq:*:{queue}:*", f"rq:*:{queue}-*", f"rq:*:{queue}-retrain"):
-        keys = list(connection.scan_iter(match=pattern, count=1000))
-        for start in range(0, len(keys), 500):
-            deleted += connection.delete(*keys[start : start + 500])
-    connection.srem("rq:queues", f"rq:queue:{queue}", f"rq:queue:{queue}-retrain")
-    return deleted
+    for start in range(0, len(ordered), 500):
+        deleted += connection.delete(*ordered[start : start + 500])
+    connection.srem("rq:queues", *(f"rq:queue:{name}" for name in names))
+    return int(deleted)
 
 
 @contextlib.contextmanager

@@ -3,12 +3,15 @@
 Starts the web app (gunicorn, 2 sync workers) on a fresh database and, for each worker
 count N, N ``python -m service worker`` processes. For each N it measures:
 
-- the drain rate of a backlog of classification jobs, and of as many no-op RQ jobs
-  (``builtins.str``, enqueued with the same options) on a queue of their own worked by
-  the same worker command and class: their ratio is the key figure;
+- the drain rate of a backlog of comments (stored with no worker running, so they wait
+  in the outbox; the workers' dispatchers hand them to the queue and their jobs take
+  them in batches), and of as many no-op RQ jobs (``builtins.str``, enqueued with the
+  classify job's options) on a queue of their own worked by the same worker command
+  and class: verdicts/s over no-op jobs/s is the key figure;
 - comments posted at fixed rates (25 %, 50 %, 100 % of the intake maximum, measured in
   the same run or given): submit-to-verdict p50/p95/p99 from the comment's and its
-  verdict's ``created_at``, verdicts/s, and the queue length sampled over time;
+  verdict's ``created_at``, verdicts/s, and the queue depth (comments in the outbox or
+  the inbox, not yet taken by a job) sampled over time;
 - a burst at 5x the sustainable rate (the measured classify drain rate) and the time
   the queue takes to drain after it.
 
@@ -38,7 +41,7 @@ if __package__ in (None, ""):  # run as a file: make `bench` and the service imp
 
 import redis
 from rq import Queue, Retry, Worker
-from sqlalchemy import Engine, create_engine, delete, func, select
+from sqlalchemy import Engine, create_engine, delete, func, insert, select
 
 from bench.common import (
     BIN,
@@ -68,7 +71,7 @@ from bench.common import (
 from service.config import load_settings
 from service.queueing import FAILURE_TTL_SECONDS, RESULT_TTL_SECONDS, RETRY_INTERVALS
 from service.statuses import CommentStatus
-from service.tables import Comment, Verdict
+from service.tables import Comment, OutboxEntry, Verdict
 
 SAMPLE_SECONDS = 0.25
 NOOP_JOB = "builtins.str"
@@ -133,9 +136,16 @@ class Bench:
         with self.engine.connect() as db:
             return int(db.scalar(statement) or 0)
 
-    def depth(self, queue: str | None = None) -> int:
-        """Jobs waiting in the RQ queue."""
-        return int(self.redis.llen(f"rq:queue:{queue or self.queue}"))
+    @property
+    def inbox(self) -> str:
+        """The Redis list of comment ids waiting for a classify job."""
+        return f"moderation:inbox:{self.queue}"
+
+    def depth(self) -> int:
+        """Comments waiting for a job: outbox entries plus ids in the inbox."""
+        with self.engine.connect() as db:
+            outbox = int(db.scalar(select(func.count()).select_from(OutboxEntry)) or 0)
+        return outbox + int(self.redis.llen(self.inbox))
 
 
 # ------------------------------------------------------------------------ workers
@@ -177,15 +187,36 @@ def hold(bench: Bench, queue: str) -> str:
     return holding
 
 
+def release(bench: Bench, queue: str) -> None:
+    """Put jobs moved aside by ``hold`` back in their queue."""
+    bench.redis.rename(f"rq:queue:{queue}:held", f"rq:queue:{queue}")
+
+
+def hold_outbox(bench: Bench) -> list[int]:
+    """Take the outbox entries out, so workers (and their dispatchers) start before the clock."""
+    with bench.engine.begin() as db:
+        held = list(db.scalars(delete(OutboxEntry).returning(OutboxEntry.comment_id)))
+    return held
+
+
+def release_outbox(bench: Bench, held: list[int]) -> None:
+    """Put held outbox entries back for the workers' dispatchers."""
+    with bench.engine.begin() as db:
+        db.execute(insert(OutboxEntry), [{"comment_id": comment_id} for comment_id in held])
+
+
 def finished_count(bench: Bench, queue: str) -> int:
     """Jobs of ``queue`` that finished or failed so far."""
     return int(bench.redis.zcard(f"rq:finished:{queue}")) + int(bench.redis.zcard(f"rq:failed:{queue}"))
 
 
-def settle(bench: Bench, queue: str, expected: int) -> None:
-    """Wait (bounded) until ``expected`` jobs of ``queue`` have finished: the warm-up is over."""
+def settle(bench: Bench, queue: str) -> None:
+    """Wait (bounded) until no job of ``queue`` waits or runs, so its counts are final."""
     deadline = time.monotonic() + bench.args.drain_timeout
-    while finished_count(bench, queue) < expected and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        running = bench.redis.zcard(f"rq:wip:{queue}") + bench.redis.llen(f"rq:queue:{queue}")
+        if not running:
+            return
         time.sleep(0.05)
 
 
@@ -209,15 +240,19 @@ def enqueue_noops(bench: Bench, count: int) -> None:
 
 
 def timed_drain(
-    bench: Bench, queue: str, is_done: Callable[[], bool], names: list[str], profile: Path | None
+    bench: Bench,
+    release_backlog: Callable[[], None],
+    is_done: Callable[[], bool],
+    names: list[str],
+    profile: Path | None,
 ) -> float:
-    """Release the held jobs to the waiting workers; seconds until ``is_done()`` says so."""
+    """Release the held backlog to the waiting workers; seconds until ``is_done()`` says so."""
     spy: subprocess.Popen[bytes] | None = None
     if profile is not None:
         spy = start_profile(bench.procs.running[names[0]].pid, bench.args.drain_timeout, profile)
         time.sleep(1.0)
     started = time.monotonic()
-    bench.redis.rename(f"rq:queue:{queue}:held", f"rq:queue:{queue}")
+    release_backlog()
     deadline = started + bench.args.drain_timeout * 2
     finished = False
     while time.monotonic() < deadline and not finished:
@@ -228,27 +263,32 @@ def timed_drain(
         spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT, not on SIGTERM
         spy.wait(30)
     if not finished:
-        raise RuntimeError(f"the {queue} backlog did not drain in {elapsed:.0f} s")
+        raise RuntimeError(f"the backlog did not drain in {elapsed:.0f} s")
     return elapsed
 
 
 def classify_drain(bench: Bench, workers: int, profile: Path | None = None) -> dict[str, Any]:
     """Post a backlog with no worker running, then time N workers deciding all of it.
 
-    No warm-up: a warm-up job would also score the waiting backlog (``CLASSIFY_BATCH``),
-    so both drains include each worker's first-job costs; the no-op drain does the same.
+    The clock starts when the held outbox entries go back, after every worker has
+    registered, so it covers dispatching and classifying but not starting up.
     """
     clear_backlog(bench)
     low = bench.last_comment_id()
     posted = run_python_closed(bench.port, 8, 120.0, max_requests=bench.args.backlog)
     high = bench.last_comment_id()
-    count = bench.depth()
-    hold(bench, bench.queue)
+    held = hold_outbox(bench)
     names = start_workers(bench, bench.queue, workers, "drain")
     try:
         before = finished_count(bench, bench.queue)
-        seconds = timed_drain(bench, bench.queue, lambda: bench.waiting(low, high) == 0, names, profile)
-        settle(bench, bench.queue, before + count)
+        seconds = timed_drain(
+            bench,
+            lambda: release_outbox(bench, held),
+            lambda: bench.waiting(low, high) == 0,
+            names,
+            profile,
+        )
+        settle(bench, bench.queue)
         jobs = finished_count(bench, bench.queue) - before
     finally:
         stop_workers(bench, names)
@@ -256,8 +296,8 @@ def classify_drain(bench: Bench, workers: int, profile: Path | None = None) -> d
     decided = bench.count_between(low, high)
     return {
         "comments": decided,
-        "jobs": count,
         "jobs_finished": jobs,
+        "comments_per_job": round(decided / jobs, 1) if jobs else None,
         "seconds": round(seconds, 3),
         "verdicts_per_s": round(decided / seconds, 1),
         "first_to_last_verdict_per_s": verdict_figures(bench, low, high).get("first_to_last_verdict_per_s"),
@@ -278,7 +318,7 @@ def noop_drain(bench: Bench, workers: int) -> dict[str, Any]:
         def drained() -> bool:
             return finished_count(bench, bench.noop_queue) - before >= count
 
-        seconds = timed_drain(bench, bench.noop_queue, drained, names, None)
+        seconds = timed_drain(bench, lambda: release(bench, bench.noop_queue), drained, names, None)
     finally:
         stop_workers(bench, names)
     return {"jobs": count, "seconds": round(seconds, 3), "jobs_per_s": round(count / seconds, 1)}
@@ -337,14 +377,12 @@ def verdict_figures(bench: Bench, low: int, high: int) -> dict[str, Any]:
 
 
 def clear_backlog(bench: Bench) -> int:
-    """Drop jobs still waiting, and comments still ``received``, so the next phase starts empty.
-
-    The classify job also scores other waiting comments (``CLASSIFY_BATCH``), so a comment
-    left behind would be picked up, and paid for, by a later phase.
-    """
+    """Drop what still waits (outbox, inbox, jobs, comments in ``received``), so the next
+    phase starts empty and pays for none of it; returns how many comments waited."""
     left = bench.depth()
-    bench.redis.delete(f"rq:queue:{bench.queue}")
+    bench.redis.delete(f"rq:queue:{bench.queue}", bench.inbox)
     with bench.engine.begin() as db:
+        db.execute(delete(OutboxEntry))
         db.execute(delete(Comment).where(Comment.status == CommentStatus.RECEIVED))
     return left
 
@@ -365,7 +403,7 @@ def phase(bench: Bench, rate: float, seconds: float) -> dict[str, Any]:
         drain_after_s=round(drain_s, 2),
         max_depth=max(depth for _, depth in samples),
         depth_samples=samples,
-        dropped_jobs=clear_backlog(bench),
+        dropped_comments=clear_backlog(bench),
     )
     return figures
 

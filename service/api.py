@@ -18,7 +18,7 @@ from service.auth import authenticate
 from service.errors import ValidationError
 from service.http_errors import FORM_TYPES, is_form_post
 from service.intake import submit_comment
-from service.presenters import audit_view, moderator_view, page_view, public_view
+from service.presenters import audit_view, moderator_view, page_view, public_view, receipt_view
 from service.redirects import safe_target, with_notice
 from service.retraining import maybe_request_retrain
 from service.review import (
@@ -80,14 +80,13 @@ def post_comment() -> Any:
     """Accept a reader's comment: 202 for API clients, a redirect or a page for forms."""
     fields = _submitted_fields()
     submission = parse_submission(fields)
-    comment = submit_comment(get_session(), services().queue, services().keys, submission)
+    receipt = submit_comment(services().engine, services().keys, submission)
     if not is_form_post():
-        response = jsonify(id=comment.id, status=comment.status.value)
-        return response, 202
+        return {"id": receipt.id, "status": receipt.status.value}, 202
     back = safe_target((fields.get("redirect"), request.referrer), services().settings.allowed_redirect_hosts)
     if back:
-        return redirect(with_notice(back, comment.id), code=303)
-    return render_template("form_received.html", name=comment.name), 202
+        return redirect(with_notice(back, receipt.id), code=303)
+    return render_template("form_received.html", name=submission.name), 202
 
 
 def moderator_required(view: View) -> View:
@@ -142,7 +141,8 @@ def show_comment(comment_id: int) -> Any:
     session = get_session()
     comment = get_comment(session, comment_id)
     events = audit_trail(session, comment_id)
-    return {**moderator_view(comment, services().keys), "audit": [audit_view(event) for event in events]}
+    trail = [receipt_view(comment), *(audit_view(event) for event in events)]
+    return {**moderator_view(comment, services().keys), "audit": trail}
 
 
 def _decision(body: dict[str, Any]) -> tuple[Action, DecisionReason | None, str | None]:

@@ -93,6 +93,11 @@ class Settings:
         "How often a failing classification job is retried before a human gets it.",
         3,
     )
+    dispatch_interval: float = _env(
+        "DISPATCH_INTERVAL_SECONDS",
+        "How often each worker moves newly stored comments from the outbox to the queue.",
+        0.02,
+    )
     sweep_interval: float = _env(
         "SWEEP_INTERVAL_SECONDS",
         "How often a worker looks for comments stuck in `received`; 0 turns the sweeper off.",
@@ -100,12 +105,12 @@ class Settings:
     )
     sweep_grace: float = _env(
         "SWEEP_GRACE_SECONDS",
-        "How long a comment may wait in `received` before the sweeper re-enqueues it.",
+        "How long a comment may wait in `received` before the sweeper submits it again.",
         60.0,
     )
     redis_timeout: float = _env(
         "REDIS_TIMEOUT_SECONDS",
-        "Connect and read timeout for the web's Redis calls, so an outage cannot stall intake.",
+        "Connect and read timeout for the web's Redis calls (health, retraining), so an outage cannot stall them.",
         1.0,
     )
     model_check_seconds: float = _env(

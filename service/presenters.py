@@ -32,6 +32,20 @@ def moderator_view(comment: Comment, keys: KeyRing) -> dict[str, Any]:
     }
 
 
+def receipt_view(comment: Comment) -> dict[str, Any]:
+    """The comment's arrival, first in its audit trail; the intake writes no audit row for
+    it because the comment row and its ``created_at`` already record it."""
+    return {
+        "action": "received",
+        "actor": "intake",
+        "from_status": None,
+        "to_status": "received",
+        "reason": None,
+        "note": None,
+        "at": comment.created_at.isoformat(),
+    }
+
+
 def audit_view(event: AuditEvent) -> dict[str, Any]:
     """One audit event as the moderator's detail view lists it."""
     return {

@@ -1,12 +1,19 @@
-"""The job queue edge: connecting to Redis and enqueueing classification jobs.
+"""The job queue edge: connecting to Redis, the inbox of waiting comments, and RQ jobs.
+
+The dispatcher appends stored comments' ids to an inbox, a Redis list beside the RQ
+queue, many ids per round trip. RQ jobs drain the inbox in batches, so a deep queue costs
+one job (and one model call, one commit) per batch rather than per comment. A drain
+job is enqueued whenever the inbox goes from empty to non-empty, and a drain job that
+leaves ids behind enqueues the next one; so while the inbox holds an id, a job that
+will take it is queued or running.
 
 Jobs are named by import path so the web process never imports the worker (or the
-model). Each carries only a comment id: no text, and never an email address.
+model). Neither the inbox nor a job holds any text, and never an email address.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis
@@ -17,9 +24,7 @@ from rq.job import Job, JobStatus
 from service.config import Settings
 from service.embedded_redis import ensure_embedded_redis
 
-logger = logging.getLogger(__name__)
-
-CLASSIFY_JOB = "worker.jobs.classify_comment"
+DRAIN_JOB = "worker.jobs.classify_waiting"
 # Seconds between retries of a failing job; the last interval repeats for later tries.
 RETRY_INTERVALS = [2, 10, 30]
 RESULT_TTL_SECONDS = 600
@@ -42,19 +47,17 @@ def connect_redis(url: str, timeout: float | None = None) -> redis.Redis:
 
 @dataclass(frozen=True)
 class ClassifyQueue:
-    """Enqueues classification jobs with the configured timeout and retries."""
+    """The inbox of comments waiting for a verdict and the RQ queue of jobs that drain it."""
 
     queue: Queue
     job_timeout: int
     retries: int
 
-    def job_id(self, comment_id: int) -> str:
-        """One job id per comment, so the sweeper can tell whether its job still exists.
-
-        Job ids are global in Redis; naming them after the queue keeps two deployments
-        (or test runs) that share a server from mistaking each other's jobs.
-        """
-        return f"{self.queue.name}-{comment_id}"
+    @property
+    def inbox(self) -> str:
+        """The Redis list of waiting comment ids; named after the queue, so two
+        deployments (or test runs) sharing a server keep apart."""
+        return f"moderation:inbox:{self.queue.name}"
 
     @classmethod
     def from_settings(cls, connection: redis.Redis, settings: Settings) -> ClassifyQueue:
@@ -63,43 +66,46 @@ class ClassifyQueue:
             Queue(settings.queue_name, connection=connection), settings.job_timeout, settings.job_retries
         )
 
-    def enqueue(self, comment_id: int) -> None:
-        """Queue classification of one stored comment; raises ``redis.RedisError`` on outage.
+    def submit(self, comment_ids: Sequence[int]) -> None:
+        """Append stored comments to the inbox; raises ``redis.RedisError`` on outage.
 
-        The job is written through a pipeline: one round trip to Redis instead of three.
+        One round trip, and a second to enqueue a drain job only when the inbox was
+        empty: when it was not, the job that will take the earlier ids takes these too.
+        """
+        if not comment_ids:
+            return
+        length = self.queue.connection.rpush(self.inbox, *comment_ids)
+        if length == len(comment_ids):
+            self.enqueue_drain()
+
+    def take(self, count: int) -> list[int]:
+        """Remove up to ``count`` ids from the head of the inbox, oldest first.
+
+        When ids remain after these, the next drain job is enqueued before this one
+        returns, so another worker can start on them while the caller scores its batch.
         """
         with self.queue.connection.pipeline() as pipe:
-            self.queue.enqueue_call(
-                CLASSIFY_JOB,
-                args=(comment_id,),
-                job_id=self.job_id(comment_id),
-                description=f"classify comment {comment_id}",
-                timeout=self.job_timeout,
-                result_ttl=RESULT_TTL_SECONDS,
-                failure_ttl=FAILURE_TTL_SECONDS,
-                retry=Retry(max=self.retries, interval=RETRY_INTERVALS) if self.retries else None,
-                pipeline=pipe,
-            )
-            pipe.execute()
+            pipe.lpop(self.inbox, count)
+            pipe.llen(self.inbox)
+            taken, remaining = pipe.execute()
+        if remaining:
+            self.enqueue_drain()
+        return [int(raw) for raw in taken or ()]
 
-    def try_enqueue(self, comment_id: int) -> bool:
-        """Queue the job, or log and return False when Redis cannot be reached.
+    def waiting(self) -> int:
+        """How many ids the inbox holds."""
+        return int(self.queue.connection.llen(self.inbox))
 
-        The comment is already committed, so an outage only delays it: the sweeper
-        re-enqueues whatever stays in ``received``.
-        """
-        try:
-            self.enqueue(comment_id)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            logger.warning(
-                "comment %s stored; queue unreachable (%s), the sweeper will retry", comment_id, exc
-            )
-            return False
-        return True
-
-    def is_pending(self, comment_id: int) -> bool:
-        """True when the comment's job exists and will still run."""
-        return job_is_pending(self.queue.connection, self.job_id(comment_id))
+    def enqueue_drain(self) -> Job:
+        """Enqueue one job that classifies a batch taken from the inbox."""
+        return self.queue.enqueue_call(
+            DRAIN_JOB,
+            description="classify waiting comments",
+            timeout=self.job_timeout,
+            result_ttl=RESULT_TTL_SECONDS,
+            failure_ttl=FAILURE_TTL_SECONDS,
+            retry=Retry(max=self.retries, interval=RETRY_INTERVALS) if self.retries else None,
+        )
 
 
 def job_is_pending(connection: redis.Redis, job_id: str) -> bool:

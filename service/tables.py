@@ -216,3 +216,18 @@ class ShadowVerdict(Base):
     outcome: Mapped[CommentStatus] = mapped_column(_enum(CommentStatus, "shadow_outcome"))
     live_outcome: Mapped[CommentStatus] = mapped_column(_enum(CommentStatus, "shadow_live_outcome"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OutboxEntry(Base):
+    """A stored comment not yet handed to the job queue (the transactional outbox).
+
+    The intake writes it in the comment's own transaction, so answering the poster
+    needs no Redis round trip and a Redis outage loses nothing; a dispatcher in the
+    workers moves the ids to the queue in batches and deletes the rows.
+    """
+
+    __tablename__ = "classify_outbox"
+
+    comment_id: Mapped[int] = mapped_column(
+        Identifier, ForeignKey("comments.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )

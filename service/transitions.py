@@ -11,13 +11,9 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from service.errors import NotFoundError, ValidationError
-from service.privacy import KeyRing, email_digest, encrypt_email
+from service.errors import NotFoundError
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, Label, ModeratorToken, Verdict, utcnow
-from service.validation import Submission
-
-INTAKE_ACTOR = "intake"
 
 
 @dataclass(frozen=True)
@@ -60,34 +56,6 @@ def _audit(
             note=note,
         )
     )
-
-
-def receive(session: Session, keys: KeyRing, submission: Submission) -> Comment:
-    """Store a new comment in ``received``, its email encrypted, with its audit event.
-
-    Raises ``ValidationError`` when ``parent_id`` names no comment in the same thread.
-    """
-    if submission.parent_id is not None:
-        parent = session.scalar(
-            select(Comment.id).where(Comment.id == submission.parent_id, Comment.thread == submission.thread)
-        )
-        if parent is None:
-            problem = f"parent_id {submission.parent_id} is not a comment in this thread"
-            raise ValidationError({"parent_id": problem})
-    comment = Comment(
-        thread=submission.thread,
-        parent_id=submission.parent_id,
-        name=submission.name,
-        email_ciphertext=encrypt_email(keys, submission.email),
-        email_digest=email_digest(keys, submission.email),
-        url=submission.url,
-        body=submission.comment,
-        status=CommentStatus.RECEIVED,
-    )
-    session.add(comment)
-    session.flush()
-    _audit(session, comment.id, "received", INTAKE_ACTOR, from_status=None, to_status=CommentStatus.RECEIVED)
-    return comment
 
 
 def _leave_received(

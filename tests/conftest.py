@@ -137,6 +137,7 @@ def app(settings_overrides: dict[str, Any]) -> Iterator[Flask]:
     yield application
     services: Services = application.extensions["moderation"]
     services.queue.queue.empty()
+    services.queue.queue.connection.delete(services.queue.inbox)
     services.retrain_queue.empty()
     services.close()
 

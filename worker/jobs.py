@@ -1,10 +1,15 @@
-"""The classify job. It takes an id, opens its own session, and is harmless when run twice.
+"""The classify job: take a batch of waiting comments from the inbox and decide them.
 
-When the queue is deep, the job for one comment also classifies other comments still
-waiting in ``received``, scored in one batch and stored in one transaction: the
-model's per-call cost and the commit are paid once for many comments, and the jobs
-of comments already done finish at once. The status guard in ``record_verdict`` keeps
-a comment from being decided twice when two workers reach it together.
+One job scores its whole batch in one model call and stores the verdicts in one
+transaction, so the per-job cost of RQ, the model and the commit is paid once per
+batch: a deep queue is drained many comments at a time, a shallow one a comment at a
+time. The status guard in ``record_verdict`` makes a second run, or two workers
+reaching the same comment, harmless.
+
+The job keeps the ids it took in its RQ metadata, so a retry works on the same batch.
+If the batch fails, each comment is tried on its own, so one comment that breaks the
+model does not hold back the others; what still fails is retried, and flagged for a
+human after the last attempt.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 from collections.abc import Sequence
 
 from rq import get_current_job
+from rq.job import Job
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,31 +31,27 @@ from worker.policy import route
 
 logger = logging.getLogger(__name__)
 
-SKIPPED = "skipped"
+META_IDS = "comment_ids"
 
 
-def _claim(session: Session, comment_id: int, limit: int) -> list[Comment]:
-    """The job's own comment, if still waiting, and up to ``limit - 1`` others, oldest first.
+class ClassificationError(RuntimeError):
+    """Some comments of a batch could not be classified; the job will be retried."""
 
-    On PostgreSQL every claimed row is locked and rows another worker holds are
-    skipped, not waited for: if that worker holds this job's own comment, it will
-    decide it, and this job is done.
+
+def _claim(session: Session, comment_ids: Sequence[int]) -> list[Comment]:
+    """The comments among ``comment_ids`` still waiting, oldest first.
+
+    On PostgreSQL the rows are locked, and rows another worker holds are skipped,
+    not waited for: that worker is deciding them.
     """
-    own = session.scalar(
-        select(Comment)
-        .where(Comment.id == comment_id, Comment.status == CommentStatus.RECEIVED)
-        .with_for_update(skip_locked=True)
+    return list(
+        session.scalars(
+            select(Comment)
+            .where(Comment.id.in_(comment_ids), Comment.status == CommentStatus.RECEIVED)
+            .order_by(Comment.id)
+            .with_for_update(skip_locked=True)
+        )
     )
-    if own is None:
-        return []
-    others = session.scalars(
-        select(Comment)
-        .where(Comment.status == CommentStatus.RECEIVED, Comment.id != comment_id)
-        .order_by(Comment.id)
-        .limit(limit - 1)
-        .with_for_update(skip_locked=True)
-    ).all()
-    return [own, *others]
 
 
 def _shadow_rows(
@@ -75,11 +77,13 @@ def _shadow_rows(
     ]
 
 
-def _classify(context: WorkerContext, comment_id: int) -> str:
+def classify_comments(context: WorkerContext, comment_ids: Sequence[int]) -> dict[int, CommentStatus]:
+    """Score the waiting comments among ``comment_ids``, route them, store verdicts and audit
+    events in one transaction; return the new status of each comment this call decided."""
     with context.sessions() as session:
-        comments = _claim(session, comment_id, context.settings.classify_batch)
+        comments = _claim(session, comment_ids)
         if not comments:
-            return SKIPPED
+            return {}
         texts = [CommentText(c.body, author=c.name, url=c.url or "") for c in comments]
         model = context.models.active()
         decided: list[tuple[Comment, CommentText, CommentStatus]] = []
@@ -97,31 +101,68 @@ def _classify(context: WorkerContext, comment_id: int) -> str:
                 decided.append((comment, text, routing.outcome))
         session.add_all(_shadow_rows(context, decided))
         session.commit()
-        if len(decided) > 1:
-            logger.info("classified %s waiting comments in one batch", len(decided))
-        own = [outcome for comment, _text, outcome in decided if comment.id == comment_id]
-        return own[0].value if own else SKIPPED
+        return {comment.id: outcome for comment, _text, outcome in decided}
 
 
-def _last_attempt() -> bool:
-    job = get_current_job()
-    return job is None or not job.retries_left
+def _assigned_ids(context: WorkerContext, job: Job | None) -> list[int]:
+    """The batch this job works on: the one it took before a failed attempt, or a new one."""
+    if job is not None and META_IDS in job.meta:
+        return [int(comment_id) for comment_id in job.meta[META_IDS]]
+    taken = context.queue.take(context.settings.classify_batch)
+    _remember(job, taken)
+    return taken
 
 
-def classify_comment(comment_id: int) -> str:
-    """Score the comment (and others waiting), route them, store verdicts and audit events.
+def _remember(job: Job | None, comment_ids: Sequence[int]) -> None:
+    if job is not None:
+        job.meta[META_IDS] = list(comment_ids)
+        job.save_meta()  # type: ignore[no-untyped-call]
 
-    Returns the comment's new status, or ``skipped`` when it had already left
-    ``received``. When the last retry fails too, the comment is flagged for a human
-    and the error is re-raised, so RQ records the failure.
+
+def _one_by_one(context: WorkerContext, comment_ids: Sequence[int]) -> tuple[int, dict[int, Exception]]:
+    decided, failed = 0, {}
+    for comment_id in comment_ids:
+        try:
+            decided += len(classify_comments(context, [comment_id]))
+        except Exception as exc:  # noqa: BLE001 - any failure of one comment is that comment's
+            failed[comment_id] = exc
+    return decided, failed
+
+
+def _flag(context: WorkerContext, failed: dict[int, Exception]) -> None:
+    with context.sessions() as session:
+        for comment_id, exc in failed.items():
+            flag_unclassified(session, comment_id, f"{type(exc).__name__}: {exc}")
+        session.commit()
+    logger.error("comments %s flagged for a human after their last failed attempt", sorted(failed))
+
+
+def classify_waiting() -> int:
+    """Take a batch from the inbox, classify it, and return how many comments were decided.
+
+    Raises ``ClassificationError`` when some comments of the batch failed, so RQ
+    retries the job with just those; on the last attempt they are flagged for a human
+    first.
     """
     context = current_context()
+    job = get_current_job()
+    comment_ids = _assigned_ids(context, job)
+    if not comment_ids:
+        return 0
     try:
-        return _classify(context, comment_id)
-    except Exception as exc:
-        if _last_attempt():
-            with context.sessions() as session:
-                if flag_unclassified(session, comment_id, f"{type(exc).__name__}: {exc}"):
-                    session.commit()
-                    logger.error("comment %s flagged for a human after its last failed attempt", comment_id)
-        raise
+        decided = len(classify_comments(context, comment_ids))
+    except Exception:
+        logger.warning("batch of %s failed; trying its comments one by one", len(comment_ids), exc_info=True)
+        decided, failed = _one_by_one(context, comment_ids)
+        if failed:
+            if job is None or not job.retries_left:
+                _flag(context, failed)
+            else:
+                _remember(job, list(failed))
+            first = next(iter(failed.values()))
+            raise ClassificationError(
+                f"{len(failed)} of {len(comment_ids)} comments failed: {type(first).__name__}: {first}"
+            ) from first
+    if decided > 1:
+        logger.info("classified %s waiting comments in one batch", decided)
+    return decided

@@ -12,6 +12,7 @@ from rq import Queue, SimpleWorker
 
 from service.config import Settings
 from worker.context import build_context, install_context
+from worker.dispatcher import dispatch_all, start_dispatcher
 from worker.sweeper import start_sweeper
 
 logger = logging.getLogger(__name__)
@@ -39,15 +40,20 @@ def _rq_log_level(settings: Settings) -> str:
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
     """Work the classify queue; restart after a Redis outage until a signal says stop.
 
-    With ``burst`` the worker drains the queue once and returns.
+    With ``burst`` the worker hands the whole outbox to the queue, drains the queue
+    once and returns.
     """
     context = build_context(settings)
     install_context(context)
     logger.info("worker ready with model %s", context.models.active().version)
     queues = [context.queue.queue, Queue(settings.retrain_queue, connection=context.queue.queue.connection)]
     stop = threading.Event()
-    if settings.sweep_interval > 0 and not burst:
-        start_sweeper(context, stop)
+    if burst:
+        dispatch_all(context)
+    else:
+        start_dispatcher(context, stop)
+        if settings.sweep_interval > 0:
+            start_sweeper(context, stop)
     backoff = 1.0
     try:
         while True:

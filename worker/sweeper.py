@@ -1,7 +1,8 @@
-"""Finding comments stuck in ``received`` and queueing them again.
+"""Finding comments stuck in ``received`` and putting them in the inbox again.
 
-A comment stays in ``received`` when Redis was down as it arrived, or when Redis lost
-its job. Any worker may sweep; a short Redis lock keeps it to one sweep per interval.
+A comment stays in ``received`` when Redis was down as it arrived, when Redis lost
+the inbox, or when a worker died holding its batch. Any worker may sweep; a short
+Redis lock keeps it to one sweep per interval.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ LOCK_KEY = "moderation:sweeper-lock"
 
 
 def sweep(session: Session, queue: ClassifyQueue, grace_seconds: float) -> int:
-    """Re-enqueue comments in ``received`` longer than the grace period whose job is gone.
+    """Submit again the comments in ``received`` for longer than the grace period.
 
-    Returns how many were queued again.
+    An id that is in fact still waiting gets a second place in the inbox; the job that
+    reaches it second finds it decided and skips it, which costs less than searching
+    the inbox for every stuck id. Returns how many were submitted.
     """
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
     stuck = session.scalars(
@@ -38,14 +41,10 @@ def sweep(session: Session, queue: ClassifyQueue, grace_seconds: float) -> int:
         .order_by(Comment.id)
         .limit(BATCH)
     ).all()
-    requeued = 0
-    for comment_id in stuck:
-        if not queue.is_pending(comment_id):
-            queue.enqueue(comment_id)
-            requeued += 1
-    if requeued:
-        logger.info("sweeper queued %s stuck comments again", requeued)
-    return requeued
+    queue.submit(stuck)
+    if stuck:
+        logger.info("sweeper submitted %s stuck comments again", len(stuck))
+    return len(stuck)
 
 
 def _sweep_once(context: WorkerContext) -> None:

@@ -20,6 +20,7 @@ from service.privacy import decrypt_email
 from service.statuses import CommentStatus
 from service.tables import Base, Comment
 from tests.integration.processes import Worker, service_environment, wait_for
+from worker.dispatcher import dispatch
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -74,9 +75,13 @@ def test_email_appears_nowhere_but_encrypted(
         bodies.append(response.get_data(as_text=True) + str(response.headers))
     with services.sessions() as session:
         comment_ids = list(session.scalars(select(Comment.id)).all())
-    job_ids = [services.queue.job_id(comment_id) for comment_id in comment_ids]
-    payloads = list(_redis_values(services.queue.queue.connection, job_ids))
-    assert len(payloads) >= 2 * len(job_ids)
+        dispatch(session, services.queue)  # as a worker's dispatcher would, to see what Redis holds
+    connection, job_ids = services.queue.queue.connection, services.queue.queue.job_ids
+    payloads = list(_redis_values(connection, job_ids))
+    assert job_ids and len(payloads) >= 2 * len(job_ids)
+    inbox = connection.lrange(services.queue.inbox, 0, -1)
+    assert sorted(int(raw) for raw in inbox) == sorted(comment_ids)
+    payloads += inbox
 
     worker = Worker(service_environment(settings_overrides, LOG_LEVEL="DEBUG"), tmp_path / "worker.log")
     try:

@@ -16,7 +16,8 @@ from service.app import Services
 from service.statuses import CommentStatus
 from service.tables import AuditEvent, Comment, Verdict, utcnow
 from worker.context import WorkerContext, install_context
-from worker.jobs import SKIPPED, classify_comment
+from worker.dispatcher import dispatch
+from worker.jobs import META_IDS, ClassificationError, classify_comments, classify_waiting
 from worker.sweeper import sweep
 
 pytestmark = pytest.mark.integration
@@ -25,29 +26,41 @@ SPAM = "Buy cheap viagra now at http://pills.example/buy http://pills.example/ch
 
 
 class BrokenClassifier:
-    """A classifier whose every call fails, as a corrupt model or a bug would."""
+    """A classifier that fails on any batch holding a comment with ``poison`` in it."""
 
     version = "broken"
     thresholds: ClassVar[dict[str, dict[str, float]]] = {}
 
-    def score(self, _comments: Any, reasons: bool = True) -> Any:
-        raise RuntimeError("model exploded")
+    def __init__(self, healthy: Any = None, poison: str = "") -> None:
+        self.healthy, self.poison = healthy, poison
+
+    def score(self, comments: Any, reasons: bool = True) -> Any:
+        if self.healthy is None or any(self.poison in comment.text for comment in comments):
+            raise RuntimeError("model exploded")
+        return self.healthy.score(comments, reasons=reasons)
 
 
 class BrokenModels:
-    """A model holder handing out the broken classifier."""
+    """A model holder handing out a broken classifier."""
+
+    def __init__(self, classifier: BrokenClassifier) -> None:
+        self.classifier = classifier
 
     def active(self) -> BrokenClassifier:
-        return BrokenClassifier()
+        return self.classifier
 
     def shadow(self) -> None:
         return None
 
 
 def _post(client: FlaskClient, text: str = "A thoughtful article, thank you.") -> int:
+    """Post a comment and hand it to the queue, as a worker's dispatcher would."""
     response = client.post(
         "/v1/comments", json={"name": "Ann", "email": "ann@example.com", "comment": text, "thread": "/t"}
     )
+    services: Services = client.application.extensions["moderation"]
+    with services.sessions() as session:
+        dispatch(session, services.queue)
     return int(response.get_json()["id"])
 
 
@@ -58,43 +71,70 @@ def _count(services: Services, model: type[Any], comment_id: int) -> int:
         )
 
 
+def _waiting(services: Services) -> list[int]:
+    with services.sessions() as session:
+        return list(
+            session.scalars(
+                select(Comment.id).where(Comment.status == CommentStatus.RECEIVED).order_by(Comment.id)
+            )
+        )
+
+
+def _work(services: Services) -> None:
+    queue = services.queue.queue
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+
+
 def test_classify_stores_verdict_and_audit_once(
     client: FlaskClient, services: Services, context: WorkerContext
 ) -> None:
     comment_id = _post(client, SPAM)
-    outcome = classify_comment(comment_id)
-    assert outcome in {"flagged", "rejected"}
-    assert classify_comment(comment_id) == SKIPPED
+    assert classify_waiting() == 1
+    assert classify_comments(context, [comment_id]) == {}
     assert _count(services, Verdict, comment_id) == 1
     with services.sessions() as session:
         comment = session.get(Comment, comment_id)
-        assert comment is not None and comment.status.value == outcome
+        assert comment is not None and comment.status in {CommentStatus.FLAGGED, CommentStatus.REJECTED}
         assert comment.spam_score is not None and comment.spam_score >= 0.5
         verdict = session.scalars(select(Verdict).where(Verdict.comment_id == comment_id)).one()
         assert verdict.model_version == context.models.active().version and verdict.reasons
         events = session.scalars(select(AuditEvent.action).where(AuditEvent.comment_id == comment_id)).all()
-        assert events == ["received", "classified"]
+        assert events == ["classified"]
 
 
-def test_one_job_classifies_every_waiting_comment_in_one_batch(
+def test_one_job_is_enqueued_for_a_burst_and_the_workers_drain_it(
     client: FlaskClient, services: Services, context: WorkerContext
 ) -> None:
-    first, *others = [_post(client, f"Comment number {n} about the harbour.") for n in range(5)]
-    assert classify_comment(first) in {"approved", "flagged", "rejected"}
-    with services.sessions() as session:
-        waiting = session.scalars(select(Comment.id).where(Comment.status == CommentStatus.RECEIVED)).all()
-        assert waiting == []
-    assert [classify_comment(comment_id) for comment_id in others] == [SKIPPED] * 4
-    assert all(_count(services, Verdict, comment_id) == 1 for comment_id in [first, *others])
+    ids = [_post(client, f"Comment number {n} about the harbour.") for n in range(5)]
+    # The first id found the inbox empty and enqueued a job; the later ones joined it.
+    assert services.queue.queue.count == 1 and services.queue.waiting() == 5
+    _work(services)
+    assert _waiting(services) == [] and services.queue.waiting() == 0
+    assert all(_count(services, Verdict, comment_id) == 1 for comment_id in ids)
 
 
-def test_batch_size_is_bounded(client: FlaskClient, services: Services, context: WorkerContext) -> None:
+def test_a_deep_inbox_is_drained_in_bounded_batches_each_enqueueing_the_next(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
     install_context(replace(context, settings=replace(context.settings, classify_batch=2)))
-    ids = [_post(client) for _ in range(4)]
-    classify_comment(ids[0])
-    with services.sessions() as session:
-        waiting = session.scalars(select(Comment.id).where(Comment.status == CommentStatus.RECEIVED)).all()
-    assert waiting == ids[2:]
+    ids = [_post(client) for _ in range(5)]
+    assert classify_waiting() == 2
+    assert _waiting(services) == ids[2:] and services.queue.waiting() == 3
+    # The first job was enqueued by the intake; the one that took two ids enqueued another.
+    assert services.queue.queue.count == 2
+    _work(services)
+    assert _waiting(services) == [] and services.queue.queue.count == 0
+
+
+def test_an_empty_inbox_and_a_twice_listed_comment_are_harmless(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
+    assert classify_waiting() == 0
+    comment_id = _post(client)
+    services.queue.submit([comment_id])
+    assert services.queue.waiting() == 2
+    _work(services)
+    assert _count(services, Verdict, comment_id) == 1 and services.queue.waiting() == 0
 
 
 def test_a_moderator_decision_is_never_overwritten_by_a_late_job(
@@ -102,58 +142,59 @@ def test_a_moderator_decision_is_never_overwritten_by_a_late_job(
 ) -> None:
     comment_id = _post(client, SPAM)
     client.post(f"/v1/comments/{comment_id}/decision", json={"action": "approve"}, headers=moderator_headers)
-    assert classify_comment(comment_id) == SKIPPED
+    assert classify_waiting() == 0
     assert _count(services, Verdict, comment_id) == 0
 
 
-def test_a_job_for_a_missing_comment_does_nothing(context: WorkerContext) -> None:
-    assert classify_comment(987654) == SKIPPED
+def test_missing_comments_are_skipped(context: WorkerContext) -> None:
+    assert classify_comments(context, [987654]) == {}
 
 
-def test_last_failure_flags_the_comment_for_a_human(
+def test_last_failure_flags_only_the_comment_that_breaks_the_model(
     client: FlaskClient, services: Services, context: WorkerContext
 ) -> None:
-    install_context(replace(context, models=BrokenModels()))  # type: ignore[arg-type]
-    comment_id = _post(client)
-    with pytest.raises(RuntimeError, match="model exploded"):
-        classify_comment(comment_id)
+    broken = BrokenClassifier(healthy=context.models.active(), poison="POISON")
+    install_context(replace(context, models=BrokenModels(broken)))  # type: ignore[arg-type]
+    fine, poisoned = _post(client), _post(client, "POISON in a comment")
+    with pytest.raises(ClassificationError, match="1 of 2 comments failed: RuntimeError: model exploded"):
+        classify_waiting()
     with services.sessions() as session:
-        comment = session.get(Comment, comment_id)
-        assert comment is not None and comment.status is CommentStatus.FLAGGED
+        assert session.get(Comment, fine).status is not CommentStatus.RECEIVED  # type: ignore[union-attr]
+        assert session.get(Comment, poisoned).status is CommentStatus.FLAGGED  # type: ignore[union-attr]
         event = session.scalars(select(AuditEvent).where(AuditEvent.action == "classification_failed")).one()
+        assert event.comment_id == poisoned
         assert event.reason == "classification failed: RuntimeError: model exploded"
 
 
-def test_failing_job_is_retried_before_the_human_gets_it(
+def test_failing_job_is_retried_on_the_same_batch_before_the_human_gets_it(
     client: FlaskClient, services: Services, context: WorkerContext
 ) -> None:
-    install_context(replace(context, models=BrokenModels()))  # type: ignore[arg-type]
-    comment_id = _post(client)
-    queue = services.queue.queue
-    job = queue.fetch_job(services.queue.job_id(comment_id))
-    assert job is not None and job.retries_left == services.settings.job_retries
-    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    install_context(replace(context, models=BrokenModels(BrokenClassifier())))  # type: ignore[arg-type]
+    ids = [_post(client), _post(client)]
+    (job,) = services.queue.queue.jobs
+    assert job.retries_left == services.settings.job_retries
+    _work(services)
     job.refresh()
     assert job.get_status() == "scheduled" and job.retries_left == services.settings.job_retries - 1
-    with services.sessions() as session:
-        comment = session.get(Comment, comment_id)
-        assert comment is not None and comment.status is CommentStatus.RECEIVED
+    assert job.meta[META_IDS] == ids and services.queue.waiting() == 0
+    assert _waiting(services) == ids
 
 
-def test_sweeper_requeues_only_stuck_comments_without_a_live_job(
+def test_sweeper_submits_only_comments_stuck_past_the_grace_period(
     client: FlaskClient, services: Services, context: WorkerContext
 ) -> None:
-    queued, lost, fresh = _post(client), _post(client), _post(client)
-    services.queue.queue.connection.delete(f"rq:job:{services.queue.job_id(lost)}")
+    stuck, fresh = _post(client), _post(client)
+    services.queue.queue.connection.delete(services.queue.inbox)
+    services.queue.queue.empty()
     with services.sessions() as session:
         an_hour_ago = utcnow() - timedelta(hours=1)
-        session.execute(update(Comment).where(Comment.id.in_([queued, lost])).values(created_at=an_hour_ago))
+        session.execute(update(Comment).where(Comment.id == stuck).values(created_at=an_hour_ago))
         session.commit()
-    services.queue.queue.connection.delete(f"rq:job:{services.queue.job_id(fresh)}")
     with services.sessions() as session:
         assert sweep(session, context.queue, grace_seconds=60) == 1
-    assert services.queue.is_pending(lost)
-    assert not services.queue.is_pending(fresh)
+    assert services.queue.waiting() == 1 and services.queue.queue.count == 1
+    _work(services)
+    assert _waiting(services) == [fresh]
 
 
 def test_worker_context_loads_the_active_model(context: WorkerContext, model_dir: Any) -> None:

@@ -17,7 +17,7 @@ from service.retraining import export_labels, labels_since_last_run, request_ret
 from service.statuses import RunStatus, Trigger
 from service.tables import ShadowVerdict, TrainingRun
 from worker.context import WorkerContext
-from worker.jobs import classify_comment
+from worker.jobs import classify_comments
 from worker.training import retrain_model
 
 pytestmark = pytest.mark.integration
@@ -136,7 +136,7 @@ def test_shadow_model_scores_without_acting(
         "/v1/comments",
         json={"name": "R", "email": "r@example.com", "comment": "Nice photos.", "thread": "/t"},
     ).get_json()["id"]
-    outcome = classify_comment(comment)
+    outcome = classify_comments(context, [comment])[comment].value
     with services.sessions() as session:
         shadow = session.scalars(select(ShadowVerdict)).one()
         assert (shadow.comment_id, shadow.model_version) == (comment, active)

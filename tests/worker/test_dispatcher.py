@@ -1,0 +1,103 @@
+"""The dispatcher: outbox entries move to the queue's inbox, and survive a Redis outage."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+from rq import Queue
+from sqlalchemy import select
+
+from service.app import Services
+from service.queueing import ClassifyQueue, connect_redis
+from service.tables import OutboxEntry
+from tests.integration.processes import free_port
+from worker.context import WorkerContext
+from worker.dispatcher import dispatch, dispatch_all, start_dispatcher
+
+pytestmark = pytest.mark.integration
+
+FORM = {"name": "Ann", "email": "ann@example.com", "comment": "A fine article.", "thread": "/t"}
+
+
+def _outbox(services: Services) -> list[int]:
+    with services.sessions() as session:
+        return list(session.scalars(select(OutboxEntry.comment_id).order_by(OutboxEntry.comment_id)))
+
+
+def _inbox(services: Services) -> list[int]:
+    return [int(raw) for raw in services.queue.queue.connection.lrange(services.queue.inbox, 0, -1)]
+
+
+def test_dispatch_moves_the_outbox_to_the_inbox_with_one_job(client: FlaskClient, services: Services) -> None:
+    ids = [client.post("/v1/comments", json=FORM).get_json()["id"] for _ in range(3)]
+    with services.sessions() as session:
+        assert dispatch(session, services.queue, limit=2) == 2
+        assert dispatch(session, services.queue, limit=2) == 1
+        assert dispatch(session, services.queue, limit=2) == 0
+    assert _outbox(services) == [] and _inbox(services) == ids
+    (job,) = services.queue.queue.jobs
+    assert job.func_name == "worker.jobs.classify_waiting"
+
+
+def test_a_redis_outage_leaves_entries_in_the_outbox(client: FlaskClient, services: Services) -> None:
+    comment_id = client.post("/v1/comments", json=FORM).get_json()["id"]
+    with services.sessions() as session, pytest.raises(redis.ConnectionError):
+        dispatch(session, _unreachable_queue())
+    assert _outbox(services) == [comment_id]
+    with services.sessions() as session:
+        assert dispatch(session, services.queue) == 1
+    assert _inbox(services) == [comment_id]
+
+
+def test_the_dispatcher_thread_feeds_the_queue_and_reports_an_outage_once(
+    client: FlaskClient, services: Services, context: WorkerContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    stop = threading.Event()
+    thread = start_dispatcher(context, stop)
+    try:
+        comment_id = client.post("/v1/comments", json=FORM).get_json()["id"]
+        _wait(lambda: _inbox(services) == [comment_id])
+        assert _outbox(services) == []
+    finally:
+        stop.set()
+        thread.join(5)
+    stop = threading.Event()
+    caplog.set_level(logging.WARNING, logger="worker.dispatcher")
+    thread = start_dispatcher(replace(context, queue=_unreachable_queue()), stop)
+    try:
+        stranded = client.post("/v1/comments", json=FORM).get_json()["id"]
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert _outbox(services) == [stranded]
+    assert [record.message.split(":")[0] for record in caplog.records] == [
+        "dispatching paused, entries stay in the outbox"
+    ]
+
+
+def test_dispatch_all_empties_the_outbox(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
+    for _ in range(3):
+        client.post("/v1/comments", json=FORM)
+    assert dispatch_all(context) == 3 and _outbox(services) == []
+
+
+def _unreachable_queue() -> ClassifyQueue:
+    dead = connect_redis(f"redis://127.0.0.1:{free_port()}/0", timeout=0.2)
+    return ClassifyQueue(Queue("unreachable", connection=dead), job_timeout=60, retries=0)
+
+
+def _wait(condition: Any, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
