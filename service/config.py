@@ -110,7 +110,7 @@ class Settings:
     )
     redis_timeout: float = _env(
         "REDIS_TIMEOUT_SECONDS",
-        "Connect and read timeout for the web's Redis calls (health, retraining), so an outage cannot stall them.",
+        "Connect and read timeout for the web's Redis calls (health, retraining), so an outage stalls none.",
         1.0,
     )
     model_check_seconds: float = _env(

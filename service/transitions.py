@@ -6,9 +6,10 @@ caller commits, so a status, its verdict, its audit event and its label land tog
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from service.errors import NotFoundError
@@ -71,38 +72,76 @@ def _leave_received(
     return bool(getattr(result, "rowcount", 0))
 
 
-def record_verdict(session: Session, comment_id: int, verdict: VerdictRecord) -> bool:
-    """Move a ``received`` comment to the verdict's outcome; False if it had left ``received``."""
-    moved = _leave_received(
-        session,
-        comment_id,
-        verdict.outcome,
-        spam_score=verdict.spam,
-        abuse_score=verdict.abuse,
-        score=verdict.score,
+# The classify job's per-comment statement, built once so its compiled form is cached.
+_MOVE_TO_VERDICT = (
+    update(Comment)
+    .where(Comment.id == bindparam("comment_id"), Comment.status == CommentStatus.RECEIVED)
+    .values(
+        status=bindparam("outcome"),
+        spam_score=bindparam("spam"),
+        abuse_score=bindparam("abuse"),
+        score=bindparam("score"),
+        updated_at=bindparam("now"),
     )
-    if not moved:
-        return False
-    session.add(
-        Verdict(
-            comment_id=comment_id,
-            spam=verdict.spam,
-            abuse=verdict.abuse,
-            reasons=verdict.reasons,
-            model_version=verdict.model_version,
-            outcome=verdict.outcome,
+)
+
+
+def record_verdicts(session: Session, verdicts: Mapping[int, VerdictRecord]) -> list[int]:
+    """Move each ``received`` comment to its verdict's outcome, with its verdict and audit
+    event; return the ids moved. A comment that had left ``received`` is skipped.
+
+    Only the guarded UPDATE runs once per comment (its row count says whether this call
+    won the comment); the verdicts and audit events go in as one multi-row insert each.
+    """
+    connection, now = session.connection(), utcnow()
+    moved = [
+        comment_id
+        for comment_id, verdict in verdicts.items()
+        if connection.execute(
+            _MOVE_TO_VERDICT,
+            {
+                "comment_id": comment_id,
+                "outcome": verdict.outcome,
+                "spam": verdict.spam,
+                "abuse": verdict.abuse,
+                "score": verdict.score,
+                "now": now,
+            },
+        ).rowcount
+    ]
+    if moved:
+        connection.execute(
+            insert(Verdict),
+            [
+                {
+                    "comment_id": comment_id,
+                    "spam": verdicts[comment_id].spam,
+                    "abuse": verdicts[comment_id].abuse,
+                    "reasons": verdicts[comment_id].reasons,
+                    "model_version": verdicts[comment_id].model_version,
+                    "outcome": verdicts[comment_id].outcome,
+                    "created_at": now,
+                }
+                for comment_id in moved
+            ],
         )
-    )
-    _audit(
-        session,
-        comment_id,
-        "classified",
-        f"model:{verdict.model_version}",
-        from_status=CommentStatus.RECEIVED,
-        to_status=verdict.outcome,
-        reason=verdict.why[:255],
-    )
-    return True
+        connection.execute(
+            insert(AuditEvent),
+            [
+                {
+                    "comment_id": comment_id,
+                    "action": "classified",
+                    "actor": f"model:{verdicts[comment_id].model_version}",
+                    "from_status": CommentStatus.RECEIVED,
+                    "to_status": verdicts[comment_id].outcome,
+                    "reason": verdicts[comment_id].why[:255],
+                    "note": None,
+                    "created_at": now,
+                }
+                for comment_id in moved
+            ],
+        )
+    return moved
 
 
 def flag_unclassified(session: Session, comment_id: int, error: str) -> bool:

@@ -3,7 +3,7 @@
 One job scores its whole batch in one model call and stores the verdicts in one
 transaction, so the per-job cost of RQ, the model and the commit is paid once per
 batch: a deep queue is drained many comments at a time, a shallow one a comment at a
-time. The status guard in ``record_verdict`` makes a second run, or two workers
+time. The status guard in ``record_verdicts`` makes a second run, or two workers
 reaching the same comment, harmless.
 
 The job keeps the ids it took in its RQ metadata, so a retry works on the same batch.
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from models import CommentText
 from service.statuses import CommentStatus
 from service.tables import Comment, ShadowVerdict
-from service.transitions import VerdictRecord, flag_unclassified, record_verdict
+from service.transitions import VerdictRecord, flag_unclassified, record_verdicts
 from worker.context import WorkerContext, current_context
 from worker.policy import route
 
@@ -86,10 +86,10 @@ def classify_comments(context: WorkerContext, comment_ids: Sequence[int]) -> dic
             return {}
         texts = [CommentText(c.body, author=c.name, url=c.url or "") for c in comments]
         model = context.models.active()
-        decided: list[tuple[Comment, CommentText, CommentStatus]] = []
-        for comment, text, score in zip(comments, texts, model.score(texts), strict=True):
+        verdicts: dict[int, VerdictRecord] = {}
+        for comment, score in zip(comments, model.score(texts), strict=True):
             routing = route(context.policy, {"spam": score.spam, "abuse": score.abuse}, model.thresholds)
-            verdict = VerdictRecord(
+            verdicts[comment.id] = VerdictRecord(
                 score.spam,
                 score.abuse,
                 list(score.reasons),
@@ -97,8 +97,12 @@ def classify_comments(context: WorkerContext, comment_ids: Sequence[int]) -> dic
                 routing.outcome,
                 routing.why,
             )
-            if record_verdict(session, comment.id, verdict):
-                decided.append((comment, text, routing.outcome))
+        moved = set(record_verdicts(session, verdicts))
+        decided = [
+            (comment, text, verdicts[comment.id].outcome)
+            for comment, text in zip(comments, texts, strict=True)
+            if comment.id in moved
+        ]
         session.add_all(_shadow_rows(context, decided))
         session.commit()
         return {comment.id: outcome for comment, _text, outcome in decided}

@@ -12,7 +12,7 @@ from service.app import Services
 from service.keyset import encode_cursor
 from service.statuses import CommentStatus
 from service.tables import Comment, Label
-from service.transitions import VerdictRecord, record_verdict
+from service.transitions import VerdictRecord, record_verdicts
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def _post(client: FlaskClient, **changes: Any) -> int:
 def _classify(services: Services, comment_id: int, spam: float, outcome: CommentStatus) -> None:
     verdict = VerdictRecord(spam, 0.01, [f'"spam" +{spam} toward spam'], "test-model", outcome, "test")
     with services.sessions() as session:
-        assert record_verdict(session, comment_id, verdict)
+        assert record_verdicts(session, {comment_id: verdict}) == [comment_id]
         session.commit()
 
 
