@@ -1,0 +1,415 @@
+"""Run every benchmark and write docs/performance.md from their results.
+
+    .venv/bin/python bench/all.py                  # about 15 minutes
+    .venv/bin/python bench/all.py --render-only    # the document from bench/results/*.json
+
+Runs ``bench/intake.py --profile``, ``bench/pipeline.py``, ``bench/model.py`` and
+``bench/review_queue.py`` one after another (each in its own process, each writing
+``bench/results/<name>.json``), then renders the document: the machine, the library
+versions, every figure, the same-run ratios and each target met or missed. Nothing in
+the document is typed by hand; what it says about a target is computed from the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+DOCUMENT = BENCH.parent / "docs" / "performance.md"
+SCRIPTS: dict[str, list[str]] = {
+    "intake": ["intake.py", "--profile"],
+    "pipeline": ["pipeline.py"],
+    "model": ["model.py"],
+    "review_queue": ["review_queue.py"],
+}
+
+
+DESIGN = [
+    "## What the hot paths do",
+    "",
+    "- **Intake** is one transaction: a Core INSERT of the comment and of its outbox entry (one "
+    "statement on PostgreSQL), then the commit; no ORM unit of work, no audit row (the comment row "
+    "records its arrival) and no Redis round trip. The outbox entry is the durable record of the "
+    "classification job.",
+    "- **Dispatch**: a thread in every worker moves outbox entries to a Redis inbox list, up to 500 "
+    "per round trip, and enqueues an RQ job when the inbox goes from empty to non-empty.",
+    "- **Classification**: a job takes up to `CLASSIFY_BATCH` ids, enqueues the next job if ids "
+    "remain (so a second worker starts at once), scores the batch in one model call and stores it "
+    "with one guarded UPDATE per comment and one multi-row insert each for verdicts and audit "
+    "events, in one commit. A shallow queue is drained one comment per job, a deep one many.",
+    "- **Workers** are `SimpleWorker` subclasses: no fork per job, the model loaded once per "
+    "process, RQ's per-job logging only at DEBUG.",
+    "- **SQLite** writers from all processes queue on a file lock instead of SQLite's sleeping "
+    "busy handler; PostgreSQL connections are pooled without a ping per checkout.",
+    "- **Review queue** pages by keyset cursor over indexes that match each order exactly.",
+    "",
+]
+
+
+def run_benchmarks(names: Sequence[str]) -> dict[str, float]:
+    """Run each named benchmark script in turn; return the seconds each took."""
+    took = {}
+    for name in names:
+        started = time.monotonic()
+        print(f"\n=== bench/{SCRIPTS[name][0]} ===", flush=True)
+        subprocess.run([sys.executable, str(BENCH / SCRIPTS[name][0]), *SCRIPTS[name][1:]], check=True)
+        took[name] = time.monotonic() - started
+    return took
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _n(value: float | None, digits: int = 0) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def _verdict(met: bool) -> str:
+    return "**met**" if met else "**missed**"
+
+
+def render_machine(results: dict[str, Any]) -> list[str]:
+    """The machine and library versions, from the first result that recorded them."""
+    machine = next((r["machine"] for r in results.values() if r and "machine" in r), None)
+    if machine is None:
+        return []
+    libraries = ", ".join(f"{name} {version}" for name, version in machine.get("libraries", {}).items())
+    rows = [
+        ["cores, memory", f"{machine.get('nproc')}, {machine.get('memory_gib')} GiB"],
+        ["Python", machine.get("python", "")],
+        ["libraries", libraries],
+        ["load generator", "wrk (closed loop) when installed, else Python; Python asyncio for fixed rates"],
+    ]
+    for name, result in results.items():
+        if result and "machine" in result:
+            load = result["machine"].get("load_average")
+            started = result["machine"].get("started", "")
+            if load:
+                rows.append([f"`{name}` started", f"{started}, load average {load[0]:.2f} before it"])
+    return ["## Machine", "", *_table(["", ""], rows)]
+
+
+def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The intake tables and its target lines."""
+    apps = intake["apps"]
+    hello = apps["hello"]
+    kinds = [kind for kind in ("sqlite", "postgresql") if kind in apps]
+    header = ["connections", "hello-world req/s"]
+    for kind in kinds:
+        header += [f"{kind} req/s", "ratio", "p50 / p95 / p99 ms"]
+    rows = []
+    for index, run in enumerate(hello["runs"]):
+        row: list[Any] = [run["connections"], _n(run["requests_per_s"])]
+        for kind in kinds:
+            ours = apps[kind]["runs"][index]
+            row += [
+                _n(ours["requests_per_s"]),
+                f"{ours['ratio_to_hello']:.2f}",
+                f"{ours['p50_ms']:.1f} / {ours['p95_ms']:.1f} / {ours['p99_ms']:.1f}",
+            ]
+        rows.append(row)
+    half_rows = [
+        [
+            name,
+            f"{entry['half_load']['target_rate']:.0f}/s",
+            _n(entry["half_load"]["requests_per_s"]),
+            f"{entry['half_load']['p50_ms']:.1f}",
+            f"{entry['half_load']['p95_ms']:.1f}",
+            f"{entry['half_load']['p99_ms']:.1f}",
+        ]
+        for name, entry in apps.items()
+    ]
+    stored = ", ".join(
+        f"{kind}: {apps[kind].get('stored_comments', 0):,} comments and "
+        f"{apps[kind].get('outbox_entries', 0):,} outbox entries"
+        for kind in kinds
+    )
+    lines = [
+        "## Intake: POST /v1/comments against hello-world",
+        "",
+        "```sh",
+        ".venv/bin/python bench/intake.py --profile",
+        "```",
+        "",
+        f"Both apps under `gunicorn --workers {intake['settings']['workers']}` (sync workers), the same "
+        f"generator ({intake['generator']}), {intake['settings']['seconds']:g} s per level, back to back. "
+        "The hello-world app (`bench/hello_app.py`) parses the same JSON body and answers 202; "
+        "the service validates, encrypts the email, and commits the comment with its outbox entry "
+        f"before answering. After the run every 202 was in the database ({stored}).",
+        "",
+        *_table(header, rows),
+        "At half of each app's best rate (fixed-rate Python generator, latency from when each "
+        "request was due; at hello-world's rate the generator itself is the limit):",
+        "",
+        *_table(["app", "offered", "reached req/s", "p50 ms", "p95 ms", "p99 ms"], half_rows),
+    ]
+    for kind in kinds:
+        profile = apps[kind].get("profile")
+        if profile:
+            lines += [f"Where a {kind} request's samples go (py-spy, both workers, 8 connections):", ""]
+            top = [[row["function"], f"{row['share'] * 100:.1f} %"] for row in profile["inclusive"][:14]]
+            lines += _table(["function (inclusive)", "share of samples"], top)
+    targets = []
+    for kind in kinds:
+        best = max(run["ratio_to_hello"] for run in apps[kind]["runs"])
+        half = apps[kind]["half_load"]["p99_ms"]
+        targets.append(
+            f"- Intake on {kind}: best ratio to hello-world {best:.2f} "
+            f"(target 0.6: {_verdict(best >= 0.6)}); p99 at half the maximum rate {half:.1f} ms "
+            f"(target 50 ms: {_verdict(half < 50)})."
+        )
+    return lines, targets
+
+
+def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The pipeline tables and its target lines."""
+    drains, phases, bursts, targets = [], [], [], []
+    for workers, entry in pipeline["by_workers"].items():
+        drain, noop = entry["classify_drain"], entry["noop_drain"]
+        drains.append(
+            [
+                workers,
+                drain["comments"],
+                drain.get("jobs_finished", "n/a"),
+                _n(drain["verdicts_per_s"], 1),
+                _n(noop["jobs_per_s"], 1),
+                f"{entry['ratio_to_noop']:.2f}",
+            ]
+        )
+        for phase in entry["phases"]:
+            phases.append(
+                [
+                    workers,
+                    f"{phase['fraction_of_intake_max']:.0%} = {phase['target_rate']:.0f}/s",
+                    _n(phase["posted_per_s"], 1),
+                    f"{phase['p50_ms']} / {phase['p95_ms']} / {phase['p99_ms']}",
+                    _n(phase.get("verdicts_per_s"), 1),
+                    phase["max_depth"],
+                    f"{phase['verdicts']}/{phase['comments']}",
+                ]
+            )
+        burst = entry["burst"]
+        bursts.append(
+            [
+                workers,
+                f"{burst['target_rate']:.0f}/s",
+                _n(burst["posted_per_s"], 1),
+                burst["max_depth"],
+                f"{burst['drain_after_s']} s",
+                f"{burst['verdicts']}/{burst['comments']}",
+            ]
+        )
+        half = next((p for p in entry["phases"] if p["fraction_of_intake_max"] == 0.5), None)
+        line = (
+            f"- Pipeline, {workers} worker(s): verdicts/s over no-op jobs/s {entry['ratio_to_noop']:.2f} "
+            f"(target 0.8: {_verdict(entry['ratio_to_noop'] >= 0.8)})"
+        )
+        if half:
+            met = _verdict(half["p99_ms"] < 250)
+            line += f"; p99 at half the intake maximum {half['p99_ms']} ms (target 250 ms: {met})"
+        drained = burst["drain_after_s"] < 30 and burst["verdicts"] == burst["comments"]
+        targets.append(line + f"; a 5x burst drained: {_verdict(drained)}.")
+    lines = [
+        "## Pipeline: submit to verdict",
+        "",
+        "```sh",
+        ".venv/bin/python bench/pipeline.py",
+        "```",
+        "",
+        f"Web app, PostgreSQL and `python -m service worker` processes (`CLASSIFY_BATCH="
+        f"{pipeline.get('classify_batch')}`, the sweeper off). The intake maximum, measured first in the "
+        f"same run with no worker running, was {pipeline['intake_rate']:.0f} req/s.",
+        "",
+        "**Drain rates.** A backlog of comments is posted with no worker running; its outbox entries "
+        "are held back until N workers have registered, then put back, and the clock runs until every "
+        "comment has a verdict (the workers' dispatchers move the ids to Redis and the jobs take them "
+        "in batches). The no-op side times the same worker command draining as many `builtins.str` RQ "
+        "jobs, enqueued with the classify job's options, in the same run.",
+        "",
+        *_table(["workers", "comments", "jobs", "verdicts/s", "no-op jobs/s", "ratio"], drains),
+        "**Fixed rates with the workers running** (latency from the comment's `created_at` to its "
+        "verdict's; depth = comments in the outbox or the inbox, not yet taken by a job, sampled every "
+        "0.25 s):",
+        "",
+        *_table(
+            [
+                "workers",
+                "offered",
+                "posted/s",
+                "verdict p50 / p95 / p99 ms",
+                "verdicts/s",
+                "max depth",
+                "decided",
+            ],
+            phases,
+        ),
+        "**Burst** at 5x the drain rate for a few seconds (the web takes what it can; the rest of the "
+        "offered load waits in the generator):",
+        "",
+        *_table(["workers", "offered", "posted/s", "max depth", "drained after", "decided"], bursts),
+    ]
+    return lines, targets
+
+
+def render_model(model: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The classifier's cost tables and its target lines."""
+    training, synthetic = model["training"], model["out_of_core"]
+    throughput, latency = model["throughput"], model["latency"]
+    rows = [
+        [
+            "in memory, every corpus",
+            f"{training['unique_examples']:,}",
+            f"{training['train_seconds']:.1f} s",
+            f"{training['peak_rss_mb']:,.0f} MB",
+        ],
+        [
+            f"out of core, {synthetic['factor']}x synthetic, one epoch",
+            f"{synthetic['examples_per_epoch']:,}",
+            f"{synthetic['epoch_seconds']:.1f} s ({synthetic['examples_per_second']:,.0f}/s)",
+            f"{synthetic['peak_rss_mb']:,.0f} MB",
+        ],
+    ]
+    speed_rows = []
+    for size in (1, 10, 1000):
+        without = throughput[f"batch_{size}_without_reasons"]["per_second"]
+        with_reasons = throughput[f"batch_{size}_with_reasons"]["per_second"]
+        speed_rows.append([size, _n(without), _n(with_reasons)])
+    lines = [
+        "## Classifier",
+        "",
+        "```sh",
+        ".venv/bin/python bench/model.py",
+        "```",
+        "",
+        "Training runs in a child process, so the peak resident memory is its own. The synthetic "
+        "set streams each corpus example back several times with two vocabulary words appended, one "
+        "chunk at a time; a full `train --out-of-core` makes "
+        f"{synthetic['epochs_per_fit']} epochs for each of its two fits, about "
+        f"{synthetic['full_training_estimate_seconds'] / 60:.0f} minutes at this rate. Quality per "
+        "corpus is in `docs/model.md`.",
+        "",
+        *_table(["training", "examples", "time", "peak memory"], rows),
+        *_table(["batch size", "comments/s without reasons", "comments/s with reasons"], speed_rows),
+        f"One comment with its reasons: median {latency['median_ms']:.2f} ms, "
+        f"p95 {latency['p95_ms']:.2f} ms.",
+        "",
+    ]
+    batch = throughput["batch_1000_with_reasons"]["per_second"]
+    targets = [
+        f"- Classifier: {batch:,.0f} comments/s in batches of 1,000 with reasons (target 5,000: "
+        f"{_verdict(batch >= 5000)}); one comment {latency['median_ms']:.2f} ms (target 5 ms: "
+        f"{_verdict(latency['median_ms'] < 5)}); training on every corpus {training['train_seconds']:.0f} s "
+        f"and {training['peak_rss_mb']:,.0f} MB (targets 2 minutes and 2 GB: "
+        f"{_verdict(training['train_seconds'] < 120 and training['peak_rss_mb'] < 2048)})."
+    ]
+    return lines, targets
+
+
+def render_review_queue(review: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The review-queue table, one plan per order, and its target line."""
+    rows = [
+        [case["case"], f"{case['page']:,}", case["rows"], case["median_ms"], case["max_ms"]]
+        for case in review["cases"]
+    ]
+    cursor = [case for case in review["cases"] if "cursor" in case["case"]]
+    worst = max(case["median_ms"] for case in cursor) if cursor else None
+    lines = [
+        "## Review queue at one million comments",
+        "",
+        "```sh",
+        ".venv/bin/python bench/review_queue.py",
+        "```",
+        "",
+        "A fresh PostgreSQL schema filled server-side with 1,000,000 comments and their verdicts; each "
+        "case calls `service.review.list_comments` (50 a page) once untimed, then times repeated calls, "
+        "ORM loading included. A cursor page is one index range scan; a numbered page counts the total "
+        "and walks the offset.",
+        "",
+        *_table(["query", "page", "rows", "median ms", "max ms"], rows),
+    ]
+    plans = {
+        case["case"]: case["plans"][0]["plan"] for case in cursor if case.get("plans") and case["page"] > 1
+    }
+    for label, plan in plans.items():
+        lines += [f"Plan, {label}, deep page:", "", "```", *plan, "```", ""]
+    targets = []
+    if worst is not None:
+        targets.append(
+            f"- Review queue: slowest cursor page {worst} ms at 1,000,000 comments (target 20 ms: "
+            f"{_verdict(worst < 20)})."
+        )
+    return lines, targets
+
+
+def render(results: dict[str, dict[str, Any] | None]) -> str:
+    """The whole document."""
+    lines = [
+        "# Performance on two cores",
+        "",
+        "Written by `bench/all.py` from `bench/results/*.json`; every figure below comes from one "
+        "run of the scripts it names, on the project's 2-core machine. Ratios are measured within "
+        "one run, both sides back to back, and are the figures to compare: the machine is shared, "
+        "so absolute numbers move between runs.",
+        "",
+        *render_machine(results),
+    ]
+    targets: list[str] = []
+    sections = (
+        ("intake", render_intake),
+        ("pipeline", render_pipeline),
+        ("model", render_model),
+        ("review_queue", render_review_queue),
+    )
+    body: list[str] = []
+    for name, renderer in sections:
+        result = results.get(name)
+        if result is None:
+            body += [f"## {name}", "", f"No `bench/results/{name}.json`: run `bench/all.py`.", ""]
+            continue
+        section, section_targets = renderer(result)
+        body += section
+        targets += section_targets
+    lines += ["## Against the targets", "", *targets, "", *DESIGN, *body]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks (unless ``--render-only``) and write the document."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--render-only", action="store_true", help="only write the document from the JSON")
+    parser.add_argument(
+        "--only", default=",".join(SCRIPTS), help=f"comma-separated subset of {list(SCRIPTS)}"
+    )
+    parser.add_argument("--out", type=Path, default=DOCUMENT, help="document to write")
+    args = parser.parse_args(argv)
+    names = [name for name in args.only.split(",") if name]
+    if unknown := set(names) - set(SCRIPTS):
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    if not args.render_only:
+        took = run_benchmarks(names)
+        print("\n" + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in took.items()))
+    args.out.write_text(render({name: _load(name) for name in SCRIPTS}), encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
