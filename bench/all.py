@@ -24,6 +24,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 DOCUMENT = BENCH.parent / "docs" / "performance.md"
+DEPTH_PLOT = "performance-queue-depth.png"
 SCRIPTS: dict[str, list[str]] = {
     "intake": ["intake.py", "--profile"],
     "pipeline": ["pipeline.py"],
@@ -259,12 +260,43 @@ def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
             ],
             phases,
         ),
-        "**Burst** at 5x the drain rate for a few seconds (the web takes what it can; the rest of the "
-        "offered load waits in the generator):",
+        "**Burst**: 5x the drain rate offered for a few seconds' worth of requests. The web accepts "
+        "no more than its own maximum, so the offered requests take longer than that to post (the "
+        "rest wait in the generator); the queue depth shows whether the workers kept up, and the last "
+        "column how long after the last post the queue was empty:",
         "",
         *_table(["workers", "offered", "posted/s", "max depth", "drained after", "decided"], bursts),
+        f"Queue depth over time in each phase (`{DEPTH_PLOT}`, from the same JSON):",
+        "",
+        f"![queue depth over time]({DEPTH_PLOT})",
+        "",
     ]
     return lines, targets
+
+
+def plot_depth(pipeline: dict[str, Any], out: Path) -> None:
+    """Queue depth over time in every fixed-rate phase and burst, one panel per worker count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = list(pipeline["by_workers"].items())
+    figure, axes = plt.subplots(1, len(counts), figsize=(5 * len(counts), 3.2), squeeze=False, sharey=True)
+    for axis, (workers, entry) in zip(axes[0], counts, strict=True):
+        runs = [(f"{p['fraction_of_intake_max']:.0%} of intake", p) for p in entry["phases"]]
+        runs.append(("5x burst", entry["burst"]))
+        for label, phase in runs:
+            seconds, depth = zip(*phase["depth_samples"], strict=True) if phase["depth_samples"] else ((), ())
+            axis.plot(seconds, depth, label=f"{label} ({phase['target_rate']:.0f}/s)")
+        axis.set_title(f"{workers} worker(s)")
+        axis.set_xlabel("seconds since the phase started")
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel("comments waiting for a job")
+    axes[0][-1].legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
 
 
 def render_model(model: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -406,7 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.render_only:
         took = run_benchmarks(names)
         print("\n" + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in took.items()))
-    args.out.write_text(render({name: _load(name) for name in SCRIPTS}), encoding="utf-8")
+    results = {name: _load(name) for name in SCRIPTS}
+    if results["pipeline"]:
+        plot_depth(results["pipeline"], args.out.parent / DEPTH_PLOT)
+    args.out.write_text(render(results), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
 
