@@ -78,14 +78,25 @@ def revoke_tokens_command(name: str) -> None:
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Drain the queue once, then exit.")
-def worker(burst: bool) -> None:
-    """Run a classification worker (loads the active model once)."""
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes sharing one loaded model (default: WORKER_PROCESSES).",
+)
+def worker(burst: bool, processes: int | None) -> None:
+    """Run classification workers (the active model is loaded once)."""
     from service.app import configure_logging
+    from worker.pool import run_pool
     from worker.runner import run_worker
 
     settings = load_settings()
     configure_logging(settings.log_level)
-    run_worker(settings, burst=burst)
+    count = processes or settings.worker_processes
+    if burst or count == 1:
+        run_worker(settings, burst=burst)
+    else:
+        run_pool(settings, count, lambda models: run_worker(settings, models=models))
 
 
 @main.command()

@@ -93,6 +93,11 @@ class Settings:
         "How often a failing classification job is retried before a human gets it.",
         3,
     )
+    worker_processes: int = _env(
+        "WORKER_PROCESSES",
+        "Processes `moderation worker` forks after loading the model once; they share it copy-on-write.",
+        1,
+    )
     dispatch_interval: float = _env(
         "DISPATCH_INTERVAL_SECONDS",
         "How often each worker moves newly stored comments from the outbox to the queue.",
@@ -218,6 +223,12 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"{name} must be above 0 and at most 1")
     if review is not None and reject is not None and review > reject:
         raise ConfigError("MODERATION_REVIEW_THRESHOLD must not exceed MODERATION_REJECT_THRESHOLD")
+    for name, count in (
+        ("WORKER_PROCESSES", settings.worker_processes),
+        ("CLASSIFY_BATCH", settings.classify_batch),
+    ):
+        if count < 1:
+            raise ConfigError(f"{name} must be at least 1")
     if settings.is_production:
         missing = [
             name

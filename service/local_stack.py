@@ -33,8 +33,9 @@ def _children(
         "--access-logfile", "-",
         "service:create_app()",
     ]  # fmt: skip
-    work = [sys.executable, "-m", "service", "worker"]
-    return [subprocess.Popen(web, env=env)] + [subprocess.Popen(work, env=env) for _ in range(queue_workers)]
+    # One worker command forks the workers after loading the model, so they share it.
+    work = [sys.executable, "-m", "service", "worker", "--processes", str(queue_workers)]
+    return [subprocess.Popen(web, env=env), subprocess.Popen(work, env=env)]
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:

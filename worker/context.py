@@ -30,13 +30,13 @@ class WorkerContext:
     queue: ClassifyQueue
 
 
-def build_context(settings: Settings) -> WorkerContext:
-    """Open the database and Redis, and load the active model."""
+def build_context(settings: Settings, models: ModelHolder | None = None) -> WorkerContext:
+    """Open the database and Redis, and load the active model unless ``models`` holds it already."""
     connection = connect_redis(redis_url(settings), timeout=None)
     return WorkerContext(
         settings=settings,
         sessions=make_session_factory(make_engine(settings.database)),
-        models=ModelHolder(settings.models, settings.model_check_seconds),
+        models=models or ModelHolder(settings.models, settings.model_check_seconds),
         policy=Policy(settings.review_threshold, settings.reject_threshold, settings.premoderation),
         queue=ClassifyQueue.from_settings(connection, settings),
     )

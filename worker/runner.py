@@ -13,6 +13,7 @@ from rq import Queue, SimpleWorker
 from service.config import Settings
 from worker.context import build_context, install_context
 from worker.dispatcher import dispatch_all, start_dispatcher
+from worker.model_holder import ModelHolder
 from worker.sweeper import start_sweeper
 
 logger = logging.getLogger(__name__)
@@ -37,13 +38,13 @@ def _rq_log_level(settings: Settings) -> str:
     return level if level in {"DEBUG", "WARNING", "ERROR", "CRITICAL"} else "WARNING"
 
 
-def run_worker(settings: Settings, *, burst: bool = False) -> None:
+def run_worker(settings: Settings, *, burst: bool = False, models: ModelHolder | None = None) -> None:
     """Work the classify queue; restart after a Redis outage until a signal says stop.
 
     With ``burst`` the worker hands the whole outbox to the queue, drains the queue
-    once and returns.
+    once and returns. ``models`` is a model already loaded (by a parent that forked).
     """
-    context = build_context(settings)
+    context = build_context(settings, models)
     install_context(context)
     logger.info("worker ready with model %s", context.models.active().version)
     queues = [context.queue.queue, Queue(settings.retrain_queue, connection=context.queue.queue.connection)]

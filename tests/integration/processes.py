@@ -56,11 +56,11 @@ def service_environment(settings: dict[str, Any], **extra: str) -> dict[str, str
 class Worker:
     """A real ``moderation worker`` process whose output is kept for inspection."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, *options: str) -> None:
         self.log = log
         self._output = log.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "service", "worker"],
+            [sys.executable, "-m", "service", "worker", *options],
             env=env,
             stdout=self._output,
             stderr=subprocess.STDOUT,

@@ -48,6 +48,8 @@ def test_overrides_win_over_the_environment() -> None:
             "must not exceed MODERATION_REJECT_THRESHOLD",
         ),
         ({"MODERATION_ENV": "production"}, "MODERATION_SECRET_KEY, DATABASE_URL, REDIS_URL"),
+        ({"WORKER_PROCESSES": "0"}, "WORKER_PROCESSES must be at least 1"),
+        ({"CLASSIFY_BATCH": "0"}, "CLASSIFY_BATCH must be at least 1"),
     ],
 )
 def test_bad_configuration_stops_start_up(environ: dict[str, str], message: str) -> None:

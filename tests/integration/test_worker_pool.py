@@ -1,0 +1,63 @@
+"""`moderation worker --processes 2`: one model load, two forked workers, supervised."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from rq import Worker as RQWorker
+from sqlalchemy import select
+
+from service.app import Services
+from service.statuses import CommentStatus
+from service.tables import Comment
+from tests.integration.processes import Worker, service_environment, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _worker_pids(services: Services) -> set[int]:
+    queue = services.queue.queue
+    return {worker.pid for worker in RQWorker.all(queue=queue) if worker.pid}
+
+
+def _parent_of(pid: int) -> int:
+    # /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after it.
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _waiting(services: Services) -> int:
+    with services.sessions() as session:
+        return len(session.scalars(select(Comment.id).where(Comment.status == CommentStatus.RECEIVED)).all())
+
+
+def test_pool_loads_the_model_once_forks_workers_and_replaces_a_dead_one(
+    client: FlaskClient, services: Services, settings_overrides: dict[str, Any], tmp_path: Path
+) -> None:
+    pool = Worker(service_environment(settings_overrides), tmp_path / "pool.log", "--processes", "2")
+    try:
+        wait_for(lambda: len(_worker_pids(services)) == 2, 90, "two registered workers\n" + pool.output())
+        first = _worker_pids(services)
+        assert {_parent_of(pid) for pid in first} == {pool.process.pid}
+        for number in range(20):
+            comment = {"name": "R", "email": f"r{number}@example.org", "comment": "Good.", "thread": "/p"}
+            assert client.post("/v1/comments", json=comment).status_code == 202
+        wait_for(lambda: _waiting(services) == 0, 60, "verdicts\n" + pool.output())
+
+        os.kill(min(first), signal.SIGKILL)
+        wait_for(
+            lambda: len(_worker_pids(services) - first) == 1 and len(_worker_pids(services)) >= 2,
+            60,
+            "a replacement worker\n" + pool.output(),
+        )
+        workers = _worker_pids(services) - {min(first)}
+    finally:
+        pool.stop()
+    assert pool.process.returncode == 0
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "a child outlived the pool"
+    assert pool.output().count("loaded model") == 1
+    assert "ended (status 9); starting another" in pool.output()

@@ -1,0 +1,76 @@
+"""Several worker processes sharing one loaded model copy-on-write.
+
+The parent loads the model, freezes the garbage collector's view of it (so collections
+in the children do not write to, and so copy, the pages holding it), then forks the
+workers. Each child opens its own database and Redis connections, as nothing opened
+before a fork may be shared. The parent only supervises: it forwards a stop signal,
+waits for its children, and forks a new one in place of a child that died.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from service.config import Settings
+from worker.model_holder import ModelHolder
+
+logger = logging.getLogger(__name__)
+
+RESPAWN_SECONDS = 1.0
+
+
+def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolder], None]) -> None:
+    """Load the model once, fork ``processes`` children running ``run_child``, supervise them.
+
+    Returns when a SIGTERM or SIGINT has stopped every child.
+    """
+    models = ModelHolder(settings.models, settings.model_check_seconds)
+    logger.info("loaded model %s once for %s worker processes", models.active().version, processes)
+    gc.freeze()
+    children: dict[int, int] = {}
+    stopping = False
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            os.kill(pid, signal.SIGTERM)
+
+    def spawn(slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the child: default signals, then work until RQ says stop
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            code = 0
+            try:
+                run_child(models)
+            except BaseException:
+                logger.exception("worker process %s failed", os.getpid())
+                code = 1
+            finally:
+                os._exit(code)
+        children[pid] = slot
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for slot in range(processes):
+            spawn(slot)
+        while children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            slot = children.pop(pid)
+            if not stopping:
+                logger.warning("worker process %s ended (status %s); starting another", pid, status)
+                time.sleep(RESPAWN_SECONDS)
+                spawn(slot)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
