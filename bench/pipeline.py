@@ -1,7 +1,8 @@
 """Submit-to-verdict latency, verdict throughput and queue depth of the whole pipeline.
 
 Starts the web app (gunicorn, 2 sync workers) on a fresh database and, for each worker
-count N, N ``python -m service worker`` processes. For each N it measures:
+count N, ``python -m service worker --processes N`` (N workers forked after one model
+load). For each N it measures:
 
 - the drain rate of a backlog of comments (stored with no worker running, so they wait
   in the outbox; the workers' dispatchers hand them to the queue and their jobs take
@@ -152,27 +153,26 @@ class Bench:
 
 
 def start_workers(bench: Bench, queue: str, count: int, tag: str) -> list[str]:
-    """Start ``count`` worker processes on ``queue`` and wait until all registered with RQ."""
-    names = []
-    for index in range(count):
-        name = f"worker-{tag}-{index}"
-        bench.procs.start(name, [str(BIN / "python"), "-m", "service", "worker"], bench.env(queue))
-        names.append(name)
+    """Start ``moderation worker --processes count`` on ``queue``; wait until all registered with RQ.
+
+    One command forks the workers after loading the model once, as in production.
+    """
+    name = f"workers-{tag}"
+    argv = [str(BIN / "python"), "-m", "service", "worker", "--processes", str(count)]
+    process = bench.procs.start(name, argv, bench.env(queue))
     deadline = time.monotonic() + 90
     rq_queue = Queue(queue, connection=bench.redis)
     while Worker.count(connection=bench.redis, queue=rq_queue) < count:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"workers did not start: {bench.procs.log_tail(names[0])}")
-        for name in names:
-            process = bench.procs.running[name]
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited: {bench.procs.log_tail(name)}")
+            raise RuntimeError(f"workers did not start: {bench.procs.log_tail(name)}")
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited: {bench.procs.log_tail(name)}")
         time.sleep(0.1)
-    return names
+    return [name]
 
 
 def stop_workers(bench: Bench, names: list[str]) -> None:
-    """Stop worker processes (SIGTERM lets RQ finish the current job and unregister)."""
+    """Stop the worker pools (SIGTERM reaches every worker; RQ finishes the current job)."""
     for name in names:
         bench.procs.stop(name)
 

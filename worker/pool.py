@@ -4,7 +4,8 @@ The parent loads the model, freezes the garbage collector's view of it (so colle
 in the children do not write to, and so copy, the pages holding it), then forks the
 workers. Each child opens its own database and Redis connections, as nothing opened
 before a fork may be shared. The parent only supervises: it forwards a stop signal,
-waits for its children, and forks a new one in place of a child that died.
+waits for its children, and forks a new one in place of a child that died; a child
+whose parent was killed stops by itself.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import gc
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -23,6 +25,18 @@ from worker.model_holder import ModelHolder
 logger = logging.getLogger(__name__)
 
 RESPAWN_SECONDS = 1.0
+ORPHAN_CHECK_SECONDS = 2.0
+
+
+def _stop_when_orphaned(parent: int) -> None:
+    """Send this process a SIGTERM if ``parent`` goes away (killed without a chance to stop us)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_CHECK_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
 def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolder], None]) -> None:
@@ -47,6 +61,10 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
         if pid == 0:  # the child: default signals, then work until RQ says stop
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            # A group of its own: a terminal's Ctrl-C reaches only the parent, which sends
+            # one SIGTERM (a warm shutdown); a second signal would make RQ stop cold.
+            os.setpgid(0, 0)
+            _stop_when_orphaned(os.getppid())
             code = 0
             try:
                 run_child(models)

@@ -61,3 +61,21 @@ def test_pool_loads_the_model_once_forks_workers_and_replaces_a_dead_one(
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "a child outlived the pool"
     assert pool.output().count("loaded model") == 1
     assert "ended (status 9); starting another" in pool.output()
+
+
+def test_workers_stop_by_themselves_when_the_pool_is_killed(
+    services: Services, settings_overrides: dict[str, Any], tmp_path: Path
+) -> None:
+    pool = Worker(service_environment(settings_overrides), tmp_path / "pool.log", "--processes", "2")
+    try:
+        wait_for(lambda: len(_worker_pids(services)) == 2, 90, "two registered workers\n" + pool.output())
+        workers = _worker_pids(services)
+        pool.process.kill()
+        pool.process.wait()
+        wait_for(
+            lambda: not [pid for pid in workers if Path(f"/proc/{pid}").exists()],
+            30,
+            "orphaned workers to stop\n" + pool.output(),
+        )
+    finally:
+        pool.stop()
