@@ -31,9 +31,10 @@ MODEL_FILE = "model.skops"
 DIGEST_FILE = "model.sha256"
 METADATA_FILE = "metadata.json"
 # The layout of a stored model: raised whenever a stored class moves or changes its
-# state, so that a version written by older code is refused with a message instead of
-# failing somewhere inside deserialization.
-FORMAT = 2
+# state, or the features it computes change (3: the word-list and sentiment metadata
+# columns and the branch weights), so that a version written by older code is refused
+# with a message instead of failing somewhere inside deserialization or scoring.
+FORMAT = 3
 
 # The libraries whose versions must match exactly for a stored model to be loaded:
 # scikit-learn supports no other way ("There are no supported ways to load a model

@@ -90,8 +90,13 @@ class Classifier:
         branch directly: the union's parallel-job machinery costs about a millisecond
         per call, which is most of the time for a single comment.
         """
-        blocks = [branch.transform(prepared) for _, branch in self._features.transformer_list]
-        matrix = sp.hstack([sp.csr_matrix(block) for block in blocks], format="csr")
+        weights = self._features.transformer_weights or {}
+        blocks = []
+        for name, branch in self._features.transformer_list:
+            block = sp.csr_matrix(branch.transform(prepared))
+            weight = weights.get(name)
+            blocks.append(block if weight is None else block * weight)
+        matrix = sp.hstack(blocks, format="csr")
         matrix.sort_indices()
         return matrix
 

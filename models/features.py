@@ -1,9 +1,11 @@
-"""Comment metadata features: links, shouting, repeated characters, length, digits.
+"""Comment metadata features: links, shouting, repeated characters, length, digits, word lists.
 
 These complement the word and character n-grams with signals that live in the shape of
-a comment rather than its words. The transformer is stateless: every value is scaled by
-a fixed formula (a logarithm or a share), so the same features work for the in-memory
-and the out-of-core pipeline and nothing has to be fitted or stored.
+a comment rather than its words, and with counts of listed insults and swear words
+(`models.lexicon`), which give a word rare in the labels the weight of the whole list.
+The transformer is stateless: every value is scaled by a fixed formula (a logarithm or
+a share), so the same features work for the in-memory and the out-of-core pipeline and
+nothing has to be fitted or stored.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from models.lexicon import lexicon_counts
 from models.normalize import EMAIL_PATTERN, find_urls, normalize_text, url_domain
 from models.records import as_comment
 
@@ -97,6 +100,8 @@ class Measured:
     # and counting it would make the disguise itself move the score.
     normalized_text: str
     urls: list[str]  # found once, used by two features
+    # (insulting words, swear words, either after "you", negative sentiment), counted once.
+    lexicon: tuple[int, int, int, float]
 
 
 def _measured(record: Any) -> Measured:
@@ -107,7 +112,7 @@ def _measured(record: Any) -> Measured:
         comment = as_comment(record)
         text, author, url = comment.text, comment.author, comment.url
         normalized = normalize_text(text)
-    return Measured(text, author, url, normalized, find_urls(text))
+    return Measured(text, author, url, normalized, find_urls(text), lexicon_counts(normalized))
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,31 @@ FEATURES: tuple[MetadataFeature, ...] = (
         lambda m: _phone_numbers(m.text),
         _log,
         lambda v: _plural(v, "phone-number-like run"),
+    ),
+    # Counted in the normalized text, so disguised spellings count as the plain word.
+    MetadataFeature(
+        "insult_words",
+        lambda m: float(m.lexicon[0]),
+        _log,
+        lambda v: _plural(v, "insulting word"),
+    ),
+    MetadataFeature(
+        "swear_words",
+        lambda m: float(m.lexicon[1]),
+        _log,
+        lambda v: _plural(v, "swear word"),
+    ),
+    MetadataFeature(
+        "aimed_insults",
+        lambda m: float(m.lexicon[2]),
+        _log,
+        lambda v: _plural(v, "insulting or swear word") + " aimed at 'you'",
+    ),
+    MetadataFeature(
+        "negative_words",
+        lambda m: m.lexicon[3],
+        _log,
+        lambda v: f"negative wording (sentiment -{v:.1f})",
     ),
 )
 
