@@ -31,6 +31,19 @@ def test_init_prepares_a_fresh_install_and_is_repeatable(env: dict[str, str], tm
     assert (tmp_path / "data" / "secret.key").exists()
 
 
+def test_init_replaces_an_active_model_this_code_cannot_load(env: dict[str, str], tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"], env=env).exit_code == 0
+    models = tmp_path / "data" / "models"
+    old = (models / "ACTIVE").read_text().strip()
+    metadata = json.loads((models / old / "metadata.json").read_text())
+    (models / old / "metadata.json").write_text(json.dumps({**metadata, "format": 1}))
+    result = runner.invoke(main, ["init"], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"active model {old} cannot be used here" in result.output and "format 1" in result.output
+    assert (models / "ACTIVE").read_text().strip() != old
+
+
 def test_create_token_prints_a_token_that_authenticates(env: dict[str, str], tmp_path: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(main, ["migrate"], env=env).exit_code == 0
