@@ -140,9 +140,14 @@ def _text_vectorizer(kind: str, out_of_core: bool, min_df: int, max_features: in
 
 
 def build_features(
-    *, out_of_core: bool = False, min_df: int = 1, max_features: int = 300_000
+    *,
+    out_of_core: bool = False,
+    min_df: int = 1,
+    max_features: int = 300_000,
+    branch_weights: Mapping[str, float] | None = None,
 ) -> FeatureUnion:
-    """Return the feature union (word, character, author, metadata branches), weighted by `BRANCH_WEIGHTS`."""
+    """Return the feature union (word, character, author, metadata branches), each branch
+    scaled by its `branch_weights` entry (default `BRANCH_WEIGHTS`)."""
     field = {"words": "normalized_text", "chars": "normalized_text", "author": "normalized_author"}
     branches: list[tuple[str, Any]] = [
         (
@@ -157,7 +162,7 @@ def build_features(
         for kind in TEXT_BRANCHES
     ]
     branches.append(("meta", MetadataFeatures()))
-    return FeatureUnion(branches, transformer_weights=dict(BRANCH_WEIGHTS))
+    return FeatureUnion(branches, transformer_weights=dict(branch_weights or BRANCH_WEIGHTS))
 
 
 def build_pipeline(
@@ -170,6 +175,7 @@ def build_pipeline(
     C: float | Mapping[str, float] = 4.0,  # noqa: N803 - scikit-learn's name for it
     C_grid: tuple[float, ...] | None = None,  # noqa: N803
     calibration_folds: int = 3,
+    branch_weights: Mapping[str, float] | None = None,
 ) -> Pipeline:
     """Return the unfitted pipeline: prepare -> features -> heads.
 
@@ -185,13 +191,19 @@ def build_pipeline(
         C_grid: candidate values of C; each head keeps the one its out-of-fold scores
             rank best with (see `models.heads`).
         calibration_folds: folds used to fit the sigmoid calibration of each head.
+        branch_weights: scale of each feature branch (default `BRANCH_WEIGHTS`).
     """
     return Pipeline(
         [
             ("prepare", PrepareComments()),
             (
                 "features",
-                build_features(out_of_core=out_of_core, min_df=min_df, max_features=max_features),
+                build_features(
+                    out_of_core=out_of_core,
+                    min_df=min_df,
+                    max_features=max_features,
+                    branch_weights=branch_weights,
+                ),
             ),
             (
                 "heads",

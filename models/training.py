@@ -24,7 +24,7 @@ from models.errors import TrainingError
 from models.examples import Example, deduplicate, fingerprint, split_examples
 from models.heads import HEADS
 from models.metrics import DEFAULT_REVIEW, NO_AUTOMATIC_REJECT, baseline_scores, head_metrics, pick_thresholds
-from models.pipeline import PreparedComment, build_pipeline, prepare
+from models.pipeline import BRANCH_WEIGHTS, PreparedComment, build_pipeline, prepare
 
 # Below this many examples, terms seen once are kept: a small set has few repeats.
 MIN_DF_THRESHOLD = 2000
@@ -112,6 +112,7 @@ def fit_pipeline(
     that a text fitted on twice is normalized once; the result is the same either way.
     """
     options = {k: parameters[k] for k in ("out_of_core", "seed", "min_df", "C", "calibration_folds")}
+    options["branch_weights"] = parameters.get("branch_weights")
     grid = parameters.get("C_grid")
     pipeline = build_pipeline(**options, C_grid=tuple(grid) if grid else None)
     if parameters["out_of_core"]:
@@ -167,6 +168,7 @@ def _parameters(unique: int, out_of_core: bool, seed: int, targets: dict[str, fl
         "C": DEFAULT_C,
         "C_grid": list(C_GRID),
         "calibration_folds": 3,
+        "branch_weights": dict(BRANCH_WEIGHTS),
         "chunk_size": OUT_OF_CORE_CHUNK,
         **targets,
     }
