@@ -112,7 +112,17 @@ def _measured(record: Any) -> Measured:
         comment = as_comment(record)
         text, author, url = comment.text, comment.author, comment.url
         normalized = normalize_text(text)
-    return Measured(text, author, url, normalized, find_urls(text), lexicon_counts(normalized))
+    return _measure_fields(text, author, url, normalized)
+
+
+def _measure_fields(text: str, author: str, url: str, normalized_text: str) -> Measured:
+    return Measured(text, author, url, normalized_text, find_urls(text), lexicon_counts(normalized_text))
+
+
+def measure_fields(text: str, author: str, url: str, normalized_text: str) -> tuple[float, ...]:
+    """Return the raw value of every metadata feature from a comment's fields and normalized text."""
+    measured = _measure_fields(text, author, url, normalized_text)
+    return tuple(f.measure(measured) for f in FEATURES)
 
 
 @dataclass(frozen=True)
@@ -223,13 +233,17 @@ FEATURE_NAMES: tuple[str, ...] = tuple(feature.name for feature in FEATURES)
 
 def measure(record: Any) -> list[float]:
     """Return the raw (unscaled) value of every metadata feature for one record."""
+    known: tuple[float, ...] = getattr(record, "metadata", ())
+    if known:  # a prepared comment, measured when it was prepared
+        return list(known)
     measured = _measured(record)
     return [f.measure(measured) for f in FEATURES]
 
 
 def measure_one(record: Any, index: int) -> float:
     """Return the raw value of metadata feature `index` alone (`measure(record)[index]`)."""
-    return FEATURES[index].measure(_measured(record))
+    known: tuple[float, ...] = getattr(record, "metadata", ())
+    return known[index] if known else FEATURES[index].measure(_measured(record))
 
 
 def describe(index: int, raw_value: float) -> str:

@@ -30,7 +30,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from models.features import MetadataFeatures
+from models.features import MetadataFeatures, measure_fields
 from models.heads import HEADS, LinearHeads
 from models.normalize import normalize_author, normalize_text
 from models.records import as_comment
@@ -64,26 +64,33 @@ NO_AUTHOR = "noauthor"
 
 @dataclass(frozen=True, slots=True)
 class PreparedComment:
-    """A comment with its normalized text beside the raw fields."""
+    """A comment with its normalized text and raw metadata values beside the raw fields.
+
+    The metadata values are measured once here: the metadata branch scales them, and the
+    reasons describe them, without measuring the comment again.
+    """
 
     text: str
     author: str
     url: str
     normalized_text: str
     normalized_author: str
+    metadata: tuple[float, ...] = ()
 
 
 def prepare(record: Any) -> PreparedComment:
-    """Normalize one record (a `CommentText`, str, mapping or `Example`)."""
+    """Normalize one record (a `CommentText`, str, mapping or `Example`) and measure its metadata."""
     if isinstance(record, PreparedComment):
         return record
     comment = as_comment(record)
+    normalized = normalize_text(comment.text)
     return PreparedComment(
         text=comment.text,
         author=comment.author,
         url=comment.url,
-        normalized_text=normalize_text(comment.text),
+        normalized_text=normalized,
         normalized_author=normalize_author(comment.author, comment.url) or NO_AUTHOR,
+        metadata=measure_fields(comment.text, comment.author, comment.url, normalized),
     )
 
 
