@@ -129,8 +129,8 @@ def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
             ]
         rows.append(row)
     half_generator = (
-        "wrk, 64 connections each waiting a random delay after every answer, paced to that rate "
-        "in all after a two-second calibration; latency from send to answer"
+        "wrk, 32 connections each waiting a random delay after every answer, paced to that rate "
+        "in all; latency from send to answer"
         if hello["half_load"]["generator"] == "wrk paced"
         else "Python generator on a fixed schedule, latency from when each request was due; at "
         "hello-world's rate the generator itself needs a core"

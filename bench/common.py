@@ -300,7 +300,8 @@ end
 
 
 # Paced wrk: each connection waits a random delay (mean ``%s`` ms) after every answer, so
-# their requests do not line up. wrk times each request from send to answer.
+# the connections together post at about the asked rate and their requests do not line
+# up. wrk times each request from send to answer.
 WRK_PACED_SCRIPT = (
     WRK_SCRIPT
     + """
@@ -317,31 +318,17 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run_wrk_paced(port: int, rate: float, seconds: float, workdir: Path, connections: int = 64) -> LoadResult:
-    """wrk paced to about ``rate`` requests a second in all.
-
-    Each connection waits a random delay after every answer, so a connection's cycle is
-    its delay plus the answer's latency. A two-second calibration run measures that
-    latency at about this rate, and the measured run shortens the delay by it.
-    """
-    cycle_ms = connections * 1000 / rate
-    trial = run_wrk(port, connections, 2, workdir, delay_ms=cycle_ms)
-    latency_ms = max(0.0, connections * 1000 / max(trial.requests_per_s, 1.0) - cycle_ms)
-    result = run_wrk(port, connections, seconds, workdir, delay_ms=max(0.0, cycle_ms - latency_ms))
-    result.target_rate = rate
-    return result
-
-
 def run_wrk(
-    port: int, connections: int, seconds: float, workdir: Path, delay_ms: float | None = None
+    port: int, connections: int, seconds: float, workdir: Path, rate: float | None = None
 ) -> LoadResult:
     """Load with wrk (one thread): ``connections`` posting the comment body, each as fast as
-    answers come, or waiting a random delay of mean ``delay_ms`` after each answer."""
+    answers come, or with ``rate`` paced to about that many requests a second in all."""
     script = workdir / "post.lua"
-    if delay_ms is None:
+    if rate is None:
         script.write_text(WRK_SCRIPT % COMMENT_BODY.decode())
     else:
-        script.write_text(WRK_PACED_SCRIPT % (COMMENT_BODY.decode(), f"{delay_ms:.3f}"))
+        mean_delay_ms = connections * 1000 / rate
+        script.write_text(WRK_PACED_SCRIPT % (COMMENT_BODY.decode(), f"{mean_delay_ms:.3f}"))
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s"]
     argv += ["-s", str(script), f"http://{HOST}:{port}{COMMENTS_PATH}"]
     output = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
@@ -349,7 +336,7 @@ def run_wrk(
     raw = json.loads(line.removeprefix("BENCH_JSON "))
     elapsed = raw["duration_us"] / 1e6
     return LoadResult(
-        generator="wrk" if delay_ms is None else "wrk paced",
+        generator="wrk" if rate is None else "wrk paced",
         connections=connections,
         seconds=round(elapsed, 3),
         requests=raw["requests"],
@@ -358,6 +345,7 @@ def run_wrk(
         p50_ms=raw["p50_us"] / 1000,
         p95_ms=raw["p95_us"] / 1000,
         p99_ms=raw["p99_us"] / 1000,
+        target_rate=rate,
     )
 
 

@@ -43,7 +43,7 @@ from bench.common import (
     print_table,
     purge_queue,
     run_fixed_rate,
-    run_wrk_paced,
+    run_wrk,
     seed_model,
     service_env,
     start_profile,
@@ -55,6 +55,8 @@ from bench.common import (
     write_results,
     wrk_available,
 )
+
+HALF_LOAD_CONNECTIONS = 32
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -124,16 +126,15 @@ def measure(targets: list[Target], args: argparse.Namespace, workdir: Path, leve
 def half_load(target: Target, args: argparse.Namespace, workdir: Path) -> LoadResult:
     """Posts at half of the app's best rate.
 
-    With wrk, 64 connections each wait a random delay after every answer, paced to that
-    rate in all (``run_wrk_paced``); wrk is cheap enough that the server, not the
-    generator, sets the latency.
+    With wrk, 32 connections each wait a random delay after every answer, paced to that
+    rate in all; wrk is cheap enough that the server, not the generator, sets the latency.
     The Python generator instead sends on a fixed schedule and counts latency from when
     each request was due, but above a few hundred posts a second it needs a core itself.
     """
     rate = target.max_rps / 2
     use_wrk = args.generator == "wrk" or (args.generator == "auto" and wrk_available())
     if use_wrk:
-        result = run_wrk_paced(target.port, rate, args.half_load_seconds, workdir)
+        result = run_wrk(target.port, HALF_LOAD_CONNECTIONS, args.half_load_seconds, workdir, rate=rate)
     else:
         result = run_fixed_rate(target.port, rate, args.half_load_seconds)
     print(
