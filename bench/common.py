@@ -299,36 +299,15 @@ end
 """
 
 
-# Paced wrk: each connection waits a random delay (mean ``%s`` ms) after every answer, so
-# the connections together post at about the asked rate and their requests do not line
-# up. wrk times each request from send to answer.
-WRK_PACED_SCRIPT = (
-    WRK_SCRIPT
-    + """
-math.randomseed(1)
-delay = function()
-  return %s * (0.5 + math.random())
-end
-"""
-)
-
-
 def wrk_available() -> bool:
     """True when the wrk binary is on PATH."""
     return shutil.which("wrk") is not None
 
 
-def run_wrk(
-    port: int, connections: int, seconds: float, workdir: Path, rate: float | None = None
-) -> LoadResult:
-    """Load with wrk (one thread): ``connections`` posting the comment body, each as fast as
-    answers come, or with ``rate`` paced to about that many requests a second in all."""
+def run_wrk(port: int, connections: int, seconds: float, workdir: Path) -> LoadResult:
+    """Closed-loop load with wrk (one thread): ``connections`` posting the comment body."""
     script = workdir / "post.lua"
-    if rate is None:
-        script.write_text(WRK_SCRIPT % COMMENT_BODY.decode())
-    else:
-        mean_delay_ms = connections * 1000 / rate
-        script.write_text(WRK_PACED_SCRIPT % (COMMENT_BODY.decode(), f"{mean_delay_ms:.3f}"))
+    script.write_text(WRK_SCRIPT % COMMENT_BODY.decode())
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s"]
     argv += ["-s", str(script), f"http://{HOST}:{port}{COMMENTS_PATH}"]
     output = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
@@ -336,7 +315,7 @@ def run_wrk(
     raw = json.loads(line.removeprefix("BENCH_JSON "))
     elapsed = raw["duration_us"] / 1e6
     return LoadResult(
-        generator="wrk" if rate is None else "wrk paced",
+        generator="wrk",
         connections=connections,
         seconds=round(elapsed, 3),
         requests=raw["requests"],
@@ -345,7 +324,6 @@ def run_wrk(
         p50_ms=raw["p50_us"] / 1000,
         p95_ms=raw["p95_us"] / 1000,
         p99_ms=raw["p99_us"] / 1000,
-        target_rate=rate,
     )
 
 

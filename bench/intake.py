@@ -3,8 +3,7 @@
 Starts the real app (gunicorn, 2 sync workers) on a fresh database with the machine's
 Redis, and the hello-world app of ``bench/hello_app.py`` under the same settings, then
 drives both with the same closed-loop generator (wrk when installed, else Python) at
-several concurrencies, then at half of each app's maximum rate (wrk paced by a random
-delay after each answer when installed, else a fixed-schedule Python generator).
+several concurrencies, and with a fixed-rate generator at half the maximum rate.
 Prints requests/s, latency p50/p95/p99 and the ratio ours / hello-world, and writes
 ``bench/results/intake.json``. Only 127.0.0.1 is loaded; every run is bounded in time.
 
@@ -43,7 +42,6 @@ from bench.common import (
     print_table,
     purge_queue,
     run_fixed_rate,
-    run_wrk,
     seed_model,
     service_env,
     start_profile,
@@ -55,8 +53,6 @@ from bench.common import (
     write_results,
     wrk_available,
 )
-
-HALF_LOAD_CONNECTIONS = 32
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -123,20 +119,10 @@ def measure(targets: list[Target], args: argparse.Namespace, workdir: Path, leve
             )
 
 
-def half_load(target: Target, args: argparse.Namespace, workdir: Path) -> LoadResult:
-    """Posts at half of the app's best rate.
-
-    With wrk, 32 connections each wait a random delay after every answer, paced to that
-    rate in all; wrk is cheap enough that the server, not the generator, sets the latency.
-    The Python generator instead sends on a fixed schedule and counts latency from when
-    each request was due, but above a few hundred posts a second it needs a core itself.
-    """
+def half_load(target: Target, args: argparse.Namespace) -> LoadResult:
+    """Posts at a fixed half of the app's best rate; latency counted from when each was due."""
     rate = target.max_rps / 2
-    use_wrk = args.generator == "wrk" or (args.generator == "auto" and wrk_available())
-    if use_wrk:
-        result = run_wrk(target.port, HALF_LOAD_CONNECTIONS, args.half_load_seconds, workdir, rate=rate)
-    else:
-        result = run_fixed_rate(target.port, rate, args.half_load_seconds)
+    result = run_fixed_rate(target.port, rate, args.half_load_seconds)
     print(
         f"  {target.name:<10} fixed {rate:7.1f}/s: got {result.requests_per_s:.1f}/s  p50 {result.p50_ms:.2f}"
         f"  p95 {result.p95_ms:.2f}  p99 {result.p99_ms:.2f} ms  errors {result.errors}",
@@ -204,7 +190,7 @@ def run_all(
                 "runs": [run.as_dict() for run in target.runs],
                 "max_rps": target.max_rps,
             }
-            entry["half_load"] = half_load(target, args, workdir).as_dict()
+            entry["half_load"] = half_load(target, args).as_dict()
             if args.profile:
                 entry["profile"] = profile_app(target, args, workdir)
             procs.stop(target.name)
