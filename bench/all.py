@@ -166,14 +166,35 @@ def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
             lines += [f"Where a {kind} request's samples go (py-spy, both workers, 8 connections):", ""]
             top = [[row["function"], f"{row['share'] * 100:.1f} %"] for row in profile["inclusive"][:14]]
             lines += _table(["function (inclusive)", "share of samples"], top)
+    sqlite = apps.get("sqlite", {}).get("profile")
+    if sqlite:
+        shares = {row["function"].split(" (")[0]: row["share"] for row in sqlite["inclusive"]}
+        at_eight = next((run for run in apps["sqlite"]["runs"] if run["connections"] == 8), None)
+        measured = (
+            f"here the service reached {at_eight['requests_per_s']:,.0f} req/s = "
+            f"{at_eight['ratio_to_hello']:.2f} at 8 connections"
+            if at_eight
+            else "see the table above"
+        )
+        lines += [
+            "Why the intake stays below 0.6: `../shared/PERFORMANCE.md` puts the stack's own "
+            "SQLite insert plus one naive RQ enqueue at about 855 req/s, 0.35 of a 2,450 req/s "
+            f"hello-world, in a run of its own at 8 connections; {measured}, committing the comment "
+            "and its job durably with no Redis call. "
+            f"In its workers {shares.get('Flask.wsgi_app', 0):.0%} of the samples are inside Flask and "
+            f"{shares.get('submit_comment', 0):.0%} in `submit_comment` (two inserts and the commit through "
+            "SQLAlchemy Core); hello-world spends most of its time in gunicorn itself, so storing a "
+            "comment durably costs about as much again as hello-world's whole request.",
+            "",
+        ]
     targets = []
     for kind in kinds:
-        best = max(run["ratio_to_hello"] for run in apps[kind]["runs"])
+        ratios = [run["ratio_to_hello"] for run in apps[kind]["runs"]]
         half = apps[kind]["half_load"]["p99_ms"]
         targets.append(
-            f"- Intake on {kind}: best ratio to hello-world {best:.2f} "
-            f"(target 0.6: {_verdict(best >= 0.6)}); p99 at half the maximum rate {half:.1f} ms "
-            f"(target 50 ms: {_verdict(half < 50)})."
+            f"- Intake on {kind}: {min(ratios):.2f} to {max(ratios):.2f} of hello-world at the same "
+            f"concurrency (target 0.6: {_verdict(min(ratios) >= 0.6)}); p99 at half the maximum rate "
+            f"{half:.1f} ms (target 50 ms: {_verdict(half < 50)})."
         )
     return lines, targets
 
