@@ -111,7 +111,7 @@ class Settings:
     sweep_grace: float = _env(
         "SWEEP_GRACE_SECONDS",
         "How long a comment may wait in `received` before the sweeper submits it again.",
-        60.0,
+        300.0,
     )
     redis_timeout: float = _env(
         "REDIS_TIMEOUT_SECONDS",

@@ -96,6 +96,22 @@ class ClassifyQueue:
         """How many ids the inbox holds."""
         return int(self.queue.connection.llen(self.inbox))
 
+    def ensure_draining(self) -> bool:
+        """Enqueue a drain job when ids wait but no job of the queue is queued, running or
+        scheduled for a retry; return True when one was enqueued.
+
+        The inbox gets its job when it goes from empty to non-empty; if that enqueue failed
+        after the push (a dropped connection), or the job was lost, nothing else would
+        start the inbox again. A drain job too many is harmless.
+        """
+        if not self.waiting():
+            return False
+        registries = (self.queue.started_job_registry, self.queue.scheduled_job_registry)
+        if self.queue.count or any(registry.count for registry in registries):
+            return False
+        self.enqueue_drain()
+        return True
+
     def enqueue_drain(self) -> Job:
         """Enqueue one job that classifies a batch taken from the inbox."""
         return self.queue.enqueue_call(

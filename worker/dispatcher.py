@@ -1,11 +1,10 @@
 """Moving outbox entries to the job queue in batches.
 
 The intake only writes the database; every worker runs this loop in a thread, so the
-queue is fed as long as any worker lives. Entries are deleted in the same transaction
-that hands their ids to Redis, and that commit comes after Redis took them: a Redis
-outage leaves them in the outbox for the next round, and at worst (the commit fails
-after Redis took the ids) an id is handed over twice, which the classify job's status
-guard makes harmless.
+queue is fed as long as any worker lives. Entries are deleted only after Redis took
+their ids: a Redis outage leaves them in the outbox for the next round, and at worst
+(the delete fails after Redis took the ids) an id is handed over twice, which the
+classify job's status guard makes harmless.
 """
 
 from __future__ import annotations
@@ -13,9 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 
-import redis
 from sqlalchemy import delete, select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from service.queueing import ClassifyQueue
@@ -25,13 +22,18 @@ from worker.context import WorkerContext
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+# After a failed round: long enough not to hammer a Redis that is down, short enough
+# that the queue is fed again soon after it is back.
+FAILURE_PAUSE_SECONDS = 1.0
 
 
 def dispatch(session: Session, queue: ClassifyQueue, limit: int = BATCH) -> int:
     """Hand up to ``limit`` outbox entries, oldest first, to the queue; return how many.
 
-    On PostgreSQL, rows another dispatcher holds are skipped. On SQLite the DELETE
-    waits for the write lock, and RETURNING tells which rows this dispatcher won.
+    Redis takes the ids before the entries are deleted, so no database write lock is held
+    while Redis answers (SQLite's would stop the intake). On PostgreSQL the rows are locked
+    and rows another dispatcher holds are skipped; on SQLite two dispatchers may hand over
+    the same ids, which the classify job's status guard makes harmless.
     """
     candidates = session.scalars(
         select(OutboxEntry.comment_id)
@@ -42,10 +44,10 @@ def dispatch(session: Session, queue: ClassifyQueue, limit: int = BATCH) -> int:
     if not candidates:
         session.rollback()
         return 0
+    queue.submit(candidates)
     taken = session.scalars(
         delete(OutboxEntry).where(OutboxEntry.comment_id.in_(candidates)).returning(OutboxEntry.comment_id)
     ).all()
-    queue.submit(sorted(taken))
     session.commit()
     return len(taken)
 
@@ -71,15 +73,18 @@ def start_dispatcher(context: WorkerContext, stop: threading.Event) -> threading
             while not stop.is_set():
                 try:
                     moved = dispatch(session, context.queue)
-                except (redis.RedisError, SQLAlchemyError) as exc:
+                except Exception as exc:  # the thread must outlive any one failed round
                     session.rollback()
                     if not failing:
-                        logger.warning("dispatching paused, entries stay in the outbox: %s", exc)
-                    failing, moved = True, 0
-                else:
-                    if failing:
-                        logger.info("dispatching again")
-                    failing = False
+                        logger.warning(
+                            "dispatching paused, entries stay in the outbox: %s", exc, exc_info=True
+                        )
+                    failing = True
+                    stop.wait(FAILURE_PAUSE_SECONDS)
+                    continue
+                if failing:
+                    logger.info("dispatching again")
+                failing = False
                 if moved < BATCH:
                     stop.wait(context.settings.dispatch_interval)
 

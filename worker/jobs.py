@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from rq import get_current_job
 from rq.job import Job
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -128,6 +129,8 @@ def _one_by_one(context: WorkerContext, comment_ids: Sequence[int]) -> tuple[int
     for comment_id in comment_ids:
         try:
             decided += len(classify_comments(context, [comment_id]))
+        except JobTimeoutException:
+            raise  # the job ran out of time: RQ retries it on the same ids
         except Exception as exc:  # noqa: BLE001 - any failure of one comment is that comment's
             failed[comment_id] = exc
     return decided, failed
@@ -155,6 +158,8 @@ def classify_waiting() -> int:
         return 0
     try:
         decided = len(classify_comments(context, comment_ids))
+    except JobTimeoutException:
+        raise  # not this batch's fault; trying each comment would run on without a timeout
     except Exception:
         logger.warning("batch of %s failed; trying its comments one by one", len(comment_ids), exc_info=True)
         decided, failed = _one_by_one(context, comment_ids)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from service.queueing import ClassifyQueue
 from service.statuses import CommentStatus
-from service.tables import Comment, utcnow
+from service.tables import Comment, OutboxEntry, utcnow
 from worker.context import WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -28,22 +28,27 @@ LOCK_KEY = "moderation:sweeper-lock"
 
 
 def sweep(session: Session, queue: ClassifyQueue, grace_seconds: float) -> int:
-    """Submit again the comments in ``received`` for longer than the grace period.
+    """Submit again the comments in ``received`` for longer than the grace period that the
+    outbox no longer holds (the dispatcher will hand those over), and start the inbox
+    again if no job would take it.
 
     An id that is in fact still waiting gets a second place in the inbox; the job that
     reaches it second finds it decided and skips it, which costs less than searching
     the inbox for every stuck id. Returns how many were submitted.
     """
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
+    in_outbox = select(OutboxEntry.comment_id).where(OutboxEntry.comment_id == Comment.id)
     stuck = session.scalars(
         select(Comment.id)
-        .where(Comment.status == CommentStatus.RECEIVED, Comment.created_at < cutoff)
+        .where(Comment.status == CommentStatus.RECEIVED, Comment.created_at < cutoff, ~in_outbox.exists())
         .order_by(Comment.id)
         .limit(BATCH)
     ).all()
     queue.submit(stuck)
     if stuck:
         logger.info("sweeper submitted %s stuck comments again", len(stuck))
+    if queue.ensure_draining():
+        logger.warning("the inbox held ids but no job would take them; enqueued one")
     return len(stuck)
 
 

@@ -199,3 +199,32 @@ def test_sweeper_submits_only_comments_stuck_past_the_grace_period(
 
 def test_worker_context_loads_the_active_model(context: WorkerContext, model_dir: Any) -> None:
     assert context.models.active().version == load_active(model_dir).version
+
+
+def test_sweeper_starts_an_inbox_whose_job_was_lost(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
+    comment_id = _post(client)
+    services.queue.queue.empty()  # the drain job is gone, the id still waits
+    assert services.queue.waiting() == 1 and services.queue.queue.count == 0
+    with services.sessions() as session:
+        assert sweep(session, context.queue, grace_seconds=3600) == 0
+    assert services.queue.queue.count == 1
+    assert not services.queue.ensure_draining()  # one queued job is enough
+    _work(services)
+    assert _waiting(services) == [] and _count(services, Verdict, comment_id) == 1
+
+
+def test_a_comment_still_in_the_outbox_is_left_to_the_dispatcher(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
+    response = client.post(
+        "/v1/comments", json={"name": "Ann", "email": "ann@example.com", "comment": "Hi", "thread": "/t"}
+    )
+    with services.sessions() as session:
+        an_hour_ago = utcnow() - timedelta(hours=1)
+        session.execute(update(Comment).values(created_at=an_hour_ago))
+        session.commit()
+    with services.sessions() as session:
+        assert sweep(session, context.queue, grace_seconds=60) == 0
+    assert response.status_code == 202 and services.queue.waiting() == 0
