@@ -37,8 +37,6 @@ _INSULT_STEMS: Final = [
     "idiot",
     "moron",
     "stupid",
-    "dumb",
-    "retard",
     "loser",
     "imbecil",
     "cretin",
@@ -51,7 +49,6 @@ _INSULT_STEMS: Final = [
     "arsehole",
     "dickhead",
     "douche",
-    "prick",
     "cunt",
     "twat",
     "wanker",
@@ -70,7 +67,6 @@ _INSULT_STEMS: Final = [
     "ugly",
     "garbage",
     "freak",
-    "creep",
     "pervert",
     "psycho",
     "lunatic",
@@ -107,9 +103,22 @@ _INSULT_STEMS: Final = [
     "pussy",
     "bimbo",
 ]
-# Short insults that start ordinary words too (`pig` -> `pigment`): whole words only.
+# Short insults that start ordinary words too (`pig` -> `pigment`, `dumb` -> `dumbbell`,
+# `prick` -> `prickly`, `creep` -> `creeping`, `retard` -> `retardant`): whole words only.
 _INSULT_WORDS: Final = frozenset(
     [
+        "dumb",
+        "dumber",
+        "dumbest",
+        "dumbass",
+        "prick",
+        "pricks",
+        "creep",
+        "creeps",
+        "creepy",
+        "retard",
+        "retards",
+        "retarded",
         "ass",
         "asses",
         "pig",
@@ -155,7 +164,10 @@ _INSULT_WORDS: Final = frozenset(
 )
 # Swear stems matched anywhere inside a word.
 # `fsck` is `f$ck` after leetspeak folding ($ -> s).
-_SWEAR_INFIXES: Final = ("fuck", "shit", "bullshit", "motherf", "fck", "fsck", "fuk", "effing")
+_SWEAR_INFIXES: Final = ("fuck", "shit", "bullshit", "motherf", "fck", "fsck", "effing")
+# Ordinary words that hold a swear infix or stem (`Fukushima` would hold `fuk`, which
+# is matched whole for that reason).
+_NOT_SWEARS: Final = frozenset(["shitake", "shiitake"])
 # Short swear words matched whole or with a plain ending (`sucks`, `damned`, not `hello`).
 _SWEAR_WORDS: Final = (
     "crap",
@@ -169,6 +181,9 @@ _SWEAR_WORDS: Final = (
     "stfu",
     "gtfo",
     "wtf",
+    "fuk",
+    "fukin",
+    "fuking",
 )
 _SWEAR_ENDINGS: Final = ("", "s", "ed", "ing", "er", "ers", "y", "ty")
 # Words that address the reader; an insult within `AIMED_WINDOW` words after one of
@@ -229,7 +244,7 @@ def _lookup(word: str) -> tuple[int, float]:
         kind = SECOND_PERSON
     elif word in _INSULT_WORDS or _INSULT_START.match(word):
         kind = INSULT
-    elif word in _SWEAR_WHOLE or _SWEAR_INSIDE.search(word):
+    elif word in _SWEAR_WHOLE or (_SWEAR_INSIDE.search(word) and word not in _NOT_SWEARS):
         kind = SWEAR
     else:
         kind = NEUTRAL

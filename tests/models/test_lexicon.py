@@ -29,13 +29,23 @@ from models.records import CommentText
         ("ass", INSULT),
         ("assume", NEUTRAL),
         ("bullshit", SWEAR),
-        ("dumbfuck", INSULT),  # an insult stem comes first
+        ("dumbfuck", SWEAR),
+        ("dumb", INSULT),
+        ("retarded", INSULT),
         ("fucking", SWEAR),
         ("sucks", SWEAR),
         ("hell", SWEAR),
         ("hello", NEUTRAL),
         ("your", SECOND_PERSON),
         ("video", NEUTRAL),
+        # Ordinary words that begin with, or hold, a listed stem.
+        ("dumbfounded", NEUTRAL),
+        ("dumbbell", NEUTRAL),
+        ("prickly", NEUTRAL),
+        ("creeping", NEUTRAL),
+        ("retardant", NEUTRAL),
+        ("fukushima", NEUTRAL),
+        ("shitake", NEUTRAL),
     ],
 )
 def test_word_kind(word: str, kind: int) -> None:
