@@ -10,6 +10,7 @@ whose parent was killed stops by itself.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -25,6 +26,7 @@ from worker.model_holder import ModelHolder
 logger = logging.getLogger(__name__)
 
 RESPAWN_SECONDS = 1.0
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 ORPHAN_CHECK_SECONDS = 2.0
 
 
@@ -53,29 +55,37 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
     def stop(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
-        for pid in children:
-            os.kill(pid, signal.SIGTERM)
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):  # reaped a moment ago
+                os.kill(pid, signal.SIGTERM)
 
     def spawn(slot: int) -> None:
-        pid = os.fork()
-        if pid == 0:  # the child: default signals, then work until RQ says stop
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            # A group of its own: a terminal's Ctrl-C reaches only the parent, which sends
-            # one SIGTERM (a warm shutdown); a second signal would make RQ stop cold.
-            os.setpgid(0, 0)
-            _stop_when_orphaned(os.getppid())
-            code = 0
-            try:
-                run_child(models)
-            except BaseException:
-                logger.exception("worker process %s failed", os.getpid())
-                code = 1
-            finally:
-                os._exit(code)
-        children[pid] = slot
+        # Stop signals wait while the child is forked and recorded, so none can fall
+        # between the fork and the bookkeeping, nor reach the child's copy of `stop`.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the child: default signals, then work until RQ says stop
+                for sig in STOP_SIGNALS:
+                    signal.signal(sig, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+                # A group of its own: a terminal's Ctrl-C reaches only the parent, which
+                # sends one SIGTERM (a warm shutdown); a second would make RQ stop cold.
+                os.setpgid(0, 0)
+                _stop_when_orphaned(os.getppid())
+                code = 0
+                try:
+                    run_child(models)
+                except BaseException:
+                    logger.exception("worker process %s failed", os.getpid())
+                    code = 1
+                finally:
+                    os._exit(code)
+            children[pid] = slot
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     try:
         for slot in range(processes):
             spawn(slot)
@@ -88,7 +98,8 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
             if not stopping:
                 logger.warning("worker process %s ended (status %s); starting another", pid, status)
                 time.sleep(RESPAWN_SECONDS)
-                spawn(slot)
+                if not stopping:  # a stop signal may have come during the pause
+                    spawn(slot)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -79,3 +79,21 @@ def test_workers_stop_by_themselves_when_the_pool_is_killed(
         )
     finally:
         pool.stop()
+
+
+def test_a_stop_during_a_respawn_starts_no_new_worker(
+    services: Services, settings_overrides: dict[str, Any], tmp_path: Path
+) -> None:
+    pool = Worker(service_environment(settings_overrides), tmp_path / "pool.log", "--processes", "2")
+    try:
+        wait_for(lambda: len(_worker_pids(services)) == 2, 90, "two registered workers\n" + pool.output())
+        first = _worker_pids(services)
+        os.kill(min(first), signal.SIGKILL)
+        wait_for(lambda: "starting another" in pool.output(), 10, "the pool to notice\n" + pool.output())
+        pool.process.send_signal(signal.SIGTERM)  # inside the pause before the new fork
+        pool.process.wait(20)
+    finally:
+        pool.stop()
+    assert pool.process.returncode == 0
+    assert not [pid for pid in first if Path(f"/proc/{pid}").exists()]
+    assert pool.output().count("worker ready") == 2, pool.output()
