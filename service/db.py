@@ -20,8 +20,9 @@ POOL_RECYCLE_SECONDS = 1800
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers run beside the one writer; the busy timeout makes the web
-    # processes and the worker queue up for the write lock instead of failing.
+    # WAL lets readers run beside the one writer. Writers queue on the file lock of
+    # service/sqlite_writers.py; the busy timeout covers what that lock does not see
+    # (schema changes, a checkpoint) instead of failing at once.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
