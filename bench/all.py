@@ -254,7 +254,7 @@ def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
         ".venv/bin/python bench/pipeline.py",
         "```",
         "",
-        f"Web app, PostgreSQL and `python -m service worker` processes (`CLASSIFY_BATCH="
+        f"Web app, PostgreSQL and `python -m service worker --processes N` (`CLASSIFY_BATCH="
         f"{pipeline.get('classify_batch')}`, the sweeper off). The intake maximum, measured first in the "
         f"same run with no worker running, was {pipeline['intake_rate']:.0f} req/s.",
         "",
