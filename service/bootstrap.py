@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from models import ModelVersionError, activate, active_version, train_seed_model
 from models.artifacts import verify_artifact
+from models.shadow import clear_shadow, shadow_version
 from service.config import Settings
 from service.db import make_engine, upgrade
 from service.keyfile import load_keys
@@ -20,19 +22,32 @@ def prepare(settings: Settings) -> Iterator[str]:
     yield f"database ready: {engine.url.render_as_string(hide_password=True)}"
     load_keys(settings)
     yield "secret key ready" + ("" if settings.secret_key else f" ({settings.data_dir / 'secret.key'})")
-    version = active_version(settings.models)
+    yield from _prepare_models(settings.models)
+
+
+def _prepare_models(models: Path) -> Iterator[str]:
+    """Train the seed model when none is active or the active one cannot be loaded here,
+    and drop a shadow model this code cannot load."""
+    shadow = shadow_version(models)
+    if shadow is not None:
+        try:
+            verify_artifact(models / shadow)
+        except ModelVersionError as exc:
+            clear_shadow(models)  # workers would log that they cannot load it at every check
+            yield f"shadow model {shadow} cannot be used here and was dropped: {exc}"
+    version = active_version(models)
     if version is None:
-        version = train_seed_model(settings.models)
-        yield f"trained seed model {version} in {settings.models}"
+        version = train_seed_model(models)
+        yield f"trained seed model {version} in {models}"
         return
     try:
-        verify_artifact(settings.models / version)
+        verify_artifact(models / version)
     except ModelVersionError as exc:
         # Workers could not start with it; a seed model keeps the queue moving until a
         # retrain on the moderators' labels replaces it.
-        seed = train_seed_model(settings.models)
-        activate(settings.models, seed)
+        seed = train_seed_model(models)
+        activate(models, seed)
         yield f"active model {version} cannot be used here: {exc}"
-        yield f"trained seed model {seed} in {settings.models}; `moderation retrain --now` uses your labels"
+        yield f"trained seed model {seed} in {models}; `moderation retrain --now` uses your labels"
         return
-    yield f"active model {version} in {settings.models}"
+    yield f"active model {version} in {models}"

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from models.shadow import set_shadow, shadow_version
 from service.auth import authenticate
 from service.cli import main
 from service.db import make_engine, make_session_factory
@@ -38,10 +39,12 @@ def test_init_replaces_an_active_model_this_code_cannot_load(env: dict[str, str]
     old = (models / "ACTIVE").read_text().strip()
     metadata = json.loads((models / old / "metadata.json").read_text())
     (models / old / "metadata.json").write_text(json.dumps({**metadata, "format": 1}))
+    set_shadow(models, old)
     result = runner.invoke(main, ["init"], env=env)
     assert result.exit_code == 0, result.output
     assert f"active model {old} cannot be used here" in result.output and "format 1" in result.output
-    assert (models / "ACTIVE").read_text().strip() != old
+    assert f"shadow model {old} cannot be used here and was dropped" in result.output
+    assert (models / "ACTIVE").read_text().strip() != old and shadow_version(models) is None
 
 
 def test_create_token_prints_a_token_that_authenticates(env: dict[str, str], tmp_path: Path) -> None:
