@@ -30,6 +30,21 @@ def _parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
+def _alive(pids: set[int]) -> list[int]:
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+
+
+def _start_pool(services: Services, settings_overrides: dict[str, Any], tmp_path: Path) -> Worker:
+    """A `moderation worker --processes 2`, once both its workers have registered with RQ."""
+    pool = Worker(service_environment(settings_overrides), tmp_path / "pool.log", "--processes", "2")
+    try:
+        wait_for(lambda: len(_worker_pids(services)) == 2, 90, "two registered workers\n" + pool.output())
+    except AssertionError:
+        pool.stop()
+        raise
+    return pool
+
+
 def _waiting(services: Services) -> int:
     with services.sessions() as session:
         return len(session.scalars(select(Comment.id).where(Comment.status == CommentStatus.RECEIVED)).all())
@@ -38,9 +53,8 @@ def _waiting(services: Services) -> int:
 def test_pool_loads_the_model_once_forks_workers_and_replaces_a_dead_one(
     client: FlaskClient, services: Services, settings_overrides: dict[str, Any], tmp_path: Path
 ) -> None:
-    pool = Worker(service_environment(settings_overrides), tmp_path / "pool.log", "--processes", "2")
+    pool = _start_pool(services, settings_overrides, tmp_path)
     try:
-        wait_for(lambda: len(_worker_pids(services)) == 2, 90, "two registered workers\n" + pool.output())
         first = _worker_pids(services)
         assert {_parent_of(pid) for pid in first} == {pool.process.pid}
         for number in range(20):
@@ -58,7 +72,7 @@ def test_pool_loads_the_model_once_forks_workers_and_replaces_a_dead_one(
     finally:
         pool.stop()
     assert pool.process.returncode == 0
-    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "a child outlived the pool"
+    assert not _alive(workers), "a child outlived the pool"
     assert pool.output().count("loaded model") == 1
     assert "ended (status 9); starting another" in pool.output()
 
@@ -66,14 +80,13 @@ def test_pool_loads_the_model_once_forks_workers_and_replaces_a_dead_one(
 def test_workers_stop_by_themselves_when_the_pool_is_killed(
     services: Services, settings_overrides: dict[str, Any], tmp_path: Path
 ) -> None:
-    pool = Worker(service_environment(settings_overrides), tmp_path / "pool.log", "--processes", "2")
+    pool = _start_pool(services, settings_overrides, tmp_path)
     try:
-        wait_for(lambda: len(_worker_pids(services)) == 2, 90, "two registered workers\n" + pool.output())
         workers = _worker_pids(services)
         pool.process.kill()
         pool.process.wait()
         wait_for(
-            lambda: not [pid for pid in workers if Path(f"/proc/{pid}").exists()],
+            lambda: not _alive(workers),
             30,
             "orphaned workers to stop\n" + pool.output(),
         )
@@ -84,9 +97,8 @@ def test_workers_stop_by_themselves_when_the_pool_is_killed(
 def test_a_stop_during_a_respawn_starts_no_new_worker(
     services: Services, settings_overrides: dict[str, Any], tmp_path: Path
 ) -> None:
-    pool = Worker(service_environment(settings_overrides), tmp_path / "pool.log", "--processes", "2")
+    pool = _start_pool(services, settings_overrides, tmp_path)
     try:
-        wait_for(lambda: len(_worker_pids(services)) == 2, 90, "two registered workers\n" + pool.output())
         first = _worker_pids(services)
         os.kill(min(first), signal.SIGKILL)
         wait_for(lambda: "starting another" in pool.output(), 10, "the pool to notice\n" + pool.output())
@@ -95,5 +107,5 @@ def test_a_stop_during_a_respawn_starts_no_new_worker(
     finally:
         pool.stop()
     assert pool.process.returncode == 0
-    assert not [pid for pid in first if Path(f"/proc/{pid}").exists()]
+    assert not _alive(first)
     assert pool.output().count("worker ready") == 2, pool.output()
