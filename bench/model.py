@@ -23,7 +23,6 @@ import argparse
 import json
 import random
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -97,14 +96,7 @@ def train_synthetic_epoch(datasets: Path, factor: int) -> dict[str, Any]:
 
 def synthetic_in_child(datasets: Path, factor: int) -> dict[str, Any]:
     """Run ``train_synthetic_epoch`` in a fresh interpreter and return its figures."""
-    completed = subprocess.run(
-        [sys.executable, __file__, "--child", "--datasets", str(datasets), "--factor", str(factor)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    figures: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
-    return figures
+    return speed.child_figures([__file__, "--child", "--datasets", str(datasets), "--factor", str(factor)])
 
 
 def measure(datasets: Path, factor: int) -> dict[str, Any]:

@@ -152,7 +152,7 @@ class Bench:
 # ------------------------------------------------------------------------ workers
 
 
-def start_workers(bench: Bench, queue: str, count: int, tag: str) -> list[str]:
+def start_workers(bench: Bench, queue: str, count: int, tag: str) -> str:
     """Start ``moderation worker --processes count`` on ``queue``; wait until all registered with RQ.
 
     One command forks the workers after loading the model once, as in production.
@@ -168,13 +168,12 @@ def start_workers(bench: Bench, queue: str, count: int, tag: str) -> list[str]:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited: {bench.procs.log_tail(name)}")
         time.sleep(0.1)
-    return [name]
+    return name
 
 
-def stop_workers(bench: Bench, names: list[str]) -> None:
-    """Stop the worker pools (SIGTERM reaches every worker; RQ finishes the current job)."""
-    for name in names:
-        bench.procs.stop(name)
+def stop_workers(bench: Bench, name: str) -> None:
+    """Stop a worker pool (its SIGTERM reaches every worker; RQ finishes the current job)."""
+    bench.procs.stop(name)
 
 
 # -------------------------------------------------------------------------- drains
@@ -243,13 +242,13 @@ def timed_drain(
     bench: Bench,
     release_backlog: Callable[[], None],
     is_done: Callable[[], bool],
-    names: list[str],
+    pool: str,
     profile: Path | None,
 ) -> float:
-    """Release the held backlog to the waiting workers; seconds until ``is_done()`` says so."""
+    """Release the held backlog to the waiting worker ``pool``; seconds until ``is_done()`` says so."""
     spy: subprocess.Popen[bytes] | None = None
     if profile is not None:
-        spy = start_profile(bench.procs.running[names[0]].pid, bench.args.drain_timeout, profile)
+        spy = start_profile(bench.procs.running[pool].pid, bench.args.drain_timeout, profile)
         time.sleep(1.0)
     started = time.monotonic()
     release_backlog()
@@ -278,20 +277,20 @@ def classify_drain(bench: Bench, workers: int, profile: Path | None = None) -> d
     posted = run_python_closed(bench.port, 8, 120.0, max_requests=bench.args.backlog)
     high = bench.last_comment_id()
     held = hold_outbox(bench)
-    names = start_workers(bench, bench.queue, workers, "drain")
+    pool = start_workers(bench, bench.queue, workers, "drain")
     try:
         before = finished_count(bench, bench.queue)
         seconds = timed_drain(
             bench,
             lambda: release_outbox(bench, held),
             lambda: bench.waiting(low, high) == 0,
-            names,
+            pool,
             profile,
         )
         settle(bench, bench.queue)
         jobs = finished_count(bench, bench.queue) - before
     finally:
-        stop_workers(bench, names)
+        stop_workers(bench, pool)
     # Ids are not dense (cleared comments used some), so count the backlog's rows.
     decided = bench.count_between(low, high)
     return {
@@ -311,16 +310,16 @@ def noop_drain(bench: Bench, workers: int) -> dict[str, Any]:
     count = int(bench.args.backlog)
     enqueue_noops(bench, count)
     hold(bench, bench.noop_queue)
-    names = start_workers(bench, bench.noop_queue, workers, "noop")
+    pool = start_workers(bench, bench.noop_queue, workers, "noop")
     try:
         before = finished_count(bench, bench.noop_queue)
 
         def drained() -> bool:
             return finished_count(bench, bench.noop_queue) - before >= count
 
-        seconds = timed_drain(bench, lambda: release(bench, bench.noop_queue), drained, names, None)
+        seconds = timed_drain(bench, lambda: release(bench, bench.noop_queue), drained, pool, None)
     finally:
-        stop_workers(bench, names)
+        stop_workers(bench, pool)
     return {"jobs": count, "seconds": round(seconds, 3), "jobs_per_s": round(count / seconds, 1)}
 
 
@@ -421,7 +420,7 @@ def run_worker_count(bench: Bench, workers: int, intake_rate: float) -> dict[str
         f"{result['noop_drain']['jobs_per_s']}/s, ratio {ratio:.2f}",
         flush=True,
     )
-    names = start_workers(bench, bench.queue, workers, "live")
+    pool = start_workers(bench, bench.queue, workers, "live")
     try:
         result["phases"] = []
         for fraction in (float(part) for part in args.rates.split(",")):
@@ -447,7 +446,7 @@ def run_worker_count(bench: Bench, workers: int, intake_rate: float) -> dict[str
             flush=True,
         )
     finally:
-        stop_workers(bench, names)
+        stop_workers(bench, pool)
     return result
 
 

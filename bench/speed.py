@@ -66,15 +66,17 @@ print(json.dumps({
 """
 
 
+def child_figures(arguments: Sequence[str]) -> dict[str, Any]:
+    """Run ``python *arguments`` in a fresh interpreter (so its peak memory is its own) and
+    return the JSON object on the last line it prints."""
+    completed = subprocess.run([sys.executable, *arguments], check=True, capture_output=True, text=True)
+    figures: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return figures
+
+
 def train_all(datasets: Path, model_dir: Path) -> dict[str, Any]:
     """Train on every corpus in a child process; return its time, peak memory and version."""
-    completed = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(datasets), str(model_dir)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    figures: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    figures = child_figures(["-c", _CHILD, str(datasets), str(model_dir)])
     figures["peak_rss_mb_children"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return figures
 
