@@ -5,7 +5,8 @@ queue, many ids per round trip. RQ jobs drain the inbox in batches, so a deep qu
 one job (and one model call, one commit) per batch rather than per comment. A drain
 job is enqueued whenever the inbox goes from empty to non-empty, and a drain job that
 leaves ids behind enqueues the next one; so while the inbox holds an id, a job that
-will take it is queued or running.
+will take it is queued or running, and if that job was lost the sweeper enqueues
+another (``ensure_draining``).
 
 Jobs are named by import path so the web process never imports the worker (or the
 model). Neither the inbox nor a job holds any text, and never an email address.

@@ -1,7 +1,8 @@
 """Finding comments stuck in ``received`` and putting them in the inbox again.
 
-A comment stays in ``received`` when Redis was down as it arrived, when Redis lost
-the inbox, or when a worker died holding its batch. Any worker may sweep; a short
+A comment stays in ``received`` past its dispatch when Redis lost the inbox or the
+job that would take it, or when a worker died holding its batch. (While Redis is down,
+comments wait in the outbox, which the dispatcher empties once it is back.) Any worker may sweep; a short
 Redis lock keeps it to one sweep per interval.
 """
 
