@@ -17,7 +17,6 @@ from service.app import get_session, services
 from service.auth import authenticate
 from service.errors import ValidationError
 from service.http_errors import FORM_TYPES, is_form_post
-from service.intake import submit_comment
 from service.presenters import audit_view, moderator_view, page_view, public_view, receipt_view
 from service.redirects import safe_target, with_notice
 from service.retraining import maybe_request_retrain
@@ -80,7 +79,7 @@ def post_comment() -> Any:
     """Accept a reader's comment: 202 for API clients, a redirect or a page for forms."""
     fields = _submitted_fields()
     submission = parse_submission(fields)
-    receipt = submit_comment(services().engine, services().keys, submission)
+    receipt = services().intake.submit(services().keys, submission)
     if not is_form_post():
         return {"id": receipt.id, "status": receipt.status.value}, 202
     back = safe_target((fields.get("redirect"), request.referrer), services().settings.allowed_redirect_hosts)

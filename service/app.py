@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings, load_settings
 from service.db import make_engine, make_session_factory
+from service.intake import Intake
 from service.keyfile import load_keys
 from service.privacy import KeyRing
 from service.queueing import ClassifyQueue, connect_redis, redis_url
@@ -29,6 +30,7 @@ class Services:
     keys: KeyRing
     engine: Engine
     sessions: sessionmaker[Session]
+    intake: Intake
     queue: ClassifyQueue
     retrain_queue: Queue
 
@@ -47,6 +49,7 @@ def build_services(settings: Settings) -> Services:
         keys=load_keys(settings),
         engine=engine,
         sessions=make_session_factory(engine),
+        intake=Intake(engine),
         queue=ClassifyQueue.from_settings(connection, settings),
         retrain_queue=Queue(settings.retrain_queue, connection=connection),
     )

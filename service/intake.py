@@ -2,17 +2,20 @@
 
 This is the hottest path of the service, so it touches only the database: the
 comment and its outbox entry (the job to classify it, recorded durably) go in with
-Core INSERTs, one statement on PostgreSQL, with no ORM unit of work and no audit
-row; the comment row and its ``created_at`` are the record of its receipt. The
+Core INSERTs compiled once per engine and run on the DBAPI cursor (see
+service/driver_sql.py), one statement on PostgreSQL, with no ORM unit of work and no
+audit row; the comment row and its ``created_at`` are the record of its receipt. The
 dispatcher in the workers (worker/dispatcher.py) moves outbox entries to Redis.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select
+from sqlalchemy import Engine, bindparam, insert, select
 
+from service.driver_sql import DriverStatement
 from service.errors import ValidationError
 from service.privacy import KeyRing, email_digest, encrypt_email
 from service.statuses import CommentStatus
@@ -31,13 +34,15 @@ _COLUMNS = (
     "created_at",
     "updated_at",
 )
-# Built once: SQLAlchemy caches the compiled form of a statement object it sees again.
 _INSERT_COMMENT = insert(Comment).values({name: bindparam(name) for name in _COLUMNS}).returning(Comment.id)
 _INSERT_OUTBOX = insert(OutboxEntry).values(comment_id=bindparam("comment_id"))
 # PostgreSQL runs both inserts as one statement, saving a round trip per comment.
 _NEW = _INSERT_COMMENT.cte("new_comment")
 _INSERT_BOTH = (
     insert(OutboxEntry).from_select(["comment_id"], select(_NEW.c.id)).returning(OutboxEntry.comment_id)
+)
+_PARENT_IN_THREAD = select(Comment.id).where(
+    Comment.id == bindparam("parent_id"), Comment.thread == bindparam("thread")
 )
 
 
@@ -49,54 +54,78 @@ class Receipt:
     status: CommentStatus
 
 
-def _check_parent(connection: Connection, submission: Submission) -> None:
-    if submission.parent_id is None:
-        return
-    parent = connection.scalar(
-        select(Comment.id).where(Comment.id == submission.parent_id, Comment.thread == submission.thread)
-    )
-    if parent is None:
-        problem = f"parent_id {submission.parent_id} is not a comment in this thread"
-        raise ValidationError({"parent_id": problem})
+class Intake:
+    """Stores new comments in one engine's database; built once per process."""
 
+    def __init__(self, engine: Engine) -> None:
+        dialect = engine.dialect
+        self._engine = engine
+        self._dialect = dialect
+        self._dbapi_error = dialect.loaded_dbapi.Error
+        self._one_statement = dialect.name == "postgresql"
+        self._insert_both = DriverStatement(_INSERT_BOTH, dialect)
+        self._insert_comment = DriverStatement(_INSERT_COMMENT, dialect)
+        self._insert_outbox = DriverStatement(_INSERT_OUTBOX, dialect)
+        self._parent = DriverStatement(_PARENT_IN_THREAD, dialect)
 
-def store_comment(connection: Connection, keys: KeyRing, submission: Submission) -> int:
-    """Insert a new comment in ``received``, its email encrypted, and its outbox entry; return its id.
+    def submit(self, keys: KeyRing, submission: Submission) -> Receipt:
+        """Store ``submission``, its email encrypted, and its classification job; commit; return its receipt.
 
-    Raises ``ValidationError`` when ``parent_id`` names no comment in the same thread.
-    """
-    _check_parent(connection, submission)
-    now = utcnow()
-    row = {
-        "thread": submission.thread,
-        "parent_id": submission.parent_id,
-        "name": submission.name,
-        "email_ciphertext": encrypt_email(keys, submission.email),
-        "email_digest": email_digest(keys, submission.email),
-        "url": submission.url,
-        "body": submission.comment,
-        "status": CommentStatus.RECEIVED,
-        "created_at": now,
-        "updated_at": now,
-    }
-    if connection.dialect.name == "postgresql":
-        return int(connection.execute(_INSERT_BOTH, row).scalar_one())
-    comment_id = int(connection.execute(_INSERT_COMMENT, row).scalar_one())
-    connection.execute(_INSERT_OUTBOX, {"comment_id": comment_id})
-    return comment_id
+        Raises ``ValidationError`` when ``parent_id`` names no comment in the same thread;
+        then nothing is written. The foreign key still guards the insert against a parent
+        deleted in between.
+        """
+        now = utcnow()
+        row = {
+            "thread": submission.thread,
+            "parent_id": submission.parent_id,
+            "name": submission.name,
+            "email_ciphertext": encrypt_email(keys, submission.email),
+            "email_digest": email_digest(keys, submission.email),
+            "url": submission.url,
+            "body": submission.comment,
+            "status": CommentStatus.RECEIVED,
+            "created_at": now,
+            "updated_at": now,
+        }
+        connection = self._engine.raw_connection()
+        driver: Any = connection.driver_connection
+        cursor = connection.cursor()
+        try:
+            if self._one_statement:
+                # One statement is atomic on its own: autocommit makes it one round trip
+                # instead of three (BEGIN, INSERT, COMMIT).
+                driver.autocommit = True
+            try:
+                if submission.parent_id is not None:
+                    self._check_parent(cursor, row)
+                comment_id = self._store(cursor, row)
+                connection.commit()
+            finally:
+                if self._one_statement:
+                    driver.autocommit = False
+        except self._dbapi_error as exc:
+            # SQLAlchemy does not see errors raised on the bare cursor, so a connection
+            # the server dropped is discarded here rather than handed to the next request.
+            if self._dialect.is_disconnect(exc, driver, cursor):
+                connection.invalidate(exc)
+            raise
+        finally:
+            # Back to the pool, which rolls back whatever a failure left open.
+            connection.close()
+        return Receipt(comment_id, CommentStatus.RECEIVED)
 
+    def _check_parent(self, cursor: Any, row: dict[str, Any]) -> None:
+        cursor.execute(self._parent.sql, self._parent.parameters(row))
+        if cursor.fetchone() is None:
+            problem = f"parent_id {row['parent_id']} is not a comment in this thread"
+            raise ValidationError({"parent_id": problem})
 
-def submit_comment(engine: Engine, keys: KeyRing, submission: Submission) -> Receipt:
-    """Store ``submission`` and its classification job durably; the commit ends the request's work.
-
-    On PostgreSQL the one INSERT statement is atomic on its own, so it runs in autocommit:
-    one round trip instead of three (BEGIN, INSERT, COMMIT). The parent check before it
-    only reads, and the foreign key still guards the insert.
-    """
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            comment_id = store_comment(connection, keys, submission)
-    else:
-        with engine.begin() as connection:
-            comment_id = store_comment(connection, keys, submission)
-    return Receipt(comment_id, CommentStatus.RECEIVED)
+    def _store(self, cursor: Any, row: dict[str, Any]) -> int:
+        if self._one_statement:
+            cursor.execute(self._insert_both.sql, self._insert_both.parameters(row))
+            return int(cursor.fetchone()[0])
+        cursor.execute(self._insert_comment.sql, self._insert_comment.parameters(row))
+        comment_id = int(cursor.fetchone()[0])
+        cursor.execute(self._insert_outbox.sql, self._insert_outbox.parameters({"comment_id": comment_id}))
+        return comment_id

@@ -1,0 +1,96 @@
+"""Storing a comment: all of it or nothing, and a broken connection costs one request only."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, func, select, text
+
+from service.db import make_engine
+from service.intake import Intake
+from service.keyfile import generate_secret
+from service.privacy import KeyRing
+from service.tables import Comment, OutboxEntry
+from service.validation import Submission
+
+pytestmark = pytest.mark.integration
+
+KEYS = KeyRing.from_secret(generate_secret().encode())
+SUBMISSION = Submission(name="Ann", email="ann@example.com", comment="Thanks for this.", thread="/a/1")
+
+_REFUSE_OUTBOX = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_outbox BEFORE INSERT ON classify_outbox"
+        " BEGIN SELECT RAISE(ABORT, 'outbox refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_outbox() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN RAISE EXCEPTION 'outbox refused'; END $$",
+        "CREATE TRIGGER refuse_outbox BEFORE INSERT ON classify_outbox"
+        " FOR EACH ROW EXECUTE FUNCTION refuse_outbox()",
+    ],
+}
+_ALLOW_OUTBOX = {
+    "sqlite": ["DROP TRIGGER refuse_outbox"],
+    "postgresql": ["DROP TRIGGER refuse_outbox ON classify_outbox", "DROP FUNCTION refuse_outbox()"],
+}
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on the test's database."""
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def _run(engine: Engine, statements: list[str]) -> None:
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+
+
+def _stored(engine: Engine) -> tuple[int, int]:
+    with engine.connect() as connection:
+        comments = connection.scalar(select(func.count()).select_from(Comment))
+        entries = connection.scalar(select(func.count()).select_from(OutboxEntry))
+    return int(comments or 0), int(entries or 0)
+
+
+def test_a_failed_outbox_insert_leaves_no_comment_and_no_lock(engine: Engine, database_url: str) -> None:
+    intake = Intake(engine)
+    _run(engine, _REFUSE_OUTBOX[engine.dialect.name])
+    try:
+        with pytest.raises(Exception, match="outbox refused"):
+            intake.submit(KEYS, SUBMISSION)
+        assert _stored(engine) == (0, 0)
+        # Another process can write at once: the failed request left no write lock behind.
+        other = make_engine(database_url)
+        writer = threading.Thread(target=_run, args=(other, [_ALLOW_OUTBOX[engine.dialect.name][0]]))
+        writer.start()
+        writer.join(timeout=10)
+        assert not writer.is_alive()
+        other.dispose()
+    finally:
+        _run(engine, _ALLOW_OUTBOX[engine.dialect.name][1:])
+    receipt = intake.submit(KEYS, SUBMISSION)
+    assert receipt.id > 0 and _stored(engine) == (1, 1)
+
+
+def test_a_connection_the_server_dropped_fails_one_request_only(postgres_schema: str) -> None:
+    engine = make_engine(postgres_schema)
+    intake = Intake(engine)
+    before = _stored(engine)[0]
+    intake.submit(KEYS, SUBMISSION)
+    with engine.connect() as connection:  # the pool's one connection, which the intake used
+        backend = connection.scalar(text("SELECT pg_backend_pid()"))
+    admin = make_engine(postgres_schema)
+    _run(admin, [f"SELECT pg_terminate_backend({backend})"])
+    admin.dispose()
+    with pytest.raises(Exception, match="connection is lost"):
+        intake.submit(KEYS, SUBMISSION)
+    intake.submit(KEYS, SUBMISSION)
+    assert _stored(engine)[0] == before + 2
+    engine.dispose()
