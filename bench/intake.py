@@ -17,7 +17,9 @@ import argparse
 import contextlib
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,8 @@ from bench.common import (
     write_results,
     wrk_available,
 )
+from service.db import make_engine
+from worker.checkpointer import start_checkpointer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -161,6 +165,21 @@ def stored_and_outbox(target: Target) -> dict[str, Any]:
     return facts
 
 
+@contextlib.contextmanager
+def checkpointing(url: str) -> Iterator[None]:
+    """Checkpoint a SQLite database's WAL as a running worker would; no worker runs here."""
+    engine = make_engine(url)
+    stop = threading.Event()
+    thread = start_checkpointer(engine, stop)
+    try:
+        yield
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join()
+        engine.dispose()
+
+
 def run_all(
     args: argparse.Namespace, procs: Processes, workdir: Path, levels: list[int], kinds: list[str]
 ) -> dict[str, Any]:
@@ -177,6 +196,7 @@ def run_all(
             queue = unique_name("bench_intake")
             stack.callback(purge_queue, connection, queue)
             url = stack.enter_context(fresh_database(kind, workdir))
+            stack.enter_context(checkpointing(url))
             stack.callback(procs.stop_all)  # servers end before their schema is dropped
             target = start_target(
                 kind, "service:create_app()", service_env(url, queue, model_dir), procs, args

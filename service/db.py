@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +17,11 @@ from service.sqlite_writers import connection_class
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 POOL_RECYCLE_SECONDS = 1800
+# A checkpoint copies the WAL back into the database file and syncs it to disk. Left to
+# SQLite it runs inside whichever commit crosses 1,000 pages, usually a request's, while
+# that writer holds the write lock. The workers run it instead (worker/checkpointer.py);
+# this larger threshold only bounds the WAL (about 40 MB) while no worker runs.
+WAL_AUTOCHECKPOINT_PAGES = 10_000
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -26,6 +31,7 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
@@ -46,6 +52,16 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args=connect_args)
     event.listen(engine, "connect", _tune_sqlite)
     return engine
+
+
+def checkpoint_wal(connection: Connection) -> None:
+    """Copy a SQLite database's WAL back into its file without waiting on anyone; no-op elsewhere.
+
+    A passive checkpoint takes no write lock, so requests keep committing meanwhile; what
+    it cannot copy yet (pages a reader still needs) waits for the next one.
+    """
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

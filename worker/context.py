@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings, load_settings
@@ -24,6 +25,7 @@ class WorkerContext:
     """A worker's long-lived collaborators."""
 
     settings: Settings
+    engine: Engine
     sessions: sessionmaker[Session]
     models: ModelHolder
     policy: Policy
@@ -33,9 +35,11 @@ class WorkerContext:
 def build_context(settings: Settings, models: ModelHolder | None = None) -> WorkerContext:
     """Open the database and Redis, and load the active model unless ``models`` holds it already."""
     connection = connect_redis(redis_url(settings), timeout=None)
+    engine = make_engine(settings.database)
     return WorkerContext(
         settings=settings,
-        sessions=make_session_factory(make_engine(settings.database)),
+        engine=engine,
+        sessions=make_session_factory(engine),
         models=models or ModelHolder(settings.models, settings.model_check_seconds),
         policy=Policy(settings.review_threshold, settings.reject_threshold, settings.premoderation),
         queue=ClassifyQueue.from_settings(connection, settings),

@@ -11,6 +11,7 @@ import redis
 from rq import Queue, SimpleWorker
 
 from service.config import Settings
+from worker.checkpointer import start_checkpointer
 from worker.context import build_context, install_context
 from worker.dispatcher import dispatch_all, start_dispatcher
 from worker.model_holder import ModelHolder
@@ -53,6 +54,7 @@ def run_worker(settings: Settings, *, burst: bool = False, models: ModelHolder |
         dispatch_all(context)
     else:
         start_dispatcher(context, stop)
+        start_checkpointer(context.engine, stop)
         if settings.sweep_interval > 0:
             start_sweeper(context, stop)
     backoff = 1.0

@@ -1,0 +1,40 @@
+"""The workers, not the requests, copy SQLite's write-ahead log back into the database file."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+from service.db import WAL_AUTOCHECKPOINT_PAGES, make_engine
+from worker.checkpointer import start_checkpointer
+
+
+def test_commits_leave_the_checkpoint_to_the_checkpointer(tmp_path: Path) -> None:
+    database = tmp_path / "moderation.db"
+    engine = make_engine(f"sqlite:///{database}")
+    with engine.begin() as connection:
+        assert connection.scalar(text("PRAGMA wal_autocheckpoint")) == WAL_AUTOCHECKPOINT_PAGES
+        connection.execute(text("CREATE TABLE t (body TEXT)"))
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO t VALUES (:body)"), [{"body": "x" * 500}] * 2000)
+    before = database.stat().st_size
+    stop = threading.Event()
+    thread = start_checkpointer(engine, stop, interval=0.05)
+    assert thread is not None
+    deadline = time.monotonic() + 10
+    while database.stat().st_size == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join(timeout=5)
+    assert database.stat().st_size > before + 500 * 1000  # the rows' pages are in the file now
+    assert not thread.is_alive()
+    engine.dispose()
+
+
+def test_other_databases_need_no_checkpointer() -> None:
+    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    assert start_checkpointer(engine, threading.Event()) is None
+    engine.dispose()
