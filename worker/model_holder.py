@@ -2,7 +2,9 @@
 
 Workers notice a newly activated version (or a new shadow) without a restart: at most
 every ``check_seconds`` they read the registry's pointer files, which is one small
-file read, and load a version only when the name there changed.
+file read, and load a version only when the name there changed. A pool's workers are
+pinned instead: their parent loads the new version once and replaces them, so they go
+on sharing one copy (worker/pool.py).
 """
 
 from __future__ import annotations
@@ -44,17 +46,37 @@ class ModelHolder:
         self._refresh()
         return self._shadow
 
+    def versions(self) -> tuple[str, str | None]:
+        """The versions held now, active and shadow, without looking at the registry."""
+        return self._active.version, self._shadow.version if self._shadow else None
+
+    def reload(self) -> bool:
+        """Load what the registry names now; return whether the active or shadow model changed."""
+        with self._lock:
+            held = self.versions()
+            self._checked = self._clock()
+            self._reload_or_keep()
+            return self.versions() != held
+
+    def pin(self) -> None:
+        """Stop looking at the registry: keep the models held now for good."""
+        with self._lock:
+            self._check_seconds = float("inf")
+
     def _refresh(self) -> None:
         with self._lock:
             now = self._clock()
             if now - self._checked < self._check_seconds:
                 return
             self._checked = now
-            try:
-                self._reload()
-            except ModelError as exc:
-                # Keep scoring with what is loaded; a broken new version must not stop the queue.
-                logger.error("keeping model %s: %s", self._active.version, exc)
+            self._reload_or_keep()
+
+    def _reload_or_keep(self) -> None:
+        try:
+            self._reload()
+        except ModelError as exc:
+            # Keep scoring with what is loaded; a broken new version must not stop the queue.
+            logger.error("keeping model %s: %s", self._active.version, exc)
 
     def _reload(self) -> None:
         wanted = active_version(self._dir)

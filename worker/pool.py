@@ -6,6 +6,11 @@ workers. Each child opens its own database and Redis connections, as nothing ope
 before a fork may be shared. The parent only supervises: it forwards a stop signal,
 waits for its children, and forks a new one in place of a child that died; a child
 whose parent was killed stops by itself.
+
+A newly activated (or shadow) version is loaded by the parent too, once: the children
+keep the models they were forked with, and the parent replaces them one at a time (a
+warm shutdown, so the batch in hand is finished) with children forked after the load.
+Loading it in every child instead would give each its own copy.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from worker.model_holder import ModelHolder
 logger = logging.getLogger(__name__)
 
 RESPAWN_SECONDS = 1.0
+# How often the parent looks for ended children; it also reads the model registry's
+# pointers every `model_check_seconds`.
+POLL_SECONDS = 0.2
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 ORPHAN_CHECK_SECONDS = 2.0
 
@@ -50,6 +58,8 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
     logger.info("loaded model %s once for %s worker processes", models.active().version, processes)
     gc.freeze()
     children: dict[int, int] = {}
+    outdated: set[int] = set()  # children forked before the models held now were loaded
+    retiring: int | None = None  # the one of them told to stop, to be replaced at once
     stopping = False
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -73,6 +83,7 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
                 # sends one SIGTERM (a warm shutdown); a second would make RQ stop cold.
                 os.setpgid(0, 0)
                 _stop_when_orphaned(os.getppid())
+                models.pin()
                 code = 0
                 try:
                     run_child(models)
@@ -85,21 +96,49 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
+    def reload_models() -> None:
+        nonlocal outdated
+        if models.reload():
+            gc.freeze()
+            active, shadow = models.versions()
+            logger.info("loaded model %s (shadow %s) once; replacing the workers", active, shadow)
+            outdated = set(children)
+
+    def retire_next() -> None:
+        # One at a time, so the others go on taking jobs meanwhile.
+        nonlocal retiring
+        if retiring is None and outdated:
+            retiring = outdated.pop()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(retiring, signal.SIGTERM)
+
     previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     try:
         for slot in range(processes):
             spawn(slot)
+        next_check = time.monotonic() + settings.model_check_seconds
         while children:
-            try:
-                pid, status = os.wait()
-            except ChildProcessError:
-                break
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                if not stopping:
+                    if time.monotonic() >= next_check:
+                        next_check = time.monotonic() + settings.model_check_seconds
+                        reload_models()
+                    retire_next()
+                time.sleep(POLL_SECONDS)
+                continue
             slot = children.pop(pid)
-            if not stopping:
-                logger.warning("worker process %s ended (status %s); starting another", pid, status)
-                time.sleep(RESPAWN_SECONDS)
-                if not stopping:  # a stop signal may have come during the pause
-                    spawn(slot)
+            outdated.discard(pid)
+            if stopping:
+                continue
+            if pid == retiring:
+                retiring = None
+                spawn(slot)
+                continue
+            logger.warning("worker process %s ended (status %s); starting another", pid, status)
+            time.sleep(RESPAWN_SECONDS)
+            if not stopping:  # a stop signal may have come during the pause
+                spawn(slot)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,12 @@ from flask.testing import FlaskClient
 from rq import Worker as RQWorker
 from sqlalchemy import select
 
+from models.registry import activate, save_version
+from models.seeding import seed_examples
+from models.training import train
 from service.app import Services
 from service.statuses import CommentStatus
-from service.tables import Comment
+from service.tables import Comment, Verdict
 from tests.integration.processes import Worker, service_environment, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -34,9 +38,12 @@ def _alive(pids: set[int]) -> list[int]:
     return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
 
 
-def _start_pool(services: Services, settings_overrides: dict[str, Any], tmp_path: Path) -> Worker:
+def _start_pool(
+    services: Services, settings_overrides: dict[str, Any], tmp_path: Path, **environment: str
+) -> Worker:
     """A `moderation worker --processes 2`, once both its workers have registered with RQ."""
-    pool = Worker(service_environment(settings_overrides), tmp_path / "pool.log", "--processes", "2")
+    env = service_environment(settings_overrides, **environment)
+    pool = Worker(env, tmp_path / "pool.log", "--processes", "2")
     try:
         wait_for(lambda: len(_worker_pids(services)) == 2, 90, "two registered workers\n" + pool.output())
     except AssertionError:
@@ -109,3 +116,34 @@ def test_a_stop_during_a_respawn_starts_no_new_worker(
     assert pool.process.returncode == 0
     assert not _alive(first)
     assert pool.output().count("worker ready") == 2, pool.output()
+
+
+def test_a_newly_activated_model_is_loaded_once_and_the_workers_replaced(
+    client: FlaskClient, services: Services, settings_overrides: dict[str, Any], tmp_path: Path
+) -> None:
+    models = tmp_path / "own-models"
+    shutil.copytree(settings_overrides["model_dir"], models)
+    overrides = {**settings_overrides, "model_dir": models}
+    pool = _start_pool(services, overrides, tmp_path, MODEL_CHECK_SECONDS="0.2")
+    try:
+        first = _worker_pids(services)
+        version = save_version(models, train(seed_examples(), seed=1))
+        activate(models, version)
+        wait_for(
+            lambda: len(_worker_pids(services) - first) == 2 and not first & _worker_pids(services),
+            60,
+            "two workers forked after the new model was loaded\n" + pool.output(),
+        )
+        comment = {"name": "R", "email": "r@example.org", "comment": "Good piece.", "thread": "/p"}
+        comment_id = client.post("/v1/comments", json=comment).get_json()["id"]
+        wait_for(lambda: _waiting(services) == 0, 60, "a verdict\n" + pool.output())
+        with services.sessions() as session:
+            verdict = session.scalars(select(Verdict).where(Verdict.comment_id == comment_id)).one()
+            assert verdict.model_version == version
+    finally:
+        pool.stop()
+    assert pool.process.returncode == 0
+    # The parent loaded it, once; no worker loaded a copy of its own.
+    assert pool.output().count(f"loaded model {version}") == 1
+    assert pool.output().count("now scoring with model") == 1
+    assert "starting another" not in pool.output()

@@ -1,0 +1,42 @@
+"""The worker's models follow the registry, unless pinned for a pool's parent to replace them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from models.registry import activate, save_version
+from models.seeding import seed_examples
+from models.training import train
+from worker.model_holder import ModelHolder
+
+
+@pytest.fixture
+def registry(model_dir: Path, tmp_path: Path) -> tuple[Path, str]:
+    """A copy of the seed registry, and a second version in it, not yet active."""
+    own = tmp_path / "models"
+    shutil.copytree(model_dir, own)
+    return own, save_version(own, train(seed_examples(), seed=1))
+
+
+def test_a_holder_follows_a_newly_activated_version(registry: tuple[Path, str]) -> None:
+    directory, newer = registry
+    holder = ModelHolder(directory, check_seconds=0.0)
+    seed = holder.active().version
+    activate(directory, newer)
+    assert holder.active().version == newer
+    assert holder.versions() == (newer, None) and seed != newer
+
+
+def test_a_pinned_holder_keeps_its_model_until_told_to_reload(registry: tuple[Path, str]) -> None:
+    directory, newer = registry
+    holder = ModelHolder(directory, check_seconds=0.0)
+    seed = holder.active().version
+    holder.pin()
+    activate(directory, newer)
+    assert holder.active().version == seed
+    assert holder.reload() is True
+    assert holder.active().version == newer
+    assert holder.reload() is False
