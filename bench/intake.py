@@ -1,11 +1,13 @@
 """Intake throughput and latency of POST /v1/comments against a hello-world Flask app.
 
 Starts the real app (gunicorn, 2 sync workers) on a fresh database with the machine's
-Redis, and the hello-world app of ``bench/hello_app.py`` under the same settings, then
-drives both with the same closed-loop generator (wrk when installed, else Python) at
-several concurrencies, and with a fixed-rate generator at half the maximum rate.
-Prints requests/s, latency p50/p95/p99 and the ratio ours / hello-world, and writes
-``bench/results/intake.json``. Only 127.0.0.1 is loaded; every run is bounded in time.
+Redis, and the apps of ``bench/hello_app.py`` under the same settings: hello-world, and
+per database hello-world plus a bare committed insert (the least a storing intake must
+do). Drives them all with the same closed-loop generator (wrk when installed, else
+Python) at several concurrencies, and the service with a fixed-rate generator at half
+its maximum rate. Prints requests/s, latency p50/p95/p99 and the ratios ours /
+hello-world and ours / bare insert, and writes ``bench/results/intake.json``. Only
+127.0.0.1 is loaded; every run is bounded in time.
 
     .venv/bin/python bench/intake.py                       # SQLite, then PostgreSQL
     .venv/bin/python bench/intake.py --database postgresql --profile
@@ -55,6 +57,7 @@ from bench.common import (
     write_results,
     wrk_available,
 )
+from bench.hello_app import DATABASE_ENV, create_table
 from service.db import make_engine
 from worker.checkpointer import start_checkpointer
 
@@ -183,7 +186,7 @@ def checkpointing(url: str) -> Iterator[None]:
 def run_all(
     args: argparse.Namespace, procs: Processes, workdir: Path, levels: list[int], kinds: list[str]
 ) -> dict[str, Any]:
-    """Start hello-world and the service on each database, measure, profile, and count."""
+    """Start hello-world, and on each database the bare insert and the service; measure, profile, count."""
     model_dir = workdir / "models"
     seed_model(model_dir)
     connection = redis.Redis.from_url(REDIS_URL)
@@ -203,15 +206,23 @@ def run_all(
             )
             target.url, target.queue = url, queue
             targets.append(target)
+            reference = stack.enter_context(fresh_database(kind, workdir))
+            stack.enter_context(checkpointing(reference))
+            create_table(reference)
+            env = service_env("", "unused", workdir, **{DATABASE_ENV: reference})
+            storing = "hello_app:create_storing_app()"
+            targets.append(start_target(insert_name(kind), storing, env, procs, args))
         measure(targets, args, workdir, levels)
+        references = {insert_name(kind) for kind in kinds}
         results: dict[str, Any] = {}
         for target in targets:
             entry: dict[str, Any] = {
                 "runs": [run.as_dict() for run in target.runs],
                 "max_rps": target.max_rps,
             }
-            entry["half_load"] = half_load(target, args).as_dict()
-            if args.profile:
+            if target.name not in references:
+                entry["half_load"] = half_load(target, args).as_dict()
+            if args.profile and target.name in kinds:
                 entry["profile"] = profile_app(target, args, workdir)
             procs.stop(target.name)
             if target.url:
@@ -220,24 +231,35 @@ def run_all(
         return results
 
 
+def insert_name(kind: str) -> str:
+    """The name of the bare-insert app on database ``kind``."""
+    return f"{kind}-insert"
+
+
 def report(results: dict[str, Any], levels: list[int]) -> None:
-    """Print the comparison table: ours / hello-world at each concurrency."""
-    hello = results["apps"]["hello"]
-    for kind, ours in results["apps"].items():
-        if kind == "hello":
+    """Print the comparison table: ours / hello-world and ours / bare insert at each concurrency."""
+    apps = results["apps"]
+    hello = apps["hello"]
+    for kind in ("sqlite", "postgresql"):
+        if kind not in apps:
             continue
+        ours, insert = apps[kind], apps[insert_name(kind)]
         stored, outbox = ours["stored_comments"], ours["outbox_entries"]
         print(f"\n{kind}: ours vs hello-world ({stored} comments stored, {outbox} outbox entries)")
         rows = []
         for index, connections in enumerate(levels):
-            mine, base = ours["runs"][index], hello["runs"][index]
+            mine, base, bare = ours["runs"][index], hello["runs"][index], insert["runs"][index]
             ratio = mine["requests_per_s"] / base["requests_per_s"]
-            ours["runs"][index]["ratio_to_hello"] = round(ratio, 3)
+            to_insert = mine["requests_per_s"] / bare["requests_per_s"]
+            mine["ratio_to_hello"], mine["ratio_to_insert"] = round(ratio, 3), round(to_insert, 3)
+            bare["ratio_to_hello"] = round(bare["requests_per_s"] / base["requests_per_s"], 3)
             rows.append(
-                [connections, base["requests_per_s"], mine["requests_per_s"], f"{ratio:.2f}"]
+                [connections, base["requests_per_s"], bare["requests_per_s"], mine["requests_per_s"]]
+                + [f"{ratio:.2f}", f"{to_insert:.2f}"]
                 + [f"{mine[key]:.2f}" for key in ("p50_ms", "p95_ms", "p99_ms")]
             )
-        print_table(["conc", "hello/s", "ours/s", "ratio", "p50 ms", "p95 ms", "p99 ms"], rows)
+        header = ["conc", "hello/s", "insert/s", "ours/s", "/hello", "/insert", "p50 ms", "p95 ms", "p99 ms"]
+        print_table(header, rows)
         ours["max_ratio_to_hello"] = round(ours["max_rps"] / hello["max_rps"], 3)
         half = ours["half_load"]
         print(
