@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.sqlite_writers import connection_class
+from service.sqlite_writers import QueuedWriterConnection, connection_class
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 POOL_RECYCLE_SECONDS = 1800
@@ -55,13 +55,22 @@ def make_engine(url: str) -> Engine:
 
 
 def checkpoint_wal(connection: Connection) -> None:
-    """Copy a SQLite database's WAL back into its file without waiting on anyone; no-op elsewhere.
+    """Copy a SQLite database's WAL back into its file, holding up writers only briefly; no-op elsewhere.
 
-    A passive checkpoint takes no write lock, so requests keep committing meanwhile; what
-    it cannot copy yet (pages a reader still needs) waits for the next one.
+    The bulk is copied and synced by a passive checkpoint while requests keep committing.
+    SQLite starts the WAL over only when a writer finds it copied in full, which never
+    happens while commits keep coming during the copy: the log would grow until the
+    large automatic threshold ran the whole copy inside a request. So the few pages
+    committed meanwhile are copied again with the writers paused on their file lock.
+    What a reader still needs stays for the next checkpoint.
     """
-    if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+    if connection.dialect.name != "sqlite":
+        return
+    connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+    driver = connection.connection.driver_connection
+    if isinstance(driver, QueuedWriterConnection):
+        with driver.writers_paused():
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Self
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
@@ -29,49 +30,66 @@ class _Cursor(sqlite3.Cursor):
         return super().executemany(sql, seq_of_parameters)
 
 
-def connection_class(lock_path: str) -> type[sqlite3.Connection]:
-    """A ``sqlite3.Connection`` class whose writers queue on an exclusive lock of ``lock_path``."""
+class QueuedWriterConnection(sqlite3.Connection):
+    """A connection whose first write statement of a transaction waits for the file lock."""
 
-    class QueuedWriterConnection(sqlite3.Connection):
-        _lock_fd = -1
-        _holding = False
+    lock_path = ""  # set by `connection_class`
+    _lock_fd = -1
+    _holding = False
 
-        def cursor(self, factory: Any = None) -> sqlite3.Cursor:  # type: ignore[override]
-            return super().cursor(factory or _Cursor)
+    def cursor(self, factory: Any = None) -> sqlite3.Cursor:  # type: ignore[override]
+        return super().cursor(factory or _Cursor)
 
-        def before_statement(self, sql: str) -> None:
-            """Wait for the write lock before the first write of a transaction."""
-            if self._holding or not sql.lstrip()[:7].upper().startswith(_WRITES):
-                return
-            if self._lock_fd < 0:
-                self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            self._holding = True
+    def before_statement(self, sql: str) -> None:
+        """Wait for the write lock before the first write of a transaction."""
+        if not self._holding and sql.lstrip()[:7].upper().startswith(_WRITES):
+            self._acquire()
 
-        def _release(self) -> None:
-            if self._holding:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-                self._holding = False
+    @contextmanager
+    def writers_paused(self) -> Iterator[None]:
+        """Hold the write lock for the block: every other connection's writer waits."""
+        if self._holding:
+            yield
+            return
+        self._acquire()
+        try:
+            yield
+        finally:
+            self._release()
 
-        def commit(self) -> None:
-            try:
-                super().commit()
-            finally:
-                self._release()
+    def _acquire(self) -> None:
+        if self._lock_fd < 0:
+            self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        self._holding = True
 
-        def rollback(self) -> None:
-            try:
-                super().rollback()
-            finally:
-                self._release()
+    def _release(self) -> None:
+        if self._holding:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            self._holding = False
 
-        def close(self) -> None:
-            try:
-                super().close()
-            finally:
-                self._release()
-                if self._lock_fd >= 0:
-                    os.close(self._lock_fd)
-                    self._lock_fd = -1
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._release()
 
-    return QueuedWriterConnection
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._release()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._release()
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
+                self._lock_fd = -1
+
+
+def connection_class(lock_path: str) -> type[QueuedWriterConnection]:
+    """A ``QueuedWriterConnection`` class whose writers queue on an exclusive lock of ``lock_path``."""
+    return type("QueuedWriterConnection", (QueuedWriterConnection,), {"lock_path": lock_path})

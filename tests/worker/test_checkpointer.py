@@ -38,3 +38,33 @@ def test_other_databases_need_no_checkpointer() -> None:
     engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test")
     assert start_checkpointer(engine, threading.Event()) is None
     engine.dispose()
+
+
+def test_the_wal_starts_over_while_commits_keep_coming(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'moderation.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (body TEXT)"))
+    stop = threading.Event()
+    commits = 0
+
+    def write() -> None:
+        nonlocal commits
+        while not stop.is_set():
+            with engine.begin() as connection:
+                connection.execute(text("INSERT INTO t VALUES (:body)"), {"body": "x" * 2000})
+            commits += 1
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    checkpointer = start_checkpointer(engine, stop, interval=0.05)
+    time.sleep(3)
+    stop.set()
+    writer.join()
+    assert checkpointer is not None
+    checkpointer.join()
+    with engine.connect() as connection:
+        _busy, frames, _copied = connection.execute(text("PRAGMA wal_checkpoint(PASSIVE)")).one()
+    # Each commit adds at least one frame; a log that never started over would hold them all.
+    assert commits > 200
+    assert frames < commits / 4
+    engine.dispose()
