@@ -105,8 +105,10 @@ def render_machine(results: dict[str, Any]) -> list[str]:
         if result and "machine" in result:
             load = result["machine"].get("load_average")
             started = result["machine"].get("started", "")
+            speed = result["machine"].get("python_loop_mops")
+            pace = f"; a plain Python loop ran {speed} M steps/s" if speed else ""
             if load:
-                rows.append([f"`{name}` started", f"{started}, load average {load[0]:.2f} before it"])
+                rows.append([f"`{name}` started", f"{started}, load average {load[0]:.2f} before it{pace}"])
     return ["## Machine", "", *_table(["", ""], rows)]
 
 

@@ -162,8 +162,25 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
+CALIBRATION_STEPS = 5_000_000
+
+
+def python_speed() -> float:
+    """Millions of steps a second of a plain Python loop: how fast this shared machine runs now.
+
+    The same code on the same machine type runs at very different speeds from one hour to
+    the next; this figure beside each benchmark's results tells runs on a fast and on a
+    slow moment apart.
+    """
+    total = 0
+    started = time.perf_counter()
+    for step in range(CALIBRATION_STEPS):
+        total += step
+    return round(CALIBRATION_STEPS / (time.perf_counter() - started) / 1e6, 1)
+
+
 def machine_info() -> dict[str, Any]:
-    """Cores, memory, Python and library versions, and whether wrk is installed."""
+    """Cores, memory, Python and library versions, whether wrk is installed, and the machine's speed."""
     memory_kib = 0
     with contextlib.suppress(OSError), open("/proc/meminfo") as meminfo:
         memory_kib = int(meminfo.readline().split()[1])
@@ -178,6 +195,7 @@ def machine_info() -> dict[str, Any]:
         "libraries": versions,
         "wrk": shutil.which("wrk"),
         "load_average": os.getloadavg(),
+        "python_loop_mops": python_speed(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 

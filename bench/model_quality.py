@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import corpus_eval
 import speed
 
+from bench.common import python_speed
 from models.importers import DATASETS_ENV, datasets_dir, find_corpora, load_all, load_corpus
 from models.registry import load_version
 
@@ -47,6 +48,7 @@ def machine() -> dict[str, Any]:
         "cpu": cpu,
         "python": platform.python_version(),
         "system": platform.platform(),
+        "python_loop_mops": python_speed(),
     }
 
 
