@@ -48,7 +48,9 @@ DESIGN = [
     "with one guarded UPDATE per comment and one multi-row insert each for verdicts and audit "
     "events, in one commit. A shallow queue is drained one comment per job, a deep one many.",
     "- **Workers** are `SimpleWorker` subclasses: no fork per job, the model loaded once per "
-    "process, RQ's per-job logging only at DEBUG.",
+    "process, RQ's per-job logging only at DEBUG. A pool (`moderation worker --processes N`) "
+    "loads the model once and forks its workers, which share it copy-on-write; a version "
+    "activated later is loaded once more by the pool, which then replaces its workers one at a time.",
     "- **SQLite** writers from all processes queue on a file lock instead of SQLite's sleeping "
     "busy handler, and a thread in each worker checkpoints the WAL four times a second, so no "
     "request's commit copies pages back into the database file (the intake benchmark, which "
@@ -87,6 +89,21 @@ def _n(value: float | None, digits: int = 0) -> str:
 
 def _verdict(met: bool) -> str:
     return "**met**" if met else "**missed**"
+
+
+# A fixed-rate run whose Python generator fell this far behind the offered rate measured
+# the generator (which shares the two cores with the servers), not the service.
+GENERATOR_KEPT_UP = 0.97
+
+
+def _latency_verdict(p99_ms: float, limit_ms: float, offered: float, reached: float) -> str:
+    """The met/missed word for a fixed-rate p99, or why the run cannot tell."""
+    if reached < GENERATOR_KEPT_UP * offered:
+        return (
+            f"**not measured**: the load generator reached only {reached:,.0f} of {offered:,.0f} "
+            "posts/s on this run"
+        )
+    return _verdict(p99_ms < limit_ms)
 
 
 def render_machine(results: dict[str, Any]) -> list[str]:
@@ -206,11 +223,12 @@ def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
     targets = []
     for kind in kinds:
         ratios = [run["ratio_to_hello"] for run in apps[kind]["runs"]]
-        half = apps[kind]["half_load"]["p99_ms"]
+        half = apps[kind]["half_load"]
+        met = _latency_verdict(half["p99_ms"], 50, half["target_rate"], half["requests_per_s"])
         targets.append(
             f"- Intake on {kind}: {min(ratios):.2f} to {max(ratios):.2f} of hello-world at the same "
             f"concurrency (target 0.6: {_verdict(min(ratios) >= 0.6)}); p99 at half the maximum rate "
-            f"{half:.1f} ms (target 50 ms: {_verdict(half < 50)})."
+            f"{half['p99_ms']:.1f} ms (target 50 ms: {met})."
         )
     return lines, targets
 
@@ -259,7 +277,7 @@ def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
             f"(target 0.8: {_verdict(entry['ratio_to_noop'] >= 0.8)})"
         )
         if half:
-            met = _verdict(half["p99_ms"] < 250)
+            met = _latency_verdict(half["p99_ms"], 250, half["target_rate"], half["posted_per_s"])
             line += f"; p99 at half the intake maximum {half['p99_ms']} ms (target 250 ms: {met})"
         drained = burst["drain_after_s"] < 30 and burst["verdicts"] == burst["comments"]
         targets.append(line + f"; a 5x burst drained: {_verdict(drained)}.")
