@@ -90,8 +90,9 @@ class Intake:
         }
         connection = self._engine.raw_connection()
         driver: Any = connection.driver_connection
-        cursor = connection.cursor()
+        cursor = None
         try:
+            cursor = connection.cursor()
             if self._one_statement:
                 # One statement is atomic on its own: autocommit makes it one round trip
                 # instead of three (BEGIN, INSERT, COMMIT).

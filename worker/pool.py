@@ -118,7 +118,10 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
             spawn(slot)
         next_check = time.monotonic() + settings.model_check_seconds
         while children:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:  # none left to wait for, whatever the bookkeeping says
+                break
             if pid == 0:
                 if not stopping:
                     if time.monotonic() >= next_check:
