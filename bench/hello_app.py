@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from typing import Any
 
 import psycopg
 from flask import Flask, jsonify, request
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from werkzeug.exceptions import BadRequest
 
-from service.db import WAL_AUTOCHECKPOINT_PAGES
+from service.db import make_engine
 
 DATABASE_ENV = "HELLO_DATABASE_URL"
 
@@ -54,27 +54,37 @@ def create_table(url: str) -> None:
     key = "INTEGER PRIMARY KEY" if table.placeholder == "?" else "BIGSERIAL PRIMARY KEY"
     table.connection.execute(f"CREATE TABLE hello_comments (id {key}, body TEXT NOT NULL)")
     table.connection.commit()
-    table.connection.close()
+    table.close()
 
 
 class _Table:
-    """The one table, written through a plain DBAPI connection tuned as the service tunes its own."""
+    """The one table, written through a DBAPI connection opened and tuned as the service's are."""
 
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite":
-            self.connection: Any = sqlite3.connect(parsed.database or ":memory:")
-            self.connection.execute("PRAGMA journal_mode=WAL")
-            self.connection.execute("PRAGMA synchronous=NORMAL")
-            self.connection.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+            # The service's own SQLite connection: WAL, the same durability and checkpoint
+            # settings, writers queued on its file lock (which its checkpoints also take).
+            self._engine: Engine | None = make_engine(url)
+            self._pooled = self._engine.raw_connection()
+            self.connection: Any = self._pooled.driver_connection
             self.placeholder = "?"
         else:
+            self._engine = None
             target = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
             self.connection = psycopg.connect(target)
             # One statement, atomic on its own, run in autocommit as the service runs it.
             self.connection.autocommit = True
             self.placeholder = "%s"
         self._insert = f"INSERT INTO hello_comments (body) VALUES ({self.placeholder}) RETURNING id"  # noqa: S608
+
+    def close(self) -> None:
+        """Close the connection (and the engine that opened a SQLite one)."""
+        if self._engine is None:
+            self.connection.close()
+            return
+        self._pooled.close()
+        self._engine.dispose()
 
     def insert(self, body: str) -> int:
         """Store ``body`` as a new row, committed; return its id."""

@@ -55,13 +55,14 @@ def make_engine(url: str) -> Engine:
 
 
 def checkpoint_wal(connection: Connection) -> None:
-    """Copy a SQLite database's WAL back into its file, holding up writers only briefly; no-op elsewhere.
+    """Copy a SQLite database's WAL back into its file, pausing writers for the tail; no-op elsewhere.
 
     The bulk is copied and synced by a passive checkpoint while requests keep committing.
     SQLite starts the WAL over only when a writer finds it copied in full, which never
     happens while commits keep coming during the copy: the log would grow until the
     large automatic threshold ran the whole copy inside a request. So the few pages
-    committed meanwhile are copied again with the writers paused on their file lock.
+    committed meanwhile are copied again with the writers paused on their file lock (a
+    few milliseconds when measured at 500 commits/s, the sync of the file included).
     What a reader still needs stays for the next checkpoint.
     """
     if connection.dialect.name != "sqlite":

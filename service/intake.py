@@ -103,12 +103,15 @@ class Intake:
                 comment_id = self._store(cursor, row)
                 connection.commit()
             finally:
-                if self._one_statement:
+                # A connection the server dropped cannot change mode; it is discarded below.
+                if self._one_statement and not driver.broken:
                     driver.autocommit = False
         except self._dbapi_error as exc:
-            # SQLAlchemy does not see errors raised on the bare cursor, so a connection
-            # the server dropped is discarded here rather than handed to the next request.
-            if self._dialect.is_disconnect(exc, driver, cursor):
+            # SQLAlchemy does not see errors raised on the bare cursor, so a connection the
+            # server dropped, or one left in autocommit, is discarded here (only this one)
+            # rather than handed to the next request.
+            left_in_autocommit = self._one_statement and driver.autocommit
+            if left_in_autocommit or self._dialect.is_disconnect(exc, driver, cursor):
                 connection.invalidate(exc)
             raise
         finally:

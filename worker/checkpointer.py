@@ -12,7 +12,6 @@ import logging
 import threading
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from service.db import checkpoint_wal
 
@@ -36,7 +35,7 @@ def start_checkpointer(
             try:
                 with engine.connect() as connection:
                     checkpoint_wal(connection)
-            except SQLAlchemyError as exc:
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive any one failed checkpoint
                 logger.warning("WAL checkpoint skipped: %s", exc)
 
     thread = threading.Thread(target=loop, name="wal-checkpointer", daemon=True)

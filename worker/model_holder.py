@@ -35,6 +35,7 @@ class ModelHolder:
         self._active = load_active(model_dir)
         self._shadow: Classifier | None = None
         self._checked = float("-inf")
+        self._pinned = False
 
     def active(self) -> Classifier:
         """The active classifier, reloaded first if another version was activated."""
@@ -61,12 +62,12 @@ class ModelHolder:
     def pin(self) -> None:
         """Stop looking at the registry: keep the models held now for good."""
         with self._lock:
-            self._check_seconds = float("inf")
+            self._pinned = True
 
     def _refresh(self) -> None:
         with self._lock:
             now = self._clock()
-            if now - self._checked < self._check_seconds:
+            if self._pinned or now - self._checked < self._check_seconds:
                 return
             self._checked = now
             self._reload_or_keep()

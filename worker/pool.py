@@ -66,6 +66,8 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
         nonlocal stopping
         stopping = True
         for pid in list(children):
+            if pid == retiring:  # told already; a second SIGTERM would make RQ stop it cold
+                continue
             with contextlib.suppress(ProcessLookupError):  # reaped a moment ago
                 os.kill(pid, signal.SIGTERM)
 
@@ -74,6 +76,8 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
         # between the fork and the bookkeeping, nor reach the child's copy of `stop`.
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
+            if stopping:  # a stop came while this fork was being prepared
+                return
             pid = os.fork()
             if pid == 0:  # the child: default signals, then work until RQ says stop
                 for sig in STOP_SIGNALS:
@@ -98,19 +102,32 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
 
     def reload_models() -> None:
         nonlocal outdated
-        if models.reload():
+        try:
+            changed = models.reload()
+        except Exception:  # the pool must outlive a registry it cannot read this time
+            logger.exception("could not look for a new model; keeping %s", models.versions()[0])
+            return
+        if changed:
+            # The old models' objects were frozen with the rest: let a collection see them.
+            gc.unfreeze()
+            gc.collect()
             gc.freeze()
             active, shadow = models.versions()
             logger.info("loaded model %s (shadow %s) once; replacing the workers", active, shadow)
             outdated = set(children)
 
     def retire_next() -> None:
-        # One at a time, so the others go on taking jobs meanwhile.
+        # One at a time, so the others go on taking jobs meanwhile. Stop signals wait, so a
+        # stop cannot fall between choosing the child and signalling it (it would signal twice).
         nonlocal retiring
-        if retiring is None and outdated:
-            retiring = outdated.pop()
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(retiring, signal.SIGTERM)
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            if retiring is None and outdated and not stopping:
+                retiring = outdated.pop()
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(retiring, signal.SIGTERM)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     try:
