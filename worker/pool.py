@@ -5,7 +5,8 @@ in the children do not write to, and so copy, the pages holding it), then forks 
 workers. Each child opens its own database and Redis connections, as nothing opened
 before a fork may be shared. The parent only supervises: it forwards a stop signal,
 waits for its children, and forks a new one in place of a child that died; a child
-whose parent was killed stops by itself.
+whose parent was killed stops by itself, as does the scheduler process RQ forks beside
+a worker that was killed (worker/orphans.py).
 
 A newly activated (or shadow) version is loaded by the parent too, once: the children
 keep the models they were forked with, and the parent replaces them one at a time (a
@@ -20,13 +21,13 @@ import gc
 import logging
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable
 from types import FrameType
 
 from service.config import Settings
 from worker.model_holder import ModelHolder
+from worker.orphans import stop_when_orphaned
 
 logger = logging.getLogger(__name__)
 
@@ -35,18 +36,6 @@ RESPAWN_SECONDS = 1.0
 # pointers every `model_check_seconds`.
 POLL_SECONDS = 0.2
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
-ORPHAN_CHECK_SECONDS = 2.0
-
-
-def _stop_when_orphaned(parent: int) -> None:
-    """Send this process a SIGTERM if ``parent`` goes away (killed without a chance to stop us)."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(ORPHAN_CHECK_SECONDS)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
 def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolder], None]) -> None:
@@ -86,7 +75,7 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
                 # A group of its own: a terminal's Ctrl-C reaches only the parent, which
                 # sends one SIGTERM (a warm shutdown); a second would make RQ stop cold.
                 os.setpgid(0, 0)
-                _stop_when_orphaned(os.getppid())
+                stop_when_orphaned(os.getppid())
                 models.pin()
                 code = 0
                 try:

@@ -15,6 +15,7 @@ from worker.checkpointer import start_checkpointer
 from worker.context import build_context, install_context
 from worker.dispatcher import dispatch_all, start_dispatcher
 from worker.model_holder import ModelHolder
+from worker.orphans import children_stop_when_orphaned
 from worker.sweeper import start_sweeper
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ def run_worker(settings: Settings, *, burst: bool = False, models: ModelHolder |
     if burst:
         dispatch_all(context)
     else:
+        # RQ forks a scheduler process beside the worker; it must not outlive a killed worker.
+        children_stop_when_orphaned()
         start_dispatcher(context, stop)
         start_checkpointer(context.engine, stop)
         if settings.sweep_interval > 0:

@@ -34,6 +34,20 @@ def _parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
+def _group(pgid: int) -> list[int]:
+    """Processes in process group ``pgid`` (a pool's worker and what it forked, such as RQ's scheduler)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # ended while we looked
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[2]) == pgid:
+                members.append(int(entry.name))
+    return members
+
+
 def _alive(pids: set[int]) -> list[int]:
     return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
 
@@ -75,6 +89,8 @@ def test_pool_loads_the_model_once_forks_workers_and_replaces_a_dead_one(
             60,
             "a replacement worker\n" + pool.output(),
         )
+        # What the killed worker forked (RQ's scheduler) stops by itself too.
+        wait_for(lambda: not _group(min(first)), 30, "the killed worker's scheduler to stop")
         workers = _worker_pids(services) - {min(first)}
     finally:
         pool.stop()
