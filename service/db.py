@@ -42,8 +42,9 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         # No ping per checkout: it costs a round trip on every request. A connection the
-        # server dropped fails one statement, the pool then discards all of its age, and
-        # recycling bounds how long an idle connection is trusted.
+        # server dropped fails one statement and is discarded (through SQLAlchemy, with all
+        # connections of its age; the intake, on the bare cursor, discards just that one),
+        # and recycling bounds how long an idle connection is trusted.
         return create_engine(url, pool_recycle=POOL_RECYCLE_SECONDS)
     connect_args: dict[str, Any] = {"check_same_thread": False}
     if parsed.database and parsed.database != ":memory:":
