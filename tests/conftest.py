@@ -8,6 +8,7 @@ saying what to start; with CI=true it fails instead, because CI must run them al
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +106,14 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("models")
     train_seed_model(directory)
     return directory
+
+
+@pytest.fixture
+def own_models(model_dir: Path, tmp_path: Path) -> Path:
+    """A copy of the seed registry that one test may change (train, activate, set a shadow)."""
+    target = tmp_path / "models"
+    shutil.copytree(model_dir, target)
+    return target
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,10 @@ def _comment(client: FlaskClient, text: str) -> int:
 
 
 def test_labels_trigger_a_retrain_that_workers_pick_up(
-    settings_overrides: dict[str, Any], model_dir: Path, tmp_path: Path
+    settings_overrides: dict[str, Any], own_models: Path, tmp_path: Path
 ) -> None:
-    models = tmp_path / "models"
-    shutil.copytree(model_dir, models)
     every = 2 * LABELS_PER_CLASS
-    settings = {**settings_overrides, "model_dir": models, "retrain_after_labels": every}
+    settings = {**settings_overrides, "model_dir": own_models, "retrain_after_labels": every}
     app = create_app(settings)
     client = app.test_client()
     services = app.extensions["moderation"]

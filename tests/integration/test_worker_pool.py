@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -135,16 +134,18 @@ def test_a_stop_during_a_respawn_starts_no_new_worker(
 
 
 def test_a_newly_activated_model_is_loaded_once_and_the_workers_replaced(
-    client: FlaskClient, services: Services, settings_overrides: dict[str, Any], tmp_path: Path
+    client: FlaskClient,
+    services: Services,
+    settings_overrides: dict[str, Any],
+    own_models: Path,
+    tmp_path: Path,
 ) -> None:
-    models = tmp_path / "own-models"
-    shutil.copytree(settings_overrides["model_dir"], models)
-    overrides = {**settings_overrides, "model_dir": models}
+    overrides = {**settings_overrides, "model_dir": own_models}
     pool = _start_pool(services, overrides, tmp_path, MODEL_CHECK_SECONDS="0.2")
     try:
         first = _worker_pids(services)
-        version = save_version(models, train(seed_examples(), seed=1))
-        activate(models, version)
+        version = save_version(own_models, train(seed_examples(), seed=1))
+        activate(own_models, version)
         wait_for(
             lambda: len(_worker_pids(services) - first) == 2 and not first & _worker_pids(services),
             60,

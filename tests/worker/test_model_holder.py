@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,9 @@ from worker.model_holder import ModelHolder
 
 
 @pytest.fixture
-def registry(model_dir: Path, tmp_path: Path) -> tuple[Path, str]:
+def registry(own_models: Path) -> tuple[Path, str]:
     """A copy of the seed registry, and a second version in it, not yet active."""
-    own = tmp_path / "models"
-    shutil.copytree(model_dir, own)
-    return own, save_version(own, train(seed_examples(), seed=1))
+    return own_models, save_version(own_models, train(seed_examples(), seed=1))
 
 
 def test_a_holder_follows_a_newly_activated_version(registry: tuple[Path, str]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +23,6 @@ pytestmark = pytest.mark.integration
 
 SPAM = "Cheap pills, order {n} at http://pills{n}.example today, best price"
 ORDINARY = "The council meeting on budget item {n} ran long but the debate was useful"
-
-
-@pytest.fixture
-def own_models(model_dir: Path, tmp_path: Path) -> Path:
-    """A copy of the seed registry this test may change."""
-    target = tmp_path / "models"
-    shutil.copytree(model_dir, target)
-    return target
 
 
 @pytest.fixture
