@@ -3,7 +3,8 @@
 Every commit appends pages to the WAL; a checkpoint copies them back into the database
 file and syncs it. SQLite would run it inside the commit that crosses its threshold,
 usually a request's, holding the write lock for the sync. Workers run it instead, in a
-thread, several times a second, so no commit waits for it (see service/db.py).
+thread, several times a second, so a request's commit waits at most for the short tail
+copied with writers paused (see service/db.py).
 """
 
 from __future__ import annotations

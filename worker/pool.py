@@ -22,7 +22,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 from service.config import Settings
@@ -36,6 +36,16 @@ RESPAWN_SECONDS = 1.0
 # pointers every `model_check_seconds`.
 POLL_SECONDS = 0.2
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Hold stop signals back for the block; one that came meanwhile is handled after it."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolder], None]) -> None:
@@ -63,8 +73,7 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
     def spawn(slot: int) -> None:
         # Stop signals wait while the child is forked and recorded, so none can fall
         # between the fork and the bookkeeping, nor reach the child's copy of `stop`.
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        try:
+        with _stop_signals_held():
             if stopping:  # a stop came while this fork was being prepared
                 return
             pid = os.fork()
@@ -86,8 +95,6 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
                 finally:
                     os._exit(code)
             children[pid] = slot
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     def reload_models() -> None:
         nonlocal outdated
@@ -109,14 +116,11 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
         # One at a time, so the others go on taking jobs meanwhile. Stop signals wait, so a
         # stop cannot fall between choosing the child and signalling it (it would signal twice).
         nonlocal retiring
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        try:
+        with _stop_signals_held():
             if retiring is None and outdated and not stopping:
                 retiring = outdated.pop()
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(retiring, signal.SIGTERM)
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     try:
