@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import platform
+import selectors
 import shutil
 import signal
 import socket
@@ -433,33 +434,88 @@ def run_python_closed(port: int, connections: int, seconds: float, max_requests:
     return asyncio.run(_closed_loop(port, connections, seconds, max_requests))
 
 
-async def fixed_rate(port: int, rate: float, seconds: float, max_in_flight: int = 256) -> LoadResult:
-    """Open-loop load: one post every ``1/rate`` s for ``seconds``; latency counts from the
-    moment a request was due, so a server that falls behind shows it (no coordinated omission)."""
-    loop = asyncio.get_running_loop()
-    tally, payload = _Tally(), _request_bytes(port, COMMENT_BODY)
-    gate = asyncio.Semaphore(max_in_flight)
+@dataclass
+class _Pending:
+    """One open-loop request in flight: when it was due, and what came back so far."""
+
+    due: float
+    answer: bytearray = field(default_factory=bytearray)
+    sent: bool = False
+
+
+def run_open_loop(port: int, rate: float, seconds: float, max_in_flight: int = 512) -> LoadResult:
+    """Open-loop load: one post every ``1/rate`` s for ``seconds``, on non-blocking sockets.
+
+    Latency counts from the moment a request was due, so a server (or this generator)
+    that falls behind shows it: there is no coordinated omission. One request per
+    connection, as gunicorn's sync workers answer, read until the server closes it.
+    The work per request is a few system calls and a little bookkeeping, a small
+    fraction of what the server spends on it, so the generator can hold the rate
+    at the servers' half loads on two cores (the asyncio version could not).
+    """
+    payload = _request_bytes(port, COMMENT_BODY)
     total = max(1, int(rate * seconds))
-    start = loop.time()
-    tasks: list[asyncio.Task[None]] = []
+    selector = selectors.DefaultSelector()
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    launched = 0
+    start = time.perf_counter()
+    give_up = start + seconds + 30.0
 
-    async def one(due: float) -> None:
-        async with gate:
-            await tally.post(port, payload, due, timeout=30.0)
+    def finish(sock: socket.socket, pending: _Pending, status: str) -> None:
+        selector.unregister(sock)
+        sock.close()
+        statuses[status] += 1
+        if status.isdigit():
+            latencies.append((time.perf_counter() - pending.due) * 1000)
 
-    for index in range(total):
-        due = start + index / rate
-        delay = due - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(due)))
-    await asyncio.gather(*tasks)
-    return tally.result(max_in_flight, loop.time() - start, target_rate=rate)
-
-
-def run_fixed_rate(port: int, rate: float, seconds: float) -> LoadResult:
-    """Run ``fixed_rate`` in a fresh event loop."""
-    return asyncio.run(fixed_rate(port, rate, seconds))
+    while launched < total or selector.get_map():
+        now = time.perf_counter()
+        if now > give_up:
+            for key in list(selector.get_map().values()):
+                finish(key.fileobj, key.data, "timeout")  # type: ignore[arg-type]
+            break
+        while launched < total and start + launched / rate <= now and len(selector.get_map()) < max_in_flight:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.connect_ex((HOST, port))
+            selector.register(sock, selectors.EVENT_WRITE, _Pending(start + launched / rate))
+            launched += 1
+        wait = start + launched / rate - now if launched < total else 0.05
+        for key, _ in selector.select(max(0.0, min(wait, 0.05))):
+            sock, pending = key.fileobj, key.data
+            assert isinstance(sock, socket.socket) and isinstance(pending, _Pending)
+            try:
+                if not pending.sent:
+                    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                        finish(sock, pending, "error")
+                        continue
+                    sock.sendall(payload)  # a few hundred bytes: the socket buffer takes them whole
+                    pending.sent = True
+                    selector.modify(sock, selectors.EVENT_READ, pending)
+                elif chunk := sock.recv(65536):
+                    pending.answer += chunk
+                else:
+                    answer = bytes(pending.answer)
+                    finish(sock, pending, answer[9:12].decode() if answer.startswith(b"HTTP/") else "error")
+            except OSError:
+                finish(sock, pending, "error")
+    elapsed = time.perf_counter() - start
+    spread = percentiles(latencies)
+    errors = sum(n for status, n in statuses.items() if not (status.isdigit() and 200 <= int(status) < 400))
+    return LoadResult(
+        generator="python-open-loop",
+        connections=max_in_flight,
+        seconds=round(elapsed, 3),
+        requests=len(latencies),
+        errors=errors,
+        requests_per_s=round(len(latencies) / elapsed, 1),
+        p50_ms=round(spread["p50"], 3),
+        p95_ms=round(spread["p95"], 3),
+        p99_ms=round(spread["p99"], 3),
+        target_rate=rate,
+        statuses=dict(statuses),
+    )
 
 
 def closed_load(port: int, connections: int, seconds: float, workdir: Path, generator: str) -> LoadResult:

@@ -45,7 +45,7 @@ from bench.common import (
     machine_info,
     print_table,
     purge_queue,
-    run_fixed_rate,
+    run_open_loop,
     seed_model,
     service_env,
     start_profile,
@@ -129,7 +129,7 @@ def measure(targets: list[Target], args: argparse.Namespace, workdir: Path, leve
 def half_load(target: Target, args: argparse.Namespace) -> LoadResult:
     """Posts at a fixed half of the app's best rate; latency counted from when each was due."""
     rate = target.max_rps / 2
-    result = run_fixed_rate(target.port, rate, args.half_load_seconds)
+    result = run_open_loop(target.port, rate, args.half_load_seconds)
     print(
         f"  {target.name:<10} fixed {rate:7.1f}/s: got {result.requests_per_s:.1f}/s  p50 {result.p50_ms:.2f}"
         f"  p95 {result.p95_ms:.2f}  p99 {result.p99_ms:.2f} ms  errors {result.errors}",

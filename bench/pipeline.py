@@ -26,13 +26,13 @@ bounded in time and count; processes, Redis keys and the schema are removed at t
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,9 +48,9 @@ from bench.common import (
     BIN,
     REDIS_URL,
     RESULTS_DIR,
+    LoadResult,
     Processes,
     closed_load,
-    fixed_rate,
     free_port,
     fresh_database,
     gunicorn_argv,
@@ -58,6 +58,7 @@ from bench.common import (
     percentiles,
     print_table,
     purge_queue,
+    run_open_loop,
     run_python_closed,
     seed_model,
     service_env,
@@ -326,14 +327,16 @@ def noop_drain(bench: Bench, workers: int) -> dict[str, Any]:
 # -------------------------------------------------------------------------- phases
 
 
-async def _load_and_sample(bench: Bench, rate: float, seconds: float) -> tuple[Any, list[tuple[float, int]]]:
+def _load_and_sample(bench: Bench, rate: float, seconds: float) -> tuple[LoadResult, list[tuple[float, int]]]:
+    """Post at ``rate`` from a thread while this one samples the queue depth."""
     samples: list[tuple[float, int]] = []
     started = time.monotonic()
-    load = asyncio.create_task(fixed_rate(bench.port, rate, seconds))
-    while not load.done():
-        samples.append((round(time.monotonic() - started, 2), bench.depth()))
-        await asyncio.sleep(SAMPLE_SECONDS)
-    return await load, samples
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        load = pool.submit(run_open_loop, bench.port, rate, seconds)
+        while not load.done():
+            samples.append((round(time.monotonic() - started, 2), bench.depth()))
+            time.sleep(SAMPLE_SECONDS)
+        return load.result(), samples
 
 
 def wait_for_verdicts(
@@ -390,7 +393,7 @@ def phase(bench: Bench, rate: float, seconds: float) -> dict[str, Any]:
     """Post at ``rate`` for ``seconds`` with the workers running; wait for the verdicts."""
     low = bench.last_comment_id()
     t0 = time.monotonic()
-    load, samples = asyncio.run(_load_and_sample(bench, rate, seconds))
+    load, samples = _load_and_sample(bench, rate, seconds)
     high = bench.last_comment_id()
     drain_s = wait_for_verdicts(bench, low, high, samples, t0)
     figures = verdict_figures(bench, low, high)
