@@ -45,6 +45,7 @@ from bench.common import (
     machine_info,
     print_table,
     purge_queue,
+    python_speed,
     run_open_loop,
     seed_model,
     service_env,
@@ -60,6 +61,9 @@ from bench.common import (
 from bench.hello_app import DATABASE_ENV, create_table
 from service.db import make_engine
 from worker.checkpointer import start_checkpointer
+
+# The closed-loop run that measures an app's maximum again right before its half-load run.
+MAX_AGAIN_SECONDS = 4.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -126,16 +130,33 @@ def measure(targets: list[Target], args: argparse.Namespace, workdir: Path, leve
             )
 
 
-def half_load(target: Target, args: argparse.Namespace) -> LoadResult:
-    """Posts at a fixed half of the app's best rate; latency counted from when each was due."""
-    rate = target.max_rps / 2
+def half_load(target: Target, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Open-loop posts at half the app's maximum rate; latency counted from when each was due.
+
+    The maximum is measured again just before, at the concurrency where the app did best,
+    so that both runs see this shared machine at the same speed: its speed changes by
+    half from one minute to the next, and half of an earlier maximum can be its whole
+    capacity now. The Python loop speed before and after shows whether it changed.
+    """
+    best = max(target.runs, key=lambda run: run.requests_per_s).connections
+    speed_before = python_speed()
+    maximum = closed_load(target.port, best, MAX_AGAIN_SECONDS, workdir, args.generator)
+    rate = maximum.requests_per_s / 2
     result = run_open_loop(target.port, rate, args.half_load_seconds)
+    speed_after = python_speed()
     print(
-        f"  {target.name:<10} fixed {rate:7.1f}/s: got {result.requests_per_s:.1f}/s  p50 {result.p50_ms:.2f}"
-        f"  p95 {result.p95_ms:.2f}  p99 {result.p99_ms:.2f} ms  errors {result.errors}",
+        f"  {target.name:<10} fixed {rate:7.1f}/s (half of {maximum.requests_per_s:.0f}/s at c={best}):"
+        f" got {result.requests_per_s:.1f}/s  p50 {result.p50_ms:.2f}  p95 {result.p95_ms:.2f}"
+        f"  p99 {result.p99_ms:.2f} ms  errors {result.errors}  (loop speed {speed_before} -> {speed_after})",
         flush=True,
     )
-    return result
+    return {
+        **result.as_dict(),
+        "max_rps_just_before": maximum.requests_per_s,
+        "max_connections": best,
+        "python_loop_mops_before": speed_before,
+        "python_loop_mops_after": speed_after,
+    }
 
 
 def profile_app(target: Target, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -221,7 +242,7 @@ def run_all(
                 "max_rps": target.max_rps,
             }
             if target.name not in references:
-                entry["half_load"] = half_load(target, args).as_dict()
+                entry["half_load"] = half_load(target, args, workdir)
             if args.profile and target.name in kinds:
                 entry["profile"] = profile_app(target, args, workdir)
             procs.stop(target.name)
