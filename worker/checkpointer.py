@@ -5,11 +5,18 @@ file and syncs it. SQLite would run it inside the commit that crosses its thresh
 usually a request's, holding the write lock for the sync. Workers run it instead, in a
 thread, several times a second, so a request's commit waits at most for the short tail
 copied with writers paused (see service/db.py).
+
+Every worker process starts a checkpointer, but one a database is enough: each pause of
+the writers is a pause for every request. So they elect one through a lock file beside
+the database; the others wait, and one of them takes over within an interval when the
+holder stops or its process dies (the kernel releases the lock with the process).
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 
 from sqlalchemy import Engine
@@ -26,18 +33,34 @@ def start_checkpointer(
 ) -> threading.Thread | None:
     """Checkpoint ``engine``'s WAL every ``interval`` seconds in a daemon thread until ``stop`` is set.
 
-    Returns ``None`` for databases other than SQLite, which manage their own logs.
+    Only the checkpointer holding the database's checkpointer lock works; the others try
+    for it every interval. Returns ``None`` for anything but a SQLite file: other
+    databases manage their own logs.
     """
-    if engine.dialect.name != "sqlite":
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
         return None
+    lock = os.open(f"{database}.checkpointer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+
+    def elected() -> bool:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a no-op once held
+        except BlockingIOError:
+            return False
+        return True
 
     def loop() -> None:
-        while not stop.wait(interval):
-            try:
-                with engine.connect() as connection:
-                    checkpoint_wal(connection)
-            except Exception as exc:  # noqa: BLE001 - the thread must outlive any one failed checkpoint
-                logger.warning("WAL checkpoint skipped: %s", exc)
+        try:
+            while not stop.wait(interval):
+                if not elected():
+                    continue
+                try:
+                    with engine.connect() as connection:
+                        checkpoint_wal(connection)
+                except Exception as exc:  # noqa: BLE001 - the thread must outlive any one failed checkpoint
+                    logger.warning("WAL checkpoint skipped: %s", exc)
+        finally:
+            os.close(lock)  # lets another checkpointer take over
 
     thread = threading.Thread(target=loop, name="wal-checkpointer", daemon=True)
     thread.start()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from service.db import WAL_AUTOCHECKPOINT_PAGES, make_engine
+from worker import checkpointer
 from worker.checkpointer import start_checkpointer
 
 
@@ -68,3 +72,40 @@ def test_the_wal_starts_over_while_commits_keep_coming(tmp_path: Path) -> None:
     assert commits > 200
     assert frames < commits / 4
     engine.dispose()
+
+
+def test_one_checkpointer_works_a_database_and_another_takes_over_when_it_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'moderation.db'}"
+    checkpoints: Counter[int] = Counter()
+
+    def count(_connection: object) -> None:
+        checkpoints[threading.get_ident()] += 1
+
+    monkeypatch.setattr(checkpointer, "checkpoint_wal", count)
+    # Two engines on one file, as two worker processes have; the lock between them is the same.
+    first_engine, second_engine = make_engine(url), make_engine(url)
+    first_stop, second_stop = threading.Event(), threading.Event()
+    first = start_checkpointer(first_engine, first_stop, interval=0.02)
+    assert first is not None and _wait_for(lambda: checkpoints[first.ident or 0] >= 3)
+    second = start_checkpointer(second_engine, second_stop, interval=0.02)
+    assert second is not None
+    time.sleep(0.3)
+    assert checkpoints[second.ident or 0] == 0
+    first_stop.set()
+    first.join(timeout=5)
+    assert _wait_for(lambda: checkpoints[second.ident or 0] >= 3)
+    second_stop.set()
+    second.join(timeout=5)
+    first_engine.dispose()
+    second_engine.dispose()
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
