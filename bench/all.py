@@ -52,7 +52,7 @@ DESIGN = [
     "loads the model once and forks its workers, which share it copy-on-write; a version "
     "activated later is loaded once more by the pool, which then replaces its workers one at a time.",
     "- **SQLite** writers from all processes queue on a file lock instead of SQLite's sleeping "
-    "busy handler, and a thread in each worker checkpoints the WAL four times a second (the "
+    "busy handler, and a thread in one worker checkpoints the WAL four times a second (the "
     "last few pages with writers paused, so the log starts over), so a request's commit does "
     "not copy pages back into the database file (the intake benchmark, which runs no worker, "
     "runs that thread itself). PostgreSQL connections are pooled without a ping per checkout.",
@@ -101,7 +101,10 @@ def render_machine(results: dict[str, Any]) -> list[str]:
         ["cores, memory", f"{machine.get('nproc')}, {machine.get('memory_gib')} GiB"],
         ["Python", machine.get("python", "")],
         ["libraries", libraries],
-        ["load generator", "wrk (closed loop) when installed, else Python; Python asyncio for fixed rates"],
+        [
+            "load generator",
+            "wrk (closed loop) when installed, else Python; fixed rates: Python, open loop, non-blocking",
+        ],
     ]
     for name, result in results.items():
         if result and "machine" in result:

@@ -4,8 +4,8 @@ Starts the real app (gunicorn, 2 sync workers) on a fresh database with the mach
 Redis, and the apps of ``bench/hello_app.py`` under the same settings: hello-world, and
 per database hello-world plus a bare committed insert (the least a storing intake must
 do). Drives them all with the same closed-loop generator (wrk when installed, else
-Python) at several concurrencies, and the service with a fixed-rate generator at half
-its maximum rate. Prints requests/s, latency p50/p95/p99 and the ratios ours /
+Python) at several concurrencies, then each app open loop at half of its maximum rate,
+measured again just before. Prints requests/s, latency p50/p95/p99 and the ratios ours /
 hello-world and ours / bare insert, and writes ``bench/results/intake.json``. Only
 127.0.0.1 is loaded; every run is bounded in time.
 
