@@ -296,7 +296,9 @@ def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
         *_table(["workers", "comments", "jobs", "verdicts/s", "no-op jobs/s", "ratio"], drains),
         "**Fixed rates with the workers running** (latency from the comment's `created_at` to its "
         "verdict's; depth = comments in the outbox or the inbox, not yet taken by a job, sampled every "
-        "0.25 s):",
+        "0.25 s). The intake maximum was measured with the two cores to the web app alone; here the "
+        "workers share them, so where the web app accepts fewer posts than offered, the rest wait in "
+        "the open-loop generator and posted/s counts until the last one was answered:",
         "",
         *_table(
             [
