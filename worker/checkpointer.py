@@ -41,6 +41,15 @@ def start_checkpointer(
     if not database or database == ":memory:":
         return None
     lock = os.open(f"{database}.checkpointer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    open_lock = [lock]  # emptied before the close, so no later fork closes a reused number
+
+    def drop_in_child() -> None:
+        # A process forked from this one (RQ's scheduler is) would share the lock and hold
+        # it after this process stops, keeping every other checkpointer out.
+        if open_lock:
+            os.close(open_lock.pop())
+
+    os.register_at_fork(after_in_child=drop_in_child)
 
     def elected() -> bool:
         try:
@@ -60,7 +69,7 @@ def start_checkpointer(
                 except Exception as exc:  # noqa: BLE001 - the thread must outlive any one failed checkpoint
                     logger.warning("WAL checkpoint skipped: %s", exc)
         finally:
-            os.close(lock)  # lets another checkpointer take over
+            os.close(open_lock.pop())  # lets another checkpointer take over
 
     thread = threading.Thread(target=loop, name="wal-checkpointer", daemon=True)
     thread.start()

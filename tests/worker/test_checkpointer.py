@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, Engine, text
 
 from service.db import WAL_AUTOCHECKPOINT_PAGES, make_engine
 from worker import checkpointer
@@ -74,32 +76,26 @@ def test_the_wal_starts_over_while_commits_keep_coming(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_one_checkpointer_works_a_database_and_another_takes_over_when_it_stops(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    url = f"sqlite:///{tmp_path / 'moderation.db'}"
-    checkpoints: Counter[int] = Counter()
+@pytest.fixture
+def checkpoints(monkeypatch: pytest.MonkeyPatch) -> Counter[Engine]:
+    """How many checkpoints each engine's checkpointer ran (the checkpoint itself is skipped)."""
+    counts: Counter[Engine] = Counter()
 
-    def count(_connection: object) -> None:
-        checkpoints[threading.get_ident()] += 1
+    def count(connection: Connection) -> None:
+        counts[connection.engine] += 1
 
     monkeypatch.setattr(checkpointer, "checkpoint_wal", count)
-    # Two engines on one file, as two worker processes have; the lock between them is the same.
-    first_engine, second_engine = make_engine(url), make_engine(url)
-    first_stop, second_stop = threading.Event(), threading.Event()
-    first = start_checkpointer(first_engine, first_stop, interval=0.02)
-    assert first is not None and _wait_for(lambda: checkpoints[first.ident or 0] >= 3)
-    second = start_checkpointer(second_engine, second_stop, interval=0.02)
-    assert second is not None
-    time.sleep(0.3)
-    assert checkpoints[second.ident or 0] == 0
-    first_stop.set()
-    first.join(timeout=5)
-    assert _wait_for(lambda: checkpoints[second.ident or 0] >= 3)
-    second_stop.set()
-    second.join(timeout=5)
-    first_engine.dispose()
-    second_engine.dispose()
+    return counts
+
+
+@pytest.fixture
+def two_engines(tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
+    """Two engines on one database file, as two worker processes have; the lock file is shared."""
+    url = f"sqlite:///{tmp_path / 'moderation.db'}"
+    engines = make_engine(url), make_engine(url)
+    yield engines
+    for engine in engines:
+        engine.dispose()
 
 
 def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
@@ -109,3 +105,63 @@ def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+Running = tuple[threading.Thread, threading.Event]
+
+
+def _started(engine: Engine) -> Running:
+    stop = threading.Event()
+    thread = start_checkpointer(engine, stop, interval=0.02)
+    assert thread is not None
+    return thread, stop
+
+
+def _stopped(running: Running) -> None:
+    thread, stop = running
+    stop.set()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+@pytest.fixture
+def elected(
+    checkpoints: Counter[Engine], two_engines: tuple[Engine, Engine]
+) -> Iterator[tuple[Running, Engine]]:
+    """A checkpointer that won the election and has checkpointed, and a second engine on its database."""
+    first_engine, second_engine = two_engines
+    first = _started(first_engine)
+    assert _wait_for(lambda: checkpoints[first_engine] >= 1)
+    yield first, second_engine
+    _stopped(first)
+
+
+def test_one_checkpointer_works_a_database_and_another_takes_over_when_it_stops(
+    checkpoints: Counter[Engine], elected: tuple[Running, Engine]
+) -> None:
+    first, second_engine = elected
+    second = _started(second_engine)
+    time.sleep(0.3)
+    assert checkpoints[second_engine] == 0
+    _stopped(first)
+    assert _wait_for(lambda: checkpoints[second_engine] >= 3)
+    _stopped(second)
+
+
+def test_a_process_forked_beside_the_checkpointer_does_not_keep_its_lock(
+    checkpoints: Counter[Engine], elected: tuple[Running, Engine]
+) -> None:
+    first, second_engine = elected
+    # As RQ forks its scheduler beside a worker: the child lives on after the checkpointer stops.
+    child = os.fork()
+    if child == 0:
+        time.sleep(10)
+        os._exit(0)
+    try:
+        _stopped(first)
+        second = _started(second_engine)
+        assert _wait_for(lambda: checkpoints[second_engine] >= 1, seconds=3)
+        _stopped(second)
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
