@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import selectors
 import shutil
 import signal
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -28,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
@@ -436,7 +438,7 @@ def run_python_closed(port: int, connections: int, seconds: float, max_requests:
 
 @dataclass
 class _Pending:
-    """One open-loop request in flight: when it was due, and what came back so far."""
+    """One open-loop request in flight: when it was due and sent, and what came back so far."""
 
     due: float
     launched: float
@@ -446,73 +448,110 @@ class _Pending:
 
 # An open-loop request that has had no answer this long counts as failed.
 OPEN_LOOP_TIMEOUT_S = 30.0
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3}) ")
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 
 
-def run_open_loop(port: int, rate: float, seconds: float, max_in_flight: int = 512) -> LoadResult:
+def answer_status(answer: bytes) -> str:
+    """The status code of a whole HTTP/1 answer read until the server closed, else ``"error"``."""
+    status = _STATUS_LINE.match(answer)
+    head, separator, body = answer.partition(b"\r\n\r\n")
+    if status is None or not separator:
+        return "error"
+    length = _CONTENT_LENGTH.search(head)
+    if length is not None and len(body) < int(length.group(1)):
+        return "error"  # cut short
+    return status.group(1).decode()
+
+
+def _in_flight(selector: selectors.BaseSelector) -> list[tuple[socket.socket, _Pending]]:
+    # Only run_open_loop's sockets are ever registered.
+    return [(cast(socket.socket, key.fileobj), key.data) for key in list(selector.get_map().values())]
+
+
+def run_open_loop(
+    port: int, rate: float, seconds: float, max_in_flight: int = 512, stop: threading.Event | None = None
+) -> LoadResult:
     """Open-loop load: one post every ``1/rate`` s for ``seconds``, on non-blocking sockets.
 
     Latency counts from the moment a request was due, so a server (or this generator)
     that falls behind shows it: there is no coordinated omission. Every request is sent,
-    however late; at most ``max_in_flight`` are open at once, the rest wait their turn.
-    One request per connection, as gunicorn's sync workers answer, read until the
-    server closes it. A request costs the generator a few system calls and a little
-    bookkeeping (about 0.2 ms of CPU, most of it the kernel's loopback TCP), so it holds
-    hello-world's half rate on two cores, which an asyncio generator could not.
+    however late, unless ``stop`` is set; at most ``max_in_flight`` are open at once, the
+    rest wait their turn. One request per connection, as gunicorn's sync workers answer,
+    read until the server closes it. A request costs the generator a few system calls
+    and a little bookkeeping (about 0.2 ms of CPU, most of it the kernel's loopback TCP),
+    so it holds hello-world's half rate on two cores, which an asyncio generator could not.
     """
+    if rate <= 0:
+        raise ValueError(f"rate must be positive, not {rate}")
     payload = _request_bytes(port, COMMENT_BODY)
     total = max(1, int(rate * seconds))
-    selector = selectors.DefaultSelector()
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
-    launched = 0
+    launched = most_open = 0
     start = time.perf_counter()
     next_sweep = start + 1.0
+    with selectors.DefaultSelector() as selector:
 
-    def finish(sock: socket.socket, pending: _Pending, status: str) -> None:
-        selector.unregister(sock)
-        sock.close()
-        statuses[status] += 1
-        if status.isdigit():
-            latencies.append((time.perf_counter() - pending.due) * 1000)
+        def finish(sock: socket.socket, pending: _Pending, status: str) -> None:
+            selector.unregister(sock)
+            sock.close()
+            statuses[status] += 1
+            if status != "error" and status != "timeout":
+                latencies.append((time.perf_counter() - pending.due) * 1000)
 
-    while launched < total or selector.get_map():
-        now = time.perf_counter()
-        if now >= next_sweep:
-            next_sweep = now + 1.0
-            for key in list(selector.get_map().values()):
-                if now - key.data.launched > OPEN_LOOP_TIMEOUT_S:
-                    finish(key.fileobj, key.data, "timeout")  # type: ignore[arg-type]
-        while launched < total and start + launched / rate <= now and len(selector.get_map()) < max_in_flight:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            sock.connect_ex((HOST, port))
-            selector.register(sock, selectors.EVENT_WRITE, _Pending(start + launched / rate, now))
-            launched += 1
-        wait = start + launched / rate - now if launched < total else 0.05
-        for key, _ in selector.select(max(0.0, min(wait, 0.05))):
-            sock, pending = key.fileobj, key.data
-            assert isinstance(sock, socket.socket) and isinstance(pending, _Pending)
-            try:
-                if not pending.sent:
-                    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-                        finish(sock, pending, "error")
-                        continue
-                    sock.sendall(payload)  # a few hundred bytes: the socket buffer takes them whole
-                    pending.sent = True
-                    selector.modify(sock, selectors.EVENT_READ, pending)
-                elif chunk := sock.recv(65536):
-                    pending.answer += chunk
-                else:
-                    answer = bytes(pending.answer)
-                    finish(sock, pending, answer[9:12].decode() if answer.startswith(b"HTTP/") else "error")
-            except OSError:
-                finish(sock, pending, "error")
+        def step(sock: socket.socket, pending: _Pending) -> None:
+            if not pending.sent:
+                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    finish(sock, pending, "error")
+                    return
+                sock.sendall(payload)  # a few hundred bytes: the socket buffer takes them whole
+                pending.sent = True
+                selector.modify(sock, selectors.EVENT_READ, pending)
+            elif chunk := sock.recv(65536):
+                pending.answer += chunk
+            else:
+                finish(sock, pending, answer_status(bytes(pending.answer)))
+
+        try:
+            while (launched < total or selector.get_map()) and not (stop is not None and stop.is_set()):
+                now = time.perf_counter()
+                if now >= next_sweep:
+                    next_sweep = now + 1.0
+                    for sock, pending in _in_flight(selector):
+                        if now - pending.launched > OPEN_LOOP_TIMEOUT_S:
+                            finish(sock, pending, "timeout")
+                while (
+                    launched < total
+                    and start + launched / rate <= now
+                    and len(selector.get_map()) < max_in_flight
+                ):
+                    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    sock.setblocking(False)
+                    sock.connect_ex((HOST, port))
+                    selector.register(sock, selectors.EVENT_WRITE, _Pending(start + launched / rate, now))
+                    launched += 1
+                most_open = max(most_open, len(selector.get_map()))
+                # Sleep until the next request is due; when none can be sent now (all sent, or
+                # as many open as allowed), until a socket is ready. Never spin.
+                can_send = launched < total and len(selector.get_map()) < max_in_flight
+                due_in = start + launched / rate - time.perf_counter() if can_send else 0.05
+                for key, _ in selector.select(min(max(due_in, 0.0), 0.05)):
+                    ready, pending = key.fileobj, key.data
+                    assert isinstance(ready, socket.socket)
+                    try:
+                        step(ready, pending)
+                    except OSError:
+                        finish(ready, pending, "error")
+        finally:
+            for sock, _pending in _in_flight(selector):
+                sock.close()
     elapsed = time.perf_counter() - start
     spread = percentiles(latencies)
     errors = sum(n for status, n in statuses.items() if not (status.isdigit() and 200 <= int(status) < 400))
     return LoadResult(
         generator="python-open-loop",
-        connections=max_in_flight,
+        connections=most_open,
         seconds=round(elapsed, 3),
         requests=len(latencies),
         errors=errors,

@@ -141,6 +141,8 @@ def half_load(target: Target, args: argparse.Namespace, workdir: Path) -> dict[s
     best = max(target.runs, key=lambda run: run.requests_per_s).connections
     speed_before = python_speed()
     maximum = closed_load(target.port, best, MAX_AGAIN_SECONDS, workdir, args.generator)
+    if not maximum.requests_per_s:
+        raise RuntimeError(f"{target.name} answered nothing in {MAX_AGAIN_SECONDS:g} s: {maximum.statuses}")
     rate = maximum.requests_per_s / 2
     result = run_open_loop(target.port, rate, args.half_load_seconds)
     speed_after = python_speed()

@@ -30,6 +30,7 @@ import contextlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -331,11 +332,15 @@ def _load_and_sample(bench: Bench, rate: float, seconds: float) -> tuple[LoadRes
     """Post at ``rate`` from a thread while this one samples the queue depth."""
     samples: list[tuple[float, int]] = []
     started = time.monotonic()
+    stop = threading.Event()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        load = pool.submit(run_open_loop, bench.port, rate, seconds)
-        while not load.done():
-            samples.append((round(time.monotonic() - started, 2), bench.depth()))
-            time.sleep(SAMPLE_SECONDS)
+        load = pool.submit(run_open_loop, bench.port, rate, seconds, stop=stop)
+        try:
+            while not load.done():
+                samples.append((round(time.monotonic() - started, 2), bench.depth()))
+                time.sleep(SAMPLE_SECONDS)
+        finally:
+            stop.set()  # an interrupted phase ends its load too, instead of waiting for it
         return load.result(), samples
 
 
