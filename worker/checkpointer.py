@@ -34,13 +34,18 @@ def start_checkpointer(
     """Checkpoint ``engine``'s WAL every ``interval`` seconds in a daemon thread until ``stop`` is set.
 
     Only the checkpointer holding the database's checkpointer lock works; the others try
-    for it every interval. Returns ``None`` for anything but a SQLite file: other
-    databases manage their own logs.
+    for it every interval. Returns ``None`` for anything but a SQLite file (other
+    databases manage their own logs) and when the lock file cannot be opened.
     """
     database = engine.url.database if engine.dialect.name == "sqlite" else None
     if not database or database == ":memory:":
         return None
-    lock = os.open(f"{database}.checkpointer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        lock = os.open(f"{database}.checkpointer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        # The worker still works; SQLite then checkpoints inside commits, past its threshold.
+        logger.warning("no WAL checkpointer: %s", exc)
+        return None
     open_lock = [lock]  # emptied before the close, so no later fork closes a reused number
 
     def drop_in_child() -> None:

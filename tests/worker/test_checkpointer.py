@@ -165,3 +165,13 @@ def test_a_process_forked_beside_the_checkpointer_does_not_keep_its_lock(
     finally:
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
+
+
+def test_a_lock_file_that_cannot_be_opened_leaves_the_worker_without_a_checkpointer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'moderation.db'}")
+    (tmp_path / "moderation.db.checkpointer-lock").mkdir()  # a directory cannot be opened for writing
+    assert start_checkpointer(engine, threading.Event()) is None
+    assert "no WAL checkpointer" in caplog.text
+    engine.dispose()
