@@ -6,11 +6,12 @@ caller commits, so a status, its verdict, its audit event and its label land tog
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Case, case, insert, literal, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from service.errors import NotFoundError
 from service.statuses import Action, CommentStatus, DecisionReason
@@ -72,43 +73,41 @@ def _leave_received(
     return bool(getattr(result, "rowcount", 0))
 
 
-# The classify job's per-comment statement, built once so its compiled form is cached.
-_MOVE_TO_VERDICT = (
-    update(Comment)
-    .where(Comment.id == bindparam("comment_id"), Comment.status == CommentStatus.RECEIVED)
-    .values(
-        status=bindparam("outcome"),
-        spam_score=bindparam("spam"),
-        abuse_score=bindparam("abuse"),
-        score=bindparam("score"),
-        updated_at=bindparam("now"),
-    )
-)
+def _by_id(
+    verdicts: Mapping[int, VerdictRecord],
+    value: Callable[[VerdictRecord], Any],
+    column: InstrumentedAttribute[Any],
+) -> Case[Any]:
+    """``CASE comments.id WHEN <id> THEN <value> ... END``, each value bound with ``column``'s type."""
+    whens = {comment_id: literal(value(verdict), column.type) for comment_id, verdict in verdicts.items()}
+    return case(whens, value=Comment.id)
 
 
 def record_verdicts(session: Session, verdicts: Mapping[int, VerdictRecord]) -> list[int]:
     """Move each ``received`` comment to its verdict's outcome, with its verdict and audit
     event; return the ids moved. A comment that had left ``received`` is skipped.
 
-    Only the guarded UPDATE runs once per comment (its row count says whether this call
-    won the comment); the verdicts and audit events go in as one multi-row insert each.
+    One guarded UPDATE moves the whole batch (a CASE on the id gives each comment its
+    own outcome and scores; RETURNING says which comments this call won), and the
+    verdicts and audit events go in as one multi-row insert each: three round trips a
+    batch, not one per comment.
     """
+    if not verdicts:
+        return []
     connection, now = session.connection(), utcnow()
-    moved = [
-        comment_id
-        for comment_id, verdict in verdicts.items()
-        if connection.execute(
-            _MOVE_TO_VERDICT,
-            {
-                "comment_id": comment_id,
-                "outcome": verdict.outcome,
-                "spam": verdict.spam,
-                "abuse": verdict.abuse,
-                "score": verdict.score,
-                "now": now,
-            },
-        ).rowcount
-    ]
+    move = (
+        update(Comment)
+        .where(Comment.id.in_(list(verdicts)), Comment.status == CommentStatus.RECEIVED)
+        .values(
+            status=_by_id(verdicts, lambda verdict: verdict.outcome, Comment.status),
+            spam_score=_by_id(verdicts, lambda verdict: verdict.spam, Comment.spam_score),
+            abuse_score=_by_id(verdicts, lambda verdict: verdict.abuse, Comment.abuse_score),
+            score=_by_id(verdicts, lambda verdict: verdict.score, Comment.score),
+            updated_at=now,
+        )
+        .returning(Comment.id)
+    )
+    moved = sorted(connection.execute(move).scalars())
     if moved:
         connection.execute(
             insert(Verdict),

@@ -146,6 +146,25 @@ def test_a_moderator_decision_is_never_overwritten_by_a_late_job(
     assert _count(services, Verdict, comment_id) == 0
 
 
+def test_one_batch_gives_each_comment_its_own_verdict_and_skips_the_decided_one(
+    client: FlaskClient, services: Services, context: WorkerContext, moderator_headers: dict[str, str]
+) -> None:
+    spam, plain, decided = _post(client, SPAM), _post(client), _post(client, SPAM)
+    client.post(f"/v1/comments/{decided}/decision", json={"action": "approve"}, headers=moderator_headers)
+    assert set(classify_comments(context, [spam, plain, decided])) == {spam, plain}
+    with services.sessions() as session:
+        verdicts = {verdict.comment_id: verdict for verdict in session.scalars(select(Verdict))}
+        assert set(verdicts) == {spam, plain}
+        for comment_id, verdict in verdicts.items():
+            comment = session.get(Comment, comment_id)
+            assert comment is not None
+            assert (comment.status, comment.spam_score) == (verdict.outcome, verdict.spam)
+        assert verdicts[spam].spam != verdicts[plain].spam
+        approved = session.get(Comment, decided)
+        assert approved is not None and approved.status is CommentStatus.APPROVED
+        assert approved.spam_score is None
+
+
 def test_missing_comments_are_skipped(context: WorkerContext) -> None:
     assert classify_comments(context, [987654]) == {}
 
