@@ -13,11 +13,13 @@ import redis
 from flask.testing import FlaskClient
 from rq import Queue
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from service.app import Services
 from service.queueing import ClassifyQueue, connect_redis
 from service.tables import OutboxEntry
 from tests.integration.processes import free_port
+from worker import dispatcher
 from worker.context import WorkerContext
 from worker.dispatcher import dispatch, dispatch_all, start_dispatcher
 
@@ -81,6 +83,31 @@ def test_the_dispatcher_thread_feeds_the_queue_and_reports_an_outage_once(
     assert [record.message.split(":")[0] for record in caplog.records] == [
         "dispatching paused, entries stay in the outbox"
     ]
+
+
+def test_an_idle_dispatcher_polls_less_and_still_picks_up_the_next_comment(
+    client: FlaskClient, services: Services, context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rounds = 0
+
+    def counted(session: Session, queue: ClassifyQueue, limit: int = dispatcher.BATCH) -> int:
+        nonlocal rounds
+        rounds += 1
+        return dispatch(session, queue, limit)
+
+    monkeypatch.setattr(dispatcher, "dispatch", counted)
+    stop = threading.Event()
+    busy = replace(context.settings, dispatch_interval=0.02)
+    thread = start_dispatcher(replace(context, settings=busy), stop)
+    try:
+        time.sleep(1.0)
+        # At the busy interval a second would take about fifty rounds; backing off, about a dozen.
+        assert rounds < 25
+        comment_id = client.post("/v1/comments", json=FORM).get_json()["id"]
+        _wait(lambda: _inbox(services) == [comment_id])
+    finally:
+        stop.set()
+        thread.join(5)
 
 
 def test_dispatch_all_empties_the_outbox(
