@@ -6,13 +6,14 @@ caller commits, so a status, its verdict, its audit event and its label land tog
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
 
-from sqlalchemy import Case, case, insert, literal, select, update
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import Dialect, bindparam, insert, select, update
+from sqlalchemy.orm import Session
 
+from service.driver_sql import DriverStatement
 from service.errors import NotFoundError
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, Label, ModeratorToken, Verdict, utcnow
@@ -73,41 +74,53 @@ def _leave_received(
     return bool(getattr(result, "rowcount", 0))
 
 
-def _by_id(
-    verdicts: Mapping[int, VerdictRecord],
-    value: Callable[[VerdictRecord], Any],
-    column: InstrumentedAttribute[Any],
-) -> Case[Any]:
-    """``CASE comments.id WHEN <id> THEN <value> ... END``, each value bound with ``column``'s type."""
-    whens = {comment_id: literal(value(verdict), column.type) for comment_id, verdict in verdicts.items()}
-    return case(whens, value=Comment.id)
+_MOVE_TO_VERDICT = (
+    update(Comment)
+    .where(Comment.id == bindparam("comment_id"), Comment.status == bindparam("received"))
+    .values(
+        status=bindparam("outcome"),
+        spam_score=bindparam("spam"),
+        abuse_score=bindparam("abuse"),
+        score=bindparam("score"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
+@cache
+def _move_to_verdict(dialect: Dialect) -> DriverStatement:
+    return DriverStatement(_MOVE_TO_VERDICT, dialect)
 
 
 def record_verdicts(session: Session, verdicts: Mapping[int, VerdictRecord]) -> list[int]:
     """Move each ``received`` comment to its verdict's outcome, with its verdict and audit
     event; return the ids moved. A comment that had left ``received`` is skipped.
 
-    One guarded UPDATE moves the whole batch (a CASE on the id gives each comment its
-    own outcome and scores; RETURNING says which comments this call won), and the
-    verdicts and audit events go in as one multi-row insert each: three round trips a
-    batch, not one per comment.
+    Only the guarded UPDATE runs once per comment (its row count says whether this call
+    won the comment), compiled once and run on the session's DBAPI cursor in its
+    transaction: through ``Connection.execute`` it cost about 0.2 ms of CPU a comment,
+    more than scoring it. The verdicts and audit events go in as one multi-row insert each.
     """
-    if not verdicts:
-        return []
     connection, now = session.connection(), utcnow()
-    move = (
-        update(Comment)
-        .where(Comment.id.in_(list(verdicts)), Comment.status == CommentStatus.RECEIVED)
-        .values(
-            status=_by_id(verdicts, lambda verdict: verdict.outcome, Comment.status),
-            spam_score=_by_id(verdicts, lambda verdict: verdict.spam, Comment.spam_score),
-            abuse_score=_by_id(verdicts, lambda verdict: verdict.abuse, Comment.abuse_score),
-            score=_by_id(verdicts, lambda verdict: verdict.score, Comment.score),
-            updated_at=now,
-        )
-        .returning(Comment.id)
-    )
-    moved = sorted(connection.execute(move).scalars())
+    move = _move_to_verdict(connection.dialect)
+    cursor = connection.connection.cursor()
+    moved = []
+    try:
+        for comment_id, verdict in verdicts.items():
+            values = {
+                "comment_id": comment_id,
+                "received": CommentStatus.RECEIVED,
+                "outcome": verdict.outcome,
+                "spam": verdict.spam,
+                "abuse": verdict.abuse,
+                "score": verdict.score,
+                "now": now,
+            }
+            cursor.execute(move.sql, move.parameters(values))
+            if cursor.rowcount:
+                moved.append(comment_id)
+    finally:
+        cursor.close()
     if moved:
         connection.execute(
             insert(Verdict),
