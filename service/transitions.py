@@ -98,8 +98,9 @@ def record_verdicts(session: Session, verdicts: Mapping[int, VerdictRecord]) -> 
 
     Only the guarded UPDATE runs once per comment (its row count says whether this call
     won the comment), compiled once and run on the session's DBAPI cursor in its
-    transaction: through ``Connection.execute`` it cost about 0.2 ms of CPU a comment,
-    more than scoring it. The verdicts and audit events go in as one multi-row insert each.
+    transaction, without ``Connection.execute``'s per-call work (about 20 µs a comment,
+    an eighth of what recording a verdict costs). The verdicts and audit events go in as
+    one multi-row insert each.
     """
     connection, now = session.connection(), utcnow()
     move = _move_to_verdict(connection.dialect)
