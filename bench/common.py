@@ -377,7 +377,7 @@ async def _post_once(port: int, payload: bytes) -> int:
 
 
 class _Tally:
-    """Latencies and statuses collected by the Python generators."""
+    """Latencies and statuses collected by the Python closed-loop generator."""
 
     def __init__(self) -> None:
         self.latencies: list[float] = []
@@ -397,7 +397,7 @@ class _Tally:
             self.errors += 1
         self.latencies.append((loop.time() - started) * 1000)
 
-    def result(self, connections: int, seconds: float, target_rate: float | None = None) -> LoadResult:
+    def result(self, connections: int, seconds: float) -> LoadResult:
         spread = percentiles(self.latencies)
         done = len(self.latencies)
         return LoadResult(
@@ -410,7 +410,6 @@ class _Tally:
             p50_ms=round(spread["p50"], 3),
             p95_ms=round(spread["p95"], 3),
             p99_ms=round(spread["p99"], 3),
-            target_rate=target_rate,
             statuses=dict(self.statuses),
         )
 
@@ -513,6 +512,9 @@ def run_open_loop(
             else:
                 finish(sock, pending, answer_status(bytes(pending.answer)))
 
+        def can_open() -> bool:
+            return launched < total and len(selector.get_map()) < max_in_flight
+
         try:
             while (launched < total or selector.get_map()) and not (stop is not None and stop.is_set()):
                 now = time.perf_counter()
@@ -521,11 +523,7 @@ def run_open_loop(
                     for sock, pending in _in_flight(selector):
                         if now - pending.launched > OPEN_LOOP_TIMEOUT_S:
                             finish(sock, pending, "timeout")
-                while (
-                    launched < total
-                    and start + launched / rate <= now
-                    and len(selector.get_map()) < max_in_flight
-                ):
+                while can_open() and start + launched / rate <= now:
                     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                     sock.setblocking(False)
                     sock.connect_ex((HOST, port))
@@ -534,8 +532,7 @@ def run_open_loop(
                 most_open = max(most_open, len(selector.get_map()))
                 # Sleep until the next request is due; when none can be sent now (all sent, or
                 # as many open as allowed), until a socket is ready. Never spin.
-                can_send = launched < total and len(selector.get_map()) < max_in_flight
-                due_in = start + launched / rate - time.perf_counter() if can_send else 0.05
+                due_in = start + launched / rate - time.perf_counter() if can_open() else 0.05
                 for key, _ in selector.select(min(max(due_in, 0.0), 0.05)):
                     ready, pending = key.fileobj, key.data
                     assert isinstance(ready, socket.socket)
