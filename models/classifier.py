@@ -93,7 +93,7 @@ class Classifier:
         weights = self._features.transformer_weights or {}
         blocks = []
         for name, branch in self._features.transformer_list:
-            block = sp.csr_matrix(branch.transform(prepared))
+            block = sp.csr_matrix(_transform(branch, prepared))
             weight = weights.get(name)
             blocks.append(block if weight is None else block * weight)
         matrix = sp.hstack(blocks, format="csr")
@@ -142,3 +142,14 @@ class Classifier:
 
     def _review_threshold(self, head: str) -> float:
         return float(self.thresholds.get(head, {}).get("review", DEFAULT_REVIEW))
+
+
+def _transform(step: Any, data: Any) -> Any:
+    """``step.transform(data)``, running a `Pipeline`'s steps one after the other: its own
+    `transform` adds metadata routing and output wrapping, a tenth of a millisecond a call."""
+    if isinstance(step, Pipeline):
+        for _name, inner in step.steps:
+            if inner not in (None, "passthrough"):
+                data = _transform(inner, data)
+        return data
+    return step.transform(data)

@@ -41,6 +41,24 @@ def test_same_output_as_tfidf_vectorizer(
         np.testing.assert_array_equal(a.data, b.data)
 
 
+@pytest.mark.parametrize(
+    "weighting",
+    [
+        {"norm": "l1"},
+        {"norm": None},
+        {"sublinear_tf": False},
+        {"use_idf": False, "norm": "l1"},
+    ],
+)
+def test_same_weighting_as_tfidf_vectorizer(documents: list[str], weighting: dict[str, object]) -> None:
+    options = {**OPTIONS, **weighting}
+    ours = CompactTfidfVectorizer(analyzer="char_wb", **options).fit(documents[:40])
+    theirs = TfidfVectorizer(analyzer="char_wb", **options).fit(documents[:40])
+    a, b = ours.transform(documents), theirs.transform(documents)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.data, b.data)
+
+
 def test_round_trip_through_skops(documents: list[str]) -> None:
     vectorizer = CompactTfidfVectorizer(analyzer="char_wb", **OPTIONS).fit(documents)
     vectorizer.transform(documents)  # fill the caches, which must not be stored
