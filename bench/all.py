@@ -235,7 +235,7 @@ def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The pipeline tables and its target lines."""
-    drains, phases, bursts, targets = [], [], [], []
+    drains, phases, costs, bursts, targets = [], [], [], [], []
     for workers, entry in pipeline["by_workers"].items():
         drain, noop = entry["classify_drain"], entry["noop_drain"]
         drains.append(
@@ -261,6 +261,18 @@ def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
                     f"{phase['verdicts']}/{phase['comments']}",
                 ]
             )
+        for phase in [*entry["phases"], entry["burst"]]:
+            cpu = phase.get("cpu_ms_per_comment")
+            if cpu:
+                costs.append(
+                    [
+                        workers,
+                        f"{phase['target_rate']:.0f}/s",
+                        _n(phase.get("comments_per_job"), 1),
+                        *(_n(cpu[part], 2) for part in ("web", "workers", "redis", "postgres")),
+                        _n(sum(cpu.values()), 2),
+                    ]
+                )
         burst = entry["burst"]
         bursts.append(
             [
@@ -330,6 +342,31 @@ def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
                 "decided",
             ],
             phases,
+        ),
+        *(
+            [
+                "**CPU per comment** in the same phases (the last row of each worker count is the "
+                "burst): CPU time (user and system, from `/proc`) the web app, the worker pool, Redis "
+                "and PostgreSQL spent during the phase and until its last verdict, over the comments "
+                "posted. A classify job's fixed cost is shared by the comments it takes, so the "
+                "workers' share falls as the batches grow:",
+                "",
+                *_table(
+                    [
+                        "workers",
+                        "offered",
+                        "comments a job",
+                        "web ms",
+                        "workers ms",
+                        "Redis ms",
+                        "PostgreSQL ms",
+                        "total ms",
+                    ],
+                    costs,
+                ),
+            ]
+            if costs
+            else []
         ),
         "**Burst**: 5x the drain rate offered for a few seconds' worth of requests. The web accepts "
         "no more than its own maximum, so the offered requests take longer than that to post (the "

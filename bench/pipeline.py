@@ -52,6 +52,7 @@ from bench.common import (
     LoadResult,
     Processes,
     closed_load,
+    cpu_seconds,
     free_port,
     fresh_database,
     gunicorn_argv,
@@ -394,15 +395,39 @@ def clear_backlog(bench: Bench) -> int:
     return left
 
 
-def phase(bench: Bench, rate: float, seconds: float) -> dict[str, Any]:
-    """Post at ``rate`` for ``seconds`` with the workers running; wait for the verdicts."""
+def cpu_used(bench: Bench, pool: str) -> dict[str, float]:
+    """CPU seconds used so far by the web app, the worker pool ``pool``, Redis and PostgreSQL."""
+    redis_cpu = bench.redis.info("cpu")
+    return {
+        "web": cpu_seconds(group=bench.procs.running["web"].pid),
+        "workers": cpu_seconds(group=bench.procs.running[pool].pid),
+        "redis": float(redis_cpu["used_cpu_user"]) + float(redis_cpu["used_cpu_sys"]),
+        "postgres": cpu_seconds(command="postgres"),
+    }
+
+
+def phase(bench: Bench, pool: str, rate: float, seconds: float) -> dict[str, Any]:
+    """Post at ``rate`` for ``seconds`` with the workers of ``pool`` running; wait for the verdicts.
+
+    Besides latency it records the CPU each part spent per comment of the phase, and how
+    many comments a classify job took on average: the cost per verdict depends on both.
+    """
     low = bench.last_comment_id()
+    jobs_before, cpu_before = finished_count(bench, bench.queue), cpu_used(bench, pool)
     t0 = time.monotonic()
     load, samples = _load_and_sample(bench, rate, seconds)
     high = bench.last_comment_id()
     drain_s = wait_for_verdicts(bench, low, high, samples, t0)
+    settle(bench, bench.queue)
+    jobs, cpu_after = finished_count(bench, bench.queue) - jobs_before, cpu_used(bench, pool)
     figures = verdict_figures(bench, low, high)
+    comments = max(figures["comments"], 1)
     figures.update(
+        jobs=jobs,
+        comments_per_job=round(figures["verdicts"] / jobs, 1) if jobs else None,
+        cpu_ms_per_comment={
+            part: round((cpu_after[part] - cpu_before[part]) * 1000 / comments, 3) for part in cpu_before
+        },
         target_rate=round(rate, 1),
         posted_per_s=load.requests_per_s,
         post_p99_ms=load.p99_ms,
@@ -432,7 +457,7 @@ def run_worker_count(bench: Bench, workers: int, intake_rate: float) -> dict[str
     try:
         result["phases"] = []
         for fraction in (float(part) for part in args.rates.split(",")):
-            figures = phase(bench, fraction * intake_rate, args.phase_seconds)
+            figures = phase(bench, pool, fraction * intake_rate, args.phase_seconds)
             figures["fraction_of_intake_max"] = fraction
             result["phases"].append(figures)
             print(
@@ -440,11 +465,12 @@ def run_worker_count(bench: Bench, workers: int, intake_rate: float) -> dict[str
                 f" posted {figures['posted_per_s']}/s,"
                 f" verdict p50 {figures['p50_ms']} p95 {figures['p95_ms']} p99 {figures['p99_ms']} ms,"
                 f" {figures.get('verdicts_per_s')} verdicts/s, max depth {figures['max_depth']},"
-                f" {figures['verdicts']}/{figures['comments']} decided",
+                f" {figures['verdicts']}/{figures['comments']} decided,"
+                f" {figures['comments_per_job']} a job, CPU ms a comment {figures['cpu_ms_per_comment']}",
                 flush=True,
             )
         sustainable = result["classify_drain"]["verdicts_per_s"]
-        burst = phase(bench, args.burst_factor * sustainable, args.burst_seconds)
+        burst = phase(bench, pool, args.burst_factor * sustainable, args.burst_seconds)
         burst["sustainable_rate"] = sustainable
         result["burst"] = burst
         print(
