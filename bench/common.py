@@ -118,13 +118,13 @@ class Processes:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
-def cpu_seconds(*, group: int | None = None, command: str | None = None) -> float:
-    """CPU seconds (user and system) used so far by the living processes of process group
-    ``group``, or by those whose command name is ``command``.
+def cpu_seconds(*, session: int | None = None, command: str | None = None) -> float:
+    """CPU seconds (user and system) used so far by the living processes of session
+    ``session``, or by those whose command name is ``command``.
 
-    A benchmark's servers run in sessions of their own, so a group holds a web app's or a
-    worker pool's every process (forked workers, RQ's scheduler) and nothing else;
-    ``command="postgres"`` counts the database server's backends.
+    A benchmark's servers are started in sessions of their own, so a session holds a web
+    app's or a worker pool's every process (forked workers, RQ's scheduler) and nothing
+    else; ``command="postgres"`` counts the database server's backends.
     """
     ticks = 0
     for entry in Path("/proc").iterdir():
@@ -134,7 +134,7 @@ def cpu_seconds(*, group: int | None = None, command: str | None = None) -> floa
             _pid, _, rest = (entry / "stat").read_text().partition(" (")
             comm, _, after = rest.rpartition(") ")  # the name may hold spaces and parentheses
             fields = after.split()
-            if (group is None or int(fields[2]) == group) and (command is None or comm == command):
+            if (session is None or int(fields[3]) == session) and (command is None or comm == command):
                 ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
 

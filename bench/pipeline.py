@@ -399,8 +399,8 @@ def cpu_used(bench: Bench, pool: str) -> dict[str, float]:
     """CPU seconds used so far by the web app, the worker pool ``pool``, Redis and PostgreSQL."""
     redis_cpu = bench.redis.info("cpu")
     return {
-        "web": cpu_seconds(group=bench.procs.running["web"].pid),
-        "workers": cpu_seconds(group=bench.procs.running[pool].pid),
+        "web": cpu_seconds(session=bench.procs.running["web"].pid),
+        "workers": cpu_seconds(session=bench.procs.running[pool].pid),
         "redis": float(redis_cpu["used_cpu_user"]) + float(redis_cpu["used_cpu_sys"]),
         "postgres": cpu_seconds(command="postgres"),
     }
