@@ -41,9 +41,11 @@ DESIGN = [
     "compiled once per engine and run on the pooled DBAPI cursor, which halves the database cost "
     "of a request; no ORM unit of work, no audit row (the comment row records its arrival) and no "
     "Redis round trip. The outbox entry is the durable record of the classification job.",
-    "- **Dispatch**: a thread in every worker moves outbox entries to a Redis inbox list, up to 500 "
-    "per round trip, and enqueues an RQ job when the inbox goes from empty to non-empty; it polls "
-    "every 20 ms while there is work and backs off to 100 ms when the outbox stays empty.",
+    "- **Dispatch**: a thread in one worker (the holder of a lease in Redis; with every worker "
+    "polling, N workers made N times the rounds and jobs) moves outbox entries to a Redis inbox "
+    "list, up to 500 per round trip, and enqueues an RQ job when the inbox goes from empty to "
+    "non-empty; it polls every 20 ms while there is work and backs off to 100 ms when the outbox "
+    "stays empty.",
     "- **Classification**: a job takes up to `CLASSIFY_BATCH` ids, enqueues the next job if ids "
     "remain (so a second worker starts at once), scores the batch in one model call and stores it "
     "with one guarded UPDATE per comment and one multi-row insert each for verdicts and audit "

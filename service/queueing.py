@@ -60,6 +60,11 @@ class ClassifyQueue:
         deployments (or test runs) sharing a server keep apart."""
         return f"moderation:inbox:{self.queue.name}"
 
+    @property
+    def dispatcher_lease(self) -> str:
+        """The Redis key of the lease held by the one worker that feeds the inbox."""
+        return f"moderation:dispatcher:{self.queue.name}"
+
     @classmethod
     def from_settings(cls, connection: redis.Redis, settings: Settings) -> ClassifyQueue:
         """The queue named in the settings on ``connection``."""

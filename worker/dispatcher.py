@@ -5,6 +5,11 @@ queue is fed as long as any worker lives. Entries are deleted only after Redis t
 their ids: a Redis outage leaves them in the outbox for the next round, and at worst
 (the delete fails after Redis took the ids) an id is handed over twice, which the
 classify job's status guard makes harmless.
+
+One worker per queue dispatches at a time, the holder of a lease in Redis
+(worker/lease.py); the others only try for the lease. With every worker polling, N
+workers made N times the rounds, each a database transaction and usually a job of its
+own, so the batches shrank as workers were added and each verdict cost more.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from sqlalchemy.orm import Session
 from service.queueing import ClassifyQueue
 from service.tables import OutboxEntry
 from worker.context import WorkerContext
+from worker.lease import Lease
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +35,10 @@ FAILURE_PAUSE_SECONDS = 1.0
 # worker about 7 % of a core (and the database as much again), which on a small machine the
 # web app needs. A comment arriving after a quiet spell waits at most this long for its round.
 IDLE_PAUSE_MAX_SECONDS = 0.1
+# How long the dispatching worker's lease lasts unrenewed: the longest the outbox waits
+# when that worker dies (one that stops frees the lease at once). Workers without it try
+# for it every quarter of this.
+LEASE_SECONDS = 2.0
 
 
 def dispatch(session: Session, queue: ClassifyQueue, limit: int = BATCH) -> int:
@@ -65,36 +75,47 @@ def dispatch_all(context: WorkerContext) -> int:
     return total
 
 
-def start_dispatcher(context: WorkerContext, stop: threading.Event) -> threading.Thread:
-    """Poll the outbox every ``dispatch_interval`` seconds in a daemon thread until ``stop`` is set.
+def start_dispatcher(
+    context: WorkerContext, stop: threading.Event, lease_seconds: float = LEASE_SECONDS
+) -> threading.Thread:
+    """Poll the outbox every ``dispatch_interval`` seconds in a daemon thread until ``stop``
+    is set, while this worker holds the queue's dispatcher lease.
 
     A full batch means more may be waiting, so the next round starts at once; while the
-    outbox stays empty the pause doubles, up to ``IDLE_PAUSE_MAX_SECONDS``.
+    outbox stays empty the pause doubles, up to ``IDLE_PAUSE_MAX_SECONDS``. Without the
+    lease the thread tries for it every quarter of ``lease_seconds``.
     """
     busy = context.settings.dispatch_interval
+    lease = Lease(context.queue.queue.connection, context.queue.dispatcher_lease, lease_seconds)
 
     def loop() -> None:
         failing = False
         pause = busy
-        with context.sessions() as session:
-            while not stop.is_set():
-                try:
-                    moved = dispatch(session, context.queue)
-                except Exception as exc:  # the thread must outlive any one failed round
-                    session.rollback()
-                    if not failing:
-                        logger.warning(
-                            "dispatching paused, entries stay in the outbox: %s", exc, exc_info=True
-                        )
-                    failing = True
-                    stop.wait(FAILURE_PAUSE_SECONDS)
-                    continue
-                if failing:
-                    logger.info("dispatching again")
-                failing = False
-                if moved < BATCH:
-                    stop.wait(pause)
-                pause = busy if moved else min(pause * 2, max(busy, IDLE_PAUSE_MAX_SECONDS))
+        try:
+            with context.sessions() as session:
+                while not stop.is_set():
+                    try:
+                        if not lease.hold():
+                            stop.wait(lease_seconds / 4)
+                            continue
+                        moved = dispatch(session, context.queue)
+                    except Exception as exc:  # the thread must outlive any one failed round
+                        session.rollback()
+                        if not failing:
+                            logger.warning(
+                                "dispatching paused, entries stay in the outbox: %s", exc, exc_info=True
+                            )
+                        failing = True
+                        stop.wait(FAILURE_PAUSE_SECONDS)
+                        continue
+                    if failing:
+                        logger.info("dispatching again")
+                    failing = False
+                    if moved < BATCH:
+                        stop.wait(pause)
+                    pause = busy if moved else min(pause * 2, max(busy, IDLE_PAUSE_MAX_SECONDS))
+        finally:
+            lease.release()  # another worker takes over within a quarter of the lease
 
     thread = threading.Thread(target=loop, name="dispatcher", daemon=True)
     thread.start()

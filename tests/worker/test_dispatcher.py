@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -108,6 +109,38 @@ def test_an_idle_dispatcher_polls_less_and_still_picks_up_the_next_comment(
     finally:
         stop.set()
         thread.join(5)
+
+
+def test_one_worker_dispatches_and_another_takes_over_when_it_stops(
+    client: FlaskClient, services: Services, context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rounds: Counter[str] = Counter()
+
+    def counted(session: Session, queue: ClassifyQueue, limit: int = dispatcher.BATCH) -> int:
+        rounds[threading.current_thread().name] += 1
+        return dispatch(session, queue, limit)
+
+    monkeypatch.setattr(dispatcher, "dispatch", counted)
+    stops = {"first": threading.Event(), "second": threading.Event()}
+    threads = {}
+    for name, stop in stops.items():
+        threads[name] = start_dispatcher(context, stop, lease_seconds=1.0)
+        threads[name].name = name
+        time.sleep(0.2)  # the first one started takes the lease
+    try:
+        first = client.post("/v1/comments", json=FORM).get_json()["id"]
+        _wait(lambda: _inbox(services) == [first])
+        time.sleep(0.3)
+        assert rounds["first"] > 0 and rounds["second"] == 0
+        stops["first"].set()
+        threads["first"].join(5)
+        second = client.post("/v1/comments", json=FORM).get_json()["id"]
+        _wait(lambda: _inbox(services) == [first, second], seconds=2.0)  # a quarter lease, and a round
+        assert rounds["second"] > 0
+    finally:
+        for name, stop in stops.items():
+            stop.set()
+            threads[name].join(5)
 
 
 def test_dispatch_all_empties_the_outbox(

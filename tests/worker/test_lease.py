@@ -1,0 +1,68 @@
+"""The Redis lease that lets one worker of many do a job, and another take over."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tests.integration.processes import free_port
+from worker.lease import Lease
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def connection(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def name(connection: redis.Redis) -> Iterator[str]:
+    key = f"moderation:test-lease:{uuid.uuid4().hex[:8]}"
+    yield key
+    connection.delete(key)
+
+
+def test_one_holder_at_a_time_and_a_release_hands_over(connection: redis.Redis, name: str) -> None:
+    first, second = Lease(connection, name, 5.0), Lease(connection, name, 5.0)
+    assert first.hold() and first.hold()
+    assert not second.hold()
+    first.release()
+    assert not first.held
+    assert second.hold() and not first.hold()
+
+
+def test_a_holder_that_stops_renewing_loses_the_lease_when_it_runs_out(
+    connection: redis.Redis, name: str
+) -> None:
+    stalled, waiting = Lease(connection, name, 0.2), Lease(connection, name, 0.2)
+    assert stalled.hold()
+    assert not waiting.hold()
+    time.sleep(0.3)  # the holder neither renews nor frees it, as if its process had died
+    assert waiting.hold()
+    assert not stalled.hold()  # on waking it finds the lease gone, and does not take it back
+    stalled.release()  # not its lease any more: nothing is freed
+    assert connection.exists(name) and waiting.hold()
+
+
+def test_the_holder_renews_before_the_lease_runs_out(connection: redis.Redis, name: str) -> None:
+    holder, other = Lease(connection, name, 0.4), Lease(connection, name, 0.4)
+    deadline = time.monotonic() + 1.2  # three leases' length
+    while time.monotonic() < deadline:
+        assert holder.hold()
+        assert not other.hold()
+        time.sleep(0.05)
+
+
+def test_an_outage_is_an_error_not_a_lost_lease() -> None:
+    dead = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
+    lease = Lease(dead, "moderation:test-lease:unreachable", 1.0)
+    with pytest.raises(redis.ConnectionError):
+        lease.hold()
+    lease.release()  # holds nothing: no error

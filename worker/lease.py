@@ -1,0 +1,53 @@
+"""A lease in Redis: one of many worker processes, on any host, does a job; another takes
+over when it stops.
+
+The lease is a Redis key with a time to live, taken only when absent and renewed by its
+holder (redis-py's ``Lock``, whose token makes sure only the holder renews or frees
+it). A holder that stops frees it; one that dies lets it run out, so the others wait at
+most its length. Two holders at once are possible only if a holder is stalled for longer
+than the lease, so what it guards must stay harmless when done twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import redis
+from redis.exceptions import LockNotOwnedError
+
+
+class Lease:
+    """One process's claim on the lease ``name``, for ``seconds`` at a time."""
+
+    def __init__(self, connection: redis.Redis, name: str, seconds: float) -> None:
+        # Not thread-local: the holder's token must not depend on which thread renews it.
+        self._lock = connection.lock(name, timeout=seconds, thread_local=False)
+        self._seconds = seconds
+        self._renew_at = 0.0
+        self.held = False
+
+    def hold(self) -> bool:
+        """Take the lease if it is free, renew it once a quarter of it has passed; return
+        whether this process holds it now. Raises ``redis.RedisError`` on an outage."""
+        now = time.monotonic()
+        if self.held and now < self._renew_at:
+            return True
+        if self.held:
+            try:
+                self._lock.reacquire()
+            except LockNotOwnedError:  # it ran out while this process stalled; another may hold it
+                self.held = False
+        if not self.held:
+            self.held = bool(self._lock.acquire(blocking=False))
+        if self.held:
+            self._renew_at = now + self._seconds / 4
+        return self.held
+
+    def release(self) -> None:
+        """Free the lease if this process holds it, so another takes over at once."""
+        if self.held:
+            self.held = False
+            # Not owned any more (it ran out), or Redis is away: it frees itself when its time is up.
+            with contextlib.suppress(redis.RedisError):
+                self._lock.release()
