@@ -14,6 +14,8 @@ from sklearn.pipeline import Pipeline
 from models.explain import Explainer
 from models.metrics import DEFAULT_REVIEW
 from models.records import CommentText
+from models.sparse_rows import Parts, of_matrix, side_by_side
+from models.vectorizers import CompactTfidfVectorizer
 
 # Scoring works in batches of this many rows: large enough for fast sparse products,
 # small enough that a huge input does not build one huge matrix.
@@ -87,16 +89,14 @@ class Classifier:
         """Return the feature union's output for prepared comments, as sorted CSR.
 
         The same as `FeatureUnion.transform` (a test checks it), calling each fitted
-        branch directly: the union's parallel-job machinery costs about a millisecond
-        per call, which is most of the time for a single comment.
+        branch directly and stacking the branches' arrays in one step (`models.sparse_rows`):
+        the union's parallel-job machinery and scipy's per-matrix checks cost more than
+        the arithmetic for a few comments.
         """
         weights = self._features.transformer_weights or {}
-        blocks = []
-        for name, branch in self._features.transformer_list:
-            block = sp.csr_matrix(_transform(branch, prepared))
-            weight = weights.get(name)
-            blocks.append(block if weight is None else block * weight)
-        matrix = sp.hstack(blocks, format="csr")
+        names = [name for name, _branch in self._features.transformer_list]
+        blocks = [_branch_parts(branch, prepared) for _name, branch in self._features.transformer_list]
+        matrix = side_by_side(blocks, [weights.get(name) for name in names])
         matrix.sort_indices()
         return matrix
 
@@ -144,12 +144,16 @@ class Classifier:
         return float(self.thresholds.get(head, {}).get("review", DEFAULT_REVIEW))
 
 
-def _transform(step: Any, data: Any) -> Any:
-    """``step.transform(data)``, running a `Pipeline`'s steps one after the other: its own
-    `transform` adds metadata routing and output wrapping, a tenth of a millisecond a call."""
-    if isinstance(step, Pipeline):
-        for _name, inner in step.steps:
-            if inner not in (None, "passthrough"):
-                data = _transform(inner, data)
-        return data
-    return step.transform(data)
+def _branch_parts(branch: Any, prepared: Sequence[Any]) -> Parts:
+    """A feature branch's rows for ``prepared``: a `Pipeline`'s steps run one after the
+    other (its own `transform` adds metadata routing and output wrapping, a tenth of a
+    millisecond a call), the last one asked for `Parts` when it can give them."""
+    steps = [step for _name, step in branch.steps] if isinstance(branch, Pipeline) else [branch]
+    steps = [step for step in steps if step not in (None, "passthrough")]
+    data: Any = prepared
+    for step in steps[:-1]:
+        data = step.transform(data)
+    last = steps[-1]
+    if isinstance(last, CompactTfidfVectorizer) and (parts := last.transform_parts(data)) is not None:
+        return parts
+    return of_matrix(last.transform(data))

@@ -26,9 +26,10 @@ from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l1, inplace_csr_row_normalize_l2
+
+from models.sparse_rows import Parts, counted
 
 # Bound on cached words; the cache is emptied when full, so memory stays bounded while
 # the words of the current traffic fill it again.
@@ -92,7 +93,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
             grams.extend(padded[i : i + n] for i in range(size - n + 1))
         return grams
 
-    def _cached_counts(self, documents: Iterable[str]) -> sp.csr_matrix:
+    def _cached_counts(self, documents: Iterable[str]) -> Parts:
         """Term counts as CountVectorizer computes them, summed from cached words."""
         pieces: list[np.ndarray] = []
         lengths: list[int] = []
@@ -104,7 +105,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
         all_columns = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
         return self._count_matrix(all_columns, np.repeat(np.arange(len(lengths)), lengths), len(lengths))
 
-    def _word_counts(self, documents: Iterable[str]) -> sp.csr_matrix:
+    def _word_counts(self, documents: Iterable[str]) -> Parts:
         """Term counts of word n-grams as CountVectorizer computes them, in fewer Python steps."""
         find = self.__dict__.get("_token_finder")
         if find is None:
@@ -134,18 +135,21 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
             return self._count_matrix(empty, empty, len(token_lists))
         return self._count_matrix(np.concatenate(all_columns), np.concatenate(all_rows), len(token_lists))
 
-    def _count_matrix(self, all_columns: np.ndarray, rows: np.ndarray, documents: int) -> sp.csr_matrix:
-        """A CSR count matrix from (row, column) pairs, one pair per occurrence of a term."""
-        ones = np.ones(len(all_columns), dtype=self.dtype)
-        # COO -> CSR adds up repeated (row, column) pairs, which is the counting itself.
-        matrix = sp.coo_matrix((ones, (rows, all_columns)), shape=(documents, len(self.vocabulary_))).tocsr()
-        matrix.sort_indices()
+    def _count_matrix(self, all_columns: np.ndarray, rows: np.ndarray, documents: int) -> Parts:
+        """CSR counts from (row, column) pairs, one pair per occurrence of a term."""
+        counts = counted(rows, all_columns, (documents, len(self.vocabulary_)), self.dtype)
         if self.binary:
-            matrix.data.fill(1)
-        return matrix
+            counts.data.fill(1)
+        return counts
 
     def transform(self, raw_documents: Any) -> Any:
         """Transform documents to TF-IDF rows (cached counting when fitted on plain text)."""
+        parts = self.transform_parts(raw_documents)
+        return super().transform(raw_documents) if parts is None else parts.matrix()
+
+    def transform_parts(self, raw_documents: Any) -> Parts | None:
+        """`transform`'s rows as `Parts`, or None where only scikit-learn's own transform
+        applies (options the cached counting does not reproduce)."""
         plain = (
             hasattr(self, "vocabulary_")
             and not self.lowercase
@@ -155,31 +159,30 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
             and not isinstance(raw_documents, str)
         )
         if plain and self.analyzer == "char_wb":
-            counts = self._cached_counts(raw_documents)
-        elif (
+            return self._weigh(self._cached_counts(raw_documents))
+        if (
             plain
             and self.analyzer == "word"
             and self.tokenizer is None
             and self.stop_words is None
             and re.compile(self.token_pattern).groups == 0
         ):
-            counts = self._word_counts(raw_documents)
-        else:
-            return super().transform(raw_documents)
-        return self._weigh(counts)
+            return self._weigh(self._word_counts(raw_documents))
+        return None
 
-    def _weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
-        """TF-IDF rows from our own count matrix, in place, as `TfidfTransformer.transform`
+    def _weigh(self, counts: Parts) -> Parts:
+        """TF-IDF rows from our own counts, in place, as `TfidfTransformer.transform`
         computes them.
 
         The counts come from the methods above, so scikit-learn's input checks (a third of
         the cost of scoring a few comments, mostly its dataframe detection) are skipped.
         """
+        data = counts.data
         if self.sublinear_tf:
-            np.log(counts.data, counts.data)
-            counts.data += 1.0
+            np.log(data, out=data)
+            data += 1.0
         if self.use_idf:
-            counts.data *= self._tfidf.idf_[counts.indices]
+            data *= self._tfidf.idf_[counts.indices]
         if self.norm == "l2":
             inplace_csr_row_normalize_l2(counts)
         elif self.norm == "l1":
