@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from models import CommentText
@@ -39,33 +39,35 @@ class ClassificationError(RuntimeError):
     """Some comments of a batch could not be classified; the job will be retried."""
 
 
-def _claim(session: Session, comment_ids: Sequence[int]) -> list[Comment]:
-    """The comments among ``comment_ids`` still waiting, oldest first.
+_WAITING = (
+    select(Comment.id, Comment.body, Comment.name, Comment.url)
+    .where(Comment.id.in_(bindparam("ids", expanding=True)), Comment.status == CommentStatus.RECEIVED)
+    .order_by(Comment.id)
+    .with_for_update(skip_locked=True)
+)
+
+
+def _claim(session: Session, comment_ids: Sequence[int]) -> list[Row[tuple[int, str, str, str | None]]]:
+    """Id, text, name and website of the comments among ``comment_ids`` still waiting, oldest first.
 
     On PostgreSQL the rows are locked, and rows another worker holds are skipped,
-    not waited for: that worker is deciding them.
+    not waited for: that worker is deciding them. Only the columns scoring needs are
+    read, as plain rows: loading whole ORM objects cost a third of a one-comment job.
     """
-    return list(
-        session.scalars(
-            select(Comment)
-            .where(Comment.id.in_(comment_ids), Comment.status == CommentStatus.RECEIVED)
-            .order_by(Comment.id)
-            .with_for_update(skip_locked=True)
-        )
-    )
+    return list(session.execute(_WAITING, {"ids": list(comment_ids)}))
 
 
 def _shadow_rows(
-    context: WorkerContext, decided: Sequence[tuple[Comment, CommentText, CommentStatus]]
+    context: WorkerContext, decided: Sequence[tuple[int, CommentText, CommentStatus]]
 ) -> list[ShadowVerdict]:
     """What the shadow model, if any, would have decided for each newly decided comment."""
     shadow = context.models.shadow()
     if shadow is None or not decided:
         return []
-    scores = shadow.score([text for _comment, text, _live in decided], reasons=False)
+    scores = shadow.score([text for _id, text, _live in decided], reasons=False)
     return [
         ShadowVerdict(
-            comment_id=comment.id,
+            comment_id=comment_id,
             model_version=shadow.version,
             spam=score.spam,
             abuse=score.abuse,
@@ -74,7 +76,7 @@ def _shadow_rows(
             ).outcome,
             live_outcome=live,
         )
-        for (comment, _text, live), score in zip(decided, scores, strict=True)
+        for (comment_id, _text, live), score in zip(decided, scores, strict=True)
     ]
 
 
@@ -100,13 +102,13 @@ def classify_comments(context: WorkerContext, comment_ids: Sequence[int]) -> dic
             )
         moved = set(record_verdicts(session, verdicts))
         decided = [
-            (comment, text, verdicts[comment.id].outcome)
+            (comment.id, text, verdicts[comment.id].outcome)
             for comment, text in zip(comments, texts, strict=True)
             if comment.id in moved
         ]
         session.add_all(_shadow_rows(context, decided))
         session.commit()
-        return {comment.id: outcome for comment, _text, outcome in decided}
+        return {comment_id: outcome for comment_id, _text, outcome in decided}
 
 
 def _assigned_ids(context: WorkerContext, job: Job | None) -> list[int]:
