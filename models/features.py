@@ -263,11 +263,13 @@ class MetadataFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return self
 
     def transform(self, records: Sequence[Any]) -> np.ndarray:
-        """Return an array of shape (len(records), len(FEATURES))."""
+        """Return an array of shape (len(records), len(FEATURES)), in single precision like
+        the other branches: one double-precision branch would make the whole shared matrix
+        double, half again its size in memory."""
         rows = [
             [f.scale(raw) for f, raw in zip(FEATURES, measure(record), strict=True)] for record in records
         ]
-        return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURES))
+        return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURES))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Return the feature names, in column order."""
