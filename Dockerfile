@@ -4,11 +4,12 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-COPY pyproject.toml requirements.lock README.md ./
+COPY pyproject.toml requirements.lock requirements-vectors.txt README.md ./
 COPY service ./service
 COPY worker ./worker
 COPY models ./models
-RUN pip install --no-cache-dir --disable-pip-version-check -c requirements.lock .
+RUN pip install --no-cache-dir --disable-pip-version-check -c requirements.lock . \
+    && pip install --no-cache-dir --disable-pip-version-check --no-deps --require-hashes -r requirements-vectors.txt
 
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 moderation \

@@ -45,6 +45,7 @@ RECORDED_LIBRARIES = ("scikit-learn", "skops", "numpy", "scipy")
 # Types in a stored pipeline that skops does not trust by default. Each is a class of
 # this package holding only parameters and NumPy arrays; none runs code on load.
 TRUSTED_TYPES = [
+    "models.embeddings.TokenVectors",
     "models.features.MetadataFeatures",
     "models.heads.LinearHeads",
     "models.pipeline.Field",

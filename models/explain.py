@@ -8,7 +8,9 @@ can read them:
 - a word's own weight and the weights of the character n-grams inside it are summed
   under that word (`"viagra" +2.3 toward spam`, even when the comment said `v1agra`);
 - a word pair keeps its own entry (`"free money"`);
-- metadata features are described from the raw comment (`3 links +0.9 toward spam`).
+- metadata features are described from the raw comment (`3 links +0.9 toward spam`);
+- the pretrained token vectors' columns (models/embeddings.py) count as one piece,
+  `overall wording`: they describe the whole comment, not a word of it.
 
 The grouping only redistributes contributions: the sum over all groups equals the sum
 over all features, so nothing is invented or guessed.
@@ -42,7 +44,7 @@ from models.normalize import (
     find_urls,
     url_domain,
 )
-from models.pipeline import NO_AUTHOR, TEXT_BRANCHES, PreparedComment
+from models.pipeline import NO_AUTHOR, TEXT_BRANCHES, VECTORS, PreparedComment
 
 MAX_REASONS_PER_HEAD = 3
 _PUNCTUATION = string.punctuation + "\u2026\u201c\u201d\u2018\u2019"
@@ -84,6 +86,8 @@ class Explainer:
                 vectorizer = self._vectorizers[name] = transformer.named_steps["vectorizer"]
                 self._index[name], width = _term_indexer(vectorizer)
                 self._analyzer[name] = vectorizer.build_analyzer()
+            elif name == VECTORS:
+                width = int(transformer.named_steps["vectorizer"].weighted_.shape[1])
             else:
                 width = len(FEATURES)
             self._width[name] = width
@@ -170,10 +174,12 @@ class Explainer:
         chars_start = self._offset["chars"]
         in_chars = (columns >= chars_start) & (columns < chars_start + self._width["chars"])
 
-        # Pieces of the word, author and metadata branches: one per non-zero column, keyed
-        # by that column (a word's unigram column is also the key its n-grams go to).
-        term_rows, term_keys = local_rows[~in_chars], columns[~in_chars]
-        term_values = coef[:, term_keys] * data[~in_chars]
+        # Pieces of the word, author, vector and metadata branches: one per non-zero column,
+        # keyed by that column (a word's unigram column is also the key its n-grams go to;
+        # the vector columns all go to the branch's first column).
+        term_rows, term_columns = local_rows[~in_chars], columns[~in_chars]
+        term_keys = self._vector_keys(term_columns)
+        term_values = coef[:, term_columns] * data[~in_chars]
 
         # Character n-gram pieces: every occurrence of a word in the comment.
         word_lists = [comments[i].normalized_text.split() for i in rows.tolist()]
@@ -242,7 +248,7 @@ class Explainer:
             comment = comments[int(rows[r])]
             keys = [self._key(int(group_keys[g])) for _, g in picks]
             # Domain names are looked up only when a reason names a domain.
-            named = any(kind != "meta" and DOMAIN_PREFIX in term for kind, term in keys)
+            named = any(kind in ("word", "author") and DOMAIN_PREFIX in term for kind, term in keys)
             domains = _domain_names(comment) if named else {}
             result[int(rows[r])] = [
                 f"{_render(key, comment, domains)} +{totals[h][g]:.1f} toward {heads[h]}"
@@ -272,10 +278,19 @@ class Explainer:
         self._word_key_ids[word] = key
         return key
 
+    def _vector_keys(self, columns: np.ndarray) -> np.ndarray:
+        """``columns`` with every column of the vector branch replaced by its first."""
+        if VECTORS not in self._offset:
+            return columns
+        start = self._offset[VECTORS]
+        return np.where((columns >= start) & (columns < start + self._width[VECTORS]), start, columns)
+
     def _key(self, key: int) -> tuple[str, str]:
         """The (kind, term) a key id of `batch_reasons` stands for."""
         if key >= self.n_features:
             return "word", self._extra_names[key - self.n_features]
+        if key == self._offset.get(VECTORS):
+            return VECTORS, ""
         for kind, branch in (("meta", "meta"), ("author", "author"), ("word", "words")):
             offset = self._offset[branch]
             if key >= offset:
@@ -313,6 +328,11 @@ class Explainer:
         ids.append(lookup[word_ids] if len(words) else word_ids)
         columns.append(word_columns)
         shares.append(word_shares)
+        if VECTORS in self._offset:
+            width = self._width[VECTORS]
+            ids.append(np.full(width, keys.setdefault((VECTORS, ""), len(keys)), dtype=np.int64))
+            columns.append(self._offset[VECTORS] + np.arange(width))
+            shares.append(np.ones(width))
         meta = [keys.setdefault(("meta", str(i)), len(keys)) for i in range(len(FEATURES))]
         ids.append(np.asarray(meta, dtype=np.int64))
         columns.append(self._offset["meta"] + np.arange(len(FEATURES)))
@@ -393,6 +413,8 @@ def _lookup(row: tuple[np.ndarray, np.ndarray], columns: np.ndarray) -> np.ndarr
 
 def _render(key: tuple[str, str], comment: PreparedComment, domains: dict[str, str]) -> str:
     kind, term = key
+    if kind == VECTORS:
+        return "overall wording"
     if kind == "meta":
         index = int(term)
         return describe(index, measure_one(comment, index))

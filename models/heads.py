@@ -146,6 +146,10 @@ def _fit_sigmoid(scores: np.ndarray, y: np.ndarray) -> LogisticRegression:
 class LinearHeads(BaseEstimator):  # type: ignore[misc]
     """Per-head calibrated logistic models over one shared feature matrix.
 
+    `unused_last_columns` names, per head, how many of the matrix's last columns that
+    head leaves out (fitted without them, weight zero there): a branch that helps one
+    head and not another is put last.
+
     Attributes (after fitting):
         heads_: the heads that were trained, in the order of the output columns.
         coef_: array (len(heads_), n_features) of calibrated weights.
@@ -163,6 +167,7 @@ class LinearHeads(BaseEstimator):  # type: ignore[misc]
         calibration_folds: int = 3,
         out_of_core: bool = False,
         random_state: int = 0,
+        unused_last_columns: Mapping[str, int] | None = None,
     ) -> None:
         self.heads = heads
         self.C = C
@@ -170,6 +175,7 @@ class LinearHeads(BaseEstimator):  # type: ignore[misc]
         self.calibration_folds = calibration_folds
         self.out_of_core = out_of_core
         self.random_state = random_state
+        self.unused_last_columns = unused_last_columns
 
     def fit(self, matrix: Any, y: Any) -> LinearHeads:
         """Fit every head that has both classes among its labeled rows."""
@@ -188,7 +194,12 @@ class LinearHeads(BaseEstimator):  # type: ignore[misc]
             self.class_counts_[head] = np.bincount(target, minlength=2).tolist()
             if min(self.class_counts_[head]) == 0:
                 continue
-            fitted.append((head, *self._fit_head(head, matrix[rows], target)))
+            # A head leaves out the last columns it does not use: its weights there are zero.
+            unused = int((self.unused_last_columns or {}).get(head, 0))
+            used = matrix.shape[1] - unused
+            part = matrix[rows] if not unused else matrix[np.flatnonzero(rows), :used]
+            coef, intercept, calibrated = self._fit_head(head, part, target)
+            fitted.append((head, np.pad(coef, (0, unused)), intercept, calibrated))
         self._set_weights(fitted, matrix.shape[1])
         return self
 

@@ -7,6 +7,8 @@
                 author  words of the normalized author name and website domain
                 meta    `MetadataFeatures`: links, capitals, repeats, length, digits,
                         listed insults and swear words
+                vectors `TokenVectors`: the weighted mean of the text's pretrained token
+                        vectors (in memory only; see models/embeddings.py)
               each branch scaled by its `BRANCH_WEIGHTS` entry
     heads     `LinearHeads`: one calibrated logistic model per head (spam, abuse), each
               with its own regularization chosen by cross-validation
@@ -30,6 +32,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from models.embeddings import VECTOR_DIMENSIONS, TokenVectors
 from models.features import MetadataFeatures, measure_fields
 from models.heads import HEADS, LinearHeads
 from models.normalize import normalize_author, normalize_text
@@ -37,6 +40,7 @@ from models.records import as_comment
 from models.vectorizers import CompactTfidfVectorizer
 
 TEXT_BRANCHES = ("words", "chars", "author")
+VECTORS = "vectors"
 # Chosen by cross-validation on the corpora (docs/model.md): trigrams catch phrases
 # such as "check out my" and "like this comment", single characters and short
 # character n-grams catch emoji and odd symbols that bots repeat.
@@ -49,7 +53,7 @@ CHAR_NGRAMS = (1, 5)
 # than fragments), and the author words and metadata down, because author names differ
 # from one site or video to the next and a few dense metadata columns otherwise pull
 # weight from the text. Every reason still is `x_i * w_i` of the weighted matrix.
-BRANCH_WEIGHTS = {"words": 1.25, "chars": 1.0, "author": 0.25, "meta": 0.5}
+BRANCH_WEIGHTS = {"words": 1.25, "chars": 1.0, "author": 0.25, "vectors": 1.0, "meta": 0.5}
 # Hashed feature spaces for the out-of-core mode: large enough that collisions between
 # the few hundred thousand n-grams of a big corpus stay rare, small enough that the two
 # heads' weight vectors stay a few tens of megabytes.
@@ -169,7 +173,13 @@ def build_features(
         for kind in TEXT_BRANCHES
     ]
     branches.append(("meta", MetadataFeatures()))
-    return FeatureUnion(branches, transformer_weights=dict(branch_weights or BRANCH_WEIGHTS))
+    if not out_of_core:
+        # Last, so that the spam head can leave it out (see `build_pipeline`).
+        vectors = Pipeline([("field", Field("normalized_text")), ("vectorizer", TokenVectors())])
+        branches.append((VECTORS, vectors))
+    names = {name for name, _branch in branches}
+    weights = {name: weight for name, weight in (branch_weights or BRANCH_WEIGHTS).items() if name in names}
+    return FeatureUnion(branches, transformer_weights=weights)
 
 
 def build_pipeline(
@@ -221,6 +231,9 @@ def build_pipeline(
                     calibration_folds=calibration_folds,
                     out_of_core=out_of_core,
                     random_state=seed,
+                    # The pretrained vectors lift both abuse corpora but lower the YouTube
+                    # spam figure (docs/model.md), so the spam head leaves them out.
+                    unused_last_columns=None if out_of_core else {"spam": VECTOR_DIMENSIONS},
                 ),
             ),
         ]

@@ -1,5 +1,6 @@
 # Sourced by scripts/run and scripts/test: a virtual environment with the pinned dependencies.
-# Reinstalls only when pyproject.toml or requirements.lock changed since the last install.
+# Reinstalls only when pyproject.toml, requirements.lock or requirements-vectors.txt changed
+# since the last install.
 
 ensure_venv() {
     local extras="$1" target="." stamp want
@@ -10,11 +11,13 @@ ensure_venv() {
         return 1
     fi
     [ -x .venv/bin/python ] || python3 -m venv .venv
-    want=$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)
+    want=$(cat pyproject.toml requirements.lock requirements-vectors.txt | sha256sum | cut -c1-16)
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         echo "installing dependencies into .venv ..." >&2
         .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
         .venv/bin/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e "$target"
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+            -r requirements-vectors.txt
         echo "$want" > "$stamp"
     fi
 }

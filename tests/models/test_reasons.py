@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import HashingVectorizer
 
+from models import explain
 from models.examples import Example
 from models.explain import MAX_REASONS_PER_HEAD, Explainer, _term_indexer
 from models.normalize import normalize_text
@@ -33,7 +34,7 @@ def test_spam_reasons_name_features_of_the_comment(trained: TrainingResult) -> N
     assert reasons and all(m["head"] == "spam" for m in reasons)
     assert len(reasons) <= MAX_REASONS_PER_HEAD
     words = set(normalize_text(comment.text).split())
-    allowed_meta = ("link", "digit", "capital", "length", "run", "author", "website", "phone")
+    allowed_meta = ("link", "digit", "capital", "length", "run", "author", "website", "phone", "wording")
     for match in reasons:
         label = match["label"]
         if label.startswith('"'):
@@ -54,7 +55,9 @@ def test_abuse_reasons_point_toward_abuse(trained: TrainingResult) -> None:
     assert any(m["label"] in named for m in reasons), reasons
 
 
-def test_author_reasons(tiny_examples: list[Example], make_result: Callable[..., TrainingResult]) -> None:
+def test_author_reasons(
+    tiny_examples: list[Example], make_result: Callable[..., TrainingResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
     spam_authors = ["Cheap Pills", "SEO Expert http://seo.example", "Casino Bonus", "Free Money"]
     examples = [
         replace(e, author=spam_authors[i % 4] if e.spam else f"Reader {i}")
@@ -62,6 +65,8 @@ def test_author_reasons(tiny_examples: list[Example], make_result: Callable[...,
     ]
     classifier = make_result(examples).classifier
     classifier.thresholds["spam"]["review"] = 0.0  # explain the spam head whatever its score
+    # On so few examples each author word moves the score by about 0.1, at the cut-off.
+    monkeypatch.setattr(explain, "MIN_CONTRIBUTION", 0.05)
     score = classifier.score_one(CommentText("Nice one, see my page", author="Cheap Pills Casino"))
     assert any(m["label"].startswith("author name ") for m in parsed(score.reasons)), score.reasons
 
