@@ -245,11 +245,16 @@ def _both_forms(match: re.Match[str]) -> str:
     return _LETTER_RUN.sub(r"\1", word) + " " + word
 
 
-def _fold_repeats(text: str) -> str:
-    """Cut runs of three or more characters to two; add the one-letter form of such words."""
+def _one_form(match: re.Match[str]) -> str:
+    return _LETTER_RUN.sub(r"\1", match.group(0))
+
+
+def _fold_repeats(text: str, *, both_forms: bool = True) -> str:
+    """Cut runs of three or more characters to two; add the one-letter form of such words,
+    or with ``both_forms=False`` give only that form."""
     if not _RUN_HINT.search(text):
         return text
-    return _REPEATS.sub(r"\1\1", _WORD_WITH_LETTER_RUN.sub(_both_forms, text))
+    return _REPEATS.sub(r"\1\1", _WORD_WITH_LETTER_RUN.sub(_both_forms if both_forms else _one_form, text))
 
 
 def normalize_text(text: str) -> str:
@@ -259,6 +264,19 @@ def normalize_text(text: str) -> str:
     'free viagra at urltoken domain_cheap_pills_ru buy now!!'
     >>> normalize_text("what a moooron")
     'what a moron mooron'
+    """
+    return normalize_forms(text)[0]
+
+
+def normalize_forms(text: str) -> tuple[str, str]:
+    """`normalize_text(text)`, and the same text with a drawn-out letter cut to one only.
+
+    The second serves the pretrained token vectors, which read a word for its meaning:
+    there both forms of a drawn-out word would be two words, and the made-up one
+    (`mooron`) moves the comment's meaning. Both come from one pass over the text.
+
+    >>> normalize_forms("what a moooron!!!")
+    ('what a moron!! mooron!!', 'what a moron!!')
     """
     # Every step below that handles invisible characters, look-alike letters or
     # accents is a no-op on plain ASCII text, which is most comments.
@@ -278,7 +296,8 @@ def normalize_text(text: str) -> str:
     text = _SPACED_LETTERS.sub(_join_letters, text)
     if _LEET_HINT.search(text):
         text = _LEET_WORD.sub(_fold_leet, text)
-    return " ".join(_fold_repeats(text).split())
+    both = " ".join(_fold_repeats(text).split())
+    return both, (" ".join(_fold_repeats(text, both_forms=False).split()) if _RUN_HINT.search(text) else both)
 
 
 def normalize_author(author: str, url: str = "") -> str:

@@ -8,7 +8,8 @@
                 meta    `MetadataFeatures`: links, capitals, repeats, length, digits,
                         listed insults and swear words
                 vectors `TokenVectors`: the weighted mean of the text's pretrained token
-                        vectors (in memory only; see models/embeddings.py)
+                        vectors, read with a drawn-out letter cut to one only (in
+                        memory only; see models/embeddings.py)
               each branch scaled by its `BRANCH_WEIGHTS` entry
     heads     `LinearHeads`: one calibrated logistic model per head (spam, abuse), each
               with its own regularization chosen by cross-validation
@@ -35,7 +36,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from models.embeddings import VECTOR_DIMENSIONS, TokenVectors
 from models.features import MetadataFeatures, measure_fields
 from models.heads import HEADS, LinearHeads
-from models.normalize import normalize_author, normalize_text
+from models.normalize import normalize_author, normalize_forms
 from models.records import as_comment
 from models.vectorizers import CompactTfidfVectorizer
 
@@ -80,6 +81,8 @@ class PreparedComment:
     normalized_text: str
     normalized_author: str
     metadata: tuple[float, ...] = ()
+    # The normalized text with a drawn-out letter cut to one only (`normalize_forms`).
+    meaning_text: str = ""
 
 
 def prepare(record: Any) -> PreparedComment:
@@ -87,7 +90,7 @@ def prepare(record: Any) -> PreparedComment:
     if isinstance(record, PreparedComment):
         return record
     comment = as_comment(record)
-    normalized = normalize_text(comment.text)
+    normalized, meaning = normalize_forms(comment.text)
     return PreparedComment(
         text=comment.text,
         author=comment.author,
@@ -95,6 +98,7 @@ def prepare(record: Any) -> PreparedComment:
         normalized_text=normalized,
         normalized_author=normalize_author(comment.author, comment.url) or NO_AUTHOR,
         metadata=measure_fields(comment.text, comment.author, comment.url, normalized),
+        meaning_text=meaning,
     )
 
 
@@ -175,7 +179,7 @@ def build_features(
     branches.append(("meta", MetadataFeatures()))
     if not out_of_core:
         # Last, so that the spam head can leave it out (see `build_pipeline`).
-        vectors = Pipeline([("field", Field("normalized_text")), ("vectorizer", TokenVectors())])
+        vectors = Pipeline([("field", Field("meaning_text")), ("vectorizer", TokenVectors())])
         branches.append((VECTORS, vectors))
     names = {name for name, _branch in branches}
     weights = {name: weight for name, weight in (branch_weights or BRANCH_WEIGHTS).items() if name in names}

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from models.normalize import domain_token, find_urls, normalize_author, normalize_text, url_domain
+from models.normalize import (
+    domain_token,
+    find_urls,
+    normalize_author,
+    normalize_forms,
+    normalize_text,
+    url_domain,
+)
 
 
 @pytest.mark.parametrize(
@@ -67,6 +74,19 @@ def test_disguises_meet_their_plain_form() -> None:
 def test_repeated_letters_restore_the_plain_word() -> None:
     for disguised, plain in (("moooron", "moron"), ("idiooooot", "idiot"), ("freeeee", "free")):
         assert plain in normalize_text(disguised).split()
+
+
+@pytest.mark.parametrize(
+    ("raw", "both", "one"),
+    [
+        ("what a moooron!!!", "what a moron!! mooron!!", "what a moron!!"),
+        ("baaaalls", "balls baalls", "balls"),  # a letter doubled in the word stays doubled
+        ("no runs here", "no runs here", "no runs here"),
+    ],
+)
+def test_the_meaning_form_keeps_one_form_of_a_drawn_out_word(raw: str, both: str, one: str) -> None:
+    assert normalize_forms(raw) == (both, one)
+    assert normalize_text(raw) == both
 
 
 def test_url_helpers() -> None:
