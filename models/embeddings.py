@@ -138,7 +138,7 @@ class TokenVectors(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     Fitting counts the tokens of the training text and stores the vectors multiplied by
     each token's weight (`weighted_`, float32, tokens x 384) with the vocabulary
-    (`terms_`). A comment with no known token is a row of zeros.
+    (`terms_`).
     """
 
     def __init__(self, sif_a: float = SIF_A) -> None:
@@ -156,15 +156,15 @@ class TokenVectors(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return self
 
     def transform(self, documents: Iterable[str]) -> sp.csr_matrix:
-        """One row a document: the weighted mean of its token vectors, of unit length (float32).
+        """One row a document: the weighted mean of its token vectors, of unit length.
 
-        Sparse in form though dense in content, so that the feature union stacks it with
-        the other branches directly: a dense block would first be spelled out as
-        coordinates, three times its size, which on all corpora cost most of a gigabyte.
+        A sparse matrix in single precision like the other branches' (though dense in
+        content), so the union stacks it with them as it stacks them; a document without a
+        known token has an empty row.
         """
         summed = np.asarray(self._counts(documents) @ self.weighted_, dtype=np.float32)
         norms = np.linalg.norm(summed, axis=1)
-        known = norms > 0  # a document without a known token has an empty row
+        known = norms > 0
         summed = summed[known] / norms[known, None]
         width = summed.shape[1]
         indptr = np.zeros(len(norms) + 1, dtype=np.int64)

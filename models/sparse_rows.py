@@ -1,4 +1,4 @@
-"""CSR matrices built from their parts with NumPy, one scipy object per scoring call.
+"""CSR matrices built from their parts with NumPy: the feature union made as one scipy matrix.
 
 Scoring a few comments used to build about a dozen scipy sparse matrices (counts as COO,
 their CSR form, each branch weighted, the union), and scipy's constructors and format
