@@ -181,6 +181,7 @@ def build_features(
         # Last, so that the spam head can leave it out (see `build_pipeline`).
         vectors = Pipeline([("field", Field("meaning_text")), ("vectorizer", TokenVectors())])
         branches.append((VECTORS, vectors))
+    # The union refuses a weight for a branch it lacks (out of core: the vectors).
     names = {name for name, _branch in branches}
     weights = {name: weight for name, weight in (branch_weights or BRANCH_WEIGHTS).items() if name in names}
     return FeatureUnion(branches, transformer_weights=weights)
