@@ -94,9 +94,9 @@ class Classifier:
         the arithmetic for a few comments.
         """
         weights = self._features.transformer_weights or {}
-        names = [name for name, _branch in self._features.transformer_list]
-        blocks = [_branch_parts(branch, prepared) for _name, branch in self._features.transformer_list]
-        matrix = side_by_side(blocks, [weights.get(name) for name in names])
+        branches = self._features.transformer_list
+        blocks = [_branch_parts(branch, prepared) for _name, branch in branches]
+        matrix = side_by_side(blocks, [weights.get(name) for name, _branch in branches])
         matrix.sort_indices()
         return matrix
 
