@@ -100,7 +100,7 @@ class Settings:
     )
     dispatch_interval: float = _env(
         "DISPATCH_INTERVAL_SECONDS",
-        "How often each worker moves newly stored comments from the outbox to the queue; "
+        "How often the dispatching worker moves newly stored comments from the outbox to the queue; "
         "while the outbox stays empty the pause doubles, up to 0.1 s.",
         0.02,
     )
