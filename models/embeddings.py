@@ -163,7 +163,7 @@ class TokenVectors(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         content), so the union stacks it with them as it stacks them; a document without a
         known token has an empty row.
         """
-        summed = np.asarray(self._counts(documents) @ self.weighted_, dtype=np.float32)
+        summed = self.summed(documents)
         norms = np.linalg.norm(summed, axis=1)
         known = norms > 0
         summed = summed[known] / norms[known, None]
@@ -172,6 +172,11 @@ class TokenVectors(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         np.cumsum(np.where(known, width, 0), out=indptr[1:])
         indices = np.tile(np.arange(width, dtype=np.int32), len(summed))
         return sp.csr_matrix((summed.ravel(), indices, indptr), shape=(len(norms), width))
+
+    def summed(self, documents: Iterable[str]) -> np.ndarray:
+        """Each document's sum of its tokens' weighted vectors, before scaling to unit length
+        (documents x 384, float32)."""
+        return np.asarray(self._counts(documents) @ self.weighted_, dtype=np.float32)
 
     def word_tokens(self, word: str) -> np.ndarray:
         """The token ids of one whitespace-free word of normalized text (cached)."""

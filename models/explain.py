@@ -9,8 +9,12 @@ can read them:
   under that word (`"viagra" +2.3 toward spam`, even when the comment said `v1agra`);
 - a word pair keeps its own entry (`"free money"`);
 - metadata features are described from the raw comment (`3 links +0.9 toward spam`);
-- the pretrained token vectors' columns (models/embeddings.py) count as one piece,
-  `overall wording`: they describe the whole comment, not a word of it.
+- the pretrained token vectors (models/embeddings.py) go to the words they came from.
+  Their columns hold `s / |s|` (times the branch weight), where `s` sums the vectors of
+  the comment's tokens, so their share of the log-odds is
+  `sum over words u of (s_u . w) * |x| / |s|`: each word's own vectors dotted with the
+  weights, all scaled by one factor per comment. A word's share joins its word and
+  character n-gram pieces.
 
 The grouping only redistributes contributions: the sum over all groups equals the sum
 over all features, so nothing is invented or guessed.
@@ -34,6 +38,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.pipeline import Pipeline
 from sklearn.utils import murmurhash3_32
 
+from models.embeddings import TokenVectors
 from models.features import FEATURES, describe, measure_one
 from models.normalize import (
     DOMAIN_PREFIX,
@@ -93,6 +98,12 @@ class Explainer:
             self._width[name] = width
             offset += width
         self.n_features = offset
+        self._vectors: TokenVectors | None = (
+            union.named_transformers[VECTORS].named_steps["vectorizer"] if VECTORS in self._offset else None
+        )
+        # The weights of the vector columns dotted with every token's vector, for the
+        # `coef` they were computed from (see `_token_scores`).
+        self._token_scores_of: tuple[np.ndarray, np.ndarray] | None = None
         self._word_columns: dict[str, np.ndarray] = {}
         # The TF-IDF vectorizer already caches each word's n-gram columns; reuse them.
         chars = union.named_transformers["chars"].named_steps["vectorizer"]
@@ -117,8 +128,7 @@ class Explainer:
             coef: all heads' weights, shape (number of heads, n_features).
             heads: the (row of `coef`, head name) pairs to explain.
         """
-        keys, label_ids, columns, shares = self._pieces(comment, row[0])
-        values = _lookup(row, columns) * shares
+        keys, label_ids, columns, values = self._pieces(comment, row)
         # contributions[h, k]: how far piece k moved head h's calibrated log-odds.
         rows = np.asarray([h for h, _ in heads], dtype=np.int64)
         contributions = coef[np.ix_(rows, columns)] * values
@@ -174,12 +184,16 @@ class Explainer:
         chars_start = self._offset["chars"]
         in_chars = (columns >= chars_start) & (columns < chars_start + self._width["chars"])
 
-        # Pieces of the word, author, vector and metadata branches: one per non-zero column,
-        # keyed by that column (a word's unigram column is also the key its n-grams go to;
-        # the vector columns all go to the branch's first column).
-        term_rows, term_columns = local_rows[~in_chars], columns[~in_chars]
-        term_keys = self._vector_keys(term_columns)
-        term_values = coef[:, term_columns] * data[~in_chars]
+        in_vectors = np.zeros(len(columns), dtype=bool)
+        if self._vectors is not None:
+            vectors_start = self._offset[VECTORS]
+            in_vectors = (columns >= vectors_start) & (columns < vectors_start + self._width[VECTORS])
+
+        # Pieces of the word, author and metadata branches: one per non-zero column, keyed
+        # by that column (a word's unigram column is also the key its n-grams go to).
+        terms = ~in_chars & ~in_vectors
+        term_rows, term_keys = local_rows[terms], columns[terms]
+        term_values = coef[:, term_keys] * data[terms]
 
         # Character n-gram pieces: every occurrence of a word in the comment.
         word_lists = [comments[i].normalized_text.split() for i in rows.tolist()]
@@ -219,16 +233,27 @@ class Explainer:
             self._word_key_ids.clear()
             self._extra_keys.clear()
             self._extra_names.clear()
-        key_of = {word: self._word_key_id(word) for word in distinct}
+        # Token-vector pieces: every occurrence of a word of the text the vectors read.
+        vector_lists = [comments[i].meaning_text.split() for i in rows.tolist()] if self._vectors else []
+        vector_words = [w for ws in vector_lists for w in ws]
+        vector_rows = np.repeat(np.arange(len(vector_lists)), [len(ws) for ws in vector_lists])
+        key_of = {word: self._word_key_id(word) for word in distinct.union(vector_words)}
         word_keys = np.fromiter(map(key_of.__getitem__, words), dtype=np.int64, count=len(words))
+        vector_keys = np.fromiter(map(key_of.__getitem__, vector_words), dtype=np.int64)
+        vector_values = np.zeros((len(heads), 0))
+        if vector_words:
+            squares = np.bincount(local_rows[in_vectors], data[in_vectors] ** 2, minlength=len(rows))
+            row_lengths = np.sqrt(squares)
+            texts = [comments[i].meaning_text for i in rows.tolist()]
+            vector_values = self._vector_values(vector_words, vector_rows, texts, row_lengths, coef)
 
         # Sum the pieces per (row, key).
-        all_rows = np.concatenate([term_rows, word_rows])
-        all_keys = np.concatenate([term_keys, word_keys])
+        all_rows = np.concatenate([term_rows, word_rows, vector_rows])
+        all_keys = np.concatenate([term_keys, word_keys, vector_keys])
         key_space = n_features + len(self._extra_names)
         groups, inverse = np.unique(all_rows * key_space + all_keys, return_inverse=True)
         group_rows, group_keys = groups // key_space, groups % key_space
-        values = np.concatenate([term_values, word_values], axis=1)
+        values = np.concatenate([term_values, word_values, vector_values], axis=1)
         totals = np.stack([np.bincount(inverse, weights=v, minlength=len(groups)) for v in values])
 
         chosen: dict[int, list[tuple[int, float]]] = {}
@@ -278,19 +303,51 @@ class Explainer:
         self._word_key_ids[word] = key
         return key
 
-    def _vector_keys(self, columns: np.ndarray) -> np.ndarray:
-        """``columns`` with every column of the vector branch replaced by its first."""
-        if VECTORS not in self._offset:
-            return columns
-        start = self._offset[VECTORS]
-        return np.where((columns >= start) & (columns < start + self._width[VECTORS]), start, columns)
+    def _vector_values(
+        self,
+        words: list[str],
+        word_rows: np.ndarray,
+        texts: list[str],
+        row_lengths: np.ndarray,
+        coef: np.ndarray,
+    ) -> np.ndarray:
+        """How far each word occurrence moved each head through the token vectors.
+
+        ``texts`` are the rows' texts as the vectors read them, ``row_lengths`` the lengths
+        of the rows' vector columns; returns shape (heads, len(words)).
+        """
+        assert self._vectors is not None
+        scores = self._token_scores(coef)
+        distinct = list(dict.fromkeys(words))
+        tokens = [self._vectors.word_tokens(word) for word in distinct]
+        owner = np.repeat(np.arange(len(distinct)), [len(t) for t in tokens])
+        flat = np.concatenate(tokens)
+        per_word = np.stack(
+            [np.bincount(owner, scores[flat, h], minlength=len(distinct)) for h in range(scores.shape[1])]
+        )
+        index = dict(zip(distinct, range(len(distinct)), strict=True))
+        occurrence = np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=len(words))
+        sum_lengths = np.linalg.norm(self._vectors.summed(texts), axis=1)
+        scale = _scale(row_lengths, sum_lengths)
+        values: np.ndarray = per_word[:, occurrence] * scale[word_rows]
+        return values
+
+    def _token_scores(self, coef: np.ndarray) -> np.ndarray:
+        """Every token's weighted vector dotted with each head's vector weights (tokens x heads),
+        kept for as long as the same ``coef`` array comes in."""
+        assert self._vectors is not None
+        cached = self._token_scores_of
+        if cached is None or cached[0] is not coef:
+            start = self._offset[VECTORS]
+            weights = coef[:, start : start + self._width[VECTORS]].T.astype(np.float32)
+            scores = np.asarray(self._vectors.weighted_ @ weights, dtype=np.float64)
+            cached = self._token_scores_of = (coef, scores)
+        return cached[1]
 
     def _key(self, key: int) -> tuple[str, str]:
         """The (kind, term) a key id of `batch_reasons` stands for."""
         if key >= self.n_features:
             return "word", self._extra_names[key - self.n_features]
-        if key == self._offset.get(VECTORS):
-            return VECTORS, ""
         for kind, branch in (("meta", "meta"), ("author", "author"), ("word", "words")):
             offset = self._offset[branch]
             if key >= offset:
@@ -302,12 +359,13 @@ class Explainer:
         raise ValueError(f"key {key} is not a word, author or metadata column")
 
     def _pieces(
-        self, comment: PreparedComment, present: np.ndarray
+        self, comment: PreparedComment, row: tuple[np.ndarray, np.ndarray]
     ) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray, np.ndarray]:
-        """Split the comment's features into pieces, each with a readable key.
+        """Split the comment's feature row into pieces, each with a readable key.
 
-        `present` holds the columns that are non-zero in the comment's row.
-        Returns (keys, key id per piece, column per piece, share of the column per piece).
+        `row` holds the row's non-zero columns (ascending) and their values. Returns
+        (keys, key id per piece, column per piece, value per piece); the values of a
+        column's pieces add up to the row's value there.
         """
         keys: dict[tuple[str, str], int] = {}
         ids: list[np.ndarray] = []
@@ -317,7 +375,7 @@ class Explainer:
             ("word", "words", comment.normalized_text),
             ("author", "author", comment.normalized_author),
         ):
-            terms, term_columns, term_shares = self._terms(branch, text, present)
+            terms, term_columns, term_shares = self._terms(branch, text, row[0])
             ids.append(np.asarray([keys.setdefault((kind, t), len(keys)) for t in terms], dtype=np.int64))
             columns.append(term_columns)
             shares.append(term_shares)
@@ -328,16 +386,39 @@ class Explainer:
         ids.append(lookup[word_ids] if len(words) else word_ids)
         columns.append(word_columns)
         shares.append(word_shares)
-        if VECTORS in self._offset:
-            width = self._width[VECTORS]
-            ids.append(np.full(width, keys.setdefault((VECTORS, ""), len(keys)), dtype=np.int64))
-            columns.append(self._offset[VECTORS] + np.arange(width))
-            shares.append(np.ones(width))
         meta = [keys.setdefault(("meta", str(i)), len(keys)) for i in range(len(FEATURES))]
         ids.append(np.asarray(meta, dtype=np.int64))
         columns.append(self._offset["meta"] + np.arange(len(FEATURES)))
         shares.append(np.ones(len(FEATURES)))
-        return list(keys), np.concatenate(ids), np.concatenate(columns), np.concatenate(shares)
+        values = [_lookup(row, np.concatenate(columns)) * np.concatenate(shares)]
+        if self._vectors is not None:
+            vector_words, vector_columns, vector_values = self._vector_pieces(comment.meaning_text, row)
+            vector_ids = [keys.setdefault(("word", _word_key(w)), len(keys)) for w in vector_words]
+            ids.append(np.repeat(np.asarray(vector_ids, dtype=np.int64), self._width[VECTORS]))
+            columns.append(vector_columns)
+            values.append(vector_values)
+        return list(keys), np.concatenate(ids), np.concatenate(columns), np.concatenate(values)
+
+    def _vector_pieces(
+        self, text: str, row: tuple[np.ndarray, np.ndarray]
+    ) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Each distinct word's part of every vector column: (words, columns, values).
+
+        A word's part of the columns is its tokens' weighted vectors (times its count)
+        scaled as the comment's sum was: together they make the row's vector columns.
+        """
+        assert self._vectors is not None
+        width, start = self._width[VECTORS], self._offset[VECTORS]
+        frequency = Counter(text.split())
+        words = sorted(frequency)
+        table = self._vectors.weighted_
+        parts = np.zeros((len(words), width))
+        for i, word in enumerate(words):
+            parts[i] = table[self._vectors.word_tokens(word)].sum(axis=0, dtype=np.float64) * frequency[word]
+        vector_columns = start + np.arange(width)
+        row_length = np.linalg.norm(_lookup(row, vector_columns)[None, :], axis=1)
+        scale = _scale(row_length, np.linalg.norm(self._vectors.summed([text]), axis=1))
+        return words, np.tile(vector_columns, len(words)), (parts * scale).ravel()
 
     def _terms(self, branch: str, text: str, present: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Each distinct known term of `branch`, its column, and its share of that column."""
@@ -402,6 +483,14 @@ class Explainer:
         return columns
 
 
+def _scale(row_lengths: np.ndarray, sum_lengths: np.ndarray) -> np.ndarray:
+    """How the vector branch scaled each comment's summed token vectors: the length of its
+    row's vector columns over the sum's (zero for a comment without a known token)."""
+    scale: np.ndarray = np.zeros(len(sum_lengths))
+    np.divide(row_lengths, sum_lengths, out=scale, where=sum_lengths > 0)
+    return scale
+
+
 def _lookup(row: tuple[np.ndarray, np.ndarray], columns: np.ndarray) -> np.ndarray:
     """Return the row's values at `columns` (zero where the row has none)."""
     indices, data = row
@@ -413,8 +502,6 @@ def _lookup(row: tuple[np.ndarray, np.ndarray], columns: np.ndarray) -> np.ndarr
 
 def _render(key: tuple[str, str], comment: PreparedComment, domains: dict[str, str]) -> str:
     kind, term = key
-    if kind == VECTORS:
-        return "overall wording"
     if kind == "meta":
         index = int(term)
         return describe(index, measure_one(comment, index))

@@ -14,7 +14,7 @@ from models import explain
 from models.examples import Example
 from models.explain import MAX_REASONS_PER_HEAD, Explainer, _term_indexer
 from models.normalize import normalize_text
-from models.pipeline import prepare
+from models.pipeline import VECTORS, prepare
 from models.records import CommentText
 from models.training import TrainingResult
 
@@ -86,16 +86,26 @@ def test_reasons_can_be_skipped(trained: TrainingResult) -> None:
 def test_pieces_add_up_to_the_model_log_odds(
     out_of_core: bool, make_result: Callable[..., TrainingResult]
 ) -> None:
-    """The grouping only redistributes x_i * coef_i: the pieces sum to the logit minus the intercept."""
+    """The grouping only redistributes x_i * coef_i: the pieces of each column add up to the
+    row's value there (the token vectors' columns included), so they sum to the logit
+    minus the intercept."""
     classifier = make_result(out_of_core=out_of_core).classifier
     pipeline = classifier.pipeline
     explainer = Explainer(pipeline)
     heads = pipeline.named_steps["heads"]
-    for text in ("Buy cheap v1agra at http://x.ru/buy-pills now!!!", "You idiot, idiot, IDIOT", "spam spam"):
+    union = pipeline.named_steps["features"]
+    assert (VECTORS in union.named_transformers) is not out_of_core
+    for text in (
+        "Buy cheap v1agra at http://x.ru/buy-pills now!!!",
+        "You idiot, idiot, IDIOT",
+        "spam spam",
+        "what a moooron",
+    ):
         comment = prepare(CommentText(text, author="Best SEO http://seo.example"))
-        row = pipeline.named_steps["features"].transform([comment]).tocsr()
-        _, _, columns, shares = explainer._pieces(comment, row.indices)
-        values = np.asarray(row[0, columns].todense()).ravel() * shares
+        row = union.transform([comment]).tocsr()
+        _, _, columns, values = explainer._pieces(comment, (row.indices, row.data))
+        rebuilt = np.bincount(columns, weights=values, minlength=row.shape[1])
+        np.testing.assert_allclose(rebuilt, row.toarray().ravel(), rtol=1e-5, atol=1e-7)
         attributed = heads.coef_[:, columns] @ values
         expected = heads.decision_function(row)[0] - heads.intercept_
         np.testing.assert_allclose(attributed, expected, rtol=1e-6, atol=1e-9)
