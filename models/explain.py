@@ -101,9 +101,6 @@ class Explainer:
         self._vectors: TokenVectors | None = (
             union.named_transformers[VECTORS].named_steps["vectorizer"] if VECTORS in self._offset else None
         )
-        # The weights of the vector columns dotted with every token's vector, for the
-        # `coef` they were computed from (see `_token_scores`).
-        self._token_scores_of: tuple[np.ndarray, np.ndarray] | None = None
         self._word_columns: dict[str, np.ndarray] = {}
         # The TF-IDF vectorizer already caches each word's n-gram columns; reuse them.
         chars = union.named_transformers["chars"].named_steps["vectorizer"]
@@ -244,8 +241,7 @@ class Explainer:
         if vector_words:
             squares = np.bincount(local_rows[in_vectors], data[in_vectors] ** 2, minlength=len(rows))
             row_lengths = np.sqrt(squares)
-            texts = [comments[i].meaning_text for i in rows.tolist()]
-            vector_values = self._vector_values(vector_words, vector_rows, texts, row_lengths, coef)
+            vector_values = self._vector_values(vector_words, vector_rows, row_lengths, coef)
 
         # Sum the pieces per (row, key).
         all_rows = np.concatenate([term_rows, word_rows, vector_rows])
@@ -304,45 +300,41 @@ class Explainer:
         return key
 
     def _vector_values(
-        self,
-        words: list[str],
-        word_rows: np.ndarray,
-        texts: list[str],
-        row_lengths: np.ndarray,
-        coef: np.ndarray,
+        self, words: list[str], word_rows: np.ndarray, row_lengths: np.ndarray, coef: np.ndarray
     ) -> np.ndarray:
         """How far each word occurrence moved each head through the token vectors.
 
-        ``texts`` are the rows' texts as the vectors read them, ``row_lengths`` the lengths
-        of the rows' vector columns; returns shape (heads, len(words)).
+        ``words`` are the words of the rows' texts as the vectors read them, ``word_rows``
+        their rows, ``row_lengths`` the lengths of the rows' vector columns; returns shape
+        (heads, len(words)).
         """
         assert self._vectors is not None
-        scores = self._token_scores(coef)
         distinct = list(dict.fromkeys(words))
         tokens = [self._vectors.word_tokens(word) for word in distinct]
-        owner = np.repeat(np.arange(len(distinct)), [len(t) for t in tokens])
-        flat = np.concatenate(tokens)
-        per_word = np.stack(
-            [np.bincount(owner, scores[flat, h], minlength=len(distinct)) for h in range(scores.shape[1])]
+        lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+        # Each distinct word's summed token vectors (a word without a known token sums to zero).
+        vocabulary = self._vectors.weighted_.shape[0]
+        word_tokens = sp.csr_matrix(
+            (
+                np.ones(int(lengths.sum()), dtype=np.float32),
+                np.concatenate(tokens),
+                np.concatenate([[0], np.cumsum(lengths)]),
+            ),
+            shape=(len(distinct), vocabulary),
         )
+        summed = np.asarray(word_tokens @ self._vectors.weighted_)
         index = dict(zip(distinct, range(len(distinct)), strict=True))
         occurrence = np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=len(words))
-        sum_lengths = np.linalg.norm(self._vectors.summed(texts), axis=1)
-        scale = _scale(row_lengths, sum_lengths)
-        values: np.ndarray = per_word[:, occurrence] * scale[word_rows]
+        # Every row's sum, as the branch formed it before scaling it to unit length.
+        occurrences = sp.csr_matrix(
+            (np.ones(len(words), dtype=np.float32), (word_rows, occurrence)),
+            shape=(len(row_lengths), len(distinct)),
+        )
+        scale = _scale(row_lengths, np.linalg.norm(occurrences @ summed, axis=1))
+        start = self._offset[VECTORS]
+        per_word = summed @ coef[:, start : start + self._width[VECTORS]].T.astype(np.float32)
+        values: np.ndarray = per_word[occurrence].T * scale[word_rows]
         return values
-
-    def _token_scores(self, coef: np.ndarray) -> np.ndarray:
-        """Every token's weighted vector dotted with each head's vector weights (tokens x heads),
-        kept for as long as the same ``coef`` array comes in."""
-        assert self._vectors is not None
-        cached = self._token_scores_of
-        if cached is None or cached[0] is not coef:
-            start = self._offset[VECTORS]
-            weights = coef[:, start : start + self._width[VECTORS]].T.astype(np.float32)
-            scores = np.asarray(self._vectors.weighted_ @ weights, dtype=np.float64)
-            cached = self._token_scores_of = (coef, scores)
-        return cached[1]
 
     def _key(self, key: int) -> tuple[str, str]:
         """The (kind, term) a key id of `batch_reasons` stands for."""
