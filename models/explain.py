@@ -50,6 +50,7 @@ from models.normalize import (
     url_domain,
 )
 from models.pipeline import NO_AUTHOR, TEXT_BRANCHES, VECTORS, PreparedComment
+from models.sparse_rows import counted
 
 MAX_REASONS_PER_HEAD = 3
 _PUNCTUATION = string.punctuation + "\u2026\u201c\u201d\u2018\u2019"
@@ -310,26 +311,12 @@ class Explainer:
         """
         assert self._vectors is not None
         distinct = list(dict.fromkeys(words))
-        tokens = [self._vectors.word_tokens(word) for word in distinct]
-        lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-        # Each distinct word's summed token vectors (a word without a known token sums to zero).
-        vocabulary = self._vectors.weighted_.shape[0]
-        word_tokens = sp.csr_matrix(
-            (
-                np.ones(int(lengths.sum()), dtype=np.float32),
-                np.concatenate(tokens),
-                np.concatenate([[0], np.cumsum(lengths)]),
-            ),
-            shape=(len(distinct), vocabulary),
-        )
-        summed = np.asarray(word_tokens @ self._vectors.weighted_)
+        # Each distinct word's summed token vectors: the branch's sum of a one-word text.
+        summed = self._vectors.summed(distinct)
         index = dict(zip(distinct, range(len(distinct)), strict=True))
         occurrence = np.fromiter(map(index.__getitem__, words), dtype=np.int64, count=len(words))
         # Every row's sum, as the branch formed it before scaling it to unit length.
-        occurrences = sp.csr_matrix(
-            (np.ones(len(words), dtype=np.float32), (word_rows, occurrence)),
-            shape=(len(row_lengths), len(distinct)),
-        )
+        occurrences = counted(word_rows, occurrence, (len(row_lengths), len(distinct)), np.float32).matrix()
         scale = _scale(row_lengths, np.linalg.norm(occurrences @ summed, axis=1))
         start = self._offset[VECTORS]
         per_word = summed @ coef[:, start : start + self._width[VECTORS]].T.astype(np.float32)
@@ -403,10 +390,8 @@ class Explainer:
         width, start = self._width[VECTORS], self._offset[VECTORS]
         frequency = Counter(text.split())
         words = sorted(frequency)
-        table = self._vectors.weighted_
-        parts = np.zeros((len(words), width))
-        for i, word in enumerate(words):
-            parts[i] = table[self._vectors.word_tokens(word)].sum(axis=0, dtype=np.float64) * frequency[word]
+        counts = np.asarray([frequency[word] for word in words], dtype=np.float64)
+        parts = self._vectors.summed(words).astype(np.float64) * counts[:, None]
         vector_columns = start + np.arange(width)
         row_length = np.linalg.norm(_lookup(row, vector_columns)[None, :], axis=1)
         scale = _scale(row_length, np.linalg.norm(self._vectors.summed([text]), axis=1))
