@@ -10,9 +10,9 @@ Changes to `TfidfVectorizer`, none of which changes a single output value
   comment's n-gram counts are the sum of its words' counts. The vocabulary columns of
   each word are cached, so a word seen before is counted with one dictionary lookup
   instead of one per n-gram.
-- Counting word n-grams. Tokens, n-grams and vocabulary lookups are made with
-  `map`/`zip` over whole lists and counted in one sparse-matrix conversion per batch,
-  instead of scikit-learn's per-term loop and per-document dictionary.
+- Counting word n-grams. Tokens have integer ids and n-grams integer keys
+  (`NgramIndex`), so each n-gram length is looked up for the whole batch in one sorted
+  search, instead of a string join and a dictionary lookup per n-gram.
 
 IDF weighting and normalization are scikit-learn's arithmetic, applied without its
 input checks, which cost more than the arithmetic for a few comments.
@@ -21,7 +21,7 @@ input checks, which cost more than the arithmetic for a few comments.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import chain, repeat
 from typing import Any
 
@@ -33,6 +33,74 @@ from models.sparse_rows import Parts, counted, word_occurrences
 from models.word_cache import cached_for_word
 
 
+class NgramIndex:
+    """A vocabulary's word n-grams as integers, so that a batch's n-grams are found with NumPy.
+
+    scikit-learn names an n-gram by its tokens joined with spaces and looks each one up
+    as a new string. Here every token of the vocabulary has an id, and an n-gram of n > 1
+    tokens a key made of the slot of its first n - 1 tokens and the id of its last. Its
+    slot is its place among the sorted keys of its length, which hold every term of that
+    length and every beginning of a longer term. A batch's n-grams of one length are then
+    found from the slots of the length before in one sorted search.
+
+    Terms are split at spaces, which is exact as long as no token holds a space: true of
+    the pipeline's token pattern, and a batch where one does is left to scikit-learn.
+    """
+
+    def __init__(self, vocabulary: Mapping[str, int], longest: int) -> None:
+        # Whole-list operations only: a list per term would cost more than the rest.
+        terms = list(vocabulary)
+        term_columns = np.fromiter(vocabulary.values(), dtype=np.int64, count=len(terms))
+        lengths = np.fromiter(map(str.count, terms, repeat(" ")), dtype=np.int64, count=len(terms)) + 1
+        every_token = " ".join(terms).split(" ")
+        self.token_ids = {token: i for i, token in enumerate(dict.fromkeys(every_token))}
+        # Row i, position j: the id of term i's j-th token, -1 past its end. A term longer
+        # than `longest` tokens is never looked up, so it is given no length.
+        term_of = np.repeat(np.arange(len(terms)), lengths)
+        position = np.arange(len(every_token)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        fits = position < longest
+        ids = np.full((len(terms), longest), -1, dtype=np.int64)
+        token_ids = np.fromiter(map(self.token_ids.__getitem__, every_token), dtype=np.int64)
+        ids[term_of[fits], position[fits]] = token_ids[fits]
+        lengths[lengths > longest] = 0
+        # Every table ends in a sentinel that slot -1 reads: no key (the largest integer,
+        # never wanted, so a search never runs past the end) and no column.
+        self._base = len(self.token_ids) + 1
+        self._keys: list[np.ndarray] = []  # from two tokens on; one token's slot is its id
+        self._columns = [np.full(self._base, -1, dtype=np.int64)]
+        self._columns[0][ids[lengths == 1, 0]] = term_columns[lengths == 1]
+        slots = ids[:, 0]
+        for n in range(2, longest + 1):
+            reaching = lengths >= n
+            keys, slot_of = np.unique(self._key(slots[reaching], ids[reaching, n - 1]), return_inverse=True)
+            columns = np.full(len(keys) + 1, -1, dtype=np.int64)
+            ending = lengths[reaching] == n
+            columns[slot_of[ending]] = term_columns[reaching][ending]
+            self._keys.append(np.append(keys, np.iinfo(np.int64).max))
+            self._columns.append(columns)
+            slots = np.full(len(terms), -1, dtype=np.int64)
+            slots[reaching] = slot_of
+
+    def _key(self, slots: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        # Unknown parts (-1) give keys no n-gram has: below zero for an unknown beginning,
+        # a last part of 0 for an unknown last token.
+        keys: np.ndarray = slots * self._base + ids + 1
+        return keys
+
+    def extended(self, n: int, slots: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The slots of the n-grams made of the (n - 1)-grams at ``slots`` followed by the
+        tokens ``ids``; -1 where either is unknown (-1) or the n-gram is not indexed."""
+        keys = self._keys[n - 2]
+        wanted = self._key(slots, ids)
+        found = np.searchsorted(keys, wanted)
+        return np.where(keys[found] == wanted, found, -1)
+
+    def columns(self, n: int, slots: np.ndarray) -> np.ndarray:
+        """The vocabulary columns of the n-grams at ``slots``; -1 for none (not a term)."""
+        found: np.ndarray = self._columns[n - 1][slots]
+        return found
+
+
 class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
     """A `TfidfVectorizer` with a compact stored form and cached `char_wb` counting."""
 
@@ -42,6 +110,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
         state.pop("_word_columns", None)
         state.pop("_analyzer", None)
         state.pop("_token_finder", None)
+        state.pop("_ngram_index_of", None)
         vocabulary = state.pop("vocabulary_", None)
         if vocabulary is not None:
             terms = [""] * len(vocabulary)
@@ -91,42 +160,52 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
         rows, columns, count = word_occurrences(documents, self.word_columns)
         return self._count_matrix(columns, rows, count)
 
-    def _word_counts(self, documents: Iterable[str]) -> Parts:
-        """Term counts of word n-grams as CountVectorizer computes them, in fewer Python steps."""
+    def _word_counts(self, documents: Iterable[str]) -> Parts | None:
+        """Term counts of word n-grams as CountVectorizer computes them, the n-grams found
+        as integers (`NgramIndex`); None when a token holds a space."""
         find = self.__dict__.get("_token_finder")
         if find is None:
             find = self.__dict__["_token_finder"] = re.compile(self.token_pattern).findall
+        index = self._ngram_index()
         low, high = self.ngram_range
-        get = self.vocabulary_.get
-        unknown = repeat(-1)  # the column given to terms outside the vocabulary
         # All documents' tokens in one list: each n-gram length is then one pass over the
         # batch, and the windows that straddle two documents are dropped afterwards.
         token_lists = list(map(find, documents))
         tokens = list(chain.from_iterable(token_lists))
+        if " ".join(tokens).count(" ") > len(tokens) - 1:
+            return None
         document_of = np.repeat(np.arange(len(token_lists)), [len(t) for t in token_lists])
+        ids = np.fromiter(map(index.token_ids.get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
+        slots = ids
         all_rows: list[np.ndarray] = []
         all_columns: list[np.ndarray] = []
-        for n in range(low, high + 1):
+        for n in range(1, high + 1):
             windows = len(tokens) - n + 1
             if windows <= 0:
                 break
-            # The shifted lists differ in length; zip stops at the shortest on purpose.
-            grams = tokens if n == 1 else map(" ".join, zip(*(tokens[i:] for i in range(n)), strict=False))
-            columns = np.fromiter(map(get, grams, unknown), dtype=np.int64, count=windows)
-            keep = (columns >= 0) & (document_of[:windows] == document_of[n - 1 :])
-            all_rows.append(document_of[:windows][keep])
-            all_columns.append(columns[keep])
+            if n > 1:
+                slots = index.extended(n, slots[:-1], ids[n - 1 :])
+            if n >= low:
+                columns = index.columns(n, slots)
+                keep = (columns >= 0) & (document_of[:windows] == document_of[n - 1 :])
+                all_rows.append(document_of[:windows][keep])
+                all_columns.append(columns[keep])
         if not all_columns:
             empty = np.zeros(0, dtype=np.int64)
             return self._count_matrix(empty, empty, len(token_lists))
         return self._count_matrix(np.concatenate(all_columns), np.concatenate(all_rows), len(token_lists))
 
+    def _ngram_index(self) -> NgramIndex:
+        """The vocabulary's `NgramIndex`, made on first use and again after a new fit."""
+        made: tuple[dict[str, int], NgramIndex] | None = self.__dict__.get("_ngram_index_of")
+        if made is None or made[0] is not self.vocabulary_:
+            index = NgramIndex(self.vocabulary_, self.ngram_range[1])
+            made = self.__dict__["_ngram_index_of"] = (self.vocabulary_, index)
+        return made[1]
+
     def _count_matrix(self, all_columns: np.ndarray, rows: np.ndarray, documents: int) -> Parts:
         """CSR counts from (row, column) pairs, one pair per occurrence of a term."""
-        counts = counted(rows, all_columns, (documents, len(self.vocabulary_)), self.dtype)
-        if self.binary:
-            counts.data.fill(1)
-        return counts
+        return counted(rows, all_columns, (documents, len(self.vocabulary_)), self.dtype)
 
     def transform(self, raw_documents: Any) -> Any:
         """Transform documents to TF-IDF rows (cached counting when fitted on plain text)."""
@@ -152,18 +231,21 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
             and self.tokenizer is None
             and self.stop_words is None
             and re.compile(self.token_pattern).groups == 0
+            and (counts := self._word_counts(raw_documents)) is not None
         ):
-            return self._weigh(self._word_counts(raw_documents))
+            return self._weigh(counts)
         return None
 
     def _weigh(self, counts: Parts) -> Parts:
-        """TF-IDF rows from our own counts, in place, as `TfidfTransformer.transform`
-        computes them.
+        """TF-IDF rows from our own counts, in place, as `CountVectorizer` (``binary``) and
+        `TfidfTransformer.transform` compute them.
 
         The counts come from the methods above, so scikit-learn's input checks (a third of
         the cost of scoring a few comments, mostly its dataframe detection) are skipped.
         """
         data = counts.data
+        if self.binary:
+            data.fill(1)
         if self.sublinear_tf:
             np.log(data, out=data)
             data += 1.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import skops.io as sio
 from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -34,13 +35,10 @@ def test_same_output_as_tfidf_vectorizer(
     ours = CompactTfidfVectorizer(analyzer=analyzer, **options).fit(documents[:40])
     theirs = TfidfVectorizer(analyzer=analyzer, **options).fit(documents[:40])
     for _ in range(2):  # the second pass reads the word cache
-        a, b = ours.transform(documents), theirs.transform(documents)
-        assert a.dtype == b.dtype and a.shape == b.shape
-        np.testing.assert_array_equal(a.indptr, b.indptr)
-        np.testing.assert_array_equal(a.indices, b.indices)
-        np.testing.assert_array_equal(a.data, b.data)
+        _same_rows(ours.transform(documents), theirs.transform(documents))
 
 
+@pytest.mark.parametrize("analyzer", ["char_wb", "word"])
 @pytest.mark.parametrize(
     "weighting",
     [
@@ -48,13 +46,41 @@ def test_same_output_as_tfidf_vectorizer(
         {"norm": None},
         {"sublinear_tf": False},
         {"use_idf": False, "norm": "l1"},
+        {"binary": True},
     ],
 )
-def test_same_weighting_as_tfidf_vectorizer(documents: list[str], weighting: dict[str, object]) -> None:
+def test_same_weighting_as_tfidf_vectorizer(
+    documents: list[str], analyzer: str, weighting: dict[str, object]
+) -> None:
     options = {**OPTIONS, **weighting}
-    ours = CompactTfidfVectorizer(analyzer="char_wb", **options).fit(documents[:40])
-    theirs = TfidfVectorizer(analyzer="char_wb", **options).fit(documents[:40])
-    a, b = ours.transform(documents), theirs.transform(documents)
+    ours = CompactTfidfVectorizer(analyzer=analyzer, **options).fit(documents[:40])
+    theirs = TfidfVectorizer(analyzer=analyzer, **options).fit(documents[:40])
+    _same_rows(ours.transform(documents), theirs.transform(documents))
+
+
+def test_tokens_holding_a_space_are_counted_by_scikit_learn() -> None:
+    # A token pattern that lets a token hold a space makes "a b" both a token and a
+    # bigram; the integer n-gram lookup splits terms at spaces, so it must stand aside.
+    documents = ["red fox, lazy dog, red fox", "lazy dog, red", "fox, lazy dog red fox"]
+    options = {**OPTIONS, "ngram_range": (1, 2), "token_pattern": r"[^,]+"}
+    ours = CompactTfidfVectorizer(analyzer="word", **options).fit(documents)
+    theirs = TfidfVectorizer(analyzer="word", **options).fit(documents)
+    assert ours.transform_parts(documents) is None
+    _same_rows(ours.transform(documents), theirs.transform(documents))
+
+
+def test_a_new_fit_looks_up_its_own_vocabulary(documents: list[str]) -> None:
+    options = {**OPTIONS, "ngram_range": (1, 3), "token_pattern": WORD_PATTERN}
+    ours = CompactTfidfVectorizer(analyzer="word", **options).fit(documents[:20])
+    ours.transform(documents)  # makes the first vocabulary's n-gram index
+    ours.fit(documents[20:40])
+    theirs = TfidfVectorizer(analyzer="word", **options).fit(documents[20:40])
+    _same_rows(ours.transform(documents), theirs.transform(documents))
+
+
+def _same_rows(a: sp.csr_matrix, b: sp.csr_matrix) -> None:
+    assert a.dtype == b.dtype and a.shape == b.shape
+    np.testing.assert_array_equal(a.indptr, b.indptr)
     np.testing.assert_array_equal(a.indices, b.indices)
     np.testing.assert_array_equal(a.data, b.data)
 
