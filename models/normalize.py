@@ -254,7 +254,11 @@ def _fold_repeats(text: str, *, both_forms: bool = True) -> str:
     or with ``both_forms=False`` give only that form."""
     if not _RUN_HINT.search(text):
         return text
-    return _REPEATS.sub(r"\1\1", _WORD_WITH_LETTER_RUN.sub(_both_forms if both_forms else _one_form, text))
+    # Most runs are of punctuation or spaces ("...", "!!!"); the word pattern, which
+    # tries every word, is run only when a letter is drawn out.
+    if _LETTER_RUN.search(text):
+        text = _WORD_WITH_LETTER_RUN.sub(_both_forms if both_forms else _one_form, text)
+    return _REPEATS.sub(r"\1\1", text)
 
 
 def normalize_text(text: str) -> str:
@@ -297,7 +301,8 @@ def normalize_forms(text: str) -> tuple[str, str]:
     if _LEET_HINT.search(text):
         text = _LEET_WORD.sub(_fold_leet, text)
     both = " ".join(_fold_repeats(text).split())
-    return both, (" ".join(_fold_repeats(text, both_forms=False).split()) if _RUN_HINT.search(text) else both)
+    # The two forms differ only where a letter is drawn out.
+    return both, (" ".join(_fold_repeats(text, both_forms=False).split()) if _LETTER_RUN.search(text) else both)
 
 
 def normalize_author(author: str, url: str = "") -> str:
