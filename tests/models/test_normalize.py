@@ -41,6 +41,8 @@ from models.normalize import (
         ("wow!!!!!!", "wow!!"),
         ("free!!! now", "free!! now"),
         ("cost $100 in 2024", "cost $100 in 2024"),
+        ("win 1000000 now...", "win 1000000 now.."),  # digit runs are kept
+        ("lines\n\n\n\napart", "lines apart"),
         ("call 555-123-4567", "call 555-123-4567"),
         ("e.g. this", "e.g. this"),
         ("the end.It was", "the end.it was"),
@@ -82,6 +84,7 @@ def test_repeated_letters_restore_the_plain_word() -> None:
         ("what a moooron!!!", "what a moron!! mooron!!", "what a moron!!"),
         ("baaaalls", "balls baalls", "balls"),  # a letter doubled in the word stays doubled
         ("no runs here", "no runs here", "no runs here"),
+        ("wait... what??? 1000", "wait.. what?? 1000", "wait.. what?? 1000"),
     ],
 )
 def test_the_meaning_form_keeps_one_form_of_a_drawn_out_word(raw: str, both: str, one: str) -> None:
