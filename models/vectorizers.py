@@ -9,7 +9,9 @@ Changes to `TfidfVectorizer`, none of which changes a single output value
 - Counting character n-grams. `char_wb` n-grams never cross a word boundary, so a
   comment's n-gram counts are the sum of its words' counts. The vocabulary columns of
   each word are cached, so a word seen before is counted with one dictionary lookup
-  instead of one per n-gram.
+  instead of one per n-gram; fitting makes each distinct word's n-grams once.
+- Sorting the vocabulary when fitting: the terms alone are sorted, and renumbered with
+  NumPy instead of one Python step per term.
 - Counting word n-grams. Tokens have integer ids and n-grams integer keys
   (`NgramIndex`), so each n-gram length is looked up for the whole batch in one sorted
   search, instead of a string join and a dictionary lookup per n-gram.
@@ -21,11 +23,13 @@ input checks, which cost more than the arithmetic for a few comments.
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l1, inplace_csr_row_normalize_l2
 
@@ -215,14 +219,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
     def transform_parts(self, raw_documents: Any) -> Parts | None:
         """`transform`'s rows as `Parts`, or None where only scikit-learn's own transform
         applies (options the cached counting does not reproduce)."""
-        plain = (
-            hasattr(self, "vocabulary_")
-            and not self.lowercase
-            and self.strip_accents is None
-            and self.preprocessor is None
-            and self.input == "content"
-            and not isinstance(raw_documents, str)
-        )
+        plain = hasattr(self, "vocabulary_") and self._reads_plain_text(raw_documents)
         if plain and self.analyzer == "char_wb":
             return self._weigh(self._cached_counts(raw_documents))
         if (
@@ -235,6 +232,66 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
         ):
             return self._weigh(counts)
         return None
+
+    def _reads_plain_text(self, raw_documents: Any) -> bool:
+        """Whether the analyzer reads the documents as they are (the options the cached
+        counting reproduces)."""
+        return (
+            not self.lowercase
+            and self.strip_accents is None
+            and self.preprocessor is None
+            and self.input == "content"
+            and not isinstance(raw_documents, str)
+        )
+
+    def _count_vocab(self, raw_documents: Any, fixed_vocab: bool) -> tuple[dict[str, int], sp.csr_matrix]:
+        """scikit-learn's vocabulary and counts for fitting, `char_wb` n-grams made word by word.
+
+        The same terms, numbered in the same order of first appearance, and the same
+        matrix as scikit-learn's (tested): each distinct word's n-grams are made and
+        numbered once instead of at every occurrence.
+        """
+        if fixed_vocab or self.analyzer != "char_wb" or not self._reads_plain_text(raw_documents):
+            counts: tuple[dict[str, int], sp.csr_matrix] = super()._count_vocab(raw_documents, fixed_vocab)
+            return counts
+        word_lists = [document.split() for document in raw_documents]
+        words = list(dict.fromkeys(chain.from_iterable(word_lists)))
+        # Terms numbered in order of first appearance, as scikit-learn numbers them: a
+        # missing term is given the next number. Each word's n-grams are made, numbered and
+        # let go one word at a time; all of them at once would hold millions of strings.
+        numbering: defaultdict[str, int] = defaultdict()
+        numbering.default_factory = numbering.__len__
+        numbered = [
+            np.fromiter(map(numbering.__getitem__, self._char_analyzer(word)), dtype=np.int64)
+            for word in words
+        ]
+        vocabulary = dict(numbering)
+        if not vocabulary:
+            raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+        sizes = [len(columns) for columns in numbered]
+        index = dict(zip(words, range(len(words)), strict=True))
+        occurrences = np.fromiter(map(index.__getitem__, chain.from_iterable(word_lists)), dtype=np.int64)
+        rows = np.repeat(np.arange(len(word_lists)), [len(ws) for ws in word_lists])
+        # A document's counts are its words' counts summed: one sparse product, in C, of
+        # word occurrences by each distinct word's n-gram counts.
+        shape = (len(words), len(vocabulary))
+        word_of = np.repeat(np.arange(len(words)), sizes)
+        per_word = counted(word_of, np.concatenate(numbered), shape, self.dtype).matrix()
+        per_document = counted(rows, occurrences, (len(word_lists), len(words)), self.dtype).matrix()
+        matrix: sp.csr_matrix = per_document @ per_word
+        matrix.sort_indices()
+        return vocabulary, matrix
+
+    def _sort_features(self, X: Any, vocabulary: dict[str, int]) -> Any:  # noqa: N803 - scikit-learn's name
+        """scikit-learn's `_sort_features` (terms renumbered in sorted order, the matrix's
+        columns with them), sorting the terms alone and renumbering with NumPy."""
+        terms = sorted(vocabulary)
+        old = np.fromiter(map(vocabulary.__getitem__, terms), dtype=np.int64, count=len(terms))
+        map_index = np.empty(len(terms), dtype=X.indices.dtype)
+        map_index[old] = np.arange(len(terms))
+        vocabulary.update(zip(terms, range(len(terms)), strict=True))
+        X.indices = map_index.take(X.indices, mode="clip")
+        return X
 
     def _weigh(self, counts: Parts) -> Parts:
         """TF-IDF rows from our own counts, in place, as `CountVectorizer` (``binary``) and

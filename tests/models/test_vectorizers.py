@@ -58,6 +58,28 @@ def test_same_weighting_as_tfidf_vectorizer(
     _same_rows(ours.transform(documents), theirs.transform(documents))
 
 
+@pytest.mark.parametrize("analyzer", ["char_wb", "word"])
+@pytest.mark.parametrize("limits", [{}, {"min_df": 2}, {"max_features": 150}, {"min_df": 2, "max_df": 0.5}])
+def test_fits_as_tfidf_vectorizer(documents: list[str], analyzer: str, limits: dict[str, object]) -> None:
+    # The same vocabulary and the very same training matrix, down to the order of the
+    # columns within a row, which the solvers' sums follow.
+    options = {**OPTIONS, "ngram_range": (1, 5) if analyzer == "char_wb" else (1, 3), **limits}
+    if analyzer == "word":
+        options["token_pattern"] = WORD_PATTERN
+    ours = CompactTfidfVectorizer(analyzer=analyzer, **options)
+    theirs = TfidfVectorizer(analyzer=analyzer, **options)
+    a, b = ours.fit_transform(documents), theirs.fit_transform(documents)
+    assert ours.vocabulary_ == theirs.vocabulary_
+    assert type(a) is type(b) and a.indices.dtype == b.indices.dtype
+    _same_rows(a, b)
+    np.testing.assert_array_equal(ours.idf_, theirs.idf_)
+
+
+def test_fitting_on_no_words_fails_as_scikit_learn_does() -> None:
+    with pytest.raises(ValueError, match="empty vocabulary"):
+        CompactTfidfVectorizer(analyzer="char_wb", **OPTIONS).fit(["", "  \n"])
+
+
 def test_tokens_holding_a_space_are_counted_by_scikit_learn() -> None:
     # A token pattern that lets a token hold a space makes "a b" both a token and a
     # bigram; the integer n-gram lookup splits terms at spaces, so it must stand aside.
