@@ -20,6 +20,8 @@ from models.vectorizers import CompactTfidfVectorizer
 # Scoring works in batches of this many rows: large enough for fast sparse products,
 # small enough that a huge input does not build one huge matrix.
 BATCH_SIZE = 2048
+# Reaches every branch and lookup: words, a link, a listed insult, a drawn-out word.
+_WARM_UP = "Check out https://example.com now, you idiot!!! Sooo good"
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,12 @@ class Classifier:
     def score_one(self, comment: CommentText) -> Score:
         """Score a single comment."""
         return self._score_batch([comment], True)[0]
+
+    def warm(self) -> None:
+        """Make what scoring otherwise makes on its first call (the word n-gram index, the
+        token vocabulary, the word lists), so that the first comment does not wait for it
+        and worker processes forked after this share one copy."""
+        self.score_one(CommentText(_WARM_UP))
 
     def _score_batch(self, comments: Sequence[Any], reasons: bool) -> list[Score]:
         # Inputs come from our own transformers, so scikit-learn's per-call input checks

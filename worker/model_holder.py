@@ -32,7 +32,7 @@ class ModelHolder:
         self._check_seconds = check_seconds
         self._clock = clock
         self._lock = threading.Lock()
-        self._active = load_active(model_dir)
+        self._active = _warmed(load_active(model_dir))
         self._shadow: Classifier | None = None
         self._checked = float("-inf")
         self._pinned = False
@@ -82,11 +82,18 @@ class ModelHolder:
     def _reload(self) -> None:
         wanted = active_version(self._dir)
         if wanted and wanted != self._active.version:
-            self._active = load_active(self._dir)
+            self._active = _warmed(load_active(self._dir))
             logger.info("now scoring with model %s", wanted)
         shadow = shadow_version(self._dir)
         if shadow is None:
             self._shadow = None
         elif self._shadow is None or self._shadow.version != shadow:
-            self._shadow = load_version(self._dir, shadow)
+            self._shadow = _warmed(load_version(self._dir, shadow))
             logger.info("shadow scoring with model %s", shadow)
+
+
+def _warmed(classifier: Classifier) -> Classifier:
+    # Scored once on loading: a pool's parent then holds what scoring makes on first use,
+    # shared by the workers it forks, and a worker's first comment does not wait for it.
+    classifier.warm()
+    return classifier

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from models.classifier import Classifier
 from models.errors import ModelNotFoundError
+from models.records import CommentText
 from models.registry import (
     ACTIVE_FILE,
     activate,
@@ -92,3 +94,17 @@ def test_active_file_is_written_whole(three_versions: tuple[Path, list[str]]) ->
 def test_empty_or_missing_directory(tmp_path: Path) -> None:
     assert list_versions(tmp_path / "nothing") == []
     assert active_version(tmp_path / "nothing") is None
+
+
+def _ngram_index_made(classifier: Classifier) -> bool:
+    words = dict(classifier.pipeline.named_steps["features"].transformer_list)["words"].steps[-1][1]
+    return "_ngram_index_of" in words.__dict__
+
+
+def test_warming_a_loaded_model_makes_what_first_use_makes(model_dir: Path) -> None:
+    cold, warm = load_active(model_dir), load_active(model_dir)
+    assert not _ngram_index_made(warm)
+    warm.warm()
+    assert _ngram_index_made(warm)
+    comments = [CommentText("You are a stupid idiot"), CommentText("Free money at cheap-pills.ru")]
+    assert warm.score(comments) == cold.score(comments)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from models.classifier import Classifier
 from models.registry import activate, save_version
 from models.seeding import seed_examples
 from models.training import train
@@ -37,3 +38,17 @@ def test_a_pinned_holder_keeps_its_model_until_told_to_reload(registry: tuple[Pa
     assert holder.reload() is True
     assert holder.active().version == newer
     assert holder.reload() is False
+
+
+def _ngram_index_made(classifier: Classifier) -> bool:
+    words = dict(classifier.pipeline.named_steps["features"].transformer_list)["words"].steps[-1][1]
+    return "_ngram_index_of" in words.__dict__
+
+
+def test_a_holder_warms_each_model_it_loads(registry: tuple[Path, str]) -> None:
+    # Before a pool forks its workers, so that they share what first use makes.
+    directory, newer = registry
+    holder = ModelHolder(directory, check_seconds=0.0)
+    assert _ngram_index_made(holder.active())
+    activate(directory, newer)
+    assert holder.active().version == newer and _ngram_index_made(holder.active())
