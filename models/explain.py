@@ -394,7 +394,8 @@ class Explainer:
         parts = self._vectors.summed(words).astype(np.float64) * counts[:, None]
         vector_columns = start + np.arange(width)
         row_length = np.linalg.norm(_lookup(row, vector_columns)[None, :], axis=1)
-        scale = _scale(row_length, np.linalg.norm(self._vectors.summed([text]), axis=1))
+        # The comment's sum is its words' parts added up, as the batch path forms it.
+        scale = _scale(row_length, np.linalg.norm(parts.sum(axis=0, keepdims=True), axis=1))
         return words, np.tile(vector_columns, len(words)), (parts * scale).ravel()
 
     def _terms(self, branch: str, text: str, present: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
