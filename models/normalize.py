@@ -168,7 +168,12 @@ URL_PATTERN = re.compile(
 # Every link URL_PATTERN finds contains "://", "www." or "." before a known top-level
 # domain; a text with none of them skips the (slower) full pattern.
 _URL_HINT = re.compile(rf"://|www\.|\.(?:{_TLDS})\b", re.IGNORECASE)
-EMAIL_PATTERN = re.compile(r"\b[a-z0-9._%+-]+@((?:[a-z0-9-]+\.)+[a-z]{2,})\b", re.IGNORECASE)
+# Bounded by the lengths RFC 5321 allows (a local part of 64 characters, labels of 63,
+# a domain of 253). Unbounded, a failed match was retried from every word boundary of a
+# long run such as "a.a.a.…@": quadratic, a 64 KB comment took seconds to normalize.
+EMAIL_PATTERN = re.compile(
+    r"\b[a-z0-9._%+-]{1,64}@((?:[a-z0-9-]{1,63}\.){1,126}[a-z]{2,63})\b", re.IGNORECASE
+)
 _SCHEME = re.compile(r"^(?:https?://)?(?:www\.)?", re.IGNORECASE)
 _HOST_END = re.compile(r"[/?#:]")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from models.normalize import (
+    EMAIL_PATTERN,
     domain_token,
     find_urls,
     normalize_author,
@@ -65,6 +66,25 @@ def test_normalize_text(raw: str, expected: str) -> None:
 )
 def test_urls_become_marker_and_domain(raw: str, expected: str) -> None:
     assert normalize_text(raw) == expected
+
+
+def test_emails_within_rfc_lengths_are_found_whole() -> None:
+    local = "a." * 31 + "bc"  # 64 characters, the most RFC 5321 allows
+    assert EMAIL_PATTERN.fullmatch(f"{local}@mail.example.com")
+    # A longer local part is not an address; only its last stretch after a word
+    # boundary, within the limit, can still read as one.
+    match = EMAIL_PATTERN.search(f"x{local}@mail.example.com")
+    assert match is not None and len(match.group(0)) < len(f"x{local}@mail.example.com")
+    assert not EMAIL_PATTERN.search("x" * 65 + "@mail.example.com")
+
+
+# A guard against a hang, not a speed target: unbounded, the email pattern retried a
+# failed match from every word boundary of such a run, which took minutes at 64 KB.
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("tail", ["@", "@x.", "@x.c"])
+def test_long_runs_before_an_at_sign_are_normalized_in_linear_time(tail: str) -> None:
+    body = "a." * 32_000 + tail
+    assert "emailtoken" not in normalize_text(body)
 
 
 def test_disguises_meet_their_plain_form() -> None:
