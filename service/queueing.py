@@ -118,11 +118,15 @@ class ClassifyQueue:
         self.enqueue_drain()
         return True
 
-    def enqueue_drain(self) -> Job:
-        """Enqueue one job that classifies a batch taken from the inbox."""
+    def enqueue_drain(self, comment_ids: Sequence[int] = ()) -> Job:
+        """Enqueue one job that classifies a batch taken from the inbox or, given
+        ``comment_ids``, those comments."""
         return self.queue.enqueue_call(
             DRAIN_JOB,
-            description="classify waiting comments",
+            args=(list(comment_ids),) if comment_ids else None,
+            description=f"classify comments {list(comment_ids)}"
+            if comment_ids
+            else "classify waiting comments",
             timeout=self.job_timeout,
             result_ttl=RESULT_TTL_SECONDS,
             failure_ttl=FAILURE_TTL_SECONDS,

@@ -9,7 +9,10 @@ reaching the same comment, harmless.
 The job keeps the ids it took in its RQ metadata, so a retry works on the same batch.
 If the batch fails, each comment is tried on its own, so one comment that breaks the
 model does not hold back the others; what still fails is retried, and flagged for a
-human after the last attempt.
+human after the last attempt. A batch that runs out of time is handed to jobs of one
+comment each, each with the whole time limit and its own retries, so a comment that
+takes too long is found and flagged rather than taking its batch down with it on
+every attempt.
 """
 
 from __future__ import annotations
@@ -60,11 +63,21 @@ def _claim(session: Session, comment_ids: Sequence[int]) -> list[Row[tuple[int, 
 def _shadow_rows(
     context: WorkerContext, decided: Sequence[tuple[int, CommentText, CommentStatus]]
 ) -> list[ShadowVerdict]:
-    """What the shadow model, if any, would have decided for each newly decided comment."""
-    shadow = context.models.shadow()
-    if shadow is None or not decided:
+    """What the shadow model, if any, would have decided for each newly decided comment.
+
+    The shadow model only reports; a failure of it is logged and costs its rows, never
+    the live verdicts stored beside them.
+    """
+    try:
+        shadow = context.models.shadow()
+        if shadow is None or not decided:
+            return []
+        scores = shadow.score([text for _id, text, _live in decided], reasons=False)
+    except JobTimeoutException:
+        raise
+    except Exception:  # whatever the failure: see the docstring
+        logger.warning("the shadow model failed; no shadow verdicts for this batch", exc_info=True)
         return []
-    scores = shadow.score([text for _id, text, _live in decided], reasons=False)
     return [
         ShadowVerdict(
             comment_id=comment_id,
@@ -111,11 +124,12 @@ def classify_comments(context: WorkerContext, comment_ids: Sequence[int]) -> dic
         return {comment_id: outcome for comment_id, _text, outcome in decided}
 
 
-def _assigned_ids(context: WorkerContext, job: Job | None) -> list[int]:
-    """The batch this job works on: the one it took before a failed attempt, or a new one."""
+def _assigned_ids(context: WorkerContext, job: Job | None, given: Sequence[int]) -> list[int]:
+    """The batch this job works on: what is left of it after a failed attempt, else the
+    comments it was given, else a batch taken from the inbox."""
     if job is not None and META_IDS in job.meta:
         return [int(comment_id) for comment_id in job.meta[META_IDS]]
-    taken = context.queue.take(context.settings.classify_batch)
+    taken = list(given) or context.queue.take(context.settings.classify_batch)
     _remember(job, taken)
     return taken
 
@@ -132,7 +146,7 @@ def _one_by_one(context: WorkerContext, comment_ids: Sequence[int]) -> tuple[int
         try:
             decided += len(classify_comments(context, [comment_id]))
         except JobTimeoutException:
-            raise  # the job ran out of time: RQ retries it on the same ids
+            raise  # the job ran out of time (see `classify_waiting`)
         except Exception as exc:  # noqa: BLE001 - any failure of one comment is that comment's
             failed[comment_id] = exc
     return decided, failed
@@ -146,34 +160,53 @@ def _flag(context: WorkerContext, failed: dict[int, Exception]) -> None:
     logger.error("comments %s flagged for a human after their last failed attempt", sorted(failed))
 
 
-def classify_waiting() -> int:
-    """Take a batch from the inbox, classify it, and return how many comments were decided.
+def classify_waiting(comment_ids: Sequence[int] = ()) -> int:
+    """Classify ``comment_ids``, or a batch taken from the inbox; return how many were decided.
 
     Raises ``ClassificationError`` when some comments of the batch failed, so RQ
     retries the job with just those; on the last attempt they are flagged for a human
-    first.
+    first. When the job runs out of time, a batch of several comments is handed to one
+    job per comment and this one ends; a single comment is retried like a failure, and
+    flagged for a human after the last attempt.
     """
     context = current_context()
     job = get_current_job()
-    comment_ids = _assigned_ids(context, job)
-    if not comment_ids:
+    batch = _assigned_ids(context, job, comment_ids)
+    if not batch:
         return 0
     try:
-        decided = len(classify_comments(context, comment_ids))
-    except JobTimeoutException:
-        raise  # not this batch's fault; trying each comment would run on without a timeout
-    except Exception:
-        logger.warning("batch of %s failed; trying its comments one by one", len(comment_ids), exc_info=True)
-        decided, failed = _one_by_one(context, comment_ids)
-        if failed:
-            if job is None or not job.retries_left:
-                _flag(context, failed)
-            else:
-                _remember(job, list(failed))
-            first = next(iter(failed.values()))
-            raise ClassificationError(
-                f"{len(failed)} of {len(comment_ids)} comments failed: {type(first).__name__}: {first}"
-            ) from first
+        decided = _classify_batch(context, job, batch)
+    except JobTimeoutException as exc:
+        if len(batch) > 1:
+            logger.warning(
+                "batch of %s ran out of time; each of its comments gets a job of its own", len(batch)
+            )
+            for comment_id in batch:
+                context.queue.enqueue_drain([comment_id])
+            return 0
+        if job is None or not job.retries_left:
+            _flag(context, {batch[0]: exc})
+        raise
     if decided > 1:
         logger.info("classified %s waiting comments in one batch", decided)
+    return decided
+
+
+def _classify_batch(context: WorkerContext, job: Job | None, comment_ids: Sequence[int]) -> int:
+    try:
+        return len(classify_comments(context, comment_ids))
+    except JobTimeoutException:
+        raise  # `classify_waiting` gives each comment a job of its own
+    except Exception:
+        logger.warning("batch of %s failed; trying its comments one by one", len(comment_ids), exc_info=True)
+    decided, failed = _one_by_one(context, comment_ids)
+    if failed:
+        if job is None or not job.retries_left:
+            _flag(context, failed)
+        else:
+            _remember(job, list(failed))
+        first = next(iter(failed.values()))
+        raise ClassificationError(
+            f"{len(failed)} of {len(comment_ids)} comments failed: {type(first).__name__}: {first}"
+        ) from first
     return decided

@@ -9,12 +9,13 @@ from typing import Any, ClassVar
 import pytest
 from flask.testing import FlaskClient
 from rq import SimpleWorker
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import func, select, update
 
 from models import load_active
 from service.app import Services
 from service.statuses import CommentStatus
-from service.tables import AuditEvent, Comment, Verdict, utcnow
+from service.tables import AuditEvent, Comment, ShadowVerdict, Verdict, utcnow
 from worker.context import WorkerContext, install_context
 from worker.dispatcher import dispatch
 from worker.jobs import META_IDS, ClassificationError, classify_comments, classify_waiting
@@ -31,26 +32,27 @@ class BrokenClassifier:
     version = "broken"
     thresholds: ClassVar[dict[str, dict[str, float]]] = {}
 
-    def __init__(self, healthy: Any = None, poison: str = "") -> None:
+    def __init__(self, healthy: Any = None, poison: str = "", error: Exception | None = None) -> None:
         self.healthy, self.poison = healthy, poison
+        self.error = error or RuntimeError("model exploded")
 
     def score(self, comments: Any, reasons: bool = True) -> Any:
         if self.healthy is None or any(self.poison in comment.text for comment in comments):
-            raise RuntimeError("model exploded")
+            raise self.error
         return self.healthy.score(comments, reasons=reasons)
 
 
 class BrokenModels:
-    """A model holder handing out a broken classifier."""
+    """A model holder handing out a broken classifier, and optionally a shadow model."""
 
-    def __init__(self, classifier: BrokenClassifier) -> None:
-        self.classifier = classifier
+    def __init__(self, classifier: Any, shadow: Any = None) -> None:
+        self.classifier, self.shadow_model = classifier, shadow
 
-    def active(self) -> BrokenClassifier:
+    def active(self) -> Any:
         return self.classifier
 
-    def shadow(self) -> None:
-        return None
+    def shadow(self) -> Any:
+        return self.shadow_model
 
 
 def _post(client: FlaskClient, text: str = "A thoughtful article, thank you.") -> int:
@@ -197,6 +199,42 @@ def test_failing_job_is_retried_on_the_same_batch_before_the_human_gets_it(
     assert job.get_status() == "scheduled" and job.retries_left == services.settings.job_retries - 1
     assert job.meta[META_IDS] == ids and services.queue.waiting() == 0
     assert _waiting(services) == ids
+
+
+def test_a_batch_out_of_time_gives_each_comment_a_job_and_the_slow_one_goes_to_a_human(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
+    # RQ raises JobTimeoutException inside the job when its time is up; this model does
+    # so for the batch holding the slow comment.
+    timeout = JobTimeoutException("Task exceeded maximum timeout value (60 seconds)")
+    slow_model = BrokenClassifier(healthy=context.models.active(), poison="SLOW", error=timeout)
+    install_context(replace(context, models=BrokenModels(slow_model)))  # type: ignore[arg-type]
+    fine, slow = _post(client), _post(client, "SLOW to score")
+    _work(services)
+    # The batch handed its comments to a job each: the fine one was decided, the slow
+    # one's own job ran out of time too and waits for its retry.
+    assert _waiting(services) == [slow] and _count(services, Verdict, fine) == 1
+    (retry,) = services.queue.queue.scheduled_job_registry.get_job_ids()
+    job = services.queue.queue.fetch_job(retry)
+    assert job is not None and job.args == ([slow],) and job.meta[META_IDS] == [slow]
+    # The last attempt flags it for a human instead of leaving it without a verdict.
+    with pytest.raises(JobTimeoutException):
+        classify_waiting([slow])
+    with services.sessions() as session:
+        assert session.get(Comment, slow).status is CommentStatus.FLAGGED  # type: ignore[union-attr]
+        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "classification_failed")).one()
+        assert event.comment_id == slow and "JobTimeoutException" in (event.reason or "")
+
+
+def test_a_failing_shadow_model_costs_no_live_verdict(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
+    shadow = BrokenClassifier()  # fails on every batch
+    install_context(replace(context, models=BrokenModels(context.models.active(), shadow)))  # type: ignore[arg-type]
+    comment_id = _post(client, SPAM)
+    assert classify_waiting() == 1
+    assert _count(services, Verdict, comment_id) == 1
+    assert _count(services, ShadowVerdict, comment_id) == 0
 
 
 def test_sweeper_submits_only_comments_stuck_past_the_grace_period(
