@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from enum import Enum
 from functools import wraps
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, g, jsonify, redirect, render_template, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
-from werkzeug.routing import BaseConverter
+from werkzeug.routing import BaseConverter, IntegerConverter, Map
 
 from service.app import get_session, services
 from service.auth import authenticate
@@ -21,6 +21,7 @@ from service.presenters import audit_view, moderator_view, page_view, public_vie
 from service.redirects import safe_target, with_notice
 from service.retraining import maybe_request_retrain
 from service.review import (
+    MAX_PAGE,
     MAX_PER_PAGE,
     ListQuery,
     Sort,
@@ -31,7 +32,7 @@ from service.review import (
 )
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.transitions import decide
-from service.validation import parse_submission
+from service.validation import MAX_ID, check_unicode, parse_json, parse_submission, whole_number
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
@@ -43,10 +44,20 @@ class ThreadConverter(BaseConverter):
     part_isolating = False
 
 
+class IdConverter(IntegerConverter):
+    """A row id: ASCII digits up to a 64-bit column's largest value; a larger one is simply not found."""
+
+    regex = "[0-9]+"  # \d would also take other scripts' digits, which int() reads
+
+    def __init__(self, url_map: Map) -> None:
+        super().__init__(url_map, max=MAX_ID)
+
+
 @bp.record_once
 def _register_converter(state: BlueprintSetupState) -> None:
-    # Recorded before the routes below, so the converter exists when they are added.
+    # Recorded before the routes below, so the converters exist when they are added.
     state.app.url_map.converters["thread"] = ThreadConverter
+    state.app.url_map.converters["id"] = IdConverter
 
 
 NOTE_MAX_CHARS = 2000
@@ -56,17 +67,29 @@ Choice = TypeVar("Choice", bound=Enum)
 
 def _json_object() -> dict[str, Any]:
     try:
-        body = json.loads(request.get_data(cache=False))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+        body = parse_json(request.get_data(cache=False))
+    except ValueError as exc:
+        raise BadRequest(f"the body {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest("the JSON body must be an object")
     return body
 
 
+def _form_fields() -> dict[str, Any]:
+    if request.mimetype == "application/x-www-form-urlencoded":
+        # Werkzeug silently drops a body that is not UTF-8 (and keeps a bad %-escape as
+        # text), which would read as every field missing; decoding it strictly first tells.
+        # The form is then parsed from the body get_data() keeps.
+        try:
+            parse_qsl(request.get_data().decode(), keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            raise BadRequest("the form body is not valid UTF-8") from None
+    return request.form.to_dict()
+
+
 def _submitted_fields() -> dict[str, Any]:
     if request.mimetype in FORM_TYPES:
-        return request.form.to_dict()
+        return _form_fields()
     if request.is_json:
         return _json_object()
     raise UnsupportedMediaType(
@@ -107,12 +130,13 @@ def _choice(kind: type[Choice], field: str, raw: Any) -> Choice:
         raise ValidationError({field: f"{field} must be one of: {allowed}"}) from None
 
 
-def _positive(field: str, raw: str | None, default: int, ceiling: int | None = None) -> int:
+def _positive(field: str, raw: str | None, default: int, most: int, *, clamp: bool = False) -> int:
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValidationError({field: f"{field} must be a whole number of at least 1"})
-    return min(int(raw), ceiling) if ceiling else int(raw)
+    try:
+        return whole_number(raw, most, clamp=clamp)
+    except ValueError as exc:
+        raise ValidationError({field: f"{field} {exc}"}) from None
 
 
 @bp.get("/comments")
@@ -124,16 +148,16 @@ def list_review_queue() -> Any:
         status=_choice(CommentStatus, "status", args["status"]) if args.get("status") else None,
         thread=args.get("thread") or None,
         sort=_choice(Sort, "sort", args.get("sort", Sort.QUEUE.value)),
-        page=_positive("page", args.get("page"), 1) if "page" in args else None,
+        page=_positive("page", args.get("page"), 1, MAX_PAGE) if "page" in args else None,
         cursor=args.get("cursor") or None,
-        per_page=_positive("per_page", args.get("per_page"), 50, MAX_PER_PAGE),
+        per_page=_positive("per_page", args.get("per_page"), 50, MAX_PER_PAGE, clamp=True),
     )
     page = list_comments(get_session(), query)
     keys = services().keys
     return page_view(page, [moderator_view(comment, keys) for comment in page.items])
 
 
-@bp.get("/comments/<int:comment_id>")
+@bp.get("/comments/<id:comment_id>")
 @moderator_required
 def show_comment(comment_id: int) -> Any:
     """One comment with its verdict and its audit trail."""
@@ -153,10 +177,15 @@ def _decision(body: dict[str, Any]) -> tuple[Action, DecisionReason | None, str 
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > NOTE_MAX_CHARS):
         raise ValidationError({"note": f"note must be text of at most {NOTE_MAX_CHARS} characters"})
+    if note is not None:
+        try:
+            check_unicode(note)
+        except ValueError as exc:
+            raise ValidationError({"note": f"note {exc}"}) from None
     return action, reason, note.strip() if note else None
 
 
-@bp.post("/comments/<int:comment_id>/decision")
+@bp.post("/comments/<id:comment_id>/decision")
 @moderator_required
 def decide_comment(comment_id: int) -> Any:
     """Approve or reject a comment; the decision is audited and becomes a training label."""
@@ -174,8 +203,8 @@ def decide_comment(comment_id: int) -> Any:
 @bp.get("/threads/<thread:thread>/comments", merge_slashes=False)
 def list_thread(thread: str) -> Response:
     """The approved comments of one thread, for the site to show under its article."""
-    page = _positive("page", request.args.get("page"), 1)
-    per_page = _positive("per_page", request.args.get("per_page"), 100, MAX_PER_PAGE)
+    page = _positive("page", request.args.get("page"), 1, MAX_PAGE)
+    per_page = _positive("per_page", request.args.get("per_page"), 100, MAX_PER_PAGE, clamp=True)
     listing = list_published(get_session(), thread, page, per_page)
     keys = services().keys
     response = jsonify(page_view(listing, [public_view(comment, keys) for comment in listing.items]))

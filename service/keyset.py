@@ -11,13 +11,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Float, Integer, literal_column
 
 from service.errors import ValidationError
 from service.tables import FLAGGED_LAST_SQL, RANK_SQL
+from service.validation import MAX_ID, parse_json
 
 # Highest score first and unscored comments last, or flagged comments first, as
 # ascending keys: the very expressions the comments table indexes.
@@ -34,18 +36,29 @@ def encode_cursor(values: tuple[Any, ...]) -> str:
 def decode_cursor(cursor: str, kinds: tuple[type, ...]) -> tuple[Any, ...]:
     """The sort key a cursor names; ``ValidationError`` when it was not made by ``encode_cursor``."""
     try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        raw = parse_json(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(raw, list) or len(raw) != len(kinds):
             raise ValueError("wrong shape")
         return tuple(_value(kind, value) for kind, value in zip(kinds, raw, strict=True))
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
+    except (binascii.Error, ValueError, TypeError, OverflowError):
         raise ValidationError({"cursor": "cursor is not one this listing returned"}) from None
 
 
 def _value(kind: type, raw: Any) -> Any:
-    if kind is not datetime:
-        return kind(raw)
-    moment = datetime.fromisoformat(raw)
-    if moment.tzinfo is None:
-        raise ValueError("a cursor's time carries its zone")
-    return moment
+    # Only the values encode_cursor writes: anything else (a bool, a fractional or 65-bit id,
+    # an infinite score, a time past year 9999 in UTC) would fail in the database instead.
+    if kind is datetime:
+        moment = datetime.fromisoformat(raw)
+        if moment.tzinfo is None:
+            raise ValueError("a cursor's time carries its zone")
+        return moment.astimezone(UTC)
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise ValueError("a cursor's key is a number")
+    if kind is int:
+        if not isinstance(raw, int) or not -MAX_ID - 1 <= raw <= MAX_ID:
+            raise ValueError("a cursor's id is a 64-bit whole number")
+        return raw
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError("a cursor's score is a finite number")
+    return value

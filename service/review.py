@@ -17,6 +17,9 @@ from service.tables import AuditEvent, Comment
 
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 200
+# Deeper than any real listing, and shallow enough that the offset, (page - 1) * per_page,
+# stays far inside the signed 64-bit integer SQL takes.
+MAX_PAGE = 1_000_000_000
 
 
 class Sort(StrEnum):

@@ -2,11 +2,15 @@
 
 Pure functions only: no database, no request object. The limits are the ones a blog
 platform's comment form has, so sites can move their existing forms over unchanged.
+The readers of raw JSON and of whole numbers that the API's other inputs share live
+here too.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,10 +26,14 @@ EMAIL_MAX_CHARS = 100
 URL_MAX_CHARS = 200
 THREAD_MAX_CHARS = 500
 COMMENT_MAX_BYTES = 65_525
+# The largest value a signed 64-bit column (and SQL offset) holds.
+MAX_ID = 2**63 - 1
 
 # Any C0/C1 control character or DEL; the comment body keeps tab and newline.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Half of a UTF-16 pair: JSON's "\ud800" escape makes one, and UTF-8 (so the database) cannot hold it.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -45,11 +53,52 @@ def clean_text(value: str) -> str:
     return unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
+def parse_json(document: bytes | str) -> Any:
+    """The value ``document`` holds; ``ValueError`` saying why when Python cannot read it.
+
+    ``json.loads`` fails in more ways than ``JSONDecodeError``: nesting deeper than the
+    interpreter's recursion limit raises ``RecursionError``, and an integer with more
+    digits than ``sys.get_int_max_str_digits()`` a plain ``ValueError``.
+    """
+    try:
+        return json.loads(document)
+    except RecursionError:
+        raise ValueError("is not valid JSON: it nests arrays or objects too deeply") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"is not valid JSON: {exc}") from None
+    except ValueError:
+        raise ValueError(f"holds a number longer than {sys.get_int_max_str_digits()} digits") from None
+
+
+def whole_number(text: str, most: int, *, clamp: bool = False) -> int:
+    """``text`` as a whole number from 1 to ``most``; a larger one is ``most`` when ``clamp``.
+
+    Raises ``ValueError`` saying which bound ``text`` breaks.
+    """
+    # str.isdigit() alone also passes digits such as "²" that int() refuses.
+    digits = text.lstrip("0")
+    if not (text.isascii() and text.isdigit() and digits):
+        raise ValueError("must be a whole number of at least 1")
+    # Comparing lengths first keeps int() from reading thousands of digits.
+    if len(digits) > len(str(most)) or int(digits) > most:
+        if clamp:
+            return most
+        raise ValueError(f"must be at most {most}")
+    return int(digits)
+
+
+def check_unicode(value: str) -> None:
+    """Raise ``ValueError`` when ``value`` cannot be stored as UTF-8: it holds a lone surrogate."""
+    if _SURROGATE.search(value):
+        raise ValueError("is not valid Unicode (it holds a lone surrogate)")
+
+
 def _text(raw: Any, *, max_chars: int, control: re.Pattern[str] = _CONTROL) -> str:
     if raw is None:
         raise ValueError("is required")
     if not isinstance(raw, str):
         raise ValueError("must be a string")
+    check_unicode(raw)
     value = clean_text(raw)
     if not value:
         raise ValueError("is required")
@@ -103,9 +152,10 @@ def _parent_id(raw: Any) -> int | None:
     if isinstance(raw, bool) or not isinstance(raw, int | str):
         raise ValueError("must be a comment id (a positive whole number)")
     text = raw.strip() if isinstance(raw, str) else str(raw)
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError("must be a comment id (a positive whole number)")
-    return int(text)
+    try:
+        return whole_number(text, MAX_ID)
+    except ValueError:
+        raise ValueError("must be a comment id (a positive whole number)") from None
 
 
 _FIELDS: dict[str, Callable[[Any], Any]] = {

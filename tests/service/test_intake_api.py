@@ -97,6 +97,20 @@ def test_invalid_form_gets_422_page_with_the_messages(client: FlaskClient, servi
         (b"{not json", "application/json", 400, "not valid JSON"),
         (b"[1, 2]", "application/json", 400, "must be an object"),
         (b"\xff\xfe", "application/json", 400, "not valid JSON"),
+        pytest.param(
+            b"[" * 100_000,
+            "application/json",
+            400,
+            "not valid JSON: it nests arrays or objects too deeply",
+            id="deep",
+        ),
+        pytest.param(
+            b'{"parent_id": ' + b"1" * 5000 + b"}",
+            "application/json",
+            400,
+            "number longer than 4300 digits",
+            id="long",
+        ),
         (b"name=Ann", "text/plain", 415, "application/json"),
         (b"name=Ann", None, 415, "application/json"),
     ],
@@ -113,6 +127,37 @@ def test_malformed_bodies(
     response = client.post("/v1/comments", data=body, headers=headers)
     assert response.status_code == status
     assert message in response.get_json()["message"]
+    assert _count(services) == 0
+
+
+@pytest.mark.parametrize("field", ["name", "email", "thread", "url", "comment"])
+def test_a_lone_surrogate_gets_422_naming_the_field(
+    client: FlaskClient, services: Services, field: str
+) -> None:
+    # JSON's "\ud800" escape decodes to half a UTF-16 pair, which no database column can store.
+    response = client.post("/v1/comments", json={**FORM, field: "x\ud800y"})
+    assert response.status_code == 422
+    assert response.get_json()["fields"] == {
+        field: f"{field} is not valid Unicode (it holds a lone surrogate)"
+    }
+    assert _count(services) == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"name=Ann+Reader&email=ann%40example.com&comment=caf\xe9&thread=%2Fa%2F1",  # a Latin-1 byte
+        b"name=Ann+Reader&email=ann%40example.com&comment=caf%E9&thread=%2Fa%2F1",  # ...percent-encoded
+        b"name=Ann+Reader&email=ann%40example.com&comment=%ED%A0%80&thread=%2Fa%2F1",  # a surrogate
+    ],
+)
+def test_a_form_that_is_not_utf8_gets_400_saying_so(
+    client: FlaskClient, services: Services, body: bytes
+) -> None:
+    response = client.post("/v1/comments", data=body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert "the form body is not valid UTF-8" in page and "is required" not in page
     assert _count(services) == 0
 
 

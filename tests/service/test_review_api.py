@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from flask.testing import FlaskClient
@@ -16,6 +18,7 @@ from service.transitions import VerdictRecord, record_verdicts
 
 pytestmark = pytest.mark.integration
 
+NOON = "2026-11-28T12:00:00+00:00"
 FORM = {"name": "Ann Reader", "email": "jane.doe@example.com", "comment": "First!", "thread": "/a/1"}
 
 
@@ -90,7 +93,15 @@ def test_listing_filters_sorts_and_pages(
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("status=lost", "status"), ("sort=name", "sort"), ("page=0", "page"), ("per_page=x", "per_page")],
+    [
+        ("status=lost", "status"),
+        ("sort=name", "sort"),
+        ("page=0", "page"),
+        ("per_page=x", "per_page"),
+        ("page=²", "page"),  # "²".isdigit() is true, but int() refuses it
+        ("page=100000000000000000", "page"),  # an offset past a 64-bit integer
+        pytest.param(f"page={'9' * 5000}", "page", id="page=9...9"),  # past int()'s digit limit
+    ],
 )
 def test_bad_listing_parameters_get_422(
     client: FlaskClient, moderator_headers: dict[str, str], query: str, field: str
@@ -180,11 +191,62 @@ def test_bad_decisions_get_422_and_change_nothing(
         assert comment is not None and comment.status is CommentStatus.RECEIVED
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param(
+            b"[" * 100_000, "the body is not valid JSON: it nests arrays or objects too deeply", id="deep"
+        ),
+        pytest.param(
+            b'{"action": "approve", "note": ' + b"1" * 5000 + b"}",
+            "the body holds a number longer than 4300 digits",
+            id="long",
+        ),
+    ],
+)
+def test_unreadable_decision_bodies_get_400(
+    client: FlaskClient, moderator_headers: dict[str, str], body: bytes, message: str
+) -> None:
+    comment_id = _post(client)
+    response = client.post(
+        f"/v1/comments/{comment_id}/decision",
+        data=body,
+        content_type="application/json",
+        headers=moderator_headers,
+    )
+    assert response.status_code == 400 and response.get_json()["message"] == message
+
+
+def test_a_decision_note_with_a_lone_surrogate_gets_422(
+    client: FlaskClient, services: Services, moderator_headers: dict[str, str]
+) -> None:
+    comment_id = _post(client)
+    body = {"action": "approve", "note": "fine\ud800"}
+    response = client.post(f"/v1/comments/{comment_id}/decision", json=body, headers=moderator_headers)
+    assert response.status_code == 422
+    assert response.get_json()["fields"] == {"note": "note is not valid Unicode (it holds a lone surrogate)"}
+    with services.sessions() as session:
+        comment = session.get(Comment, comment_id)
+        assert comment is not None and comment.status is CommentStatus.RECEIVED
+
+
 def test_decision_on_a_missing_comment_is_404(client: FlaskClient, moderator_headers: dict[str, str]) -> None:
     response = client.post(
         "/v1/comments/424242/decision", json={"action": "approve"}, headers=moderator_headers
     )
     assert response.status_code == 404
+
+
+def test_an_id_no_comment_can_have_is_404(client: FlaskClient, moderator_headers: dict[str, str]) -> None:
+    comment_id = _post(client)
+    # Past a 64-bit column, and the comment's own id in Arabic-Indic digits (which int() reads).
+    other_digits = quote("".join(chr(0x660 + int(digit)) for digit in str(comment_id)))
+    for path_id in (str(2**63), other_digits):
+        assert client.get(f"/v1/comments/{path_id}", headers=moderator_headers).status_code == 404
+        response = client.post(
+            f"/v1/comments/{path_id}/decision", json={"action": "approve"}, headers=moderator_headers
+        )
+        assert response.status_code == 404 and response.get_json()["error"] == "not_found"
 
 
 def test_public_thread_lists_approved_comments_only_without_email(
@@ -202,6 +264,30 @@ def test_public_thread_lists_approved_comments_only_without_email(
     assert [item["id"] for item in items] == [shown]
     assert set(items[0]) == {"id", "parent_id", "name", "url", "avatar", "comment", "created_at"}
     assert "example.com" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("page=²", "page must be a whole number of at least 1"),
+        ("page=0", "page must be a whole number of at least 1"),
+        ("page=100000000000000000", "page must be at most 1000000000"),
+        pytest.param(f"page={'9' * 5000}", "page must be at most 1000000000", id="page=9...9"),
+        ("per_page=-1", "per_page must be a whole number of at least 1"),
+    ],
+)
+def test_bad_public_page_parameters_get_422(client: FlaskClient, query: str, message: str) -> None:
+    response = client.get(f"/v1/threads/x/comments?{query}")
+    assert response.status_code == 422
+    field = query.split("=")[0]
+    assert response.get_json()["fields"] == {field: message}
+
+
+def test_public_pages_reach_the_bound_and_per_page_is_capped(client: FlaskClient) -> None:
+    deepest = client.get("/v1/threads/x/comments?page=1000000000&per_page=200")
+    assert deepest.status_code == 200 and deepest.get_json()["items"] == []
+    capped = client.get(f"/v1/threads/x/comments?per_page={'9' * 5000}")
+    assert capped.status_code == 200 and capped.get_json()["per_page"] == 200
 
 
 @pytest.mark.parametrize("sort", ["queue", "score", "age"])
@@ -237,10 +323,48 @@ def test_cursor_pages_walk_the_same_order_as_numbered_pages(
         "bm90LWEtY3Vyc29y",  # base64 of text that is not JSON
         encode_cursor(("2026-11-28T00:00:00", 5)),  # a time without its zone
         encode_cursor((1, 2, 3)),  # the wrong number of keys for the order
+        encode_cursor((NOON, 2**63)),  # an id past a 64-bit column
+        encode_cursor((NOON, -(2**63) - 1)),
+        encode_cursor((NOON, 1.5)),  # an id that is not a whole number
+        encode_cursor((NOON, True)),
+        encode_cursor((NOON, "5")),
+        encode_cursor(("0001-01-01T00:00:00+01:00", 5)),  # a time before year 1 in UTC
+        encode_cursor(("9999-12-31T23:59:59-01:00", 5)),  # ... or after year 9999
+        pytest.param(
+            base64.urlsafe_b64encode(b"[" * 100_000).decode(), id="deep"
+        ),  # past the recursion limit
+        pytest.param(
+            base64.urlsafe_b64encode(b"[" + b"1" * 5000 + b", 5]").decode(), id="long"
+        ),  # past int()'s
     ],
 )
 def test_a_forged_cursor_is_refused(
     client: FlaskClient, moderator_headers: dict[str, str], cursor: str
 ) -> None:
     response = client.get(f"/v1/comments?sort=age&cursor={cursor}", headers=moderator_headers)
+    assert response.status_code == 422
+    assert response.get_json()["fields"] == {"cursor": "cursor is not one this listing returned"}
+
+
+@pytest.mark.parametrize(
+    "rank",
+    [float("inf"), float("nan"), 10**400, "0.5", None],
+)
+def test_a_cursor_with_a_bad_score_is_refused(
+    client: FlaskClient, moderator_headers: dict[str, str], rank: Any
+) -> None:
+    cursor = encode_cursor((rank, NOON, 5))
+    response = client.get(f"/v1/comments?sort=score&cursor={cursor}", headers=moderator_headers)
     assert response.status_code == 422 and "cursor" in response.get_json()["fields"]
+
+
+@pytest.mark.parametrize(
+    ("sort", "key"),
+    [("age", (NOON, 2**63 - 1)), ("queue", (0, -2.0, NOON, -(2**63)))],
+)
+def test_a_cursor_at_the_extremes_of_its_keys_is_read(
+    client: FlaskClient, moderator_headers: dict[str, str], sort: str, key: tuple[Any, ...]
+) -> None:
+    _post(client)
+    response = client.get(f"/v1/comments?sort={sort}&cursor={encode_cursor(key)}", headers=moderator_headers)
+    assert response.status_code == 200, response.get_json()

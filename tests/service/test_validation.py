@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from service.errors import ValidationError
-from service.validation import COMMENT_MAX_BYTES, Submission, parse_submission
+from service.validation import COMMENT_MAX_BYTES, Submission, parse_json, parse_submission, whole_number
 
 VALID = {"name": "Ann", "email": "ann@example.com", "comment": "Good piece.", "thread": "/news/1"}
 
@@ -45,6 +45,18 @@ def test_text_is_trimmed_and_normalised() -> None:
         ({"parent_id": "abc"}, "parent_id", "parent_id must be a comment id"),
         ({"parent_id": 0}, "parent_id", "parent_id must be a comment id"),
         ({"parent_id": True}, "parent_id", "parent_id must be a comment id"),
+        ({"parent_id": "²"}, "parent_id", "parent_id must be a comment id"),  # isdigit() but not int()
+        (
+            {"parent_id": "9" * 5000},
+            "parent_id",
+            "parent_id must be a comment id",
+        ),  # past int()'s digit limit
+        ({"parent_id": 2**63}, "parent_id", "parent_id must be a comment id"),  # past a 64-bit column
+        ({"name": "\ud800"}, "name", "name is not valid Unicode (it holds a lone surrogate)"),
+        ({"email": "a\udfff@b.com"}, "email", "email is not valid Unicode (it holds a lone surrogate)"),
+        ({"comment": "x\ud800y"}, "comment", "comment is not valid Unicode (it holds a lone surrogate)"),
+        ({"thread": "/a/\udc80"}, "thread", "thread is not valid Unicode (it holds a lone surrogate)"),
+        ({"url": "http://a.example/\ud800"}, "url", "url is not valid Unicode (it holds a lone surrogate)"),
     ],
 )
 def test_each_problem_is_named(changes: dict[str, Any], field: str, message: str) -> None:
@@ -72,3 +84,51 @@ def test_comment_may_keep_newlines_and_tabs() -> None:
 
 def test_comment_at_the_byte_limit_is_accepted() -> None:
     assert len(parse_submission(_with(comment="x" * COMMENT_MAX_BYTES)).comment) == COMMENT_MAX_BYTES
+
+
+def test_the_largest_64_bit_parent_id_is_accepted() -> None:
+    assert parse_submission(_with(parent_id=str(2**63 - 1))).parent_id == 2**63 - 1
+    assert parse_submission(_with(parent_id="007")).parent_id == 7
+
+
+@pytest.mark.parametrize(
+    ("text", "clamp", "outcome"),
+    [
+        ("1", False, 1),
+        ("0010", False, 10),
+        ("10", False, 10),
+        ("11", False, "must be at most 10"),
+        ("9" * 5000, False, "must be at most 10"),
+        ("9" * 5000, True, 10),
+        ("0", False, "must be a whole number of at least 1"),
+        ("", False, "must be a whole number of at least 1"),
+        ("²", False, "must be a whole number of at least 1"),
+        ("\u0661", False, "must be a whole number of at least 1"),  # an Arabic-Indic one: int() reads it
+        ("-1", False, "must be a whole number of at least 1"),
+        (" 1", False, "must be a whole number of at least 1"),
+    ],
+)
+def test_whole_number_takes_ascii_digits_within_bounds(text: str, clamp: bool, outcome: int | str) -> None:
+    if isinstance(outcome, int):
+        assert whole_number(text, 10, clamp=clamp) == outcome
+        return
+    with pytest.raises(ValueError, match=outcome):
+        whole_number(text, 10, clamp=clamp)
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ("{", "is not valid JSON: Expecting property name"),
+        (b"\xff\xfe", "is not valid JSON"),
+        ("[" * 100_000, "is not valid JSON: it nests arrays or objects too deeply"),
+        ("1" * 5000, "holds a number longer than 4300 digits"),
+    ],
+)
+def test_parse_json_says_why_a_document_is_refused(document: str | bytes, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_json(document)
+
+
+def test_parse_json_reads_a_document() -> None:
+    assert parse_json(b'{"a": [1, 2.5, "\\u00e9"]}') == {"a": [1, 2.5, "é"]}
