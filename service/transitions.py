@@ -191,13 +191,26 @@ def decide(
     reason: DecisionReason | None,
     note: str | None,
 ) -> Comment:
-    """Apply a moderator's decision: new status, audit event, and the comment's training label."""
-    comment = session.get(Comment, comment_id, with_for_update=True)
-    if comment is None:
+    """Apply a moderator's decision: new status, audit event, and the comment's training label.
+
+    Two decisions on one comment at once are applied one after the other, the later one
+    winning; each audit event records the status the comment really had before it.
+    """
+    # Writing first takes the row (PostgreSQL) or the database's write lock (SQLite)
+    # before the status is read. A read first, as SELECT ... FOR UPDATE does on
+    # PostgreSQL, takes no lock at all on SQLite: both decisions read the same status.
+    touched = session.execute(
+        update(Comment)
+        .where(Comment.id == comment_id)
+        .values(updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(touched, "rowcount", 0):
         raise NotFoundError(f"comment {comment_id} does not exist")
+    comment = session.get(Comment, comment_id, populate_existing=True)
+    assert comment is not None  # the UPDATE above found it, and holds it
     previous = comment.status
     comment.status = action.status
-    comment.updated_at = utcnow()
     _audit(
         session,
         comment_id,

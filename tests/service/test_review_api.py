@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 from typing import Any
 from urllib.parse import quote
 
@@ -12,9 +13,9 @@ from sqlalchemy import select
 
 from service.app import Services
 from service.keyset import encode_cursor
-from service.statuses import CommentStatus
-from service.tables import Comment, Label
-from service.transitions import VerdictRecord, record_verdicts
+from service.statuses import Action, CommentStatus, DecisionReason
+from service.tables import Comment, Label, ModeratorToken
+from service.transitions import VerdictRecord, decide, record_verdicts
 
 pytestmark = pytest.mark.integration
 
@@ -151,6 +152,34 @@ def test_decision_changes_status_and_records_audit_and_label(
     with services.sessions() as session:
         stored = session.scalar(select(Label).where(Label.comment_id == comment_id))
         assert stored is not None and (stored.spam, stored.abuse) == label
+
+
+def test_two_decisions_at_once_are_applied_one_after_the_other(
+    client: FlaskClient, services: Services, moderator_headers: dict[str, str]
+) -> None:
+    comment_id = _post(client)
+    _classify(services, comment_id, 0.7, CommentStatus.FLAGGED)
+    with services.sessions() as first:
+        moderator = first.scalars(select(ModeratorToken)).one()
+        decide(first, comment_id, moderator, Action.APPROVE, None, None)
+
+        def second_decision() -> None:
+            with services.sessions() as second:
+                decide(second, comment_id, moderator, Action.REJECT, DecisionReason.SPAM, None)
+                second.commit()
+
+        # The second decision starts while the first is still open: it must wait for it
+        # and see the status it left, not the flagged status both found before.
+        other = threading.Thread(target=second_decision)
+        other.start()
+        other.join(timeout=0.5)
+        first.commit()
+    other.join()
+    audit = client.get(f"/v1/comments/{comment_id}", headers=moderator_headers).get_json()["audit"]
+    moves = [(event["from_status"], event["to_status"]) for event in audit[-2:]]
+    assert moves == [("flagged", "approved"), ("approved", "rejected")]
+    with services.sessions() as session:
+        assert session.get(Comment, comment_id).status is CommentStatus.REJECTED  # type: ignore[union-attr]
 
 
 def test_a_second_decision_replaces_the_label(
