@@ -3,8 +3,8 @@
 Moderator labels are split once and for all by a digest of their text: a label in the
 held-out part is never trained on by any retrain, so the candidate and the active
 model are always judged on text neither has seen from the moderators. The candidate
-becomes active only when, on every head both can be judged on, its average precision
-is at least the active model's.
+becomes active only when it has every head the active model has and, on every head
+both can be judged on, its average precision is at least the active model's.
 """
 
 from __future__ import annotations
@@ -72,6 +72,9 @@ class Comparison:
     holdout_size: int
     passed: bool
     reasons: list[str] = field(default_factory=list)
+    # Heads the candidate has (and the active model too) that the held-out labels were
+    # too few to judge: the gate says nothing about them.
+    unjudged: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready copy, for the run record and the command line."""
@@ -81,26 +84,35 @@ class Comparison:
             "holdout_size": self.holdout_size,
             "passed": self.passed,
             "reasons": self.reasons,
+            "unjudged": self.unjudged,
         }
 
 
 def compare(candidate: Classifier, active: Classifier | None, holdout: Sequence[Example]) -> Comparison:
-    """Judge the candidate against the active model on the same held-out labels."""
+    """Judge the candidate against the active model on the same held-out labels.
+
+    A candidate that lacks a head the active model has is refused whatever the labels
+    say: once live, it would leave that head unscored and routing would ignore it.
+    """
     candidate_metrics = evaluate_on(candidate, holdout)
+    shared = [head for head in candidate.heads if active is None or head in active.heads]
+    # Both models are judged on the same labels, so a shared head lacks metrics only for want of them.
+    unjudged = [head for head in shared if head not in candidate_metrics]
     if active is None:
-        return Comparison(candidate_metrics, {}, len(holdout), True, ["no active model to beat"])
+        return Comparison(candidate_metrics, {}, len(holdout), True, ["no active model to beat"], unjudged)
     active_metrics = evaluate_on(active, holdout)
-    judged = sorted(set(candidate_metrics) & set(active_metrics))
+    missing = [head for head in active.heads if head not in candidate.heads]
+    reasons = [f"candidate has no {head} head, which the active model has" for head in missing]
+    judged = [head for head in shared if head in candidate_metrics]
     if not judged:
-        reason = f"too few held-out labels to judge any head (need {MIN_PER_CLASS} of each class)"
-        return Comparison(candidate_metrics, active_metrics, len(holdout), False, [reason])
-    reasons, passed = [], True
+        reasons.append(f"too few held-out labels to judge any head (need {MIN_PER_CLASS} of each class)")
+    passed = not missing and bool(judged)
     for head in judged:
         new, old = candidate_metrics[head]["average_precision"], active_metrics[head]["average_precision"]
         verdict = "at least as good" if new >= old else "worse"
         passed = passed and new >= old
         reasons.append(f"{head}: average precision {new:.4f} vs active {old:.4f}, {verdict}")
-    return Comparison(candidate_metrics, active_metrics, len(holdout), passed, reasons)
+    return Comparison(candidate_metrics, active_metrics, len(holdout), passed, reasons, unjudged)
 
 
 @dataclass(frozen=True)

@@ -8,24 +8,28 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
 from rq import Queue
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import Example
 from service.queueing import job_is_pending
 from service.statuses import RunStatus, Trigger
-from service.tables import Comment, Label, ShadowVerdict, TrainingRun, utcnow
+from service.tables import OPEN_RUN_STATUSES, Comment, Label, ShadowVerdict, TrainingRun, utcnow
 
 logger = logging.getLogger(__name__)
 
 RETRAIN_JOB = "worker.training.retrain_model"
 # Training on all public corpora takes minutes on two cores; leave ample room.
 RETRAIN_TIMEOUT_SECONDS = 3600
+# RQ ends a job at its timeout, and the job then records its run as failed; a run still
+# `running` well after that had its worker killed outright (SIGKILL, the OOM killer).
+STALE_RUN_SECONDS = RETRAIN_TIMEOUT_SECONDS + 600
 MODERATOR_SOURCE = "moderator"
 
 
@@ -54,25 +58,69 @@ def retrain_job_id(queue: Queue, run_id: int) -> str:
     return f"{queue.name}-{run_id}"
 
 
-def _open_run(session: Session) -> TrainingRun | None:
-    return session.scalar(
-        select(TrainingRun)
-        .where(TrainingRun.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
-        .order_by(TrainingRun.id)
+_OPEN_RUN = select(TrainingRun).where(TrainingRun.status.in_(OPEN_RUN_STATUSES))
+
+
+def _worker_lost(queue: Queue, run: TrainingRun) -> str | None:
+    """Why the worker of a ``running`` run must be gone, or None while it may still be training."""
+    started_at = run.started_at or run.requested_at
+    if utcnow() - started_at > timedelta(seconds=STALE_RUN_SECONDS):
+        return f"worker lost: still running {STALE_RUN_SECONDS} s after it started, past the job timeout"
+    job_id = retrain_job_id(queue, run.id)
+    try:
+        if job_is_pending(queue.connection, job_id):
+            return None
+    except (redis.ConnectionError, redis.TimeoutError):
+        # Without the queue only the age above can tell.
+        return None
+    # A cold shutdown fails the job in RQ; a flushed Redis loses it.
+    return f"worker lost: its job {job_id} is missing or ended without finishing the run"
+
+
+def _open_run(session: Session, queue: Queue) -> TrainingRun | None:
+    """The run queued or running (the database allows one), unless its worker died:
+    that run is marked failed, so that a new one can be queued."""
+    run = session.scalar(_OPEN_RUN)
+    if run is None or run.status is not RunStatus.RUNNING:
+        return run
+    reason = _worker_lost(queue, run)
+    if reason is None:
+        return run
+    # Only while still `running`: a worker finishing at this moment keeps its result.
+    session.execute(
+        update(TrainingRun)
+        .where(TrainingRun.id == run.id, TrainingRun.status == RunStatus.RUNNING)
+        .values(status=RunStatus.FAILED, finished_at=utcnow(), error=reason)
     )
+    session.commit()
+    logger.warning("retraining run %s failed: %s", run.id, reason)
+    return None
+
+
+def _new_run(session: Session, trigger: Trigger) -> TrainingRun:
+    """Insert a queued run; when another request opened one first, that run instead."""
+    run = TrainingRun(trigger=trigger, status=RunStatus.QUEUED, labels_until=utcnow())
+    session.add(run)
+    try:
+        session.commit()
+    except IntegrityError:
+        # The unique index on open runs refused the insert: the other run is committed.
+        session.rollback()
+        existing = session.scalar(_OPEN_RUN)
+        if existing is None:
+            raise
+        return existing
+    return run
 
 
 def request_retrain(session: Session, queue: Queue, trigger: Trigger) -> TrainingRun:
     """Record a run and queue it; a run already queued or running is returned instead.
 
-    The run is committed before it is queued (a worker must find it). If Redis is
-    unreachable the run stays ``queued`` and the next request queues it again.
+    A ``running`` run whose worker died is marked failed first, and a new run takes
+    its place. The run is committed before it is queued (a worker must find it). If
+    Redis is unreachable the run stays ``queued`` and the next request queues it again.
     """
-    run = _open_run(session)
-    if run is None:
-        run = TrainingRun(trigger=trigger, status=RunStatus.QUEUED, labels_until=utcnow())
-        session.add(run)
-        session.commit()
+    run = _open_run(session, queue) or _new_run(session, trigger)
     job_id = retrain_job_id(queue, run.id)
     if run.status is RunStatus.QUEUED:
         try:

@@ -41,6 +41,10 @@ NAMING_CONVENTION = {
 RANK_SQL = "(-coalesce(score, -1.0))"
 FLAGGED_LAST_SQL = "(CASE WHEN status = 'flagged' THEN 0 ELSE 1 END)"
 
+# A retraining run in one of these states is open; the database holds at most one.
+OPEN_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+OPEN_RUN_SQL = "status IN ('queued', 'running')"
+
 # SQLite only autoincrements a plain INTEGER primary key.
 Identifier = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -200,7 +204,18 @@ class TrainingRun(Base):
     comparison: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_training_runs_status", "status"),)
+    __table_args__ = (
+        Index("ix_training_runs_status", "status"),
+        # Every open run indexes the same constant, so a second one is a duplicate key:
+        # two requests that both found no open run cannot both queue one.
+        Index(
+            "uq_training_runs_open",
+            text("(1)"),
+            unique=True,
+            postgresql_where=text(OPEN_RUN_SQL),
+            sqlite_where=text(OPEN_RUN_SQL),
+        ),
+    )
 
 
 class ShadowVerdict(Base):

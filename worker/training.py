@@ -69,8 +69,14 @@ def retrain_model(run_id: int) -> str:
         )
         if not outcome.activated and settings.retrain_shadow:
             set_shadow(settings.models, outcome.version)
-    except Exception as exc:
-        _finish(context, run_id, status=RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:
+        # A cold shutdown (SystemExit) or Ctrl-C ends the run as surely as an error does.
+        try:
+            _finish(context, run_id, status=RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        except Exception:
+            # The original exception must still propagate (a shutdown must go on); a run
+            # left `running` is failed by the next retrain request once its job is gone.
+            logger.exception("run %s: could not record its failure", run_id)
         raise
     _finish(
         context,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -56,9 +57,11 @@ def test_a_worse_candidate_is_refused(tmp_path: Path) -> None:
     misled = [
         e if in_holdout(e) else Example(e.text, spam=1 - (e.spam or 0), abuse=e.abuse) for e in _labels()
     ]
-    outcome = retrain(tmp_path, misled, [])
+    # The seed's abuse labels alone give the candidate the abuse head the active model has.
+    outcome = retrain(tmp_path, misled, [replace(e, spam=None) for e in SEED])
     assert not outcome.comparison.passed and not outcome.activated
-    assert "worse" in outcome.comparison.reasons[0]
+    [reason] = outcome.comparison.reasons
+    assert reason.startswith("spam:") and reason.endswith("worse")
     assert active_version(tmp_path) == first.version
 
 
@@ -77,3 +80,26 @@ def test_shadow_pointer(tmp_path: Path) -> None:
     assert shadow_version(tmp_path) is None
     with pytest.raises(ModelNotFoundError):
         set_shadow(tmp_path, "no-such-version")
+
+
+def _without_abuse(examples: list[Example]) -> list[Example]:
+    return [replace(example, abuse=None) for example in examples]
+
+
+def test_a_candidate_without_a_head_the_active_model_has_is_refused(tmp_path: Path) -> None:
+    first = retrain(tmp_path, _labels(), SEED)
+    assert "abuse" in load_version(tmp_path, first.version).heads
+    # Corpora without abuse labels train a candidate that has no abuse head at all.
+    outcome = retrain(tmp_path, _without_abuse(_labels()), _without_abuse(SEED))
+    assert "abuse" not in load_version(tmp_path, outcome.version).heads
+    assert not outcome.activated and not outcome.comparison.passed
+    assert "candidate has no abuse head" in outcome.comparison.reasons[0]
+    assert active_version(tmp_path) == first.version
+
+
+def test_the_comparison_names_heads_too_few_held_out_labels_could_judge(tmp_path: Path) -> None:
+    retrain(tmp_path, _labels(), SEED)
+    # The held-out labels say nothing about abuse but "not abuse": that head is not judged.
+    comparison = retrain(tmp_path, _labels(), SEED, activate_if_better=False).comparison
+    assert comparison.unjudged == ["abuse"] and comparison.as_dict()["unjudged"] == ["abuse"]
+    assert [reason.split(":")[0] for reason in comparison.reasons] == ["spam"]

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from rq import Queue
+from rq.job import Job, JobStatus
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from models import active_version
 from models.shadow import set_shadow
+from service import retraining
 from service.app import Services
-from service.retraining import export_labels, labels_since_last_run, request_retrain, retrain_job_id
+from service.retraining import (
+    RETRAIN_TIMEOUT_SECONDS,
+    STALE_RUN_SECONDS,
+    export_labels,
+    labels_since_last_run,
+    request_retrain,
+    retrain_job_id,
+)
 from service.statuses import RunStatus, Trigger
-from service.tables import ShadowVerdict, TrainingRun
+from service.tables import ShadowVerdict, TrainingRun, utcnow
 from worker.context import WorkerContext
 from worker.jobs import classify_comments
 from worker.training import retrain_model
@@ -134,3 +147,118 @@ def test_shadow_model_scores_without_acting(
         assert shadow.live_outcome.value == outcome == shadow.outcome.value
     report = client.get("/v1/models/shadow", headers=moderator_headers).get_json()
     assert report == {"model_version": active, "comments": 1, "unchanged": 1, "changed": {}}
+
+
+def _die_while_running(services: Services, run_id: int, *, started_ago: timedelta = timedelta()) -> None:
+    """Leave run ``run_id`` as a worker killed mid-training does: `running`, nothing to finish it."""
+    with services.sessions() as session:
+        run = session.get_one(TrainingRun, run_id)
+        run.status, run.started_at = RunStatus.RUNNING, utcnow() - started_ago
+        session.commit()
+
+
+def test_a_run_whose_job_is_gone_is_failed_and_a_new_one_queued(
+    client: FlaskClient, services: Services, moderator_headers: dict[str, str]
+) -> None:
+    queue = services.retrain_queue
+    dead = client.post("/v1/models/retrain", headers=moderator_headers).get_json()["id"]
+    _die_while_running(services, dead)
+    assert client.post("/v1/models/retrain", headers=moderator_headers).get_json()["id"] == dead
+    # What RQ records when a cold shutdown ends the job, or what a flushed Redis leaves.
+    Job.fetch(retrain_job_id(queue, dead), connection=queue.connection).set_status(JobStatus.FAILED)
+    fresh = client.post("/v1/models/retrain", headers=moderator_headers)
+    assert fresh.status_code == 202 and fresh.get_json()["status"] == "queued"
+    assert fresh.get_json()["id"] != dead
+    failed = client.get(f"/v1/models/runs/{dead}", headers=moderator_headers).get_json()
+    assert failed["status"] == "failed" and "worker" in failed["error"] and failed["finished_at"]
+    assert retrain_job_id(queue, fresh.get_json()["id"]) in queue.job_ids
+
+
+def test_a_run_running_past_the_job_timeout_is_failed(services: Services) -> None:
+    queue = services.retrain_queue
+    with services.sessions() as session:
+        dead = request_retrain(session, queue, Trigger.CLI).id
+    # A SIGKILL leaves the job `started` in Redis; only the time tells it is dead.
+    Job.fetch(retrain_job_id(queue, dead), connection=queue.connection).set_status(JobStatus.STARTED)
+    _die_while_running(services, dead, started_ago=timedelta(seconds=RETRAIN_TIMEOUT_SECONDS - 60))
+    with services.sessions() as session:
+        assert request_retrain(session, queue, Trigger.CLI).id == dead
+    _die_while_running(services, dead, started_ago=timedelta(seconds=STALE_RUN_SECONDS + 1))
+    with services.sessions() as session:
+        assert request_retrain(session, queue, Trigger.CLI).id != dead
+        failed = session.get_one(TrainingRun, dead)
+        assert failed.status is RunStatus.FAILED and "timeout" in (failed.error or "")
+
+
+def test_labels_queue_a_new_run_after_one_whose_worker_died(
+    client: FlaskClient, services: Services, moderator_headers: dict[str, str]
+) -> None:
+    every = services.settings.retrain_after_labels
+    _label_many(client, moderator_headers, every // 2)
+    with services.sessions() as session:
+        dead = session.scalars(select(TrainingRun)).one().id
+    _die_while_running(services, dead)
+    services.retrain_queue.connection.delete(Job.key_for(retrain_job_id(services.retrain_queue, dead)))
+    _label_many(client, moderator_headers, every // 2)
+    with services.sessions() as session:
+        runs = session.scalars(select(TrainingRun).order_by(TrainingRun.id)).all()
+        assert [(run.id == dead, run.status) for run in runs] == [
+            (True, RunStatus.FAILED),
+            (False, RunStatus.QUEUED),
+        ]
+
+
+@pytest.mark.parametrize("exit_kind", [SystemExit, KeyboardInterrupt])
+def test_a_run_ended_by_shutdown_is_marked_failed(
+    services: Services,
+    context: WorkerContext,
+    monkeypatch: pytest.MonkeyPatch,
+    exit_kind: type[BaseException],
+) -> None:
+    def shut_down(*args: object, **kwargs: object) -> None:
+        raise exit_kind()
+
+    monkeypatch.setattr("worker.training.retrain", shut_down)
+    with services.sessions() as session:
+        run_id = request_retrain(session, services.retrain_queue, Trigger.CLI).id
+    with pytest.raises(exit_kind):
+        retrain_model(run_id)
+    with services.sessions() as session:
+        run = session.get_one(TrainingRun, run_id)
+        assert run.status is RunStatus.FAILED and run.error is not None
+        assert run.error.startswith(exit_kind.__name__)
+
+
+def test_the_database_refuses_a_second_open_run(services: Services) -> None:
+    with services.sessions() as session:
+        session.add(TrainingRun(trigger=Trigger.CLI, status=RunStatus.RUNNING))
+        session.commit()
+        session.add(TrainingRun(trigger=Trigger.LABELS, status=RunStatus.QUEUED))
+        with pytest.raises(IntegrityError):
+            session.commit()
+        session.rollback()
+        session.add_all(
+            TrainingRun(trigger=Trigger.API, status=status)
+            for status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.FAILED)
+        )
+        session.commit()
+
+
+def test_requests_crossing_the_check_share_one_run(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = services.retrain_queue
+    with services.sessions() as session:
+        first = request_retrain(session, queue, Trigger.LABELS)
+    original = retraining._open_run
+    stale_answers: list[TrainingRun | None] = [None]
+
+    def checked_before_the_other_commit(session: Session, queue: Queue) -> TrainingRun | None:
+        # The first check ran before the other request committed its run.
+        return stale_answers.pop() if stale_answers else original(session, queue)
+
+    monkeypatch.setattr(retraining, "_open_run", checked_before_the_other_commit)
+    with services.sessions() as session:
+        assert request_retrain(session, queue, Trigger.LABELS).id == first.id
+        assert session.scalar(select(func.count()).select_from(TrainingRun)) == 1
+    assert queue.job_ids == [retrain_job_id(queue, first.id)]
