@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from enum import Enum
 from functools import wraps
@@ -35,6 +36,7 @@ from service.transitions import decide
 from service.validation import MAX_ID, check_unicode, parse_json, parse_submission, whole_number
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
+logger = logging.getLogger(__name__)
 
 
 class ThreadConverter(BaseConverter):
@@ -195,7 +197,13 @@ def decide_comment(comment_id: int) -> Any:
     session = get_session()
     decide(session, comment_id, g.moderator, action, reason, note)
     session.commit()
-    maybe_request_retrain(session, services().retrain_queue, services().settings.retrain_after_labels)
+    try:
+        maybe_request_retrain(session, services().retrain_queue, services().settings.retrain_after_labels)
+    except Exception:
+        # The decision is stored, and answering 500 would say otherwise; the next
+        # decision counts the labels again.
+        session.rollback()
+        logger.exception("decision on comment %s stored; requesting a retraining run failed", comment_id)
     return moderator_view(get_comment(session, comment_id), services().keys)
 
 

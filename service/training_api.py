@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, request
+from flask.blueprints import BlueprintSetupState
 from sqlalchemy import select
 
-from service.api import moderator_required
+from service.api import IdConverter, moderator_required
 from service.app import get_session, services
 from service.errors import NotFoundError
 from service.retraining import request_retrain, run_view, shadow_report
@@ -17,6 +18,12 @@ from service.tables import ShadowVerdict, TrainingRun
 bp = Blueprint("training", __name__, url_prefix="/v1/models")
 
 RECENT_RUNS = 20
+
+
+@bp.record_once
+def _register_converter(state: BlueprintSetupState) -> None:
+    # Its own registration, so the routes below do not depend on the order blueprints are registered in.
+    state.app.url_map.converters["id"] = IdConverter
 
 
 @bp.post("/retrain")
@@ -35,7 +42,7 @@ def list_runs() -> Any:
     return {"items": [run_view(run) for run in runs]}
 
 
-@bp.get("/runs/<int:run_id>")
+@bp.get("/runs/<id:run_id>")
 @moderator_required
 def show_run(run_id: int) -> Any:
     """One retraining run, with the candidate's comparison against the active model."""

@@ -182,6 +182,25 @@ def test_two_decisions_at_once_are_applied_one_after_the_other(
         assert session.get(Comment, comment_id).status is CommentStatus.REJECTED  # type: ignore[union-attr]
 
 
+def test_a_decision_is_stored_and_answered_when_requesting_a_retrain_fails(
+    client: FlaskClient,
+    services: Services,
+    moderator_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("the queue refused the run")
+
+    monkeypatch.setattr("service.api.maybe_request_retrain", broken)
+    comment_id = _post(client)
+    _classify(services, comment_id, 0.7, CommentStatus.FLAGGED)
+    url = f"/v1/comments/{comment_id}/decision"
+    response = client.post(url, json={"action": "approve"}, headers=moderator_headers)
+    assert response.status_code == 200 and response.get_json()["status"] == "approved"
+    with services.sessions() as session:
+        assert session.get(Comment, comment_id).status is CommentStatus.APPROVED  # type: ignore[union-attr]
+
+
 def test_a_second_decision_replaces_the_label(
     client: FlaskClient, services: Services, moderator_headers: dict[str, str]
 ) -> None:

@@ -109,6 +109,9 @@ def test_api_triggers_and_reports_runs(client: FlaskClient, moderator_headers: d
         run["id"] for run in client.get("/v1/models/runs", headers=moderator_headers).get_json()["items"]
     ] == [run_id]
     assert client.get("/v1/models/runs/999", headers=moderator_headers).status_code == 404
+    # Past a 64-bit id, or not ASCII digits: no run can have it, rather than a database error.
+    for run_id in (str(2**63), "\u0661"):
+        assert client.get(f"/v1/models/runs/{run_id}", headers=moderator_headers).status_code == 404
     assert client.post("/v1/models/retrain").status_code == 401
 
 
