@@ -143,6 +143,12 @@ def _fit_sigmoid(scores: np.ndarray, y: np.ndarray) -> LogisticRegression:
     return LogisticRegression(C=1e4, max_iter=1000).fit(column, labels, sample_weight=weights)
 
 
+# In double precision a log-odds above about 37 rounds to a probability of exactly 1.0,
+# and a reject threshold of 1.0 stands for "never reject automatically" (models.metrics):
+# so a probability stops just below 1.
+_BELOW_ONE = float(np.nextafter(1.0, 0.0))
+
+
 class LinearHeads(BaseEstimator):  # type: ignore[misc]
     """Per-head calibrated logistic models over one shared feature matrix.
 
@@ -268,6 +274,7 @@ class LinearHeads(BaseEstimator):  # type: ignore[misc]
         return np.asarray(logits, dtype=np.float64)
 
     def predict_proba(self, matrix: Any) -> np.ndarray:
-        """Return the probability of the positive class per head, shape (n, len(heads_))."""
-        probabilities: np.ndarray = expit(self.decision_function(matrix))
+        """Return the probability of the positive class per head, shape (n, len(heads_)),
+        always below 1."""
+        probabilities: np.ndarray = np.minimum(expit(self.decision_function(matrix)), _BELOW_ONE)
         return probabilities

@@ -34,6 +34,7 @@ from sklearn.metrics import (
 
 MIN_VALIDATION_PER_CLASS = 5
 DEFAULT_REVIEW = 0.5
+# No probability reaches it: `models.heads` keeps every probability below 1.
 NO_AUTOMATIC_REJECT = 1.0
 
 

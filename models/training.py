@@ -143,6 +143,8 @@ def _validate(
     metrics: dict[str, Any] = {}
     for column, head in enumerate(heads):
         rows = [i for i, e in enumerate(valid_part) if e.label(head) is not None]
+        if not rows:  # nothing to validate on: `train` gives the head the fallbacks
+            continue
         labels = np.asarray([valid_part[i].label(head) for i in rows], dtype=np.int64)
         values = scores[rows, column] if scores is not None else np.zeros(0)
         thresholds[head], how = pick_thresholds(
@@ -211,9 +213,10 @@ def train(
     parameters["C"] = {**dict.fromkeys(HEADS, DEFAULT_C), **chosen_c(split_model)}
     final = fit_pipeline(unique, {**parameters, "C_grid": None}, progress, prepared)
     for head in heads:
-        # A head the split model lacked (too few labels before the split) gets the fallbacks.
+        # A head the split model lacked (too few labels before the split), or whose labels
+        # all fell in the training part, gets the fallbacks.
         thresholds.setdefault(head, {"review": DEFAULT_REVIEW, "reject": NO_AUTOMATIC_REJECT})
-        metrics.setdefault(head, {"thresholds_from": "default: head absent from the split model"})
+        metrics.setdefault(head, {"thresholds_from": "default: no validation labels for this head"})
     version = make_version(created_at, data_fingerprint)
     return TrainingResult(
         classifier=Classifier(final, version=version, thresholds={h: thresholds[h] for h in heads}),

@@ -1,4 +1,4 @@
-"""The heads over the shared matrix: a head may leave the last columns out."""
+"""The heads over the shared matrix: a head may leave the last columns out; probabilities stay below 1."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.heads import LinearHeads
+from models.metrics import NO_AUTOMATIC_REJECT
+from service.statuses import CommentStatus
+from worker.policy import Policy, route
 
 
 def test_a_head_leaves_out_the_last_columns_it_does_not_use() -> None:
@@ -21,3 +24,15 @@ def test_a_head_leaves_out_the_last_columns_it_does_not_use() -> None:
     np.testing.assert_allclose(spam[:5], alone.coef_[0])
     assert both.intercept_[0] == alone.intercept_[0]
     assert both.decision_function(matrix).shape == (120, 2)
+
+
+def test_a_probability_stays_below_one_so_no_automatic_reject_means_never() -> None:
+    matrix = sp.csr_matrix(np.array([[0.0], [1.0]]))
+    heads = LinearHeads(C=1.0).fit(matrix, np.array([[0.0, 0.0], [1.0, 1.0]]))
+    heads.coef_ = np.asfortranarray(np.full((2, 1), 80.0))  # log-odds 80: 1.0 in double precision
+    probabilities = heads.predict_proba(sp.csr_matrix(np.array([[1.0]])))
+    assert (probabilities < NO_AUTOMATIC_REJECT).all() and (probabilities > 0.999).all()
+    spam, abuse = probabilities[0]
+    thresholds = {"review": 0.5, "reject": NO_AUTOMATIC_REJECT}
+    routing = route(Policy(), {"spam": spam, "abuse": abuse}, {"spam": thresholds, "abuse": thresholds})
+    assert routing.outcome is CommentStatus.FLAGGED

@@ -11,6 +11,7 @@ import pytest
 from models.classifier import Score
 from models.errors import TrainingError
 from models.examples import Example
+from models.metrics import DEFAULT_REVIEW, NO_AUTOMATIC_REJECT
 from models.records import CommentText
 from models.training import TrainingResult, label_matrix, make_version
 
@@ -71,6 +72,28 @@ def test_head_with_one_class_is_absent(
 ) -> None:
     no_abuse = [replace(e, abuse=0) for e in tiny_examples]
     assert make_result(no_abuse).classifier.heads == ("spam",)
+
+
+@pytest.mark.parametrize(
+    "examples",
+    [
+        [Example("buy pills now", spam=1), Example("nice video", spam=0)],
+        [Example(f"buy pills now {i}", spam=1) for i in range(7)]
+        + [Example(f"nice video {i}", spam=0) for i in range(7)]
+        + [Example("you idiot", abuse=1), Example("lovely day", abuse=0)],
+    ],
+)
+def test_a_head_without_validation_labels_gets_the_fallback_thresholds(
+    examples: list[Example], make_result: Callable[..., TrainingResult]
+) -> None:
+    # Too few labels for a head to have any in the validation part: trained all the same,
+    # with thresholds that send everything doubtful to a human.
+    result = make_result(examples)
+    unvalidated = [
+        h for h, m in result.metrics.items() if m["thresholds_from"].startswith("default: no validation")
+    ]
+    assert unvalidated == list(result.classifier.heads)[-1:]
+    assert result.thresholds[unvalidated[0]] == {"review": DEFAULT_REVIEW, "reject": NO_AUTOMATIC_REJECT}
 
 
 def test_no_usable_labels_is_an_error(
