@@ -13,7 +13,7 @@ from rq import Queue, SimpleWorker
 from service.config import Settings
 from worker.checkpointer import start_checkpointer
 from worker.context import build_context, install_context
-from worker.dispatcher import dispatch_all, start_dispatcher
+from worker.dispatcher import LEASE_SECONDS, dispatch_all, start_dispatcher
 from worker.model_holder import ModelHolder
 from worker.orphans import children_stop_when_orphaned
 from worker.sweeper import start_sweeper
@@ -51,12 +51,13 @@ def run_worker(settings: Settings, *, burst: bool = False, models: ModelHolder |
     logger.info("worker ready with model %s", context.models.active().version)
     queues = [context.queue.queue, Queue(settings.retrain_queue, connection=context.queue.queue.connection)]
     stop = threading.Event()
+    dispatcher: threading.Thread | None = None
     if burst:
         dispatch_all(context)
     else:
         # RQ forks a scheduler process beside the worker; it must not outlive a killed worker.
         children_stop_when_orphaned()
-        start_dispatcher(context, stop)
+        dispatcher = start_dispatcher(context, stop)
         start_checkpointer(context.engine, stop)
         if settings.sweep_interval > 0:
             start_sweeper(context, stop)
@@ -76,3 +77,8 @@ def run_worker(settings: Settings, *, burst: bool = False, models: ModelHolder |
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
     finally:
         stop.set()
+        if dispatcher is not None:
+            # Its lease is released when it ends; a pool's child exits with os._exit right
+            # after this returns, so waiting is what frees the lease at once rather than
+            # when it expires. Any longer than the lease and there is nothing left to free.
+            dispatcher.join(LEASE_SECONDS)

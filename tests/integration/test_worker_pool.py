@@ -99,6 +99,21 @@ def test_pool_loads_the_model_once_forks_workers_and_replaces_a_dead_one(
     assert "ended (status 9); starting another" in pool.output()
 
 
+def test_a_stopped_pool_frees_the_dispatcher_lease_at_once(
+    services: Services, settings_overrides: dict[str, Any], tmp_path: Path
+) -> None:
+    lease = services.queue.dispatcher_lease
+    connection = services.queue.queue.connection
+    pool = _start_pool(services, settings_overrides, tmp_path)
+    try:
+        wait_for(lambda: bool(connection.exists(lease)), 30, "a worker to take the lease\n" + pool.output())
+    finally:
+        pool.stop()
+    # Renewed every half second for two, the lease would still be there had the worker
+    # holding it exited without releasing it.
+    assert not connection.exists(lease), pool.output()
+
+
 def test_workers_stop_by_themselves_when_the_pool_is_killed(
     services: Services, settings_overrides: dict[str, Any], tmp_path: Path
 ) -> None:
