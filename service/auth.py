@@ -22,9 +22,14 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def moderator_name(name: str) -> str:
+    """The stored form of a moderator's name, so creating and revoking agree on it."""
+    return name.strip()
+
+
 def create_token(session: Session, name: str) -> str:
     """Store a new token for moderator ``name`` and return it; it cannot be shown again."""
-    name = name.strip()
+    name = moderator_name(name)
     if not name or len(name) > 100:
         raise ValueError("a moderator name of 1 to 100 characters is required")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -35,7 +40,9 @@ def create_token(session: Session, name: str) -> str:
 def revoke_tokens(session: Session, name: str) -> int:
     """Revoke every live token of moderator ``name``; returns how many."""
     tokens = session.scalars(
-        select(ModeratorToken).where(ModeratorToken.name == name, ModeratorToken.revoked_at.is_(None))
+        select(ModeratorToken).where(
+            ModeratorToken.name == moderator_name(name), ModeratorToken.revoked_at.is_(None)
+        )
     ).all()
     for token in tokens:
         token.revoked_at = utcnow()

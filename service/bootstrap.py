@@ -10,18 +10,19 @@ from models.artifacts import verify_artifact
 from models.shadow import clear_shadow, shadow_version
 from service.config import Settings
 from service.db import make_engine, upgrade
-from service.keyfile import load_keys
+from service.keyfile import key_origin, load_checked_keys
 
 
 def prepare(settings: Settings) -> Iterator[str]:
-    """Migrate, make sure a key exists, train the seed model when none is active; say each step."""
+    """Migrate, make sure a key exists and is the one the stored emails were encrypted with,
+    train the seed model when none is active; say each step."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database)
     upgrade(engine)
     engine.dispose()
     yield f"database ready: {engine.url.render_as_string(hide_password=True)}"
-    load_keys(settings)
-    yield "secret key ready" + ("" if settings.secret_key else f" ({settings.data_dir / 'secret.key'})")
+    load_checked_keys(settings)
+    yield f"secret key ready ({key_origin(settings)})"
     yield from _prepare_models(settings.models)
 
 

@@ -67,13 +67,13 @@ def create_token_command(name: str) -> None:
 @click.argument("name")
 def revoke_tokens_command(name: str) -> None:
     """Revoke every token of moderator NAME."""
-    from service.auth import revoke_tokens
+    from service.auth import moderator_name, revoke_tokens
 
     sessions = _sessions()
     with sessions() as session:
         count = revoke_tokens(session, name)
         session.commit()
-    click.echo(f"revoked {count} token(s) of {name}")
+    click.echo(f"revoked {count} token(s) of {moderator_name(name)}")
 
 
 @main.command()

@@ -1,23 +1,38 @@
-"""Where the master secret comes from: configuration, or a key file for the embedded default."""
+"""Where the master secret comes from (configuration, or a key file for the embedded
+default), and the start-up check that it is the key the stored emails were encrypted with."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import secrets
+import stat
 from pathlib import Path
 
+from sqlalchemy import Connection, delete, insert, inspect, select
+from sqlalchemy.exc import IntegrityError
+
 from service.config import Settings
+from service.db import make_engine
 from service.errors import ConfigError
-from service.privacy import MIN_SECRET_BYTES, KeyRing
+from service.privacy import MIN_SECRET_BYTES, KeyRing, readable_email
+from service.tables import Comment, KeyFingerprint
 
 KEY_FILE_NAME = "secret.key"
+KEY_VARIABLE = "MODERATION_SECRET_KEY"
+logger = logging.getLogger(__name__)
 
 
 def generate_secret() -> str:
     """A new random master secret, base64-encoded for the environment or the key file."""
     return base64.urlsafe_b64encode(secrets.token_bytes(MIN_SECRET_BYTES)).decode()
+
+
+def key_origin(settings: Settings) -> str:
+    """Where the master secret is read from, for messages: the variable or the key file."""
+    return KEY_VARIABLE if settings.secret_key else str(settings.data_dir / KEY_FILE_NAME)
 
 
 def _decode(encoded: str, origin: str) -> bytes:
@@ -27,30 +42,93 @@ def _decode(encoded: str, origin: str) -> bytes:
         raise ConfigError(f"{origin} is not valid base64") from None
 
 
-def _read_or_create(path: Path) -> str:
-    """Read the key file, creating it (owner-only) on first use.
+def _create(path: Path) -> None:
+    """Write a new key file (owner-only).
 
     The new key is written to a private temporary file and linked into place, so two
     processes starting together agree on one key and never read a half-written file.
     """
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(generate_secret())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(generate_secret())
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return  # another process created it first, and its key is the one
+    finally:
+        temporary.unlink()
+    logger.warning("no key file at %s: generated a new secret key; back it up with the database", path)
+
+
+def _warn_if_exposed(path: Path) -> None:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        logger.warning(
+            "key file %s has mode %04o: other users can reach the secret key; chmod it to 600", path, mode
+        )
+
+
+def _read_or_create(path: Path) -> str:
+    """Read the key file, creating it on first use."""
+    if path.exists():
+        _warn_if_exposed(path)
+    else:
+        _create(path)
     return path.read_text()
 
 
 def load_keys(settings: Settings) -> KeyRing:
     """The key ring from ``MODERATION_SECRET_KEY``, or from the data folder's key file."""
     if settings.secret_key:
-        return KeyRing.from_secret(_decode(settings.secret_key, "MODERATION_SECRET_KEY"))
+        return KeyRing.from_secret(_decode(settings.secret_key, KEY_VARIABLE))
     path = settings.data_dir / KEY_FILE_NAME
     return KeyRing.from_secret(_decode(_read_or_create(path), str(path)))
+
+
+def load_checked_keys(settings: Settings) -> KeyRing:
+    """The key ring, refusing (``ConfigError``) a key other than the one the stored emails
+    were encrypted with.
+
+    The first start records the key's fingerprint in the database, and later starts
+    compare with it. A different key is accepted, and recorded, only while no email is
+    stored. Rotating the key is not supported.
+    """
+    keys = load_keys(settings)
+    engine = make_engine(settings.database)
+    try:
+        with engine.begin() as connection:
+            _check_fingerprint(connection, keys, settings)
+    except IntegrityError:
+        # Another process recorded its fingerprint at the same moment: compare with that one.
+        with engine.begin() as connection:
+            _check_fingerprint(connection, keys, settings)
+    finally:
+        engine.dispose()
+    return keys
+
+
+def _check_fingerprint(connection: Connection, keys: KeyRing, settings: Settings) -> None:
+    if not inspect(connection).has_table(KeyFingerprint.__tablename__):
+        return  # not migrated yet; the first start after `moderation migrate` records the key
+    recorded = connection.scalar(select(KeyFingerprint.fingerprint))
+    if recorded == keys.fingerprint:
+        return
+    newest = connection.scalar(select(Comment.email_ciphertext).order_by(Comment.id.desc()).limit(1))
+    # Without a fingerprint (a database from before it was kept) the newest email shows
+    # whether this is the key in use.
+    if newest is not None and (recorded is not None or readable_email(keys, newest) is None):
+        raise ConfigError(
+            f"the secret key ({key_origin(settings)}) differs from the one the stored emails were "
+            f"encrypted with, and cannot decrypt them. Restore that key: set {KEY_VARIABLE} "
+            f"to it, or put its key file back at {settings.data_dir / KEY_FILE_NAME} with {KEY_VARIABLE} "
+            "unset (the variable overrides the file). Changing the key is not supported."
+        )
+    if recorded is not None:
+        logger.warning(
+            "the secret key (%s) differs from the recorded one; no email is stored, so it replaces that one",
+            key_origin(settings),
+        )
+    connection.execute(delete(KeyFingerprint))
+    connection.execute(insert(KeyFingerprint).values(fingerprint=keys.fingerprint))

@@ -5,22 +5,50 @@ The public view has no email field of any kind; the moderator's carries a masked
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
-from service.privacy import KeyRing, avatar_key, decrypt_email, mask_email
+from service.privacy import KeyRing, avatar_key, mask_email, readable_email
 from service.review import Page
 from service.tables import AuditEvent, Comment
 
+logger = logging.getLogger(__name__)
+# Once per process: a replaced key leaves every older comment unreadable, and one line
+# per comment shown would bury everything else in the log.
+_unreadable_reported = threading.Event()
+
+
+def _masked_email(comment: Comment, keys: KeyRing) -> str | None:
+    """The masked email, or None when the current key cannot decrypt it."""
+    email = readable_email(keys, comment.email_ciphertext)
+    if email is not None:
+        return mask_email(email)
+    if not _unreadable_reported.is_set():
+        _unreadable_reported.set()
+        logger.warning(
+            "the email of comment %s (and maybe of others; logged once) cannot be decrypted with the "
+            "current secret key: another key encrypted it; moderators see it as unavailable",
+            comment.id,
+        )
+    return None
+
 
 def moderator_view(comment: Comment, keys: KeyRing) -> dict[str, Any]:
-    """Everything a moderator needs to decide, with the email masked."""
+    """Everything a moderator needs to decide, with the email masked.
+
+    An email the current key cannot decrypt does not stop the moderator: ``email_masked``
+    is then null and ``email_unavailable`` true.
+    """
     latest = comment.verdicts[-1] if comment.verdicts else None
+    masked = _masked_email(comment, keys)
     return {
         "id": comment.id,
         "thread": comment.thread,
         "parent_id": comment.parent_id,
         "name": comment.name,
-        "email_masked": mask_email(decrypt_email(keys, comment.email_ciphertext)),
+        "email_masked": masked,
+        "email_unavailable": masked is None,
         "url": comment.url,
         "comment": comment.body,
         "status": comment.status.value,

@@ -1,7 +1,8 @@
 """Keeping the commenter's email private: encryption, keyed digests, masking.
 
-One master secret yields three independent keys (HKDF), so the ciphertext, the
-lookup digest and the public avatar key cannot be related to each other without it.
+One master secret yields three independent keys and a fingerprint (HKDF), so the
+ciphertext, the lookup digest, the public avatar key and the fingerprint cannot be
+related to each other without it.
 """
 
 from __future__ import annotations
@@ -31,11 +32,16 @@ def _derive(secret: bytes, purpose: bytes) -> bytes:
 
 @dataclass(frozen=True, repr=False)
 class KeyRing:
-    """The keys derived from the master secret; repr hides them from logs and tracebacks."""
+    """The keys derived from the master secret; repr hides them from logs and tracebacks.
+
+    ``fingerprint`` names the secret without revealing it: HKDF's output is a keyed
+    digest (HMAC) of a fixed string, so it tells two secrets apart and gives nothing away.
+    """
 
     encryption: bytes
     digest: bytes
     avatar: bytes
+    fingerprint: str
 
     @classmethod
     def from_secret(cls, secret: bytes) -> KeyRing:
@@ -46,6 +52,7 @@ class KeyRing:
             encryption=_derive(secret, b"moderation email encryption v1"),
             digest=_derive(secret, b"moderation email digest v1"),
             avatar=_derive(secret, b"moderation avatar v1"),
+            fingerprint=_derive(secret, b"moderation key fingerprint v1").hex(),
         )
 
     def __repr__(self) -> str:
@@ -73,6 +80,14 @@ def decrypt_email(keys: KeyRing, blob: bytes) -> str:
         return AESGCM(keys.encryption).decrypt(nonce, sealed, _ASSOCIATED_DATA).decode()
     except InvalidTag:
         raise ValueError("email ciphertext failed authentication") from None
+
+
+def readable_email(keys: KeyRing, blob: bytes) -> str | None:
+    """The email, or None when ``keys`` cannot decrypt it (another key encrypted it, or it was altered)."""
+    try:
+        return decrypt_email(keys, blob)
+    except ValueError:
+        return None
 
 
 def email_digest(keys: KeyRing, email: str) -> bytes:

@@ -1,4 +1,4 @@
-"""Database tables: comments, verdicts, audit events, labels and moderator tokens."""
+"""Database tables: comments, verdicts, audit events, labels, moderator tokens and the key's fingerprint."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Dialect,
     Enum,
@@ -246,3 +247,20 @@ class OutboxEntry(Base):
     comment_id: Mapped[int] = mapped_column(
         Identifier, ForeignKey("comments.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
     )
+
+
+class KeyFingerprint(Base):
+    """The fingerprint of the secret key the stored emails are encrypted with (one row).
+
+    Start-up compares the configured key with it, so a lost or replaced key stops the
+    service instead of leaving every stored email unreadable.
+    """
+
+    __tablename__ = "key_fingerprint"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, default=1)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # A second row would be a second key, which nothing could tell apart from the first.
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)

@@ -108,8 +108,12 @@ def test_email_appears_nowhere_but_encrypted(
     assert all(needle.encode() not in payload for payload in payloads)
     assert needle not in caplog.text
     assert worker.output() and needle not in worker.output()
-    found = [(table, column) for table, column, value in _database_rows(services) if needle in str(value)]
-    assert found == []
+    rows = list(_database_rows(services))
+    assert [(table, column) for table, column, value in rows if needle in str(value)] == []
+    # The key's fingerprint is recorded, never the key itself.
+    secret = settings_overrides["secret_key"]
+    assert [(table, column) for table, column, value in rows if secret in str(value)] == []
+    assert ("key_fingerprint", "fingerprint", services.keys.fingerprint) in rows
     with services.sessions() as session:
         stored = session.scalars(select(Comment.email_ciphertext)).all()
     assert sorted(decrypt_email(services.keys, blob) for blob in stored) == [email, email]

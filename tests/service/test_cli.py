@@ -62,6 +62,14 @@ def test_create_token_prints_a_token_that_authenticates(env: dict[str, str], tmp
     assert revoked.output.strip() == "revoked 1 token(s) of alice"
 
 
+def test_revoke_tokens_trims_the_name_as_create_token_does(env: dict[str, str]) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["migrate"], env=env).exit_code == 0
+    assert runner.invoke(main, ["create-token", "alice "], env=env).exit_code == 0
+    revoked = runner.invoke(main, ["revoke-tokens", " alice"], env=env)
+    assert revoked.output.strip() == "revoked 1 token(s) of alice"
+
+
 def test_create_token_refuses_an_empty_name(env: dict[str, str]) -> None:
     runner = CliRunner()
     runner.invoke(main, ["migrate"], env=env)

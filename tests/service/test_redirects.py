@@ -18,6 +18,10 @@ ALLOWED = ("news.example",)
         (["https://news.example.evil.example/"], None),
         (["javascript:alert(1)"], None),
         (["//news.example/a"], None),
+        # Browsers read the backslash as "/" and go to evil.example; urlsplit sees news.example.
+        (["https://evil.example\\@news.example/"], None),
+        (["https://evil.example\\@news.example/", "https://news.example/b"], "https://news.example/b"),
+        (["https://news.example/a\x00b"], None),
         (["https://evil.example/", "https://news.example/b"], "https://news.example/b"),
         ([], None),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 from typing import Any
 from urllib.parse import quote
@@ -11,8 +12,11 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from service import presenters
 from service.app import Services
+from service.keyfile import generate_secret
 from service.keyset import encode_cursor
+from service.privacy import KeyRing, encrypt_email
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import Comment, Label, ModeratorToken
 from service.transitions import VerdictRecord, decide, record_verdicts
@@ -63,7 +67,7 @@ def test_listing_puts_flagged_first_and_masks_email(
     body = client.get("/v1/comments", headers=moderator_headers).get_json()
     assert [item["id"] for item in body["items"]] == [flagged_high, flagged_low, approved, received]
     first = body["items"][0]
-    assert first["email_masked"] == "j***@example.com"
+    assert first["email_masked"] == "j***@example.com" and first["email_unavailable"] is False
     assert "email" not in first and "jane.doe" not in str(body)
     assert first["scores"] == {"spam": 0.8, "abuse": 0.01}
     assert first["reasons"] == ['"spam" +0.8 toward spam'] and first["model_version"] == "test-model"
@@ -199,6 +203,38 @@ def test_a_decision_is_stored_and_answered_when_requesting_a_retrain_fails(
     assert response.status_code == 200 and response.get_json()["status"] == "approved"
     with services.sessions() as session:
         assert session.get(Comment, comment_id).status is CommentStatus.APPROVED  # type: ignore[union-attr]
+
+
+def test_an_email_another_key_encrypted_is_shown_as_unavailable(
+    client: FlaskClient,
+    services: Services,
+    moderator_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(presenters, "_unreadable_reported", threading.Event())
+    readable, unreadable, other = _post(client), _post(client), _post(client)
+    old_keys = KeyRing.from_secret(base64.urlsafe_b64decode(generate_secret()))
+    with services.sessions() as session:
+        for comment_id in (unreadable, other):
+            session.get_one(Comment, comment_id).email_ciphertext = encrypt_email(old_keys, FORM["email"])
+        session.commit()
+    caplog.set_level(logging.WARNING, logger="service.presenters")
+
+    listing = client.get("/v1/comments", headers=moderator_headers)
+    assert listing.status_code == 200
+    emails = {
+        item["id"]: (item["email_masked"], item["email_unavailable"]) for item in listing.get_json()["items"]
+    }
+    assert emails == {readable: ("j***@example.com", False), unreadable: (None, True), other: (None, True)}
+    shown = client.get(f"/v1/comments/{unreadable}", headers=moderator_headers)
+    assert shown.status_code == 200 and shown.get_json()["email_masked"] is None
+    url = f"/v1/comments/{unreadable}/decision"
+    decided = client.post(url, json={"action": "approve"}, headers=moderator_headers)
+    assert decided.status_code == 200
+    assert decided.get_json()["status"] == "approved" and decided.get_json()["email_unavailable"] is True
+    warnings = [record for record in caplog.records if record.name == "service.presenters"]
+    assert len(warnings) == 1 and f"comment {unreadable} " in warnings[0].getMessage()
 
 
 def test_a_second_decision_replaces_the_label(

@@ -1,0 +1,140 @@
+"""The secret key: a lost or replaced one is refused at start, and a key file's mode is watched."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from service import create_app
+from service.cli import main
+from service.config import Settings, load_settings
+from service.db import make_engine, make_session_factory
+from service.errors import ConfigError
+from service.keyfile import KEY_FILE_NAME, generate_secret, load_checked_keys, load_keys
+from service.privacy import KeyRing, email_digest, encrypt_email
+from service.tables import Comment, KeyFingerprint
+
+pytestmark = pytest.mark.integration
+
+REFUSED = "differs from the one the stored emails were encrypted with"
+
+
+def _settings(database_url: str, tmp_path: Path, secret: str = "") -> Settings:
+    return load_settings(
+        {}, {"data_dir": tmp_path / "data", "database_url": database_url, "secret_key": secret}
+    )
+
+
+def _store_comment(database_url: str, keys: KeyRing) -> None:
+    engine = make_engine(database_url)
+    with make_session_factory(engine)() as session:
+        email = "ann@example.com"
+        session.add(
+            Comment(
+                thread="/a/1",
+                name="Ann",
+                email_ciphertext=encrypt_email(keys, email),
+                email_digest=email_digest(keys, email),
+                body="Thanks.",
+            )
+        )
+        session.commit()
+    engine.dispose()
+
+
+def _recorded(database_url: str) -> list[str]:
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        fingerprints = list(connection.scalars(select(KeyFingerprint.fingerprint)).all())
+    engine.dispose()
+    return fingerprints
+
+
+def test_first_start_records_a_fingerprint_that_is_not_the_key(database_url: str, tmp_path: Path) -> None:
+    secret = generate_secret()
+    keys = load_checked_keys(_settings(database_url, tmp_path, secret))
+    assert _recorded(database_url) == [keys.fingerprint]
+    assert secret not in keys.fingerprint and keys.fingerprint not in repr(keys)
+    _store_comment(database_url, keys)
+    assert load_checked_keys(_settings(database_url, tmp_path, secret)).fingerprint == keys.fingerprint
+
+
+def test_another_key_is_refused_once_emails_are_stored(database_url: str, tmp_path: Path) -> None:
+    secret = generate_secret()
+    _store_comment(database_url, load_checked_keys(_settings(database_url, tmp_path, secret)))
+    with pytest.raises(ConfigError, match=REFUSED) as refused:
+        load_checked_keys(_settings(database_url, tmp_path, generate_secret()))
+    assert "set MODERATION_SECRET_KEY to it" in str(refused.value)
+    assert str(tmp_path / "data" / KEY_FILE_NAME) in str(refused.value)
+    assert load_checked_keys(_settings(database_url, tmp_path, secret))
+
+
+def test_another_key_replaces_the_recorded_one_while_no_email_is_stored(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    load_checked_keys(_settings(database_url, tmp_path, generate_secret()))
+    keys = load_checked_keys(_settings(database_url, tmp_path, generate_secret()))
+    assert _recorded(database_url) == [keys.fingerprint]
+    assert "differs from the recorded one; no email is stored" in caplog.text
+
+
+def test_data_from_before_the_fingerprint_is_checked_against_the_newest_email(
+    database_url: str, tmp_path: Path
+) -> None:
+    secret = generate_secret()
+    _store_comment(database_url, load_keys(_settings(database_url, tmp_path, secret)))
+    with pytest.raises(ConfigError, match=REFUSED):
+        load_checked_keys(_settings(database_url, tmp_path, generate_secret()))
+    assert _recorded(database_url) == []
+    keys = load_checked_keys(_settings(database_url, tmp_path, secret))
+    assert _recorded(database_url) == [keys.fingerprint]
+
+
+def test_the_app_refuses_to_start_with_another_key(settings_overrides: dict[str, Any]) -> None:
+    app = create_app(settings_overrides)
+    form = {"name": "Ann", "email": "ann@example.com", "comment": "Hi", "thread": "/a/1"}
+    assert app.test_client().post("/v1/comments", json=form).status_code == 202
+    app.extensions["moderation"].close()
+    with pytest.raises(ConfigError, match=REFUSED):
+        create_app({**settings_overrides, "secret_key": generate_secret()})
+
+
+def test_init_refuses_a_replaced_key_file(tmp_path: Path) -> None:
+    env = {"MODERATION_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": "", "MODEL_DIR": ""}
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"], env=env).exit_code == 0
+    settings = load_settings(env)
+    _store_comment(settings.database, load_keys(settings))
+    key_file = tmp_path / "data" / KEY_FILE_NAME
+    key_file.unlink()
+    result = runner.invoke(main, ["init"], env=env)
+    assert result.exit_code == 1 and REFUSED in result.output, result.output
+    assert f"put its key file back at {key_file}" in result.output
+    assert "secret key ready" not in result.output
+
+
+def test_a_generated_key_file_is_announced(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    settings = load_settings({}, {"data_dir": tmp_path})
+    load_keys(settings)
+    load_keys(settings)
+    generated = [record for record in caplog.records if "generated a new secret key" in record.getMessage()]
+    assert len(generated) == 1 and str(tmp_path / KEY_FILE_NAME) in generated[0].getMessage()
+
+
+def test_a_key_file_others_can_read_is_used_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = load_settings({}, {"data_dir": tmp_path})
+    keys = load_keys(settings)
+    caplog.clear()
+    assert load_keys(settings).fingerprint == keys.fingerprint
+    assert not caplog.records
+    (tmp_path / KEY_FILE_NAME).chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="service.keyfile"):
+        assert load_keys(settings).fingerprint == keys.fingerprint
+    assert f"key file {tmp_path / KEY_FILE_NAME} has mode 0644" in caplog.text
