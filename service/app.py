@@ -10,16 +10,20 @@ from typing import Any, cast
 from flask import Flask, current_app, g
 from rq import Queue
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings, load_settings
 from service.db import make_engine, make_session_factory
 from service.intake import Intake
-from service.keyfile import load_keys
+from service.keyfile import load_checked_keys, load_keys
 from service.privacy import KeyRing
 from service.queueing import ClassifyQueue, connect_redis, redis_url
 
 EXTENSION = "moderation"
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,12 +45,20 @@ class Services:
 
 
 def build_services(settings: Settings) -> Services:
-    """Open the edges (database engine, Redis client, key ring) that ``settings`` name."""
+    """Open the edges (database engine, Redis client, key ring) that ``settings`` name;
+    a key other than the one the stored emails were encrypted with is refused."""
+    try:
+        keys = load_checked_keys(settings)  # first: a refused key must start nothing
+    except OperationalError as exc:
+        # A database that is down must not keep the app from starting and saying so on
+        # /healthz; `prepare`, which every start command runs first, checks the key strictly.
+        logger.warning("could not check the secret key against the database: %s", exc.orig)
+        keys = load_keys(settings)
     engine = make_engine(settings.database)
     connection = connect_redis(redis_url(settings), timeout=settings.redis_timeout)
     return Services(
         settings=settings,
-        keys=load_keys(settings),
+        keys=keys,
         engine=engine,
         sessions=make_session_factory(engine),
         intake=Intake(engine),

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
+import psycopg
+import sqlalchemy.exc
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
@@ -12,6 +15,8 @@ from service.errors import AuthError, ServiceError, ValidationError
 logger = logging.getLogger(__name__)
 
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+# What a client is told to wait before trying again while the database is down.
+RETRY_AFTER_SECONDS = 5
 
 
 def is_form_post() -> bool:
@@ -50,6 +55,13 @@ def _http_error(error: HTTPException) -> Response:
     return error_response(status, _code(error.name), error.description or error.name)
 
 
+def _database_unavailable(error: Exception) -> Response:
+    logger.warning("%s %s: the database is unavailable: %s", request.method, request.path, error)
+    response = error_response(503, "database_unavailable", "the database is unavailable; try again shortly")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def _unexpected(error: Exception) -> Response:
     logger.exception("%s %s failed", request.method, request.path)
     return error_response(500, "internal_server_error", "the server failed to answer; the error was logged")
@@ -59,4 +71,8 @@ def register_error_handlers(app: Flask) -> None:
     """Route every error through one of the handlers above."""
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(HTTPException, _http_error)
+    # The intake runs its statements on the driver's cursor, so the drivers' own errors
+    # arrive here beside SQLAlchemy's.
+    for unavailable in (sqlalchemy.exc.OperationalError, psycopg.OperationalError, sqlite3.OperationalError):
+        app.register_error_handler(unavailable, _database_unavailable)
     app.register_error_handler(Exception, _unexpected)

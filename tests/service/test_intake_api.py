@@ -214,3 +214,21 @@ def test_intake_and_health_survive_a_dead_queue(settings_overrides: dict[str, An
         assert health.get_json() == {"database": "ok", "queue": "unreachable"}
     finally:
         app.extensions["moderation"].close()
+
+
+def test_the_app_starts_and_says_so_on_health_while_the_database_is_down(
+    settings_overrides: dict[str, Any],
+) -> None:
+    from service import create_app
+    from tests.integration.processes import free_port
+
+    dead = f"postgresql+psycopg://moderation@127.0.0.1:{free_port()}/test?connect_timeout=1"
+    app = create_app({**settings_overrides, "database_url": dead})
+    try:
+        client = app.test_client()
+        assert client.get("/healthz").get_json()["database"] == "unreachable"
+        response = client.post("/v1/comments", json=FORM)
+        assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+        assert response.get_json()["error"] == "database_unavailable"
+    finally:
+        app.extensions["moderation"].close()
