@@ -2,14 +2,16 @@
 
     <model_dir>/<version>/
         model.skops     the fitted pipeline, written with skops.io (no pickle)
-        model.sha256    SHA-256 of model.skops, in `sha256sum` format
         metadata.json   version, creation time, library versions, data fingerprint,
-                        parameters, thresholds, metrics, and the digest again
+                        parameters, thresholds, metrics, and the model's digest again
+        model.sha256    SHA-256 of model.skops and of metadata.json, in `sha256sum` format
 
-Loading checks, in order: the files exist, the digest matches (both copies), the
-library versions match the installed ones, and only then deserializes, trusting an
-explicit list of types. skops refuses any other type, so a crafted file cannot make
-the loader run code the list does not name.
+Loading checks, in order: the storage format is the one this code reads, the files
+exist, both digests match (and the metadata's copy of the model's), the metadata has
+the fields and types the loader and the service read, the library versions match the
+installed ones, and only then deserializes, trusting an explicit list of types. skops
+refuses any other type, so a crafted file cannot make the loader run code the list
+does not name.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import hashlib
 import json
 import os
 import platform
+import secrets
 import shutil
-import tempfile
 import zipfile
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -34,7 +36,25 @@ METADATA_FILE = "metadata.json"
 # state, or the features it computes change (3: the word-list and sentiment metadata
 # columns and the branch weights), so that a version written by older code is refused
 # with a message instead of failing somewhere inside deserialization or scoring.
-FORMAT = 3
+# 4 stores the same model, with model.sha256 covering metadata.json too.
+FORMAT = 4
+DIGESTED_FILES = (MODEL_FILE, METADATA_FILE)
+# The formats this code reads, and the files each one's model.sha256 covers: a format-3
+# version is still loaded (an upgrade must not throw away a site's retrained model),
+# its metadata checked for shape but not by digest.
+READABLE_FORMATS: dict[int, tuple[str, ...]] = {3: (MODEL_FILE,), FORMAT: DIGESTED_FILES}
+
+# The metadata fields the loader and the service read, with the JSON type each must have.
+REQUIRED_METADATA: dict[str, tuple[type, str]] = {
+    "version": (str, "a string"),
+    "created_at": (str, "a string"),
+    "libraries": (dict, "an object"),
+    "data_fingerprint": (str, "a string"),
+    "parameters": (dict, "an object"),
+    "thresholds": (dict, "an object"),
+    "metrics": (dict, "an object"),
+}
+THRESHOLD_NAMES = ("review", "reject")
 
 # The libraries whose versions must match exactly for a stored model to be loaded:
 # scikit-learn supports no other way ("There are no supported ways to load a model
@@ -78,16 +98,22 @@ def write_artifact(directory: Path, pipeline: Any, metadata: dict[str, Any]) -> 
     if directory.exists():
         raise FileExistsError(f"model version folder already exists: {directory}")
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    # A plain mkdir, not tempfile.mkdtemp (always 0700), so the folder gets the mode the
+    # umask allows and a web or worker process running as another user can read it.
+    # The leading dot keeps the unfinished folder out of `list_versions`.
+    staging = directory.parent / f".{directory.name}.{secrets.token_hex(8)}"
+    staging.mkdir()
     try:
-        model_path = staging / MODEL_FILE
         # Deflate: out-of-core weight vectors are mostly zeros and shrink many times over.
-        sio.dump(pipeline, model_path, compression=zipfile.ZIP_DEFLATED)
-        digest = file_digest(model_path)
-        (staging / DIGEST_FILE).write_text(f"{digest}  {MODEL_FILE}\n", encoding="utf-8")
-        full = {**metadata, "format": FORMAT, "model_file": MODEL_FILE, "model_sha256": digest}
+        sio.dump(pipeline, staging / MODEL_FILE, compression=zipfile.ZIP_DEFLATED)
+        digests = {MODEL_FILE: file_digest(staging / MODEL_FILE)}
+        full = {**metadata, "format": FORMAT, "model_file": MODEL_FILE, "model_sha256": digests[MODEL_FILE]}
         (staging / METADATA_FILE).write_text(
             json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        digests[METADATA_FILE] = file_digest(staging / METADATA_FILE)
+        (staging / DIGEST_FILE).write_text(
+            "".join(f"{digests[name]}  {name}\n" for name in DIGESTED_FILES), encoding="utf-8"
         )
         os.replace(staging, directory)
     except BaseException:
@@ -100,39 +126,93 @@ def read_metadata(directory: Path) -> dict[str, Any]:
 
     Raises:
         ModelNotFoundError: the folder or its metadata file is missing.
-        ModelIntegrityError: the metadata is not a JSON object.
+        ModelIntegrityError: the metadata is not a JSON object in UTF-8.
     """
     path = directory / METADATA_FILE
     if not path.is_file():
         raise ModelNotFoundError(f"no model version at {directory} (missing {METADATA_FILE})")
     try:
         metadata = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ModelIntegrityError(f"{path} is not valid JSON: {exc.msg}") from None
+    except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError for bytes that are not UTF-8
+        raise ModelIntegrityError(f"{path} is not valid UTF-8 JSON: {exc}") from None
     if not isinstance(metadata, dict):
         raise ModelIntegrityError(f"{path} does not hold a JSON object")
     return metadata
 
 
+def _recorded_digests(path: Path) -> dict[str, str]:
+    """Return {file name: SHA-256} from a file in `sha256sum` format."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ModelIntegrityError(f"{path} is not UTF-8 text; the file was damaged") from None
+    recorded = {}
+    for number, line in enumerate(lines, start=1):
+        fields = line.split()
+        if len(fields) != 2:
+            raise ModelIntegrityError(f"{path} line {number} is not '<sha256>  <file name>'")
+        recorded[fields[1]] = fields[0]
+    return recorded
+
+
 def verify_digest(directory: Path, metadata: dict[str, Any]) -> None:
-    """Check model.skops against model.sha256 and the digest in the metadata."""
-    model_path, digest_path = directory / MODEL_FILE, directory / DIGEST_FILE
-    for path in (model_path, digest_path):
+    """Check model.skops and metadata.json against model.sha256, and the metadata's model digest."""
+    digest_path = directory / DIGEST_FILE
+    for path in (directory / MODEL_FILE, digest_path):
         if not path.is_file():
             raise ModelIntegrityError(f"model version {directory.name} is incomplete: missing {path.name}")
-    actual = file_digest(model_path)
-    recorded = digest_path.read_text(encoding="utf-8").split()[:1]
-    if recorded != [actual] or metadata.get("model_sha256") != actual:
+    recorded = _recorded_digests(digest_path)
+    for name in READABLE_FORMATS[metadata["format"]]:
+        if recorded.get(name) != file_digest(directory / name):
+            raise ModelIntegrityError(
+                f"{directory / name} does not match its recorded SHA-256 digest; the file was "
+                "changed or damaged after it was written. Refusing to load it: train a new "
+                "version or restore this one from a backup."
+            )
+    if metadata.get("model_sha256") != recorded[MODEL_FILE]:
         raise ModelIntegrityError(
-            f"{model_path} does not match its recorded SHA-256 digest; the file was changed "
-            "or damaged after it was written. Refusing to load it: train a new version or "
-            "restore this one from a backup."
+            f"{directory / METADATA_FILE} records another SHA-256 digest for {MODEL_FILE} than {DIGEST_FILE}"
+        )
+
+
+def _is_probability(value: Any) -> bool:
+    # bool is an int subclass, but `true` is no threshold; NaN fails the range test.
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def _metadata_problem(metadata: dict[str, Any]) -> str | None:
+    """Return what is wrong with the metadata's shape, or None when nothing is."""
+    for key, (kind, described) in REQUIRED_METADATA.items():
+        if key not in metadata:
+            return f"lacks {key!r}"
+        if not isinstance(metadata[key], kind):
+            return f"{key!r} is not {described}"
+    if not all(isinstance(value, str) for value in metadata["libraries"].values()):
+        return "'libraries' does not map library names to version strings"
+    for head, limits in metadata["thresholds"].items():
+        if not isinstance(limits, dict):
+            return f"'thresholds' of {head!r} is not an object"
+        for name in THRESHOLD_NAMES:
+            if name not in limits:
+                return f"'thresholds' of {head!r} lacks {name!r}"
+            if not _is_probability(limits[name]):
+                return f"threshold {name!r} of {head!r} is not a number from 0 to 1: {limits[name]!r}"
+    return None
+
+
+def verify_metadata(directory: Path, metadata: dict[str, Any]) -> None:
+    """Refuse metadata lacking a field the loader or the service reads, or holding one of the wrong type."""
+    problem = _metadata_problem(metadata)
+    if problem is not None:
+        raise ModelIntegrityError(
+            f"{directory / METADATA_FILE} is malformed: {problem}. Refusing to load it: train a "
+            "new version or restore this one from a backup."
         )
 
 
 def verify_format(metadata: dict[str, Any]) -> None:
     """Refuse a model stored in a layout this code does not read."""
-    if metadata.get("format") != FORMAT:
+    if metadata.get("format") not in READABLE_FORMATS:
         raise ModelVersionError(
             f"model {metadata.get('version', '?')} is stored in format {metadata.get('format', 'unknown')}, "
             f"but this code reads format {FORMAT}. Retrain it with `moderation train`."
@@ -140,8 +220,11 @@ def verify_format(metadata: dict[str, Any]) -> None:
 
 
 def verify_libraries(metadata: dict[str, Any]) -> None:
-    """Refuse a model made with other versions of the libraries that define it."""
-    recorded = metadata.get("libraries") or {}
+    """Refuse a model made with other versions of the libraries that define it.
+
+    `metadata` must have passed `verify_metadata`.
+    """
+    recorded = metadata["libraries"]
     current = library_versions()
     for name in CHECKED_LIBRARIES:
         if recorded.get(name) != current[name]:
@@ -155,8 +238,11 @@ def verify_libraries(metadata: dict[str, Any]) -> None:
 def verify_artifact(directory: Path) -> dict[str, Any]:
     """Run every check `load_artifact` runs, without deserializing; return the metadata."""
     metadata = read_metadata(directory)
-    verify_digest(directory, metadata)
+    # The format first: it says which files the digests cover, and a version written by
+    # older code is told to retrain instead of failing somewhere later.
     verify_format(metadata)
+    verify_digest(directory, metadata)
+    verify_metadata(directory, metadata)
     verify_libraries(metadata)
     return metadata
 

@@ -16,7 +16,7 @@ class ModelNotFoundError(ModelError):
 
 
 class ModelIntegrityError(ModelError):
-    """A stored model does not match its recorded digest, or its files are incomplete."""
+    """A stored model does not match its recorded digests, or its files are incomplete or malformed."""
 
 
 class ModelVersionError(ModelError):

@@ -8,14 +8,20 @@
 `ACTIVE` and `HISTORY` are replaced atomically (temporary file + `os.replace`), so a
 worker reading `ACTIVE` sees either the old or the new name, never half of one.
 Changes take an exclusive lock on `<model_dir>/.lock`, so two processes activating at
-once cannot interleave their history updates.
+once cannot interleave their history updates. Folders and files get the modes the
+umask allows, as with a plain mkdir or open, so training or activating as one user
+does not lock out a service running as another.
+
+A version name is the name of a folder in `<model_dir>` that does not start with a dot
+and holds no whitespace (`HISTORY` is whitespace-separated); every function taking a
+version accepts only such a name, never a path.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -34,7 +40,10 @@ _TRAIN_HINT = "train one with `moderation train --data FILE --out DIR` (or run `
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    # os.open, not tempfile.mkstemp (always 0600), so the umask sets the mode and a web
+    # or worker process running as another user can still read the file.
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
@@ -42,7 +51,7 @@ def _write_atomically(path: Path, text: str) -> None:
             os.fsync(out.fileno())
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 
@@ -62,7 +71,26 @@ def list_versions(model_dir: str | Path) -> list[str]:
     root = Path(model_dir)
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and not any(c.isspace() for c in p.name)
+    )
+
+
+def version_path(model_dir: str | Path, version: str) -> Path:
+    """Return the folder of `version`, which must be one of `list_versions(model_dir)`.
+
+    Accepting only a listed name keeps a name given on the command line or written into
+    `ACTIVE` by hand from reaching a folder outside `model_dir` (`../x`, `/abs/x`).
+
+    Raises:
+        ModelNotFoundError: `version` is not a version in `model_dir`.
+    """
+    root = Path(model_dir)
+    if version not in list_versions(root):
+        raise ModelNotFoundError(f"no model version {version!r} in {root}")
+    return root / version
 
 
 def active_version(model_dir: str | Path) -> str | None:
@@ -85,8 +113,9 @@ def activate(model_dir: str | Path, version: str) -> None:
         ModelNotFoundError, ModelIntegrityError, ModelVersionError.
     """
     root = Path(model_dir)
-    verify_artifact(root / version)
     with _locked(root):
+        # Under the lock, so a version removed by another process meanwhile cannot become active.
+        verify_artifact(version_path(root, version))
         current = active_version(root)
         if current == version:
             return
@@ -105,10 +134,10 @@ def rollback(model_dir: str | Path) -> str:
     """
     root = Path(model_dir)
     with _locked(root):
-        history, current = _history(root), active_version(root)
+        history, current, versions = _history(root), active_version(root), list_versions(root)
         while history:
             candidate = history.pop()
-            if candidate != current and (root / candidate).is_dir():
+            if candidate != current and candidate in versions:
                 verify_artifact(root / candidate)
                 _write_atomically(root / HISTORY_FILE, "".join(f"{v}\n" for v in history))
                 _write_atomically(root / ACTIVE_FILE, candidate + "\n")
@@ -154,12 +183,12 @@ def save_version(model_dir: str | Path, result: TrainingResult) -> str:
 
 def version_metadata(model_dir: str | Path, version: str) -> dict[str, Any]:
     """Return the metadata of one version without loading its model."""
-    return read_metadata(Path(model_dir) / version)
+    return read_metadata(version_path(model_dir, version))
 
 
 def load_version(model_dir: str | Path, version: str) -> Classifier:
     """Load one version as a `Classifier` (verified; see `models.artifacts`)."""
-    pipeline, metadata = load_artifact(Path(model_dir) / version)
+    pipeline, metadata = load_artifact(version_path(model_dir, version))
     return Classifier(
         pipeline, version=metadata["version"], thresholds=metadata["thresholds"], metadata=metadata
     )

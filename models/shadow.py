@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from models.errors import ModelNotFoundError
-from models.registry import list_versions
+from models.registry import version_path
 
 SHADOW_FILE = "SHADOW"
 
@@ -24,8 +23,7 @@ def shadow_version(model_dir: str | Path) -> str | None:
 def set_shadow(model_dir: str | Path, version: str) -> None:
     """Put ``version`` in shadow mode; raises ``ModelNotFoundError`` for an unknown version."""
     root = Path(model_dir)
-    if version not in list_versions(root):
-        raise ModelNotFoundError(f"no model version {version!r} in {root}")
+    version_path(root, version)  # raises for an unknown version
     temporary = root / f".{SHADOW_FILE}.{os.getpid()}"
     temporary.write_text(version, encoding="utf-8")
     os.replace(temporary, root / SHADOW_FILE)

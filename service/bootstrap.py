@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from models import ModelVersionError, activate, active_version, train_seed_model
+from models import ModelNotFoundError, ModelVersionError, activate, active_version, train_seed_model
 from models.artifacts import verify_artifact
+from models.registry import version_path
 from models.shadow import clear_shadow, shadow_version
 from service.config import Settings
 from service.db import make_engine, upgrade
@@ -32,8 +33,8 @@ def _prepare_models(models: Path) -> Iterator[str]:
     shadow = shadow_version(models)
     if shadow is not None:
         try:
-            verify_artifact(models / shadow)
-        except ModelVersionError as exc:
+            verify_artifact(version_path(models, shadow))
+        except (ModelVersionError, ModelNotFoundError) as exc:
             clear_shadow(models)  # workers would log that they cannot load it at every check
             yield f"shadow model {shadow} cannot be used here and was dropped: {exc}"
     version = active_version(models)
@@ -42,8 +43,8 @@ def _prepare_models(models: Path) -> Iterator[str]:
         yield f"trained seed model {version} in {models}"
         return
     try:
-        verify_artifact(models / version)
-    except ModelVersionError as exc:
+        verify_artifact(version_path(models, version))
+    except (ModelVersionError, ModelNotFoundError) as exc:
         # Workers could not start with it; a seed model keeps the queue moving until a
         # retrain on the moderators' labels replaces it.
         seed = train_seed_model(models)

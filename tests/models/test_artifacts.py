@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,8 +18,10 @@ from models.artifacts import (
     METADATA_FILE,
     MODEL_FILE,
     TRUSTED_TYPES,
+    file_digest,
     library_versions,
     load_artifact,
+    verify_artifact,
     write_artifact,
 )
 from models.errors import ModelIntegrityError, ModelNotFoundError, ModelVersionError
@@ -31,6 +34,18 @@ COMMENTS = [
     CommentText("You idiot"),
     CommentText("Nice article"),
 ]
+
+
+def _active_folder(model_dir: Path) -> Path:
+    return model_dir / str(active_version(model_dir))
+
+
+def _rewrite_metadata(directory: Path, metadata: dict[str, Any]) -> None:
+    """Replace a version's metadata and re-record its digests, as a writer of that metadata would."""
+    (directory / METADATA_FILE).write_text(json.dumps(metadata))
+    (directory / DIGEST_FILE).write_text(
+        "".join(f"{file_digest(directory / name)}  {name}\n" for name in (MODEL_FILE, METADATA_FILE))
+    )
 
 
 def test_round_trip(tmp_path: Path, make_result: Callable[..., TrainingResult]) -> None:
@@ -57,8 +72,12 @@ def test_metadata_records_what_was_trained(
     assert metadata["parameters"]["seed"] == 0
     assert metadata["thresholds"] == result.thresholds
     assert metadata["metrics"]["spam"]["roc_auc"] == result.metrics["spam"]["roc_auc"]
-    digest_line = (tmp_path / version / DIGEST_FILE).read_text()
-    assert digest_line == f"{metadata['model_sha256']}  {MODEL_FILE}\n"
+    digest_lines = (tmp_path / version / DIGEST_FILE).read_text().splitlines()
+    metadata_digest = file_digest(tmp_path / version / METADATA_FILE)
+    assert digest_lines == [
+        f"{metadata['model_sha256']}  {MODEL_FILE}",
+        f"{metadata_digest}  {METADATA_FILE}",
+    ]
     assert metadata["created_at"].endswith("+00:00")
 
 
@@ -69,7 +88,7 @@ def test_out_of_core_round_trip(tmp_path: Path, make_result: Callable[..., Train
 
 
 def test_tampered_model_is_refused(model_dir: Path) -> None:
-    path = model_dir / str(active_version(model_dir)) / MODEL_FILE
+    path = _active_folder(model_dir) / MODEL_FILE
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -78,24 +97,94 @@ def test_tampered_model_is_refused(model_dir: Path) -> None:
 
 
 def test_tampered_digest_file_is_refused(model_dir: Path) -> None:
-    path = model_dir / str(active_version(model_dir)) / DIGEST_FILE
+    path = _active_folder(model_dir) / DIGEST_FILE
     path.write_text("0" * 64 + f"  {MODEL_FILE}\n")
     with pytest.raises(ModelIntegrityError):
         load_active(model_dir)
 
 
 def test_missing_model_file_is_refused(model_dir: Path) -> None:
-    (model_dir / str(active_version(model_dir)) / MODEL_FILE).unlink()
+    (_active_folder(model_dir) / MODEL_FILE).unlink()
     with pytest.raises(ModelIntegrityError, match="incomplete"):
         load_active(model_dir)
 
 
-def test_other_library_version_is_refused(model_dir: Path) -> None:
-    path = model_dir / str(active_version(model_dir)) / METADATA_FILE
+def test_edited_metadata_is_refused(model_dir: Path) -> None:
+    # A reject threshold of 0 would reject every comment: metadata.json is digested too.
+    path = _active_folder(model_dir) / METADATA_FILE
     metadata = json.loads(path.read_text())
+    metadata["thresholds"]["spam"]["reject"] = 0.0
+    path.write_text(json.dumps(metadata))
+    with pytest.raises(ModelIntegrityError, match=f"{METADATA_FILE} does not match its recorded SHA-256"):
+        verify_artifact(_active_folder(model_dir))
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"libraries": "x"}, "'libraries' is not an object"),
+        ({"libraries": {"numpy": 2}}, "'libraries' does not map library names to version strings"),
+        ({"thresholds": None}, "lacks 'thresholds'"),
+        ({"version": 7}, "'version' is not a string"),
+        ({"thresholds": {"spam": 0.5}}, "'thresholds' of 'spam' is not an object"),
+        ({"thresholds": {"spam": {"review": 0.5}}}, "'thresholds' of 'spam' lacks 'reject'"),
+        (
+            {"thresholds": {"spam": {"review": 0.5, "reject": 2}}},
+            "'reject' of 'spam' is not a number from 0 to 1",
+        ),
+        (
+            {"thresholds": {"spam": {"review": True, "reject": 1}}},
+            "'review' of 'spam' is not a number from 0 to 1",
+        ),
+    ],
+)
+def test_malformed_metadata_is_refused(model_dir: Path, change: dict[str, Any], problem: str) -> None:
+    # Digested correctly, so only the shape check can refuse it; a None value removes the key.
+    folder = _active_folder(model_dir)
+    metadata = {**json.loads((folder / METADATA_FILE).read_text()), **change}
+    _rewrite_metadata(folder, {key: value for key, value in metadata.items() if value is not None})
+    with pytest.raises(ModelIntegrityError) as error:
+        load_active(model_dir)
+    assert str(folder / METADATA_FILE) in str(error.value) and problem in str(error.value)
+
+
+def test_metadata_that_is_not_text_is_refused(model_dir: Path) -> None:
+    (_active_folder(model_dir) / METADATA_FILE).write_bytes(b'{"version": "\xff"}')
+    with pytest.raises(ModelIntegrityError, match=METADATA_FILE):
+        load_active(model_dir)
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe" + b"0" * 64, b"just one field\n"])
+def test_malformed_digest_file_is_refused(model_dir: Path, content: bytes) -> None:
+    (_active_folder(model_dir) / DIGEST_FILE).write_bytes(content)
+    with pytest.raises(ModelIntegrityError, match=DIGEST_FILE):
+        load_active(model_dir)
+
+
+def _as_format_3(folder: Path, **changes: Any) -> None:
+    # Format 3 recorded only the model's digest.
+    metadata = {**json.loads((folder / METADATA_FILE).read_text()), "format": 3, **changes}
+    (folder / METADATA_FILE).write_text(json.dumps(metadata))
+    (folder / DIGEST_FILE).write_text(f"{metadata['model_sha256']}  {MODEL_FILE}\n")
+
+
+def test_version_written_before_metadata_was_digested_still_loads(model_dir: Path) -> None:
+    _as_format_3(_active_folder(model_dir))
+    assert load_active(model_dir).score_one(CommentText("Thanks for the article")).spam is not None
+
+
+def test_format_3_metadata_is_still_checked_for_shape(model_dir: Path) -> None:
+    _as_format_3(_active_folder(model_dir), thresholds={"spam": {"review": 0.5, "reject": "never"}})
+    with pytest.raises(ModelIntegrityError, match="threshold 'reject' of 'spam' is not a number"):
+        load_active(model_dir)
+
+
+def test_other_library_version_is_refused(model_dir: Path) -> None:
+    folder = _active_folder(model_dir)
+    metadata = json.loads((folder / METADATA_FILE).read_text())
     installed = metadata["libraries"]["scikit-learn"]
     metadata["libraries"]["scikit-learn"] = "0.24.2"
-    path.write_text(json.dumps(metadata))
+    _rewrite_metadata(folder, metadata)
     with pytest.raises(ModelVersionError) as error:
         load_active(model_dir)
     assert "scikit-learn 0.24.2" in str(error.value) and f"scikit-learn {installed}" in str(error.value)
@@ -111,7 +200,7 @@ def test_other_installed_version_is_refused(model_dir: Path, monkeypatch: pytest
 
 
 def test_other_storage_format_is_refused(model_dir: Path) -> None:
-    path = model_dir / str(active_version(model_dir)) / METADATA_FILE
+    path = _active_folder(model_dir) / METADATA_FILE
     metadata = json.loads(path.read_text())
     metadata["format"] = 1
     path.write_text(json.dumps(metadata))
@@ -127,7 +216,16 @@ def test_missing_version_folder(tmp_path: Path) -> None:
 def test_untrusted_types_are_refused(tmp_path: Path) -> None:
     # A correctly digested file that names a type outside the trusted list.
     pipeline = Pipeline([("step", FunctionTransformer(os.getcwd))])
-    write_artifact(tmp_path / "v", pipeline, {"version": "v", "libraries": library_versions()})
+    metadata = {
+        "version": "v",
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "libraries": library_versions(),
+        "data_fingerprint": "0" * 64,
+        "parameters": {},
+        "thresholds": {},
+        "metrics": {},
+    }
+    write_artifact(tmp_path / "v", pipeline, metadata)
     with pytest.raises(ModelIntegrityError, match="outside the trusted list"):
         load_artifact(tmp_path / "v")
 

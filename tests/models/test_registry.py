@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fcntl
+import os
+import shutil
+import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,10 +17,13 @@ from models.errors import ModelNotFoundError
 from models.records import CommentText
 from models.registry import (
     ACTIVE_FILE,
+    HISTORY_FILE,
+    LOCK_FILE,
     activate,
     active_version,
     list_versions,
     load_active,
+    load_version,
     rollback,
     save_version,
 )
@@ -69,8 +77,6 @@ def test_activating_the_active_version_changes_nothing(three_versions: tuple[Pat
 
 
 def test_rollback_skips_deleted_versions(three_versions: tuple[Path, list[str]]) -> None:
-    import shutil
-
     root, (first, second, third) = three_versions
     for version in (first, second, third):
         activate(root, version)
@@ -82,6 +88,83 @@ def test_activate_unknown_version(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError):
         activate(tmp_path, "20000101T000000Z-00000000")
     assert active_version(tmp_path) is None
+
+
+def test_only_listed_version_names_are_accepted(
+    tmp_path: Path, make_result: Callable[..., TrainingResult]
+) -> None:
+    # Every name below reaches a valid version folder; only a listed name may be used.
+    root, outside = tmp_path / "models", tmp_path / "outside"
+    version = save_version(outside, make_result())
+    shutil.copytree(outside / version, root / "with space")
+    for name in (f"../outside/{version}", str(outside / version), "with space"):
+        with pytest.raises(ModelNotFoundError, match="no model version"):
+            activate(root, name)
+        with pytest.raises(ModelNotFoundError, match="no model version"):
+            load_version(root, name)
+    assert list_versions(root) == [] and active_version(root) is None
+
+
+def _lock_is_held(root: Path) -> bool:
+    # flock locks belong to an open file: a second open of the lock file in this process
+    # cannot take it while the registry's own open holds it.
+    with (root / LOCK_FILE).open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return False
+
+
+def test_activate_checks_the_version_under_the_lock(
+    three_versions: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Outside the lock, a version removed between the check and the switch would become active.
+    import models.registry
+
+    root, versions = three_versions
+    held: list[bool] = []
+    verify = models.registry.verify_artifact
+
+    def checking(directory: Path) -> dict[str, Any]:
+        held.append(_lock_is_held(root))
+        return verify(directory)
+
+    monkeypatch.setattr(models.registry, "verify_artifact", checking)
+    activate(root, versions[0])
+    assert held == [True]
+
+
+@pytest.fixture
+def umask_027() -> Iterator[None]:
+    previous = os.umask(0o027)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.usefixtures("umask_027")
+def test_files_get_the_modes_the_umask_allows(
+    tmp_path: Path, make_result: Callable[..., TrainingResult]
+) -> None:
+    # A web or worker process running as another user (in the group here) must read them.
+    first, second = save_version(tmp_path, make_result()), save_version(tmp_path, make_result())
+    activate(tmp_path, first)
+    activate(tmp_path, second)
+    modes = {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in tmp_path.rglob("*")}
+    assert modes.pop(LOCK_FILE) == 0o640
+    assert modes == {
+        **{version: 0o750 for version in (first, second)},
+        **{
+            f"{version}/{file.name}": 0o640
+            for version in (first, second)
+            for file in (tmp_path / version).iterdir()
+        },
+        ACTIVE_FILE: 0o640,
+        HISTORY_FILE: 0o640,
+    }
 
 
 def test_active_file_is_written_whole(three_versions: tuple[Path, list[str]]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,19 @@ def test_init_replaces_an_active_model_this_code_cannot_load(env: dict[str, str]
     assert f"active model {old} cannot be used here" in result.output and "format 1" in result.output
     assert f"shadow model {old} cannot be used here and was dropped" in result.output
     assert (models / "ACTIVE").read_text().strip() != old and shadow_version(models) is None
+
+
+def test_init_does_not_follow_an_active_pointer_out_of_the_model_folder(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"], env=env).exit_code == 0
+    models = tmp_path / "data" / "models"
+    (models / "ACTIVE").write_text("../elsewhere\n")
+    result = runner.invoke(main, ["init"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "active model ../elsewhere cannot be used here: no model version" in result.output
+    assert (models / "ACTIVE").read_text().strip() in os.listdir(models)
 
 
 def test_create_token_prints_a_token_that_authenticates(env: dict[str, str], tmp_path: Path) -> None:
