@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from models.errors import ModelError
+from models.errors import DataError, ModelError
 
 SCORE_BATCH = 1000
 MODEL_DIR = click.Path(file_okay=False, path_type=Path)
+# The service and its Docker image name the model folder here (see service/config.py).
+MODEL_DIR_ENV = "MODEL_DIR"
+STDIN_NAME = "standard input"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -34,6 +37,14 @@ def _user_errors(command: F) -> F:
             raise click.ClickException(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _model_dir_option(*names: str, help: str) -> Callable[[F], F]:
+    """A required model directory option that `$MODEL_DIR` can give instead."""
+    # show_envvar also makes the "Missing option" error name the variable.
+    return click.option(
+        *names, "model_dir", envvar=MODEL_DIR_ENV, show_envvar=True, required=True, type=MODEL_DIR, help=help
+    )
 
 
 def _echo_json(value: Any) -> None:
@@ -90,9 +101,7 @@ class _ProgressBar:
 
 @click.command("train")
 @_data_options
-@click.option(
-    "--out", "model_dir", required=True, type=MODEL_DIR, help="Model directory to write the version to."
-)
+@_model_dir_option("--out", help="Model directory to write the version to.")
 @click.option(
     "--out-of-core", is_flag=True, help="Hashed features and incremental fitting, for large label sets."
 )
@@ -163,7 +172,7 @@ def train_command(
 
 
 @click.command("evaluate")
-@click.option("--model", "model_dir", required=True, type=MODEL_DIR, help="Model directory.")
+@_model_dir_option("--model", help="Model directory.")
 @click.option("--version", default=None, help="Evaluate this version instead of the active one.")
 @_data_options
 @click.option(
@@ -190,26 +199,14 @@ def evaluate_command(
     _echo_json(report)
 
 
-def _read_comments(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in enumerate(stream, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise click.ClickException(f"line {number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise click.ClickException(f"line {number}: expected an object with a string 'text'")
-        yield number, row
-
-
 @click.command("score")
-@click.option("--model", "model_dir", required=True, type=MODEL_DIR, help="Model directory.")
+@_model_dir_option("--model", help="Model directory.")
 @click.option("--version", default=None, help="Score with this version instead of the active one.")
-@click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True), default="-")
 @_user_errors
-def score_command(model_dir: Path, version: str | None, file: IO[str]) -> None:
-    """Score canonical JSON Lines from FILE (or standard input), one JSON object per line."""
+def score_command(model_dir: Path, version: str | None, file: str) -> None:
+    """Score canonical JSON Lines from FILE (or standard input): one output line per input line."""
+    from models.examples import json_lines
     from models.records import as_comment
     from models.registry import load_active, load_version
 
@@ -222,10 +219,14 @@ def score_command(model_dir: Path, version: str | None, file: IO[str]) -> None:
         sys.stdout.flush()
         batch.clear()
 
-    for _, row in _read_comments(file):
-        batch.append(row)
-        if len(batch) >= SCORE_BATCH:
-            flush()
+    # Bytes, decoded line by line, so that a bad byte is reported with its line.
+    with click.open_file(file, "rb") as lines:
+        for where, row in json_lines(lines, STDIN_NAME if file == "-" else file):
+            if not isinstance(row.get("text"), str):
+                raise DataError(f"{where}: expected an object with a string 'text'")
+            batch.append(row)
+            if len(batch) >= SCORE_BATCH:
+                flush()
     flush()
 
 
@@ -235,7 +236,7 @@ def models_group() -> None:
 
 
 @models_group.command("list")
-@click.option("--model", "model_dir", required=True, type=MODEL_DIR, help="Model directory.")
+@_model_dir_option("--model", help="Model directory.")
 @_user_errors
 def list_command(model_dir: Path) -> None:
     """List versions, oldest first; the active one is marked with '*'."""
@@ -255,7 +256,7 @@ def list_command(model_dir: Path) -> None:
 
 @models_group.command("activate")
 @click.argument("version")
-@click.option("--model", "model_dir", required=True, type=MODEL_DIR, help="Model directory.")
+@_model_dir_option("--model", help="Model directory.")
 @_user_errors
 def activate_command(version: str, model_dir: Path) -> None:
     """Make VERSION the active model."""
@@ -266,7 +267,7 @@ def activate_command(version: str, model_dir: Path) -> None:
 
 
 @models_group.command("rollback")
-@click.option("--model", "model_dir", required=True, type=MODEL_DIR, help="Model directory.")
+@_model_dir_option("--model", help="Model directory.")
 @_user_errors
 def rollback_command(model_dir: Path) -> None:
     """Re-activate the previously active version."""

@@ -1,6 +1,7 @@
 """The canonical labeled-data format: read, write, deduplicate and split examples.
 
-One example a line, as JSON Lines (`.jsonl`) or CSV with a header:
+One example a line, as UTF-8 JSON Lines (`.jsonl`) or CSV with a header (a leading
+byte order mark, as Excel writes, is skipped):
 
     text    required, the comment body
     author  optional, the name the commenter gave
@@ -14,15 +15,17 @@ nothing else, so the label semantics live in one place.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import io
 import json
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from models.errors import DataError
 from models.normalize import normalize_text
@@ -74,30 +77,119 @@ def example_from_mapping(row: Mapping[str, Any], where: str) -> Example:
     )
 
 
-def _read_jsonl(path: Path) -> Iterator[Example]:
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a delimited file is laid out, and whether undecodable bytes are an error."""
+
+    delimiter: str = ","
+    quoting: Literal[0, 1, 2, 3] = csv.QUOTE_MINIMAL
+    # "replace" for a corpus known to mix encodings, where one stray byte must not lose it all.
+    encoding_errors: str = "strict"
+
+
+PLAIN_CSV = CsvDialect()
+
+
+def _not_utf8(where: str, line: bytes, exc: UnicodeDecodeError) -> DataError:
+    return DataError(f"{where}: not valid UTF-8 (byte 0x{line[exc.start]:02x}); save the file as UTF-8")
+
+
+def json_lines(
+    lines: Iterable[bytes], name: str, *, skip_blank: bool = False
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ("NAME:LINE", object) for each line of JSON Lines, read as UTF-8 bytes.
+
+    A byte order mark before the first line is skipped. A blank line is an error unless
+    `skip_blank`: JSON Lines allows a final line separator, not empty lines.
+
+    Raises:
+        DataError: naming NAME and the first line that is not UTF-8, not JSON, or not an object.
+    """
+    for number, raw in enumerate(lines, start=1):
+        where = f"{name}:{number}"
+        if number == 1:
+            raw = raw.removeprefix(codecs.BOM_UTF8)
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(where, raw, exc) from None
+        if not line.strip():
+            if skip_blank:
                 continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: expected a JSON object")
+            raise DataError(f"{where}: blank line; expected a JSON object")
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: expected a JSON object")
+        yield where, row
+
+
+def _read_text(path: Path, errors: str) -> str:
+    # Read whole, not streamed, so that an undecodable byte can be placed on its line.
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)  # Excel's "CSV UTF-8" starts with one
+    try:
+        return data.decode("utf-8", errors)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise _not_utf8(f"{path}:{line}", data, exc) from None
+
+
+def csv_rows(path: Path, dialect: CsvDialect = PLAIN_CSV) -> Iterator[tuple[str, list[str]]]:
+    """Yield ("FILE:LINE", fields) for each non-empty row of a delimited UTF-8 file.
+
+    LINE is the row's last physical line. A byte order mark is skipped.
+
+    Raises:
+        DataError: naming the file and line of undecodable bytes or of a row the csv
+            module refuses (such as a field over its 128 KiB limit: an unbalanced quote).
+    """
+    # newline="" lets the csv module handle line breaks inside quoted fields.
+    text = io.StringIO(_read_text(path, dialect.encoding_errors), newline="")
+    reader = csv.reader(text, delimiter=dialect.delimiter, quoting=dialect.quoting)
+    row_start = 1
+    try:
+        for row in reader:
+            if row:
+                yield f"{path}:{reader.line_num}", row
+            row_start = reader.line_num + 1
+    except csv.Error as exc:
+        # The line the csv module stopped on can be far past a stray quote; the row's start is not.
+        raise DataError(f"{path}:{row_start}: the row starting here is not valid CSV ({exc})") from None
+
+
+def csv_records(
+    path: Path, columns: Sequence[str], dialect: CsvDialect = PLAIN_CSV
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """Yield ("FILE:LINE", {column: field}) for each row after the header of a delimited file.
+
+    Raises:
+        DataError: the header lacks one of `columns`, a row has more or fewer fields
+            than the header, or `csv_rows` refuses the file.
+    """
+    rows = csv_rows(path, dialect)
+    where, header = next(rows, (f"{path}:1", []))
+    missing = [name for name in columns if name not in header]
+    if missing:
+        raise DataError(f"{where}: header lacks column(s) {', '.join(missing)}; is this the right file?")
+    for where, row in rows:
+        if len(row) != len(header):
+            # A short row would read as empty fields and a long one lose its tail; both mean a broken line.
+            raise DataError(f"{where}: {len(row)} field(s) where the header has {len(header)}")
+        yield where, dict(zip(header, row, strict=True))
+
+
+def _read_jsonl(path: Path) -> Iterator[Example]:
+    with path.open("rb") as lines:
+        # Labeled files may hold blank lines; only `score` must answer line for line.
+        for where, row in json_lines(lines, str(path), skip_blank=True):
             yield example_from_mapping(row, where)
 
 
 def _read_csv(path: Path) -> Iterator[Example]:
-    # newline="" lets the csv module handle line breaks inside quoted comments.
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or "text" not in reader.fieldnames:
-            raise DataError(f"{path}:1: CSV header must include a 'text' column")
-        for row in reader:
-            # line_num is the last physical line read, which is right for error messages.
-            yield example_from_mapping(row, f"{path}:{reader.line_num}")
+    for where, row in csv_records(path, ("text",)):
+        yield example_from_mapping(row, where)
 
 
 def read_examples(path: str | Path) -> list[Example]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from models.examples import Example
+from models.examples import CsvDialect, Example
 from models.importers.common import AbuseTable, read_abuse_table
 
 NAME = "kaggle"
@@ -66,7 +66,7 @@ TABLE = AbuseTable(
     source=SOURCE,
     clean=decode_comment,
     # The file mixes encodings; a stray byte must not lose the whole corpus.
-    encoding_errors="replace",
+    dialect=CsvDialect(encoding_errors="replace"),
 )
 
 

@@ -11,12 +11,11 @@ the model would learn how many people a tweet mentioned in this one corpus.
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
 from models.examples import Example
-from models.importers.common import AbuseTable, read_abuse_table
+from models.importers.common import UNQUOTED_TSV, AbuseTable, read_abuse_table
 
 NAME = "olid"
 FOLDER = "olid-offenseval2019"
@@ -36,8 +35,7 @@ TABLE = AbuseTable(
     labels={"OFF": 1, "NOT": 0},
     source=NAME,
     clean=clean_tweet,
-    delimiter="\t",
-    quoting=csv.QUOTE_NONE,
+    dialect=UNQUOTED_TSV,
 )
 
 

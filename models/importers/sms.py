@@ -8,13 +8,12 @@ HTML entities (`&lt;#&gt;`), which are decoded. Spam only: the abuse head is lef
 
 from __future__ import annotations
 
-import csv
 import html
 from pathlib import Path
 
 from models.errors import DataError
-from models.examples import Example
-from models.importers.common import corpus_files, map_label
+from models.examples import Example, csv_rows
+from models.importers.common import UNQUOTED_TSV, corpus_files, map_label
 
 NAME = "sms"
 FOLDER = "sms-spam-collection"
@@ -24,17 +23,13 @@ SPAM_LABELS = {"spam": 1, "ham": 0}
 
 def _read_file(path: Path) -> list[Example]:
     examples = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        for number, row in enumerate(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE), start=1):
-            if not row:
-                continue
-            where = f"{path}:{number}"
-            if len(row) < 2:
-                raise DataError(f"{where}: expected 'label<TAB>text'")
-            # A tab inside the message would split it; keep everything after the label.
-            text = html.unescape("\t".join(row[1:])).strip()
-            if text:
-                examples.append(Example(text, spam=map_label(row[0], SPAM_LABELS, where), source=NAME))
+    for where, row in csv_rows(path, UNQUOTED_TSV):
+        if len(row) < 2:
+            raise DataError(f"{where}: expected 'label<TAB>text'")
+        # A tab inside the message would split it; keep everything after the label.
+        text = html.unescape("\t".join(row[1:])).strip()
+        if text:
+            examples.append(Example(text, spam=map_label(row[0], SPAM_LABELS, where), source=NAME))
     return examples
 
 

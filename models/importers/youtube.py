@@ -11,13 +11,12 @@ Quirks decoded here: some files carry the page's HTML (`<br />`, `<a href=...>`,
 
 from __future__ import annotations
 
-import csv
 import html
 import re
 from pathlib import Path
 
-from models.examples import Example
-from models.importers.common import corpus_files, map_label, require_columns, strip_html
+from models.examples import Example, csv_records
+from models.importers.common import corpus_files, map_label, strip_html
 
 NAME = "youtube"
 FOLDER = "youtube-spam-collection"
@@ -37,16 +36,12 @@ def video_name(path: Path) -> str:
 def _read_file(path: Path) -> list[Example]:
     source = f"{NAME}:{video_name(path)}"
     examples = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        require_columns(reader.fieldnames, COLUMNS, path)
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            text = html.unescape(strip_html(row["CONTENT"])).strip()
-            if not text:
-                continue
-            spam = map_label(row["CLASS"], SPAM_LABELS, where)
-            examples.append(Example(text, author=row["AUTHOR"].strip(), spam=spam, source=source))
+    for where, row in csv_records(path, COLUMNS):
+        text = html.unescape(strip_html(row["CONTENT"])).strip()
+        if not text:
+            continue
+        spam = map_label(row["CLASS"], SPAM_LABELS, where)
+        examples.append(Example(text, author=row["AUTHOR"].strip(), spam=spam, source=source))
     return examples
 
 

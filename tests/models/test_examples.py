@@ -66,7 +66,7 @@ def test_jsonl_errors_name_file_and_line(tmp_path: Path, content: str, message: 
     [
         ("text,spam\nok,0\n,1\n", r"d\.csv:3: missing or empty 'text'"),
         ("text,spam\nok,maybe\n", r"d\.csv:2: spam must be 0, 1 or empty, got 'maybe'"),
-        ("body,spam\nok,1\n", r"d\.csv:1: CSV header must include a 'text' column"),
+        ("body,spam\nok,1\n", r"d\.csv:1: header lacks column\(s\) text"),
     ],
 )
 def test_csv_errors_name_file_and_line(tmp_path: Path, content: str, message: str) -> None:
@@ -74,6 +74,36 @@ def test_csv_errors_name_file_and_line(tmp_path: Path, content: str, message: st
     path.write_text(content, encoding="utf-8")
     with pytest.raises(DataError, match=message):
         read_examples(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("d.jsonl", b'{"text": "ok"}\n{"text": "caf\xff"}\n', r"d\.jsonl:2: not valid UTF-8 \(byte 0xff\)"),
+        ("d.csv", b"text,spam\nok,0\r\ncaf\xe9,1\n", r"d\.csv:3: not valid UTF-8 \(byte 0xe9\)"),
+        ("d.csv", b"text,spam\nok,0\nshort\n", r"d\.csv:3: 1 field\(s\) where the header has 2"),
+        ("d.csv", b"text,spam\nok,0,1\n", r"d\.csv:2: 3 field\(s\) where the header has 2"),
+        (
+            "d.csv",
+            b'text,spam\nok,0\n"' + b"x" * 140_000 + b'",1\n',
+            r"d\.csv:3: .*field larger than field limit",
+        ),
+    ],
+    ids=["jsonl-not-utf8", "csv-not-utf8", "csv-short-row", "csv-long-row", "csv-huge-field"],
+)
+def test_unreadable_files_name_file_and_line(tmp_path: Path, name: str, content: bytes, message: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        read_examples(path)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_byte_order_mark_is_skipped(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"excel{suffix}"
+    write_examples(path, EXAMPLES)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert read_examples(path) == EXAMPLES
 
 
 def test_unknown_suffix(tmp_path: Path) -> None:

@@ -172,3 +172,68 @@ def test_wrong_file_is_named(tmp_path: Path) -> None:
     path = write(tmp_path / "train.csv", "a,b\n1,2\n")
     with pytest.raises(DataError, match="header lacks column"):
         load(f"kaggle:{path}")
+
+
+YOUTUBE_HEADER = b"COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS\n"
+OLID_HEADER = b"id\ttweet\tsubtask_a\tsubtask_b\tsubtask_c\n"
+DAVIDSON_HEADER = b",count,hate_speech,offensive_language,neither,class,tweet\n"
+HUGE = b"x" * 140_000  # over the csv module's 128 KiB field limit
+
+
+@pytest.mark.parametrize(
+    ("spec", "content", "message"),
+    [
+        ("youtube:Youtube01-A.csv", YOUTUBE_HEADER + b"id1,Ann\n", r"Youtube01-A\.csv:2: 2 field\(s\) where"),
+        ("youtube:Youtube01-A.csv", YOUTUBE_HEADER + b"i,A,d,caf\xe9,0\n", r"A\.csv:2: not valid UTF-8"),
+        (
+            "youtube:Youtube01-A.csv",
+            YOUTUBE_HEADER + b'i,A,d,"' + HUGE + b'",0\n',
+            r"A\.csv:2: .*field limit",
+        ),
+        ("sms:SMSSpamCollection", b"ham\tok\nspam\tcaf\xe9\n", r"SMSSpamCollection:2: not valid UTF-8"),
+        ("sms:SMSSpamCollection", b"ham\tok\nham\t" + HUGE, r"SMSSpamCollection:2: .*field limit"),
+        ("kaggle:train.csv", b"Insult,Date,Comment\r\n1,20120618192155Z\r\n", r"train\.csv:2: 2 field\(s\)"),
+        (
+            "kaggle:train.csv",
+            b'Insult,Date,Comment\r\n1,,"' + HUGE + b'"\r\n',
+            r"train\.csv:2: .*field limit",
+        ),
+        ("olid:olid-training.tsv", OLID_HEADER + b"1\tnice\tNOT\n", r"olid-training\.tsv:2: 3 field\(s\)"),
+        (
+            "olid:olid-training.tsv",
+            OLID_HEADER + b"1\t\xff\tNOT\tx\ty\n",
+            r"training\.tsv:2: not valid UTF-8",
+        ),
+        ("davidson:labeled_data.csv", DAVIDSON_HEADER + b"0,3,2\n", r"labeled_data\.csv:2: 3 field\(s\)"),
+        (
+            "davidson:labeled_data.csv",
+            DAVIDSON_HEADER + b'0,3,2,1,0,0,"' + HUGE,
+            r"data\.csv:2: .*field limit",
+        ),
+    ],
+    ids=[
+        "youtube-short-row",
+        "youtube-not-utf8",
+        "youtube-huge-field",
+        "sms-not-utf8",
+        "sms-huge-field",
+        "kaggle-short-row",
+        "kaggle-huge-field",
+        "olid-short-row",
+        "olid-not-utf8",
+        "davidson-short-row",
+        "davidson-huge-field",
+    ],
+)
+def test_unreadable_corpus_files_name_file_and_line(
+    tmp_path: Path, spec: str, content: bytes, message: str
+) -> None:
+    name, _, filename = spec.partition(":")
+    (tmp_path / filename).write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        load(f"{name}:{tmp_path / filename}")
+
+
+def test_a_byte_order_mark_is_skipped(tmp_path: Path) -> None:
+    path = write(tmp_path / "train.csv", "\ufeff" + KAGGLE)
+    assert len(load(f"kaggle:{path}")) == 3

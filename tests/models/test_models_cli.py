@@ -21,8 +21,13 @@ def data_file(tmp_path: Path, tiny_examples: list[Example]) -> Path:
     return path
 
 
-def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), input=input)
+def run(
+    *args: str, input: str | bytes | None = None, env: dict[str, str | None] | None = None
+) -> tuple[int, str, str]:
+    """Run the command line; an exception other than click's exit (a traceback) fails the test."""
+    result = CliRunner().invoke(cli, list(args), input=input, env={"MODEL_DIR": None, **(env or {})})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -64,7 +69,7 @@ def test_score_reads_stdin_and_keeps_order(model_dir: Path) -> None:
         {"text": "You stupid idiot"},
         {"text": "Thanks for the article"},
     ]
-    stdin = "\n".join(json.dumps(line) for line in lines) + "\n\n"
+    stdin = "".join(json.dumps(line) + "\n" for line in lines)
     code, stdout, _ = run("score", "--model", str(model_dir), input=stdin)
     assert code == 0
     scores = [json.loads(line) for line in stdout.splitlines()]
@@ -90,9 +95,53 @@ def test_score_without_a_model(tmp_path: Path) -> None:
     assert code == 1 and "no active model" in stderr
 
 
-def test_score_rejects_bad_lines(model_dir: Path) -> None:
-    code, _, stderr = run("score", "--model", str(model_dir), input='{"text": "ok"}\n{"body": "x"}\n')
-    assert code == 1 and "line 2" in stderr
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        ('{"text": "ok"}\n{"body": "x"}\n', "standard input:2: expected an object with a string 'text'"),
+        ('{"text": "ok"}\n\n{"text": "ok"}\n', "standard input:2: blank line"),
+        ('{"text": "ok"}\n\n', "standard input:2: blank line"),
+        ('{"text": "ok"}\n{"text": "ok"\n', "standard input:2: not valid JSON"),
+        (b'{"text": "ok"}\n{"text": "caf\xe9"}\n', "standard input:2: not valid UTF-8 (byte 0xe9)"),
+    ],
+    ids=["no-text", "blank-line", "blank-last-line", "not-json", "not-utf8"],
+)
+def test_score_rejects_bad_lines(model_dir: Path, stdin: str | bytes, message: str) -> None:
+    code, _, stderr = run("score", "--model", str(model_dir), input=stdin)
+    assert code == 1 and f"Error: {message}" in stderr
+
+
+def test_score_errors_name_the_file(model_dir: Path, tmp_path: Path) -> None:
+    comments = tmp_path / "in.jsonl"
+    comments.write_bytes(b'{"text": "caf\xe9"}\n')
+    code, _, stderr = run("score", "--model", str(model_dir), str(comments))
+    assert code == 1 and f"Error: {comments}:1: not valid UTF-8 (byte 0xe9)" in stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "content", "message"),
+    [
+        ("bad.jsonl", b'{"text": "caf\xff"}\n', "bad.jsonl:1: not valid UTF-8 (byte 0xff)"),
+        ("bad.csv", b"text,spam\nok,0\nshort\n", "bad.csv:3: 1 field(s) where the header has 2"),
+        (
+            "kaggle:train.csv",
+            b"Insult,Date,Comment\r\n1,2012\r\n",
+            "train.csv:2: 2 field(s) where the header has 3",
+        ),
+        (
+            "youtube:Youtube01-A.csv",
+            b"COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS\nid1\n",
+            "A.csv:2: 1 field(s) where",
+        ),
+    ],
+    ids=["jsonl-not-utf8", "csv-short-row", "kaggle-short-row", "youtube-short-row"],
+)
+def test_train_reports_unreadable_files(tmp_path: Path, spec: str, content: bytes, message: str) -> None:
+    importer, _, filename = spec.rpartition(":")
+    (tmp_path / filename).write_bytes(content)
+    data = f"{importer}:{tmp_path / filename}" if importer else str(tmp_path / filename)
+    code, _, stderr = run("train", "--data", data, "--out", str(tmp_path / "m"))
+    assert code == 1 and message in stderr
 
 
 def test_models_list_activate_rollback(tmp_path: Path, data_file: Path) -> None:
@@ -137,3 +186,26 @@ def test_train_takes_importer_specs_and_threshold_targets(tmp_path: Path, data_f
 def test_train_rejects_an_unknown_importer(tmp_path: Path) -> None:
     code, _, stderr = run("train", "--data", "nosuch:/x", "--out", str(tmp_path / "m"))
     assert code == 1 and "unknown importer 'nosuch'" in stderr
+
+
+def test_model_commands_default_to_model_dir(tmp_path: Path, data_file: Path) -> None:
+    env: dict[str, str | None] = {"MODEL_DIR": str(tmp_path / "m")}
+    first = json.loads(run("train", "--data", str(data_file), env=env)[1])["version"]
+    second = json.loads(run("train", "--data", str(data_file), env=env)[1])["version"]
+    assert f"* {first}" in run("models", "list", env=env)[1]
+    assert run("models", "activate", second, env=env)[:2] == (0, f"active: {second}\n")
+    assert run("models", "rollback", env=env)[:2] == (0, f"active: {first}\n")
+    code, stdout, _ = run("score", input='{"text": "hello"}\n', env=env)
+    assert code == 0 and json.loads(stdout)["model_version"] == first
+    # --model still wins over the environment.
+    code, _, stderr = run("models", "rollback", "--model", str(tmp_path / "none"), env=env)
+    assert code == 1 and "roll back" in stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("models", "rollback"), ("models", "activate", "v1"), ("models", "list"), ("score",), ("evaluate",)],
+)
+def test_model_commands_without_a_model_dir_say_how_to_give_one(args: tuple[str, ...]) -> None:
+    code, _, stderr = run(*args)
+    assert code == 2 and "Missing option '--model'" in stderr and "MODEL_DIR" in stderr
