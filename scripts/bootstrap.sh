@@ -10,7 +10,16 @@ ensure_venv() {
         echo "Python 3.11 or newer is required as python3" >&2
         return 1
     fi
-    [ -x .venv/bin/python ] || python3 -m venv .venv
+    # A venv whose creation failed half-way (no ensurepip: Debian's python3-venv missing)
+    # has a python but no pip; make it again rather than fail on it at every run.
+    if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+        rm -rf .venv
+        if ! python3 -m venv .venv; then
+            rm -rf .venv
+            echo "python3 -m venv failed; install Python's venv module (Debian: apt install python3-venv)" >&2
+            return 1
+        fi
+    fi
     want=$(cat pyproject.toml requirements.lock requirements-vectors.txt | sha256sum | cut -c1-16)
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         echo "installing dependencies into .venv ..." >&2

@@ -68,7 +68,10 @@ def run_local_stack(
     def interrupted(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupted)
+    # Closing the terminal sends SIGHUP: without this the children would go on holding
+    # the port (gunicorn reads HUP as "reload") and the embedded Redis would stay up.
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, interrupted)
     try:
         while all(child.poll() is None for child in children):
             time.sleep(POLL_SECONDS)

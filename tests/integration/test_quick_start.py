@@ -6,12 +6,14 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
+from service.embedded_redis import is_running
 from tests.integration.processes import free_port, wait_for
 
 pytestmark = [pytest.mark.slow]
@@ -42,19 +44,14 @@ def embedded_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def running_service(embedded_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """``scripts/run`` started as the README says, stopped with SIGTERM afterwards."""
-    log = tmp_path / "run.log"
+@contextmanager
+def _run_command(env: dict[str, str], log: Path, stop_signal: signal.Signals) -> Iterator[str]:
+    """``scripts/run`` started as the README says, once it answers; stopped with ``stop_signal``."""
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [str(ROOT / "scripts" / "run")],
-            cwd=ROOT,
-            env=embedded_env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
+            [str(ROOT / "scripts" / "run")], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
         )
-        base = f"http://127.0.0.1:{embedded_env['PORT']}"
+        base = f"http://127.0.0.1:{env['PORT']}"
         try:
             wait_for(
                 lambda: _answers(f"{base}/healthz") or process.poll() is not None,
@@ -62,11 +59,28 @@ def running_service(embedded_env: dict[str, str], tmp_path: Path) -> Iterator[tu
                 "the service to answer",
             )
             assert process.poll() is None, log.read_text()
-            yield base, log
+            yield base
         finally:
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(stop_signal)
             process.wait(60)
     assert "stopping" in log.read_text()
+
+
+@pytest.fixture
+def running_service(embedded_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """``scripts/run`` started as the README says, stopped with SIGTERM afterwards."""
+    log = tmp_path / "run.log"
+    with _run_command(embedded_env, log, signal.SIGTERM) as base:
+        yield base, log
+
+
+def test_closing_the_terminal_stops_web_workers_and_the_embedded_redis(
+    embedded_env: dict[str, str], tmp_path: Path
+) -> None:
+    with _run_command(embedded_env, tmp_path / "run.log", signal.SIGHUP) as base:
+        pass
+    assert not _answers(f"{base}/healthz")  # the port is free again
+    assert not is_running(Path(embedded_env["MODERATION_DATA_DIR"]))
 
 
 def test_run_command_serves_and_classifies_a_form_post(
