@@ -10,8 +10,9 @@ a worker that was killed (worker/orphans.py).
 
 A newly activated (or shadow) version is loaded by the parent too, once: the children
 keep the models they were forked with, and the parent replaces them one at a time (a
-warm shutdown, so the batch in hand is finished) with children forked after the load.
-Loading it in every child instead would give each its own copy.
+warm shutdown, so the batch in hand is finished) with children forked after the load;
+a child still busy after `RETIRE_GRACE_SECONDS` (a retraining run lasts minutes) no
+longer holds up the others. Loading it in every child instead would give each its own copy.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
 
 from service.config import Settings
@@ -36,6 +37,10 @@ RESPAWN_SECONDS = 1.0
 # pointers every `model_check_seconds`.
 POLL_SECONDS = 0.2
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+# A child told to make way for a new model finishes its job first: a classify batch takes
+# well under this, so one that has not ended by then is on a long job (a retraining run),
+# and the next child is told too rather than scoring with the old model meanwhile.
+RETIRE_GRACE_SECONDS = 5.0
 
 
 @contextlib.contextmanager
@@ -48,6 +53,14 @@ def _stop_signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
+def next_to_retire(outdated: set[int], retiring: Mapping[int, float], now: float) -> int | None:
+    """The outdated child to tell to stop next, or None while one told less than
+    `RETIRE_GRACE_SECONDS` before ``now`` may still be finishing a short job."""
+    if not outdated or any(now - told < RETIRE_GRACE_SECONDS for told in retiring.values()):
+        return None
+    return min(outdated)
+
+
 def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolder], None]) -> None:
     """Load the model once, fork ``processes`` children running ``run_child``, supervise them.
 
@@ -58,14 +71,14 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
     gc.freeze()
     children: dict[int, int] = {}
     outdated: set[int] = set()  # children forked before the models held now were loaded
-    retiring: int | None = None  # the one of them told to stop, to be replaced at once
+    retiring: dict[int, float] = {}  # those told to stop, when; each is replaced once it ends
     stopping = False
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
         for pid in list(children):
-            if pid == retiring:  # told already; a second SIGTERM would make RQ stop it cold
+            if pid in retiring:  # told already; a second SIGTERM would make RQ stop it cold
                 continue
             with contextlib.suppress(ProcessLookupError):  # reaped a moment ago
                 os.kill(pid, signal.SIGTERM)
@@ -115,12 +128,14 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
     def retire_next() -> None:
         # One at a time, so the others go on taking jobs meanwhile. Stop signals wait, so a
         # stop cannot fall between choosing the child and signalling it (it would signal twice).
-        nonlocal retiring
         with _stop_signals_held():
-            if retiring is None and outdated and not stopping:
-                retiring = outdated.pop()
+            now = time.monotonic()
+            pid = None if stopping else next_to_retire(outdated, retiring, now)
+            if pid is not None:
+                outdated.discard(pid)
+                retiring[pid] = now
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(retiring, signal.SIGTERM)
+                    os.kill(pid, signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     try:
@@ -144,8 +159,7 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
             outdated.discard(pid)
             if stopping:
                 continue
-            if pid == retiring:
-                retiring = None
+            if retiring.pop(pid, None) is not None:
                 spawn(slot)
                 continue
             logger.warning("worker process %s ended (status %s); starting another", pid, status)

@@ -1,0 +1,22 @@
+"""Which outdated worker the pool tells to make way for a new model, and when."""
+
+from __future__ import annotations
+
+from worker.pool import RETIRE_GRACE_SECONDS, next_to_retire
+
+
+def test_outdated_workers_are_retired_one_at_a_time() -> None:
+    assert next_to_retire({41, 42}, {}, now=100.0) == 41
+    # One told a moment ago is finishing its job; the others keep taking jobs meanwhile.
+    assert next_to_retire({42}, {41: 99.0}, now=100.0) is None
+
+
+def test_a_worker_busy_past_the_grace_period_does_not_hold_up_the_others() -> None:
+    # Still running a long job (a retraining run): the next one is told all the same.
+    told = 100.0 - RETIRE_GRACE_SECONDS - 0.1
+    assert next_to_retire({42, 43}, {41: told}, now=100.0) == 42
+    assert next_to_retire({43}, {41: told, 42: 99.0}, now=100.0) is None
+
+
+def test_nothing_to_retire_when_no_worker_is_outdated() -> None:
+    assert next_to_retire(set(), {}, now=100.0) is None
