@@ -6,12 +6,14 @@ import logging
 from collections.abc import Callable
 from enum import Enum
 from functools import wraps
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Response, g, jsonify, redirect, render_template, request
+from flask import Blueprint, Flask, Request, Response, g, jsonify, redirect, render_template, request
 from flask.blueprints import BlueprintSetupState
+from werkzeug.datastructures import FileStorage, Headers, MultiDict
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.formparser import FormDataParser, MultiPartParser
 from werkzeug.routing import BaseConverter, IntegerConverter, Map
 
 from service.app import get_session, services
@@ -33,7 +35,7 @@ from service.review import (
 )
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.transitions import decide
-from service.validation import MAX_ID, check_unicode, parse_json, parse_submission, whole_number
+from service.validation import MAX_ID, check_unicode, parse_json, parse_submission, thread_key, whole_number
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 logger = logging.getLogger(__name__)
@@ -55,11 +57,83 @@ class IdConverter(IntegerConverter):
         super().__init__(url_map, max=MAX_ID)
 
 
+_NOT_UTF8 = "the form body is not valid UTF-8"
+_FormParse = tuple[IO[bytes], MultiDict[str, Any], MultiDict[str, Any]]
+
+
+class _StrictMultiPartParser(MultiPartParser):
+    """Werkzeug's multipart parser, refusing a text field that is not UTF-8 rather than
+    storing it with U+FFFD in place of the bytes it could not read."""
+
+    def get_part_charset(self, headers: Headers) -> str:
+        """Latin-1 for every field, so that its bytes reach ``parse`` whole."""
+        # Werkzeug decodes fields with errors="replace" and has no setting for that (the
+        # charset and errors options went in 3.0); Latin-1 maps each byte to one character,
+        # so nothing is replaced and parse() decodes the bytes again, strictly. Every form
+        # is read as UTF-8, as urlencoded ones are, whatever charset a part declares.
+        return "latin-1"
+
+    def parse(
+        self, stream: IO[bytes], boundary: bytes, content_length: int | None
+    ) -> tuple[MultiDict[str, str], MultiDict[str, FileStorage]]:
+        """The form's text fields and files; ``BadRequest`` when a text field is not UTF-8."""
+        form, files = super().parse(stream, boundary, content_length)
+        try:
+            fields = [(name, value.encode("latin-1").decode()) for name, value in form.items(multi=True)]
+        except UnicodeDecodeError:
+            raise BadRequest(_NOT_UTF8) from None
+        return self.cls(fields), files
+
+
+class _StrictFormDataParser(FormDataParser):
+    """Werkzeug's form parser, refusing with 400 a form body it cannot read whole.
+
+    Werkzeug reads a urlencoded body that is not UTF-8, or a malformed multipart one, as
+    an empty form (every field "required"), keeps a %-escape that is not UTF-8 as text,
+    and patches multipart fields with U+FFFD.
+    """
+
+    def _parse_urlencoded(
+        self, stream: IO[bytes], mimetype: str, content_length: int | None, options: dict[str, str]
+    ) -> _FormParse:
+        try:
+            items = parse_qsl(stream.read().decode(), keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            raise BadRequest(_NOT_UTF8) from None
+        return stream, self.cls(items), self.cls()
+
+    def _parse_multipart(
+        self, stream: IO[bytes], mimetype: str, content_length: int | None, options: dict[str, str]
+    ) -> _FormParse:
+        boundary = options.get("boundary", "")
+        if not boundary or not boundary.isascii():
+            raise BadRequest("the multipart form body names no boundary")
+        parser = _StrictMultiPartParser(
+            stream_factory=self.stream_factory,
+            max_form_memory_size=self.max_form_memory_size,
+            max_form_parts=self.max_form_parts,
+            cls=self.cls,
+        )
+        try:
+            form, files = parser.parse(stream, boundary.encode("ascii"), content_length)
+        except ValueError as exc:
+            raise BadRequest(f"the multipart form body is malformed ({exc})") from None
+        return stream, form, files
+
+
+class FormRequest(Request):
+    """Flask's request, reading form bodies strictly as UTF-8."""
+
+    form_data_parser_class = _StrictFormDataParser
+
+
 @bp.record_once
-def _register_converter(state: BlueprintSetupState) -> None:
+def _configure_app(state: BlueprintSetupState) -> None:
     # Recorded before the routes below, so the converters exist when they are added.
     state.app.url_map.converters["thread"] = ThreadConverter
     state.app.url_map.converters["id"] = IdConverter
+    # The app factory knows nothing of forms; the intake below is what reads them.
+    cast(Flask, state.app).request_class = FormRequest
 
 
 NOTE_MAX_CHARS = 2000
@@ -77,21 +151,9 @@ def _json_object() -> dict[str, Any]:
     return body
 
 
-def _form_fields() -> dict[str, Any]:
-    if request.mimetype == "application/x-www-form-urlencoded":
-        # Werkzeug silently drops a body that is not UTF-8 (and keeps a bad %-escape as
-        # text), which would read as every field missing; decoding it strictly first tells.
-        # The form is then parsed from the body get_data() keeps.
-        try:
-            parse_qsl(request.get_data().decode(), keep_blank_values=True, errors="strict")
-        except UnicodeDecodeError:
-            raise BadRequest("the form body is not valid UTF-8") from None
-    return request.form.to_dict()
-
-
 def _submitted_fields() -> dict[str, Any]:
     if request.mimetype in FORM_TYPES:
-        return _form_fields()
+        return request.form.to_dict()
     if request.is_json:
         return _json_object()
     raise UnsupportedMediaType(
@@ -132,6 +194,13 @@ def _choice(kind: type[Choice], field: str, raw: Any) -> Choice:
         raise ValidationError({field: f"{field} must be one of: {allowed}"}) from None
 
 
+def _thread(raw: str) -> str:
+    try:
+        return thread_key(raw)
+    except ValueError as exc:
+        raise ValidationError({"thread": f"thread {exc}"}) from None
+
+
 def _positive(field: str, raw: str | None, default: int, most: int, *, clamp: bool = False) -> int:
     if raw is None:
         return default
@@ -148,7 +217,7 @@ def list_review_queue() -> Any:
     args = request.args
     query = ListQuery(
         status=_choice(CommentStatus, "status", args["status"]) if args.get("status") else None,
-        thread=args.get("thread") or None,
+        thread=_thread(args["thread"]) if args.get("thread") else None,
         sort=_choice(Sort, "sort", args.get("sort", Sort.QUEUE.value)),
         page=_positive("page", args.get("page"), 1, MAX_PAGE) if "page" in args else None,
         cursor=args.get("cursor") or None,
@@ -213,7 +282,7 @@ def list_thread(thread: str) -> Response:
     """The approved comments of one thread, for the site to show under its article."""
     page = _positive("page", request.args.get("page"), 1, MAX_PAGE)
     per_page = _positive("per_page", request.args.get("per_page"), 100, MAX_PER_PAGE, clamp=True)
-    listing = list_published(get_session(), thread, page, per_page)
+    listing = list_published(get_session(), _thread(thread), page, per_page)
     keys = services().keys
     response = jsonify(page_view(listing, [public_view(comment, keys) for comment in listing.items]))
     return response

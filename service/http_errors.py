@@ -11,12 +11,21 @@ from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from service.errors import AuthError, ServiceError, ValidationError
+from service.validation import SubmissionError
 
 logger = logging.getLogger(__name__)
 
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 # What a client is told to wait before trying again while the database is down.
 RETRY_AFTER_SECONDS = 5
+# What the form page says when the commenter cannot fix the problem: the request, not
+# what they typed, was wrong (hidden fields, the form's encoding), or the server failed.
+BROKEN_FORM = (
+    "The comment form on this page is broken, so your comment was not sent. "
+    "Please let the site's editors know."
+)
+TOO_LARGE = "Your comment is far too long to send. Please shorten it a lot and send it again."
+TRY_LATER = "Comments cannot be received right now, so yours was not sent. Please try again in a few minutes."
 
 
 def is_form_post() -> bool:
@@ -28,12 +37,30 @@ def _code(name: str) -> str:
     return name.lower().replace(" ", "_").replace("'", "")
 
 
-def error_response(status: int, code: str, message: str, fields: dict[str, str] | None = None) -> Response:
-    """The error body every endpoint uses, rendered for the kind of client asking."""
+def _form_problem(status: int) -> str:
+    if status == 413:
+        return TOO_LARGE
+    return BROKEN_FORM if status < 500 else TRY_LATER
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    fields: dict[str, str] | None = None,
+    advice: list[str] | None = None,
+) -> Response:
+    """The error body every endpoint uses, rendered for the kind of client asking.
+
+    A form post gets a page for the commenter: ``advice`` when given, else a sentence
+    for ``status``; ``message`` and ``fields`` are the API's wording.
+    """
     if is_form_post():
-        problems = list(fields.values()) if fields else [message]
-        response = Response(render_template("form_errors.html", problems=problems), status=status)
-        return response
+        problems = advice or [_form_problem(status)]
+        if BROKEN_FORM in problems:
+            # The page names no internals, so whoever the site asks to look finds them here.
+            logger.warning("a form post to %s was refused (%s): %s", request.path, status, message)
+        return Response(render_template("form_errors.html", problems=problems), status=status)
     body: dict[str, object] = {"error": code, "message": message}
     if fields:
         body["fields"] = fields
@@ -42,9 +69,17 @@ def error_response(status: int, code: str, message: str, fields: dict[str, str] 
     return response
 
 
+def _advice(error: ValidationError) -> list[str]:
+    """The form page's wording of ``error``: visible fields by their label, others as a broken form (once)."""
+    advice = error.advice if isinstance(error, SubmissionError) else {}
+    return list(dict.fromkeys(advice.get(field, BROKEN_FORM) for field in error.problems))
+
+
 def _service_error(error: ServiceError) -> Response:
-    fields = error.problems if isinstance(error, ValidationError) else None
-    response = error_response(error.status, error.code, str(error), fields)
+    if isinstance(error, ValidationError):
+        response = error_response(error.status, error.code, str(error), error.problems, _advice(error))
+    else:
+        response = error_response(error.status, error.code, str(error))
     if isinstance(error, AuthError):
         response.headers["WWW-Authenticate"] = 'Bearer realm="moderation"'
     return response

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
 
 NOTICE_PARAMETER = "comment_status"
 NOTICE_VALUE = "awaiting-moderation"
+_NOTICE_KEYS = frozenset({NOTICE_PARAMETER, "comment_id"})
 # Browsers read a backslash as "/" and urlsplit does not, so it may name another host
 # than the one the browser goes to. Control characters and spaces, which browsers drop
 # or encode by rules of their own, are refused for the same reason.
@@ -28,10 +29,19 @@ def safe_target(candidates: Iterable[str | None], allowed_hosts: Iterable[str]) 
 
 
 def with_notice(url: str, comment_id: int) -> str:
-    """``url`` with query parameters telling the page that this comment awaits moderation."""
+    """``url`` with query parameters telling the page that this comment awaits moderation.
+
+    The page's own parameters stay as they were written, blank and value-less ones
+    included, and so does its fragment; without one the reader lands on ``#comments``.
+    """
     parts = urlsplit(url)
-    query = [
-        (key, value) for key, value in parse_qsl(parts.query) if key not in {NOTICE_PARAMETER, "comment_id"}
+    # Decoding and encoding the query again would write "flag" as "flag=" and change the
+    # page's escapes, so only an earlier notice is taken out of it, piece by piece.
+    kept = [
+        piece
+        for piece in parts.query.split("&")
+        if piece and unquote_plus(piece.partition("=")[0]) not in _NOTICE_KEYS
     ]
-    query += [(NOTICE_PARAMETER, NOTICE_VALUE), ("comment_id", str(comment_id))]
-    return urlunsplit(parts._replace(query=urlencode(query), fragment="comments"))
+    notice = urlencode({NOTICE_PARAMETER: NOTICE_VALUE, "comment_id": comment_id})
+    query = "&".join([*kept, notice])
+    return urlunsplit(parts._replace(query=query, fragment=parts.fragment or "comments"))

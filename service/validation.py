@@ -34,6 +34,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Half of a UTF-16 pair: JSON's "\ud800" escape makes one, and UTF-8 (so the database) cannot hold it.
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# The fields a reply form shows, by the labels commenters see; the others are hidden inputs.
+_LABELS = {"name": "Name", "email": "Email", "comment": "Comment", "url": "Website"}
+_FILL_IN = "Please fill this in."
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,22 @@ class Submission:
     thread: str
     parent_id: int | None = None
     url: str | None = None
+
+
+class FieldError(ValueError):
+    """A refused value: ``str()`` says what is wrong for API clients, ``advice`` what a commenter can do."""
+
+    def __init__(self, problem: str, advice: str) -> None:
+        super().__init__(problem)
+        self.advice = advice
+
+
+class SubmissionError(ValidationError):
+    """A refused submission; ``advice`` words the problems of the fields a commenter sees, by their labels."""
+
+    def __init__(self, problems: dict[str, str], advice: dict[str, str]) -> None:
+        super().__init__(problems)
+        self.advice = advice
 
 
 def clean_text(value: str) -> str:
@@ -93,35 +112,61 @@ def check_unicode(value: str) -> None:
         raise ValueError("is not valid Unicode (it holds a lone surrogate)")
 
 
-def _text(raw: Any, *, max_chars: int, control: re.Pattern[str] = _CONTROL) -> str:
+def _too_long(value: str, max_chars: int, max_bytes: int | None = None) -> FieldError | None:
+    """The problem with ``value`` being over a limit, or None when it is within them."""
+    if len(value) > max_chars:
+        problem = f"is longer than {max_chars} characters"
+    elif max_bytes is not None and len(value.encode()) > max_bytes:
+        problem = f"is longer than {max_bytes} bytes"
+    else:
+        return None
+    fits = value[:max_chars]
+    if max_bytes is not None:
+        # Cutting the UTF-8 at the limit may split a character; ignoring that last piece
+        # leaves the longest start of the text that fits.
+        fits = fits.encode()[:max_bytes].decode(errors="ignore")
+    # Commenters count characters, not bytes: say how many cut from the end make it fit.
+    cut = len(value) - len(fits)
+    return FieldError(problem, f"This is too long; shorten it by about {cut:,} characters.")
+
+
+def _text(
+    raw: Any, *, max_chars: int, max_bytes: int | None = None, control: re.Pattern[str] = _CONTROL
+) -> str:
     if raw is None:
-        raise ValueError("is required")
+        raise FieldError("is required", _FILL_IN)
     if not isinstance(raw, str):
-        raise ValueError("must be a string")
-    check_unicode(raw)
+        raise FieldError("must be a string", _FILL_IN)
+    try:
+        check_unicode(raw)
+    except ValueError as exc:
+        raise FieldError(str(exc), "This contains characters that cannot be stored; type it again.") from None
     value = clean_text(raw)
     if not value:
-        raise ValueError("is required")
+        raise FieldError("is required", _FILL_IN)
     if control.search(value):
-        raise ValueError("contains control characters")
-    if len(value) > max_chars:
-        raise ValueError(f"is longer than {max_chars} characters")
+        raise FieldError(
+            "contains control characters", "This contains invisible control characters; type it again."
+        )
+    problem = _too_long(value, max_chars, max_bytes)
+    if problem:
+        raise problem
     return value
+
+
+def thread_key(raw: Any) -> str:
+    """The thread key ``raw`` names, cleaned as the intake stores it (NFC, trimmed), so that
+    lookups find what was posted; ``ValueError`` saying what is wrong with it."""
+    return _text(raw, max_chars=THREAD_MAX_CHARS)
 
 
 def _name(raw: Any) -> str:
     return _text(raw, max_chars=NAME_MAX_CHARS)
 
 
-def _thread(raw: Any) -> str:
-    return _text(raw, max_chars=THREAD_MAX_CHARS)
-
-
 def _comment(raw: Any) -> str:
-    value = _text(raw, max_chars=COMMENT_MAX_BYTES, control=_BODY_CONTROL)
-    if len(value.encode()) > COMMENT_MAX_BYTES:
-        raise ValueError(f"is longer than {COMMENT_MAX_BYTES} bytes")
-    return value
+    # The character limit never refuses more than the byte limit; it is the cheap first check.
+    return _text(raw, max_chars=COMMENT_MAX_BYTES, max_bytes=COMMENT_MAX_BYTES, control=_BODY_CONTROL)
 
 
 def _email(raw: Any) -> str:
@@ -129,7 +174,8 @@ def _email(raw: Any) -> str:
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise ValueError(f"is not a valid email address ({exc})") from None
+        # email-validator's own sentences are written for the person typing the address.
+        raise FieldError(f"is not a valid email address ({exc})", str(exc)) from None
 
 
 def _url(raw: Any) -> str | None:
@@ -140,9 +186,13 @@ def _url(raw: Any) -> str | None:
         value = f"http://{value}"
     parts = urlsplit(value)
     if parts.scheme.lower() not in {"http", "https"} or not parts.hostname or " " in value:
-        raise ValueError("must be a web address starting with http:// or https://")
-    if len(value) > URL_MAX_CHARS:
-        raise ValueError(f"is longer than {URL_MAX_CHARS} characters")
+        raise FieldError(
+            "must be a web address starting with http:// or https://",
+            "Enter a web address starting with http:// or https://, or leave this empty.",
+        )
+    problem = _too_long(value, URL_MAX_CHARS)
+    if problem:
+        raise problem
     return value
 
 
@@ -162,24 +212,27 @@ _FIELDS: dict[str, Callable[[Any], Any]] = {
     "name": _name,
     "email": _email,
     "comment": _comment,
-    "thread": _thread,
+    "thread": thread_key,
     "parent_id": _parent_id,
     "url": _url,
 }
 
 
 def parse_submission(fields: Mapping[str, Any]) -> Submission:
-    """Validate every field at once; raise ``ValidationError`` listing each problem.
+    """Validate every field at once; raise ``SubmissionError`` listing each problem.
 
     Unknown fields (submit buttons, a site's own hidden inputs) are ignored.
     """
     values: dict[str, Any] = {}
     problems: dict[str, str] = {}
+    advice: dict[str, str] = {}
     for field, parse in _FIELDS.items():
         try:
             values[field] = parse(fields.get(field))
         except ValueError as exc:
             problems[field] = f"{field} {exc}"
+            if isinstance(exc, FieldError) and field in _LABELS:
+                advice[field] = f"{_LABELS[field]}: {exc.advice}"
     if problems:
-        raise ValidationError(problems)
+        raise SubmissionError(problems, advice)
     return Submission(**values)

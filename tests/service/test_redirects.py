@@ -30,6 +30,29 @@ def test_only_allowed_hosts(candidates: list[str | None], expected: str | None) 
     assert safe_target(candidates, ALLOWED) == expected
 
 
-def test_notice_is_added_and_the_page_query_kept() -> None:
-    url = with_notice("https://news.example/a?page=2#top", 41)
-    assert url == "https://news.example/a?page=2&comment_status=awaiting-moderation&comment_id=41#comments"
+NOTICE = "comment_status=awaiting-moderation&comment_id=41"
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("https://news.example/a", f"https://news.example/a?{NOTICE}#comments"),
+        ("https://news.example/a?page=2#top", f"https://news.example/a?page=2&{NOTICE}#top"),
+        # Blank and value-less parameters, and the escapes the page wrote, come back as they were.
+        (
+            "https://news.example/a?x=1&flag&y=#comments",
+            f"https://news.example/a?x=1&flag&y=&{NOTICE}#comments",
+        ),
+        (
+            "https://news.example/a?q=a+b%2Fc&z=%C3%A9",
+            f"https://news.example/a?q=a+b%2Fc&z=%C3%A9&{NOTICE}#comments",
+        ),
+        # An earlier notice (a second comment from the same page) is replaced, not repeated.
+        (
+            "https://news.example/a?comment_status=x&page=2&comment%5Fid=7#c3",
+            f"https://news.example/a?page=2&{NOTICE}#c3",
+        ),
+    ],
+)
+def test_notice_is_added_and_the_page_query_and_fragment_kept(target: str, expected: str) -> None:
+    assert with_notice(target, 41) == expected

@@ -350,6 +350,38 @@ def test_public_thread_lists_approved_comments_only_without_email(
     assert "example.com" not in response.get_data(as_text=True)
 
 
+# The intake stores "café" composed (NFC) and trimmed; a lookup must clean the key the same way.
+@pytest.mark.parametrize("key", ["caf%C3%A9", "cafe%CC%81", "caf%C3%A9%20", "%20cafe%CC%81"])
+def test_thread_lookups_clean_the_key_as_the_intake_does(
+    client: FlaskClient, moderator_headers: dict[str, str], key: str
+) -> None:
+    comment_id = _post(client, thread="café")
+    client.post(f"/v1/comments/{comment_id}/decision", json={"action": "approve"}, headers=moderator_headers)
+    public = client.get(f"/v1/threads/{key}/comments").get_json()
+    assert (public["total"], [item["id"] for item in public["items"]]) == (1, [comment_id])
+    queue = client.get(f"/v1/comments?thread={key}", headers=moderator_headers).get_json()
+    assert [item["id"] for item in queue["items"]] == [comment_id]
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("%20", "thread is required"),
+        ("a%07b", "thread contains control characters"),
+        pytest.param("x" * 501, "thread is longer than 500 characters", id="x*501"),
+    ],
+)
+def test_a_thread_key_no_comment_can_have_gets_422(
+    client: FlaskClient, moderator_headers: dict[str, str], key: str, message: str
+) -> None:
+    for response in (
+        client.get(f"/v1/threads/{key}/comments"),
+        client.get(f"/v1/comments?thread={key}", headers=moderator_headers),
+    ):
+        assert response.status_code == 422
+        assert response.get_json()["fields"] == {"thread": message}
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [

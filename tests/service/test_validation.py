@@ -7,7 +7,15 @@ from typing import Any
 import pytest
 
 from service.errors import ValidationError
-from service.validation import COMMENT_MAX_BYTES, Submission, parse_json, parse_submission, whole_number
+from service.validation import (
+    COMMENT_MAX_BYTES,
+    Submission,
+    SubmissionError,
+    parse_json,
+    parse_submission,
+    thread_key,
+    whole_number,
+)
 
 VALID = {"name": "Ann", "email": "ann@example.com", "comment": "Good piece.", "thread": "/news/1"}
 
@@ -63,6 +71,53 @@ def test_each_problem_is_named(changes: dict[str, Any], field: str, message: str
     with pytest.raises(ValidationError) as caught:
         parse_submission(_with(**changes))
     assert caught.value.problems[field].startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("changes", "advice"),
+    [
+        ({"name": " "}, {"name": "Name: Please fill this in."}),
+        ({"name": "x" * 250}, {"name": "Name: This is too long; shorten it by about 5 characters."}),
+        (
+            {"name": "bad\x00name"},
+            {"name": "Name: This contains invisible control characters; type it again."},
+        ),
+        ({"email": "nope"}, {"email": "Email: An email address must have an @-sign."}),
+        # Under the character limit, over the byte limit: 7,238 "é" (2 bytes each) must go.
+        (
+            {"comment": "é" * 40_000},
+            {"comment": "Comment: This is too long; shorten it by about 7,238 characters."},
+        ),
+        # Over both: cutting to 65,525 characters still leaves too many bytes.
+        (
+            {"comment": "é" * 70_000},
+            {"comment": "Comment: This is too long; shorten it by about 37,238 characters."},
+        ),
+        (
+            {"comment": "x" * 65_000 + "€" * 200},
+            {"comment": "Comment: This is too long; shorten it by about 25 characters."},
+        ),
+        (
+            {"url": "ftp://files.example"},
+            {"url": "Website: Enter a web address starting with http:// or https://, or leave this empty."},
+        ),
+        # Hidden fields get no advice: a commenter cannot fix them (the page says the form is broken).
+        ({"thread": "", "parent_id": "x"}, {}),
+    ],
+)
+def test_commenters_are_told_what_to_fix_by_the_field_label(
+    changes: dict[str, Any], advice: dict[str, str]
+) -> None:
+    with pytest.raises(SubmissionError) as caught:
+        parse_submission(_with(**changes))
+    assert caught.value.advice == advice
+    assert set(caught.value.problems) == {*changes}
+
+
+def test_the_thread_key_is_cleaned_by_the_function_lookups_share() -> None:
+    assert thread_key(" cafe\u0301 ") == "café" == parse_submission(_with(thread=" cafe\u0301 ")).thread
+    with pytest.raises(ValueError, match="is required"):
+        thread_key("  ")
 
 
 def test_every_problem_is_reported_at_once() -> None:
