@@ -105,8 +105,16 @@ def test_a_stopped_pool_frees_the_dispatcher_lease_at_once(
     lease = services.queue.dispatcher_lease
     connection = services.queue.queue.connection
     pool = _start_pool(services, settings_overrides, tmp_path)
+    queue = services.queue.queue
+
+    def settled() -> bool:
+        # Idle workers have set up RQ's signal handlers; a stop before that, in RQ's own
+        # start-up, ends a worker with no clean-up at all.
+        workers = RQWorker.all(queue=queue)
+        return bool(connection.exists(lease)) and all(worker.get_state() == "idle" for worker in workers)
+
     try:
-        wait_for(lambda: bool(connection.exists(lease)), 30, "a worker to take the lease\n" + pool.output())
+        wait_for(settled, 30, "idle workers, one holding the lease\n" + pool.output())
     finally:
         pool.stop()
     # Renewed every half second for two, the lease would still be there had the worker

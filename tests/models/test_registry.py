@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import stat
@@ -28,6 +27,7 @@ from models.registry import (
     save_version,
 )
 from models.training import TrainingResult
+from tests.flock import flock_is_free
 
 
 @pytest.fixture
@@ -105,18 +105,6 @@ def test_only_listed_version_names_are_accepted(
     assert list_versions(root) == [] and active_version(root) is None
 
 
-def _lock_is_held(root: Path) -> bool:
-    # flock locks belong to an open file: a second open of the lock file in this process
-    # cannot take it while the registry's own open holds it.
-    with (root / LOCK_FILE).open("a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        return False
-
-
 def test_activate_checks_the_version_under_the_lock(
     three_versions: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -128,7 +116,7 @@ def test_activate_checks_the_version_under_the_lock(
     verify = models.registry.verify_artifact
 
     def checking(directory: Path) -> dict[str, Any]:
-        held.append(_lock_is_held(root))
+        held.append(not flock_is_free(root / LOCK_FILE))
         return verify(directory)
 
     monkeypatch.setattr(models.registry, "verify_artifact", checking)

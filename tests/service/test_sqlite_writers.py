@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import threading
 import time
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from service.db import make_engine
+from tests.flock import flock_is_free
 
 
 def _engine(path: Path) -> Engine:
@@ -46,27 +46,17 @@ def test_a_second_writer_waits_for_the_first_to_commit(tmp_path: Path) -> None:
     second.dispose()
 
 
-def _lock_is_free(path: Path) -> bool:
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return True
-
-
 def test_the_lock_is_held_from_the_first_write_to_commit_or_rollback(tmp_path: Path) -> None:
     engine, lock = _engine(tmp_path / "db.sqlite"), tmp_path / "db.sqlite.writer-lock"
     with engine.connect() as connection:
         connection.execute(text("SELECT count(*) FROM t"))
-        assert _lock_is_free(lock)
+        assert flock_is_free(lock)
         connection.execute(text("INSERT INTO t VALUES (1)"))
-        assert not _lock_is_free(lock)
+        assert not flock_is_free(lock)
         connection.rollback()
-        assert _lock_is_free(lock)
+        assert flock_is_free(lock)
         connection.execute(text("UPDATE t SET n = 2"))
-        assert not _lock_is_free(lock)
+        assert not flock_is_free(lock)
         connection.commit()
-        assert _lock_is_free(lock)
+        assert flock_is_free(lock)
     engine.dispose()
