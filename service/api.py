@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum
 from functools import wraps
 from typing import IO, Any, TypeVar, cast
@@ -194,20 +195,25 @@ def _choice(kind: type[Choice], field: str, raw: Any) -> Choice:
         raise ValidationError({field: f"{field} must be one of: {allowed}"}) from None
 
 
-def _thread(raw: str) -> str:
+@contextmanager
+def _refused_as(field: str) -> Iterator[None]:
+    """Turn a reader's ``ValueError`` ("must be ...") into a 422 naming ``field``."""
     try:
-        return thread_key(raw)
+        yield
     except ValueError as exc:
-        raise ValidationError({"thread": f"thread {exc}"}) from None
+        raise ValidationError({field: f"{field} {exc}"}) from None
+
+
+def _thread(raw: str) -> str:
+    with _refused_as("thread"):
+        return thread_key(raw)
 
 
 def _positive(field: str, raw: str | None, default: int, most: int, *, clamp: bool = False) -> int:
     if raw is None:
         return default
-    try:
+    with _refused_as(field):
         return whole_number(raw, most, clamp=clamp)
-    except ValueError as exc:
-        raise ValidationError({field: f"{field} {exc}"}) from None
 
 
 @bp.get("/comments")
@@ -249,10 +255,8 @@ def _decision(body: dict[str, Any]) -> tuple[Action, DecisionReason | None, str 
     if note is not None and (not isinstance(note, str) or len(note) > NOTE_MAX_CHARS):
         raise ValidationError({"note": f"note must be text of at most {NOTE_MAX_CHARS} characters"})
     if note is not None:
-        try:
+        with _refused_as("note"):
             check_unicode(note)
-        except ValueError as exc:
-            raise ValidationError({"note": f"note {exc}"}) from None
     return action, reason, note.strip() if note else None
 
 

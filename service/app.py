@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings, load_settings
 from service.db import make_engine, make_session_factory
+from service.errors import ConfigError
 from service.intake import Intake
 from service.keyfile import load_checked_keys, load_keys
 from service.privacy import KeyRing
@@ -47,14 +48,17 @@ class Services:
 def build_services(settings: Settings) -> Services:
     """Open the edges (database engine, Redis client, key ring) that ``settings`` name;
     a key other than the one the stored emails were encrypted with is refused."""
+    engine = make_engine(settings.database)
     try:
-        keys = load_checked_keys(settings)  # first: a refused key must start nothing
+        keys = load_checked_keys(settings, engine)  # before Redis: a refused key must start nothing
     except OperationalError as exc:
         # A database that is down must not keep the app from starting and saying so on
         # /healthz; `prepare`, which every start command runs first, checks the key strictly.
         logger.warning("could not check the secret key against the database: %s", exc.orig)
         keys = load_keys(settings)
-    engine = make_engine(settings.database)
+    except ConfigError:
+        engine.dispose()
+        raise
     connection = connect_redis(redis_url(settings), timeout=settings.redis_timeout)
     return Services(
         settings=settings,

@@ -19,10 +19,12 @@ def prepare(settings: Settings) -> Iterator[str]:
     train the seed model when none is active; say each step."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database)
-    upgrade(engine)
-    engine.dispose()
-    yield f"database ready: {engine.url.render_as_string(hide_password=True)}"
-    load_checked_keys(settings)
+    try:
+        upgrade(engine)
+        yield f"database ready: {engine.url.render_as_string(hide_password=True)}"
+        load_checked_keys(settings, engine)
+    finally:
+        engine.dispose()
     yield f"secret key ready ({key_origin(settings)})"
     yield from _prepare_models(settings.models)
 

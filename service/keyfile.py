@@ -11,11 +11,10 @@ import secrets
 import stat
 from pathlib import Path
 
-from sqlalchemy import Connection, delete, insert, inspect, select
+from sqlalchemy import Connection, Engine, delete, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from service.config import Settings
-from service.db import make_engine
 from service.errors import ConfigError
 from service.privacy import MIN_SECRET_BYTES, KeyRing, readable_email
 from service.tables import Comment, KeyFingerprint
@@ -87,16 +86,15 @@ def load_keys(settings: Settings) -> KeyRing:
     return KeyRing.from_secret(_decode(_read_or_create(path), str(path)))
 
 
-def load_checked_keys(settings: Settings) -> KeyRing:
+def load_checked_keys(settings: Settings, engine: Engine) -> KeyRing:
     """The key ring, refusing (``ConfigError``) a key other than the one the stored emails
-    were encrypted with.
+    in ``engine``'s database were encrypted with.
 
     The first start records the key's fingerprint in the database, and later starts
     compare with it. A different key is accepted, and recorded, only while no email is
     stored. Rotating the key is not supported.
     """
     keys = load_keys(settings)
-    engine = make_engine(settings.database)
     try:
         with engine.begin() as connection:
             _check_fingerprint(connection, keys, settings)
@@ -104,8 +102,6 @@ def load_checked_keys(settings: Settings) -> KeyRing:
         # Another process recorded its fingerprint at the same moment: compare with that one.
         with engine.begin() as connection:
             _check_fingerprint(connection, keys, settings)
-    finally:
-        engine.dispose()
     return keys
 
 

@@ -44,7 +44,7 @@ FLAGGED_LAST_SQL = "(CASE WHEN status = 'flagged' THEN 0 ELSE 1 END)"
 
 # A retraining run in one of these states is open; the database holds at most one.
 OPEN_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
-OPEN_RUN_SQL = "status IN ('queued', 'running')"
+OPEN_RUN_SQL = f"status IN ({', '.join(repr(status.value) for status in OPEN_RUN_STATUSES)})"
 
 # SQLite only autoincrements a plain INTEGER primary key.
 Identifier = BigInteger().with_variant(Integer(), "sqlite")

@@ -30,6 +30,15 @@ def _settings(database_url: str, tmp_path: Path, secret: str = "") -> Settings:
     )
 
 
+def _checked_keys(settings: Settings) -> KeyRing:
+    """``load_checked_keys`` on an engine of its own, as a starting process has."""
+    engine = make_engine(settings.database)
+    try:
+        return load_checked_keys(settings, engine)
+    finally:
+        engine.dispose()
+
+
 def _store_comment(database_url: str, keys: KeyRing) -> None:
     engine = make_engine(database_url)
     with make_session_factory(engine)() as session:
@@ -57,28 +66,28 @@ def _recorded(database_url: str) -> list[str]:
 
 def test_first_start_records_a_fingerprint_that_is_not_the_key(database_url: str, tmp_path: Path) -> None:
     secret = generate_secret()
-    keys = load_checked_keys(_settings(database_url, tmp_path, secret))
+    keys = _checked_keys(_settings(database_url, tmp_path, secret))
     assert _recorded(database_url) == [keys.fingerprint]
     assert secret not in keys.fingerprint and keys.fingerprint not in repr(keys)
     _store_comment(database_url, keys)
-    assert load_checked_keys(_settings(database_url, tmp_path, secret)).fingerprint == keys.fingerprint
+    assert _checked_keys(_settings(database_url, tmp_path, secret)).fingerprint == keys.fingerprint
 
 
 def test_another_key_is_refused_once_emails_are_stored(database_url: str, tmp_path: Path) -> None:
     secret = generate_secret()
-    _store_comment(database_url, load_checked_keys(_settings(database_url, tmp_path, secret)))
+    _store_comment(database_url, _checked_keys(_settings(database_url, tmp_path, secret)))
     with pytest.raises(ConfigError, match=REFUSED) as refused:
-        load_checked_keys(_settings(database_url, tmp_path, generate_secret()))
+        _checked_keys(_settings(database_url, tmp_path, generate_secret()))
     assert "set MODERATION_SECRET_KEY to it" in str(refused.value)
     assert str(tmp_path / "data" / KEY_FILE_NAME) in str(refused.value)
-    assert load_checked_keys(_settings(database_url, tmp_path, secret))
+    assert _checked_keys(_settings(database_url, tmp_path, secret))
 
 
 def test_another_key_replaces_the_recorded_one_while_no_email_is_stored(
     database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    load_checked_keys(_settings(database_url, tmp_path, generate_secret()))
-    keys = load_checked_keys(_settings(database_url, tmp_path, generate_secret()))
+    _checked_keys(_settings(database_url, tmp_path, generate_secret()))
+    keys = _checked_keys(_settings(database_url, tmp_path, generate_secret()))
     assert _recorded(database_url) == [keys.fingerprint]
     assert "differs from the recorded one; no email is stored" in caplog.text
 
@@ -89,9 +98,9 @@ def test_data_from_before_the_fingerprint_is_checked_against_the_newest_email(
     secret = generate_secret()
     _store_comment(database_url, load_keys(_settings(database_url, tmp_path, secret)))
     with pytest.raises(ConfigError, match=REFUSED):
-        load_checked_keys(_settings(database_url, tmp_path, generate_secret()))
+        _checked_keys(_settings(database_url, tmp_path, generate_secret()))
     assert _recorded(database_url) == []
-    keys = load_checked_keys(_settings(database_url, tmp_path, secret))
+    keys = _checked_keys(_settings(database_url, tmp_path, secret))
     assert _recorded(database_url) == [keys.fingerprint]
 
 
