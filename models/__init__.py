@@ -28,6 +28,7 @@ from models.errors import (
 from models.records import CommentText
 
 if TYPE_CHECKING:
+    from models.author_reasons import quotes_author
     from models.classifier import Classifier, Score
     from models.examples import Example, read_examples, write_examples
     from models.registry import activate, active_version, list_versions, load_active, rollback, save_version
@@ -50,6 +51,7 @@ _LAZY = {
     "list_versions": "models.registry",
     "rollback": "models.registry",
     "train_seed_model": "models.seeding",
+    "quotes_author": "models.author_reasons",
 }
 
 __all__ = [
@@ -68,6 +70,7 @@ __all__ = [
     "active_version",
     "list_versions",
     "load_active",
+    "quotes_author",
     "read_examples",
     "rollback",
     "save_version",

@@ -38,6 +38,8 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.pipeline import Pipeline
 from sklearn.utils import murmurhash3_32
 
+from models.author_reasons import NO_AUTHOR as NO_AUTHOR_REASON
+from models.author_reasons import author_label
 from models.embeddings import TokenVectors
 from models.features import FEATURES, describe, measure_one
 from models.normalize import (
@@ -524,7 +526,5 @@ def _word_key(word: str) -> str:
 
 def _author_label(label: str) -> str:
     if label == f'"{NO_AUTHOR}"':
-        return "no author name"
-    if label.startswith('"'):
-        return f"author name {label}"
-    return f"{label} in the author name or website"
+        return NO_AUTHOR_REASON
+    return author_label(label, quoted=label.startswith('"'))

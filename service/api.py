@@ -21,6 +21,7 @@ from service.app import get_session, services
 from service.auth import authenticate
 from service.errors import ValidationError
 from service.http_errors import FORM_TYPES, is_form_post
+from service.personal_data import erase_personal_data, export_personal_data, reveal_email
 from service.presenters import audit_view, moderator_view, page_view, public_view, receipt_view
 from service.redirects import safe_target, with_notice
 from service.retraining import maybe_request_retrain
@@ -36,7 +37,15 @@ from service.review import (
 )
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.transitions import decide
-from service.validation import MAX_ID, check_unicode, parse_json, parse_submission, thread_key, whole_number
+from service.validation import (
+    MAX_ID,
+    check_unicode,
+    email_address,
+    parse_json,
+    parse_submission,
+    thread_key,
+    whole_number,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 logger = logging.getLogger(__name__)
@@ -245,28 +254,41 @@ def show_comment(comment_id: int) -> Any:
     return {**moderator_view(comment, services().keys), "audit": trail}
 
 
-def _decision(body: dict[str, Any]) -> tuple[Action, DecisionReason | None, str | None]:
-    action = _choice(Action, "action", body.get("action"))
-    raw_reason = body.get("reason")
-    if raw_reason is None and action is Action.REJECT:
-        raise ValidationError({"reason": "reason is required to reject: spam, abuse or other"})
-    reason = _choice(DecisionReason, "reason", raw_reason) if raw_reason is not None else None
+def _note(body: dict[str, Any]) -> str | None:
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > NOTE_MAX_CHARS):
         raise ValidationError({"note": f"note must be text of at most {NOTE_MAX_CHARS} characters"})
     if note is not None:
         with _refused_as("note"):
             check_unicode(note)
-    return action, reason, note.strip() if note else None
+    return note.strip() if note else None
+
+
+def _decision(body: dict[str, Any]) -> tuple[Action, DecisionReason | None, str | None]:
+    action = _choice(Action, "action", body.get("action"))
+    raw_reason = body.get("reason")
+    if raw_reason is None and action is Action.REJECT:
+        raise ValidationError({"reason": "reason is required to reject: spam, abuse or other"})
+    reason = _choice(DecisionReason, "reason", raw_reason) if raw_reason is not None else None
+    return action, reason, _note(body)
+
+
+def _moderator_json(what: str) -> dict[str, Any]:
+    """The request's JSON object; 415 naming ``what`` when the body is something else."""
+    if not request.is_json:
+        raise UnsupportedMediaType(f"send {what} as application/json")
+    return _json_object()
+
+
+def _actor() -> str:
+    return f"moderator:{g.moderator.name}"
 
 
 @bp.post("/comments/<id:comment_id>/decision")
 @moderator_required
 def decide_comment(comment_id: int) -> Any:
     """Approve or reject a comment; the decision is audited and becomes a training label."""
-    if not request.is_json:
-        raise UnsupportedMediaType("send the decision as application/json")
-    action, reason, note = _decision(_json_object())
+    action, reason, note = _decision(_moderator_json("the decision"))
     session = get_session()
     decide(session, comment_id, g.moderator, action, reason, note)
     session.commit()
@@ -278,6 +300,49 @@ def decide_comment(comment_id: int) -> Any:
         session.rollback()
         logger.exception("decision on comment %s stored; requesting a retraining run failed", comment_id)
     return moderator_view(get_comment(session, comment_id), services().keys)
+
+
+@bp.post("/comments/<id:comment_id>/reveal-email")
+@moderator_required
+def reveal_comment_email(comment_id: int) -> Any:
+    """The comment's email in full, for a moderator who must contact the commenter; audited.
+
+    An optional JSON body ``{"note": "..."}`` says why; the email is null when it was
+    erased or the current key cannot decrypt it.
+    """
+    note = _note(_moderator_json("the note")) if request.content_length else None
+    session = get_session()
+    email = reveal_email(session, services().keys, comment_id, _actor(), note)
+    session.commit()
+    return {"id": comment_id, "email": email}
+
+
+def _commenter_email() -> str:
+    body = _moderator_json("the email address")
+    with _refused_as("email"):
+        return email_address(body.get("email"))
+
+
+@bp.post("/privacy/export")
+@moderator_required
+def export_commenter_data() -> Any:
+    """Everything stored about the commenter of an email address: each of their comments."""
+    email = _commenter_email()
+    comments = export_personal_data(get_session(), services().keys, email)
+    logger.info("%s exported the personal data of %d comment(s)", _actor(), len(comments))
+    return {"email": email, "comments": comments}
+
+
+@bp.post("/privacy/erase")
+@moderator_required
+def erase_commenter_data() -> Any:
+    """Anonymise every comment of an email address (name, email, website); the text stays."""
+    email = _commenter_email()
+    session = get_session()
+    erased = erase_personal_data(session, services().keys, email, _actor())
+    session.commit()
+    logger.info("%s erased the personal data of %d comment(s)", _actor(), len(erased))
+    return {"erased": erased}
 
 
 # Threads are often permalinks ("https://..."), so "//" in the path must survive.

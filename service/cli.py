@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -9,6 +13,12 @@ from models import ModelError
 from service.config import Settings, load_settings
 from service.db import make_engine, make_session_factory, upgrade
 from service.errors import ConfigError
+
+if TYPE_CHECKING:
+    from service.privacy import KeyRing
+
+# Who the audit trail names for what is done from this command.
+CLI_ACTOR = "cli"
 
 
 class _Commands(click.Group):
@@ -156,6 +166,60 @@ def export_labels_command(out: str) -> None:
         labels = export_labels(session)
     write_examples(out, labels)
     click.echo(f"wrote {len(labels)} label(s) to {out}")
+
+
+def _commenter_email(email: str) -> str:
+    from service.validation import email_address
+
+    try:
+        return email_address(email)
+    except ValueError as exc:
+        raise click.BadParameter(f"EMAIL {exc}", param_hint="EMAIL") from None
+
+
+@contextmanager
+def _keys_and_sessions() -> Iterator[tuple[KeyRing, sessionmaker[Session]]]:
+    """The key ring, checked against the configured database as the app checks it, and sessions on it."""
+    from service.keyfile import load_checked_keys
+
+    settings = load_settings()
+    engine = make_engine(settings.database)
+    try:
+        yield load_checked_keys(settings, engine), make_session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+@main.command("export-personal-data")
+@click.argument("email")
+def export_personal_data_command(email: str) -> None:
+    """Print, as JSON, every comment of the commenter with address EMAIL (email included)."""
+    import json
+
+    from service.personal_data import export_personal_data
+
+    address = _commenter_email(email)
+    with _keys_and_sessions() as (keys, sessions), sessions() as session:
+        comments = export_personal_data(session, keys, address)
+    click.echo(json.dumps({"email": address, "comments": comments}, indent=2, ensure_ascii=False))
+
+
+@main.command("erase-personal-data")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Erase without asking for confirmation.")
+def erase_personal_data_command(email: str, yes: bool) -> None:
+    """Anonymise every comment of address EMAIL: name, email and website go, the text stays."""
+    from service.personal_data import comments_by_email, erase_personal_data
+
+    address = _commenter_email(email)
+    with _keys_and_sessions() as (keys, sessions), sessions() as session:
+        if not yes:
+            count = len(comments_by_email(session, keys, address))
+            click.confirm(f"erase the personal data of {count} comment(s) of {address}?", abort=True)
+        erased = erase_personal_data(session, keys, address, CLI_ACTOR)
+        session.commit()
+    listed = ", ".join(str(comment_id) for comment_id in erased) or "none found"
+    click.echo(f"erased the personal data of {len(erased)} comment(s): {listed}")
 
 
 @main.group()

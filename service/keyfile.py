@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from service.config import Settings
 from service.errors import ConfigError
-from service.privacy import MIN_SECRET_BYTES, KeyRing, readable_email
+from service.privacy import ERASED_EMAIL, MIN_SECRET_BYTES, KeyRing, readable_email
 from service.tables import Comment, KeyFingerprint
 
 KEY_FILE_NAME = "secret.key"
@@ -111,7 +111,12 @@ def _check_fingerprint(connection: Connection, keys: KeyRing, settings: Settings
     recorded = connection.scalar(select(KeyFingerprint.fingerprint))
     if recorded == keys.fingerprint:
         return
-    newest = connection.scalar(select(Comment.email_ciphertext).order_by(Comment.id.desc()).limit(1))
+    newest = connection.scalar(
+        select(Comment.email_ciphertext)
+        .where(Comment.email_ciphertext != ERASED_EMAIL)
+        .order_by(Comment.id.desc())
+        .limit(1)
+    )
     # Without a fingerprint (a database from before it was kept) the newest email shows
     # whether this is the key in use.
     if newest is not None and (recorded is not None or readable_email(keys, newest) is None):

@@ -9,7 +9,7 @@ import logging
 import threading
 from typing import Any
 
-from service.privacy import KeyRing, avatar_key, mask_email, readable_email
+from service.privacy import ERASED_EMAIL, KeyRing, avatar_key, mask_email, readable_email
 from service.review import Page
 from service.tables import AuditEvent, Comment
 
@@ -20,10 +20,12 @@ _unreadable_reported = threading.Event()
 
 
 def _masked_email(comment: Comment, keys: KeyRing) -> str | None:
-    """The masked email, or None when the current key cannot decrypt it."""
+    """The masked email, or None when it was erased or the current key cannot decrypt it."""
     email = readable_email(keys, comment.email_ciphertext)
     if email is not None:
         return mask_email(email)
+    if comment.email_ciphertext == ERASED_EMAIL:
+        return None
     if not _unreadable_reported.is_set():
         _unreadable_reported.set()
         logger.warning(
@@ -38,7 +40,8 @@ def moderator_view(comment: Comment, keys: KeyRing) -> dict[str, Any]:
     """Everything a moderator needs to decide, with the email masked.
 
     An email the current key cannot decrypt does not stop the moderator: ``email_masked``
-    is then null and ``email_unavailable`` true.
+    is then null and ``email_unavailable`` true, as for an email erased at the
+    commenter's request, which ``email_erased`` tells apart.
     """
     latest = comment.verdicts[-1] if comment.verdicts else None
     masked = _masked_email(comment, keys)
@@ -49,6 +52,7 @@ def moderator_view(comment: Comment, keys: KeyRing) -> dict[str, Any]:
         "name": comment.name,
         "email_masked": masked,
         "email_unavailable": masked is None,
+        "email_erased": comment.email_ciphertext == ERASED_EMAIL,
         "url": comment.url,
         "comment": comment.body,
         "status": comment.status.value,
@@ -88,13 +92,14 @@ def audit_view(event: AuditEvent) -> dict[str, Any]:
 
 
 def public_view(comment: Comment, keys: KeyRing) -> dict[str, Any]:
-    """What any reader may see of an approved comment."""
+    """What any reader may see of an approved comment; an erased commenter has no avatar."""
+    erased = comment.email_digest == ERASED_EMAIL
     return {
         "id": comment.id,
         "parent_id": comment.parent_id,
         "name": comment.name,
         "url": comment.url,
-        "avatar": avatar_key(keys, comment.email_digest),
+        "avatar": None if erased else avatar_key(keys, comment.email_digest),
         "comment": comment.body,
         "created_at": comment.created_at.isoformat(),
     }

@@ -24,6 +24,9 @@ _NONCE_BYTES = 12
 # Binds each ciphertext to its purpose: an email blob cannot be replayed as anything else.
 _ASSOCIATED_DATA = b"comment-email"
 MIN_SECRET_BYTES = 32
+# What an erased comment keeps of its email, as ciphertext and as digest: nothing. No
+# ciphertext is empty, and no lookup digest matches it.
+ERASED_EMAIL = b""
 
 
 def _derive(secret: bytes, purpose: bytes) -> bytes:
@@ -83,7 +86,10 @@ def decrypt_email(keys: KeyRing, blob: bytes) -> str:
 
 
 def readable_email(keys: KeyRing, blob: bytes) -> str | None:
-    """The email, or None when ``keys`` cannot decrypt it (another key encrypted it, or it was altered)."""
+    """The email, or None when it was erased or ``keys`` cannot decrypt it (another key
+    encrypted it, or it was altered)."""
+    if blob == ERASED_EMAIL:
+        return None
     try:
         return decrypt_email(keys, blob)
     except ValueError:

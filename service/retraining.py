@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import Example
+from service.privacy import ERASED_EMAIL
 from service.queueing import job_is_pending
 from service.statuses import RunStatus, Trigger
 from service.tables import OPEN_RUN_STATUSES, Comment, Label, ShadowVerdict, TrainingRun, utcnow
@@ -38,9 +39,12 @@ def _as_int(value: bool | None) -> int | None:
 
 
 def export_labels(session: Session, until: datetime | None = None) -> list[Example]:
-    """Every moderator label that says something about a head, as canonical examples."""
+    """Every moderator label that says something about a head, as canonical examples.
+
+    A comment whose personal data was erased keeps its text and label, without an author.
+    """
     statement = (
-        select(Comment.body, Comment.name, Label.spam, Label.abuse)
+        select(Comment.body, Comment.name, Comment.email_digest, Label.spam, Label.abuse)
         .join(Label, Label.comment_id == Comment.id)
         .where((Label.spam.is_not(None)) | (Label.abuse.is_not(None)))
         .order_by(Label.id)
@@ -48,8 +52,14 @@ def export_labels(session: Session, until: datetime | None = None) -> list[Examp
     if until is not None:
         statement = statement.where(Label.decided_at <= until)
     return [
-        Example(text=body, author=name, spam=_as_int(spam), abuse=_as_int(abuse), source=MODERATOR_SOURCE)
-        for body, name, spam, abuse in session.execute(statement)
+        Example(
+            text=body,
+            author="" if digest == ERASED_EMAIL else name,
+            spam=_as_int(spam),
+            abuse=_as_int(abuse),
+            source=MODERATOR_SOURCE,
+        )
+        for body, name, digest, spam, abuse in session.execute(statement)
     ]
 
 

@@ -37,7 +37,7 @@ class VerdictRecord:
         return max(present) if present else None
 
 
-def _audit(
+def add_audit_event(
     session: Session,
     comment_id: int,
     action: str,
@@ -48,6 +48,7 @@ def _audit(
     reason: str | None = None,
     note: str | None = None,
 ) -> None:
+    """Add one audit event to ``session``: ``actor`` did ``action`` to the comment."""
     session.add(
         AuditEvent(
             comment_id=comment_id,
@@ -161,7 +162,7 @@ def flag_unclassified(session: Session, comment_id: int, error: str) -> bool:
     """Hand a comment whose classification keeps failing to a human; False if already decided."""
     if not _leave_received(session, comment_id, CommentStatus.FLAGGED):
         return False
-    _audit(
+    add_audit_event(
         session,
         comment_id,
         "classification_failed",
@@ -211,7 +212,7 @@ def decide(
     assert comment is not None  # the UPDATE above found it, and holds it
     previous = comment.status
     comment.status = action.status
-    _audit(
+    add_audit_event(
         session,
         comment_id,
         action.value,

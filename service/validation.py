@@ -169,7 +169,9 @@ def _comment(raw: Any) -> str:
     return _text(raw, max_chars=COMMENT_MAX_BYTES, max_bytes=COMMENT_MAX_BYTES, control=_BODY_CONTROL)
 
 
-def _email(raw: Any) -> str:
+def email_address(raw: Any) -> str:
+    """The address ``raw`` holds, normalised as the intake stores it; ``ValueError`` saying
+    what is wrong with it."""
     value = _text(raw, max_chars=EMAIL_MAX_CHARS)
     try:
         return validate_email(value, check_deliverability=False).normalized
@@ -210,7 +212,7 @@ def _parent_id(raw: Any) -> int | None:
 
 _FIELDS: dict[str, Callable[[Any], Any]] = {
     "name": _name,
-    "email": _email,
+    "email": email_address,
     "comment": _comment,
     "thread": thread_key,
     "parent_id": _parent_id,

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from models import explain
+from models import explain, quotes_author
+from models.author_reasons import author_label
 from models.examples import Example
 from models.explain import MAX_REASONS_PER_HEAD, Explainer, _term_indexer
 from models.normalize import normalize_text
@@ -69,6 +70,20 @@ def test_author_reasons(
     monkeypatch.setattr(explain, "MIN_CONTRIBUTION", 0.05)
     score = classifier.score_one(CommentText("Nice one, see my page", author="Cheap Pills Casino"))
     assert any(m["label"].startswith("author name ") for m in parsed(score.reasons)), score.reasons
+    # An erasure finds the reasons that repeat the name by their wording.
+    for reason in score.reasons:
+        assert quotes_author(reason) == reason.startswith("author name "), reason
+
+
+def test_reasons_that_repeat_the_name_or_website_are_recognised() -> None:
+    assert quotes_author(author_label('"casino"', quoted=True) + " +0.9 toward spam")
+    assert quotes_author(author_label("link to seo.example", quoted=False) + " +1.2 toward spam")
+    for reason in (
+        '"casino" +2.1 toward spam',
+        "no author name +0.1 toward spam",
+        "3 links +0.9 toward spam",
+    ):
+        assert not quotes_author(reason), reason
 
 
 def test_ordinary_comment_has_no_reasons(trained: TrainingResult) -> None:

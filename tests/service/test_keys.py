@@ -16,7 +16,7 @@ from service.config import Settings, load_settings
 from service.db import make_engine, make_session_factory
 from service.errors import ConfigError
 from service.keyfile import KEY_FILE_NAME, generate_secret, load_checked_keys, load_keys
-from service.privacy import KeyRing, email_digest, encrypt_email
+from service.privacy import ERASED_EMAIL, KeyRing, email_digest, encrypt_email
 from service.tables import Comment, KeyFingerprint
 
 pytestmark = pytest.mark.integration
@@ -147,3 +147,18 @@ def test_a_key_file_others_can_read_is_used_with_a_warning(
     with caplog.at_level(logging.WARNING, logger="service.keyfile"):
         assert load_keys(settings).fingerprint == keys.fingerprint
     assert f"key file {tmp_path / KEY_FILE_NAME} has mode 0644" in caplog.text
+
+
+def test_an_erased_newest_comment_does_not_hide_the_key_in_use(database_url: str, tmp_path: Path) -> None:
+    secret = generate_secret()
+    _store_comment(database_url, load_keys(_settings(database_url, tmp_path, secret)))
+    engine = make_engine(database_url)
+    with make_session_factory(engine)() as session:
+        erased = Comment(thread="/a/1", name="Anonymous", email_ciphertext=ERASED_EMAIL, body="Hi.")
+        session.add(erased)
+        erased.email_digest = ERASED_EMAIL
+        session.commit()
+    engine.dispose()
+    with pytest.raises(ConfigError, match=REFUSED):
+        _checked_keys(_settings(database_url, tmp_path, generate_secret()))
+    assert _checked_keys(_settings(database_url, tmp_path, secret))

@@ -1,0 +1,198 @@
+"""A commenter's personal data by email address: export, erasure, and the audited reveal."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from service.app import Services
+from service.cli import main
+from service.personal_data import ERASED_ACTION, ERASED_NAME
+from service.retraining import export_labels
+from service.statuses import Action, CommentStatus, DecisionReason
+from service.tables import AuditEvent, Comment, ModeratorToken, Verdict
+from service.transitions import VerdictRecord, decide, record_verdicts
+
+pytestmark = pytest.mark.integration
+
+ANN = {
+    "name": "Ann Reader",
+    "email": "Ann.Reader@Example.com",
+    "thread": "/a/1",
+    "url": "https://ann.example",
+}
+BOB = {"name": "Bob Other", "email": "bob@example.org", "thread": "/a/1"}
+REASONS = [
+    '"casino" +2.1 toward spam',
+    'author name "ann" +0.4 toward spam',
+    "link to ann.example in the author name or website +0.9 toward spam",
+    "no author name +0.1 toward spam",
+]
+
+
+def _post(client: FlaskClient, who: dict[str, str], text: str, **more: Any) -> int:
+    response = client.post("/v1/comments", json={**who, "comment": text, **more})
+    assert response.status_code == 202, response.get_json()
+    return int(response.get_json()["id"])
+
+
+def _approve(services: Services, comment_id: int) -> None:
+    verdict = VerdictRecord(0.9, 0.01, list(REASONS), "test-model", CommentStatus.FLAGGED, "test")
+    with services.sessions() as session:
+        assert record_verdicts(session, {comment_id: verdict}) == [comment_id]
+        moderator = session.scalars(select(ModeratorToken)).first()
+        assert moderator is not None
+        decide(session, comment_id, moderator, Action.APPROVE, DecisionReason.OTHER, None)
+        session.commit()
+
+
+@pytest.fixture
+def posted(client: FlaskClient, services: Services, moderator_headers: dict[str, str]) -> dict[str, int]:
+    """Two comments of Ann (one a reply to Bob, one approved with reasons) and one of Bob."""
+    bob = _post(client, BOB, "Bob's first comment.")
+    ann_first = _post(client, ANN, "Ann's first comment.")
+    ann_reply = _post(client, {**ANN, "email": "ann.reader@example.COM"}, "Ann answers Bob.", parent_id=bob)
+    _approve(services, ann_first)
+    return {"bob": bob, "ann_first": ann_first, "ann_reply": ann_reply}
+
+
+def _export(client: FlaskClient, headers: dict[str, str], email: str) -> Any:
+    response = client.post("/v1/privacy/export", json={"email": email}, headers=headers)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_export_finds_every_comment_of_the_address_in_any_case(
+    client: FlaskClient, moderator_headers: dict[str, str], posted: dict[str, int]
+) -> None:
+    exported = _export(client, moderator_headers, "ann.reader@EXAMPLE.com")
+    assert exported["email"] == "ann.reader@example.com"
+    assert [item["id"] for item in exported["comments"]] == [posted["ann_first"], posted["ann_reply"]]
+    first, reply = exported["comments"]
+    assert first["email"] == "Ann.Reader@example.com" and reply["email"] == "ann.reader@example.com"
+    assert first["name"] == "Ann Reader" and first["url"] == "https://ann.example"
+    assert first["comment"] == "Ann's first comment." and first["status"] == "approved"
+    assert reply["parent_id"] == posted["bob"] and reply["thread"] == "/a/1"
+    assert _export(client, moderator_headers, "nobody@example.net")["comments"] == []
+
+
+def test_erasure_anonymises_the_comments_of_the_address_and_nothing_else(
+    client: FlaskClient, services: Services, moderator_headers: dict[str, str], posted: dict[str, int]
+) -> None:
+    response = client.post(
+        "/v1/privacy/erase", json={"email": "ANN.READER@example.com"}, headers=moderator_headers
+    )
+    assert response.status_code == 200
+    assert response.get_json() == {"erased": [posted["ann_first"], posted["ann_reply"]]}
+
+    with services.sessions() as session:
+        erased = session.scalars(select(Comment).where(Comment.id != posted["bob"])).all()
+        for comment in erased:
+            assert (comment.name, comment.url, comment.email_ciphertext, comment.email_digest) == (
+                ERASED_NAME,
+                None,
+                b"",
+                b"",
+            )
+        assert sorted(comment.body for comment in erased) == ["Ann answers Bob.", "Ann's first comment."]
+        reasons = session.scalars(
+            select(Verdict.reasons).where(Verdict.comment_id == posted["ann_first"])
+        ).one()
+        assert reasons == [REASONS[0], REASONS[3]]
+        events = session.scalars(select(AuditEvent).where(AuditEvent.action == ERASED_ACTION)).all()
+        assert sorted(event.comment_id for event in events) == [posted["ann_first"], posted["ann_reply"]]
+        assert {event.actor for event in events} == {"moderator:Mod Erator"}
+        bob = session.get_one(Comment, posted["bob"])
+        assert bob.name == "Bob Other" and bob.email_digest != b""
+        assert [example.author for example in export_labels(session)] == [""]
+
+    assert _export(client, moderator_headers, ANN["email"])["comments"] == []
+    assert len(_export(client, moderator_headers, BOB["email"])["comments"]) == 1
+    shown = client.get(f"/v1/comments/{posted['ann_first']}", headers=moderator_headers).get_json()
+    assert shown["name"] == ERASED_NAME and shown["email_masked"] is None and shown["email_erased"] is True
+    assert shown["audit"][-1]["action"] == ERASED_ACTION
+    public = client.get("/v1/threads/%2Fa%2F1/comments").get_json()["items"]
+    assert [(item["name"], item["avatar"], item["url"]) for item in public] == [(ERASED_NAME, None, None)]
+    again = client.post("/v1/privacy/erase", json={"email": ANN["email"]}, headers=moderator_headers)
+    assert again.get_json() == {"erased": []}
+
+
+def test_reveal_returns_the_email_and_audits_who_asked(
+    client: FlaskClient, moderator_headers: dict[str, str], posted: dict[str, int]
+) -> None:
+    path = f"/v1/comments/{posted['ann_reply']}/reveal-email"
+    response = client.post(path, json={"note": "to ask about the photo"}, headers=moderator_headers)
+    assert response.status_code == 200
+    assert response.get_json() == {"id": posted["ann_reply"], "email": "ann.reader@example.com"}
+    trail = client.get(f"/v1/comments/{posted['ann_reply']}", headers=moderator_headers).get_json()["audit"]
+    assert trail[-1]["action"] == "email_revealed"
+    assert trail[-1]["actor"] == "moderator:Mod Erator" and trail[-1]["note"] == "to ask about the photo"
+    assert client.post(path, headers=moderator_headers).status_code == 200  # the note is optional
+    assert client.post("/v1/comments/999999/reveal-email", headers=moderator_headers).status_code == 404
+    client.post("/v1/privacy/erase", json={"email": ANN["email"]}, headers=moderator_headers)
+    assert client.post(path, headers=moderator_headers).get_json()["email"] is None
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "problem"),
+    [
+        ("/v1/privacy/export", {}, 422, "email is required"),
+        ("/v1/privacy/erase", {"email": "not an address"}, 422, "email is not a valid email address"),
+        ("/v1/privacy/erase", {"email": 7}, 422, "email must be a string"),
+        ("/v1/comments/1/reveal-email", {"note": 3}, 422, "note must be text"),
+    ],
+)
+def test_bad_requests_name_the_field(
+    client: FlaskClient, moderator_headers: dict[str, str], path: str, body: Any, status: int, problem: str
+) -> None:
+    response = client.post(path, json=body, headers=moderator_headers)
+    assert response.status_code == status
+    assert problem in json.dumps(response.get_json())
+
+
+def test_the_privacy_endpoints_need_a_moderator_and_json(
+    client: FlaskClient, moderator_headers: dict[str, str], posted: dict[str, int]
+) -> None:
+    for path in ("/v1/privacy/export", "/v1/privacy/erase", f"/v1/comments/{posted['bob']}/reveal-email"):
+        assert client.post(path, json={"email": BOB["email"]}).status_code == 401
+    form = client.post("/v1/privacy/erase", data={"email": BOB["email"]}, headers=moderator_headers)
+    assert form.status_code == 415
+    assert len(_export(client, moderator_headers, BOB["email"])["comments"]) == 1
+
+
+def test_the_cli_exports_and_erases(services: Services, posted: dict[str, int]) -> None:
+    settings = services.settings
+    runner = CliRunner(
+        env={
+            "DATABASE_URL": settings.database,
+            "MODERATION_SECRET_KEY": settings.secret_key,
+            "MODERATION_DATA_DIR": str(settings.data_dir),
+        }
+    )
+    exported = runner.invoke(main, ["export-personal-data", ANN["email"]])
+    assert exported.exit_code == 0, exported.output
+    assert [item["id"] for item in json.loads(exported.output)["comments"]] == [
+        posted["ann_first"],
+        posted["ann_reply"],
+    ]
+    refused = runner.invoke(main, ["erase-personal-data", ANN["email"]], input="n\n")
+    assert refused.exit_code != 0
+    assert (
+        len(json.loads(runner.invoke(main, ["export-personal-data", ANN["email"]]).output)["comments"]) == 2
+    )
+    erased = runner.invoke(main, ["erase-personal-data", ANN["email"], "--yes"])
+    assert erased.exit_code == 0, erased.output
+    assert (
+        f"erased the personal data of 2 comment(s): {posted['ann_first']}, {posted['ann_reply']}"
+        in erased.output
+    )
+    with services.sessions() as session:
+        actors = session.scalars(select(AuditEvent.actor).where(AuditEvent.action == ERASED_ACTION)).all()
+    assert set(actors) == {"cli"}
+    bad = runner.invoke(main, ["export-personal-data", "nope"])
+    assert bad.exit_code == 2 and "not a valid email address" in bad.output
