@@ -171,12 +171,24 @@ def _submitted_fields() -> dict[str, Any]:
     )
 
 
+def _honeypot_filled(fields: dict[str, Any]) -> bool:
+    """Whether the post filled in the hidden honeypot field, which readers never see."""
+    name = services().settings.honeypot_field
+    if not name or fields.get(name) is None:
+        return False
+    value = fields[name]
+    return not isinstance(value, str) or bool(value.strip())
+
+
 @bp.post("/comments")
 def post_comment() -> Any:
     """Accept a reader's comment: 202 for API clients, a redirect or a page for forms."""
     fields = _submitted_fields()
     submission = parse_submission(fields)
-    receipt = services().intake.submit(services().keys, submission)
+    if _honeypot_filled(fields):
+        receipt = services().intake.submit_trapped(services().keys, submission)
+    else:
+        receipt = services().intake.submit(services().keys, submission)
     if not is_form_post():
         return {"id": receipt.id, "status": receipt.status.value}, 202
     back = safe_target((fields.get("redirect"), request.referrer), services().settings.allowed_redirect_hosts)

@@ -76,6 +76,12 @@ class Settings:
         "Comma-separated hosts a form post may be redirected back to.",
         (),
     )
+    honeypot_field: str = _env(
+        "HONEYPOT_FIELD",
+        "A form field hidden from readers: a post that fills it in is stored as rejected spam, "
+        "unclassified, and answered as any other; empty turns the trap off.",
+        "fax",
+    )
     max_body_bytes: int = _env(
         "MAX_BODY_BYTES",
         "Largest request body accepted; larger ones get 413.",

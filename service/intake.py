@@ -11,6 +11,7 @@ dispatcher in the workers (worker/dispatcher.py) moves outbox entries to Redis.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, insert, select
@@ -19,7 +20,7 @@ from service.driver_sql import DriverStatement
 from service.errors import ValidationError
 from service.privacy import KeyRing, email_digest, encrypt_email
 from service.statuses import CommentStatus
-from service.tables import Comment, OutboxEntry, utcnow
+from service.tables import AuditEvent, Comment, OutboxEntry, Verdict, utcnow
 from service.validation import Submission
 
 _COLUMNS = (
@@ -44,6 +45,31 @@ _INSERT_BOTH = (
 _PARENT_IN_THREAD = select(Comment.id).where(
     Comment.id == bindparam("parent_id"), Comment.thread == bindparam("thread")
 )
+
+
+# Who the verdict and audit trail of a trapped post name, and why it was rejected.
+HONEYPOT_RULE = "rule:honeypot"
+HONEYPOT_REASON = "the hidden honeypot field was filled in"
+
+
+def _row(keys: KeyRing, submission: Submission, now: datetime) -> dict[str, Any]:
+    """The comments row of ``submission``, received at ``now``, its email encrypted and digested."""
+    return {
+        "thread": submission.thread,
+        "parent_id": submission.parent_id,
+        "name": submission.name,
+        "email_ciphertext": encrypt_email(keys, submission.email),
+        "email_digest": email_digest(keys, submission.email),
+        "url": submission.url,
+        "body": submission.comment,
+        "status": CommentStatus.RECEIVED,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _no_parent(row: dict[str, Any]) -> ValidationError:
+    return ValidationError({"parent_id": f"parent_id {row['parent_id']} is not a comment in this thread"})
 
 
 @dataclass(frozen=True)
@@ -75,19 +101,7 @@ class Intake:
         then nothing is written. The foreign key still guards the insert against a parent
         deleted in between.
         """
-        now = utcnow()
-        row = {
-            "thread": submission.thread,
-            "parent_id": submission.parent_id,
-            "name": submission.name,
-            "email_ciphertext": encrypt_email(keys, submission.email),
-            "email_digest": email_digest(keys, submission.email),
-            "url": submission.url,
-            "body": submission.comment,
-            "status": CommentStatus.RECEIVED,
-            "created_at": now,
-            "updated_at": now,
-        }
+        row = _row(keys, submission, utcnow())
         connection = self._engine.raw_connection()
         driver: Any = connection.driver_connection
         cursor = None
@@ -119,11 +133,49 @@ class Intake:
             connection.close()
         return Receipt(comment_id, CommentStatus.RECEIVED)
 
+    def submit_trapped(self, keys: KeyRing, submission: Submission) -> Receipt:
+        """Store a post that filled in the honeypot field as rejected spam, with its verdict
+        and audit event, and no classification job; return the receipt any post gets.
+
+        Not the hot path: it runs through SQLAlchemy's own execution. Raises
+        ``ValidationError`` for a ``parent_id`` outside the thread, as ``submit`` does.
+        """
+        now = utcnow()
+        row = {**_row(keys, submission, now), "status": CommentStatus.REJECTED}
+        with self._engine.begin() as connection:
+            if (
+                submission.parent_id is not None
+                and connection.execute(_PARENT_IN_THREAD, row).first() is None
+            ):
+                raise _no_parent(row)
+            comment_id = int(connection.execute(_INSERT_COMMENT, row).scalar_one())
+            connection.execute(
+                insert(Verdict).values(
+                    comment_id=comment_id,
+                    reasons=[HONEYPOT_REASON],
+                    model_version=HONEYPOT_RULE,
+                    outcome=CommentStatus.REJECTED,
+                    created_at=now,
+                )
+            )
+            connection.execute(
+                insert(AuditEvent).values(
+                    comment_id=comment_id,
+                    action="classified",
+                    actor=HONEYPOT_RULE,
+                    from_status=CommentStatus.RECEIVED,
+                    to_status=CommentStatus.REJECTED,
+                    reason=HONEYPOT_REASON,
+                    created_at=now,
+                )
+            )
+        # The bot is told what any poster is told, so it learns nothing of the trap.
+        return Receipt(comment_id, CommentStatus.RECEIVED)
+
     def _check_parent(self, cursor: Any, row: dict[str, Any]) -> None:
         cursor.execute(self._parent.sql, self._parent.parameters(row))
         if cursor.fetchone() is None:
-            problem = f"parent_id {row['parent_id']} is not a comment in this thread"
-            raise ValidationError({"parent_id": problem})
+            raise _no_parent(row)
 
     def _store(self, cursor: Any, row: dict[str, Any]) -> int:
         if self._one_statement:

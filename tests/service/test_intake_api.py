@@ -10,7 +10,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from service import create_app
 from service.app import Services
+from service.intake import HONEYPOT_REASON, HONEYPOT_RULE
 from service.privacy import decrypt_email, email_digest
 from service.statuses import CommentStatus
 from service.tables import AuditEvent, Comment, OutboxEntry
@@ -324,7 +326,6 @@ def test_health_reports_database_and_queue(client: FlaskClient) -> None:
 
 
 def test_intake_and_health_survive_a_dead_queue(settings_overrides: dict[str, Any]) -> None:
-    from service import create_app
     from tests.integration.processes import free_port
 
     dead = f"redis://127.0.0.1:{free_port()}/0"
@@ -355,3 +356,67 @@ def test_the_app_starts_and_says_so_on_health_while_the_database_is_down(
         assert response.get_json()["error"] == "database_unavailable"
     finally:
         app.extensions["moderation"].close()
+
+
+def _trapped(services: Services, comment_id: int) -> Comment:
+    """The stored comment, checked to be rejected by the honeypot rule without a job."""
+    with services.sessions() as session:
+        comment = session.get_one(Comment, comment_id)
+        assert comment.status is CommentStatus.REJECTED
+        assert [(v.model_version, v.reasons, v.spam) for v in comment.verdicts] == [
+            (HONEYPOT_RULE, [HONEYPOT_REASON], None)
+        ]
+        events = session.scalars(select(AuditEvent).where(AuditEvent.comment_id == comment_id)).all()
+        assert [(e.actor, e.from_status, e.to_status) for e in events] == [
+            (HONEYPOT_RULE, CommentStatus.RECEIVED, CommentStatus.REJECTED)
+        ]
+        assert session.scalars(select(OutboxEntry)).all() == []
+        return comment
+
+
+def test_a_form_that_fills_in_the_honeypot_is_answered_as_any_and_stored_as_spam(
+    client: FlaskClient, services: Services
+) -> None:
+    headers = {"Referer": "https://news.example/a/1"}
+    response = client.post("/v1/comments", data={**FORM, "fax": "555-0100"}, headers=headers)
+    assert response.status_code == 303
+    query = parse_qs(urlsplit(response.headers["Location"]).query)
+    assert query["comment_status"] == ["awaiting-moderation"]
+    comment = _trapped(services, int(query["comment_id"][0]))
+    assert decrypt_email(services.keys, comment.email_ciphertext) == "ann@example.com"
+    assert services.queue.waiting() == 0
+
+
+def test_a_json_honeypot_of_any_value_is_trapped_and_a_blank_one_is_not(
+    client: FlaskClient, services: Services
+) -> None:
+    trapped = client.post("/v1/comments", json={**FORM, "fax": 0})
+    assert trapped.status_code == 202 and trapped.get_json()["status"] == "received"
+    _trapped(services, trapped.get_json()["id"])
+    for blank in ("", "  ", None):
+        assert client.post("/v1/comments", json={**FORM, "fax": blank}).status_code == 202
+    with services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(OutboxEntry)) == 3
+
+
+def test_a_trapped_post_is_still_validated(client: FlaskClient, services: Services) -> None:
+    assert client.post("/v1/comments", json={**FORM, "email": "nope", "fax": "x"}).status_code == 422
+    foreign = client.post("/v1/comments", json={**FORM, "parent_id": 999, "fax": "x"})
+    assert foreign.status_code == 422 and "parent_id" in foreign.get_json()["fields"]
+    with services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Comment)) == 0
+
+
+def test_the_honeypot_can_be_renamed_or_turned_off(settings_overrides: dict[str, Any]) -> None:
+    for field, trapped in (("", False), ("homepage", True)):
+        app = create_app({**settings_overrides, "honeypot_field": field})
+        services: Services = app.extensions["moderation"]
+        try:
+            client = app.test_client()
+            response = client.post("/v1/comments", json={**FORM, "homepage": "x", "fax": "y"})
+            assert response.status_code == 202
+            with services.sessions() as session:
+                status = session.get_one(Comment, response.get_json()["id"]).status
+            assert (status is CommentStatus.REJECTED) is trapped
+        finally:
+            services.close()
