@@ -30,3 +30,16 @@ ensure_venv() {
         echo "$want" > "$stamp"
     fi
 }
+
+# Debian's Chromium for the browser tests, which Playwright drives; no browser is downloaded.
+ensure_chromium() {
+    [ -x /usr/bin/chromium ] && return 0
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
+    echo "installing Debian's chromium for the browser tests ..." >&2
+    if ! "${sudo[@]}" apt-get install -y -qq chromium >/dev/null 2>&1; then
+        "${sudo[@]}" apt-get update -qq >/dev/null 2>&1 || true
+        "${sudo[@]}" apt-get install -y -qq chromium >/dev/null 2>&1 \
+            || echo "could not install chromium (apt install chromium); the browser test will say so" >&2
+    fi
+}

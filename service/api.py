@@ -36,6 +36,7 @@ from service.review import (
     list_published,
 )
 from service.statuses import Action, CommentStatus, DecisionReason
+from service.tables import ModeratorToken
 from service.transitions import decide
 from service.validation import (
     MAX_ID,
@@ -301,8 +302,24 @@ def _actor() -> str:
 def decide_comment(comment_id: int) -> Any:
     """Approve or reject a comment; the decision is audited and becomes a training label."""
     action, reason, note = _decision(_moderator_json("the decision"))
+    record_decision(comment_id, g.moderator, action, reason, note)
+    return moderator_view(get_comment(get_session(), comment_id), services().keys)
+
+
+def record_decision(
+    comment_id: int,
+    moderator: ModeratorToken,
+    action: Action,
+    reason: DecisionReason | None,
+    note: str | None,
+) -> None:
+    """Store a moderator's decision (status, audit event, label) and, when enough labels
+    have come in, request a retraining run; the API and the moderators' pages both decide here.
+
+    Raises ``NotFoundError`` for an unknown comment.
+    """
     session = get_session()
-    decide(session, comment_id, g.moderator, action, reason, note)
+    decide(session, comment_id, moderator, action, reason, note)
     session.commit()
     try:
         maybe_request_retrain(session, services().retrain_queue, services().settings.retrain_after_labels)
@@ -311,7 +328,6 @@ def decide_comment(comment_id: int) -> Any:
         # decision counts the labels again.
         session.rollback()
         logger.exception("decision on comment %s stored; requesting a retraining run failed", comment_id)
-    return moderator_view(get_comment(session, comment_id), services().keys)
 
 
 @bp.post("/comments/<id:comment_id>/reveal-email")

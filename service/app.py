@@ -97,7 +97,7 @@ def _close_session(_error: BaseException | None) -> None:
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Create the app: code defaults, then the environment, then ``config`` overrides."""
-    from service import api, health, training_api
+    from service import api, health, moderation_pages, training_api
     from service.http_errors import register_error_handlers
 
     settings = load_settings(overrides=config)
@@ -109,5 +109,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(training_api.bp)
+    app.register_blueprint(moderation_pages.bp)
     register_error_handlers(app)
     return app

@@ -1,8 +1,8 @@
 """Keeping the commenter's email private: encryption, keyed digests, masking.
 
-One master secret yields three independent keys and a fingerprint (HKDF), so the
-ciphertext, the lookup digest, the public avatar key and the fingerprint cannot be
-related to each other without it.
+One master secret yields independent keys and a fingerprint (HKDF), so the ciphertext,
+the lookup digest, the public avatar key, the moderators' session cookies and the
+fingerprint cannot be related to each other without it.
 """
 
 from __future__ import annotations
@@ -44,17 +44,20 @@ class KeyRing:
     encryption: bytes
     digest: bytes
     avatar: bytes
+    session: bytes
+    """Signs the moderators' page sessions (Flask's secret key)."""
     fingerprint: str
 
     @classmethod
     def from_secret(cls, secret: bytes) -> KeyRing:
-        """Derive the three keys; the secret must carry at least 256 bits."""
+        """Derive the keys; the secret must carry at least 256 bits."""
         if len(secret) < MIN_SECRET_BYTES:
             raise ConfigError(f"the secret key must be at least {MIN_SECRET_BYTES} bytes")
         return cls(
             encryption=_derive(secret, b"moderation email encryption v1"),
             digest=_derive(secret, b"moderation email digest v1"),
             avatar=_derive(secret, b"moderation avatar v1"),
+            session=_derive(secret, b"moderation page sessions v1"),
             fingerprint=_derive(secret, b"moderation key fingerprint v1").hex(),
         )
 

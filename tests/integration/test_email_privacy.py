@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -102,6 +103,16 @@ def test_email_appears_nowhere_but_encrypted(
             bodies.append(response.get_data(as_text=True))
     for path in ("/v1/comments", "/v1/threads//privacy/comments", "/healthz"):
         bodies.append(client.get(path, headers=moderator_headers).get_data(as_text=True))
+    # The moderators' pages, signed in with the same token.
+    csrf = re.search(
+        r'name="csrf_token" value="([^"]+)"', client.get("/moderate/sign-in").get_data(as_text=True)
+    )
+    assert csrf is not None
+    token = moderator_headers["Authorization"].removeprefix("Bearer ")
+    client.post("/moderate/sign-in", data={"token": token, "csrf_token": csrf.group(1)})
+    queue_page = client.get("/moderate/?status=").get_data(as_text=True)
+    assert queue_page.count("Private Person") == len(comment_ids)
+    bodies.append(queue_page)
 
     needle = email.split("@")[0]
     assert all(needle not in body for body in bodies)

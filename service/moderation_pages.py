@@ -1,0 +1,183 @@
+"""The moderators' pages: sign in with a token, read the review queue, decide.
+
+Plain server-rendered forms, so a moderator needs nothing but a browser. The pages
+read the same queue and decide through the same functions as the JSON API. A moderator
+signs in once by pasting an API token; the signed session cookie then holds only the
+token's id, checked against the database on every request, so revoking the token ends
+the session at once. Every form carries a CSRF token (Flask-WTF); the JSON API, which
+takes bearer tokens and no cookies, needs none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
+from flask import session as browser_session
+from flask.blueprints import BlueprintSetupState
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.wrappers import Response
+
+from service.api import IdConverter, record_decision
+from service.app import get_session, services
+from service.auth import authenticate
+from service.errors import AuthError, NotFoundError, ValidationError
+from service.presenters import moderator_view
+from service.review import ListQuery, Sort, list_comments
+from service.statuses import Action, CommentStatus, DecisionReason
+from service.tables import ModeratorToken
+
+bp = Blueprint("pages", __name__, url_prefix="/moderate")
+csrf = CSRFProtect()
+
+SESSION_KEY = "moderator_id"
+PER_PAGE = 20
+NOTE_MAX_CHARS = 2000
+# The buttons of a comment's decision form: what each one decides.
+DECISIONS: dict[str, tuple[Action, DecisionReason | None]] = {
+    "approve": (Action.APPROVE, None),
+    "spam": (Action.REJECT, DecisionReason.SPAM),
+    "abuse": (Action.REJECT, DecisionReason.ABUSE),
+    "other": (Action.REJECT, DecisionReason.OTHER),
+}
+DONE = {"approve": "approved", "spam": "rejected as spam", "abuse": "rejected as abuse", "other": "rejected"}
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+@bp.record_once
+def _configure_app(state: BlueprintSetupState) -> None:
+    app = cast(Flask, state.app)
+    app.url_map.converters["id"] = IdConverter
+    app.secret_key = app.extensions["moderation"].keys.session
+    app.config.update(
+        # Only these pages check CSRF tokens (below); the JSON API and the public intake take none.
+        WTF_CSRF_CHECK_DEFAULT=False,
+        SESSION_COOKIE_NAME="moderation_session",
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=app.extensions["moderation"].settings.is_production,
+    )
+    csrf.init_app(app)
+
+
+@bp.before_request
+def _check_csrf() -> None:
+    if request.method == "POST":
+        csrf.protect()
+
+
+@bp.errorhandler(CSRFError)
+def _expired_form(error: CSRFError) -> tuple[str, int]:
+    message = f"The form could not be accepted ({error.description}). Reload the page and try again."
+    return render_template("moderate_message.html", message=message), 400
+
+
+def _signed_in_moderator() -> ModeratorToken | None:
+    token_id = browser_session.get(SESSION_KEY)
+    if not isinstance(token_id, int):
+        return None
+    moderator = get_session().get(ModeratorToken, token_id)
+    if moderator is None or moderator.revoked_at is not None:
+        browser_session.pop(SESSION_KEY, None)
+        return None
+    return moderator
+
+
+def signed_in(view: View) -> View:
+    """Let the view run only for a signed-in moderator; send anyone else to the sign-in page."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        moderator = _signed_in_moderator()
+        if moderator is None:
+            return redirect(url_for("pages.sign_in"))
+        g.moderator = moderator
+        return view(*args, **kwargs)
+
+    return guarded  # type: ignore[return-value]
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in() -> Any:
+    """The sign-in form; a valid token starts a session."""
+    if request.method == "GET":
+        return render_template("moderate_sign_in.html")
+    try:
+        moderator = authenticate(get_session(), f"Bearer {request.form.get('token', '')}")
+    except AuthError as exc:
+        return render_template("moderate_sign_in.html", problem=str(exc)), 401
+    browser_session.clear()
+    browser_session[SESSION_KEY] = moderator.id
+    return redirect(url_for("pages.queue"))
+
+
+@bp.post("/sign-out")
+def sign_out() -> Response:
+    """End the session."""
+    browser_session.clear()
+    return redirect(url_for("pages.sign_in"))
+
+
+Choice = TypeVar("Choice", CommentStatus, Sort)
+
+
+def _choice(kind: type[Choice], raw: str | None, default: Choice | None) -> Choice | None:
+    """``raw`` as a member of ``kind``; ``default`` for anything else (links are all the input here)."""
+    try:
+        return kind(raw or "")
+    except ValueError:
+        return default
+
+
+def _queue_query() -> ListQuery:
+    args = request.args
+    return ListQuery(
+        status=_choice(CommentStatus, args.get("status", CommentStatus.FLAGGED.value), None),
+        sort=_choice(Sort, args.get("sort"), Sort.QUEUE) or Sort.QUEUE,
+        cursor=args.get("cursor") or None,
+        per_page=PER_PAGE,
+    )
+
+
+@bp.get("/")
+@signed_in
+def queue() -> str:
+    """The review queue, flagged comments first, with a decision form on each."""
+    query = _queue_query()
+    try:
+        page = list_comments(get_session(), query)
+    except ValidationError:  # a cursor of another order, or altered: start from the top
+        page = list_comments(get_session(), ListQuery(query.status, sort=query.sort, per_page=PER_PAGE))
+    keys = services().keys
+    return render_template(
+        "moderate_queue.html",
+        moderator=g.moderator,
+        comments=[moderator_view(comment, keys) for comment in page.items],
+        next_cursor=page.next_cursor,
+        status=query.status.value if query.status else "",
+        sort=query.sort.value,
+        statuses=[status.value for status in CommentStatus],
+        sorts=[sort.value for sort in Sort],
+    )
+
+
+@bp.post("/comments/<id:comment_id>/decision")
+@signed_in
+def decide(comment_id: int) -> Response:
+    """Apply the decision a button of the comment's form names, then go back to the queue."""
+    decision = request.form.get("decision", "")
+    note = request.form.get("note", "").strip() or None
+    if decision not in DECISIONS:
+        flash(f"Comment {comment_id}: choose approve, spam, abuse or other.", "problem")
+    elif note is not None and len(note) > NOTE_MAX_CHARS:
+        flash(f"Comment {comment_id}: the note is longer than {NOTE_MAX_CHARS} characters.", "problem")
+    else:
+        action, reason = DECISIONS[decision]
+        try:
+            record_decision(comment_id, g.moderator, action, reason, note)
+        except (NotFoundError, ValidationError) as exc:
+            flash(f"Comment {comment_id}: {exc}", "problem")
+        else:
+            flash(f"Comment {comment_id} {DONE[decision]}.", "done")
+    return redirect(url_for("pages.queue", status=request.form.get("status"), sort=request.form.get("sort")))

@@ -1,0 +1,88 @@
+"""A moderator in a real browser (Debian's Chromium, driven by Playwright): sign in, approve.
+
+The app is served over HTTP by Werkzeug's server on its own port, with the real
+database and Redis; the browser is the machine's ``/usr/bin/chromium`` (never a
+downloaded one). Without it the test skips saying what to install, and fails with CI=true.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from service.app import Services
+from service.auth import create_token
+from service.statuses import CommentStatus
+from service.tables import AuditEvent, Comment
+from service.transitions import VerdictRecord, record_verdicts
+from tests.conftest import require_service
+from tests.integration.processes import free_port
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture
+def served(app: Flask) -> Iterator[str]:
+    """The app on a port of its own, for as long as the test runs."""
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+def test_a_moderator_signs_in_and_approves_a_flagged_comment_in_the_browser(
+    served: str, client: FlaskClient, services: Services
+) -> None:
+    require_service(CHROMIUM.exists(), f"Chromium at {CHROMIUM} (Debian: apt install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    posted = {"name": "Ann Reader", "email": "ann@example.com", "thread": "/a/1"}
+    comment_id = client.post(
+        "/v1/comments", json={**posted, "comment": "Is the footbridge open?"}
+    ).get_json()["id"]
+    verdict = VerdictRecord(
+        0.6, 0.02, ['"open" +0.2 toward spam'], "test-model", CommentStatus.FLAGGED, "test"
+    )
+    with services.sessions() as session:
+        record_verdicts(session, {comment_id: verdict})
+        token = create_token(session, "Mo")
+        session.commit()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(f"{served}/moderate/")
+            expect(page.get_by_role("heading", name="Sign in to moderate")).to_be_visible()
+            page.get_by_label("Moderator token").fill(token)
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
+            card = page.get_by_role("article", name=f"Comment {comment_id}")
+            expect(card).to_contain_text("Is the footbridge open?")
+            expect(card).to_contain_text("a***@example.com")
+            card.get_by_label("Note").fill("checked with the council")
+            card.get_by_role("button", name="Approve").click()
+            expect(page.get_by_role("status")).to_have_text(f"Comment {comment_id} approved.")
+            expect(page.get_by_role("article", name=f"Comment {comment_id}")).to_have_count(0)
+        finally:
+            browser.close()
+
+    with services.sessions() as session:
+        assert session.get_one(Comment, comment_id).status is CommentStatus.APPROVED
+        event = session.scalars(select(AuditEvent).where(AuditEvent.comment_id == comment_id)).all()[-1]
+        assert (event.actor, event.note) == ("moderator:Mo", "checked with the council")
+    public = client.get("/v1/threads/%2Fa%2F1/comments").get_json()["items"]
+    assert [item["id"] for item in public] == [comment_id]

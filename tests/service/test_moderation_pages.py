@@ -1,0 +1,164 @@
+"""The moderators' pages: sign-in by token, the queue, decisions, CSRF and sessions."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from service.app import Services
+from service.auth import create_token, revoke_tokens
+from service.statuses import CommentStatus
+from service.tables import AuditEvent, Comment, Label
+from service.transitions import VerdictRecord, record_verdicts
+
+pytestmark = pytest.mark.integration
+
+FORM = {"name": "Ann Reader", "email": "jane.doe@example.com", "thread": "/a/1"}
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _post(client: FlaskClient, text: str) -> int:
+    response = client.post("/v1/comments", json={**FORM, "comment": text})
+    assert response.status_code == 202
+    return int(response.get_json()["id"])
+
+
+def _route(services: Services, comment_id: int, outcome: CommentStatus) -> None:
+    verdict = VerdictRecord(0.7, 0.01, ['"casino" +1.5 toward spam'], "test-model", outcome, "test")
+    with services.sessions() as session:
+        assert record_verdicts(session, {comment_id: verdict}) == [comment_id]
+        session.commit()
+
+
+def _token(services: Services, name: str = "Mo") -> str:
+    with services.sessions() as session:
+        token = create_token(session, name)
+        session.commit()
+    return token
+
+
+def _csrf(client: FlaskClient, path: str) -> str:
+    match = CSRF.search(client.get(path).get_data(as_text=True))
+    assert match, path
+    return match.group(1)
+
+
+def _sign_in(client: FlaskClient, token: str) -> None:
+    response = client.post(
+        "/moderate/sign-in", data={"token": token, "csrf_token": _csrf(client, "/moderate/sign-in")}
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/moderate/"
+
+
+@pytest.fixture
+def flagged(client: FlaskClient, services: Services) -> int:
+    """One flagged comment beside one still waiting for its verdict."""
+    _post(client, "Still being classified.")
+    comment_id = _post(client, "Great casino bonus here.")
+    _route(services, comment_id, CommentStatus.FLAGGED)
+    return comment_id
+
+
+def test_the_queue_needs_a_signed_in_moderator(client: FlaskClient, services: Services) -> None:
+    response = client.get("/moderate/")
+    assert response.status_code == 302 and response.headers["Location"] == "/moderate/sign-in"
+    wrong = client.post(
+        "/moderate/sign-in", data={"token": "mod_wrong", "csrf_token": _csrf(client, "/moderate/sign-in")}
+    )
+    assert wrong.status_code == 401 and "not valid" in wrong.get_data(as_text=True)
+    assert client.get("/moderate/").status_code == 302
+
+
+def test_a_form_without_its_csrf_token_is_refused(
+    client: FlaskClient, services: Services, flagged: int
+) -> None:
+    token = _token(services)
+    refused = client.post("/moderate/sign-in", data={"token": token})
+    assert refused.status_code == 400 and "Reload the page" in refused.get_data(as_text=True)
+    _sign_in(client, token)
+    forged = client.post(f"/moderate/comments/{flagged}/decision", data={"decision": "approve"})
+    assert forged.status_code == 400
+    with services.sessions() as session:
+        assert session.get_one(Comment, flagged).status is CommentStatus.FLAGGED
+
+
+def test_the_queue_shows_flagged_comments_with_the_email_masked(
+    client: FlaskClient, services: Services, flagged: int
+) -> None:
+    _sign_in(client, _token(services))
+    page = client.get("/moderate/").get_data(as_text=True)
+    assert "Great casino bonus here." in page and "Still being classified." not in page
+    assert "j***@example.com" in page and "jane.doe" not in page
+    assert "&#34;casino&#34; +1.5 toward spam" in page and "spam 0.70" in page
+    everything = client.get("/moderate/?status=").get_data(as_text=True)
+    assert "Still being classified." in everything
+    # Anything the links do not offer falls back to the defaults rather than failing.
+    assert client.get("/moderate/?status=nope&sort=nope&cursor=forged").status_code == 200
+
+
+def test_a_decision_from_the_page_is_stored_audited_and_labelled(
+    client: FlaskClient, services: Services, flagged: int
+) -> None:
+    _sign_in(client, _token(services, "Mo"))
+    form = {"decision": "spam", "note": "casino link", "status": "flagged", "sort": "queue"}
+    response = client.post(
+        f"/moderate/comments/{flagged}/decision", data={**form, "csrf_token": _csrf(client, "/moderate/")}
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/moderate/?status=flagged&sort=queue"
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert f"Comment {flagged} rejected as spam." in page and "Great casino bonus here." not in page
+    with services.sessions() as session:
+        assert session.get_one(Comment, flagged).status is CommentStatus.REJECTED
+        event = session.scalars(select(AuditEvent).where(AuditEvent.comment_id == flagged)).all()[-1]
+        assert (event.actor, event.reason, event.note) == ("moderator:Mo", "spam", "casino link")
+        label = session.scalars(select(Label).where(Label.comment_id == flagged)).one()
+        assert (label.spam, label.abuse) == (True, None)
+
+
+@pytest.mark.parametrize(
+    ("comment", "form", "problem"),
+    [
+        (None, {"decision": "maybe"}, "choose approve, spam, abuse or other"),
+        (None, {"decision": "approve", "note": "x" * 2001}, "longer than 2000 characters"),
+        (999999, {"decision": "approve"}, "comment 999999 does not exist"),
+    ],
+)
+def test_a_decision_the_page_cannot_apply_is_explained(
+    client: FlaskClient,
+    services: Services,
+    flagged: int,
+    comment: int | None,
+    form: dict[str, str],
+    problem: str,
+) -> None:
+    _sign_in(client, _token(services))
+    target = comment or flagged
+    data = {**form, "csrf_token": _csrf(client, "/moderate/")}
+    response = client.post(f"/moderate/comments/{target}/decision", data=data, follow_redirects=True)
+    assert problem in response.get_data(as_text=True)
+    with services.sessions() as session:
+        assert session.get_one(Comment, flagged).status is CommentStatus.FLAGGED
+
+
+def test_revoking_the_token_or_signing_out_ends_the_session(client: FlaskClient, services: Services) -> None:
+    _sign_in(client, _token(services, "Mo"))
+    assert client.get("/moderate/").status_code == 200
+    with services.sessions() as session:
+        revoke_tokens(session, "Mo")
+        session.commit()
+    assert client.get("/moderate/").status_code == 302
+    _sign_in(client, _token(services, "Other"))
+    client.post("/moderate/sign-out", data={"csrf_token": _csrf(client, "/moderate/")})
+    assert client.get("/moderate/").status_code == 302
+
+
+def test_the_session_cookie_is_kept_from_scripts_and_other_sites(
+    client: FlaskClient, services: Services
+) -> None:
+    _sign_in(client, _token(services))
+    cookie = client.get_cookie("moderation_session")
+    assert cookie is not None and cookie.http_only and cookie.same_site == "Lax"
