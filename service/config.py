@@ -71,6 +71,12 @@ class Settings:
         "When true, every comment that is not rejected waits for a moderator.",
         False,
     )
+    trusted_after_approved: int = _env(
+        "TRUSTED_AFTER_APPROVED",
+        "A commenter (same email) with at least this many approved comments and none rejected is "
+        "trusted: what the model would flag is approved, what it rejects stays rejected; 0 turns it off.",
+        0,
+    )
     allowed_redirect_hosts: tuple[str, ...] = _env(
         "ALLOWED_REDIRECT_HOSTS",
         "Comma-separated hosts a form post may be redirected back to.",

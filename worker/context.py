@@ -41,7 +41,12 @@ def build_context(settings: Settings, models: ModelHolder | None = None) -> Work
         engine=engine,
         sessions=make_session_factory(engine),
         models=models or ModelHolder(settings.models, settings.model_check_seconds),
-        policy=Policy(settings.review_threshold, settings.reject_threshold, settings.premoderation),
+        policy=Policy(
+            settings.review_threshold,
+            settings.reject_threshold,
+            settings.premoderation,
+            settings.trusted_after_approved,
+        ),
         queue=ClassifyQueue.from_settings(connection, settings),
     )
 

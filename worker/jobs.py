@@ -23,10 +23,11 @@ from collections.abc import Sequence
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Row, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from models import CommentText
+from service.privacy import ERASED_EMAIL
 from service.statuses import CommentStatus
 from service.tables import Comment, ShadowVerdict
 from service.transitions import VerdictRecord, flag_unclassified, record_verdicts
@@ -43,15 +44,18 @@ class ClassificationError(RuntimeError):
 
 
 _WAITING = (
-    select(Comment.id, Comment.body, Comment.name, Comment.url)
+    select(Comment.id, Comment.body, Comment.name, Comment.url, Comment.email_digest)
     .where(Comment.id.in_(bindparam("ids", expanding=True)), Comment.status == CommentStatus.RECEIVED)
     .order_by(Comment.id)
     .with_for_update(skip_locked=True)
 )
 
 
-def _claim(session: Session, comment_ids: Sequence[int]) -> list[Row[tuple[int, str, str, str | None]]]:
-    """Id, text, name and website of the comments among ``comment_ids`` still waiting, oldest first.
+def _claim(
+    session: Session, comment_ids: Sequence[int]
+) -> list[Row[tuple[int, str, str, str | None, bytes]]]:
+    """Id, text, name, website and email digest of the comments among ``comment_ids`` still
+    waiting, oldest first.
 
     On PostgreSQL the rows are locked, and rows another worker holds are skipped,
     not waited for: that worker is deciding them. Only the columns scoring needs are
@@ -60,8 +64,25 @@ def _claim(session: Session, comment_ids: Sequence[int]) -> list[Row[tuple[int, 
     return list(session.execute(_WAITING, {"ids": list(comment_ids)}))
 
 
+def trusted_digests(session: Session, digests: set[bytes], least: int) -> set[bytes]:
+    """The email digests among ``digests`` with at least ``least`` approved comments and no
+    rejected one: the commenters the policy trusts (none when ``least`` is 0)."""
+    digests = digests - {ERASED_EMAIL}
+    if least <= 0 or not digests:
+        return set()
+    approved = func.sum(case((Comment.status == CommentStatus.APPROVED, 1), else_=0))
+    rejected = func.sum(case((Comment.status == CommentStatus.REJECTED, 1), else_=0))
+    statement = (
+        select(Comment.email_digest)
+        .where(Comment.email_digest.in_(digests))
+        .group_by(Comment.email_digest)
+        .having(approved >= least, rejected == 0)
+    )
+    return set(session.scalars(statement))
+
+
 def _shadow_rows(
-    context: WorkerContext, decided: Sequence[tuple[int, CommentText, CommentStatus]]
+    context: WorkerContext, decided: Sequence[tuple[int, CommentText, CommentStatus, bool]]
 ) -> list[ShadowVerdict]:
     """What the shadow model, if any, would have decided for each newly decided comment.
 
@@ -72,7 +93,7 @@ def _shadow_rows(
         shadow = context.models.shadow()
         if shadow is None or not decided:
             return []
-        scores = shadow.score([text for _id, text, _live in decided], reasons=False)
+        scores = shadow.score([text for _id, text, _live, _trusted in decided], reasons=False)
     except JobTimeoutException:
         raise
     except Exception:  # whatever the failure: see the docstring
@@ -85,11 +106,11 @@ def _shadow_rows(
             spam=score.spam,
             abuse=score.abuse,
             outcome=route(
-                context.policy, {"spam": score.spam, "abuse": score.abuse}, shadow.thresholds
+                context.policy, {"spam": score.spam, "abuse": score.abuse}, shadow.thresholds, trusted=trusted
             ).outcome,
             live_outcome=live,
         )
-        for (comment_id, _text, live), score in zip(decided, scores, strict=True)
+        for (comment_id, _text, live, trusted), score in zip(decided, scores, strict=True)
     ]
 
 
@@ -102,9 +123,11 @@ def classify_comments(context: WorkerContext, comment_ids: Sequence[int]) -> dic
             return {}
         texts = [CommentText(c.body, author=c.name, url=c.url or "") for c in comments]
         model = context.models.active()
+        trusted = trusted_digests(session, {c.email_digest for c in comments}, context.policy.trusted_after)
         verdicts: dict[int, VerdictRecord] = {}
         for comment, score in zip(comments, model.score(texts), strict=True):
-            routing = route(context.policy, {"spam": score.spam, "abuse": score.abuse}, model.thresholds)
+            scores = {"spam": score.spam, "abuse": score.abuse}
+            routing = route(context.policy, scores, model.thresholds, trusted=comment.email_digest in trusted)
             verdicts[comment.id] = VerdictRecord(
                 score.spam,
                 score.abuse,
@@ -115,13 +138,13 @@ def classify_comments(context: WorkerContext, comment_ids: Sequence[int]) -> dic
             )
         moved = set(record_verdicts(session, verdicts))
         decided = [
-            (comment.id, text, verdicts[comment.id].outcome)
+            (comment.id, text, verdicts[comment.id].outcome, comment.email_digest in trusted)
             for comment, text in zip(comments, texts, strict=True)
             if comment.id in moved
         ]
         session.add_all(_shadow_rows(context, decided))
         session.commit()
-        return {comment_id: outcome for comment_id, _text, outcome in decided}
+        return {comment_id: outcome for comment_id, _text, outcome, _trusted in decided}
 
 
 def _assigned_ids(context: WorkerContext, job: Job | None, given: Sequence[int]) -> list[int]:

@@ -20,11 +20,13 @@ DEFAULT_REJECT = 1.0
 
 @dataclass(frozen=True)
 class Policy:
-    """Configured overrides of the model's thresholds, and the pre-moderation switch."""
+    """Configured overrides of the model's thresholds, the pre-moderation switch, and how many
+    approved comments (with none rejected) make a commenter trusted (0: nobody is)."""
 
     review_threshold: float | None = None
     reject_threshold: float | None = None
     premoderation: bool = False
+    trusted_after: int = 0
 
     def thresholds(self, head: str, model: Mapping[str, Mapping[str, float]]) -> tuple[float, float]:
         """(review, reject) for ``head``: the configured value, else the model's, else the defaults."""
@@ -48,11 +50,14 @@ def route(
     policy: Policy,
     scores: Mapping[str, float | None],
     model_thresholds: Mapping[str, Mapping[str, float]] | None = None,
+    *,
+    trusted: bool = False,
 ) -> Routing:
     """Reject when any head reaches its reject threshold, flag when any reaches review, else approve.
 
-    A head the model lacks (None) is ignored. With pre-moderation on, anything not
-    rejected waits for a moderator.
+    A head the model lacks (None) is ignored. A ``trusted`` commenter's comment that
+    would be flagged is approved instead. With pre-moderation on, anything not rejected
+    waits for a moderator, a trusted commenter's too.
     """
     limits = {head: policy.thresholds(head, model_thresholds or {}) for head in scores}
     present = {head: score for head, score in scores.items() if score is not None}
@@ -64,10 +69,10 @@ def route(
             )
     for head, score in sorted(present.items(), key=lambda item: -item[1]):
         if score >= limits[head][0]:
-            return Routing(
-                CommentStatus.FLAGGED,
-                f"{head} {score:.2f} at or above review threshold {limits[head][0]:.2f}",
-            )
+            why = f"{head} {score:.2f} at or above review threshold {limits[head][0]:.2f}"
+            if trusted and not policy.premoderation:
+                return Routing(CommentStatus.APPROVED, f"{why}; approved, the commenter is trusted")
+            return Routing(CommentStatus.FLAGGED, why)
     if policy.premoderation:
         return Routing(CommentStatus.FLAGGED, "pre-moderation holds every comment for review")
     return Routing(CommentStatus.APPROVED, "every score below its review threshold")

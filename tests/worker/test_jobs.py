@@ -14,9 +14,12 @@ from sqlalchemy import func, select, update
 
 from models import load_active
 from service.app import Services
-from service.statuses import CommentStatus
-from service.tables import AuditEvent, Comment, ShadowVerdict, Verdict, utcnow
-from worker.context import WorkerContext, install_context
+from service.auth import create_token
+from service.config import load_settings
+from service.statuses import Action, CommentStatus, DecisionReason
+from service.tables import AuditEvent, Comment, ModeratorToken, ShadowVerdict, Verdict, utcnow
+from service.transitions import decide
+from worker.context import WorkerContext, build_context, install_context
 from worker.dispatcher import dispatch
 from worker.jobs import META_IDS, ClassificationError, classify_comments, classify_waiting
 from worker.sweeper import sweep
@@ -285,3 +288,58 @@ def test_a_comment_still_in_the_outbox_is_left_to_the_dispatcher(
     with services.sessions() as session:
         assert sweep(session, context.queue, grace_seconds=60) == 0
     assert response.status_code == 202 and services.queue.waiting() == 0
+
+
+def _post_as(client: FlaskClient, email: str, text: str) -> int:
+    response = client.post(
+        "/v1/comments", json={"name": "Reader", "email": email, "comment": text, "thread": "/t"}
+    )
+    assert response.status_code == 202
+    return int(response.get_json()["id"])
+
+
+@pytest.mark.parametrize("least", [0, 2])
+def test_a_commenter_with_approved_comments_and_no_rejected_one_is_trusted(
+    client: FlaskClient, services: Services, settings_overrides: dict[str, Any], least: int
+) -> None:
+    # Every comment at least flagged, none rejected: only trust can approve one.
+    settings = {**settings_overrides, "review_threshold": 1e-9, "reject_threshold": 1.0}
+    context = build_context(load_settings({}, {**settings, "trusted_after_approved": least}))
+    try:
+        history = {
+            "ann@example.com": ["approve", "approve"],  # trusted from two on
+            "bob@example.com": ["approve"],  # too few
+            "carol@example.com": ["approve", "approve", "reject"],  # rejected once
+        }
+        with services.sessions() as session:
+            create_token(session, "Mo")
+            session.commit()
+        for email, decisions in history.items():
+            for decision in decisions:
+                comment_id = _post_as(client, email, "An earlier comment.")
+                with services.sessions() as session:
+                    action = Action(decision)
+                    reason = DecisionReason.SPAM if action is Action.REJECT else None
+                    decide(
+                        session,
+                        comment_id,
+                        session.scalars(select(ModeratorToken)).one(),
+                        action,
+                        reason,
+                        None,
+                    )
+                    session.commit()
+        waiting = {email: _post_as(client, email.upper(), "A new comment.") for email in history}
+        decided = classify_comments(context, list(waiting.values()))
+        expected = dict.fromkeys(history, CommentStatus.FLAGGED)
+        if least:
+            expected["ann@example.com"] = CommentStatus.APPROVED
+        assert {email: decided[comment_id] for email, comment_id in waiting.items()} == expected
+        if least:
+            with services.sessions() as session:
+                why = session.scalars(
+                    select(AuditEvent.reason).where(AuditEvent.comment_id == waiting["ann@example.com"])
+                ).one()
+            assert why is not None and why.endswith("approved, the commenter is trusted")
+    finally:
+        context.sessions.kw["bind"].dispose()

@@ -60,3 +60,25 @@ def test_reason_names_the_head_and_threshold() -> None:
 def test_premoderation_holds_everything_not_rejected(score: float, outcome: CommentStatus) -> None:
     premoderated = Policy(0.5, 0.9, premoderation=True)
     assert route(premoderated, {"spam": score, "abuse": 0.0}).outcome is outcome
+
+
+@pytest.mark.parametrize(
+    ("score", "premoderation", "outcome"),
+    [
+        (0.1, False, CommentStatus.APPROVED),
+        (0.6, False, CommentStatus.APPROVED),
+        (0.95, False, CommentStatus.REJECTED),
+        (0.6, True, CommentStatus.FLAGGED),
+        (0.1, True, CommentStatus.FLAGGED),
+    ],
+)
+def test_a_trusted_commenter_skips_review_but_not_rejection_or_premoderation(
+    score: float, premoderation: bool, outcome: CommentStatus
+) -> None:
+    policy = Policy(0.5, 0.9, premoderation=premoderation, trusted_after=2)
+    assert route(policy, {"spam": score, "abuse": 0.0}, trusted=True).outcome is outcome
+
+
+def test_trust_is_named_in_the_reason() -> None:
+    routing = route(POLICY, {"spam": 0.6, "abuse": 0.0}, trusted=True)
+    assert routing.why == "spam 0.60 at or above review threshold 0.50; approved, the commenter is trusted"
