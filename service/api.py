@@ -40,8 +40,8 @@ from service.tables import ModeratorToken
 from service.transitions import decide
 from service.validation import (
     MAX_ID,
-    check_unicode,
     email_address,
+    moderator_note,
     parse_json,
     parse_submission,
     thread_key,
@@ -147,7 +147,6 @@ def _configure_app(state: BlueprintSetupState) -> None:
     cast(Flask, state.app).request_class = FormRequest
 
 
-NOTE_MAX_CHARS = 2000
 View = TypeVar("View", bound=Callable[..., Any])
 Choice = TypeVar("Choice", bound=Enum)
 
@@ -268,13 +267,8 @@ def show_comment(comment_id: int) -> Any:
 
 
 def _note(body: dict[str, Any]) -> str | None:
-    note = body.get("note")
-    if note is not None and (not isinstance(note, str) or len(note) > NOTE_MAX_CHARS):
-        raise ValidationError({"note": f"note must be text of at most {NOTE_MAX_CHARS} characters"})
-    if note is not None:
-        with _refused_as("note"):
-            check_unicode(note)
-    return note.strip() if note else None
+    with _refused_as("note"):
+        return moderator_note(body.get("note"))
 
 
 def _decision(body: dict[str, Any]) -> tuple[Action, DecisionReason | None, str | None]:

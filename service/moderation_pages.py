@@ -28,13 +28,13 @@ from service.presenters import moderator_view
 from service.review import ListQuery, Sort, list_comments
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import ModeratorToken
+from service.validation import moderator_note
 
 bp = Blueprint("pages", __name__, url_prefix="/moderate")
 csrf = CSRFProtect()
 
 SESSION_KEY = "moderator_id"
 PER_PAGE = 20
-NOTE_MAX_CHARS = 2000
 # The buttons of a comment's decision form: what each one decides.
 DECISIONS: dict[str, tuple[Action, DecisionReason | None]] = {
     "approve": (Action.APPROVE, None),
@@ -167,17 +167,23 @@ def queue() -> str:
 def decide(comment_id: int) -> Response:
     """Apply the decision a button of the comment's form names, then go back to the queue."""
     decision = request.form.get("decision", "")
-    note = request.form.get("note", "").strip() or None
-    if decision not in DECISIONS:
-        flash(f"Comment {comment_id}: choose approve, spam, abuse or other.", "problem")
-    elif note is not None and len(note) > NOTE_MAX_CHARS:
-        flash(f"Comment {comment_id}: the note is longer than {NOTE_MAX_CHARS} characters.", "problem")
+    try:
+        note = moderator_note(request.form.get("note"))
+    except ValueError as exc:
+        flash(f"Comment {comment_id}: the note {exc}.", "problem")
     else:
-        action, reason = DECISIONS[decision]
-        try:
-            record_decision(comment_id, g.moderator, action, reason, note)
-        except (NotFoundError, ValidationError) as exc:
-            flash(f"Comment {comment_id}: {exc}", "problem")
+        if decision in DECISIONS:
+            _apply(comment_id, decision, note)
         else:
-            flash(f"Comment {comment_id} {DONE[decision]}.", "done")
+            flash(f"Comment {comment_id}: choose approve, spam, abuse or other.", "problem")
     return redirect(url_for("pages.queue", status=request.form.get("status"), sort=request.form.get("sort")))
+
+
+def _apply(comment_id: int, decision: str, note: str | None) -> None:
+    action, reason = DECISIONS[decision]
+    try:
+        record_decision(comment_id, g.moderator, action, reason, note)
+    except NotFoundError as exc:
+        flash(f"Comment {comment_id}: {exc}.", "problem")
+    else:
+        flash(f"Comment {comment_id} {DONE[decision]}.", "done")

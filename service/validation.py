@@ -26,6 +26,7 @@ EMAIL_MAX_CHARS = 100
 URL_MAX_CHARS = 200
 THREAD_MAX_CHARS = 500
 COMMENT_MAX_BYTES = 65_525
+NOTE_MAX_CHARS = 2000
 # The largest value a signed 64-bit column (and SQL offset) holds.
 MAX_ID = 2**63 - 1
 
@@ -152,6 +153,21 @@ def _text(
     if problem:
         raise problem
     return value
+
+
+def moderator_note(raw: Any) -> str | None:
+    """A moderator's optional note, trimmed; None when empty. ``ValueError`` saying what is
+    wrong: not text, longer than ``NOTE_MAX_CHARS``, or holding what the database cannot
+    store (control characters such as NUL, lone surrogates)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or len(raw) > NOTE_MAX_CHARS:
+        raise ValueError(f"must be text of at most {NOTE_MAX_CHARS} characters")
+    check_unicode(raw)
+    note = raw.replace("\r\n", "\n").strip()
+    if _BODY_CONTROL.search(note):
+        raise ValueError("contains control characters")
+    return note or None
 
 
 def thread_key(raw: Any) -> str:

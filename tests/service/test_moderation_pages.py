@@ -123,7 +123,12 @@ def test_a_decision_from_the_page_is_stored_audited_and_labelled(
     ("comment", "form", "problem"),
     [
         (None, {"decision": "maybe"}, "choose approve, spam, abuse or other"),
-        (None, {"decision": "approve", "note": "x" * 2001}, "longer than 2000 characters"),
+        (
+            None,
+            {"decision": "approve", "note": "x" * 2001},
+            "the note must be text of at most 2000 characters",
+        ),
+        (None, {"decision": "approve", "note": "a\x00b"}, "the note contains control characters"),
         (999999, {"decision": "approve"}, "comment 999999 does not exist"),
     ],
 )

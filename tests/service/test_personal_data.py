@@ -145,6 +145,7 @@ def test_reveal_returns_the_email_and_audits_who_asked(
         ("/v1/privacy/erase", {"email": "not an address"}, 422, "email is not a valid email address"),
         ("/v1/privacy/erase", {"email": 7}, 422, "email must be a string"),
         ("/v1/comments/1/reveal-email", {"note": 3}, 422, "note must be text"),
+        ("/v1/comments/1/reveal-email", {"note": "why\x00"}, 422, "note contains control characters"),
     ],
 )
 def test_bad_requests_name_the_field(

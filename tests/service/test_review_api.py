@@ -301,14 +301,22 @@ def test_unreadable_decision_bodies_get_400(
     assert response.status_code == 400 and response.get_json()["message"] == message
 
 
-def test_a_decision_note_with_a_lone_surrogate_gets_422(
-    client: FlaskClient, services: Services, moderator_headers: dict[str, str]
+@pytest.mark.parametrize(
+    ("note", "problem"),
+    [
+        ("fine\ud800", "note is not valid Unicode (it holds a lone surrogate)"),
+        # PostgreSQL cannot store a NUL in text: refused here rather than failing there.
+        ("fine\x00", "note contains control characters"),
+    ],
+)
+def test_a_decision_note_the_database_cannot_store_gets_422(
+    client: FlaskClient, services: Services, moderator_headers: dict[str, str], note: str, problem: str
 ) -> None:
     comment_id = _post(client)
-    body = {"action": "approve", "note": "fine\ud800"}
+    body = {"action": "approve", "note": note}
     response = client.post(f"/v1/comments/{comment_id}/decision", json=body, headers=moderator_headers)
     assert response.status_code == 422
-    assert response.get_json()["fields"] == {"note": "note is not valid Unicode (it holds a lone surrogate)"}
+    assert response.get_json()["fields"] == {"note": problem}
     with services.sessions() as session:
         comment = session.get(Comment, comment_id)
         assert comment is not None and comment.status is CommentStatus.RECEIVED
