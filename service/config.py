@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import ConfigError
+from service.validation import SUBMISSION_FIELDS
 
 
 def _env(name: str, doc: str, default: Any) -> Any:
@@ -86,7 +87,7 @@ class Settings:
         "HONEYPOT_FIELD",
         "A form field hidden from readers: a post that fills it in is stored as rejected spam, "
         "unclassified, and answered as any other; empty turns the trap off.",
-        "fax",
+        "subject",
     )
     max_body_bytes: int = _env(
         "MAX_BODY_BYTES",
@@ -242,6 +243,13 @@ def _check(settings: Settings) -> None:
     ):
         if count < 1:
             raise ConfigError(f"{name} must be at least 1")
+    if settings.trusted_after_approved < 0:
+        raise ConfigError("TRUSTED_AFTER_APPROVED must be 0 (off) or more")
+    if settings.honeypot_field in {*SUBMISSION_FIELDS, "redirect"}:
+        # Every post fills in, or may fill in, a field the form really has: all would be trapped.
+        raise ConfigError(
+            f"HONEYPOT_FIELD must not name a field of the comment form: {settings.honeypot_field!r}"
+        )
     if settings.is_production:
         missing = [
             name

@@ -28,6 +28,10 @@ TOO_LARGE = "Your comment is far too long to send. Please shorten it a lot and s
 TRY_LATER = "Comments cannot be received right now, so yours was not sent. Please try again in a few minutes."
 
 
+# The blueprint of the moderators' pages, whose errors are worded for moderators.
+MODERATOR_PAGES = "pages"
+
+
 def is_form_post() -> bool:
     """True when the request came from a plain HTML form rather than an API client."""
     return request.method == "POST" and request.mimetype in FORM_TYPES
@@ -53,8 +57,11 @@ def error_response(
     """The error body every endpoint uses, rendered for the kind of client asking.
 
     A form post gets a page for the commenter: ``advice`` when given, else a sentence
-    for ``status``; ``message`` and ``fields`` are the API's wording.
+    for ``status``; ``message`` and ``fields`` are the API's wording. The moderators'
+    pages get a page with ``message``.
     """
+    if request.blueprint == MODERATOR_PAGES:
+        return Response(render_template("moderate_message.html", message=message), status=status)
     if is_form_post():
         problems = advice or [_form_problem(status)]
         if BROKEN_FORM in problems:

@@ -24,13 +24,14 @@ from service.api import IdConverter, record_decision
 from service.app import get_session, services
 from service.auth import authenticate
 from service.errors import AuthError, NotFoundError, ValidationError
+from service.http_errors import MODERATOR_PAGES
 from service.presenters import moderator_view
 from service.review import ListQuery, Sort, list_comments
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import ModeratorToken
 from service.validation import moderator_note
 
-bp = Blueprint("pages", __name__, url_prefix="/moderate")
+bp = Blueprint(MODERATOR_PAGES, __name__, url_prefix="/moderate")
 csrf = CSRFProtect()
 
 SESSION_KEY = "moderator_id"
@@ -65,6 +66,14 @@ def _configure_app(state: BlueprintSetupState) -> None:
 def _check_csrf() -> None:
     if request.method == "POST":
         csrf.protect()
+
+
+@bp.after_request
+def _refuse_framing(response: Response) -> Response:
+    # Pages whose buttons decide must not be shown inside another page (clickjacking).
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    return response
 
 
 @bp.errorhandler(CSRFError)

@@ -136,7 +136,7 @@ def list_published(session: Session, thread: str, page: int, per_page: int) -> P
 
 
 def audit_trail(session: Session, comment_id: int) -> list[AuditEvent]:
-    """Every status change of one comment, oldest first."""
+    """Every audit event of one comment, oldest first."""
     return list(
         session.scalars(select(AuditEvent).where(AuditEvent.comment_id == comment_id).order_by(AuditEvent.id))
     )

@@ -144,7 +144,8 @@ class Verdict(Base):
 
 
 class AuditEvent(Base):
-    """One change of a comment's status: who made it, when, and why."""
+    """One thing done to a comment: a change of its status, or an action on its personal data
+    (revealing the email, exporting or erasing it); who did it, when, and why."""
 
     __tablename__ = "audit_events"
 

@@ -236,6 +236,10 @@ _FIELDS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+# The fields of the comment form that a submission is read from.
+SUBMISSION_FIELDS = tuple(_FIELDS)
+
+
 def parse_submission(fields: Mapping[str, Any]) -> Submission:
     """Validate every field at once; raise ``SubmissionError`` listing each problem.
 

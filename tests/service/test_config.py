@@ -50,6 +50,9 @@ def test_overrides_win_over_the_environment() -> None:
         ({"MODERATION_ENV": "production"}, "MODERATION_SECRET_KEY, DATABASE_URL, REDIS_URL"),
         ({"WORKER_PROCESSES": "0"}, "WORKER_PROCESSES must be at least 1"),
         ({"CLASSIFY_BATCH": "0"}, "CLASSIFY_BATCH must be at least 1"),
+        ({"TRUSTED_AFTER_APPROVED": "-1"}, "TRUSTED_AFTER_APPROVED must be 0"),
+        ({"HONEYPOT_FIELD": "email"}, "HONEYPOT_FIELD must not name a field of the comment form: 'email'"),
+        ({"HONEYPOT_FIELD": "redirect"}, "HONEYPOT_FIELD must not name a field"),
     ],
 )
 def test_bad_configuration_stops_start_up(environ: dict[str, str], message: str) -> None:

@@ -167,3 +167,17 @@ def test_the_session_cookie_is_kept_from_scripts_and_other_sites(
     _sign_in(client, _token(services))
     cookie = client.get_cookie("moderation_session")
     assert cookie is not None and cookie.http_only and cookie.same_site == "Lax"
+
+
+def test_the_pages_refuse_to_be_framed(client: FlaskClient) -> None:
+    response = client.get("/moderate/sign-in")
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+
+
+def test_errors_on_the_pages_are_worded_for_moderators(client: FlaskClient, services: Services) -> None:
+    huge = {"token": "x" * (services.settings.max_body_bytes + 1)}
+    response = client.post("/moderate/sign-in", data=huge)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 413 and "<h1>Moderation</h1>" in page
+    assert "Your comment" not in page
