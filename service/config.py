@@ -74,8 +74,9 @@ class Settings:
     )
     trusted_after_approved: int = _env(
         "TRUSTED_AFTER_APPROVED",
-        "A commenter (same email) with at least this many approved comments and none rejected is "
-        "trusted: what the model would flag is approved, what it rejects stays rejected; 0 turns it off.",
+        "A commenter (same email) with at least this many comments approved by a moderator and none "
+        "rejected is trusted: what the model would flag is approved, what it rejects stays rejected; "
+        "0 turns it off.",
         0,
     )
     allowed_redirect_hosts: tuple[str, ...] = _env(

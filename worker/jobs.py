@@ -23,13 +23,13 @@ from collections.abc import Sequence
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import Row, bindparam, case, func, select
+from sqlalchemy import Row, and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from models import CommentText
 from service.privacy import ERASED_EMAIL
 from service.statuses import CommentStatus
-from service.tables import Comment, ShadowVerdict
+from service.tables import Comment, Label, ShadowVerdict
 from service.transitions import VerdictRecord, flag_unclassified, record_verdicts
 from worker.context import WorkerContext, current_context
 from worker.policy import route
@@ -65,15 +65,24 @@ def _claim(
 
 
 def trusted_digests(session: Session, digests: set[bytes], least: int) -> set[bytes]:
-    """The email digests among ``digests`` with at least ``least`` approved comments and no
-    rejected one: the commenters the policy trusts (none when ``least`` is 0)."""
+    """The email digests among ``digests`` with at least ``least`` comments a moderator
+    approved and no rejected comment: the commenters the policy trusts (none when ``least``
+    is 0).
+
+    Only a moderator's approval counts (its label says neither spam nor abuse): approvals
+    by the model, or by trust itself, would let trust grow from nothing.
+    """
     digests = digests - {ERASED_EMAIL}
     if least <= 0 or not digests:
         return set()
-    approved = func.sum(case((Comment.status == CommentStatus.APPROVED, 1), else_=0))
+    by_moderator = and_(
+        Comment.status == CommentStatus.APPROVED, Label.spam.is_(False), Label.abuse.is_(False)
+    )
+    approved = func.sum(case((by_moderator, 1), else_=0))
     rejected = func.sum(case((Comment.status == CommentStatus.REJECTED, 1), else_=0))
     statement = (
         select(Comment.email_digest)
+        .outerjoin(Label, Label.comment_id == Comment.id)
         .where(Comment.email_digest.in_(digests))
         .group_by(Comment.email_digest)
         .having(approved >= least, rejected == 0)

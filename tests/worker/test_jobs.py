@@ -18,7 +18,7 @@ from service.auth import create_token
 from service.config import load_settings
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, ModeratorToken, ShadowVerdict, Verdict, utcnow
-from service.transitions import decide
+from service.transitions import VerdictRecord, decide, record_verdicts
 from worker.context import WorkerContext, build_context, install_context
 from worker.dispatcher import dispatch
 from worker.jobs import META_IDS, ClassificationError, classify_comments, classify_waiting
@@ -310,6 +310,7 @@ def test_a_commenter_with_approved_comments_and_no_rejected_one_is_trusted(
             "ann@example.com": ["approve", "approve"],  # trusted from two on
             "bob@example.com": ["approve"],  # too few
             "carol@example.com": ["approve", "approve", "reject"],  # rejected once
+            "dan@example.com": ["model", "model"],  # approved by the model only
         }
         with services.sessions() as session:
             create_token(session, "Mo")
@@ -317,6 +318,12 @@ def test_a_commenter_with_approved_comments_and_no_rejected_one_is_trusted(
         for email, decisions in history.items():
             for decision in decisions:
                 comment_id = _post_as(client, email, "An earlier comment.")
+                if decision == "model":
+                    approved = VerdictRecord(0.01, 0.01, [], "test-model", CommentStatus.APPROVED, "test")
+                    with services.sessions() as session:
+                        record_verdicts(session, {comment_id: approved})
+                        session.commit()
+                    continue
                 with services.sessions() as session:
                     action = Action(decision)
                     reason = DecisionReason.SPAM if action is Action.REJECT else None
