@@ -350,7 +350,9 @@ def _commenter_email() -> str:
 def export_commenter_data() -> Any:
     """Everything stored about the commenter of an email address: each of their comments."""
     email = _commenter_email()
-    comments = export_personal_data(get_session(), services().keys, email)
+    session = get_session()
+    comments = export_personal_data(session, services().keys, email, _actor())
+    session.commit()
     logger.info("%s exported the personal data of %d comment(s)", _actor(), len(comments))
     return {"email": email, "comments": comments}
 

@@ -200,7 +200,8 @@ def export_personal_data_command(email: str) -> None:
 
     address = _commenter_email(email)
     with _keys_and_sessions() as (keys, sessions), sessions() as session:
-        comments = export_personal_data(session, keys, address)
+        comments = export_personal_data(session, keys, address, CLI_ACTOR)
+        session.commit()
     click.echo(json.dumps({"email": address, "comments": comments}, indent=2, ensure_ascii=False))
 
 

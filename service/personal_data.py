@@ -3,27 +3,33 @@
 These are the privacy tools a blog platform gives a site owner for a commenter's
 request. Comments are found by the keyed digest of the address, so a search decrypts
 nothing. An erasure anonymises, as those platforms do: the name becomes "Anonymous",
-and the email (ciphertext and digest), the website and the verdict reasons that quote
-the name or website are removed. The text stays, so the threads it belongs to still
-read. Each erased comment gets an audit event naming who erased it, and nothing about
-whom.
+and the email (ciphertext and digest), the website, the verdict reasons that quote the
+name or website and the moderators' notes are removed. The text stays, so the threads
+it belongs to still read. Each export and erasure is an audit event of each comment it
+touched, naming who did it, and nothing about whom.
+
+Model versions trained on these comments while they had their names keep those names'
+words in their author vocabulary; retraining, and removing older versions from the
+registry, takes them out (see the README).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from models import quotes_author
+from service.presenters import audit_view
 from service.privacy import ERASED_EMAIL, KeyRing, email_digest, readable_email
-from service.review import get_comment
-from service.tables import Comment, utcnow
+from service.review import audit_trail, get_comment
+from service.tables import AuditEvent, Comment, Verdict, utcnow
 from service.transitions import add_audit_event
 
 ERASED_NAME = "Anonymous"
 ERASED_ACTION = "personal_data_erased"
+EXPORTED_ACTION = "personal_data_exported"
 REVEALED_ACTION = "email_revealed"
 
 
@@ -52,8 +58,9 @@ def comments_by_email(session: Session, keys: KeyRing, email: str) -> list[Comme
     return list(session.scalars(statement))
 
 
-def personal_data(comment: Comment, keys: KeyRing) -> dict[str, Any]:
-    """What one comment holds about its commenter, email included, for an export."""
+def personal_data(comment: Comment, keys: KeyRing, trail: list[AuditEvent]) -> dict[str, Any]:
+    """What one comment holds about its commenter, for an export: the comment with its
+    email, the reasons of its verdicts, and its audit trail (moderators' notes included)."""
     return {
         "id": comment.id,
         "thread": comment.thread,
@@ -64,30 +71,57 @@ def personal_data(comment: Comment, keys: KeyRing) -> dict[str, Any]:
         "comment": comment.body,
         "status": comment.status.value,
         "created_at": comment.created_at.isoformat(),
+        "verdict_reasons": [verdict.reasons for verdict in comment.verdicts],
+        "audit": [audit_view(event) for event in trail],
     }
 
 
-def export_personal_data(session: Session, keys: KeyRing, email: str) -> list[dict[str, Any]]:
-    """Everything stored about the commenter of ``email``: each of their comments, oldest first."""
-    return [personal_data(comment, keys) for comment in comments_by_email(session, keys, email)]
+def export_personal_data(session: Session, keys: KeyRing, email: str, actor: str) -> list[dict[str, Any]]:
+    """Everything stored about the commenter of ``email``, each of their comments oldest
+    first; each export is recorded in the comment's audit trail as done by ``actor``
+    (after the trail it returns). The caller commits."""
+    exported = []
+    for comment in comments_by_email(session, keys, email):
+        exported.append(personal_data(comment, keys, audit_trail(session, comment.id)))
+        add_audit_event(session, comment.id, EXPORTED_ACTION, actor, from_status=None, to_status=None)
+    return exported
 
 
 def erase_personal_data(session: Session, keys: KeyRing, email: str, actor: str) -> list[int]:
     """Anonymise every comment of ``email`` and audit each as erased by ``actor``; return their ids.
 
-    The caller commits. A comment erased while a worker classifies it (in the fraction
-    of a second after it was posted) may still get a verdict whose reasons quote the
-    name the worker read.
+    The rows are changed first, as a moderator's decision changes them, so a worker
+    deciding one of them at that moment either finishes first (and its verdict is
+    cleaned below) or finds the comment erased (and ``record_verdicts`` leaves out the
+    reasons that quote the name). Moderators' notes on these comments go too: they may
+    name the commenter. The caller commits.
     """
-    comments = comments_by_email(session, keys, email)
     now = utcnow()
-    for comment in comments:
-        comment.name = ERASED_NAME
-        comment.email_ciphertext = ERASED_EMAIL
-        comment.email_digest = ERASED_EMAIL
-        comment.url = None
-        comment.updated_at = now
-        for verdict in comment.verdicts:
-            verdict.reasons = [reason for reason in verdict.reasons if not quotes_author(reason)]
-        add_audit_event(session, comment.id, ERASED_ACTION, actor, from_status=None, to_status=None)
-    return [comment.id for comment in comments]
+    erased = sorted(
+        session.scalars(
+            update(Comment)
+            .where(Comment.email_digest == email_digest(keys, email))
+            .values(
+                name=ERASED_NAME,
+                email_ciphertext=ERASED_EMAIL,
+                email_digest=ERASED_EMAIL,
+                url=None,
+                updated_at=now,
+            )
+            .returning(Comment.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if not erased:
+        return []
+    for verdict in session.scalars(select(Verdict).where(Verdict.comment_id.in_(erased))):
+        verdict.reasons = [reason for reason in verdict.reasons if not quotes_author(reason)]
+    session.execute(
+        update(AuditEvent)
+        .where(AuditEvent.comment_id.in_(erased))
+        .values(note=None)
+        .execution_options(synchronize_session=False)
+    )
+    for comment_id in erased:
+        add_audit_event(session, comment_id, ERASED_ACTION, actor, from_status=None, to_status=None)
+    return erased

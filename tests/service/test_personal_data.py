@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from service.app import Services
 from service.cli import main
-from service.personal_data import ERASED_ACTION, ERASED_NAME
+from service.personal_data import ERASED_ACTION, ERASED_NAME, EXPORTED_ACTION, erase_personal_data
 from service.retraining import export_labels
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, ModeratorToken, Verdict
@@ -47,7 +47,9 @@ def _approve(services: Services, comment_id: int) -> None:
         assert record_verdicts(session, {comment_id: verdict}) == [comment_id]
         moderator = session.scalars(select(ModeratorToken)).first()
         assert moderator is not None
-        decide(session, comment_id, moderator, Action.APPROVE, DecisionReason.OTHER, None)
+        decide(
+            session, comment_id, moderator, Action.APPROVE, DecisionReason.OTHER, "Ann asked about the photo"
+        )
         session.commit()
 
 
@@ -78,6 +80,17 @@ def test_export_finds_every_comment_of_the_address_in_any_case(
     assert first["name"] == "Ann Reader" and first["url"] == "https://ann.example"
     assert first["comment"] == "Ann's first comment." and first["status"] == "approved"
     assert reply["parent_id"] == posted["bob"] and reply["thread"] == "/a/1"
+    assert first["verdict_reasons"] == [REASONS] and reply["verdict_reasons"] == []
+    assert [(event["action"], event["note"]) for event in first["audit"]] == [
+        ("classified", None),
+        ("approve", "Ann asked about the photo"),
+    ]
+    # Each export is in the audit trail, after what it returned.
+    again = _export(client, moderator_headers, ANN["email"])["comments"][0]["audit"]
+    assert [(event["action"], event["actor"]) for event in again][-1] == (
+        EXPORTED_ACTION,
+        "moderator:Mod Erator",
+    )
     assert _export(client, moderator_headers, "nobody@example.net")["comments"] == []
 
 
@@ -104,6 +117,8 @@ def test_erasure_anonymises_the_comments_of_the_address_and_nothing_else(
             select(Verdict.reasons).where(Verdict.comment_id == posted["ann_first"])
         ).one()
         assert reasons == [REASONS[0], REASONS[3]]
+        notes = session.scalars(select(AuditEvent.note).where(AuditEvent.comment_id == posted["ann_first"]))
+        assert set(notes) == {None}
         events = session.scalars(select(AuditEvent).where(AuditEvent.action == ERASED_ACTION)).all()
         assert sorted(event.comment_id for event in events) == [posted["ann_first"], posted["ann_reply"]]
         assert {event.actor for event in events} == {"moderator:Mod Erator"}
@@ -197,3 +212,19 @@ def test_the_cli_exports_and_erases(services: Services, posted: dict[str, int]) 
     assert set(actors) == {"cli"}
     bad = runner.invoke(main, ["export-personal-data", "nope"])
     assert bad.exit_code == 2 and "not a valid email address" in bad.output
+
+
+def test_a_verdict_recorded_after_the_erasure_does_not_quote_the_name(
+    client: FlaskClient, services: Services
+) -> None:
+    comment_id = _post(client, ANN, "Posted just before the erasure.")
+    with services.sessions() as session:
+        assert erase_personal_data(session, services.keys, ANN["email"], "test") == [comment_id]
+        session.commit()
+    # The worker read the comment before the erasure and scored it with the name.
+    late = VerdictRecord(0.9, 0.01, list(REASONS), "test-model", CommentStatus.FLAGGED, "test")
+    with services.sessions() as session:
+        assert record_verdicts(session, {comment_id: late}) == [comment_id]
+        session.commit()
+        stored = session.scalars(select(Verdict.reasons).where(Verdict.comment_id == comment_id)).one()
+    assert stored == [REASONS[0], REASONS[3]]
