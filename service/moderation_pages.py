@@ -11,6 +11,7 @@ takes bearer tokens and no cookies, needs none.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
 
@@ -18,6 +19,7 @@ from flask import Blueprint, Flask, flash, g, redirect, render_template, request
 from flask import session as browser_session
 from flask.blueprints import BlueprintSetupState
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy import update
 from werkzeug.wrappers import Response
 
 from service.api import IdConverter, record_decision
@@ -35,6 +37,8 @@ bp = Blueprint(MODERATOR_PAGES, __name__, url_prefix="/moderate")
 csrf = CSRFProtect()
 
 SESSION_KEY = "moderator_id"
+SIGN_OUTS_KEY = "sign_outs"
+SESSION_HOURS = 12
 PER_PAGE = 20
 # The buttons of a comment's decision form: what each one decides.
 DECISIONS: dict[str, tuple[Action, DecisionReason | None]] = {
@@ -58,6 +62,7 @@ def _configure_app(state: BlueprintSetupState) -> None:
         SESSION_COOKIE_NAME="moderation_session",
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=app.extensions["moderation"].settings.is_production,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
     )
     csrf.init_app(app)
 
@@ -83,12 +88,12 @@ def _expired_form(error: CSRFError) -> tuple[str, int]:
 
 
 def _signed_in_moderator() -> ModeratorToken | None:
-    token_id = browser_session.get(SESSION_KEY)
+    token_id, sign_outs = browser_session.get(SESSION_KEY), browser_session.get(SIGN_OUTS_KEY)
     if not isinstance(token_id, int):
         return None
     moderator = get_session().get(ModeratorToken, token_id)
-    if moderator is None or moderator.revoked_at is not None:
-        browser_session.pop(SESSION_KEY, None)
+    if moderator is None or moderator.revoked_at is not None or moderator.sign_outs != sign_outs:
+        browser_session.clear()
         return None
     return moderator
 
@@ -117,13 +122,25 @@ def sign_in() -> Any:
     except AuthError as exc:
         return render_template("moderate_sign_in.html", problem=str(exc)), 401
     browser_session.clear()
+    browser_session.permanent = True  # expires SESSION_HOURS after the last request
     browser_session[SESSION_KEY] = moderator.id
+    browser_session[SIGN_OUTS_KEY] = moderator.sign_outs
     return redirect(url_for("pages.queue"))
 
 
 @bp.post("/sign-out")
 def sign_out() -> Response:
-    """End the session."""
+    """End the session, and every other page session of the same token: a copy of the
+    cookie kept elsewhere is refused from now on."""
+    moderator = _signed_in_moderator()
+    if moderator is not None:
+        get_session().execute(
+            update(ModeratorToken)
+            .where(ModeratorToken.id == moderator.id)
+            .values(sign_outs=ModeratorToken.sign_outs + 1)
+            .execution_options(synchronize_session=False)
+        )
+        get_session().commit()
     browser_session.clear()
     return redirect(url_for("pages.sign_in"))
 

@@ -185,6 +185,9 @@ class ModeratorToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Signing out of the moderators' pages counts here, which ends every page session of the
+    # token begun before (a session cookie alone cannot be taken back).
+    sign_outs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class TrainingRun(Base):

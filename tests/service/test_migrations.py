@@ -1,5 +1,6 @@
 """Migrations that move data: 0004 hands waiting comments to the outbox and folds receipts into the
-comment row; 0005 leaves at most one open retraining run and keeps it that way."""
+comment row; 0005 leaves at most one open retraining run and keeps it that way; 0007 starts
+the tokens there are at no sign-outs."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from service.db import alembic_config, make_engine
 INSERT_RUN = text(
     "INSERT INTO training_runs (trigger, status, requested_at, labels_until) "
     "VALUES ('api', :status, '2026-11-28 06:00:00', '2026-11-28 06:00:00')"
+)
+
+
+INSERT_TOKEN = (
+    "INSERT INTO moderator_tokens (name, token_digest, created_at) VALUES ('Mo', 'd', '2026-11-28')"
 )
 
 
@@ -70,4 +76,17 @@ def test_0005_closes_all_open_runs_but_the_oldest_and_refuses_another(tmp_path: 
     command.downgrade(config, "0004")
     with engine.begin() as connection:
         connection.execute(INSERT_RUN, {"status": "queued"})
+    engine.dispose()
+
+
+def test_0007_counts_sign_outs_from_zero_for_the_tokens_there_are(tmp_path: Path) -> None:
+    config, engine = _database_at(tmp_path, "0006")
+    with engine.begin() as connection:
+        connection.execute(text(INSERT_TOKEN))
+    command.upgrade(config, "0007")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT name, sign_outs FROM moderator_tokens")).all() == [("Mo", 0)]
+    command.downgrade(config, "0006")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT name FROM moderator_tokens")).all() == [("Mo",)]
     engine.dispose()

@@ -149,16 +149,32 @@ def test_a_decision_the_page_cannot_apply_is_explained(
         assert session.get_one(Comment, flagged).status is CommentStatus.FLAGGED
 
 
-def test_revoking_the_token_or_signing_out_ends_the_session(client: FlaskClient, services: Services) -> None:
+def test_revoking_the_token_ends_the_session(client: FlaskClient, services: Services) -> None:
     _sign_in(client, _token(services, "Mo"))
     assert client.get("/moderate/").status_code == 200
     with services.sessions() as session:
         revoke_tokens(session, "Mo")
         session.commit()
     assert client.get("/moderate/").status_code == 302
-    _sign_in(client, _token(services, "Other"))
+
+
+def test_signing_out_ends_the_session_even_for_a_kept_copy_of_the_cookie(
+    client: FlaskClient, services: Services
+) -> None:
+    token = _token(services)
+    _sign_in(client, token)
+    kept = client.get_cookie("moderation_session")
+    assert kept is not None
+    other = client.application.test_client()
+    _sign_in(other, token)
     client.post("/moderate/sign-out", data={"csrf_token": _csrf(client, "/moderate/")})
     assert client.get("/moderate/").status_code == 302
+    client.set_cookie("moderation_session", kept.value)
+    assert client.get("/moderate/").status_code == 302
+    # Signing out ends the token's other sessions too; signing in again works.
+    assert other.get("/moderate/").status_code == 302
+    _sign_in(client, token)
+    assert client.get("/moderate/").status_code == 200
 
 
 def test_the_session_cookie_is_kept_from_scripts_and_other_sites(
@@ -167,6 +183,7 @@ def test_the_session_cookie_is_kept_from_scripts_and_other_sites(
     _sign_in(client, _token(services))
     cookie = client.get_cookie("moderation_session")
     assert cookie is not None and cookie.http_only and cookie.same_site == "Lax"
+    assert cookie.expires is not None  # an idle session ends
 
 
 def test_the_pages_refuse_to_be_framed(client: FlaskClient) -> None:
