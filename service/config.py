@@ -88,7 +88,7 @@ class Settings:
         "HONEYPOT_FIELD",
         "A form field hidden from readers: a post that fills it in is stored as rejected spam, "
         "unclassified, and answered as any other; empty turns the trap off.",
-        "subject",
+        "website",
     )
     max_body_bytes: int = _env(
         "MAX_BODY_BYTES",

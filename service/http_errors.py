@@ -28,8 +28,14 @@ TOO_LARGE = "Your comment is far too long to send. Please shorten it a lot and s
 TRY_LATER = "Comments cannot be received right now, so yours was not sent. Please try again in a few minutes."
 
 
-# The blueprint of the moderators' pages, whose errors are worded for moderators.
+# The blueprint of the moderators' pages and where they live; errors there are worded for moderators.
 MODERATOR_PAGES = "pages"
+MODERATOR_PAGES_PREFIX = "/moderate"
+
+
+def _on_moderator_pages(path: str) -> bool:
+    # Also for addresses no page answers, which belong to no blueprint.
+    return path == MODERATOR_PAGES_PREFIX or path.startswith(f"{MODERATOR_PAGES_PREFIX}/")
 
 
 def is_form_post() -> bool:
@@ -60,7 +66,7 @@ def error_response(
     for ``status``; ``message`` and ``fields`` are the API's wording. The moderators'
     pages get a page with ``message``.
     """
-    if request.blueprint == MODERATOR_PAGES:
+    if request.blueprint == MODERATOR_PAGES or _on_moderator_pages(request.path):
         return Response(render_template("moderate_message.html", message=message), status=status)
     if is_form_post():
         problems = advice or [_form_problem(status)]

@@ -26,14 +26,14 @@ from service.api import IdConverter, record_decision
 from service.app import get_session, services
 from service.auth import authenticate
 from service.errors import AuthError, NotFoundError, ValidationError
-from service.http_errors import MODERATOR_PAGES
+from service.http_errors import MODERATOR_PAGES, MODERATOR_PAGES_PREFIX
 from service.presenters import moderator_view
 from service.review import ListQuery, Sort, list_comments
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import ModeratorToken
 from service.validation import moderator_note
 
-bp = Blueprint(MODERATOR_PAGES, __name__, url_prefix="/moderate")
+bp = Blueprint(MODERATOR_PAGES, __name__, url_prefix=MODERATOR_PAGES_PREFIX)
 csrf = CSRFProtect()
 
 SESSION_KEY = "moderator_id"
@@ -62,14 +62,19 @@ def _configure_app(state: BlueprintSetupState) -> None:
         SESSION_COOKIE_NAME="moderation_session",
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=app.extensions["moderation"].settings.is_production,
+        # Sent to these pages only: the public endpoints neither see it nor renew it.
+        SESSION_COOKIE_PATH=MODERATOR_PAGES_PREFIX,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+        # A form's token lasts as long as its session, so a page left open still works.
+        WTF_CSRF_TIME_LIMIT=None,
     )
     csrf.init_app(app)
 
 
 @bp.before_request
 def _check_csrf() -> None:
-    if request.method == "POST":
+    # Signing out checks its own token: it must end the browser's session whatever happens.
+    if request.method == "POST" and request.endpoint != "pages.sign_out":
         csrf.protect()
 
 
@@ -130,18 +135,27 @@ def sign_in() -> Any:
 
 @bp.post("/sign-out")
 def sign_out() -> Response:
-    """End the session, and every other page session of the same token: a copy of the
-    cookie kept elsewhere is refused from now on."""
-    moderator = _signed_in_moderator()
-    if moderator is not None:
-        get_session().execute(
-            update(ModeratorToken)
-            .where(ModeratorToken.id == moderator.id)
-            .values(sign_outs=ModeratorToken.sign_outs + 1)
-            .execution_options(synchronize_session=False)
-        )
-        get_session().commit()
-    browser_session.clear()
+    """End the session, and with a valid form every other page session of the same token:
+    a copy of the cookie kept elsewhere is refused from now on.
+
+    The browser's own session ends even when the form is not valid or the database fails:
+    a moderator who signs out must not stay signed in.
+    """
+    try:
+        csrf.protect()
+        moderator = _signed_in_moderator()
+        if moderator is not None:
+            get_session().execute(
+                update(ModeratorToken)
+                .where(ModeratorToken.id == moderator.id)
+                .values(sign_outs=ModeratorToken.sign_outs + 1)
+                .execution_options(synchronize_session=False)
+            )
+            get_session().commit()
+    except CSRFError:
+        pass  # a forged or stale form ends this browser's session only
+    finally:
+        browser_session.clear()
     return redirect(url_for("pages.sign_in"))
 
 

@@ -378,7 +378,7 @@ def test_a_form_that_fills_in_the_honeypot_is_answered_as_any_and_stored_as_spam
     client: FlaskClient, services: Services
 ) -> None:
     headers = {"Referer": "https://news.example/a/1"}
-    response = client.post("/v1/comments", data={**FORM, "subject": "Great offer"}, headers=headers)
+    response = client.post("/v1/comments", data={**FORM, "website": "Great offer"}, headers=headers)
     assert response.status_code == 303
     query = parse_qs(urlsplit(response.headers["Location"]).query)
     assert query["comment_status"] == ["awaiting-moderation"]
@@ -390,18 +390,18 @@ def test_a_form_that_fills_in_the_honeypot_is_answered_as_any_and_stored_as_spam
 def test_a_json_honeypot_of_any_value_is_trapped_and_a_blank_one_is_not(
     client: FlaskClient, services: Services
 ) -> None:
-    trapped = client.post("/v1/comments", json={**FORM, "subject": 0})
+    trapped = client.post("/v1/comments", json={**FORM, "website": 0})
     assert trapped.status_code == 202 and trapped.get_json()["status"] == "received"
     _trapped(services, trapped.get_json()["id"])
     for blank in ("", "  ", None):
-        assert client.post("/v1/comments", json={**FORM, "subject": blank}).status_code == 202
+        assert client.post("/v1/comments", json={**FORM, "website": blank}).status_code == 202
     with services.sessions() as session:
         assert session.scalar(select(func.count()).select_from(OutboxEntry)) == 3
 
 
 def test_a_trapped_post_is_still_validated(client: FlaskClient, services: Services) -> None:
-    assert client.post("/v1/comments", json={**FORM, "email": "nope", "subject": "x"}).status_code == 422
-    foreign = client.post("/v1/comments", json={**FORM, "parent_id": 999, "subject": "x"})
+    assert client.post("/v1/comments", json={**FORM, "email": "nope", "website": "x"}).status_code == 422
+    foreign = client.post("/v1/comments", json={**FORM, "parent_id": 999, "website": "x"})
     assert foreign.status_code == 422 and "parent_id" in foreign.get_json()["fields"]
     with services.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Comment)) == 0
@@ -413,7 +413,7 @@ def test_the_honeypot_can_be_renamed_or_turned_off(settings_overrides: dict[str,
         services: Services = app.extensions["moderation"]
         try:
             client = app.test_client()
-            response = client.post("/v1/comments", json={**FORM, "homepage": "x", "subject": "y"})
+            response = client.post("/v1/comments", json={**FORM, "homepage": "x", "website": "y"})
             assert response.status_code == 202
             with services.sessions() as session:
                 status = session.get_one(Comment, response.get_json()["id"]).status

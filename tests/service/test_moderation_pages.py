@@ -163,13 +163,13 @@ def test_signing_out_ends_the_session_even_for_a_kept_copy_of_the_cookie(
 ) -> None:
     token = _token(services)
     _sign_in(client, token)
-    kept = client.get_cookie("moderation_session")
+    kept = client.get_cookie("moderation_session", path="/moderate")
     assert kept is not None
     other = client.application.test_client()
     _sign_in(other, token)
     client.post("/moderate/sign-out", data={"csrf_token": _csrf(client, "/moderate/")})
     assert client.get("/moderate/").status_code == 302
-    client.set_cookie("moderation_session", kept.value)
+    client.set_cookie("moderation_session", kept.value, path="/moderate")
     assert client.get("/moderate/").status_code == 302
     # Signing out ends the token's other sessions too; signing in again works.
     assert other.get("/moderate/").status_code == 302
@@ -181,9 +181,11 @@ def test_the_session_cookie_is_kept_from_scripts_and_other_sites(
     client: FlaskClient, services: Services
 ) -> None:
     _sign_in(client, _token(services))
-    cookie = client.get_cookie("moderation_session")
+    cookie = client.get_cookie("moderation_session", path="/moderate")
     assert cookie is not None and cookie.http_only and cookie.same_site == "Lax"
     assert cookie.expires is not None  # an idle session ends
+    # The public endpoints neither receive nor renew it.
+    assert "Set-Cookie" not in client.get("/v1/threads/%2Fa%2F1/comments").headers
 
 
 def test_the_pages_refuse_to_be_framed(client: FlaskClient) -> None:
@@ -198,3 +200,17 @@ def test_errors_on_the_pages_are_worded_for_moderators(client: FlaskClient, serv
     page = response.get_data(as_text=True)
     assert response.status_code == 413 and "<h1>Moderation</h1>" in page
     assert "Your comment" not in page
+
+
+def test_signing_out_with_a_stale_form_still_ends_this_session(
+    client: FlaskClient, services: Services
+) -> None:
+    _sign_in(client, _token(services))
+    response = client.post("/moderate/sign-out", data={"csrf_token": "stale"})
+    assert response.status_code == 302 and response.headers["Location"] == "/moderate/sign-in"
+    assert client.get("/moderate/").status_code == 302
+
+
+def test_an_address_no_page_answers_is_worded_for_moderators(client: FlaskClient) -> None:
+    response = client.post(f"/moderate/comments/{2**64}/decision", data={"decision": "approve"})
+    assert response.status_code == 404 and "<h1>Moderation</h1>" in response.get_data(as_text=True)
