@@ -27,6 +27,7 @@ from service.app import get_session, services
 from service.auth import authenticate
 from service.errors import AuthError, NotFoundError, ValidationError
 from service.http_errors import MODERATOR_PAGES, MODERATOR_PAGES_PREFIX
+from service.personal_data import reveal_email
 from service.presenters import moderator_view
 from service.review import ListQuery, Sort, list_comments
 from service.statuses import Action, CommentStatus, DecisionReason
@@ -227,3 +228,19 @@ def _apply(comment_id: int, decision: str, note: str | None) -> None:
         flash(f"Comment {comment_id}: {exc}.", "problem")
     else:
         flash(f"Comment {comment_id} {DONE[decision]}.", "done")
+
+
+@bp.post("/comments/<id:comment_id>/reveal-email")
+@signed_in
+def reveal(comment_id: int) -> Any:
+    """The comment's full email on a page of its own, never stored in the browser; the
+    comment's audit trail records who saw it."""
+    actor = f"moderator:{g.moderator.name}"
+    try:
+        email = reveal_email(get_session(), services().keys, comment_id, actor, None)
+    except NotFoundError as exc:
+        flash(f"Comment {comment_id}: {exc}.", "problem")
+        return redirect(url_for("pages.queue"))
+    get_session().commit()
+    page = render_template("moderate_email.html", comment_id=comment_id, email=email)
+    return page, 200, {"Cache-Control": "no-store"}

@@ -214,3 +214,29 @@ def test_signing_out_with_a_stale_form_still_ends_this_session(
 def test_an_address_no_page_answers_is_worded_for_moderators(client: FlaskClient) -> None:
     response = client.post(f"/moderate/comments/{2**64}/decision", data={"decision": "approve"})
     assert response.status_code == 404 and "<h1>Moderation</h1>" in response.get_data(as_text=True)
+
+
+def test_revealing_an_email_from_the_page_shows_it_once_and_records_who_saw_it(
+    client: FlaskClient, services: Services, flagged: int
+) -> None:
+    _sign_in(client, _token(services, "Mo"))
+    queue = client.get("/moderate/").get_data(as_text=True)
+    assert f"/moderate/comments/{flagged}/reveal-email" in queue and "jane.doe" not in queue
+    token = _csrf(client, "/moderate/")
+    assert client.post(f"/moderate/comments/{flagged}/reveal-email").status_code == 400  # no CSRF token
+    response = client.post(f"/moderate/comments/{flagged}/reveal-email", data={"csrf_token": token})
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    assert 'href="mailto:jane.doe@example.com"' in response.get_data(as_text=True)
+    with services.sessions() as session:
+        events = session.scalars(select(AuditEvent).where(AuditEvent.comment_id == flagged)).all()
+    assert [(event.action, event.actor) for event in events][-1] == ("email_revealed", "moderator:Mo")
+    # Nothing of it stays in the session cookie (signed, not encrypted) or on the next page.
+    cookie = client.get_cookie("moderation_session", path="/moderate")
+    assert cookie is not None
+    app = client.application
+    serializer = app.session_interface.get_signing_serializer(app)
+    assert "jane.doe" not in str(serializer.loads(cookie.value))
+    assert "jane.doe" not in client.get("/moderate/").get_data(as_text=True)
+    missing = client.post("/moderate/comments/999999/reveal-email", data={"csrf_token": token})
+    assert missing.status_code == 302
+    assert "comment 999999 does not exist" in client.get("/moderate/").get_data(as_text=True)
