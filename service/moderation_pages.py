@@ -2,10 +2,11 @@
 
 Plain server-rendered forms, so a moderator needs nothing but a browser. The pages
 read the same queue and decide through the same functions as the JSON API. A moderator
-signs in once by pasting an API token; the signed session cookie then holds only the
-token's id, checked against the database on every request, so revoking the token ends
-the session at once. Every form carries a CSRF token (Flask-WTF); the JSON API, which
-takes bearer tokens and no cookies, needs none.
+signs in once by pasting an API token; the signed session cookie then holds the token's
+id and how often the token had signed out, both checked against the database on every
+request, so revoking the token, or signing out anywhere, ends the session at once. Every
+form carries a CSRF token (Flask-WTF); the JSON API, which takes bearer tokens and no
+cookies, needs none.
 """
 
 from __future__ import annotations
