@@ -28,7 +28,7 @@ from models.errors import (
 from models.records import CommentText
 
 if TYPE_CHECKING:
-    from models.author_reasons import quotes_author
+    from models.author_reasons import quotes_author, without_author
     from models.classifier import Classifier, Score
     from models.examples import Example, read_examples, write_examples
     from models.registry import activate, active_version, list_versions, load_active, rollback, save_version
@@ -52,6 +52,7 @@ _LAZY = {
     "rollback": "models.registry",
     "train_seed_model": "models.seeding",
     "quotes_author": "models.author_reasons",
+    "without_author": "models.author_reasons",
 }
 
 __all__ = [
@@ -76,6 +77,7 @@ __all__ = [
     "save_version",
     "train",
     "train_seed_model",
+    "without_author",
     "write_examples",
 ]
 

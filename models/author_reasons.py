@@ -23,3 +23,8 @@ def quotes_author(reason: str) -> bool:
     name or website."""
     subject = reason.partition(" +")[0]
     return subject.startswith(_NAME_PREFIX) or subject.endswith(_NAME_OR_WEBSITE_SUFFIX)
+
+
+def without_author(reasons: list[str]) -> list[str]:
+    """``reasons`` less those that repeat the commenter's name or website."""
+    return [reason for reason in reasons if not quotes_author(reason)]

@@ -37,7 +37,7 @@ from service.review import (
 )
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import ModeratorToken
-from service.transitions import decide
+from service.transitions import decide, moderator_actor
 from service.validation import (
     MAX_ID,
     email_address,
@@ -288,7 +288,7 @@ def _moderator_json(what: str) -> dict[str, Any]:
 
 
 def _actor() -> str:
-    return f"moderator:{g.moderator.name}"
+    return moderator_actor(g.moderator)
 
 
 @bp.post("/comments/<id:comment_id>/decision")

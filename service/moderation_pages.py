@@ -33,6 +33,7 @@ from service.presenters import moderator_view
 from service.review import ListQuery, Sort, list_comments
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import ModeratorToken
+from service.transitions import moderator_actor
 from service.validation import moderator_note
 
 bp = Blueprint(MODERATOR_PAGES, __name__, url_prefix=MODERATOR_PAGES_PREFIX)
@@ -236,9 +237,8 @@ def _apply(comment_id: int, decision: str, note: str | None) -> None:
 def reveal(comment_id: int) -> Any:
     """The comment's full email on a page of its own, never stored in the browser; the
     comment's audit trail records who saw it."""
-    actor = f"moderator:{g.moderator.name}"
     try:
-        email = reveal_email(get_session(), services().keys, comment_id, actor, None)
+        email = reveal_email(get_session(), services().keys, comment_id, moderator_actor(g.moderator), None)
     except NotFoundError as exc:
         flash(f"Comment {comment_id}: {exc}.", "problem")
         return redirect(url_for("pages.queue"))

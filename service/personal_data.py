@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
-from models import quotes_author
+from models import without_author
 from service.presenters import audit_view
 from service.privacy import ERASED_EMAIL, KeyRing, email_digest, readable_email
 from service.review import audit_trail, get_comment
@@ -115,7 +115,7 @@ def erase_personal_data(session: Session, keys: KeyRing, email: str, actor: str)
     if not erased:
         return []
     for verdict in session.scalars(select(Verdict).where(Verdict.comment_id.in_(erased))):
-        verdict.reasons = [reason for reason in verdict.reasons if not quotes_author(reason)]
+        verdict.reasons = without_author(verdict.reasons)
     session.execute(
         update(AuditEvent)
         .where(AuditEvent.comment_id.in_(erased))

@@ -13,7 +13,7 @@ from functools import cache
 from sqlalchemy import Dialect, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from models import quotes_author
+from models import without_author
 from service.driver_sql import DriverStatement
 from service.errors import NotFoundError
 from service.privacy import ERASED_EMAIL
@@ -37,6 +37,11 @@ class VerdictRecord:
         """The higher of the two heads: how suspicious the comment is overall."""
         present = [value for value in (self.spam, self.abuse) if value is not None]
         return max(present) if present else None
+
+
+def moderator_actor(moderator: ModeratorToken) -> str:
+    """How the audit trail names a moderator: ``moderator:NAME``."""
+    return f"moderator:{moderator.name}"
 
 
 def add_audit_event(
@@ -140,11 +145,11 @@ def record_verdicts(session: Session, verdicts: Mapping[int, VerdictRecord]) -> 
                     "comment_id": comment_id,
                     "spam": verdicts[comment_id].spam,
                     "abuse": verdicts[comment_id].abuse,
-                    "reasons": [
-                        reason
-                        for reason in verdicts[comment_id].reasons
-                        if comment_id not in erased or not quotes_author(reason)
-                    ],
+                    "reasons": (
+                        without_author(verdicts[comment_id].reasons)
+                        if comment_id in erased
+                        else verdicts[comment_id].reasons
+                    ),
                     "model_version": verdicts[comment_id].model_version,
                     "outcome": verdicts[comment_id].outcome,
                     "created_at": now,
@@ -229,7 +234,7 @@ def decide(
         session,
         comment_id,
         action.value,
-        f"moderator:{moderator.name}",
+        moderator_actor(moderator),
         from_status=previous,
         to_status=action.status,
         reason=reason.value if reason else None,
