@@ -39,8 +39,10 @@ DESIGN = [
     "- **Intake** is one transaction: an INSERT of the comment and of its outbox entry (one "
     "statement on PostgreSQL, in autocommit), then the commit. The statements are SQLAlchemy Core, "
     "compiled once per engine and run on the pooled DBAPI cursor, which halves the database cost "
-    "of a request; no ORM unit of work, no audit row (the comment row records its arrival) and no "
-    "Redis round trip. The outbox entry is the durable record of the classification job.",
+    "of a request; no ORM unit of work and no audit row (the comment row records its arrival). The "
+    "outbox entry is the durable record of the classification job. Before it, flood control counts "
+    "the post in Redis, one round trip per limit: the client address's and the commenter's, with "
+    "limits the benchmark never reaches, so every post pays for both.",
     "- **Dispatch**: a thread in one worker (the holder of a lease in Redis; with every worker "
     "polling, N workers made N times the rounds and jobs) moves outbox entries to a Redis inbox "
     "list, up to 500 per round trip, and enqueues an RQ job when the inbox goes from empty to "

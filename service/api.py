@@ -183,8 +183,11 @@ def _honeypot_filled(fields: dict[str, Any]) -> bool:
 @bp.post("/comments")
 def post_comment() -> Any:
     """Accept a reader's comment: 202 for API clients, a redirect or a page for forms."""
+    flood = services().flood
+    flood.check_address(request.remote_addr)  # before any parsing: a flood costs little
     fields = _submitted_fields()
     submission = parse_submission(fields)
+    flood.check_commenter(submission.email)
     if _honeypot_filled(fields):
         receipt = services().intake.submit_trapped(services().keys, submission)
     else:

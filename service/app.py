@@ -12,10 +12,12 @@ from rq import Queue
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.config import Settings, load_settings
 from service.db import make_engine, make_session_factory
 from service.errors import ConfigError
+from service.flood import FloodControl
 from service.intake import Intake
 from service.keyfile import load_checked_keys, load_keys
 from service.privacy import KeyRing
@@ -36,6 +38,7 @@ class Services:
     engine: Engine
     sessions: sessionmaker[Session]
     intake: Intake
+    flood: FloodControl
     queue: ClassifyQueue
     retrain_queue: Queue
 
@@ -59,13 +62,23 @@ def build_services(settings: Settings) -> Services:
     except ConfigError:
         engine.dispose()
         raise
-    connection = connect_redis(redis_url(settings), timeout=settings.redis_timeout)
+    url = redis_url(settings)
+    connection = connect_redis(url, timeout=settings.redis_timeout)
+    flood = FloodControl.connect(
+        connection,
+        url,
+        settings.queue_name,
+        keys,
+        settings.comment_limit_per_address,
+        settings.comment_limit_per_commenter,
+    )
     return Services(
         settings=settings,
         keys=keys,
         engine=engine,
         sessions=make_session_factory(engine),
         intake=Intake(engine),
+        flood=flood,
         queue=ClassifyQueue.from_settings(connection, settings),
         retrain_queue=Queue(settings.retrain_queue, connection=connection),
     )
@@ -104,6 +117,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     configure_logging(settings.log_level)
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
+    if settings.trusted_proxies:
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.extensions[EXTENSION] = build_services(settings)
     app.teardown_appcontext(_close_session)
     app.register_blueprint(api.bp)

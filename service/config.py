@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import ConfigError
+from service.flood import parse_limits
 from service.validation import SUBMISSION_FIELDS
 
 
@@ -89,6 +90,23 @@ class Settings:
         "A form field hidden from readers: a post that fills it in is stored as rejected spam, "
         "unclassified, and answered as any other; empty turns the trap off.",
         "website",
+    )
+    comment_limit_per_address: str = _env(
+        "COMMENT_LIMIT_PER_ADDRESS",
+        "How many comments one client address may post, as `N per minute` (several joined by `;`, "
+        "e.g. `30 per minute; 300 per day`); more get 429. Counted in Redis; empty turns it off.",
+        "30 per minute",
+    )
+    comment_limit_per_commenter: str = _env(
+        "COMMENT_LIMIT_PER_COMMENTER",
+        "How many comments one commenter (same email) may post, in the same form; empty turns it off.",
+        "5 per minute",
+    )
+    trusted_proxies: int = _env(
+        "TRUSTED_PROXIES",
+        "How many reverse proxies in front of the web app add `X-Forwarded-For`: the client address "
+        "is read that many hops back. 0 trusts no such header.",
+        0,
     )
     max_body_bytes: int = _env(
         "MAX_BODY_BYTES",
@@ -244,6 +262,18 @@ def _check(settings: Settings) -> None:
     ):
         if count < 1:
             raise ConfigError(f"{name} must be at least 1")
+    for name, spec in (
+        ("COMMENT_LIMIT_PER_ADDRESS", settings.comment_limit_per_address),
+        ("COMMENT_LIMIT_PER_COMMENTER", settings.comment_limit_per_commenter),
+    ):
+        try:
+            parse_limits(spec)
+        except ValueError:
+            raise ConfigError(
+                f"{name} must read like `30 per minute` or `5 per minute; 50 per day`, not {spec!r}"
+            ) from None
+    if settings.trusted_proxies < 0:
+        raise ConfigError("TRUSTED_PROXIES must be 0 or more")
     if settings.trusted_after_approved < 0:
         raise ConfigError("TRUSTED_AFTER_APPROVED must be 0 (off) or more")
     if settings.honeypot_field in {*SUBMISSION_FIELDS, "redirect"}:

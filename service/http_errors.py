@@ -11,6 +11,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from service.errors import AuthError, ServiceError, ValidationError
+from service.flood import TooManyCommentsError
 from service.validation import SubmissionError
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,10 @@ BROKEN_FORM = (
     "Please let the site's editors know."
 )
 TOO_LARGE = "Your comment is far too long to send. Please shorten it a lot and send it again."
+SLOW_DOWN = (
+    "You have sent several comments in a short time, so this one was not sent. "
+    "Please wait {seconds} seconds and send it again."
+)
 TRY_LATER = "Comments cannot be received right now, so yours was not sent. Please try again in a few minutes."
 
 
@@ -91,6 +96,10 @@ def _advice(error: ValidationError) -> list[str]:
 def _service_error(error: ServiceError) -> Response:
     if isinstance(error, ValidationError):
         response = error_response(error.status, error.code, str(error), error.problems, _advice(error))
+    elif isinstance(error, TooManyCommentsError):
+        advice = [SLOW_DOWN.format(seconds=error.retry_after)]
+        response = error_response(error.status, error.code, str(error), advice=advice)
+        response.headers["Retry-After"] = str(error.retry_after)
     else:
         response = error_response(error.status, error.code, str(error))
     if isinstance(error, AuthError):

@@ -1,8 +1,8 @@
 """Keeping the commenter's email private: encryption, keyed digests, masking.
 
 One master secret yields independent keys and a fingerprint (HKDF), so the ciphertext,
-the lookup digest, the public avatar key, the moderators' session cookies and the
-fingerprint cannot be related to each other without it.
+the lookup digest, the public avatar key, the moderators' session cookies, the flood
+control's counters and the fingerprint cannot be related to each other without it.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ class KeyRing:
     avatar: bytes
     session: bytes
     """Signs the moderators' page sessions (Flask's secret key)."""
+    flood: bytes
+    """Names the flood control's counters in Redis (service/flood.py)."""
     fingerprint: str
 
     @classmethod
@@ -58,6 +60,7 @@ class KeyRing:
             digest=_derive(secret, b"moderation email digest v1"),
             avatar=_derive(secret, b"moderation avatar v1"),
             session=_derive(secret, b"moderation page sessions v1"),
+            flood=_derive(secret, b"moderation flood control v1"),
             fingerprint=_derive(secret, b"moderation key fingerprint v1").hex(),
         )
 

@@ -242,7 +242,7 @@ class OutboxEntry(Base):
     """A stored comment not yet handed to the job queue (the transactional outbox).
 
     The intake writes it in the comment's own transaction, so answering the poster
-    needs no Redis round trip and a Redis outage loses nothing; a dispatcher in the
+    needs no enqueue and a Redis outage loses nothing; a dispatcher in the
     workers moves the ids to the queue in batches and deletes the rows.
     """
 

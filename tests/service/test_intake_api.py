@@ -54,7 +54,7 @@ def test_json_post_is_stored_queued_and_answered_202(client: FlaskClient, servic
         assert comment.email_digest == email_digest(services.keys, "ann@example.com")
         assert session.scalars(select(AuditEvent)).all() == []
         # The classification job is recorded in the comment's own transaction; the
-        # request itself never talks to Redis (the workers' dispatcher does).
+        # request itself enqueues nothing (the workers' dispatcher does).
         assert session.scalars(select(OutboxEntry.comment_id)).all() == [comment.id]
     assert services.queue.waiting() == 0 and services.queue.queue.count == 0
 

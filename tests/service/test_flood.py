@@ -1,0 +1,159 @@
+"""Flood control on POST /v1/comments: per client address and per commenter, counted in Redis."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from sqlalchemy import func, select
+
+from service import create_app
+from service.app import Services
+from service.db import make_engine, upgrade
+from service.errors import ConfigError
+from service.flood import parse_limits
+from service.tables import Comment
+from tests.integration.processes import free_port
+
+pytestmark = pytest.mark.integration
+
+FORM = {"name": "Ann Reader", "email": "ann@example.com", "comment": "Thanks for this.", "thread": "/a/1"}
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """One SQLite file: the counts live in Redis, so the database kind does not matter here."""
+    url = f"sqlite:///{tmp_path / 'moderation.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@contextmanager
+def _app(settings_overrides: dict[str, Any], **limits: Any) -> Iterator[Flask]:
+    app = create_app({**settings_overrides, **limits})
+    try:
+        yield app
+    finally:
+        app.extensions["moderation"].close()
+
+
+def _stored(app: Flask) -> int:
+    services: Services = app.extensions["moderation"]
+    with services.sessions() as session:
+        return session.scalar(select(func.count()).select_from(Comment)) or 0
+
+
+def _post(app: Flask, address: str = "198.51.100.7", **changes: Any) -> Any:
+    return app.test_client().post(
+        "/v1/comments", json={**FORM, **changes}, environ_base={"REMOTE_ADDR": address}
+    )
+
+
+def test_limits_read_like_n_per_period() -> None:
+    assert parse_limits("") == [] and parse_limits("  ") == []
+    assert [str(item) for item in parse_limits("5 per minute; 50/day")] == ["5 per 1 minute", "50 per 1 day"]
+    with pytest.raises(ValueError):
+        parse_limits("five a minute")
+
+
+def test_a_limit_that_does_not_parse_is_refused_naming_its_variable(
+    settings_overrides: dict[str, Any],
+) -> None:
+    with pytest.raises(ConfigError, match="COMMENT_LIMIT_PER_COMMENTER must read like"):
+        create_app({**settings_overrides, "comment_limit_per_commenter": "lots"})
+    with pytest.raises(ConfigError, match="TRUSTED_PROXIES must be 0 or more"):
+        create_app({**settings_overrides, "trusted_proxies": -1})
+
+
+def test_an_address_over_its_limit_gets_429_and_nothing_is_stored(settings_overrides: dict[str, Any]) -> None:
+    with _app(settings_overrides, comment_limit_per_address="3 per minute") as app:
+        for number in range(3):
+            assert _post(app, email=f"reader{number}@example.com").status_code == 202
+        refused = _post(app, email="another@example.com")
+        assert refused.status_code == 429
+        body = refused.get_json()
+        assert body["error"] == "too_many_comments"
+        assert "from this address: at most 3 per 1 minute" in body["message"]
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        assert f"try again in {refused.headers['Retry-After']} s" in body["message"]
+        # Counted before the body is read: a flood of broken posts is refused as cheaply.
+        assert _post(app, email="not an address").status_code == 429
+        assert _post(app, address="203.0.113.9").status_code == 202  # another address, its own count
+        assert _stored(app) == 4
+
+
+def test_a_commenter_over_the_limit_is_refused_whatever_the_letter_case(
+    settings_overrides: dict[str, Any],
+) -> None:
+    limits = {"comment_limit_per_address": "", "comment_limit_per_commenter": "2 per minute"}
+    with _app(settings_overrides, **limits) as app:
+        assert _post(app, address="198.51.100.1").status_code == 202
+        assert _post(app, address="198.51.100.2", email="ANN@Example.com ").status_code == 202
+        refused = _post(app, address="198.51.100.3")
+        assert refused.status_code == 429
+        assert "from this commenter (email address)" in refused.get_json()["message"]
+        assert _post(app, email="bob@example.com").status_code == 202
+        assert _stored(app) == 3
+
+
+def test_a_refused_form_post_asks_the_commenter_to_wait(settings_overrides: dict[str, Any]) -> None:
+    with _app(settings_overrides, comment_limit_per_address="1 per minute") as app:
+        client = app.test_client()
+        assert client.post("/v1/comments", data=FORM).status_code == 202
+        page = client.post("/v1/comments", data=FORM)
+        assert page.status_code == 429 and page.mimetype == "text/html"
+        wait = page.headers["Retry-After"]
+        assert f"so this one was not sent. Please wait {wait} seconds" in page.get_data(as_text=True)
+
+
+def test_redis_holds_neither_the_address_nor_the_email(settings_overrides: dict[str, Any]) -> None:
+    limits = {"comment_limit_per_address": "5 per minute", "comment_limit_per_commenter": "5 per minute"}
+    with _app(settings_overrides, **limits) as app:
+        assert _post(app, address="203.0.113.77", email="secret.reader@example.com").status_code == 202
+        connection = redis.Redis.from_url(settings_overrides["redis_url"])
+        pattern = f"moderation:flood:{settings_overrides['queue_name']}*"
+        keys = [key.decode() for key in connection.scan_iter(match=pattern)]
+        connection.close()
+    assert len(keys) == 2
+    assert not any("203.0.113" in key or "secret" in key or "example" in key for key in keys)
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_count(
+    settings_overrides: dict[str, Any],
+) -> None:
+    proxy = "10.0.0.2"
+
+    def post(app: Flask, client: str) -> int:
+        response = app.test_client().post(
+            "/v1/comments",
+            json={**FORM, "email": f"{client}@example.com"},
+            headers={"X-Forwarded-For": client},
+            environ_base={"REMOTE_ADDR": proxy},
+        )
+        return response.status_code
+
+    with _app(settings_overrides, comment_limit_per_address="1 per minute", trusted_proxies=1) as app:
+        assert [post(app, "192.0.2.1"), post(app, "192.0.2.2"), post(app, "192.0.2.1")] == [202, 202, 429]
+    # Without a trusted proxy the header is the client's to forge: the proxy's address counts.
+    with _app(settings_overrides, comment_limit_per_address="1 per minute") as app:
+        assert [post(app, "192.0.2.3"), post(app, "192.0.2.4")] == [202, 429]
+
+
+def test_comments_are_accepted_unchecked_while_redis_does_not_answer(
+    settings_overrides: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    limits = {"comment_limit_per_address": "1 per minute", "redis_url": down}
+    with caplog.at_level(logging.WARNING, logger="service.flood"), _app(settings_overrides, **limits) as app:
+        assert [_post(app).status_code for _ in range(3)] == [202, 202, 202]
+        assert _stored(app) == 3
+    warnings = [record.getMessage() for record in caplog.records if record.name == "service.flood"]
+    assert len(warnings) == 1 and warnings[0].startswith("flood control is off for 5 s, Redis did not answer")
