@@ -1,13 +1,14 @@
 """Intake throughput and latency of POST /v1/comments against a hello-world Flask app.
 
 Starts the real app (gunicorn, 2 sync workers) on a fresh database with the machine's
-Redis, and the apps of ``bench/hello_app.py`` under the same settings: hello-world, and
-per database hello-world plus a bare committed insert (the least a storing intake must
-do). Drives them all with the same closed-loop generator (wrk when installed, else
-Python) at several concurrencies, then each app open loop at half of its maximum rate,
-measured again just before. Prints requests/s, latency p50/p95/p99 and the ratios ours /
-hello-world and ours / bare insert, and writes ``bench/results/intake.json``. Only
-127.0.0.1 is loaded; every run is bounded in time.
+Redis, the same app without flood control (to show what its Redis call costs), and the
+apps of ``bench/hello_app.py`` under the same settings: hello-world, and per database
+hello-world plus a bare committed insert (the least a storing intake must do). Drives
+them all with the same closed-loop generator (wrk when installed, else Python) at
+several concurrencies, then the service and hello-world open loop at half of its maximum
+rate, measured again just before. Prints requests/s, latency p50/p95/p99 and the ratios
+ours / hello-world, ours / bare insert and ours / no flood control, and writes
+``bench/results/intake.json``. Only 127.0.0.1 is loaded; every run is bounded in time.
 
     .venv/bin/python bench/intake.py                       # SQLite, then PostgreSQL
     .venv/bin/python bench/intake.py --database postgresql --profile
@@ -229,6 +230,14 @@ def run_all(
             )
             target.url, target.queue = url, queue
             targets.append(target)
+            # The same service without flood control, to show in the same run what its Redis call costs.
+            plain = stack.enter_context(fresh_database(kind, workdir))
+            stack.enter_context(checkpointing(plain))
+            off = {"COMMENT_LIMIT_PER_ADDRESS": "", "COMMENT_LIMIT_PER_COMMENTER": ""}
+            env = service_env(plain, unique_name("bench_intake"), model_dir, **off)
+            unlimited = start_target(unlimited_name(kind), "service:create_app()", env, procs, args)
+            unlimited.url = plain
+            targets.append(unlimited)
             reference = stack.enter_context(fresh_database(kind, workdir))
             stack.enter_context(checkpointing(reference))
             create_table(reference)
@@ -236,7 +245,7 @@ def run_all(
             storing = "hello_app:create_storing_app()"
             targets.append(start_target(insert_name(kind), storing, env, procs, args))
         measure(targets, args, workdir, levels)
-        references = {insert_name(kind) for kind in kinds}
+        references = {name(kind) for kind in kinds for name in (insert_name, unlimited_name)}
         results: dict[str, Any] = {}
         for target in targets:
             entry: dict[str, Any] = {
@@ -259,6 +268,11 @@ def insert_name(kind: str) -> str:
     return f"{kind}-insert"
 
 
+def unlimited_name(kind: str) -> str:
+    """The name of the service without flood control on database ``kind``."""
+    return f"{kind}-no-flood-control"
+
+
 def report(results: dict[str, Any], levels: list[int]) -> None:
     """Print the comparison table: ours / hello-world and ours / bare insert at each concurrency."""
     apps = results["apps"]
@@ -266,22 +280,27 @@ def report(results: dict[str, Any], levels: list[int]) -> None:
     for kind in ("sqlite", "postgresql"):
         if kind not in apps:
             continue
-        ours, insert = apps[kind], apps[insert_name(kind)]
+        ours, insert, unlimited = apps[kind], apps[insert_name(kind)], apps[unlimited_name(kind)]
         stored, outbox = ours["stored_comments"], ours["outbox_entries"]
         print(f"\n{kind}: ours vs hello-world ({stored} comments stored, {outbox} outbox entries)")
         rows = []
         for index, connections in enumerate(levels):
             mine, base, bare = ours["runs"][index], hello["runs"][index], insert["runs"][index]
+            plain = unlimited["runs"][index]
             ratio = mine["requests_per_s"] / base["requests_per_s"]
             to_insert = mine["requests_per_s"] / bare["requests_per_s"]
+            to_plain = mine["requests_per_s"] / plain["requests_per_s"]
             mine["ratio_to_hello"], mine["ratio_to_insert"] = round(ratio, 3), round(to_insert, 3)
+            mine["ratio_to_no_flood_control"] = round(to_plain, 3)
             bare["ratio_to_hello"] = round(bare["requests_per_s"] / base["requests_per_s"], 3)
+            plain["ratio_to_hello"] = round(plain["requests_per_s"] / base["requests_per_s"], 3)
             rows.append(
-                [connections, base["requests_per_s"], bare["requests_per_s"], mine["requests_per_s"]]
-                + [f"{ratio:.2f}", f"{to_insert:.2f}"]
+                [connections, base["requests_per_s"], bare["requests_per_s"], plain["requests_per_s"]]
+                + [mine["requests_per_s"], f"{ratio:.2f}", f"{to_insert:.2f}", f"{to_plain:.2f}"]
                 + [f"{mine[key]:.2f}" for key in ("p50_ms", "p95_ms", "p99_ms")]
             )
-        header = ["conc", "hello/s", "insert/s", "ours/s", "/hello", "/insert", "p50 ms", "p95 ms", "p99 ms"]
+        header = ["conc", "hello/s", "insert/s", "no-flood/s", "ours/s", "/hello", "/insert", "/no-flood"]
+        header += ["p50 ms", "p95 ms", "p99 ms"]
         print_table(header, rows)
         ours["max_ratio_to_hello"] = round(ours["max_rps"] / hello["max_rps"], 3)
         half = ours["half_load"]

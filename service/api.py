@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 from flask import Blueprint, Flask, Request, Response, g, jsonify, redirect, render_template, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.datastructures import FileStorage, Headers, MultiDict
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
 from werkzeug.formparser import FormDataParser, MultiPartParser
 from werkzeug.routing import BaseConverter, IntegerConverter, Map
 
@@ -184,10 +184,13 @@ def _honeypot_filled(fields: dict[str, Any]) -> bool:
 def post_comment() -> Any:
     """Accept a reader's comment: 202 for API clients, a redirect or a page for forms."""
     flood = services().flood
-    flood.check_address(request.remote_addr)  # before any parsing: a flood costs little
-    fields = _submitted_fields()
-    submission = parse_submission(fields)
-    flood.check_commenter(submission.email)
+    try:
+        fields = _submitted_fields()
+        submission = parse_submission(fields)
+    except (ValidationError, HTTPException):
+        flood.check(request.remote_addr, None)  # a broken post counts against its address too
+        raise
+    flood.check(request.remote_addr, submission.email)
     if _honeypot_filled(fields):
         receipt = services().intake.submit_trapped(services().keys, submission)
     else:

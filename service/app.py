@@ -62,11 +62,9 @@ def build_services(settings: Settings) -> Services:
     except ConfigError:
         engine.dispose()
         raise
-    url = redis_url(settings)
-    connection = connect_redis(url, timeout=settings.redis_timeout)
-    flood = FloodControl.connect(
+    connection = connect_redis(redis_url(settings), timeout=settings.redis_timeout)
+    flood = FloodControl(
         connection,
-        url,
         settings.queue_name,
         keys,
         settings.comment_limit_per_address,

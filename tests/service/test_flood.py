@@ -23,6 +23,7 @@ from tests.integration.processes import free_port
 
 pytestmark = pytest.mark.integration
 
+ADDRESS = "198.51.100.7"
 FORM = {"name": "Ann Reader", "email": "ann@example.com", "comment": "Thanks for this.", "thread": "/a/1"}
 
 
@@ -51,7 +52,7 @@ def _stored(app: Flask) -> int:
         return session.scalar(select(func.count()).select_from(Comment)) or 0
 
 
-def _post(app: Flask, address: str = "198.51.100.7", **changes: Any) -> Any:
+def _post(app: Flask, address: str = ADDRESS, **changes: Any) -> Any:
     return app.test_client().post(
         "/v1/comments", json={**FORM, **changes}, environ_base={"REMOTE_ADDR": address}
     )
@@ -84,10 +85,22 @@ def test_an_address_over_its_limit_gets_429_and_nothing_is_stored(settings_overr
         assert "from this address: at most 3 per 1 minute" in body["message"]
         assert 1 <= int(refused.headers["Retry-After"]) <= 60
         assert f"try again in {refused.headers['Retry-After']} s" in body["message"]
-        # Counted before the body is read: a flood of broken posts is refused as cheaply.
+        # A broken post counts too, and once over the limit is refused before what is wrong with it.
         assert _post(app, email="not an address").status_code == 429
         assert _post(app, address="203.0.113.9").status_code == 202  # another address, its own count
         assert _stored(app) == 4
+
+
+def test_broken_posts_count_against_their_address(settings_overrides: dict[str, Any]) -> None:
+    with _app(settings_overrides, comment_limit_per_address="3 per minute") as app:
+        assert _post(app, email="not an address").status_code == 422
+        broken = app.test_client().post(
+            "/v1/comments", data=b"{", content_type="application/json", environ_base={"REMOTE_ADDR": ADDRESS}
+        )
+        assert broken.status_code == 400
+        assert _post(app).status_code == 202
+        assert _post(app, email="bob@example.com").status_code == 429
+        assert _stored(app) == 1
 
 
 def test_a_commenter_over_the_limit_is_refused_whatever_the_letter_case(
@@ -121,8 +134,9 @@ def test_redis_holds_neither_the_address_nor_the_email(settings_overrides: dict[
         connection = redis.Redis.from_url(settings_overrides["redis_url"])
         pattern = f"moderation:flood:{settings_overrides['queue_name']}*"
         keys = [key.decode() for key in connection.scan_iter(match=pattern)]
+        seconds_left = [connection.ttl(key) for key in keys]
         connection.close()
-    assert len(keys) == 2
+    assert len(keys) == 2 and all(0 < seconds <= 60 for seconds in seconds_left)
     assert not any("203.0.113" in key or "secret" in key or "example" in key for key in keys)
 
 
