@@ -104,8 +104,9 @@ class Settings:
     )
     trusted_proxies: int = _env(
         "TRUSTED_PROXIES",
-        "How many reverse proxies in front of the web app add `X-Forwarded-For`: the client address "
-        "is read that many hops back. 0 trusts no such header.",
+        "How many reverse proxies in front of the web app add `X-Forwarded-For` and "
+        "`X-Forwarded-Proto`: the client's address and scheme are read that many hops back. 0 trusts "
+        "no such header.",
         0,
     )
     max_body_bytes: int = _env(
@@ -148,7 +149,8 @@ class Settings:
     )
     redis_timeout: float = _env(
         "REDIS_TIMEOUT_SECONDS",
-        "Connect and read timeout for the web's Redis calls (health, retraining), so an outage stalls none.",
+        "Connect and read timeout for the web's Redis calls (flood control, health, retraining), so "
+        "an outage stalls none for longer.",
         1.0,
     )
     model_check_seconds: float = _env(
@@ -270,7 +272,8 @@ def _check(settings: Settings) -> None:
             parse_limits(spec)
         except ValueError:
             raise ConfigError(
-                f"{name} must read like `30 per minute` or `5 per minute; 50 per day`, not {spec!r}"
+                f"{name} must read like `30 per minute` or `5 per minute; 50 per day`, at least 1 a "
+                f"window, not {spec!r}"
             ) from None
     if settings.trusted_proxies < 0:
         raise ConfigError("TRUSTED_PROXIES must be 0 or more")

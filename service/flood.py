@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
+import math
 import threading
 import time
 
@@ -40,23 +42,53 @@ ADDRESS = "address"
 COMMENTER = "commenter"
 _WHO = {ADDRESS: "this address", COMMENTER: "this commenter (email address)"}
 # KEYS: one counter a window; ARGV: each window's length in seconds. Returns each
-# window's count, then its seconds left.
+# window's count, then its milliseconds left (PTTL: TTL's whole seconds would round a
+# wait down). A counter that somehow lost its expiry gets it back rather than refusing
+# forever.
 _COUNT_WINDOWS = """
 local replies = {}
 for i, key in ipairs(KEYS) do
   redis.call('SET', key, 0, 'EX', ARGV[i], 'NX')
   replies[2 * i - 1] = redis.call('INCRBY', key, 1)
-  replies[2 * i] = redis.call('TTL', key)
+  local left = redis.call('PTTL', key)
+  if left < 0 then
+    redis.call('EXPIRE', key, ARGV[i])
+    left = ARGV[i] * 1000
+  end
+  replies[2 * i] = left
 end
 return replies
 """
+# One IPv6 client commonly holds a whole /64 of addresses, so that is what is counted.
+_IPV6_CLIENT_PREFIX = 64
 
 
 def parse_limits(spec: str) -> list[RateLimitItem]:
     """``"5 per minute; 50 per hour"`` as limit items; empty means none. Raises ``ValueError``."""
     if not spec.strip():
         return []
-    return list(parse_many(spec))
+    limits = list(parse_many(spec))
+    if any(limit.amount < 1 for limit in limits):
+        raise ValueError("a limit of 0 would refuse every comment; leave the setting empty to turn it off")
+    return limits
+
+
+def client_identity(address: str | None) -> str:
+    """What one client is counted as: its IPv4 address, or its IPv6 address's /64 network.
+
+    Without an address (a Unix socket in front) all share one count, as behind a proxy.
+    """
+    if not address:
+        return ""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:  # an IPv4 client on a dual-stack socket
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/{_IPV6_CLIENT_PREFIX}", strict=False))
+    return str(parsed)
 
 
 class TooManyCommentsError(ServiceError):
@@ -93,8 +125,7 @@ class FloodControl:
     def check(self, address: str | None, email: str | None) -> None:
         """Count a post from client ``address`` and, when given, from the commenter with
         ``email``; ``TooManyCommentsError`` when either is over a limit."""
-        # Without an address (a Unix socket in front) all share one count, as behind a proxy.
-        counted = [(ADDRESS, (address or "").encode())]
+        counted = [(ADDRESS, client_identity(address).encode())]
         if email is not None:
             counted.append((COMMENTER, canonical_email(email).encode()))
         windows = [(who, identity, limit) for who, identity in counted for limit in self._limits[who]]
@@ -108,10 +139,15 @@ class FloodControl:
         except redis.RedisError as exc:
             self._pause(exc)
             return
-        for index, (who, _identity, limit) in enumerate(windows):
-            count, seconds_left = replies[2 * index], replies[2 * index + 1]
-            if count > limit.amount:
-                raise TooManyCommentsError(who, limit, max(1, seconds_left))
+        # Of the windows over their limit, the one that ends last says when to try again.
+        over = [
+            (replies[2 * index + 1], who, limit)
+            for index, (who, _identity, limit) in enumerate(windows)
+            if replies[2 * index] > limit.amount
+        ]
+        if over:
+            milliseconds, who, limit = max(over, key=lambda window: window[0])
+            raise TooManyCommentsError(who, limit, max(1, math.ceil(milliseconds / 1000)))
 
     def _name(self, who: str, identity: bytes) -> str:
         return hmac.new(self._key, who.encode() + b"\0" + identity, hashlib.sha256).hexdigest()[:32]

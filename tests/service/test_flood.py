@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,13 +15,13 @@ import redis
 from flask import Flask
 from sqlalchemy import func, select
 
-from service import create_app
+from service import create_app, flood
 from service.app import Services
 from service.db import make_engine, upgrade
 from service.errors import ConfigError
-from service.flood import parse_limits
+from service.flood import UNCHECKED_AFTER_FAILURE_SECONDS, client_identity, parse_limits
 from service.tables import Comment
-from tests.integration.processes import free_port
+from tests.integration.processes import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -58,18 +60,30 @@ def _post(app: Flask, address: str = ADDRESS, **changes: Any) -> Any:
     )
 
 
-def test_limits_read_like_n_per_period() -> None:
+def test_a_limit_of_zero_is_refused_rather_than_refusing_every_comment() -> None:
     assert parse_limits("") == [] and parse_limits("  ") == []
-    assert [str(item) for item in parse_limits("5 per minute; 50/day")] == ["5 per 1 minute", "50 per 1 day"]
-    with pytest.raises(ValueError):
-        parse_limits("five a minute")
+    with pytest.raises(ValueError, match="leave the setting empty to turn it off"):
+        parse_limits("5 per minute; 0 per day")
+
+
+def test_a_client_is_its_ipv4_address_or_its_ipv6_network() -> None:
+    assert client_identity("198.51.100.7") == "198.51.100.7"
+    assert (
+        client_identity("2001:db8:1:2:aaaa::1")
+        == client_identity("2001:db8:1:2:bbbb::9")
+        == "2001:db8:1:2::/64"
+    )
+    assert client_identity("2001:db8:1:3::1") == "2001:db8:1:3::/64"
+    assert client_identity("::ffff:198.51.100.7") == "198.51.100.7"
+    assert client_identity(None) == client_identity("") == ""
 
 
 def test_a_limit_that_does_not_parse_is_refused_naming_its_variable(
     settings_overrides: dict[str, Any],
 ) -> None:
-    with pytest.raises(ConfigError, match="COMMENT_LIMIT_PER_COMMENTER must read like"):
-        create_app({**settings_overrides, "comment_limit_per_commenter": "lots"})
+    for spec in ("lots", "0 per minute"):
+        with pytest.raises(ConfigError, match="COMMENT_LIMIT_PER_COMMENTER must read like"):
+            create_app({**settings_overrides, "comment_limit_per_commenter": spec})
     with pytest.raises(ConfigError, match="TRUSTED_PROXIES must be 0 or more"):
         create_app({**settings_overrides, "trusted_proxies": -1})
 
@@ -117,6 +131,26 @@ def test_a_commenter_over_the_limit_is_refused_whatever_the_letter_case(
         assert _stored(app) == 3
 
 
+def test_the_address_and_the_commenter_are_counted_in_the_same_call(
+    settings_overrides: dict[str, Any],
+) -> None:
+    limits = {"comment_limit_per_address": "1 per minute", "comment_limit_per_commenter": "1 per minute"}
+    with _app(settings_overrides, **limits) as app:
+        assert _post(app, address="198.51.100.1").status_code == 202
+        refused = _post(app, address="198.51.100.2")  # a fresh address, the same commenter
+        assert refused.status_code == 429 and "this commenter" in refused.get_json()["message"]
+        assert _post(app, address="198.51.100.1", email="bob@example.com").status_code == 429
+
+
+def test_retry_after_names_the_window_that_ends_last(settings_overrides: dict[str, Any]) -> None:
+    with _app(settings_overrides, comment_limit_per_address="1 per 10 seconds; 1 per hour") as app:
+        assert _post(app).status_code == 202
+        refused = _post(app)
+        assert refused.status_code == 429
+        assert 3590 <= int(refused.headers["Retry-After"]) <= 3600
+        assert "at most 1 per 1 hour" in refused.get_json()["message"]
+
+
 def test_a_refused_form_post_asks_the_commenter_to_wait(settings_overrides: dict[str, Any]) -> None:
     with _app(settings_overrides, comment_limit_per_address="1 per minute") as app:
         client = app.test_client()
@@ -148,7 +182,7 @@ def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_count(
     def post(app: Flask, client: str) -> int:
         response = app.test_client().post(
             "/v1/comments",
-            json={**FORM, "email": f"{client}@example.com"},
+            json=FORM,  # the commenter is not counted here
             headers={"X-Forwarded-For": client},
             environ_base={"REMOTE_ADDR": proxy},
         )
@@ -156,18 +190,37 @@ def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_count(
 
     with _app(settings_overrides, comment_limit_per_address="1 per minute", trusted_proxies=1) as app:
         assert [post(app, "192.0.2.1"), post(app, "192.0.2.2"), post(app, "192.0.2.1")] == [202, 202, 429]
+        # Only the hop the proxy added is believed: what the client wrote before it is not.
+        assert [post(app, "203.0.113.1, 192.0.2.5"), post(app, "203.0.113.2, 192.0.2.5")] == [202, 429]
     # Without a trusted proxy the header is the client's to forge: the proxy's address counts.
     with _app(settings_overrides, comment_limit_per_address="1 per minute") as app:
         assert [post(app, "192.0.2.3"), post(app, "192.0.2.4")] == [202, 429]
 
 
-def test_comments_are_accepted_unchecked_while_redis_does_not_answer(
-    settings_overrides: dict[str, Any], caplog: pytest.LogCaptureFixture
+def test_comments_are_accepted_uncounted_while_redis_does_not_answer_then_counted_again(
+    settings_overrides: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
-    down = f"redis://127.0.0.1:{free_port()}/0"
-    limits = {"comment_limit_per_address": "1 per minute", "redis_url": down}
-    with caplog.at_level(logging.WARNING, logger="service.flood"), _app(settings_overrides, **limits) as app:
-        assert [_post(app).status_code for _ in range(3)] == [202, 202, 202]
-        assert _stored(app) == 3
+    server = RedisServer(tmp_path)
+    server.start()
+    limits = {"comment_limit_per_address": "1 per minute", "redis_url": server.url}
+    try:
+        with (
+            caplog.at_level(logging.WARNING, logger="service.flood"),
+            _app(settings_overrides, **limits) as app,
+        ):
+            assert _post(app).status_code == 202
+            server.stop()
+            assert [_post(app).status_code for _ in range(3)] == [202, 202, 202]
+            server.start()  # empty: it kept nothing
+            assert _post(app).status_code == 202  # still within the pause: not counted
+            later = time.monotonic() + UNCHECKED_AFTER_FAILURE_SECONDS
+            monkeypatch.setattr(flood, "time", SimpleNamespace(monotonic=lambda: later))
+            assert [_post(app).status_code, _post(app).status_code] == [202, 429]
+            assert _stored(app) == 6
+    finally:
+        server.stop()
     warnings = [record.getMessage() for record in caplog.records if record.name == "service.flood"]
     assert len(warnings) == 1 and warnings[0].startswith("flood control is off for 5 s, Redis did not answer")
