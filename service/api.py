@@ -19,7 +19,7 @@ from werkzeug.routing import BaseConverter, IntegerConverter, Map
 
 from service.app import get_session, services
 from service.auth import authenticate
-from service.errors import ValidationError
+from service.errors import ForbiddenError, ValidationError
 from service.http_errors import FORM_TYPES, is_form_post
 from service.personal_data import erase_personal_data, export_personal_data, reveal_email
 from service.presenters import audit_view, moderator_view, page_view, public_view, receipt_view
@@ -214,6 +214,21 @@ def moderator_required(view: View) -> View:
     return guarded  # type: ignore[return-value]
 
 
+def admin_required(view: View) -> View:
+    """Let the view run only for a request with a valid admin token (403 for other moderators)."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if not g.moderator.admin:
+            raise ForbiddenError(
+                "exporting or erasing a commenter's personal data needs an admin token "
+                "(moderation create-token NAME --admin)"
+            )
+        return view(*args, **kwargs)
+
+    return moderator_required(cast(View, guarded))
+
+
 def _choice(kind: type[Choice], field: str, raw: Any) -> Choice:
     try:
         return kind(raw)
@@ -352,7 +367,7 @@ def _commenter_email() -> str:
 
 
 @bp.post("/privacy/export")
-@moderator_required
+@admin_required
 def export_commenter_data() -> Any:
     """Everything stored about the commenter of an email address: each of their comments."""
     email = _commenter_email()
@@ -364,7 +379,7 @@ def export_commenter_data() -> Any:
 
 
 @bp.post("/privacy/erase")
-@moderator_required
+@admin_required
 def erase_commenter_data() -> Any:
     """Anonymise every comment of an email address (name, email, website); the text stays."""
     email = _commenter_email()

@@ -27,13 +27,14 @@ def moderator_name(name: str) -> str:
     return name.strip()
 
 
-def create_token(session: Session, name: str) -> str:
-    """Store a new token for moderator ``name`` and return it; it cannot be shown again."""
+def create_token(session: Session, name: str, admin: bool = False) -> str:
+    """Store a new token for moderator ``name`` (an ``admin`` one may also handle personal
+    data) and return it; it cannot be shown again."""
     name = moderator_name(name)
     if not name or len(name) > 100:
         raise ValueError("a moderator name of 1 to 100 characters is required")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ModeratorToken(name=name, token_digest=_digest(token)))
+    session.add(ModeratorToken(name=name, token_digest=_digest(token), admin=admin))
     return token
 
 

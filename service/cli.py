@@ -59,14 +59,17 @@ def init() -> None:
 
 @main.command("create-token")
 @click.argument("name")
-def create_token_command(name: str) -> None:
+@click.option(
+    "--admin", is_flag=True, help="The token may also export and erase a commenter's personal data."
+)
+def create_token_command(name: str, admin: bool) -> None:
     """Create an API token for moderator NAME and print it (it is shown only once)."""
     from service.auth import create_token
 
     sessions = _sessions()
     with sessions() as session:
         try:
-            token = create_token(session, name)
+            token = create_token(session, name, admin=admin)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="NAME") from None
         session.commit()

@@ -37,3 +37,10 @@ class AuthError(ServiceError):
 
     status = 401
     code = "unauthorized"
+
+
+class ForbiddenError(ServiceError):
+    """The moderator token is valid but may not do this."""
+
+    status = 403
+    code = "forbidden"

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -188,6 +189,8 @@ class ModeratorToken(Base):
     # Signing out of the moderators' pages counts here, which ends every page session of the
     # token begun before (a session cookie alone cannot be taken back).
     sign_outs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Only an admin token may export or erase a commenter's personal data.
+    admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class TrainingRun(Base):

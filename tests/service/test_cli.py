@@ -68,10 +68,13 @@ def test_create_token_prints_a_token_that_authenticates(env: dict[str, str], tmp
     assert result.exit_code == 0, result.output
     token = result.output.strip()
     sessions = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'data' / 'moderation.db'}"))
+    admin = runner.invoke(main, ["create-token", "root", "--admin"], env=env).output.strip()
     with sessions() as session:
-        assert authenticate(session, f"Bearer {token}").name == "alice"
+        alice = authenticate(session, f"Bearer {token}")
+        assert alice.name == "alice" and not alice.admin
+        assert authenticate(session, f"Bearer {admin}").admin
         stored = session.scalars(select(ModeratorToken.token_digest)).all()
-        assert token not in stored
+        assert token not in stored and admin not in stored
     revoked = runner.invoke(main, ["revoke-tokens", "alice"], env=env)
     assert revoked.output.strip() == "revoked 1 token(s) of alice"
 

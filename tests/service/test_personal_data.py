@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from service.app import Services
+from service.auth import create_token
 from service.cli import main
 from service.personal_data import ERASED_ACTION, ERASED_NAME, EXPORTED_ACTION, erase_personal_data
 from service.retraining import export_labels
@@ -33,6 +34,15 @@ REASONS = [
     "link to ann.example in the author name or website +0.9 toward spam",
     "no author name +0.1 toward spam",
 ]
+
+
+@pytest.fixture
+def moderator_headers(services: Services) -> dict[str, str]:
+    """Here the moderator holds an admin token: only those may export and erase personal data."""
+    with services.sessions() as session:
+        token = create_token(session, "Mod Erator", admin=True)
+        session.commit()
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _post(client: FlaskClient, who: dict[str, str], text: str, **more: Any) -> int:
@@ -179,6 +189,26 @@ def test_the_privacy_endpoints_need_a_moderator_and_json(
     form = client.post("/v1/privacy/erase", data={"email": BOB["email"]}, headers=moderator_headers)
     assert form.status_code == 415
     assert len(_export(client, moderator_headers, BOB["email"])["comments"]) == 1
+
+
+def test_a_moderator_without_an_admin_token_may_neither_export_nor_erase(
+    client: FlaskClient, services: Services, posted: dict[str, int]
+) -> None:
+    with services.sessions() as session:
+        plain = {"Authorization": f"Bearer {create_token(session, 'Plain Moderator')}"}
+        session.commit()
+    for path in ("/v1/privacy/export", "/v1/privacy/erase"):
+        refused = client.post(path, json={"email": ANN["email"]}, headers=plain)
+        assert refused.status_code == 403
+        assert refused.get_json()["error"] == "forbidden"
+        assert "needs an admin token (moderation create-token NAME --admin)" in refused.get_json()["message"]
+    with services.sessions() as session:
+        assert session.get_one(Comment, posted["ann_first"]).name == "Ann Reader"
+        assert session.scalars(select(AuditEvent.action).where(AuditEvent.action != "classified")).all() == [
+            "approve"
+        ]
+    # Revealing one comment's email stays every moderator's, audited.
+    assert client.post(f"/v1/comments/{posted['ann_first']}/reveal-email", headers=plain).status_code == 200
 
 
 def test_the_cli_exports_and_erases(services: Services, posted: dict[str, int]) -> None:
