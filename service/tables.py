@@ -22,7 +22,6 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
-    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -190,7 +189,7 @@ class ModeratorToken(Base):
     # token begun before (a session cookie alone cannot be taken back).
     sign_outs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Only an admin token may export or erase a commenter's personal data.
-    admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class TrainingRun(Base):

@@ -68,7 +68,9 @@ def test_create_token_prints_a_token_that_authenticates(env: dict[str, str], tmp
     assert result.exit_code == 0, result.output
     token = result.output.strip()
     sessions = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'data' / 'moderation.db'}"))
-    admin = runner.invoke(main, ["create-token", "root", "--admin"], env=env).output.strip()
+    made = runner.invoke(main, ["create-token", "root", "--admin"], env=env)
+    assert made.exit_code == 0, made.output
+    admin = made.output.strip()
     with sessions() as session:
         alice = authenticate(session, f"Bearer {token}")
         assert alice.name == "alice" and not alice.admin

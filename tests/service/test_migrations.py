@@ -1,14 +1,17 @@
 """Migrations that move data: 0004 hands waiting comments to the outbox and folds receipts into the
 comment row; 0005 leaves at most one open retraining run and keeps it that way; 0007 starts
-the tokens there are at no sign-outs."""
+the tokens there are at no sign-outs; 0008 makes them plain moderators' tokens, keeping who
+decided each label."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
@@ -89,4 +92,45 @@ def test_0007_counts_sign_outs_from_zero_for_the_tokens_there_are(tmp_path: Path
     command.downgrade(config, "0006")
     with engine.connect() as connection:
         assert connection.execute(text("SELECT name FROM moderator_tokens")).all() == [("Mo",)]
+    engine.dispose()
+
+
+def _token_with_a_label(engine: Engine) -> None:
+    """One token, and one comment whose label that token's moderator decided."""
+    with engine.begin() as connection:
+        connection.execute(text(INSERT_TOKEN))
+        connection.execute(
+            text(
+                "INSERT INTO comments (thread, name, email_ciphertext, email_digest, body, status, "
+                "created_at, updated_at) VALUES ('/a', 'Ann', x'01', x'02', 'Hi', 'approved', "
+                "'2026-11-28', '2026-11-28')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO labels (comment_id, spam, abuse, reason, moderator_id, decided_at) "
+                "VALUES (1, 0, 0, 'other', 1, '2026-11-28')"
+            )
+        )
+
+
+def _migrate(config: Config, engine: Engine, revision: str) -> list[Any]:
+    """Up or down to ``revision`` on the service's own connection, as `moderation migrate` runs
+    (foreign keys enforced); returns each label's moderator afterwards."""
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        current = MigrationContext.configure(connection).get_current_revision() or ""
+        (command.upgrade if revision > current else command.downgrade)(config, revision)
+    with engine.connect() as connection:
+        return [row[0] for row in connection.execute(text("SELECT moderator_id FROM labels"))]
+
+
+def test_0008_leaves_the_tokens_there_are_plain_and_keeps_who_decided_each_label(tmp_path: Path) -> None:
+    config, engine = _database_at(tmp_path, "0007")
+    _token_with_a_label(engine)
+    assert _migrate(config, engine, "0008") == [1]
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT name, admin FROM moderator_tokens")).all() == [("Mo", 0)]
+    assert _migrate(config, engine, "0007") == [1]
+    assert _migrate(config, engine, "0006") == [1]
     engine.dispose()

@@ -209,6 +209,9 @@ def test_a_moderator_without_an_admin_token_may_neither_export_nor_erase(
         ]
     # Revealing one comment's email stays every moderator's, audited.
     assert client.post(f"/v1/comments/{posted['ann_first']}/reveal-email", headers=plain).status_code == 200
+    with services.sessions() as session:
+        revealed = select(AuditEvent.actor).where(AuditEvent.action == "email_revealed")
+        assert session.scalars(revealed).all() == ["moderator:Plain Moderator"]
 
 
 def test_the_cli_exports_and_erases(services: Services, posted: dict[str, int]) -> None:

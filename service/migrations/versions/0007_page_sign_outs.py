@@ -24,6 +24,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Drop the counter (page sessions then end only when their token is revoked)."""
-    with op.batch_alter_table("moderator_tokens") as batch:
+    """Drop the counter (page sessions then end only when their token is revoked).
+
+    In place: a rebuilt table would clear every label's moderator through the foreign key.
+    """
+    with op.batch_alter_table("moderator_tokens", recreate="never") as batch:
         batch.drop_column("sign_outs")
