@@ -93,8 +93,9 @@ class Settings:
     )
     comment_limit_per_address: str = _env(
         "COMMENT_LIMIT_PER_ADDRESS",
-        "How many comments one client address may post, as `N per minute` (several joined by `;`, "
-        "e.g. `30 per minute; 300 per day`); more get 429. Counted in Redis; empty turns it off.",
+        "How many comments one client (an IPv4 address, or an IPv6 /64) may post, as `N per minute` "
+        "(several joined by `;`, e.g. `30 per minute; 300 per day`); more get 429. Counted in Redis; "
+        "empty turns it off.",
         "30 per minute",
     )
     comment_limit_per_commenter: str = _env(
