@@ -3,10 +3,10 @@
 The counts are fixed windows in Redis, so every web process on every host shares them.
 The `limits` library reads the configured limits (`30 per minute; 300 per day`) and
 names their windows. It would count them too, but with one round trip per window, and
-on the intake, the hottest path, one round trip costs a fifth to a quarter of its
-throughput (`bench/intake.py` runs the service with and without flood control). So every
-window of a post, its address's and its commenter's, is counted by one script, run
-atomically by Redis: for each window the same three steps as the library's fixed
+on the intake, the hottest path, one round trip costs 16 to 25 % of its throughput
+(`bench/intake.py` runs the service with and without flood control). So every window of
+a post, its address's and its commenter's, is counted by one script, run atomically by
+Redis: for each window the same three steps as the library's fixed
 window (create the counter with the window's expiry, increment it, read its time left).
 Redis never holds an address or an email in the clear: each is known there only by a
 keyed digest.
