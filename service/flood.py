@@ -6,10 +6,9 @@ names their windows. It would count them too, but with one round trip per window
 on the intake, the hottest path, one round trip costs 16 to 25 % of its throughput
 (`bench/intake.py` runs the service with and without flood control). So every window of
 a post, its address's and its commenter's, is counted by one script, run atomically by
-Redis: for each window the same three steps as the library's fixed
-window (create the counter with the window's expiry, increment it, read its time left).
-Redis never holds an address or an email in the clear: each is known there only by a
-keyed digest.
+Redis: for each window the same three steps as the library's fixed window (create the
+counter with the window's expiry, increment it, read its time left). Redis never holds
+an address or an email in the clear: each is known there only by a keyed digest.
 
 The intake itself needs only the database, so when Redis does not answer, comments are
 accepted uncounted for a few seconds (and a warning is logged) rather than refused or
