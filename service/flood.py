@@ -124,32 +124,38 @@ class FloodControl:
     def check(self, address: str | None, email: str | None) -> None:
         """Count a post from client ``address`` and, when given, from the commenter with
         ``email``; ``TooManyCommentsError`` when either is over a limit."""
-        counted = [(ADDRESS, client_identity(address).encode())]
-        if email is not None:
-            counted.append((COMMENTER, canonical_email(email).encode()))
-        windows = [(who, identity, limit) for who, identity in counted for limit in self._limits[who]]
-        if not windows or time.monotonic() < self._unchecked_until:
+        if time.monotonic() < self._unchecked_until:
             return
-        keys = [
-            self._prefix + limit.key_for(who, self._name(who, identity)) for who, identity, limit in windows
-        ]
+        windows: list[tuple[str, RateLimitItem, str]] = []
+        if self._limits[ADDRESS]:
+            windows += self._windows(ADDRESS, client_identity(address))
+        if email is not None and self._limits[COMMENTER]:
+            windows += self._windows(COMMENTER, canonical_email(email))
+        if not windows:
+            return
         try:
-            replies = self._count(keys=keys, args=[limit.get_expiry() for _who, _identity, limit in windows])
+            replies = self._count(
+                keys=[key for _who, _limit, key in windows],
+                args=[limit.get_expiry() for _who, limit, _key in windows],
+            )
         except redis.RedisError as exc:
             self._pause(exc)
             return
         # Of the windows over their limit, the one that ends last says when to try again.
         over = [
             (replies[2 * index + 1], who, limit)
-            for index, (who, _identity, limit) in enumerate(windows)
+            for index, (who, limit, _key) in enumerate(windows)
             if replies[2 * index] > limit.amount
         ]
         if over:
             milliseconds, who, limit = max(over, key=lambda window: window[0])
             raise TooManyCommentsError(who, limit, max(1, math.ceil(milliseconds / 1000)))
 
-    def _name(self, who: str, identity: bytes) -> str:
-        return hmac.new(self._key, who.encode() + b"\0" + identity, hashlib.sha256).hexdigest()[:32]
+    def _windows(self, who: str, identity: str) -> list[tuple[str, RateLimitItem, str]]:
+        """Each limit of ``who`` with its counter's key for ``identity``, known there only by a
+        keyed digest computed once for all its windows."""
+        name = hmac.new(self._key, f"{who}\0{identity}".encode(), hashlib.sha256).hexdigest()[:32]
+        return [(who, limit, self._prefix + limit.key_for(who, name)) for limit in self._limits[who]]
 
     def _pause(self, error: redis.RedisError) -> None:
         with self._lock:
