@@ -47,6 +47,7 @@ from service.validation import (
     thread_key,
     whole_number,
 )
+from service.webhooks import event_for, record_events
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 logger = logging.getLogger(__name__)
@@ -192,7 +193,8 @@ def post_comment() -> Any:
         raise
     flood.check(request.remote_addr, submission.email)
     if _honeypot_filled(fields):
-        receipt = services().intake.submit_trapped(services().keys, submission)
+        notify = services().settings.webhooks
+        receipt = services().intake.submit_trapped(services().keys, submission, notify=notify)
     else:
         receipt = services().intake.submit(services().keys, submission)
     if not is_form_post():
@@ -335,6 +337,8 @@ def record_decision(
     """
     session = get_session()
     decide(session, comment_id, moderator, action, reason, note)
+    if services().settings.webhooks:
+        record_events(session, [(comment_id, event_for(action.status))])
     session.commit()
     try:
         maybe_request_retrain(session, services().retrain_queue, services().settings.retrain_after_labels)
@@ -384,7 +388,8 @@ def erase_commenter_data() -> Any:
     """Anonymise every comment of an email address (name, email, website); the text stays."""
     email = _commenter_email()
     session = get_session()
-    erased = erase_personal_data(session, services().keys, email, _actor())
+    notify = services().settings.webhooks
+    erased = erase_personal_data(session, services().keys, email, _actor(), notify=notify)
     session.commit()
     logger.info("%s erased the personal data of %d comment(s)", _actor(), len(erased))
     return {"erased": erased}

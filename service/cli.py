@@ -76,6 +76,14 @@ def create_token_command(name: str, admin: bool) -> None:
     click.echo(token)
 
 
+@main.command("webhook-secret")
+def webhook_secret_command() -> None:
+    """Print a new random secret for WEBHOOK_SECRET; give the site's endpoint the same one."""
+    from service.webhook_signing import new_secret
+
+    click.echo(new_secret())
+
+
 @main.command("revoke-tokens")
 @click.argument("name")
 def revoke_tokens_command(name: str) -> None:
@@ -181,14 +189,15 @@ def _commenter_email(email: str) -> str:
 
 
 @contextmanager
-def _keys_and_sessions() -> Iterator[tuple[KeyRing, sessionmaker[Session]]]:
-    """The key ring, checked against the configured database as the app checks it, and sessions on it."""
+def _keys_and_sessions() -> Iterator[tuple[Settings, KeyRing, sessionmaker[Session]]]:
+    """The settings, the key ring (checked against the configured database as the app checks
+    it), and sessions on that database."""
     from service.keyfile import load_checked_keys
 
     settings = load_settings()
     engine = make_engine(settings.database)
     try:
-        yield load_checked_keys(settings, engine), make_session_factory(engine)
+        yield settings, load_checked_keys(settings, engine), make_session_factory(engine)
     finally:
         engine.dispose()
 
@@ -202,7 +211,7 @@ def export_personal_data_command(email: str) -> None:
     from service.personal_data import export_personal_data
 
     address = _commenter_email(email)
-    with _keys_and_sessions() as (keys, sessions), sessions() as session:
+    with _keys_and_sessions() as (_settings, keys, sessions), sessions() as session:
         comments = export_personal_data(session, keys, address, CLI_ACTOR)
         session.commit()
     click.echo(json.dumps({"email": address, "comments": comments}, indent=2, ensure_ascii=False))
@@ -216,11 +225,11 @@ def erase_personal_data_command(email: str, yes: bool) -> None:
     from service.personal_data import comments_by_email, erase_personal_data
 
     address = _commenter_email(email)
-    with _keys_and_sessions() as (keys, sessions), sessions() as session:
+    with _keys_and_sessions() as (settings, keys, sessions), sessions() as session:
         if not yes:
             count = len(comments_by_email(session, keys, address))
             click.confirm(f"erase the personal data of {count} comment(s) of {address}?", abort=True)
-        erased = erase_personal_data(session, keys, address, CLI_ACTOR)
+        erased = erase_personal_data(session, keys, address, CLI_ACTOR, notify=settings.webhooks)
         session.commit()
     listed = ", ".join(str(comment_id) for comment_id in erased) or "none found"
     click.echo(f"erased the personal data of {len(erased)} comment(s): {listed}")

@@ -13,10 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from service.errors import ConfigError
 from service.flood import parse_limits
 from service.validation import SUBMISSION_FIELDS
+from service.webhook_signing import parse_secret
 
 
 def _env(name: str, doc: str, default: Any) -> Any:
@@ -180,6 +182,24 @@ class Settings:
         "Score live comments with a retrained model that was not activated, without acting on it.",
         True,
     )
+    webhook_url: str = _env(
+        "WEBHOOK_URL",
+        "The site's endpoint, told by a signed POST of every comment approved, flagged, rejected or "
+        "erased (see Webhooks); empty sends nothing.",
+        "",
+    )
+    webhook_secret: str = _env(
+        "WEBHOOK_SECRET",
+        "The key webhook posts are signed with, `whsec_` and base64 (`moderation webhook-secret` makes "
+        "one); required with `WEBHOOK_URL`.",
+        "",
+    )
+    webhook_timeout: float = _env(
+        "WEBHOOK_TIMEOUT_SECONDS",
+        "How long the site's endpoint may take to answer before the post counts as failed and is "
+        "tried again later.",
+        5.0,
+    )
     log_level: str = _env("LOG_LEVEL", "Logging level of web and worker.", "INFO")
 
     @property
@@ -191,6 +211,11 @@ class Settings:
     def database(self) -> str:
         """The database URL, the embedded SQLite file when none is configured."""
         return self.database_url or f"sqlite:///{self.data_dir / 'moderation.db'}"
+
+    @property
+    def webhooks(self) -> bool:
+        """True when changes to comments are to be posted to the site's webhook."""
+        return bool(self.webhook_url)
 
     @property
     def models(self) -> Path:
@@ -285,6 +310,7 @@ def _check(settings: Settings) -> None:
         raise ConfigError(
             f"HONEYPOT_FIELD must not name a field of the comment form: {settings.honeypot_field!r}"
         )
+    _check_webhook(settings)
     if settings.is_production:
         missing = [
             name
@@ -297,6 +323,23 @@ def _check(settings: Settings) -> None:
         ]
         if missing:
             raise ConfigError(f"production needs {', '.join(missing)} set in the environment")
+
+
+def _check_webhook(settings: Settings) -> None:
+    if settings.webhook_timeout <= 0:
+        raise ConfigError("WEBHOOK_TIMEOUT_SECONDS must be above 0")
+    if not settings.webhook_url:
+        return
+    url = urlsplit(settings.webhook_url)
+    if url.scheme not in {"http", "https"} or not url.hostname:
+        raise ConfigError(f"WEBHOOK_URL must be an http:// or https:// URL, not {settings.webhook_url!r}")
+    if not settings.webhook_secret:
+        raise ConfigError("WEBHOOK_URL needs WEBHOOK_SECRET set too: `moderation webhook-secret` makes one")
+    try:
+        parse_secret(settings.webhook_secret)
+    except ValueError as exc:
+        # The secret itself is never repeated in a message that may reach a log.
+        raise ConfigError(f"WEBHOOK_SECRET must be `whsec_` and 24 to 64 bytes in base64: {exc}") from None
 
 
 def describe_settings() -> list[tuple[str, str, str]]:

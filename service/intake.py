@@ -22,6 +22,7 @@ from service.privacy import KeyRing, email_digest, encrypt_email
 from service.statuses import CommentStatus
 from service.tables import AuditEvent, Comment, OutboxEntry, Verdict, utcnow
 from service.validation import Submission
+from service.webhooks import EventType, record_events
 
 _COLUMNS = (
     "thread",
@@ -133,9 +134,10 @@ class Intake:
             connection.close()
         return Receipt(comment_id, CommentStatus.RECEIVED)
 
-    def submit_trapped(self, keys: KeyRing, submission: Submission) -> Receipt:
+    def submit_trapped(self, keys: KeyRing, submission: Submission, *, notify: bool) -> Receipt:
         """Store a post that filled in the honeypot field as rejected spam, with its verdict
-        and audit event, and no classification job; return the receipt any post gets.
+        and audit event (and, with ``notify``, its webhook event), and no classification job;
+        return the receipt any post gets.
 
         Not the hot path: it runs through SQLAlchemy's own execution. Raises
         ``ValidationError`` for a ``parent_id`` outside the thread, as ``submit`` does.
@@ -169,6 +171,8 @@ class Intake:
                     created_at=now,
                 )
             )
+            if notify:
+                record_events(connection, [(comment_id, EventType.REJECTED)])
         # The bot is told what any poster is told, so it learns nothing of the trap.
         return Receipt(comment_id, CommentStatus.RECEIVED)
 

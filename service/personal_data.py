@@ -26,6 +26,7 @@ from service.privacy import ERASED_EMAIL, KeyRing, email_digest, readable_email
 from service.review import audit_trail, get_comment
 from service.tables import AuditEvent, Comment, Verdict, utcnow
 from service.transitions import add_audit_event
+from service.webhooks import EventType, record_events
 
 ERASED_NAME = "Anonymous"
 ERASED_ACTION = "personal_data_erased"
@@ -87,8 +88,11 @@ def export_personal_data(session: Session, keys: KeyRing, email: str, actor: str
     return exported
 
 
-def erase_personal_data(session: Session, keys: KeyRing, email: str, actor: str) -> list[int]:
-    """Anonymise every comment of ``email`` and audit each as erased by ``actor``; return their ids.
+def erase_personal_data(
+    session: Session, keys: KeyRing, email: str, actor: str, *, notify: bool
+) -> list[int]:
+    """Anonymise every comment of ``email`` and audit each as erased by ``actor`` (with
+    ``notify``, also tell the site's webhook); return their ids.
 
     The rows are changed first, as a moderator's decision changes them, so a worker
     deciding one of them at that moment either finishes first (and its verdict is
@@ -124,4 +128,6 @@ def erase_personal_data(session: Session, keys: KeyRing, email: str, actor: str)
     )
     for comment_id in erased:
         add_audit_event(session, comment_id, ERASED_ACTION, actor, from_status=None, to_status=None)
+    if notify:
+        record_events(session, [(comment_id, EventType.ERASED) for comment_id in erased])
     return erased

@@ -255,6 +255,29 @@ class OutboxEntry(Base):
     )
 
 
+class WebhookEvent(Base):
+    """A change to a comment that the site's webhook has not been told of yet (an outbox).
+
+    Written in the transaction of the change itself, and only while a webhook is
+    configured; a worker posts it and deletes the row, or schedules another attempt.
+    The payload is built when it is sent, from the comment as it is then.
+    """
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(Identifier, primary_key=True)
+    comment_id: Mapped[int] = mapped_column(ForeignKey("comments.id", ondelete="CASCADE"), index=True)
+    event_type: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the last scheduled attempt failed too: kept for the operator, never sent again.
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (Index("ix_webhook_events_due", "failed_at", "next_attempt_at", "id"),)
+
+
 class KeyFingerprint(Base):
     """The fingerprint of the secret key the stored emails are encrypted with (one row).
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from service.queueing import ClassifyQueue
 from service.tables import OutboxEntry
 from worker.context import WorkerContext
-from worker.lease import Lease
+from worker.lease import Failures, Lease, start_leased_loop
 
 logger = logging.getLogger(__name__)
 
@@ -86,37 +86,25 @@ def start_dispatcher(
     lease the thread tries for it every quarter of ``lease_seconds``.
     """
     busy = context.settings.dispatch_interval
-    lease = Lease(context.queue.queue.connection, context.queue.dispatcher_lease, lease_seconds)
+    pause = busy
 
-    def loop() -> None:
-        failing = False
-        pause = busy
-        try:
-            with context.sessions() as session:
-                while not stop.is_set():
-                    try:
-                        if not lease.hold():
-                            stop.wait(lease_seconds / 4)
-                            continue
-                        moved = dispatch(session, context.queue)
-                    except Exception as exc:  # the thread must outlive any one failed round
-                        session.rollback()
-                        if not failing:
-                            logger.warning(
-                                "dispatching paused, entries stay in the outbox: %s", exc, exc_info=True
-                            )
-                        failing = True
-                        stop.wait(FAILURE_PAUSE_SECONDS)
-                        continue
-                    if failing:
-                        logger.info("dispatching again")
-                    failing = False
-                    if moved < BATCH:
-                        stop.wait(pause)
-                    pause = busy if moved else min(pause * 2, max(busy, IDLE_PAUSE_MAX_SECONDS))
-        finally:
-            lease.release()  # another worker takes over within a quarter of the lease
+    def dispatch_round(session: Session) -> float:
+        nonlocal pause
+        moved = dispatch(session, context.queue)
+        wait = 0.0 if moved >= BATCH else pause
+        pause = busy if moved else min(pause * 2, max(busy, IDLE_PAUSE_MAX_SECONDS))
+        return wait
 
-    thread = threading.Thread(target=loop, name="dispatcher", daemon=True)
-    thread.start()
-    return thread
+    return start_leased_loop(
+        "dispatcher",
+        Lease(context.queue.queue.connection, context.queue.dispatcher_lease, lease_seconds),
+        stop,
+        context.sessions,
+        dispatch_round,
+        Failures(
+            logger,
+            "dispatching paused, entries stay in the outbox",
+            "dispatching again",
+            FAILURE_PAUSE_SECONDS,
+        ),
+    )

@@ -31,6 +31,7 @@ from service.privacy import ERASED_EMAIL
 from service.statuses import CommentStatus
 from service.tables import Comment, Label, ShadowVerdict
 from service.transitions import VerdictRecord, flag_unclassified, record_verdicts
+from service.webhooks import EventType, event_for, record_events
 from worker.context import WorkerContext, current_context
 from worker.policy import route
 
@@ -146,6 +147,8 @@ def classify_comments(context: WorkerContext, comment_ids: Sequence[int]) -> dic
                 routing.why,
             )
         moved = set(record_verdicts(session, verdicts))
+        if context.settings.webhooks:
+            record_events(session, [(i, event_for(verdicts[i].outcome)) for i in sorted(moved)])
         decided = [
             (comment.id, text, verdicts[comment.id].outcome, comment.email_digest in trusted)
             for comment, text in zip(comments, texts, strict=True)
@@ -187,7 +190,9 @@ def _one_by_one(context: WorkerContext, comment_ids: Sequence[int]) -> tuple[int
 def _flag(context: WorkerContext, failed: dict[int, Exception]) -> None:
     with context.sessions() as session:
         for comment_id, exc in failed.items():
-            flag_unclassified(session, comment_id, f"{type(exc).__name__}: {exc}")
+            flagged = flag_unclassified(session, comment_id, f"{type(exc).__name__}: {exc}")
+            if flagged and context.settings.webhooks:
+                record_events(session, [(comment_id, EventType.FLAGGED)])
         session.commit()
     logger.error("comments %s flagged for a human after their last failed attempt", sorted(failed))
 

@@ -11,10 +11,15 @@ than the lease, so what it guards must stay harmless when done twice.
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis
 from redis.exceptions import LockNotOwnedError
+from sqlalchemy.orm import Session, sessionmaker
 
 
 class Lease:
@@ -23,7 +28,7 @@ class Lease:
     def __init__(self, connection: redis.Redis, name: str, seconds: float) -> None:
         # Not thread-local: the holder's token must not depend on which thread renews it.
         self._lock = connection.lock(name, timeout=seconds, thread_local=False)
-        self._seconds = seconds
+        self.seconds = seconds
         self._renew_at = 0.0
         self.held = False
 
@@ -41,7 +46,7 @@ class Lease:
         if not self.held:
             self.held = bool(self._lock.acquire(blocking=False))
         if self.held:
-            self._renew_at = now + self._seconds / 4
+            self._renew_at = now + self.seconds / 4
         return self.held
 
     def release(self) -> None:
@@ -51,3 +56,61 @@ class Lease:
             # Not owned any more (it ran out), or Redis is away: it frees itself when its time is up.
             with contextlib.suppress(redis.RedisError):
                 self._lock.release()
+
+
+@dataclass(frozen=True)
+class Failures:
+    """How a leased loop reports and waits out failed rounds."""
+
+    logger: logging.Logger
+    paused: str
+    """Logged as a warning, with the error, when rounds start failing."""
+    resumed: str
+    """Logged when a round succeeds again."""
+    pause_seconds: float
+
+
+def start_leased_loop(
+    name: str,
+    lease: Lease,
+    stop: threading.Event,
+    sessions: sessionmaker[Session],
+    work: Callable[[Session], float],
+    failures: Failures,
+) -> threading.Thread:
+    """Run ``work`` round after round in a daemon thread until ``stop`` is set, while this
+    process holds ``lease``; without it, try for it every quarter of its length.
+
+    ``work`` gets one session for the thread's whole life and returns how long to wait
+    before the next round. A round that raises is rolled back and waited out; the thread
+    outlives it. The lease is freed when the thread ends, so another process takes over at once.
+    """
+
+    def loop() -> None:
+        failing = False
+        try:
+            with sessions() as session:
+                while not stop.is_set():
+                    try:
+                        if not lease.hold():
+                            stop.wait(lease.seconds / 4)
+                            continue
+                        pause = work(session)
+                    except Exception as exc:  # the thread must outlive any one failed round
+                        session.rollback()
+                        if not failing:
+                            failures.logger.warning("%s: %s", failures.paused, exc, exc_info=True)
+                        failing = True
+                        stop.wait(failures.pause_seconds)
+                        continue
+                    if failing:
+                        failures.logger.info(failures.resumed)
+                    failing = False
+                    if pause > 0:
+                        stop.wait(pause)
+        finally:
+            lease.release()
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread

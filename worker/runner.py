@@ -17,6 +17,7 @@ from worker.dispatcher import LEASE_SECONDS, dispatch_all, start_dispatcher
 from worker.model_holder import ModelHolder
 from worker.orphans import children_stop_when_orphaned
 from worker.sweeper import start_sweeper
+from worker.webhooks import start_webhook_sender
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ def run_worker(settings: Settings, *, burst: bool = False, models: ModelHolder |
     queues = [context.queue.queue, Queue(settings.retrain_queue, connection=context.queue.queue.connection)]
     stop = threading.Event()
     dispatcher: threading.Thread | None = None
+    webhooks: threading.Thread | None = None
     if burst:
         dispatch_all(context)
     else:
@@ -61,6 +63,8 @@ def run_worker(settings: Settings, *, burst: bool = False, models: ModelHolder |
         start_checkpointer(context.engine, stop)
         if settings.sweep_interval > 0:
             start_sweeper(context, stop)
+        if settings.webhooks:
+            webhooks = start_webhook_sender(context, stop)
     backoff = 1.0
     try:
         while True:
@@ -82,3 +86,5 @@ def run_worker(settings: Settings, *, burst: bool = False, models: ModelHolder |
             # after this returns, so waiting is what frees the lease at once rather than
             # when it expires. Any longer than the lease and there is nothing left to free.
             dispatcher.join(LEASE_SECONDS)
+        if webhooks is not None:
+            webhooks.join(settings.webhook_timeout)  # the same, unless a post is still in flight

@@ -53,6 +53,18 @@ def test_overrides_win_over_the_environment() -> None:
         ({"TRUSTED_AFTER_APPROVED": "-1"}, "TRUSTED_AFTER_APPROVED must be 0"),
         ({"HONEYPOT_FIELD": "email"}, "HONEYPOT_FIELD must not name a field of the comment form: 'email'"),
         ({"HONEYPOT_FIELD": "redirect"}, "HONEYPOT_FIELD must not name a field"),
+        ({"WEBHOOK_URL": "ftp://news.example/hook"}, "WEBHOOK_URL must be an http:// or https:// URL"),
+        ({"WEBHOOK_URL": "https:///hook"}, "WEBHOOK_URL must be an http:// or https:// URL"),
+        ({"WEBHOOK_URL": "https://news.example/hook"}, "WEBHOOK_URL needs WEBHOOK_SECRET"),
+        (
+            {"WEBHOOK_URL": "https://news.example/hook", "WEBHOOK_SECRET": "whsec_c2hvcnQ="},
+            "WEBHOOK_SECRET must be .* it holds 5 bytes; 24 to 64 are needed",
+        ),
+        (
+            {"WEBHOOK_URL": "https://news.example/hook", "WEBHOOK_SECRET": "whsec_not base64!"},
+            "WEBHOOK_SECRET must be .* it is not base64",
+        ),
+        ({"WEBHOOK_TIMEOUT_SECONDS": "0"}, "WEBHOOK_TIMEOUT_SECONDS must be above 0"),
     ],
 )
 def test_bad_configuration_stops_start_up(environ: dict[str, str], message: str) -> None:

@@ -1,7 +1,7 @@
 """Migrations that move data: 0004 hands waiting comments to the outbox and folds receipts into the
 comment row; 0005 leaves at most one open retraining run and keeps it that way; 0007 starts
 the tokens there are at no sign-outs; 0008 makes them plain moderators' tokens, keeping who
-decided each label."""
+decided each label; 0009 adds the webhook outbox and drops it cleanly."""
 
 from __future__ import annotations
 
@@ -133,4 +133,29 @@ def test_0008_leaves_the_tokens_there_are_plain_and_keeps_who_decided_each_label
         assert connection.execute(text("SELECT name, admin FROM moderator_tokens")).all() == [("Mo", 0)]
     assert _migrate(config, engine, "0007") == [1]
     assert _migrate(config, engine, "0006") == [1]
+    engine.dispose()
+
+
+def test_0009_adds_the_webhook_outbox_and_takes_it_away_again(tmp_path: Path) -> None:
+    config, engine = _database_at(tmp_path, "0009")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO comments (thread, name, email_ciphertext, email_digest, body, status, "
+                "created_at, updated_at) VALUES ('/t', 'Ann', x'00', x'00', 'Hi', 'approved', "
+                "'2026-11-29', '2026-11-29')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO webhook_events (comment_id, event_type, created_at, attempts, next_attempt_at) "
+                "VALUES (1, 'comment.approved', '2026-11-29', 0, '2026-11-29')"
+            )
+        )
+    command.downgrade(config, "0008")
+    with engine.connect() as connection:
+        tables = {row[0] for row in connection.execute(text("SELECT name FROM sqlite_master"))}
+        assert "webhook_events" not in tables
+        assert connection.execute(text("SELECT name FROM comments")).scalars().all() == ["Ann"]
+    command.upgrade(config, "0009")
     engine.dispose()

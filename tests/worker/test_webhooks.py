@@ -1,0 +1,316 @@
+"""Webhooks: events written with each change, posted signed to a real HTTP endpoint, retried."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select, update
+from standardwebhooks import Webhook
+
+from service.app import Services, create_app
+from service.auth import create_token
+from service.personal_data import ERASED_NAME, erase_personal_data
+from service.statuses import CommentStatus
+from service.tables import Comment, WebhookEvent, utcnow
+from service.webhook_signing import new_secret
+from service.webhooks import EventType
+from tests.integration.processes import Worker, free_port, service_environment, wait_for
+from tests.worker.test_jobs import BrokenClassifier, BrokenModels
+from worker import webhooks
+from worker.context import WorkerContext, install_context
+from worker.jobs import ClassificationError, classify_comments, classify_waiting
+from worker.webhooks import WebhookSender, deliver_due, start_webhook_sender
+
+pytestmark = pytest.mark.integration
+
+SECRET = new_secret()
+FORM = {"name": "Ann", "email": "ann@example.com", "comment": "A fine article.", "thread": "/t"}
+
+
+class Endpoint:
+    """A site's webhook endpoint on a port of its own: records each post, answers as told."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[dict[str, str], bytes]] = []
+        self.answers: list[int] = []  # statuses to give, in order; 204 once they run out
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                endpoint.posts.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(endpoint.answers.pop(0) if endpoint.answers else 204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/comments"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def payloads(self) -> list[Any]:
+        """Each post's body, checked against its signature as a receiving site checks it."""
+        return [Webhook(SECRET).verify(body, headers) for headers, body in self.posts]
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Endpoint]:
+    """The site's endpoint, stopped after the test."""
+    running = Endpoint()
+    yield running
+    running.server.shutdown()
+    running.server.server_close()
+
+
+@pytest.fixture
+def settings_overrides(settings_overrides: dict[str, Any], endpoint: Endpoint) -> dict[str, Any]:
+    """The usual test settings with the webhook pointing at ``endpoint``."""
+    return {
+        **settings_overrides,
+        "webhook_url": endpoint.url,
+        "webhook_secret": SECRET,
+        "webhook_timeout": 2.0,
+    }
+
+
+@dataclass(frozen=True)
+class Site:
+    """The service with its webhook pointed at ``endpoint``, a worker context, a moderator's token."""
+
+    client: FlaskClient
+    services: Services
+    context: WorkerContext
+    endpoint: Endpoint
+    moderator: dict[str, str]
+
+    def post(self, **fields: str) -> int:
+        """Post a comment as a reader; its id."""
+        return int(self.client.post("/v1/comments", json={**FORM, **fields}).get_json()["id"])
+
+    def decide(self, comment_id: int, decision: dict[str, str]) -> None:
+        """Decide as the moderator, through the API."""
+        response = self.client.post(
+            f"/v1/comments/{comment_id}/decision", json=decision, headers=self.moderator
+        )
+        assert response.status_code == 200, response.get_json()
+
+    def deliver(self, url: str | None = None) -> webhooks.Round:
+        """One round of sending, as the worker's thread sends, to ``url`` or the endpoint."""
+        sender = WebhookSender(url or self.endpoint.url, SECRET, 2.0)
+        try:
+            with self.context.sessions() as session:
+                return deliver_due(session, sender, self.services.keys)
+        finally:
+            sender.close()
+
+    def events(self) -> list[WebhookEvent]:
+        """The events not yet taken, oldest first."""
+        return _events(self.services)
+
+    def make_due(self) -> None:
+        """Bring every waiting event's next attempt to now."""
+        with self.services.sessions() as session:
+            session.execute(update(WebhookEvent).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+            session.commit()
+
+
+@pytest.fixture
+def site(
+    client: FlaskClient,
+    services: Services,
+    context: WorkerContext,
+    endpoint: Endpoint,
+    moderator_headers: dict[str, str],
+) -> Site:
+    """Everything a webhook test works with."""
+    return Site(client, services, context, endpoint, moderator_headers)
+
+
+def _events(services: Services) -> list[WebhookEvent]:
+    with services.sessions() as session:
+        return list(session.scalars(select(WebhookEvent).order_by(WebhookEvent.id)))
+
+
+def test_a_verdict_reaches_the_site_signed_and_without_the_email(site: Site) -> None:
+    comment_id = site.post()
+    assert site.events() == []  # received is no event: the 202 said so
+    status = classify_comments(site.context, [comment_id])[comment_id]
+    (event,) = site.events()
+    assert (event.comment_id, event.event_type) == (comment_id, f"comment.{status.value}")
+    assert site.deliver() == webhooks.Round(due=1, taken=1, reached=True)
+    (payload,) = site.endpoint.payloads()
+    assert payload["type"] == f"comment.{status.value}"
+    assert payload["data"]["id"] == comment_id and payload["data"]["status"] == status.value
+    headers, body = site.endpoint.posts[0]
+    assert headers["webhook-id"] == f"msg_{event.id}"
+    assert headers["content-type"] == "application/json"
+    assert FORM["email"].encode() not in body
+    assert site.events() == []  # taken: never posted again
+    assert site.deliver() == webhooks.Round(due=0, taken=0, reached=True)
+
+
+def test_decisions_and_an_erasure_are_told_in_order_with_the_comment_as_it_is_when_sent(site: Site) -> None:
+    comment_id = site.post()
+    site.decide(comment_id, {"action": "reject", "reason": "spam"})
+    site.decide(comment_id, {"action": "approve"})
+    with site.services.sessions() as session:
+        erased = erase_personal_data(session, site.services.keys, FORM["email"], "test", notify=True)
+        session.commit()
+    assert erased == [comment_id]
+    assert site.deliver().taken == 3
+    payloads = site.endpoint.payloads()
+    assert [p["type"] for p in payloads] == ["comment.rejected", "comment.approved", "comment.erased"]
+    for payload in payloads:
+        # Sent after all three changes: each tells the state the site must show now.
+        data = payload["data"]
+        assert data["status"] == "approved" and data["thread"] == "/t"
+        assert data["name"] == ERASED_NAME and data["comment"] == FORM["comment"]
+        assert data["avatar"] is None and data["url"] is None
+    assert all(FORM["email"].encode() not in body for _headers, body in site.endpoint.posts)
+
+
+def test_a_comment_that_is_not_approved_is_told_without_its_text_or_name(site: Site) -> None:
+    comment_id = site.post()
+    site.decide(comment_id, {"action": "reject", "reason": "abuse"})
+    site.deliver()
+    (payload,) = site.endpoint.payloads()
+    assert payload["data"] == {"id": comment_id, "thread": "/t", "parent_id": None, "status": "rejected"}
+
+
+def test_a_failing_endpoint_is_tried_again_on_schedule_then_given_up(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    comment_id = site.post()
+    site.decide(comment_id, {"action": "approve"})
+    site.endpoint.answers = [500, 503]
+    before = utcnow()
+    assert site.deliver() == webhooks.Round(due=1, taken=0, reached=True)
+    (event,) = site.events()
+    assert (event.attempts, event.last_error, event.failed_at) == (1, "HTTP 500", None)
+    wait = event.next_attempt_at - before
+    assert timedelta(seconds=webhooks.RETRY_AFTER_SECONDS[0]) <= wait < timedelta(seconds=60)
+    assert site.deliver().due == 0  # not before its time
+    site.make_due()
+    assert site.deliver().taken == 0
+    site.make_due()
+    assert site.deliver().taken == 1  # the third attempt is answered 204
+    assert [p["type"] for p in site.endpoint.payloads()] == ["comment.approved"] * 3
+    assert len({headers["webhook-id"] for headers, _body in site.endpoint.posts}) == 1  # one message, retried
+
+    # An endpoint that keeps failing: after the last scheduled attempt the event is kept, never sent again.
+    monkeypatch.setattr(webhooks, "RETRY_AFTER_SECONDS", (0, 0))
+    site.decide(comment_id, {"action": "reject", "reason": "other"})
+    site.endpoint.answers = [500, 500, 410]
+    for _attempt in range(3):
+        site.make_due()
+        site.deliver()
+    (event,) = site.events()
+    assert (event.attempts, event.last_error) == (3, "HTTP 410") and event.failed_at is not None
+    site.make_due()
+    assert site.deliver().due == 0 and len(site.endpoint.posts) == 6
+
+
+def test_an_endpoint_that_cannot_be_reached_ends_the_round(site: Site) -> None:
+    for _comment in range(2):
+        site.decide(site.post(), {"action": "approve"})
+    closed = f"http://127.0.0.1:{free_port()}/hooks"
+    assert site.deliver(closed) == webhooks.Round(due=2, taken=0, reached=False)
+    first, second = site.events()
+    assert first.attempts == 1 and "Connection" in (first.last_error or "")
+    assert second.attempts == 0  # it would only have waited for the same failure
+
+
+def test_a_round_stops_once_the_lease_is_lost(site: Site) -> None:
+    for _comment in range(3):
+        site.post(website="offer")  # trapped by the honeypot: one event each
+    answers = iter([True, False])
+    sender = WebhookSender(site.endpoint.url, SECRET, 2.0)
+    with site.context.sessions() as session:
+        done = deliver_due(session, sender, site.services.keys, holding=lambda: next(answers))
+    sender.close()
+    assert done == webhooks.Round(due=3, taken=1, reached=True) and len(site.endpoint.posts) == 1
+    assert [e.attempts for e in site.events()] == [0, 0]  # left for the new holder
+
+
+def test_the_honeypot_and_a_failed_classification_are_told_too(site: Site) -> None:
+    trapped = site.post(website="offer")
+    broken = BrokenClassifier(healthy=site.context.models.active(), poison="POISON")
+    install_context(replace(site.context, models=BrokenModels(broken)))  # type: ignore[arg-type]
+    poisoned = site.post(comment="POISON")
+    with pytest.raises(ClassificationError):
+        classify_waiting([poisoned])
+    assert [(e.comment_id, e.event_type) for e in site.events()] == [
+        (trapped, EventType.REJECTED.value),
+        (poisoned, EventType.FLAGGED.value),
+    ]
+
+
+def test_the_sending_thread_delivers_while_its_worker_holds_the_lease(site: Site) -> None:
+    stop = threading.Event()
+    thread = start_webhook_sender(site.context, stop, lease_seconds=2.0)
+    try:
+        comment_id = site.post()
+        site.decide(comment_id, {"action": "approve"})
+        wait_for(lambda: len(site.endpoint.posts) == 1, 10, "the approval posted to the endpoint")
+        assert site.endpoint.payloads()[0]["data"]["id"] == comment_id
+        wait_for(lambda: site.events() == [], 5, "the event deleted once taken")
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_without_a_webhook_no_events_are_written(settings_overrides: dict[str, Any]) -> None:
+    app = create_app({**settings_overrides, "webhook_url": "", "webhook_secret": ""})
+    services: Services = app.extensions["moderation"]
+    try:
+        with services.sessions() as session:
+            token = create_token(session, "Mod Erator")
+            session.commit()
+        client = app.test_client()
+        comment_id = int(client.post("/v1/comments", json=FORM).get_json()["id"])
+        decision = client.post(
+            f"/v1/comments/{comment_id}/decision",
+            json={"action": "approve"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert decision.status_code == 200
+        client.post("/v1/comments", json={**FORM, "website": "offer"})
+        assert _events(services) == []
+        with services.sessions() as session:
+            assert session.get(Comment, comment_id).status is CommentStatus.APPROVED  # type: ignore[union-attr]
+    finally:
+        services.close()
+
+
+@pytest.mark.slow
+def test_a_worker_process_tells_the_site_of_every_verdict(
+    site: Site, settings_overrides: dict[str, Any], tmp_path: Path
+) -> None:
+    ids = [site.post(comment=f"Comment number {n} on the harbour plan.") for n in range(5)]
+    env = service_environment(
+        settings_overrides, WEBHOOK_URL=site.endpoint.url, WEBHOOK_SECRET=SECRET, WEBHOOK_TIMEOUT_SECONDS="2"
+    )
+    worker = Worker(env, tmp_path / "worker.log")
+    try:
+        wait_for(
+            lambda: len(site.endpoint.posts) == 5, 120, "five verdicts posted\n" + worker.output()[-3000:]
+        )
+    finally:
+        worker.stop()
+    with site.services.sessions() as session:
+        statuses = dict(session.execute(select(Comment.id, Comment.status)).tuples().all())
+    told = {payload["data"]["id"]: payload for payload in site.endpoint.payloads()}
+    assert set(told) == set(ids)
+    assert all(told[i]["type"] == f"comment.{statuses[i].value}" for i in ids)
+    assert site.events() == []
