@@ -84,6 +84,17 @@ def webhook_secret_command() -> None:
     click.echo(new_secret())
 
 
+@main.command("webhook-retry")
+def webhook_retry_command() -> None:
+    """Send again every webhook event given up on after its last attempt."""
+    from service.webhooks import retry_failed
+
+    with _sessions()() as session:
+        count = retry_failed(session)
+        session.commit()
+    click.echo(f"{count} webhook event(s) will be sent again")
+
+
 @main.command("revoke-tokens")
 @click.argument("name")
 def revoke_tokens_command(name: str) -> None:

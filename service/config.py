@@ -332,7 +332,8 @@ def _check_webhook(settings: Settings) -> None:
         return
     url = urlsplit(settings.webhook_url)
     if url.scheme not in {"http", "https"} or not url.hostname:
-        raise ConfigError(f"WEBHOOK_URL must be an http:// or https:// URL, not {settings.webhook_url!r}")
+        # Not repeated in the message: the URL may hold a password or a token.
+        raise ConfigError("WEBHOOK_URL must be an http:// or https:// URL with a host name")
     if not settings.webhook_secret:
         raise ConfigError("WEBHOOK_URL needs WEBHOOK_SECRET set too: `moderation webhook-secret` makes one")
     try:

@@ -51,7 +51,7 @@ Identifier = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Timestamps stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
+    """Timestamps stored in UTC and always read back timezone-aware, in UTC (SQLite drops the zone)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -62,9 +62,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC) if value is not None else None
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
+        if value is None:
+            return None
+        # PostgreSQL answers in the session's time zone, which need not be UTC.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def utcnow() -> datetime:
@@ -266,6 +267,9 @@ class WebhookEvent(Base):
     __tablename__ = "webhook_events"
 
     id: Mapped[int] = mapped_column(Identifier, primary_key=True)
+    # The `webhook-id` of every attempt: random, because SQLite hands a deleted row's id to
+    # the next one, and a receiver that skips ids it has seen would skip a new event.
+    message_id: Mapped[str] = mapped_column(String(40))
     comment_id: Mapped[int] = mapped_column(ForeignKey("comments.id", ondelete="CASCADE"), index=True)
     event_type: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -14,12 +14,13 @@ what a public thread shows anyway.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, insert, update
 from sqlalchemy.orm import Session
 
 from service.presenters import public_view
@@ -55,7 +56,13 @@ def record_events(session: Session | Connection, events: Iterable[tuple[int, Eve
     caller commits it with the change, and calls this only while a webhook is configured."""
     now = utcnow()
     rows = [
-        {"comment_id": comment_id, "event_type": kind.value, "created_at": now, "next_attempt_at": now}
+        {
+            "message_id": f"msg_{uuid.uuid4().hex}",
+            "comment_id": comment_id,
+            "event_type": kind.value,
+            "created_at": now,
+            "next_attempt_at": now,
+        }
         for comment_id, kind in events
     ]
     if rows:
@@ -73,3 +80,15 @@ def event_payload(kind: str, at: datetime, comment: Comment, keys: KeyRing) -> d
     if comment.status is CommentStatus.APPROVED:
         data.update(public_view(comment, keys))
     return {"type": kind, "timestamp": at.isoformat(), "data": data}
+
+
+def retry_failed(session: Session) -> int:
+    """Schedule every event given up on for sending again now, from its first attempt;
+    return how many. The caller commits."""
+    result = session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.failed_at.is_not(None))
+        .values(failed_at=None, attempts=0, last_error=None, next_attempt_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))

@@ -68,6 +68,7 @@ class Failures:
     resumed: str
     """Logged when a round succeeds again."""
     pause_seconds: float
+    """How long to wait after a failed round."""
 
 
 def start_leased_loop(
@@ -83,7 +84,8 @@ def start_leased_loop(
 
     ``work`` gets one session for the thread's whole life and returns how long to wait
     before the next round. A round that raises is rolled back and waited out; the thread
-    outlives it. The lease is freed when the thread ends, so another process takes over at once.
+    outlives it. The lease is freed when the thread ends, so another process takes it over
+    within a quarter of its length.
     """
 
     def loop() -> None:

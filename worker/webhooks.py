@@ -2,30 +2,32 @@
 
 One worker at a time sends (the holder of a lease, as for the dispatcher), oldest event
 first, each post signed (service/webhook_signing.py). A 2xx answer deletes the event. Any
-other answer, or none within ``WEBHOOK_TIMEOUT_SECONDS``, schedules the next attempt by
-``RETRY_AFTER_SECONDS``; after the last one the event is kept, marked failed, and never
-sent again. An endpoint that cannot be reached ends the round: the events behind it would
-only wait for the same timeout.
+other answer, or none in time, schedules the next attempt by ``RETRY_AFTER_SECONDS``;
+after the last one the event is kept, marked failed, until ``moderation webhook-retry``
+sends it again. An endpoint that cannot be reached ends the round: the events behind it
+would only wait for the same timeout.
 
 A post may arrive twice (the endpoint answered but the delete was lost): its
-``webhook-id`` stays the same across attempts, so the receiver can skip what it has seen.
+``webhook-id`` stays the same across attempts and is never given to another event, so
+the receiver can skip what it has seen.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import urllib3
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from service.keyfile import load_keys
+from service.keyfile import load_checked_keys
 from service.privacy import KeyRing
 from service.tables import Comment, WebhookEvent, utcnow
 from service.webhook_signing import parse_secret, signed_headers
@@ -44,6 +46,8 @@ BATCH = 100
 POLL_SECONDS = 0.5
 UNREACHABLE_PAUSE_SECONDS = 5.0
 LEASE_SECONDS = 10.0
+# Only the status matters; a longer answer is cut off rather than read into memory.
+MAX_ANSWER_BYTES = 64 * 1024
 USER_AGENT = "comment-moderation-webhooks/1"
 
 
@@ -56,29 +60,37 @@ class Attempt:
 
 
 class WebhookSender:
-    """Signs and posts one event body at a time to the site's endpoint, over kept-alive connections."""
+    """Signs and posts one event body at a time to the site's endpoint, over kept-alive connections.
+
+    A user name and password in the URL are sent as HTTP basic authentication.
+    """
 
     def __init__(self, url: str, secret: str, timeout: float) -> None:
-        self.url = url
-        # What the log names: a site may put a token in the endpoint's path or query.
-        self.host = urlsplit(url).netloc.rpartition("@")[2]
+        parts = urlsplit(url)
+        # What the log names: the endpoint's path or query may hold a token, its URL a password.
+        self.host = parts.netloc.rpartition("@")[2]
+        self._url = urlunsplit(parts._replace(netloc=self.host))
+        self._headers = {"content-type": "application/json", "user-agent": USER_AGENT}
+        if parts.username is not None:
+            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            self._headers["authorization"] = "Basic " + base64.b64encode(credentials).decode()
         self._key = parse_secret(secret)
-        self._http = urllib3.PoolManager(
-            num_pools=1,
-            timeout=urllib3.Timeout(total=timeout),
-            retries=False,
-            headers={"user-agent": USER_AGENT},
-        )
+        self._http = urllib3.PoolManager(num_pools=1, timeout=urllib3.Timeout(total=timeout), retries=False)
 
     def post(self, message_id: str, body: str, at: datetime) -> Attempt:
         """Post ``body`` as message ``message_id``, signed at ``at``."""
-        headers = {"content-type": "application/json", **signed_headers(self._key, message_id, at, body)}
+        headers = {**self._headers, **signed_headers(self._key, message_id, at, body)}
         try:
             response = self._http.request(
-                "POST", self.url, body=body.encode(), headers=headers, redirect=False, preload_content=True
+                "POST", self._url, body=body.encode(), headers=headers, redirect=False, preload_content=False
             )
+            response.read(MAX_ANSWER_BYTES)
         except urllib3.exceptions.HTTPError as exc:
             return Attempt(f"{type(exc).__name__}: {exc}", reached=False)
+        if response.length_remaining:
+            response.close()  # the rest of a long answer is not worth reading
+        else:
+            response.release_conn()
         if 200 <= response.status < 300:
             return Attempt()
         return Attempt(f"HTTP {response.status}")
@@ -88,21 +100,40 @@ class WebhookSender:
         self._http.clear()
 
 
-def _failed(event: WebhookEvent, error: str, now: datetime) -> None:
-    event.attempts += 1
-    event.last_error = error[:255]
-    if event.attempts > len(RETRY_AFTER_SECONDS):
-        event.failed_at = now
+def _outcome(event: WebhookEvent, attempt: Attempt, now: datetime) -> dict[str, object] | None:
+    """The event's new values after ``attempt``; None when it was taken (and is deleted)."""
+    if attempt.error is None:
+        return None
+    attempts = event.attempts + 1
+    values: dict[str, object] = {"attempts": attempts, "last_error": attempt.error[:255]}
+    if attempts > len(RETRY_AFTER_SECONDS):
         logger.warning(
             "webhook event %s (%s of comment %s) given up after %d attempts: %s",
             event.id,
             event.event_type,
             event.comment_id,
-            event.attempts,
-            error,
+            attempts,
+            attempt.error,
         )
-    else:
-        event.next_attempt_at = now + timedelta(seconds=RETRY_AFTER_SECONDS[event.attempts - 1])
+        return {**values, "failed_at": now}
+    return {**values, "next_attempt_at": now + timedelta(seconds=RETRY_AFTER_SECONDS[attempts - 1])}
+
+
+def _send(session: Session, sender: WebhookSender, keys: KeyRing, event: WebhookEvent) -> Attempt:
+    """Post ``event`` with its comment as the database has it now."""
+    comment = session.get(Comment, event.comment_id, populate_existing=True)
+    session.commit()  # no transaction stays open while the endpoint answers
+    if comment is None:  # deleted, and its events with it
+        return Attempt()
+    now = utcnow()
+    try:
+        body = json.dumps(
+            event_payload(event.event_type, event.created_at, comment, keys), ensure_ascii=False
+        )
+        return sender.post(event.message_id, body, now)
+    except Exception as exc:  # counted as a failed attempt, so one event cannot hold up the rest for ever
+        logger.exception("webhook event %s could not be sent", event.id)
+        return Attempt(f"{type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True)
@@ -122,37 +153,34 @@ def deliver_due(
     holding: Callable[[], bool] = lambda: True,
 ) -> Round:
     """Post up to ``limit`` events that are due, oldest first, until the endpoint cannot be
-    reached or ``holding`` says this worker no longer holds the lease (it is asked before
-    each post, which keeps a lease renewed through a long round).
+    reached or ``holding`` says to stop: the worker is stopping, or no longer holds the
+    lease (asking before each post keeps a lease renewed through a long round).
 
     Each outcome is committed as soon as it is known, so an event taken is not posted
     again because a later one failed.
     """
-    due = session.execute(
-        select(WebhookEvent, Comment)
-        .join(Comment, Comment.id == WebhookEvent.comment_id)
+    due = session.scalars(
+        select(WebhookEvent)
         .where(WebhookEvent.failed_at.is_(None), WebhookEvent.next_attempt_at <= utcnow())
         .order_by(WebhookEvent.next_attempt_at, WebhookEvent.id)
         .limit(limit)
     ).all()
+    session.commit()
     taken, reached = 0, True
-    for event, comment in due:
+    for event in due:
         if not holding():
             break
-        now = utcnow()
-        payload = event_payload(event.event_type, event.created_at, comment, keys)
-        body = json.dumps(payload, ensure_ascii=False)
-        attempt = sender.post(f"msg_{event.id}", body, now)
-        if attempt.error is None:
-            session.delete(event)
+        attempt = _send(session, sender, keys, event)
+        values = _outcome(event, attempt, utcnow())
+        if values is None:
+            session.execute(delete(WebhookEvent).where(WebhookEvent.id == event.id))
             taken += 1
         else:
-            _failed(event, attempt.error, now)
+            session.execute(update(WebhookEvent).where(WebhookEvent.id == event.id).values(**values))
         session.commit()
         if not attempt.reached:
             reached = False
             break
-    session.rollback()  # ends the read transaction when nothing was due
     return Round(len(due), taken, reached)
 
 
@@ -166,16 +194,17 @@ def start_webhook_sender(
     (and send the same events) while this one waits for an answer.
     """
     settings = context.settings
-    lease_seconds = lease_seconds or max(LEASE_SECONDS, 4 * settings.webhook_timeout)
-    keys = load_keys(settings)  # for the avatar key of an approved comment, as the public thread shows it
+    if lease_seconds is None:
+        lease_seconds = max(LEASE_SECONDS, 4 * settings.webhook_timeout)
+    # The avatar key of an approved comment must be the one its public thread shows.
+    keys = load_checked_keys(settings, context.engine)
     sender = WebhookSender(settings.webhook_url, settings.webhook_secret, settings.webhook_timeout)
     lease = Lease(context.queue.queue.connection, f"moderation:webhooks:{settings.queue_name}", lease_seconds)
-
     unreachable = False
 
     def send_round(session: Session) -> float:
         nonlocal unreachable
-        done = deliver_due(session, sender, keys, holding=lease.hold)
+        done = deliver_due(session, sender, keys, holding=lambda: not stop.is_set() and lease.hold())
         if not done.reached and not unreachable:
             logger.warning("webhook endpoint at %s cannot be reached; events wait", sender.host)
         elif done.reached and unreachable:

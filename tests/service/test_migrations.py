@@ -23,6 +23,12 @@ INSERT_RUN = text(
 )
 
 
+INSERT_COMMENT = text(
+    "INSERT INTO comments (thread, name, email_ciphertext, email_digest, body, status, "
+    "created_at, updated_at) VALUES ('/t', 'Ann', x'00', x'00', 'Hi', :status, "
+    "'2026-11-28 06:00:00', '2026-11-28 06:00:00')"
+)
+
 INSERT_TOKEN = (
     "INSERT INTO moderator_tokens (name, token_digest, created_at) VALUES ('Mo', 'd', '2026-11-28')"
 )
@@ -40,14 +46,7 @@ def test_0004_upgrade_and_downgrade_keep_waiting_comments_and_receipts(tmp_path:
     config, engine = _database_at(tmp_path, "0003")
     with engine.begin() as connection:
         for status in ("received", "approved"):
-            connection.execute(
-                text(
-                    "INSERT INTO comments (thread, name, email_ciphertext, email_digest, body, status, "
-                    "created_at, updated_at) VALUES ('/t', 'Ann', x'00', x'00', 'Hi', :status, "
-                    "'2026-11-28 06:00:00', '2026-11-28 06:00:00')"
-                ),
-                {"status": status},
-            )
+            connection.execute(INSERT_COMMENT, {"status": status})
         connection.execute(
             text(
                 "INSERT INTO audit_events (comment_id, action, actor, to_status, created_at) "
@@ -139,17 +138,11 @@ def test_0008_leaves_the_tokens_there_are_plain_and_keeps_who_decided_each_label
 def test_0009_adds_the_webhook_outbox_and_takes_it_away_again(tmp_path: Path) -> None:
     config, engine = _database_at(tmp_path, "0009")
     with engine.begin() as connection:
+        connection.execute(INSERT_COMMENT, {"status": "approved"})
         connection.execute(
             text(
-                "INSERT INTO comments (thread, name, email_ciphertext, email_digest, body, status, "
-                "created_at, updated_at) VALUES ('/t', 'Ann', x'00', x'00', 'Hi', 'approved', "
-                "'2026-11-29', '2026-11-29')"
-            )
-        )
-        connection.execute(
-            text(
-                "INSERT INTO webhook_events (comment_id, event_type, created_at, attempts, next_attempt_at) "
-                "VALUES (1, 'comment.approved', '2026-11-29', 0, '2026-11-29')"
+                "INSERT INTO webhook_events (message_id, comment_id, event_type, created_at, attempts, "
+                "next_attempt_at) VALUES ('msg_1', 1, 'comment.approved', '2026-11-29', 0, '2026-11-29')"
             )
         )
     command.downgrade(config, "0008")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -21,11 +22,11 @@ from service.personal_data import ERASED_NAME, erase_personal_data
 from service.statuses import CommentStatus
 from service.tables import Comment, WebhookEvent, utcnow
 from service.webhook_signing import new_secret
-from service.webhooks import EventType
+from service.webhooks import EventType, retry_failed
 from tests.integration.processes import Worker, free_port, service_environment, wait_for
 from tests.worker.test_jobs import BrokenClassifier, BrokenModels
 from worker import webhooks
-from worker.context import WorkerContext, install_context
+from worker.context import WorkerContext, build_context, install_context
 from worker.jobs import ClassificationError, classify_comments, classify_waiting
 from worker.webhooks import WebhookSender, deliver_due, start_webhook_sender
 
@@ -152,7 +153,7 @@ def test_a_verdict_reaches_the_site_signed_and_without_the_email(site: Site) -> 
     assert payload["type"] == f"comment.{status.value}"
     assert payload["data"]["id"] == comment_id and payload["data"]["status"] == status.value
     headers, body = site.endpoint.posts[0]
-    assert headers["webhook-id"] == f"msg_{event.id}"
+    assert headers["webhook-id"] == event.message_id and event.message_id.startswith("msg_")
     assert headers["content-type"] == "application/json"
     assert FORM["email"].encode() not in body
     assert site.events() == []  # taken: never posted again
@@ -177,6 +178,63 @@ def test_decisions_and_an_erasure_are_told_in_order_with_the_comment_as_it_is_wh
         assert data["name"] == ERASED_NAME and data["comment"] == FORM["comment"]
         assert data["avatar"] is None and data["url"] is None
     assert all(FORM["email"].encode() not in body for _headers, body in site.endpoint.posts)
+
+
+def test_each_event_has_a_message_id_of_its_own_even_after_the_table_empties(site: Site) -> None:
+    comment_id = site.post()
+    seen = []
+    for decision in ({"action": "approve"}, {"action": "reject", "reason": "spam"}):
+        site.decide(comment_id, decision)
+        assert site.deliver().taken == 1 and site.events() == []
+        seen.append(site.endpoint.posts[-1][0]["webhook-id"])
+    assert len(set(seen)) == 2  # SQLite hands the second row the first one's id
+
+
+def test_each_post_tells_the_comment_as_it_is_then_though_the_sender_read_it_before(site: Site) -> None:
+    comment_id = site.post()
+    site.decide(comment_id, {"action": "approve"})
+    sender = WebhookSender(site.endpoint.url, SECRET, 2.0)
+    # One session for both rounds, as the sending thread keeps one for its whole life.
+    with site.context.sessions() as session:
+        assert deliver_due(session, sender, site.services.keys).taken == 1
+        with site.services.sessions() as other:
+            erase_personal_data(other, site.services.keys, FORM["email"], "test", notify=True)
+            other.commit()
+        assert deliver_due(session, sender, site.services.keys).taken == 1
+    sender.close()
+    names = [payload["data"]["name"] for payload in site.endpoint.payloads()]
+    assert names == ["Ann", ERASED_NAME]
+
+
+def test_a_change_made_during_a_round_is_in_the_posts_after_it(site: Site) -> None:
+    first, second = site.post(), site.post(email="bob@example.com", name="Bob")
+    site.decide(first, {"action": "approve"})
+    site.decide(second, {"action": "approve"})
+    asked = []
+
+    def holding() -> bool:
+        if len(asked) == 1:  # the first event is posted; erase the second's commenter now
+            with site.services.sessions() as session:
+                erase_personal_data(session, site.services.keys, "bob@example.com", "test", notify=False)
+                session.commit()
+        asked.append(True)
+        return True
+
+    sender = WebhookSender(site.endpoint.url, SECRET, 2.0)
+    with site.context.sessions() as session:
+        assert deliver_due(session, sender, site.services.keys, holding=holding).taken == 2
+    sender.close()
+    names = [payload["data"]["name"] for payload in site.endpoint.payloads()]
+    assert names == ["Ann", ERASED_NAME]
+
+
+def test_a_user_and_password_in_the_url_are_sent_as_basic_authentication(site: Site) -> None:
+    site.decide(site.post(), {"action": "approve"})
+    with_credentials = site.endpoint.url.replace("http://", "http://hooks:s%C3%A9cret@")
+    assert site.deliver(with_credentials).taken == 1
+    headers, _body = site.endpoint.posts[0]
+    assert headers["authorization"] == "Basic " + base64.b64encode("hooks:sécret".encode()).decode()
+    assert site.endpoint.payloads()  # the signature is over the body alone, as before
 
 
 def test_a_comment_that_is_not_approved_is_told_without_its_text_or_name(site: Site) -> None:
@@ -218,6 +276,13 @@ def test_a_failing_endpoint_is_tried_again_on_schedule_then_given_up(
     assert (event.attempts, event.last_error) == (3, "HTTP 410") and event.failed_at is not None
     site.make_due()
     assert site.deliver().due == 0 and len(site.endpoint.posts) == 6
+
+    # Once the endpoint is mended, the operator sends what was given up on again.
+    with site.services.sessions() as session:
+        assert retry_failed(session) == 1
+        session.commit()
+    assert site.deliver().taken == 1 and site.events() == []
+    assert site.endpoint.payloads()[-1]["data"]["status"] == "rejected"
 
 
 def test_an_endpoint_that_cannot_be_reached_ends_the_round(site: Site) -> None:
@@ -286,6 +351,18 @@ def test_without_a_webhook_no_events_are_written(settings_overrides: dict[str, A
         )
         assert decision.status_code == 200
         client.post("/v1/comments", json={**FORM, "website": "offer"})
+        waiting = int(client.post("/v1/comments", json=FORM).get_json()["id"])
+        worker_context = build_context(services.settings)
+        try:
+            assert classify_comments(worker_context, [waiting])
+        finally:
+            worker_context.engine.dispose()
+            worker_context.queue.queue.connection.connection_pool.disconnect()
+        with services.sessions() as session:
+            erase_personal_data(
+                session, services.keys, FORM["email"], "test", notify=services.settings.webhooks
+            )
+            session.commit()
         assert _events(services) == []
         with services.sessions() as session:
             assert session.get(Comment, comment_id).status is CommentStatus.APPROVED  # type: ignore[union-attr]

@@ -24,6 +24,7 @@ def upgrade() -> None:
     op.create_table(
         "webhook_events",
         sa.Column("id", IDENTIFIER, nullable=False),
+        sa.Column("message_id", sa.String(length=40), nullable=False),
         sa.Column("comment_id", IDENTIFIER, nullable=False),
         sa.Column("event_type", sa.String(length=32), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
