@@ -105,6 +105,12 @@ class Settings:
         "How many comments one commenter (same email) may post, in the same form; empty turns it off.",
         "5 per minute",
     )
+    min_seconds_to_submit: float = _env(
+        "MIN_SECONDS_TO_SUBMIT",
+        "A comment posted sooner than this after its form was shown (the form's `shown_at` field) is "
+        "held for a moderator unless the model rejects it, a trusted commenter's too; 0 turns it off.",
+        3.0,
+    )
     trusted_proxies: int = _env(
         "TRUSTED_PROXIES",
         "How many reverse proxies in front of the web app add `X-Forwarded-For` and "
@@ -301,6 +307,8 @@ def _check(settings: Settings) -> None:
                 f"{name} must read like `30 per minute` or `5 per minute; 50 per day`, at least 1 a "
                 f"window, not {spec!r}"
             ) from None
+    if settings.min_seconds_to_submit < 0:
+        raise ConfigError("MIN_SECONDS_TO_SUBMIT must be 0 (off) or more")
     if settings.trusted_proxies < 0:
         raise ConfigError("TRUSTED_PROXIES must be 0 or more")
     if settings.trusted_after_approved < 0:

@@ -72,6 +72,7 @@ def personal_data(comment: Comment, keys: KeyRing, trail: list[AuditEvent]) -> d
         "comment": comment.body,
         "status": comment.status.value,
         "created_at": comment.created_at.isoformat(),
+        "seconds_to_submit": comment.seconds_to_submit,
         "verdict_reasons": [verdict.reasons for verdict in comment.verdicts],
         "audit": [audit_view(event) for event in trail],
     }

@@ -57,6 +57,7 @@ def moderator_view(comment: Comment, keys: KeyRing) -> dict[str, Any]:
         "comment": comment.body,
         "status": comment.status.value,
         "scores": {"spam": comment.spam_score, "abuse": comment.abuse_score},
+        "seconds_to_submit": comment.seconds_to_submit,
         "reasons": latest.reasons if latest else [],
         "model_version": latest.model_version if latest else None,
         "created_at": comment.created_at.isoformat(),

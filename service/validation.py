@@ -9,6 +9,7 @@ here too.
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 import unicodedata
@@ -50,6 +51,8 @@ class Submission:
     thread: str
     parent_id: int | None = None
     url: str | None = None
+    shown_at: float | None = None
+    """When the page showed the form, in Unix seconds, as the page says."""
 
 
 class FieldError(ValueError):
@@ -226,6 +229,26 @@ def _parent_id(raw: Any) -> int | None:
         raise ValueError("must be a comment id (a positive whole number)") from None
 
 
+# Unix times above this are in milliseconds (JavaScript's `Date.now()`): in seconds it is
+# the year 5138.
+_MILLISECONDS_FROM = 10**11
+
+
+def _shown_at(raw: Any) -> float | None:
+    if raw is None or raw == "":
+        return None
+    problem = ValueError("must be the time the form was shown, in Unix seconds or milliseconds")
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise problem
+    try:
+        value = float(raw)
+    except ValueError:
+        raise problem from None
+    if not math.isfinite(value) or value <= 0:
+        raise problem
+    return value / 1000 if value >= _MILLISECONDS_FROM else value
+
+
 _FIELDS: dict[str, Callable[[Any], Any]] = {
     "name": _name,
     "email": email_address,
@@ -233,6 +256,7 @@ _FIELDS: dict[str, Callable[[Any], Any]] = {
     "thread": thread_key,
     "parent_id": _parent_id,
     "url": _url,
+    "shown_at": _shown_at,
 }
 
 

@@ -46,6 +46,7 @@ def build_context(settings: Settings, models: ModelHolder | None = None) -> Work
             settings.reject_threshold,
             settings.premoderation,
             settings.trusted_after_approved,
+            settings.min_seconds_to_submit,
         ),
         queue=ClassifyQueue.from_settings(connection, settings),
     )

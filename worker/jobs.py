@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from rq import get_current_job
 from rq.job import Job
@@ -45,7 +46,9 @@ class ClassificationError(RuntimeError):
 
 
 _WAITING = (
-    select(Comment.id, Comment.body, Comment.name, Comment.url, Comment.email_digest)
+    select(
+        Comment.id, Comment.body, Comment.name, Comment.url, Comment.email_digest, Comment.seconds_to_submit
+    )
     .where(Comment.id.in_(bindparam("ids", expanding=True)), Comment.status == CommentStatus.RECEIVED)
     .order_by(Comment.id)
     .with_for_update(skip_locked=True)
@@ -54,9 +57,9 @@ _WAITING = (
 
 def _claim(
     session: Session, comment_ids: Sequence[int]
-) -> list[Row[tuple[int, str, str, str | None, bytes]]]:
-    """Id, text, name, website and email digest of the comments among ``comment_ids`` still
-    waiting, oldest first.
+) -> list[Row[tuple[int, str, str, str | None, bytes, float | None]]]:
+    """Id, text, name, website, email digest and time taken to post of the comments among
+    ``comment_ids`` still waiting, oldest first.
 
     On PostgreSQL the rows are locked, and rows another worker holds are skipped,
     not waited for: that worker is deciding them. Only the columns scoring needs are
@@ -91,9 +94,17 @@ def trusted_digests(session: Session, digests: set[bytes], least: int) -> set[by
     return set(session.scalars(statement))
 
 
-def _shadow_rows(
-    context: WorkerContext, decided: Sequence[tuple[int, CommentText, CommentStatus, bool]]
-) -> list[ShadowVerdict]:
+class Decided(NamedTuple):
+    """A comment this job decided, with what the policy weighed besides its scores."""
+
+    comment_id: int
+    text: CommentText
+    outcome: CommentStatus
+    trusted: bool
+    seconds_to_submit: float | None
+
+
+def _shadow_rows(context: WorkerContext, decided: Sequence[Decided]) -> list[ShadowVerdict]:
     """What the shadow model, if any, would have decided for each newly decided comment.
 
     The shadow model only reports; a failure of it is logged and costs its rows, never
@@ -103,7 +114,7 @@ def _shadow_rows(
         shadow = context.models.shadow()
         if shadow is None or not decided:
             return []
-        scores = shadow.score([text for _id, text, _live, _trusted in decided], reasons=False)
+        scores = shadow.score([row.text for row in decided], reasons=False)
     except JobTimeoutException:
         raise
     except Exception:  # whatever the failure: see the docstring
@@ -111,16 +122,20 @@ def _shadow_rows(
         return []
     return [
         ShadowVerdict(
-            comment_id=comment_id,
+            comment_id=row.comment_id,
             model_version=shadow.version,
             spam=score.spam,
             abuse=score.abuse,
             outcome=route(
-                context.policy, {"spam": score.spam, "abuse": score.abuse}, shadow.thresholds, trusted=trusted
+                context.policy,
+                {"spam": score.spam, "abuse": score.abuse},
+                shadow.thresholds,
+                trusted=row.trusted,
+                seconds_to_submit=row.seconds_to_submit,
             ).outcome,
-            live_outcome=live,
+            live_outcome=row.outcome,
         )
-        for (comment_id, _text, live, trusted), score in zip(decided, scores, strict=True)
+        for row, score in zip(decided, scores, strict=True)
     ]
 
 
@@ -137,7 +152,13 @@ def classify_comments(context: WorkerContext, comment_ids: Sequence[int]) -> dic
         verdicts: dict[int, VerdictRecord] = {}
         for comment, score in zip(comments, model.score(texts), strict=True):
             scores = {"spam": score.spam, "abuse": score.abuse}
-            routing = route(context.policy, scores, model.thresholds, trusted=comment.email_digest in trusted)
+            routing = route(
+                context.policy,
+                scores,
+                model.thresholds,
+                trusted=comment.email_digest in trusted,
+                seconds_to_submit=comment.seconds_to_submit,
+            )
             verdicts[comment.id] = VerdictRecord(
                 score.spam,
                 score.abuse,
@@ -150,13 +171,19 @@ def classify_comments(context: WorkerContext, comment_ids: Sequence[int]) -> dic
         if context.settings.webhooks:
             record_events(session, [(i, event_for(verdicts[i].outcome)) for i in sorted(moved)])
         decided = [
-            (comment.id, text, verdicts[comment.id].outcome, comment.email_digest in trusted)
+            Decided(
+                comment.id,
+                text,
+                verdicts[comment.id].outcome,
+                comment.email_digest in trusted,
+                comment.seconds_to_submit,
+            )
             for comment, text in zip(comments, texts, strict=True)
             if comment.id in moved
         ]
         session.add_all(_shadow_rows(context, decided))
         session.commit()
-        return {comment_id: outcome for comment_id, _text, outcome, _trusted in decided}
+        return {row.comment_id: row.outcome for row in decided}
 
 
 def _assigned_ids(context: WorkerContext, job: Job | None, given: Sequence[int]) -> list[int]:

@@ -20,13 +20,15 @@ DEFAULT_REJECT = 1.0
 
 @dataclass(frozen=True)
 class Policy:
-    """Configured overrides of the model's thresholds, the pre-moderation switch, and how many
-    approved comments (with none rejected) make a commenter trusted (0: nobody is)."""
+    """Configured overrides of the model's thresholds, the pre-moderation switch, how many
+    approved comments (with none rejected) make a commenter trusted (0: nobody is), and
+    the least time a person takes to fill in the form (0: not checked)."""
 
     review_threshold: float | None = None
     reject_threshold: float | None = None
     premoderation: bool = False
     trusted_after: int = 0
+    min_seconds_to_submit: float = 0.0
 
     def thresholds(self, head: str, model: Mapping[str, Mapping[str, float]]) -> tuple[float, float]:
         """(review, reject) for ``head``: the configured value, else the model's, else the defaults."""
@@ -52,12 +54,16 @@ def route(
     model_thresholds: Mapping[str, Mapping[str, float]] | None = None,
     *,
     trusted: bool = False,
+    seconds_to_submit: float | None = None,
 ) -> Routing:
     """Reject when any head reaches its reject threshold, flag when any reaches review, else approve.
 
-    A head the model lacks (None) is ignored. A ``trusted`` commenter's comment that
-    would be flagged is approved instead. With pre-moderation on, anything not rejected
-    waits for a moderator, a trusted commenter's too.
+    A head the model lacks (None) is ignored. A comment posted sooner after its form was
+    shown than a person can write one is flagged unless rejected, a trusted commenter's
+    too (the email proves nothing; the speed says a program filled in the form). A
+    ``trusted`` commenter's comment that would be flagged otherwise is approved instead.
+    With pre-moderation on, anything not rejected waits for a moderator, a trusted
+    commenter's too.
     """
     limits = {head: policy.thresholds(head, model_thresholds or {}) for head in scores}
     present = {head: score for head, score in scores.items() if score is not None}
@@ -67,6 +73,12 @@ def route(
                 CommentStatus.REJECTED,
                 f"{head} {score:.2f} at or above reject threshold {limits[head][1]:.2f}",
             )
+    if seconds_to_submit is not None and seconds_to_submit < policy.min_seconds_to_submit:
+        return Routing(
+            CommentStatus.FLAGGED,
+            f"posted {seconds_to_submit:.1f} s after its form was shown, under "
+            f"{policy.min_seconds_to_submit:g} s",
+        )
     for head, score in sorted(present.items(), key=lambda item: -item[1]):
         if score >= limits[head][0]:
             why = f"{head} {score:.2f} at or above review threshold {limits[head][0]:.2f}"

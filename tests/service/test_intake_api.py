@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -420,3 +421,36 @@ def test_the_honeypot_can_be_renamed_or_turned_off(settings_overrides: dict[str,
             assert (status is CommentStatus.REJECTED) is trapped
         finally:
             services.close()
+
+
+def _seconds_to_submit(services: Services, comment_id: int) -> float | None:
+    with services.sessions() as session:
+        comment = session.get(Comment, comment_id)
+        assert comment is not None
+        return comment.seconds_to_submit
+
+
+def test_the_time_from_the_form_being_shown_to_the_post_is_stored(
+    client: FlaskClient, services: Services
+) -> None:
+    shown = time.time() - 12.5
+    quick = client.post("/v1/comments", json={**FORM, "shown_at": shown}).get_json()["id"]
+    assert 12.5 <= (_seconds_to_submit(services, quick) or 0) < 30
+    in_ms = client.post("/v1/comments", data={**FORM, "shown_at": str(int(shown * 1000))})
+    assert in_ms.status_code == 202
+    # A reader's clock ahead of the server's says nothing about how long they took.
+    ahead = client.post("/v1/comments", json={**FORM, "shown_at": time.time() + 60}).get_json()["id"]
+    assert _seconds_to_submit(services, ahead) is None
+    plain = client.post("/v1/comments", json=FORM).get_json()["id"]
+    assert _seconds_to_submit(services, plain) is None
+
+
+def test_a_form_whose_shown_at_is_no_time_is_broken(client: FlaskClient, services: Services) -> None:
+    page = client.post("/v1/comments", data={**FORM, "shown_at": "{{now}}"})
+    assert page.status_code == 422 and BROKEN_FORM in page.get_data(as_text=True)
+    api = client.post("/v1/comments", json={**FORM, "shown_at": "{{now}}"})
+    assert api.status_code == 422
+    assert api.get_json()["fields"] == {
+        "shown_at": "shown_at must be the time the form was shown, in Unix seconds or milliseconds"
+    }
+    assert _count(services) == 0

@@ -1,7 +1,8 @@
 """Migrations that move data: 0004 hands waiting comments to the outbox and folds receipts into the
 comment row; 0005 leaves at most one open retraining run and keeps it that way; 0007 starts
 the tokens there are at no sign-outs; 0008 makes them plain moderators' tokens, keeping who
-decided each label; 0009 adds the webhook outbox and drops it cleanly."""
+decided each label; 0009 adds the webhook outbox and drops it cleanly; 0010 adds and drops a
+column of comments in place."""
 
 from __future__ import annotations
 
@@ -135,8 +136,8 @@ def test_0008_leaves_the_tokens_there_are_plain_and_keeps_who_decided_each_label
     engine.dispose()
 
 
-def test_0009_adds_the_webhook_outbox_and_takes_it_away_again(tmp_path: Path) -> None:
-    config, engine = _database_at(tmp_path, "0009")
+def _comment_with_an_event(engine: Engine) -> None:
+    """One comment, and a webhook event of it (which its foreign key deletes with it)."""
     with engine.begin() as connection:
         connection.execute(INSERT_COMMENT, {"status": "approved"})
         connection.execute(
@@ -145,10 +146,31 @@ def test_0009_adds_the_webhook_outbox_and_takes_it_away_again(tmp_path: Path) ->
                 "next_attempt_at) VALUES ('msg_1', 1, 'comment.approved', '2026-11-29', 0, '2026-11-29')"
             )
         )
+
+
+def test_0009_adds_the_webhook_outbox_and_takes_it_away_again(tmp_path: Path) -> None:
+    config, engine = _database_at(tmp_path, "0009")
+    _comment_with_an_event(engine)
     command.downgrade(config, "0008")
     with engine.connect() as connection:
         tables = {row[0] for row in connection.execute(text("SELECT name FROM sqlite_master"))}
         assert "webhook_events" not in tables
         assert connection.execute(text("SELECT name FROM comments")).scalars().all() == ["Ann"]
     command.upgrade(config, "0009")
+    engine.dispose()
+
+
+def test_0010_adds_the_time_to_post_in_place_keeping_what_points_at_comments(tmp_path: Path) -> None:
+    config, engine = _database_at(tmp_path, "0009")
+    _comment_with_an_event(engine)
+    _migrate(config, engine, "0010")  # on the service's connection: foreign keys enforced
+    with engine.begin() as connection:
+        assert connection.execute(text("SELECT seconds_to_submit FROM comments")).scalars().all() == [None]
+        connection.execute(text("UPDATE comments SET seconds_to_submit = 2.5"))
+    _migrate(config, engine, "0009")
+    with engine.connect() as connection:
+        # A rebuilt comments table would have taken the event with it (ON DELETE CASCADE).
+        assert connection.execute(text("SELECT comment_id FROM webhook_events")).scalars().all() == [1]
+        columns = [row[1] for row in connection.execute(text("PRAGMA table_info(comments)"))]
+        assert "seconds_to_submit" not in columns
     engine.dispose()

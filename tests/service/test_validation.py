@@ -147,6 +147,30 @@ def test_the_largest_64_bit_parent_id_is_accepted() -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [
+        (None, None),
+        ("", None),
+        (1_764_400_000, 1_764_400_000.0),
+        ("1764400000.25", 1_764_400_000.25),
+        (1_764_400_000_250, 1_764_400_000.25),  # JavaScript's Date.now(), in milliseconds
+    ],
+)
+def test_the_time_the_form_was_shown_is_read_in_seconds(raw: Any, seconds: float | None) -> None:
+    assert parse_submission(_with(shown_at=raw)).shown_at == seconds
+
+
+@pytest.mark.parametrize("raw", ["soon", "-5", "0", "nan", "inf", True, [1]])
+def test_a_time_the_form_was_shown_that_is_no_time_is_refused(raw: Any) -> None:
+    with pytest.raises(SubmissionError) as refused:
+        parse_submission(_with(shown_at=raw))
+    assert refused.value.problems == {
+        "shown_at": "shown_at must be the time the form was shown, in Unix seconds or milliseconds"
+    }
+    assert refused.value.advice == {}  # a hidden field: the page is broken, not the commenter's typing
+
+
+@pytest.mark.parametrize(
     ("text", "clamp", "outcome"),
     [
         ("1", False, 1),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -350,3 +352,16 @@ def test_a_commenter_with_approved_comments_and_no_rejected_one_is_trusted(
             assert why is not None and why.endswith("approved, the commenter is trusted")
     finally:
         context.sessions.kw["bind"].dispose()
+
+
+def test_a_comment_posted_seconds_after_its_form_was_shown_waits_for_a_moderator(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
+    form = {"name": "Ann", "email": "ann@example.com", "comment": "A thoughtful article.", "thread": "/t"}
+    hasty = client.post("/v1/comments", json={**form, "shown_at": time.time() - 0.5}).get_json()["id"]
+    patient = client.post("/v1/comments", json={**form, "shown_at": time.time() - 40}).get_json()["id"]
+    decided = classify_comments(context, [hasty, patient])
+    assert decided == {hasty: CommentStatus.FLAGGED, patient: CommentStatus.APPROVED}
+    with services.sessions() as session:
+        reason = session.scalars(select(AuditEvent.reason).where(AuditEvent.comment_id == hasty)).one()
+    assert reason is not None and re.fullmatch(r"posted 0\.\d s after its form was shown, under 3 s", reason)

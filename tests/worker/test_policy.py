@@ -82,3 +82,27 @@ def test_a_trusted_commenter_skips_review_but_not_rejection_or_premoderation(
 def test_trust_is_named_in_the_reason() -> None:
     routing = route(POLICY, {"spam": 0.6, "abuse": 0.0}, trusted=True)
     assert routing.why == "spam 0.60 at or above review threshold 0.50; approved, the commenter is trusted"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "score", "trusted", "outcome"),
+    [
+        (1.5, 0.1, False, CommentStatus.FLAGGED),  # faster than a person writes
+        (1.5, 0.1, True, CommentStatus.FLAGGED),  # an email proves nothing about who filled in the form
+        (1.5, 0.95, False, CommentStatus.REJECTED),  # rejection still wins
+        (3.0, 0.1, False, CommentStatus.APPROVED),
+        (None, 0.1, False, CommentStatus.APPROVED),  # the form did not say
+    ],
+)
+def test_a_comment_posted_too_soon_after_its_form_was_shown_waits_for_a_moderator(
+    seconds: float | None, score: float, trusted: bool, outcome: CommentStatus
+) -> None:
+    policy = Policy(0.5, 0.9, trusted_after=2 if trusted else 0, min_seconds_to_submit=3.0)
+    routing = route(policy, {"spam": score, "abuse": 0.0}, trusted=trusted, seconds_to_submit=seconds)
+    assert routing.outcome is outcome
+    if outcome is CommentStatus.FLAGGED:
+        assert routing.why == "posted 1.5 s after its form was shown, under 3 s"
+
+
+def test_the_time_to_post_is_not_checked_when_the_least_is_zero() -> None:
+    assert route(POLICY, {"spam": 0.1, "abuse": 0.0}, seconds_to_submit=0.0).outcome is CommentStatus.APPROVED
