@@ -8,6 +8,7 @@ what it does; nothing else in the project reads ``os.environ`` for configuration
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -107,8 +108,9 @@ class Settings:
     )
     min_seconds_to_submit: float = _env(
         "MIN_SECONDS_TO_SUBMIT",
-        "A comment posted sooner than this after its form was shown (the form's `shown_at` field) is "
-        "held for a moderator unless the model rejects it, a trusted commenter's too; 0 turns it off.",
+        "A comment posted sooner than this after its form was shown (the form's `seconds_to_submit` "
+        "field) is held for a moderator unless the model rejects it, a trusted commenter's too; 0 "
+        "turns it off.",
         3.0,
     )
     trusted_proxies: int = _env(
@@ -307,8 +309,8 @@ def _check(settings: Settings) -> None:
                 f"{name} must read like `30 per minute` or `5 per minute; 50 per day`, at least 1 a "
                 f"window, not {spec!r}"
             ) from None
-    if settings.min_seconds_to_submit < 0:
-        raise ConfigError("MIN_SECONDS_TO_SUBMIT must be 0 (off) or more")
+    if not 0 <= settings.min_seconds_to_submit < math.inf:
+        raise ConfigError("MIN_SECONDS_TO_SUBMIT must be 0 (off) or more seconds")
     if settings.trusted_proxies < 0:
         raise ConfigError("TRUSTED_PROXIES must be 0 or more")
     if settings.trusted_after_approved < 0:
@@ -334,7 +336,7 @@ def _check(settings: Settings) -> None:
 
 
 def _check_webhook(settings: Settings) -> None:
-    if settings.webhook_timeout <= 0:
+    if not 0 < settings.webhook_timeout < math.inf:
         raise ConfigError("WEBHOOK_TIMEOUT_SECONDS must be above 0")
     if not settings.webhook_url:
         return

@@ -65,19 +65,10 @@ def _row(keys: KeyRing, submission: Submission, now: datetime) -> dict[str, Any]
         "url": submission.url,
         "body": submission.comment,
         "status": CommentStatus.RECEIVED,
-        "seconds_to_submit": seconds_to_submit(submission.shown_at, now),
+        "seconds_to_submit": submission.seconds_to_submit,
         "created_at": now,
         "updated_at": now,
     }
-
-
-def seconds_to_submit(shown_at: float | None, received: datetime) -> float | None:
-    """Seconds from the form being shown to the post arriving; None when the form did not say
-    or said a later time, which only a clock that runs ahead of the server's would."""
-    if shown_at is None:
-        return None
-    taken = received.timestamp() - shown_at
-    return taken if taken >= 0 else None
 
 
 def _no_parent(row: dict[str, Any]) -> ValidationError:

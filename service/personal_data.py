@@ -111,6 +111,7 @@ def erase_personal_data(
                 email_ciphertext=ERASED_EMAIL,
                 email_digest=ERASED_EMAIL,
                 url=None,
+                seconds_to_submit=None,
                 updated_at=now,
             )
             .returning(Comment.id)

@@ -111,8 +111,8 @@ class Comment(Base):
     spam_score: Mapped[float | None] = mapped_column(Float)
     abuse_score: Mapped[float | None] = mapped_column(Float)
     score: Mapped[float | None] = mapped_column(Float)
-    # From the form's `shown_at` to arrival; None when the form did not say, or said a time
-    # after the arrival (a reader's clock that runs ahead).
+    # From the page showing the form to its sending, measured by the page on one clock (the
+    # reader's and the server's may disagree); None when the form did not say.
     seconds_to_submit: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

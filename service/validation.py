@@ -51,8 +51,8 @@ class Submission:
     thread: str
     parent_id: int | None = None
     url: str | None = None
-    shown_at: float | None = None
-    """When the page showed the form, in Unix seconds, as the page says."""
+    seconds_to_submit: float | None = None
+    """From the page showing the form to its sending, as the page measured it."""
 
 
 class FieldError(ValueError):
@@ -229,24 +229,24 @@ def _parent_id(raw: Any) -> int | None:
         raise ValueError("must be a comment id (a positive whole number)") from None
 
 
-# Unix times above this are in milliseconds (JavaScript's `Date.now()`): in seconds it is
-# the year 5138.
-_MILLISECONDS_FROM = 10**11
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")  # ASCII only: \d takes any script's digits
 
 
-def _shown_at(raw: Any) -> float | None:
-    if raw is None or raw == "":
+def _seconds_to_submit(raw: Any) -> float | None:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
-    problem = ValueError("must be the time the form was shown, in Unix seconds or milliseconds")
+    problem = ValueError("must be the seconds from the form being shown to its sending, 0 or more")
     if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise problem
+    if isinstance(raw, str) and not _DECIMAL.fullmatch(raw.strip()):
         raise problem
     try:
         value = float(raw)
-    except ValueError:
+    except OverflowError:  # an integer of hundreds of digits, which JSON allows
         raise problem from None
-    if not math.isfinite(value) or value <= 0:
+    if not math.isfinite(value) or value < 0:
         raise problem
-    return value / 1000 if value >= _MILLISECONDS_FROM else value
+    return value
 
 
 _FIELDS: dict[str, Callable[[Any], Any]] = {
@@ -256,7 +256,7 @@ _FIELDS: dict[str, Callable[[Any], Any]] = {
     "thread": thread_key,
     "parent_id": _parent_id,
     "url": _url,
-    "shown_at": _shown_at,
+    "seconds_to_submit": _seconds_to_submit,
 }
 
 

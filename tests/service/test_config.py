@@ -66,6 +66,8 @@ def test_overrides_win_over_the_environment() -> None:
         ),
         ({"WEBHOOK_TIMEOUT_SECONDS": "0"}, "WEBHOOK_TIMEOUT_SECONDS must be above 0"),
         ({"MIN_SECONDS_TO_SUBMIT": "-1"}, "MIN_SECONDS_TO_SUBMIT must be 0"),
+        ({"MIN_SECONDS_TO_SUBMIT": "nan"}, "MIN_SECONDS_TO_SUBMIT must be 0"),
+        ({"WEBHOOK_TIMEOUT_SECONDS": "inf"}, "WEBHOOK_TIMEOUT_SECONDS must be above 0"),
     ],
 )
 def test_bad_configuration_stops_start_up(environ: dict[str, str], message: str) -> None:

@@ -66,8 +66,8 @@ def _approve(services: Services, comment_id: int) -> None:
 @pytest.fixture
 def posted(client: FlaskClient, services: Services, moderator_headers: dict[str, str]) -> dict[str, int]:
     """Two comments of Ann (one a reply to Bob, one approved with reasons) and one of Bob."""
-    bob = _post(client, BOB, "Bob's first comment.")
-    ann_first = _post(client, ANN, "Ann's first comment.")
+    bob = _post(client, BOB, "Bob's first comment.", seconds_to_submit=9.0)
+    ann_first = _post(client, ANN, "Ann's first comment.", seconds_to_submit=14.0)
     ann_reply = _post(client, {**ANN, "email": "ann.reader@example.COM"}, "Ann answers Bob.", parent_id=bob)
     _approve(services, ann_first)
     return {"bob": bob, "ann_first": ann_first, "ann_reply": ann_reply}
@@ -89,6 +89,7 @@ def test_export_finds_every_comment_of_the_address_in_any_case(
     assert first["email"] == "Ann.Reader@example.com" and reply["email"] == "ann.reader@example.com"
     assert first["name"] == "Ann Reader" and first["url"] == "https://ann.example"
     assert first["comment"] == "Ann's first comment." and first["status"] == "approved"
+    assert first["seconds_to_submit"] == 14.0 and reply["seconds_to_submit"] is None
     assert reply["parent_id"] == posted["bob"] and reply["thread"] == "/a/1"
     assert first["verdict_reasons"] == [REASONS] and reply["verdict_reasons"] == []
     assert [(event["action"], event["note"]) for event in first["audit"]] == [
@@ -116,12 +117,13 @@ def test_erasure_anonymises_the_comments_of_the_address_and_nothing_else(
     with services.sessions() as session:
         erased = session.scalars(select(Comment).where(Comment.id != posted["bob"])).all()
         for comment in erased:
-            assert (comment.name, comment.url, comment.email_ciphertext, comment.email_digest) == (
-                ERASED_NAME,
-                None,
-                b"",
-                b"",
-            )
+            assert (
+                comment.name,
+                comment.url,
+                comment.email_ciphertext,
+                comment.email_digest,
+                comment.seconds_to_submit,
+            ) == (ERASED_NAME, None, b"", b"", None)
         assert sorted(comment.body for comment in erased) == ["Ann answers Bob.", "Ann's first comment."]
         reasons = session.scalars(
             select(Verdict.reasons).where(Verdict.comment_id == posted["ann_first"])
@@ -133,7 +135,7 @@ def test_erasure_anonymises_the_comments_of_the_address_and_nothing_else(
         assert sorted(event.comment_id for event in events) == [posted["ann_first"], posted["ann_reply"]]
         assert {event.actor for event in events} == {"moderator:Mod Erator"}
         bob = session.get_one(Comment, posted["bob"])
-        assert bob.name == "Bob Other" and bob.email_digest != b""
+        assert bob.name == "Bob Other" and bob.email_digest != b"" and bob.seconds_to_submit == 9.0
         assert [example.author for example in export_labels(session)] == [""]
 
     assert _export(client, moderator_headers, ANN["email"])["comments"] == []

@@ -89,6 +89,7 @@ def test_trust_is_named_in_the_reason() -> None:
     [
         (1.5, 0.1, False, CommentStatus.FLAGGED),  # faster than a person writes
         (1.5, 0.1, True, CommentStatus.FLAGGED),  # an email proves nothing about who filled in the form
+        (1.5, 0.6, True, CommentStatus.FLAGGED),  # where trust would approve what review flags
         (1.5, 0.95, False, CommentStatus.REJECTED),  # rejection still wins
         (3.0, 0.1, False, CommentStatus.APPROVED),
         (None, 0.1, False, CommentStatus.APPROVED),  # the form did not say
@@ -106,3 +107,9 @@ def test_a_comment_posted_too_soon_after_its_form_was_shown_waits_for_a_moderato
 
 def test_the_time_to_post_is_not_checked_when_the_least_is_zero() -> None:
     assert route(POLICY, {"spam": 0.1, "abuse": 0.0}, seconds_to_submit=0.0).outcome is CommentStatus.APPROVED
+
+
+def test_the_time_in_the_reason_is_never_rounded_up_to_the_least() -> None:
+    policy = Policy(0.5, 0.9, min_seconds_to_submit=3.0)
+    routing = route(policy, {"spam": 0.1, "abuse": 0.0}, seconds_to_submit=2.96)
+    assert routing.why == "posted 2.9 s after its form was shown, under 3 s"

@@ -21,11 +21,11 @@ def upgrade() -> None:
     """Add the column in place; comments stored before it have no such time (NULL)."""
     # In place, never by rebuilding the table: on SQLite a rebuild under enforced foreign
     # keys would clear what points at the comments (see 0008).
-    with op.batch_alter_table("comments", recreate="never") as batch_op:
-        batch_op.add_column(sa.Column("seconds_to_submit", sa.Float(), nullable=True))
+    with op.batch_alter_table("comments", recreate="never") as batch:
+        batch.add_column(sa.Column("seconds_to_submit", sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
     """Drop the column in place."""
-    with op.batch_alter_table("comments", recreate="never") as batch_op:
-        batch_op.drop_column("seconds_to_submit")
+    with op.batch_alter_table("comments", recreate="never") as batch:
+        batch.drop_column("seconds_to_submit")
