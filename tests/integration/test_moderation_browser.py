@@ -1,4 +1,5 @@
-"""A moderator in a real browser (Debian's Chromium, driven by Playwright): sign in, approve.
+"""A reader and a moderator in a real browser (Debian's Chromium, driven by Playwright): the
+README's reply form posts a comment with the time it took; a moderator signs in and approves.
 
 The app is served over HTTP by Werkzeug's server on its own port, with the real
 database and Redis; the browser is the machine's ``/usr/bin/chromium`` (never a
@@ -7,6 +8,7 @@ downloaded one). Without it the test skips saying what to install, and fails wit
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,3 +88,51 @@ def test_a_moderator_signs_in_and_approves_a_flagged_comment_in_the_browser(
         assert (event.actor, event.note) == ("moderator:Mo", "checked with the council")
     public = client.get("/v1/threads/%2Fa%2F1/comments").get_json()["items"]
     assert [item["id"] for item in public] == [comment_id]
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _readme_timing_snippet() -> str:
+    """The README's script that times the reply form, exactly as a site would copy it."""
+    blocks = re.findall(r"```html\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
+    (snippet,) = [block for block in blocks if 'name="seconds_to_submit"' in block]
+    return str(snippet)
+
+
+def _reply_form(action: str) -> str:
+    return f"""<!doctype html><title>Harbour plan</title>
+<form method="post" action="{action}">
+  <label>Name <input name="name"></label>
+  <label>Email <input name="email"></label>
+  <label>Comment <textarea name="comment"></textarea></label>
+  <input type="hidden" name="thread" value="/2026/11/harbour">
+  {_readme_timing_snippet()}
+  <button>Post comment</button>
+</form>"""
+
+
+def test_the_readme_reply_form_sends_how_long_the_reader_took(served: str, services: Services) -> None:
+    require_service(CHROMIUM.exists(), f"Chromium at {CHROMIUM} (Debian: apt install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            for wait_ms in (1500, 0):
+                page.set_content(_reply_form(f"{served}/v1/comments"))
+                page.get_by_label("Name").fill("Ann Reader")
+                page.get_by_label("Email").fill("ann@example.com")
+                page.get_by_label("Comment").fill("Will the footbridge stay open?")
+                page.wait_for_timeout(wait_ms)
+                with page.expect_navigation():
+                    page.get_by_role("button", name="Post comment").click()
+        finally:
+            browser.close()
+
+    with services.sessions() as session:
+        timed = session.scalars(select(Comment.seconds_to_submit).order_by(Comment.id)).all()
+    assert len(timed) == 2 and timed[0] is not None and timed[1] is not None
+    assert 1.5 <= timed[0] < 60  # the page waited 1.5 s before sending
+    assert timed[1] < 1.5 and timed[1] < services.settings.min_seconds_to_submit  # sent at once
