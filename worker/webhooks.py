@@ -84,13 +84,13 @@ class WebhookSender:
             response = self._http.request(
                 "POST", self._url, body=body.encode(), headers=headers, redirect=False, preload_content=False
             )
-            response.read(MAX_ANSWER_BYTES)
+            read = response.read(MAX_ANSWER_BYTES)
         except urllib3.exceptions.HTTPError as exc:
             return Attempt(f"{type(exc).__name__}: {exc}", reached=False)
-        if response.length_remaining:
-            response.close()  # the rest of a long answer is not worth reading
+        if response.length_remaining == 0 or len(read) < MAX_ANSWER_BYTES:
+            response.release_conn()  # the whole answer is read: the connection serves the next post
         else:
-            response.release_conn()
+            response.close()  # the rest of a long answer is not worth reading
         if 200 <= response.status < 300:
             return Attempt()
         return Attempt(f"HTTP {response.status}")

@@ -36,26 +36,45 @@ SECRET = new_secret()
 FORM = {"name": "Ann", "email": "ann@example.com", "comment": "A fine article.", "thread": "/t"}
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Say nothing when the sender hangs up mid-answer, as it does on a long one."""
+
+
 class Endpoint:
     """A site's webhook endpoint on a port of its own: records each post, answers as told."""
 
     def __init__(self) -> None:
         self.posts: list[tuple[dict[str, str], bytes]] = []
         self.answers: list[int] = []  # statuses to give, in order; 204 once they run out
+        self.answer_body = b""  # sent with every answer, chunked when `chunked`
+        self.chunked = False
+        self.connections: set[int] = set()  # client ports seen: how many connections were opened
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # connections kept alive, as a real site's server keeps them
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 endpoint.posts.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(endpoint.answers.pop(0) if endpoint.answers else 204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                endpoint.connections.add(self.client_address[1])
+                self.send_response(endpoint.answers.pop(0) if endpoint.answers else 200)
+                if endpoint.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    self.wfile.write(
+                        b"%x\r\n%s\r\n0\r\n\r\n" % (len(endpoint.answer_body), endpoint.answer_body)
+                    )
+                else:
+                    self.send_header("Content-Length", str(len(endpoint.answer_body)))
+                    self.end_headers()
+                    self.wfile.write(endpoint.answer_body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/comments"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -226,6 +245,20 @@ def test_a_change_made_during_a_round_is_in_the_posts_after_it(site: Site) -> No
     sender.close()
     names = [payload["data"]["name"] for payload in site.endpoint.payloads()]
     assert names == ["Ann", ERASED_NAME]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("size", [200, 300_000])
+def test_an_answer_of_any_length_leaves_the_next_post_a_clean_connection(
+    site: Site, chunked: bool, size: int
+) -> None:
+    for _comment in range(3):
+        site.decide(site.post(), {"action": "approve"})
+    site.endpoint.answer_body, site.endpoint.chunked = b"x" * size, chunked
+    assert site.deliver().taken == 3
+    assert len(site.endpoint.payloads()) == 3  # each post whole, none garbled by the last answer
+    # A short answer is read to its end and its connection kept; a long one is cut off.
+    assert len(site.endpoint.connections) == (1 if size < webhooks.MAX_ANSWER_BYTES else 3)
 
 
 def test_a_user_and_password_in_the_url_are_sent_as_basic_authentication(site: Site) -> None:
