@@ -14,7 +14,8 @@ from models.shadow import set_shadow, shadow_version
 from service.auth import authenticate
 from service.cli import main
 from service.db import make_engine, make_session_factory
-from service.tables import ModeratorToken
+from service.tables import Comment, ModeratorToken, WebhookEvent, utcnow
+from service.webhook_signing import parse_secret
 
 
 @pytest.fixture
@@ -140,3 +141,38 @@ def test_sweep_needs_no_model(env: dict[str, str], redis_url: str, queue_name: s
     result = runner.invoke(main, ["sweep"], env=env)
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "queued 0 comment(s) again"
+
+
+def test_webhook_secret_and_retry(env: dict[str, str], tmp_path: Path) -> None:
+    runner = CliRunner()
+    made = runner.invoke(main, ["webhook-secret"], env=env)
+    assert made.exit_code == 0 and len(parse_secret(made.output.strip())) == 32
+    assert runner.invoke(main, ["webhook-secret"], env=env).output != made.output
+
+    assert runner.invoke(main, ["migrate"], env=env).exit_code == 0
+    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'moderation.db'}")
+    with make_session_factory(engine)() as session:
+        session.add(Comment(thread="/t", name="Ann", email_ciphertext=b"x", email_digest=b"x", body="Hi"))
+        session.flush()
+        gone = utcnow()
+        for failed_at in (gone, None):
+            session.add(
+                WebhookEvent(
+                    message_id=f"msg_{failed_at}",
+                    comment_id=1,
+                    event_type="comment.approved",
+                    attempts=8,
+                    failed_at=failed_at,
+                    last_error="HTTP 500",
+                )
+            )
+        session.commit()
+    retried = runner.invoke(main, ["webhook-retry"], env=env)
+    assert retried.output.strip() == "1 webhook event(s) will be sent again"
+    with make_session_factory(engine)() as session:
+        events = session.scalars(select(WebhookEvent).order_by(WebhookEvent.id)).all()
+        assert [(e.attempts, e.failed_at, e.last_error) for e in events] == [
+            (0, None, None),
+            (8, None, "HTTP 500"),
+        ]
+    engine.dispose()
