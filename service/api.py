@@ -184,19 +184,20 @@ def _honeypot_filled(fields: dict[str, Any]) -> bool:
 @bp.post("/comments")
 def post_comment() -> Any:
     """Accept a reader's comment: 202 for API clients, a redirect or a page for forms."""
-    flood = services().flood
+    flood, intake = services().flood, services().intake
     try:
         fields = _submitted_fields()
         submission = parse_submission(fields)
     except (ValidationError, HTTPException):
-        flood.check(request.remote_addr, None)  # a broken post counts against its address too
+        intake.count(flood.windows(request.remote_addr, None))  # a broken post counts against its address too
         raise
-    flood.check(request.remote_addr, submission.email)
+    windows = flood.windows(request.remote_addr, submission.email)
     if _honeypot_filled(fields):
+        intake.count(windows)
         notify = services().settings.webhooks
-        receipt = services().intake.submit_trapped(services().keys, submission, notify=notify)
+        receipt = intake.submit_trapped(services().keys, submission, notify=notify)
     else:
-        receipt = services().intake.submit(services().keys, submission)
+        receipt = intake.submit(services().keys, submission, windows)
     if not is_form_post():
         return {"id": receipt.id, "status": receipt.status.value}, 202
     back = safe_target((fields.get("redirect"), request.referrer), services().settings.allowed_redirect_hosts)

@@ -63,13 +63,7 @@ def build_services(settings: Settings) -> Services:
         engine.dispose()
         raise
     connection = connect_redis(redis_url(settings), timeout=settings.redis_timeout)
-    flood = FloodControl(
-        connection,
-        settings.queue_name,
-        keys,
-        settings.comment_limit_per_address,
-        settings.comment_limit_per_commenter,
-    )
+    flood = FloodControl(keys, settings.comment_limit_per_address, settings.comment_limit_per_commenter)
     return Services(
         settings=settings,
         keys=keys,

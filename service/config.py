@@ -97,7 +97,7 @@ class Settings:
     comment_limit_per_address: str = _env(
         "COMMENT_LIMIT_PER_ADDRESS",
         "How many comments one client (an IPv4 address, or an IPv6 /64) may post, as `N per minute` "
-        "(several joined by `;`, e.g. `30 per minute; 300 per day`); more get 429. Counted in Redis; "
+        "(several joined by `;`, e.g. `30 per minute; 300 per day`); more get 429. Counted in the database; "
         "empty turns it off.",
         "30 per minute",
     )
@@ -150,7 +150,8 @@ class Settings:
     )
     sweep_interval: float = _env(
         "SWEEP_INTERVAL_SECONDS",
-        "How often a worker looks for comments stuck in `received`; 0 turns the sweeper off.",
+        "How often a worker looks for comments stuck in `received` and deletes the flood counts of ended "
+        "windows; 0 turns the sweeper off.",
         30.0,
     )
     sweep_grace: float = _env(
@@ -160,7 +161,7 @@ class Settings:
     )
     redis_timeout: float = _env(
         "REDIS_TIMEOUT_SECONDS",
-        "Connect and read timeout for the web's Redis calls (flood control, health, retraining), so "
+        "Connect and read timeout for the web's Redis calls (health, retraining requests), so "
         "an outage stalls none for longer.",
         1.0,
     )

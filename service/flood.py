@@ -1,18 +1,17 @@
 """Flood control: how many comments one client address, and one commenter, may post.
 
-The counts are fixed windows in Redis, so every web process on every host shares them.
-The `limits` library reads the configured limits (`30 per minute; 300 per day`) and
-names their windows. It would count them too, but with one round trip per window, and
-on the intake, the hottest path, one round trip costs 16 to 25 % of its throughput
-(`bench/intake.py` runs the service with and without flood control). So every window of
-a post, its address's and its commenter's, is counted by one script, run atomically by
-Redis: for each window the same three steps as the library's fixed window (create the
-counter with the window's expiry, increment it, read its time left). Redis never holds
-an address or an email in the clear: each is known there only by a keyed digest.
+The `limits` library reads the configured limits (`30 per minute; 300 per day`). Each
+limit is a fixed window per client address or commenter, starting at its first post,
+counted in the database (the ``flood_counters`` table) by the same statement or
+transaction that stores the comment (service/intake.py): counting costs no round trip
+of its own, a refused post leaves no comment behind, and the counts hold for every web
+process on every host, while Redis is down too. Counting in Redis instead cost a round
+trip per post, 25 to 35 % of the intake's throughput (`bench/intake.py` runs the service
+with and without flood control). The table never holds an address or an email: each
+counter is known by a keyed digest of who it counts and its limit.
 
-The intake itself needs only the database, so when Redis does not answer, comments are
-accepted uncounted for a few seconds (and a warning is logged) rather than refused or
-kept waiting.
+This module is pure: it names a post's windows, builds the counting statement, and
+judges the counts it returns.
 """
 
 from __future__ import annotations
@@ -20,46 +19,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import logging
 import math
-import threading
-import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-import redis
 from limits import RateLimitItem, parse_many
+from sqlalchemy import BigInteger, LargeBinary, bindparam, case, literal_column
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import ColumnElement
 
 from service.errors import ServiceError
 from service.privacy import KeyRing, canonical_email
-
-logger = logging.getLogger(__name__)
-
-# After Redis failed to answer, how long comments go uncounted before it is asked again:
-# with a Redis that hangs, asking on every comment would add its timeout to each.
-UNCHECKED_AFTER_FAILURE_SECONDS = 5.0
+from service.tables import FloodCounter
 
 ADDRESS = "address"
 COMMENTER = "commenter"
 _WHO = {ADDRESS: "this address", COMMENTER: "this commenter (email address)"}
-# KEYS: one counter a window; ARGV: each window's length in seconds. Returns each
-# window's count, then its milliseconds left (PTTL: TTL's whole seconds would round a
-# wait down). A counter that somehow lost its expiry gets it back rather than refusing
-# forever.
-_COUNT_WINDOWS = """
-local replies = {}
-for i, key in ipairs(KEYS) do
-  redis.call('SET', key, 0, 'EX', ARGV[i], 'NX')
-  replies[2 * i - 1] = redis.call('INCRBY', key, 1)
-  local left = redis.call('PTTL', key)
-  if left < 0 then
-    redis.call('EXPIRE', key, ARGV[i])
-    left = ARGV[i] * 1000
-  end
-  replies[2 * i] = left
-end
-return replies
-"""
 # One IPv6 client commonly holds a whole /64 of addresses, so that is what is counted.
 _IPV6_CLIENT_PREFIX = 64
+_KEY_BYTES = 16
 
 
 def parse_limits(spec: str) -> list[RateLimitItem]:
@@ -101,68 +80,115 @@ class TooManyCommentsError(ServiceError):
         self.retry_after = retry_after
 
 
-class FloodControl:
-    """Counts each post against the limits for its client address and for its commenter."""
+@dataclass(frozen=True)
+class Window:
+    """One limit of one client address or commenter: the counter a post counts against."""
 
-    def __init__(
-        self,
-        connection: redis.Redis,
-        namespace: str,
-        keys: KeyRing,
-        per_address: str,
-        per_commenter: str,
-    ) -> None:
-        """Count in the Redis server of ``connection``, under keys starting with ``namespace``,
-        with the limits as ``parse_limits`` reads them."""
-        self._count = connection.register_script(_COUNT_WINDOWS)
-        self._prefix = f"moderation:flood:{namespace}:"
+    who: str
+    limit: RateLimitItem
+    key: bytes
+    """A keyed digest of who is counted and the limit: the counter's row key."""
+
+    @property
+    def milliseconds(self) -> int:
+        """The window's length."""
+        return int(self.limit.get_expiry()) * 1000
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A counter after a post was counted: the posts in its window and when the window ends."""
+
+    count: int
+    window_ends_ms: int
+
+
+class FloodControl:
+    """Names the windows each post counts against, from the configured limits."""
+
+    def __init__(self, keys: KeyRing, per_address: str, per_commenter: str) -> None:
+        """Limits as ``parse_limits`` reads them; counters named with the key ring's flood key."""
         self._key = keys.flood
         self._limits = {ADDRESS: parse_limits(per_address), COMMENTER: parse_limits(per_commenter)}
-        self._unchecked_until = 0.0
-        self._lock = threading.Lock()
 
-    def check(self, address: str | None, email: str | None) -> None:
-        """Count a post from client ``address`` and, when given, from the commenter with
-        ``email``; ``TooManyCommentsError`` when either is over a limit."""
-        if time.monotonic() < self._unchecked_until:
-            return
-        windows: list[tuple[str, RateLimitItem, str]] = []
-        if self._limits[ADDRESS]:
-            windows += self._windows(ADDRESS, client_identity(address))
-        if email is not None and self._limits[COMMENTER]:
+    def windows(self, address: str | None, email: str | None) -> tuple[Window, ...]:
+        """The windows of a post from client ``address`` and, when given, the commenter with
+        ``email``; none when flood control is off."""
+        windows = self._windows(ADDRESS, client_identity(address))
+        if email is not None:
             windows += self._windows(COMMENTER, canonical_email(email))
-        if not windows:
-            return
-        try:
-            replies = self._count(
-                keys=[key for _who, _limit, key in windows],
-                args=[limit.get_expiry() for _who, limit, _key in windows],
-            )
-        except redis.RedisError as exc:
-            self._pause(exc)
-            return
-        # Of the windows over their limit, the one that ends last says when to try again.
-        over = [
-            (replies[2 * index + 1], who, limit)
-            for index, (who, limit, _key) in enumerate(windows)
-            if replies[2 * index] > limit.amount
+        return windows
+
+    def _windows(self, who: str, identity: str) -> tuple[Window, ...]:
+        # A limit written twice is one counter: a statement may touch each row once.
+        unique = {(limit.amount, limit.get_expiry()): limit for limit in self._limits[who]}
+        return tuple(
+            Window(who, limit, self._digest(f"{who}\0{identity}\0{amount}/{seconds}"))
+            for (amount, seconds), limit in unique.items()
+        )
+
+    def _digest(self, name: str) -> bytes:
+        return hmac.new(self._key, name.encode(), hashlib.sha256).digest()[:_KEY_BYTES]
+
+
+def refusal(
+    windows: Sequence[Window], counted: Mapping[bytes, Counted], now_ms: int
+) -> TooManyCommentsError | None:
+    """The error for a post whose ``counted`` windows (by key) hold more than their limit;
+    ``None`` when every window is within it. Of several windows over their limit, the one
+    that ends last says when to try again."""
+    over = [
+        (counted[window.key].window_ends_ms, window)
+        for window in windows
+        if counted[window.key].count > window.limit.amount
+    ]
+    if not over:
+        return None
+    ends_ms, window = max(over, key=lambda item: item[0])
+    return TooManyCommentsError(window.who, window.limit, max(1, math.ceil((ends_ms - now_ms) / 1000)))
+
+
+def window_parameters(windows: Sequence[Window], now_ms: int) -> dict[str, object]:
+    """The bind values of ``count_statement(dialect, len(windows))`` for a post at ``now_ms``."""
+    values: dict[str, object] = {"now_ms": now_ms}
+    for index, window in enumerate(windows):
+        values[f"flood_key_{index}"] = window.key
+        values[f"flood_ends_{index}"] = now_ms + window.milliseconds
+        values[f"flood_limit_{index}"] = window.limit.amount
+    return values
+
+
+def count_statement(dialect: str, windows: int) -> Insert:
+    """Add one post to ``windows`` counters (a window that ended starts again) and return
+    each counter's key, count and window end: one upsert on ``dialect`` (sqlite or postgresql).
+
+    Its bind values come from ``window_parameters``.
+    """
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    one: ColumnElement[int] = literal_column("1")
+    statement = insert(FloodCounter).values(
+        [
+            {
+                "key": bindparam(f"flood_key_{index}", type_=LargeBinary),
+                "window_ends_ms": bindparam(f"flood_ends_{index}", type_=BigInteger),
+                "count": one,
+            }
+            for index in range(windows)
         ]
-        if over:
-            milliseconds, who, limit = max(over, key=lambda window: window[0])
-            raise TooManyCommentsError(who, limit, max(1, math.ceil(milliseconds / 1000)))
+    )
+    running = FloodCounter.window_ends_ms > bindparam("now_ms", type_=BigInteger)
+    statement = statement.on_conflict_do_update(
+        index_elements=[FloodCounter.key],
+        set_={
+            FloodCounter.count: case((running, FloodCounter.count + one), else_=one),
+            FloodCounter.window_ends_ms: case(
+                (running, FloodCounter.window_ends_ms), else_=statement.excluded.window_ends_ms
+            ),
+        },
+    )
+    return statement.returning(FloodCounter.key, FloodCounter.count, FloodCounter.window_ends_ms)
 
-    def _windows(self, who: str, identity: str) -> list[tuple[str, RateLimitItem, str]]:
-        """Each limit of ``who`` with its counter's key for ``identity``, known there only by a
-        keyed digest computed once for all its windows."""
-        name = hmac.new(self._key, f"{who}\0{identity}".encode(), hashlib.sha256).hexdigest()[:32]
-        return [(who, limit, self._prefix + limit.key_for(who, name)) for limit in self._limits[who]]
 
-    def _pause(self, error: redis.RedisError) -> None:
-        with self._lock:
-            if time.monotonic() >= self._unchecked_until:
-                logger.warning(
-                    "flood control is off for %g s, Redis did not answer: %s",
-                    UNCHECKED_AFTER_FAILURE_SECONDS,
-                    error,
-                )
-                self._unchecked_until = time.monotonic() + UNCHECKED_AFTER_FAILURE_SECONDS
+def read_counts(rows: Sequence[Sequence[object]]) -> dict[bytes, Counted]:
+    """The counting statement's rows (key, count, window end) by key."""
+    return {bytes(row[0]): Counted(int(row[1]), int(row[2])) for row in rows}  # type: ignore[call-overload]

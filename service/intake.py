@@ -1,23 +1,34 @@
-"""Accepting a comment: store it and its outbox entry in one transaction.
+"""Accepting a comment: count it for flood control, store it and its outbox entry, in one transaction.
 
-This is the hottest path of the service, so it touches only the database: the
-comment and its outbox entry (the job to classify it, recorded durably) go in with
-Core INSERTs compiled once per engine and run on the DBAPI cursor (see
-service/driver_sql.py), one statement on PostgreSQL, with no ORM unit of work and no
-audit row; the comment row and its ``created_at`` are the record of its receipt. The
-dispatcher in the workers (worker/dispatcher.py) moves outbox entries to Redis.
+This is the hottest path of the service, so it touches only the database: the flood
+counters (service/flood.py), the comment and its outbox entry (the job to classify it,
+recorded durably) go in with Core statements compiled once per engine and run on the
+DBAPI cursor (see service/driver_sql.py), one statement on PostgreSQL, with no ORM unit
+of work and no audit row; the comment row and its ``created_at`` are the record of its
+receipt. The dispatcher in the workers (worker/dispatcher.py) moves outbox entries to
+Redis.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, select
+from sqlalchemy import Engine, Integer, LargeBinary, Select, and_, bindparam, insert, or_, select
 
 from service.driver_sql import DriverStatement
 from service.errors import ValidationError
+from service.flood import (
+    TooManyCommentsError,
+    Window,
+    count_statement,
+    read_counts,
+    refusal,
+    window_parameters,
+)
 from service.privacy import KeyRing, email_digest, encrypt_email
 from service.statuses import CommentStatus
 from service.tables import AuditEvent, Comment, OutboxEntry, Verdict, utcnow
@@ -47,6 +58,39 @@ _INSERT_BOTH = (
 _PARENT_IN_THREAD = select(Comment.id).where(
     Comment.id == bindparam("parent_id"), Comment.thread == bindparam("thread")
 )
+
+
+def _counted_insert(dialect: str, windows: int) -> Select[Any]:
+    """PostgreSQL's intake as one statement: count the post in its ``windows`` flood
+    counters and, unless one is over its limit, insert the comment and its outbox entry;
+    one row per counter (key, count, window end, the new comment's id or NULL)."""
+    counted = count_statement(dialect, windows).cte("counted")
+    over = or_(
+        *(
+            and_(
+                counted.c.key == bindparam(f"flood_key_{index}", type_=LargeBinary),
+                counted.c.count > bindparam(f"flood_limit_{index}", type_=Integer),
+            )
+            for index in range(windows)
+        )
+    )
+    comment = Comment.__table__.c
+    values = select(*(bindparam(name, type_=comment[name].type) for name in _COLUMNS)).where(
+        ~select(counted.c.key).where(over).exists()
+    )
+    new_comment = insert(Comment).from_select(list(_COLUMNS), values).returning(Comment.id).cte("new_comment")
+    new_outbox = (
+        insert(OutboxEntry)
+        .from_select(["comment_id"], select(new_comment.c.id))
+        .returning(OutboxEntry.comment_id)
+        .cte("new_outbox")
+    )
+    stored = select(new_outbox.c.comment_id).scalar_subquery()
+    return select(counted.c.key, counted.c.count, counted.c.window_ends_ms, stored)
+
+
+def _milliseconds(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 # Who the verdict and audit trail of a trapped post name, and why it was rejected.
@@ -96,45 +140,83 @@ class Intake:
         self._insert_comment = DriverStatement(_INSERT_COMMENT, dialect)
         self._insert_outbox = DriverStatement(_INSERT_OUTBOX, dialect)
         self._parent = DriverStatement(_PARENT_IN_THREAD, dialect)
+        # By number of windows (a handful, fixed by the configuration): compiled on first use.
+        self._count_statements: dict[int, DriverStatement] = {}
+        self._counted_insert_statements: dict[int, DriverStatement] = {}
 
-    def submit(self, keys: KeyRing, submission: Submission) -> Receipt:
-        """Store ``submission``, its email encrypted, and its classification job; commit; return its receipt.
+    def submit(self, keys: KeyRing, submission: Submission, windows: Sequence[Window] = ()) -> Receipt:
+        """Count the post in its flood-control ``windows``, then store ``submission``, its
+        email encrypted, and its classification job; commit; return its receipt.
 
-        Raises ``ValidationError`` when ``parent_id`` names no comment in the same thread;
-        then nothing is written. The foreign key still guards the insert against a parent
-        deleted in between.
+        Raises ``TooManyCommentsError`` when a window is over its limit, and
+        ``ValidationError`` when ``parent_id`` names no comment in the same thread; then
+        no comment is written, but the post stays counted. The foreign key still guards
+        the insert against a parent deleted in between.
         """
-        row = _row(keys, submission, utcnow())
+        now = utcnow()
+        now_ms = _milliseconds(now)
+        row = _row(keys, submission, now)
+        # One statement is atomic on its own: on PostgreSQL autocommit makes it one round
+        # trip instead of three (BEGIN, INSERT, COMMIT).
+        with self._cursor(autocommit=self._one_statement) as (connection, cursor):
+            if submission.parent_id is not None and not self._parent_exists(cursor, row):
+                refused = self._count(cursor, windows, now_ms)
+                connection.commit()
+                raise refused or _no_parent(row)
+            if self._one_statement:
+                comment_id, refused = self._store_counted_in_one_statement(cursor, row, windows, now_ms)
+            else:
+                refused = self._count(cursor, windows, now_ms)
+                comment_id = None if refused else self._store(cursor, row)
+            connection.commit()
+        if refused is not None:
+            raise refused
+        if comment_id is None:
+            raise RuntimeError("the database stored no comment for a post within its limits")
+        return Receipt(comment_id, CommentStatus.RECEIVED)
+
+    def count(self, windows: Sequence[Window]) -> None:
+        """Count a post that will not be stored as a classified comment (a broken post, or
+        one caught by the honeypot) in its flood-control ``windows``; commit.
+
+        Raises ``TooManyCommentsError`` when a window is over its limit.
+        """
+        if not windows:
+            return
+        with self._cursor(autocommit=self._one_statement) as (connection, cursor):
+            now_ms = _milliseconds(utcnow())
+            refused = self._count(cursor, windows, now_ms)
+            connection.commit()
+        if refused is not None:
+            raise refused
+
+    @contextmanager
+    def _cursor(self, *, autocommit: bool) -> Iterator[tuple[Any, Any]]:
+        """A pooled connection and a cursor on it, in autocommit for the block if asked."""
         connection = self._engine.raw_connection()
         driver: Any = connection.driver_connection
         cursor = None
         try:
             cursor = connection.cursor()
-            if self._one_statement:
-                # One statement is atomic on its own: autocommit makes it one round trip
-                # instead of three (BEGIN, INSERT, COMMIT).
+            if autocommit:
                 driver.autocommit = True
             try:
-                if submission.parent_id is not None:
-                    self._check_parent(cursor, row)
-                comment_id = self._store(cursor, row)
-                connection.commit()
+                yield connection, cursor
             finally:
                 # A connection the server dropped cannot change mode; it is discarded below.
-                if self._one_statement and not driver.broken:
+                if autocommit and not driver.broken:
                     driver.autocommit = False
         except self._dbapi_error as exc:
             # SQLAlchemy does not see errors raised on the bare cursor, so a connection the
             # server dropped, or one left in autocommit, is discarded here (only this one)
             # rather than handed to the next request.
-            left_in_autocommit = self._one_statement and driver.autocommit
+            left_in_autocommit = autocommit and driver.autocommit
             if left_in_autocommit or self._dialect.is_disconnect(exc, driver, cursor):
                 connection.invalidate(exc)
             raise
         finally:
             # Back to the pool, which rolls back whatever a failure left open.
             connection.close()
-        return Receipt(comment_id, CommentStatus.RECEIVED)
 
     def submit_trapped(self, keys: KeyRing, submission: Submission, *, notify: bool) -> Receipt:
         """Store a post that filled in the honeypot field as rejected spam, with its verdict
@@ -178,16 +260,37 @@ class Intake:
         # The bot is told what any poster is told, so it learns nothing of the trap.
         return Receipt(comment_id, CommentStatus.RECEIVED)
 
-    def _check_parent(self, cursor: Any, row: dict[str, Any]) -> None:
+    def _parent_exists(self, cursor: Any, row: dict[str, Any]) -> bool:
         cursor.execute(self._parent.sql, self._parent.parameters(row))
-        if cursor.fetchone() is None:
-            raise _no_parent(row)
+        return cursor.fetchone() is not None
+
+    def _count(self, cursor: Any, windows: Sequence[Window], now_ms: int) -> TooManyCommentsError | None:
+        if not windows:
+            return None
+        statement = self._count_statements.get(len(windows))
+        if statement is None:
+            statement = DriverStatement(count_statement(self._dialect.name, len(windows)), self._dialect)
+            self._count_statements[len(windows)] = statement
+        cursor.execute(statement.sql, statement.parameters(window_parameters(windows, now_ms)))
+        return refusal(windows, read_counts(cursor.fetchall()), now_ms)
 
     def _store(self, cursor: Any, row: dict[str, Any]) -> int:
-        if self._one_statement:
-            cursor.execute(self._insert_both.sql, self._insert_both.parameters(row))
-            return int(cursor.fetchone()[0])
         cursor.execute(self._insert_comment.sql, self._insert_comment.parameters(row))
         comment_id = int(cursor.fetchone()[0])
         cursor.execute(self._insert_outbox.sql, self._insert_outbox.parameters({"comment_id": comment_id}))
         return comment_id
+
+    def _store_counted_in_one_statement(
+        self, cursor: Any, row: dict[str, Any], windows: Sequence[Window], now_ms: int
+    ) -> tuple[int | None, TooManyCommentsError | None]:
+        if not windows:
+            cursor.execute(self._insert_both.sql, self._insert_both.parameters(row))
+            return int(cursor.fetchone()[0]), None
+        statement = self._counted_insert_statements.get(len(windows))
+        if statement is None:
+            statement = DriverStatement(_counted_insert(self._dialect.name, len(windows)), self._dialect)
+            self._counted_insert_statements[len(windows)] = statement
+        cursor.execute(statement.sql, statement.parameters({**row, **window_parameters(windows, now_ms)}))
+        rows = cursor.fetchall()
+        comment_id = rows[0][3]
+        return (None if comment_id is None else int(comment_id)), refusal(windows, read_counts(rows), now_ms)

@@ -47,7 +47,7 @@ class KeyRing:
     session: bytes
     """Signs the moderators' page sessions (Flask's secret key)."""
     flood: bytes
-    """Names the flood control's counters in Redis (service/flood.py)."""
+    """Names the flood control's counters in the database (service/flood.py)."""
     fingerprint: str
 
     @classmethod

@@ -259,6 +259,24 @@ class OutboxEntry(Base):
     )
 
 
+class FloodCounter(Base):
+    """How many comments one client address, or one commenter, posted in one window of a limit.
+
+    Counted in the transaction that stores the comment (service/intake.py), so flood
+    control costs no round trip of its own and holds while Redis is down. The key is a
+    keyed digest of who is counted and the limit: the table never holds an address or
+    an email. A window starts at its first post; rows of windows that ended are purged
+    by the workers' sweeper.
+    """
+
+    __tablename__ = "flood_counters"
+
+    key: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    # Milliseconds since the epoch: compared and computed on every post, so a plain integer.
+    window_ends_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
 class WebhookEvent(Base):
     """A change to a comment that the site's webhook has not been told of yet (an outbox).
 

@@ -1,4 +1,5 @@
-"""Finding comments stuck in ``received`` and putting them in the inbox again.
+"""Finding comments stuck in ``received`` and putting them in the inbox again, and
+purging the flood counters of windows that ended.
 
 A comment stays in ``received`` past its dispatch when Redis lost the inbox or the
 job that would take it, or when a worker died holding its batch. (While Redis is down,
@@ -11,15 +12,16 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import timedelta
+from typing import Any, cast
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from service.queueing import ClassifyQueue
 from service.statuses import CommentStatus
-from service.tables import Comment, OutboxEntry, utcnow
+from service.tables import Comment, FloodCounter, OutboxEntry, utcnow
 from worker.context import WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,25 @@ def sweep(session: Session, queue: ClassifyQueue, grace_seconds: float) -> int:
     return len(stuck)
 
 
+def purge_flood_counters(session: Session) -> int:
+    """Delete the flood counters whose window has ended, ``BATCH`` at a time, each batch
+    committed on its own so that no write waits for the whole purge; returns how many.
+
+    A post in an ended window starts it again, so a counter deleted just before its next
+    post changes nothing.
+    """
+    now_ms = int(utcnow().timestamp() * 1000)
+    purged = 0
+    while True:
+        ended = select(FloodCounter.key).where(FloodCounter.window_ends_ms <= now_ms).limit(BATCH)
+        result = session.execute(delete(FloodCounter).where(FloodCounter.key.in_(ended)))
+        deleted = int(cast(CursorResult[Any], result).rowcount)
+        session.commit()
+        purged += deleted
+        if deleted < BATCH:
+            return purged
+
+
 def _sweep_once(context: WorkerContext) -> None:
     connection = context.queue.queue.connection
     lock_seconds = max(1, int(context.settings.sweep_interval))
@@ -60,6 +81,7 @@ def _sweep_once(context: WorkerContext) -> None:
         return
     with context.sessions() as session:
         sweep(session, context.queue, context.settings.sweep_grace)
+        purge_flood_counters(session)
 
 
 def start_sweeper(context: WorkerContext, stop: threading.Event) -> threading.Thread:

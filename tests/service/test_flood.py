@@ -1,42 +1,30 @@
-"""Flood control on POST /v1/comments: per client address and per commenter, counted in Redis."""
+"""Flood control on POST /v1/comments: per client address and per commenter, counted in the
+database with the comment, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import redis
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from service import create_app, flood
+from service import create_app
 from service.app import Services
-from service.db import make_engine, upgrade
 from service.errors import ConfigError
-from service.flood import UNCHECKED_AFTER_FAILURE_SECONDS, client_identity, parse_limits
-from service.tables import Comment
+from service.flood import client_identity, parse_limits
+from service.statuses import CommentStatus
+from service.tables import Comment, FloodCounter, OutboxEntry, utcnow
 from tests.integration.processes import RedisServer
+from worker.sweeper import purge_flood_counters
 
 pytestmark = pytest.mark.integration
 
 ADDRESS = "198.51.100.7"
 FORM = {"name": "Ann Reader", "email": "ann@example.com", "comment": "Thanks for this.", "thread": "/a/1"}
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """One SQLite file: the counts live in Redis, so the database kind does not matter here."""
-    url = f"sqlite:///{tmp_path / 'moderation.db'}"
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    return url
 
 
 @contextmanager
@@ -49,9 +37,31 @@ def _app(settings_overrides: dict[str, Any], **limits: Any) -> Iterator[Flask]:
 
 
 def _stored(app: Flask) -> int:
+    """How many comments are stored, after checking that each one waiting has its outbox entry."""
     services: Services = app.extensions["moderation"]
     with services.sessions() as session:
+        waiting = select(func.count()).select_from(Comment).where(Comment.status == CommentStatus.RECEIVED)
+        assert session.scalar(select(func.count()).select_from(OutboxEntry)) == session.scalar(waiting)
         return session.scalar(select(func.count()).select_from(Comment)) or 0
+
+
+def _counters(app: Flask) -> list[FloodCounter]:
+    services: Services = app.extensions["moderation"]
+    with services.sessions() as session:
+        return list(session.scalars(select(FloodCounter)))
+
+
+def _end_windows(app: Flask, *, count: int | None = None) -> int:
+    """End the windows of every counter (or of those at ``count``); returns the new end."""
+    services: Services = app.extensions["moderation"]
+    ended_ms = int(utcnow().timestamp() * 1000) - 1
+    statement = update(FloodCounter).values(window_ends_ms=ended_ms)
+    if count is not None:
+        statement = statement.where(FloodCounter.count == count)
+    with services.sessions() as session:
+        session.execute(statement)
+        session.commit()
+    return ended_ms
 
 
 def _post(app: Flask, address: str = ADDRESS, **changes: Any) -> Any:
@@ -161,19 +171,6 @@ def test_a_refused_form_post_asks_the_commenter_to_wait(settings_overrides: dict
         assert f"so this one was not sent. Please wait {wait} seconds" in page.get_data(as_text=True)
 
 
-def test_redis_holds_neither_the_address_nor_the_email(settings_overrides: dict[str, Any]) -> None:
-    limits = {"comment_limit_per_address": "5 per minute", "comment_limit_per_commenter": "5 per minute"}
-    with _app(settings_overrides, **limits) as app:
-        assert _post(app, address="203.0.113.77", email="secret.reader@example.com").status_code == 202
-        connection = redis.Redis.from_url(settings_overrides["redis_url"])
-        pattern = f"moderation:flood:{settings_overrides['queue_name']}*"
-        keys = [key.decode() for key in connection.scan_iter(match=pattern)]
-        seconds_left = [connection.ttl(key) for key in keys]
-        connection.close()
-    assert len(keys) == 2 and all(0 < seconds <= 60 for seconds in seconds_left)
-    assert not any("203.0.113" in key or "secret" in key or "example" in key for key in keys)
-
-
 def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_count(
     settings_overrides: dict[str, Any],
 ) -> None:
@@ -197,30 +194,72 @@ def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_count(
         assert [post(app, "192.0.2.3"), post(app, "192.0.2.4")] == [202, 429]
 
 
-def test_comments_are_accepted_uncounted_while_redis_does_not_answer_then_counted_again(
-    settings_overrides: dict[str, Any],
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> None:
+def test_the_database_holds_neither_the_address_nor_the_email(settings_overrides: dict[str, Any]) -> None:
+    limits = {"comment_limit_per_address": "5 per minute", "comment_limit_per_commenter": "5 per minute"}
+    with _app(settings_overrides, **limits) as app:
+        before_ms = int(utcnow().timestamp() * 1000)
+        assert _post(app, address="203.0.113.77", email="secret.reader@example.com").status_code == 202
+        counters = _counters(app)
+    assert len(counters) == 2 and all(counter.count == 1 for counter in counters)
+    assert all(len(counter.key) == 16 for counter in counters)
+    for secret in (b"203.0.113", b"secret", b"example"):
+        assert not any(secret in counter.key for counter in counters)
+    assert all(0 < counter.window_ends_ms - before_ms <= 61_000 for counter in counters)
+
+
+def test_a_window_that_ended_starts_again_at_one(settings_overrides: dict[str, Any]) -> None:
+    with _app(settings_overrides, comment_limit_per_address="2 per hour") as app:
+        assert [_post(app).status_code for _ in range(3)] == [202, 202, 429]
+        ended_ms = _end_windows(app)
+        assert [_post(app).status_code for _ in range(3)] == [202, 202, 429]
+        (counter,) = _counters(app)
+        assert counter.count == 3 and counter.window_ends_ms > ended_ms + 3_590_000
+        assert _stored(app) == 4
+
+
+def test_a_limit_written_twice_is_one_counter(settings_overrides: dict[str, Any]) -> None:
+    with _app(settings_overrides, comment_limit_per_address="2 per minute; 2/minute") as app:
+        assert [_post(app).status_code for _ in range(3)] == [202, 202, 429]
+        assert len(_counters(app)) == 1
+
+
+def test_a_bad_parent_is_counted_and_stores_nothing(settings_overrides: dict[str, Any]) -> None:
+    with _app(settings_overrides, comment_limit_per_address="2 per minute") as app:
+        missing = _post(app, parent_id=999)
+        assert missing.status_code == 422 and "parent_id 999" in missing.get_json()["message"]
+        assert _post(app).status_code == 202
+        assert _post(app, parent_id=999).status_code == 429  # over the limit first
+        assert _stored(app) == 1
+
+
+def test_a_trapped_post_counts_too(settings_overrides: dict[str, Any]) -> None:
+    with _app(settings_overrides, comment_limit_per_address="1 per minute") as app:
+        assert _post(app, website="http://spam.example").status_code == 202
+        assert _post(app).status_code == 429
+        assert _stored(app) == 1  # the trapped post, stored rejected with no classification job
+
+
+def test_flood_control_counts_while_redis_is_down(settings_overrides: dict[str, Any], tmp_path: Path) -> None:
     server = RedisServer(tmp_path)
     server.start()
-    limits = {"comment_limit_per_address": "1 per minute", "redis_url": server.url}
     try:
-        with (
-            caplog.at_level(logging.WARNING, logger="service.flood"),
-            _app(settings_overrides, **limits) as app,
-        ):
-            assert _post(app).status_code == 202
+        with _app(settings_overrides, comment_limit_per_address="2 per minute", redis_url=server.url) as app:
             server.stop()
-            assert [_post(app).status_code for _ in range(3)] == [202, 202, 202]
-            server.start()  # empty: it kept nothing
-            assert _post(app).status_code == 202  # still within the pause: not counted
-            later = time.monotonic() + UNCHECKED_AFTER_FAILURE_SECONDS
-            monkeypatch.setattr(flood, "time", SimpleNamespace(monotonic=lambda: later))
-            assert [_post(app).status_code, _post(app).status_code] == [202, 429]
-            assert _stored(app) == 6
+            assert [_post(app).status_code for _ in range(3)] == [202, 202, 429]
+            assert _stored(app) == 2
     finally:
         server.stop()
-    warnings = [record.getMessage() for record in caplog.records if record.name == "service.flood"]
-    assert len(warnings) == 1 and warnings[0].startswith("flood control is off for 5 s, Redis did not answer")
+
+
+def test_the_sweeper_purges_the_counters_of_ended_windows(settings_overrides: dict[str, Any]) -> None:
+    limits = {"comment_limit_per_address": "5 per minute", "comment_limit_per_commenter": "5 per hour"}
+    with _app(settings_overrides, **limits) as app:
+        for number in range(3):
+            assert _post(app, address=f"198.51.100.{number}").status_code == 202
+        _end_windows(app, count=1)  # the addresses' windows; the commenter posted 3
+        services: Services = app.extensions["moderation"]
+        with services.sessions() as session:
+            assert purge_flood_counters(session) == 3
+            assert purge_flood_counters(session) == 0
+        (commenter,) = _counters(app)
+        assert commenter.count == 3
