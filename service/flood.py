@@ -16,7 +16,6 @@ judges the counts it returns.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import math
@@ -103,13 +102,23 @@ class Counted:
     window_ends_ms: int
 
 
+def _named(limits: list[RateLimitItem]) -> list[tuple[RateLimitItem, bytes]]:
+    """Each limit with what its counters' names end with; a limit written twice is one
+    counter, as one statement may touch each row only once."""
+    unique = {(limit.amount, int(limit.get_expiry())): limit for limit in limits}
+    return [(limit, f"{amount}/{seconds}".encode()) for (amount, seconds), limit in unique.items()]
+
+
 class FloodControl:
     """Names the windows each post counts against, from the configured limits."""
 
     def __init__(self, keys: KeyRing, per_address: str, per_commenter: str) -> None:
         """Limits as ``parse_limits`` reads them; counters named with the key ring's flood key."""
         self._key = keys.flood
-        self._limits = {ADDRESS: parse_limits(per_address), COMMENTER: parse_limits(per_commenter)}
+        self._limits = {
+            ADDRESS: _named(parse_limits(per_address)),
+            COMMENTER: _named(parse_limits(per_commenter)),
+        }
 
     def windows(self, address: str | None, email: str | None) -> tuple[Window, ...]:
         """The windows of a post from client ``address`` and, when given, the commenter with
@@ -120,15 +129,11 @@ class FloodControl:
         return windows
 
     def _windows(self, who: str, identity: str) -> tuple[Window, ...]:
-        # A limit written twice is one counter: a statement may touch each row once.
-        unique = {(limit.amount, limit.get_expiry()): limit for limit in self._limits[who]}
+        named = f"{who}\0{identity}\0".encode()
         return tuple(
-            Window(who, limit, self._digest(f"{who}\0{identity}\0{amount}/{seconds}"))
-            for (amount, seconds), limit in unique.items()
+            Window(who, limit, hmac.digest(self._key, named + suffix, "sha256")[:_KEY_BYTES])
+            for limit, suffix in self._limits[who]
         )
-
-    def _digest(self, name: str) -> bytes:
-        return hmac.new(self._key, name.encode(), hashlib.sha256).digest()[:_KEY_BYTES]
 
 
 def refusal(
