@@ -1,7 +1,7 @@
 """Intake throughput and latency of POST /v1/comments against a hello-world Flask app.
 
 Starts the real app (gunicorn, 2 sync workers) on a fresh database with the machine's
-Redis, the same app without flood control (to show what its Redis call costs), and the
+Redis, the same app without flood control (to show what counting costs), and the
 apps of ``bench/hello_app.py`` under the same settings: hello-world, and per database
 hello-world plus a bare committed insert (the least a storing intake must do). Drives
 them all with the same closed-loop generator (wrk when installed, else Python) at
@@ -230,7 +230,7 @@ def run_all(
             )
             target.url, target.queue = url, queue
             targets.append(target)
-            # The same service without flood control, to show in the same run what its Redis call costs.
+            # The same service without flood control, to show in the same run what counting costs.
             plain = stack.enter_context(fresh_database(kind, workdir))
             stack.enter_context(checkpointing(plain))
             off = {"COMMENT_LIMIT_PER_ADDRESS": "", "COMMENT_LIMIT_PER_COMMENTER": ""}
