@@ -13,6 +13,10 @@ load). For each N it measures:
   the same run or given): submit-to-verdict p50/p95/p99 from the comment's and its
   verdict's ``created_at``, verdicts/s, and the queue depth (comments in the outbox or
   the inbox, not yet taken by a job) sampled over time;
+- the pipeline's own maximum: posts closed loop with the workers running on the same
+  cores, until each has its verdict (verdicts/s from the first post to the last
+  verdict), and the same figures at half of it: on two cores the web app alone takes
+  more posts than web, workers and database together can decide;
 - a burst at 5x the sustainable rate (the measured classify drain rate) and the time
   the queue takes to drain after it.
 
@@ -440,6 +444,20 @@ def phase(bench: Bench, pool: str, rate: float, seconds: float) -> dict[str, Any
     return figures
 
 
+def saturation(bench: Bench) -> dict[str, Any]:
+    """The most the whole pipeline sustains with the workers already running: posts closed
+    loop (8 connections) for a phase, waits for every verdict, and counts verdicts/s from
+    the first post to the last verdict."""
+    low = bench.last_comment_id()
+    load = closed_load(bench.port, 8, bench.args.phase_seconds, bench.workdir, "auto")
+    high = bench.last_comment_id()
+    wait_for_verdicts(bench, low, high, [], time.monotonic())
+    settle(bench, bench.queue)
+    figures = verdict_figures(bench, low, high)
+    figures.update(posted_per_s=load.requests_per_s, dropped_comments=clear_backlog(bench))
+    return figures
+
+
 def run_worker_count(bench: Bench, workers: int, intake_rate: float) -> dict[str, Any]:
     """Every measurement for one worker count."""
     args = bench.args
@@ -469,6 +487,18 @@ def run_worker_count(bench: Bench, workers: int, intake_rate: float) -> dict[str
                 f" {figures['comments_per_job']} a job, CPU ms a comment {figures['cpu_ms_per_comment']}",
                 flush=True,
             )
+        most = saturation(bench)
+        result["pipeline_max"] = most
+        figures = phase(bench, pool, 0.5 * most["verdicts_per_s"], args.phase_seconds)
+        figures["fraction_of_pipeline_max"] = 0.5
+        result["half_pipeline_max"] = figures
+        print(
+            f"  pipeline maximum {most['verdicts_per_s']} verdicts/s (web took {most['posted_per_s']}/s"
+            f" closed loop); at half ({figures['target_rate']}/s): posted {figures['posted_per_s']}/s,"
+            f" verdict p50 {figures['p50_ms']} p95 {figures['p95_ms']} p99 {figures['p99_ms']} ms,"
+            f" {figures['verdicts']}/{figures['comments']} decided",
+            flush=True,
+        )
         sustainable = result["classify_drain"]["verdicts_per_s"]
         burst = phase(bench, pool, args.burst_factor * sustainable, args.burst_seconds)
         burst["sustainable_rate"] = sustainable
@@ -497,11 +527,14 @@ def report(results: dict[str, Any]) -> None:
                 f"{entry['ratio_to_noop']:.2f}",
                 half["target_rate"],
                 half["p99_ms"],
+                entry["half_pipeline_max"]["target_rate"],
+                entry["half_pipeline_max"]["p99_ms"],
                 entry["burst"]["drain_after_s"],
             ]
         )
     print(f"\nintake maximum {results['intake_rate']:.0f}/s")
-    print_table(["N", "verdicts/s", "no-op/s", "ratio", "half rate", "p99 ms", "burst drain s"], rows)
+    headers = ["N", "verdicts/s", "no-op/s", "ratio", "half rate", "p99 ms", "half pipeline max", "p99 ms"]
+    print_table([*headers, "burst drain s"], rows)
 
 
 def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> dict[str, Any]:
