@@ -390,7 +390,10 @@ def erase_commenter_data() -> Any:
     email = _commenter_email()
     session = get_session()
     notify = services().settings.webhooks
-    erased = erase_personal_data(session, services().keys, email, _actor(), notify=notify)
+    flood_keys = services().flood.commenter_keys(email)
+    erased = erase_personal_data(
+        session, services().keys, email, _actor(), notify=notify, flood_keys=flood_keys
+    )
     session.commit()
     logger.info("%s erased the personal data of %d comment(s)", _actor(), len(erased))
     return {"erased": erased}

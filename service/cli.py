@@ -233,6 +233,7 @@ def export_personal_data_command(email: str) -> None:
 @click.option("--yes", is_flag=True, help="Erase without asking for confirmation.")
 def erase_personal_data_command(email: str, yes: bool) -> None:
     """Anonymise every comment of address EMAIL: name, email and website go, the text stays."""
+    from service.flood import FloodControl
     from service.personal_data import comments_by_email, erase_personal_data
 
     address = _commenter_email(email)
@@ -240,7 +241,15 @@ def erase_personal_data_command(email: str, yes: bool) -> None:
         if not yes:
             count = len(comments_by_email(session, keys, address))
             click.confirm(f"erase the personal data of {count} comment(s) of {address}?", abort=True)
-        erased = erase_personal_data(session, keys, address, CLI_ACTOR, notify=settings.webhooks)
+        flood = FloodControl(keys, settings.comment_limit_per_address, settings.comment_limit_per_commenter)
+        erased = erase_personal_data(
+            session,
+            keys,
+            address,
+            CLI_ACTOR,
+            notify=settings.webhooks,
+            flood_keys=flood.commenter_keys(address),
+        )
         session.commit()
     listed = ", ".join(str(comment_id) for comment_id in erased) or "none found"
     click.echo(f"erased the personal data of {len(erased)} comment(s): {listed}")

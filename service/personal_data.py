@@ -15,16 +15,17 @@ registry, takes them out (see the README).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from models import without_author
 from service.presenters import audit_view
 from service.privacy import ERASED_EMAIL, KeyRing, email_digest, readable_email
 from service.review import audit_trail, get_comment
-from service.tables import AuditEvent, Comment, Verdict, utcnow
+from service.tables import AuditEvent, Comment, FloodCounter, Verdict, utcnow
 from service.transitions import add_audit_event
 from service.webhooks import EventType, record_events
 
@@ -90,10 +91,17 @@ def export_personal_data(session: Session, keys: KeyRing, email: str, actor: str
 
 
 def erase_personal_data(
-    session: Session, keys: KeyRing, email: str, actor: str, *, notify: bool
+    session: Session,
+    keys: KeyRing,
+    email: str,
+    actor: str,
+    *,
+    notify: bool,
+    flood_keys: Sequence[bytes] = (),
 ) -> list[int]:
     """Anonymise every comment of ``email`` and audit each as erased by ``actor`` (with
-    ``notify``, also tell the site's webhook); return their ids.
+    ``notify``, also tell the site's webhook), delete the commenter's flood counters
+    (``flood_keys``, from ``FloodControl.commenter_keys``); return the comments' ids.
 
     The rows are changed first, as a moderator's decision changes them, so a worker
     deciding one of them at that moment either finishes first (and its verdict is
@@ -102,6 +110,8 @@ def erase_personal_data(
     name the commenter. The caller commits.
     """
     now = utcnow()
+    if flood_keys:
+        session.execute(delete(FloodCounter).where(FloodCounter.key.in_(flood_keys)))
     erased = sorted(
         session.scalars(
             update(Comment)

@@ -59,14 +59,16 @@ def purge_flood_counters(session: Session) -> int:
     """Delete the flood counters whose window has ended, ``BATCH`` at a time, each batch
     committed on its own so that no write waits for the whole purge; returns how many.
 
-    A post in an ended window starts it again, so a counter deleted just before its next
-    post changes nothing.
+    A post in an ended window starts it again, so deleting an ended counter changes
+    nothing. One that a post is restarting at that moment is skipped (PostgreSQL), and
+    the end is checked again on the row deleted: the purge never takes a fresh count.
     """
     now_ms = int(utcnow().timestamp() * 1000)
+    ended = FloodCounter.window_ends_ms <= now_ms
     purged = 0
     while True:
-        ended = select(FloodCounter.key).where(FloodCounter.window_ends_ms <= now_ms).limit(BATCH)
-        result = session.execute(delete(FloodCounter).where(FloodCounter.key.in_(ended)))
+        batch = select(FloodCounter.key).where(ended).limit(BATCH).with_for_update(skip_locked=True)
+        result = session.execute(delete(FloodCounter).where(FloodCounter.key.in_(batch), ended))
         deleted = int(cast(CursorResult[Any], result).rowcount)
         session.commit()
         purged += deleted
@@ -80,8 +82,12 @@ def _sweep_once(context: WorkerContext) -> None:
     if not connection.set(LOCK_KEY, "held", nx=True, ex=lock_seconds):
         return
     with context.sessions() as session:
-        sweep(session, context.queue, context.settings.sweep_grace)
-        purge_flood_counters(session)
+        try:
+            sweep(session, context.queue, context.settings.sweep_grace)
+        finally:
+            # Needs only the database: a Redis that failed the sweep must not keep old counts.
+            session.rollback()
+            purge_flood_counters(session)
 
 
 def start_sweeper(context: WorkerContext, stop: threading.Event) -> threading.Thread:

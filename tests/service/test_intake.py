@@ -10,16 +10,19 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from service.db import make_engine
+from service.flood import FloodControl, Window
 from service.intake import Intake
 from service.keyfile import generate_secret
 from service.privacy import KeyRing
-from service.tables import Comment, OutboxEntry
+from service.tables import Comment, FloodCounter, OutboxEntry
 from service.validation import Submission
 
 pytestmark = pytest.mark.integration
 
 KEYS = KeyRing.from_secret(generate_secret().encode())
 SUBMISSION = Submission(name="Ann", email="ann@example.com", comment="Thanks for this.", thread="/a/1")
+# Limits no test here reaches: the post is counted in the statement that stores it.
+WINDOWS = FloodControl(KEYS, "50 per minute", "50 per minute").windows("198.51.100.7", SUBMISSION.email)
 
 _REFUSE_OUTBOX = {
     "sqlite": [
@@ -62,13 +65,21 @@ def _stored(engine: Engine) -> tuple[int, int]:
     return int(comments or 0), int(entries or 0)
 
 
-def test_a_failed_outbox_insert_leaves_no_comment_and_no_lock(engine: Engine, database_url: str) -> None:
+def _counts(engine: Engine) -> list[int]:
+    with engine.connect() as connection:
+        return sorted(connection.scalars(select(FloodCounter.count)))
+
+
+@pytest.mark.parametrize("windows", [(), WINDOWS], ids=["unlimited", "counted"])
+def test_a_failed_outbox_insert_leaves_no_comment_no_count_and_no_lock(
+    engine: Engine, database_url: str, windows: tuple[Window, ...]
+) -> None:
     intake = Intake(engine)
     _run(engine, _REFUSE_OUTBOX[engine.dialect.name])
     try:
         with pytest.raises(Exception, match="outbox refused"):
-            intake.submit(KEYS, SUBMISSION)
-        assert _stored(engine) == (0, 0)
+            intake.submit(KEYS, SUBMISSION, windows)
+        assert _stored(engine) == (0, 0) and _counts(engine) == []
         # Another process can write at once: the failed request left no write lock behind.
         other = make_engine(database_url)
         writer = threading.Thread(target=_run, args=(other, [_ANOTHER_WRITE]))
@@ -78,22 +89,28 @@ def test_a_failed_outbox_insert_leaves_no_comment_and_no_lock(engine: Engine, da
         other.dispose()
     finally:
         _run(engine, _ALLOW_OUTBOX[engine.dialect.name])
-    receipt = intake.submit(KEYS, SUBMISSION)
+    receipt = intake.submit(KEYS, SUBMISSION, windows)
     assert receipt.id > 0 and _stored(engine) == (1, 1)
+    assert _counts(engine) == [1] * len(windows)
 
 
-def test_a_connection_the_server_dropped_fails_one_request_only(postgres_schema: str) -> None:
+@pytest.mark.parametrize("windows", [(), WINDOWS], ids=["unlimited", "counted"])
+def test_a_connection_the_server_dropped_fails_one_request_only(
+    postgres_schema: str, windows: tuple[Window, ...]
+) -> None:
     engine = make_engine(postgres_schema)
+    _run(engine, ["DELETE FROM flood_counters"])
     intake = Intake(engine)
     before = _stored(engine)[0]
-    intake.submit(KEYS, SUBMISSION)
+    intake.submit(KEYS, SUBMISSION, windows)
     with engine.connect() as connection:  # the pool's one connection, which the intake used
         backend = connection.scalar(text("SELECT pg_backend_pid()"))
     admin = make_engine(postgres_schema)
     _run(admin, [f"SELECT pg_terminate_backend({backend})"])
     admin.dispose()
     with pytest.raises(psycopg.OperationalError, match="terminating connection"):
-        intake.submit(KEYS, SUBMISSION)
-    intake.submit(KEYS, SUBMISSION)
+        intake.submit(KEYS, SUBMISSION, windows)
+    intake.submit(KEYS, SUBMISSION, windows)
     assert _stored(engine)[0] == before + 2
+    assert _counts(engine) == [2] * len(windows)
     engine.dispose()
