@@ -454,6 +454,12 @@ def saturation(bench: Bench) -> dict[str, Any]:
     wait_for_verdicts(bench, low, high, [], time.monotonic())
     settle(bench, bench.queue)
     figures = verdict_figures(bench, low, high)
+    undecided = bench.waiting(low, high)
+    if load.errors or undecided or "verdicts_per_s" not in figures:
+        raise RuntimeError(
+            f"the pipeline's maximum cannot be read: {load.errors} failed posts, {undecided} of "
+            f"{figures['comments']} comments without a verdict after {bench.args.drain_timeout:g} s"
+        )
     figures.update(posted_per_s=load.requests_per_s, dropped_comments=clear_backlog(bench))
     return figures
 
@@ -533,7 +539,7 @@ def report(results: dict[str, Any]) -> None:
             ]
         )
     print(f"\nintake maximum {results['intake_rate']:.0f}/s")
-    headers = ["N", "verdicts/s", "no-op/s", "ratio", "half rate", "p99 ms", "half pipeline max", "p99 ms"]
+    headers = ["N", "verdicts/s", "no-op/s", "ratio", "half intake max", "p99 ms", "half own max", "own p99 ms"]
     print_table([*headers, "burst drain s"], rows)
 
 
