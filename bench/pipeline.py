@@ -539,8 +539,8 @@ def report(results: dict[str, Any]) -> None:
             ]
         )
     print(f"\nintake maximum {results['intake_rate']:.0f}/s")
-    headers = ["N", "verdicts/s", "no-op/s", "ratio", "half intake max", "p99 ms", "half own max", "own p99 ms"]
-    print_table([*headers, "burst drain s"], rows)
+    headers = ["N", "verdicts/s", "no-op/s", "ratio", "half intake max", "p99 ms"]
+    print_table([*headers, "half own max", "own p99 ms", "burst drain s"], rows)
 
 
 def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> dict[str, Any]:
