@@ -22,6 +22,7 @@ import ipaddress
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from limits import RateLimitItem, parse_many
@@ -157,6 +158,11 @@ def refusal(
         return None
     ends_ms, window = max(over, key=lambda item: item[0])
     return TooManyCommentsError(window.who, window.limit, max(1, math.ceil((ends_ms - now_ms) / 1000)))
+
+
+def milliseconds(moment: datetime) -> int:
+    """``moment`` as the counters keep time: whole milliseconds since the epoch."""
+    return int(moment.timestamp() * 1000)
 
 
 def window_parameters(windows: Sequence[Window], now_ms: int) -> dict[str, object]:

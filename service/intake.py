@@ -25,6 +25,7 @@ from service.flood import (
     TooManyCommentsError,
     Window,
     count_statement,
+    milliseconds,
     read_counts,
     refusal,
     window_parameters,
@@ -89,10 +90,6 @@ def _counted_insert(dialect: str, windows: int) -> Select[Any]:
     return select(counted.c.key, counted.c.count, counted.c.window_ends_ms, stored)
 
 
-def _milliseconds(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 # Who the verdict and audit trail of a trapped post name, and why it was rejected.
 HONEYPOT_RULE = "rule:honeypot"
 HONEYPOT_REASON = "the hidden honeypot field was filled in"
@@ -154,7 +151,7 @@ class Intake:
         the insert against a parent deleted in between.
         """
         now = utcnow()
-        now_ms = _milliseconds(now)
+        now_ms = milliseconds(now)
         row = _row(keys, submission, now)
         # One statement is atomic on its own: on PostgreSQL autocommit makes it one round
         # trip instead of three (BEGIN, INSERT, COMMIT).
@@ -184,7 +181,7 @@ class Intake:
         if not windows:
             return
         with self._cursor(autocommit=self._one_statement) as (connection, cursor):
-            now_ms = _milliseconds(utcnow())
+            now_ms = milliseconds(utcnow())
             refused = self._count(cursor, windows, now_ms)
             connection.commit()
         if refused is not None:

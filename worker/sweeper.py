@@ -19,6 +19,7 @@ from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from service.flood import milliseconds
 from service.queueing import ClassifyQueue
 from service.statuses import CommentStatus
 from service.tables import Comment, FloodCounter, OutboxEntry, utcnow
@@ -63,7 +64,7 @@ def purge_flood_counters(session: Session) -> int:
     nothing. One that a post is restarting at that moment is skipped (PostgreSQL), and
     the end is checked again on the row deleted: the purge never takes a fresh count.
     """
-    now_ms = int(utcnow().timestamp() * 1000)
+    now_ms = milliseconds(utcnow())
     ended = FloodCounter.window_ends_ms <= now_ms
     purged = 0
     while True:
