@@ -11,13 +11,14 @@ Redis.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Integer, LargeBinary, Select, and_, bindparam, insert, or_, select
+from sqlalchemy.sql import ClauseElement
 
 from service.driver_sql import DriverStatement
 from service.errors import ValidationError
@@ -137,9 +138,9 @@ class Intake:
         self._insert_comment = DriverStatement(_INSERT_COMMENT, dialect)
         self._insert_outbox = DriverStatement(_INSERT_OUTBOX, dialect)
         self._parent = DriverStatement(_PARENT_IN_THREAD, dialect)
-        # By number of windows (a handful, fixed by the configuration): compiled on first use.
-        self._count_statements: dict[int, DriverStatement] = {}
-        self._counted_insert_statements: dict[int, DriverStatement] = {}
+        # Statements by builder and number of windows (a handful, fixed by the
+        # configuration): compiled on first use.
+        self._by_windows: dict[tuple[Callable[[str, int], ClauseElement], int], DriverStatement] = {}
 
     def submit(self, keys: KeyRing, submission: Submission, windows: Sequence[Window] = ()) -> Receipt:
         """Count the post in its flood-control ``windows``, then store ``submission``, its
@@ -257,6 +258,13 @@ class Intake:
         # The bot is told what any poster is told, so it learns nothing of the trap.
         return Receipt(comment_id, CommentStatus.RECEIVED)
 
+    def _for_windows(self, build: Callable[[str, int], ClauseElement], windows: int) -> DriverStatement:
+        statement = self._by_windows.get((build, windows))
+        if statement is None:
+            statement = DriverStatement(build(self._dialect.name, windows), self._dialect)
+            self._by_windows[build, windows] = statement
+        return statement
+
     def _parent_exists(self, cursor: Any, row: dict[str, Any]) -> bool:
         cursor.execute(self._parent.sql, self._parent.parameters(row))
         return cursor.fetchone() is not None
@@ -264,10 +272,7 @@ class Intake:
     def _count(self, cursor: Any, windows: Sequence[Window], now_ms: int) -> TooManyCommentsError | None:
         if not windows:
             return None
-        statement = self._count_statements.get(len(windows))
-        if statement is None:
-            statement = DriverStatement(count_statement(self._dialect.name, len(windows)), self._dialect)
-            self._count_statements[len(windows)] = statement
+        statement = self._for_windows(count_statement, len(windows))
         cursor.execute(statement.sql, statement.parameters(window_parameters(windows, now_ms)))
         return refusal(windows, read_counts(cursor.fetchall()), now_ms)
 
@@ -283,10 +288,7 @@ class Intake:
         if not windows:
             cursor.execute(self._insert_both.sql, self._insert_both.parameters(row))
             return int(cursor.fetchone()[0]), None
-        statement = self._counted_insert_statements.get(len(windows))
-        if statement is None:
-            statement = DriverStatement(_counted_insert(self._dialect.name, len(windows)), self._dialect)
-            self._counted_insert_statements[len(windows)] = statement
+        statement = self._for_windows(_counted_insert, len(windows))
         cursor.execute(statement.sql, statement.parameters({**row, **window_parameters(windows, now_ms)}))
         rows = cursor.fetchall()
         comment_id = rows[0][3]
