@@ -43,9 +43,19 @@ def _on_moderator_pages(path: str) -> bool:
     return path == MODERATOR_PAGES_PREFIX or path.startswith(f"{MODERATOR_PAGES_PREFIX}/")
 
 
+# The endpoint a site's reply form posts to.
+COMMENT_INTAKE = "api.post_comment"
+
+
 def is_form_post() -> bool:
     """True when the request came from a plain HTML form rather than an API client."""
     return request.method == "POST" and request.mimetype in FORM_TYPES
+
+
+def _from_comment_form() -> bool:
+    # A form posted to an address nothing answers is a reply form whose action is wrong;
+    # one posted to another API endpoint comes from a client, which reads JSON errors.
+    return is_form_post() and request.endpoint in (None, COMMENT_INTAKE)
 
 
 def _code(name: str) -> str:
@@ -67,13 +77,13 @@ def error_response(
 ) -> Response:
     """The error body every endpoint uses, rendered for the kind of client asking.
 
-    A form post gets a page for the commenter: ``advice`` when given, else a sentence
-    for ``status``; ``message`` and ``fields`` are the API's wording. The moderators'
+    A form post to the intake gets a page for the commenter: ``advice`` when given, else
+    a sentence for ``status``; ``message`` and ``fields`` are the API's wording. The moderators'
     pages get a page with ``message``.
     """
     if request.blueprint == MODERATOR_PAGES or _on_moderator_pages(request.path):
         return Response(render_template("moderate_message.html", message=message), status=status)
-    if is_form_post():
+    if _from_comment_form():
         problems = advice or [_form_problem(status)]
         if BROKEN_FORM in problems:
             # The page names no internals, so whoever the site asks to look finds them here.

@@ -276,6 +276,14 @@ def test_a_multipart_form_that_cannot_be_read_gets_400(
     assert _count(services) == 0
 
 
+def test_a_form_posted_to_an_address_nothing_answers_says_the_form_is_broken(client: FlaskClient) -> None:
+    # A reply form whose action names the wrong address: its commenter gets the page.
+    for path in ("/v1/comment", "/v1/threads/a/comments"):
+        response = client.post(path, data={"comment": "Hello"})
+        assert response.status_code in (404, 405) and response.mimetype == "text/html"
+        assert BROKEN_FORM in response.get_data(as_text=True)
+
+
 def test_a_multipart_field_holding_the_replacement_character_is_kept(
     client: FlaskClient, services: Services
 ) -> None:

@@ -190,6 +190,8 @@ def test_the_privacy_endpoints_need_a_moderator_and_json(
         assert client.post(path, json={"email": BOB["email"]}).status_code == 401
     form = client.post("/v1/privacy/erase", data={"email": BOB["email"]}, headers=moderator_headers)
     assert form.status_code == 415
+    # A client posting a form to the API is told in JSON, not with the commenters' page.
+    assert form.get_json()["error"] == "unsupported_media_type"
     assert len(_export(client, moderator_headers, BOB["email"])["comments"]) == 1
 
 
@@ -200,10 +202,12 @@ def test_a_moderator_without_an_admin_token_may_neither_export_nor_erase(
         plain = {"Authorization": f"Bearer {create_token(session, 'Plain Moderator')}"}
         session.commit()
     for path in ("/v1/privacy/export", "/v1/privacy/erase"):
-        refused = client.post(path, json={"email": ANN["email"]}, headers=plain)
-        assert refused.status_code == 403
-        assert refused.get_json()["error"] == "forbidden"
-        assert "needs an admin token (moderation create-token NAME --admin)" in refused.get_json()["message"]
+        for body in ({"json": {"email": ANN["email"]}}, {"data": {"email": ANN["email"]}}):
+            refused = client.post(path, headers=plain, **body)
+            assert refused.status_code == 403
+            error = refused.get_json()
+            assert error["error"] == "forbidden"
+            assert "needs an admin token (moderation create-token NAME --admin)" in error["message"]
     with services.sessions() as session:
         assert session.get_one(Comment, posted["ann_first"]).name == "Ann Reader"
         assert session.scalars(select(AuditEvent.action).where(AuditEvent.action != "classified")).all() == [
