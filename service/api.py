@@ -300,6 +300,9 @@ def _decision(body: dict[str, Any]) -> tuple[Action, DecisionReason | None, str 
     raw_reason = body.get("reason")
     if raw_reason is None and action is Action.REJECT:
         raise ValidationError({"reason": "reason is required to reject: spam, abuse or other"})
+    if raw_reason is not None and action is Action.APPROVE:
+        # The training label of an approval is "neither spam nor abuse"; a reason would contradict it.
+        raise ValidationError({"reason": "reason is only for rejecting; approve without one"})
     reason = _choice(DecisionReason, "reason", raw_reason) if raw_reason is not None else None
     return action, reason, _note(body)
 

@@ -119,7 +119,12 @@ def _service_error(error: ServiceError) -> Response:
 
 def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
-    return error_response(status, _code(error.name), error.description or error.name)
+    response = error_response(status, _code(error.name), error.description or error.name)
+    # What the error says in headers stays (a 405's Allow); the body is ours.
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 def _database_unavailable(error: Exception) -> Response:

@@ -15,15 +15,24 @@ _NOTICE_KEYS = frozenset({NOTICE_PARAMETER, "comment_id"})
 _READ_DIFFERENTLY = re.compile(r"[\\\x00-\x20\x7f]")
 
 
+def _on_allowed_host(target: str, allowed: set[str]) -> bool:
+    try:
+        parts = urlsplit(target)
+        parts.port  # noqa: B018 - read for its ValueError: a port that is no number, or out of range
+    except ValueError:
+        # Not a URL a browser could follow ("http://[", a port of "x"): the caller, the
+        # commenter's own form, must not fail on it after the comment is stored.
+        return False
+    return parts.scheme in {"http", "https"} and (parts.hostname or "") in allowed
+
+
 def safe_target(candidates: Iterable[str | None], allowed_hosts: Iterable[str]) -> str | None:
-    """The first candidate URL on an allowed host over http(s), or None (no open redirects)."""
+    """The first candidate URL on an allowed host over http(s), or None (no open redirects);
+    a candidate that is not a valid URL is passed over."""
     allowed = {host.lower() for host in allowed_hosts}
     for candidate in candidates:
         target = (candidate or "").strip()
-        if not target or _READ_DIFFERENTLY.search(target):
-            continue
-        parts = urlsplit(target)
-        if parts.scheme in {"http", "https"} and (parts.hostname or "") in allowed:
+        if target and not _READ_DIFFERENTLY.search(target) and _on_allowed_host(target, allowed):
             return target
     return None
 

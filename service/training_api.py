@@ -62,4 +62,8 @@ def shadow() -> Any:
     )
     if version is None:
         raise NotFoundError("no comment has been scored in shadow mode yet")
-    return shadow_report(session, version)
+    report = shadow_report(session, version)
+    if not report["comments"]:
+        # A mistyped version would otherwise read as a model that changed nothing.
+        raise NotFoundError(f"no comment has been scored in shadow mode by model version {version}")
+    return report

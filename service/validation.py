@@ -199,14 +199,22 @@ def email_address(raw: Any) -> str:
         raise FieldError(f"is not a valid email address ({exc})", str(exc)) from None
 
 
+def _is_web_address(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - read for its ValueError: "javascript:alert(1)" read as host and port
+    except ValueError:  # "http://[::1", a host NFKC turns into other characters
+        return False
+    return parts.scheme.lower() in {"http", "https"} and bool(parts.hostname) and " " not in value
+
+
 def _url(raw: Any) -> str | None:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
     value = _text(raw, max_chars=URL_MAX_CHARS)
     if "://" not in value:
         value = f"http://{value}"
-    parts = urlsplit(value)
-    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname or " " in value:
+    if not _is_web_address(value):
         raise FieldError(
             "must be a web address starting with http:// or https://",
             "Enter a web address starting with http:// or https://, or leave this empty.",

@@ -90,6 +90,21 @@ def test_form_post_to_a_foreign_host_gets_a_page_not_a_redirect(client: FlaskCli
     assert "awaits moderation" in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize(
+    ("redirect", "referer"),
+    [("http://[", None), ("https://news.example:99999999/", None), (None, "http://[x")],
+)
+def test_a_form_whose_way_back_is_no_url_gets_the_received_page(
+    client: FlaskClient, services: Services, redirect: str | None, referer: str | None
+) -> None:
+    data = {**FORM, "redirect": redirect} if redirect else FORM
+    headers = {"Referer": referer} if referer else {}
+    response = client.post("/v1/comments", data=data, headers=headers)
+    # The comment is stored, so the commenter is told so, not that it failed.
+    assert response.status_code == 202 and "awaits moderation" in response.get_data(as_text=True)
+    assert _count(services) == 1
+
+
 def test_multipart_form_is_accepted(client: FlaskClient) -> None:
     response = client.post("/v1/comments", data=FORM, content_type="multipart/form-data")
     assert response.status_code == 202

@@ -24,6 +24,11 @@ ALLOWED = ("news.example",)
         (["https://news.example/a\x00b"], None),
         (["https://evil.example/", "https://news.example/b"], "https://news.example/b"),
         ([], None),
+        # Not URLs a browser could follow: passed over, never raised.
+        (["http://[", "https://news.example/b"], "https://news.example/b"),
+        (["https://news.example:99999999/"], None),
+        (["https://news.example:x/"], None),
+        (["https://news.example\uff0f.evil"], None),
     ],
 )
 def test_only_allowed_hosts(candidates: list[str | None], expected: str | None) -> None:

@@ -257,6 +257,7 @@ def test_a_second_decision_replaces_the_label(
         ({"action": "delete"}, "action"),
         ({"action": "reject"}, "reason"),
         ({"action": "reject", "reason": "rude"}, "reason"),
+        ({"action": "approve", "reason": "spam"}, "reason"),
         ({"action": "approve", "note": 5}, "note"),
     ],
 )
@@ -320,6 +321,12 @@ def test_a_decision_note_the_database_cannot_store_gets_422(
     with services.sessions() as session:
         comment = session.get(Comment, comment_id)
         assert comment is not None and comment.status is CommentStatus.RECEIVED
+
+
+def test_a_method_an_address_does_not_take_is_405_naming_those_it_does(client: FlaskClient) -> None:
+    response = client.put("/v1/comments")
+    assert response.status_code == 405 and response.get_json()["error"] == "method_not_allowed"
+    assert set(response.headers["Allow"].split(", ")) >= {"GET", "POST"}
 
 
 def test_decision_on_a_missing_comment_is_404(client: FlaskClient, moderator_headers: dict[str, str]) -> None:

@@ -49,6 +49,11 @@ def test_text_is_trimmed_and_normalised() -> None:
         ({"comment": "bell\x07"}, "comment", "comment contains control characters"),
         ({"thread": ""}, "thread", "thread is required"),
         ({"url": "ftp://files.example"}, "url", "url must be a web address"),
+        # What urlsplit cannot read, or reads as a host with a port that is no number.
+        ({"url": "http://[::1"}, "url", "url must be a web address"),
+        ({"url": "http://ex\uff03ample.com"}, "url", "url must be a web address"),
+        ({"url": "javascript:alert(1)"}, "url", "url must be a web address"),
+        ({"url": "https://blog.example:99999/"}, "url", "url must be a web address"),
         ({"url": "http://" + "a" * 200 + ".com"}, "url", "url is longer than 200 characters"),
         ({"parent_id": "abc"}, "parent_id", "parent_id must be a comment id"),
         ({"parent_id": 0}, "parent_id", "parent_id must be a comment id"),
@@ -99,6 +104,10 @@ def test_each_problem_is_named(changes: dict[str, Any], field: str, message: str
         ),
         (
             {"url": "ftp://files.example"},
+            {"url": "Website: Enter a web address starting with http:// or https://, or leave this empty."},
+        ),
+        (
+            {"url": "http://[::1"},
             {"url": "Website: Enter a web address starting with http:// or https://, or leave this empty."},
         ),
         # Hidden fields get no advice: a commenter cannot fix them (the page says the form is broken).

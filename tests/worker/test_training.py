@@ -150,6 +150,8 @@ def test_shadow_model_scores_without_acting(
         assert shadow.live_outcome.value == outcome == shadow.outcome.value
     report = client.get("/v1/models/shadow", headers=moderator_headers).get_json()
     assert report == {"model_version": active, "comments": 1, "unchanged": 1, "changed": {}}
+    unknown = client.get("/v1/models/shadow?version=no-such-version", headers=moderator_headers)
+    assert unknown.status_code == 404 and "no-such-version" in unknown.get_json()["message"]
 
 
 def _die_while_running(services: Services, run_id: int, *, started_ago: timedelta = timedelta()) -> None:
