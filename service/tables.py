@@ -187,7 +187,6 @@ class ModeratorToken(Base):
     name: Mapped[str] = mapped_column(String(100))
     token_digest: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Signing out of the moderators' pages counts here, which ends every page session of the
     # token begun before (a session cookie alone cannot be taken back).

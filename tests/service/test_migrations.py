@@ -2,7 +2,8 @@
 comment row; 0005 leaves at most one open retraining run and keeps it that way; 0007 starts
 the tokens there are at no sign-outs; 0008 makes them plain moderators' tokens, keeping who
 decided each label; 0009 adds the webhook outbox and drops it cleanly; 0010 adds and drops a
-column of comments in place; 0011 adds the flood counters. And the migrations together make
+column of comments in place; 0011 adds the flood counters; 0012 drops a column of the
+tokens in place. And the migrations together make
 exactly the schema the code declares."""
 
 from __future__ import annotations
@@ -189,6 +190,17 @@ def test_0011_adds_the_flood_counters_and_takes_them_away_again(tmp_path: Path) 
         tables = {row[0] for row in connection.execute(text("SELECT name FROM sqlite_master"))}
         assert "flood_counters" not in tables
     command.upgrade(config, "0011")
+    engine.dispose()
+
+
+def test_0012_drops_the_unused_column_of_the_tokens_keeping_who_decided_each_label(tmp_path: Path) -> None:
+    config, engine = _database_at(tmp_path, "0011")
+    _token_with_a_label(engine)
+    assert _migrate(config, engine, "0012") == [1]  # foreign keys enforced: a rebuild would lose it
+    with engine.connect() as connection:
+        columns = [row[1] for row in connection.execute(text("PRAGMA table_info(moderator_tokens)"))]
+        assert "last_used_at" not in columns and "sign_outs" in columns
+    assert _migrate(config, engine, "0011") == [1]
     engine.dispose()
 
 
