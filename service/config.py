@@ -85,7 +85,7 @@ class Settings:
     )
     allowed_redirect_hosts: tuple[str, ...] = _env(
         "ALLOWED_REDIRECT_HOSTS",
-        "Comma-separated hosts a form post may be redirected back to.",
+        "Comma-separated host names (any port) a form post may be redirected back to.",
         (),
     )
     honeypot_field: str = _env(
@@ -316,6 +316,13 @@ def _check(settings: Settings) -> None:
         raise ConfigError("TRUSTED_PROXIES must be 0 or more")
     if settings.trusted_after_approved < 0:
         raise ConfigError("TRUSTED_AFTER_APPROVED must be 0 (off) or more")
+    for host in settings.allowed_redirect_hosts:
+        # Only a URL's host name is compared, so "news.example:8080" or "https://news.example"
+        # would never match anything.
+        if "/" in host or host.count(":") == 1:
+            raise ConfigError(
+                f"ALLOWED_REDIRECT_HOSTS must name hosts alone, without scheme, port or path: {host!r}"
+            )
     if settings.honeypot_field in {*SUBMISSION_FIELDS, "redirect"}:
         # Every post fills in, or may fill in, a field the form really has: all would be trapped.
         raise ConfigError(
