@@ -361,11 +361,13 @@ def reveal_comment_email(comment_id: int) -> Any:
     An optional JSON body ``{"note": "..."}`` says why; the email is null when it was
     erased or the current key cannot decrypt it.
     """
-    note = _note(_moderator_json("the note")) if request.content_length else None
+    # The body read whole (MAX_CONTENT_LENGTH bounds it), as a chunked one gives no length.
+    note = _note(_moderator_json("the note")) if request.get_data() else None
     session = get_session()
     email = reveal_email(session, services().keys, comment_id, _actor(), note)
     session.commit()
-    return {"id": comment_id, "email": email}
+    # Kept by no cache, the browser's own included.
+    return {"id": comment_id, "email": email}, 200, {"Cache-Control": "no-store"}
 
 
 def _commenter_email() -> str:

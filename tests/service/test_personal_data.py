@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -154,12 +155,23 @@ def test_reveal_returns_the_email_and_audits_who_asked(
 ) -> None:
     path = f"/v1/comments/{posted['ann_reply']}/reveal-email"
     response = client.post(path, json={"note": "to ask about the photo"}, headers=moderator_headers)
-    assert response.status_code == 200
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     assert response.get_json() == {"id": posted["ann_reply"], "email": "ann.reader@example.com"}
     trail = client.get(f"/v1/comments/{posted['ann_reply']}", headers=moderator_headers).get_json()["audit"]
     assert trail[-1]["action"] == "email_revealed"
     assert trail[-1]["actor"] == "moderator:Mod Erator" and trail[-1]["note"] == "to ask about the photo"
     assert client.post(path, headers=moderator_headers).status_code == 200  # the note is optional
+    # A body sent in chunks has no length, and its note is kept all the same.
+    chunked = client.post(
+        path,
+        input_stream=io.BytesIO(b'{"note": "sent in chunks"}'),
+        content_type="application/json",
+        headers={**moderator_headers, "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert chunked.status_code == 200
+    trail = client.get(f"/v1/comments/{posted['ann_reply']}", headers=moderator_headers).get_json()["audit"]
+    assert trail[-1]["note"] == "sent in chunks"
     assert client.post("/v1/comments/999999/reveal-email", headers=moderator_headers).status_code == 404
     client.post("/v1/privacy/erase", json={"email": ANN["email"]}, headers=moderator_headers)
     assert client.post(path, headers=moderator_headers).get_json()["email"] is None
