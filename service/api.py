@@ -266,6 +266,8 @@ def _positive(field: str, raw: str | None, default: int, most: int, *, clamp: bo
 def list_review_queue() -> Any:
     """The review queue: filter by status and thread, sort by queue order, score or age."""
     args = request.args
+    if "page" in args and args.get("cursor"):
+        raise ValidationError({"cursor": "cursor and page are two ways to page; send one of them"})
     query = ListQuery(
         status=_choice(CommentStatus, "status", args["status"]) if args.get("status") else None,
         thread=_thread(args["thread"]) if args.get("thread") else None,

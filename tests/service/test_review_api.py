@@ -477,6 +477,14 @@ def test_a_forged_cursor_is_refused(
     assert response.get_json()["fields"] == {"cursor": "cursor is not one this listing returned"}
 
 
+def test_a_page_number_and_a_cursor_together_are_refused(
+    client: FlaskClient, moderator_headers: dict[str, str]
+) -> None:
+    cursor = encode_cursor((NOON, 5))
+    response = client.get(f"/v1/comments?sort=age&page=2&cursor={cursor}", headers=moderator_headers)
+    assert response.status_code == 422 and "send one of them" in response.get_json()["fields"]["cursor"]
+
+
 @pytest.mark.parametrize(
     "rank",
     [float("inf"), float("nan"), 10**400, "0.5", None],
