@@ -30,6 +30,9 @@ DRAIN_JOB = "worker.jobs.classify_waiting"
 RETRY_INTERVALS = [2, 10, 30]
 RESULT_TTL_SECONDS = 600
 FAILURE_TTL_SECONDS = 7 * 24 * 3600
+# How long a count of unfinished attempts on a comment is kept: longer than any retry
+# schedule or sweep, and bounded, so the counts of comments decided otherwise go away.
+ATTEMPTS_TTL_SECONDS = 24 * 3600
 # A job in one of these states will still run; anything else needs a new job.
 _PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
@@ -64,6 +67,33 @@ class ClassifyQueue:
     def dispatcher_lease(self) -> str:
         """The Redis key of the lease held by the one worker that feeds the inbox."""
         return f"moderation:dispatcher:{self.queue.name}"
+
+    @property
+    def sweeper_lock(self) -> str:
+        """The Redis key that keeps the sweeps of this queue's workers to one per interval."""
+        return f"moderation:sweeper:{self.queue.name}"
+
+    def _attempts(self, comment_id: int) -> str:
+        return f"moderation:attempts:{self.queue.name}:{comment_id}"
+
+    def begin_attempt(self, comment_ids: Sequence[int]) -> list[int]:
+        """Count a job starting on each of ``comment_ids``; for each, return how many jobs
+        started on it and did not finish, this one included (1 unless one died on it).
+
+        One round trip. ``end_attempt`` takes the counts away again; only a job whose
+        process died (killed, out of memory, crashed) leaves its counts behind.
+        """
+        with self.queue.connection.pipeline(transaction=False) as pipe:
+            for comment_id in comment_ids:
+                pipe.incr(self._attempts(comment_id))
+                pipe.expire(self._attempts(comment_id), ATTEMPTS_TTL_SECONDS)
+            replies = pipe.execute()
+        return [int(count) for count in replies[::2]]
+
+    def end_attempt(self, comment_ids: Sequence[int]) -> None:
+        """Forget the attempts on ``comment_ids``: a job finished with them, whatever its outcome."""
+        if comment_ids:
+            self.queue.connection.delete(*(self._attempts(comment_id) for comment_id in comment_ids))
 
     @classmethod
     def from_settings(cls, connection: redis.Redis, settings: Settings) -> ClassifyQueue:

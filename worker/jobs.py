@@ -12,7 +12,11 @@ model does not hold back the others; what still fails is retried, and flagged fo
 human after the last attempt. A batch that runs out of time is handed to jobs of one
 comment each, each with the whole time limit and its own retries, so a comment that
 takes too long is found and flagged rather than taking its batch down with it on
-every attempt.
+every attempt. A comment that kills the process scoring it (out of memory, a crash)
+never reaches an ``except``: each job counts its start on its comments in Redis and
+clears the counts when it ends, so the next job on a comment a process died on sees
+the count left behind, hands a batch to jobs of one comment each, and flags a comment
+that processes died on ``DEATHS_BEFORE_A_HUMAN`` times.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import logging
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import redis
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
@@ -39,10 +44,16 @@ from worker.policy import route
 logger = logging.getLogger(__name__)
 
 META_IDS = "comment_ids"
+# Processes that may die classifying one comment (on its own) before a human gets it.
+DEATHS_BEFORE_A_HUMAN = 2
 
 
 class ClassificationError(RuntimeError):
     """Some comments of a batch could not be classified; the job will be retried."""
+
+
+class WorkerDiedError(RuntimeError):
+    """Worker processes ended while classifying a comment, without an error to catch."""
 
 
 _WAITING = (
@@ -231,12 +242,32 @@ def classify_waiting(comment_ids: Sequence[int] = ()) -> int:
     retries the job with just those; on the last attempt they are flagged for a human
     first. When the job runs out of time, a batch of several comments is handed to one
     job per comment and this one ends; a single comment is retried like a failure, and
-    flagged for a human after the last attempt.
+    flagged for a human after the last attempt. So is a batch that a process died on
+    before; a single comment that ``DEATHS_BEFORE_A_HUMAN`` processes died on is flagged.
     """
     context = current_context()
     job = get_current_job()
     batch = _assigned_ids(context, job, comment_ids)
     if not batch:
+        return 0
+    deaths = max(context.queue.begin_attempt(batch)) - 1
+    try:
+        return _attempt(context, job, batch, deaths)
+    finally:
+        try:
+            context.queue.end_attempt(batch)
+        except redis.RedisError:
+            # A count left behind costs the next job on these comments a split, no more.
+            logger.warning("could not clear the attempts on comments %s", batch, exc_info=True)
+
+
+def _attempt(context: WorkerContext, job: Job | None, batch: list[int], deaths: int) -> int:
+    """Classify ``batch``, on which ``deaths`` earlier jobs ended with their process."""
+    if deaths and len(batch) > 1:
+        logger.warning("a process died classifying comments %s; each gets a job of its own", batch)
+        return _one_job_each(context, batch)
+    if deaths >= DEATHS_BEFORE_A_HUMAN:
+        _flag(context, {batch[0]: WorkerDiedError(f"{deaths} worker processes ended while classifying it")})
         return 0
     try:
         decided = _classify_batch(context, job, batch)
@@ -245,15 +276,21 @@ def classify_waiting(comment_ids: Sequence[int] = ()) -> int:
             logger.warning(
                 "batch of %s ran out of time; each of its comments gets a job of its own", len(batch)
             )
-            for comment_id in batch:
-                context.queue.enqueue_drain([comment_id])
-            return 0
+            return _one_job_each(context, batch)
         if job is None or not job.retries_left:
             _flag(context, {batch[0]: exc})
         raise
     if decided > 1:
         logger.info("classified %s waiting comments in one batch", decided)
     return decided
+
+
+def _one_job_each(context: WorkerContext, batch: list[int]) -> int:
+    """Hand each comment of ``batch`` to a job of its own, with the whole time limit and
+    its own retries; none is decided here."""
+    for comment_id in batch:
+        context.queue.enqueue_drain([comment_id])
+    return 0
 
 
 def _classify_batch(context: WorkerContext, job: Job | None, comment_ids: Sequence[int]) -> int:

@@ -28,7 +28,6 @@ from worker.context import WorkerContext
 logger = logging.getLogger(__name__)
 
 BATCH = 1000
-LOCK_KEY = "moderation:sweeper-lock"
 
 
 def sweep(session: Session, queue: ClassifyQueue, grace_seconds: float) -> int:
@@ -80,7 +79,7 @@ def purge_flood_counters(session: Session) -> int:
 def _sweep_once(context: WorkerContext) -> None:
     connection = context.queue.queue.connection
     lock_seconds = max(1, int(context.settings.sweep_interval))
-    if not connection.set(LOCK_KEY, "held", nx=True, ex=lock_seconds):
+    if not connection.set(context.queue.sweeper_lock, "held", nx=True, ex=lock_seconds):
         return
     with context.sessions() as session:
         try:
@@ -100,6 +99,10 @@ def start_sweeper(context: WorkerContext, stop: threading.Event) -> threading.Th
                 _sweep_once(context)
             except (redis.RedisError, SQLAlchemyError) as exc:
                 logger.warning("sweep skipped: %s", exc)
+            except Exception:
+                # Whatever else went wrong, the next sweep must still come: this thread is
+                # what recovers stuck comments.
+                logger.exception("sweep failed")
 
     thread = threading.Thread(target=loop, name="sweeper", daemon=True)
     thread.start()

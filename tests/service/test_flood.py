@@ -302,10 +302,9 @@ def test_a_sweep_purges_the_counters_too(settings_overrides: dict[str, Any]) -> 
         _end_windows(app)
         context = build_context(load_settings({}, settings_overrides))
         try:
-            context.queue.queue.connection.delete(sweeper.LOCK_KEY)
             sweeper._sweep_once(context)
         finally:
-            context.queue.queue.connection.delete(sweeper.LOCK_KEY)
+            context.queue.queue.connection.delete(context.queue.sweeper_lock)
             context.sessions.kw["bind"].dispose()
         assert _counters(app) == []
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -21,8 +24,14 @@ from service.tables import AuditEvent, Comment, ModeratorToken, ShadowVerdict, V
 from service.transitions import VerdictRecord, decide, record_verdicts
 from worker.context import WorkerContext, build_context, install_context
 from worker.dispatcher import dispatch
-from worker.jobs import META_IDS, ClassificationError, classify_comments, classify_waiting
-from worker.sweeper import sweep
+from worker.jobs import (
+    DEATHS_BEFORE_A_HUMAN,
+    META_IDS,
+    ClassificationError,
+    classify_comments,
+    classify_waiting,
+)
+from worker.sweeper import _sweep_once, start_sweeper, sweep
 
 pytestmark = pytest.mark.integration
 
@@ -229,6 +238,62 @@ def test_a_batch_out_of_time_gives_each_comment_a_job_and_the_slow_one_goes_to_a
         assert event.comment_id == slow and "JobTimeoutException" in (event.reason or "")
 
 
+class DeadlyClassifier(BrokenClassifier):
+    """A classifier whose process dies, with no exception to catch, on a comment with ``poison``."""
+
+    def score(self, comments: Any, reasons: bool = True) -> Any:
+        if any(self.poison in comment.text for comment in comments):
+            os._exit(DIED)  # as the kernel's OOM killer or a crash in native code would end it
+        return self.healthy.score(comments, reasons=reasons)
+
+
+DIED = 70
+
+
+def _in_a_process_that_may_die(services: Services, models: Any, work: Callable[[], object]) -> int:
+    """Run ``work`` in a forked worker process of its own with ``models``; its exit status."""
+    pid = os.fork()
+    if pid == 0:  # the child: its own connections, never the parent's
+        status = 1
+        try:
+            install_context(build_context(services.settings, models=models))
+            work()
+            status = 0
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_a_comment_that_kills_its_worker_goes_to_a_human_and_its_batch_gets_verdicts(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
+    deadly = BrokenModels(DeadlyClassifier(healthy=context.models.active(), poison="FATAL"))
+    fine, fatal = _post(client), _post(client, "FATAL to the process")
+    assert _in_a_process_that_may_die(services, deadly, classify_waiting) == DIED
+    assert _waiting(services) == [fine, fatal] and services.queue.waiting() == 0
+    # The next job on that batch (RQ's retry of the dead job, or the sweeper's) splits it.
+    services.queue.queue.empty()
+    assert classify_waiting([fine, fatal]) == 0
+    assert sorted(job.args for job in services.queue.queue.jobs) == [([fine],), ([fatal],)]
+    assert _in_a_process_that_may_die(services, deadly, lambda: _work(services)) == DIED
+    assert _waiting(services) == [fatal] and _count(services, Verdict, fine) == 1
+    # One more process dies on it alone; the job after that hands it to a human.
+    assert _in_a_process_that_may_die(services, deadly, lambda: classify_waiting([fatal])) == DIED
+    assert classify_waiting([fatal]) == 0
+    with services.sessions() as session:
+        assert session.get_one(Comment, fatal).status is CommentStatus.FLAGGED
+        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "classification_failed")).one()
+        assert event.comment_id == fatal
+        assert event.reason == (
+            f"classification failed: WorkerDiedError: {DEATHS_BEFORE_A_HUMAN} worker processes ended "
+            "while classifying it"
+        )
+    # A job that ended, whatever its outcome, leaves no count behind.
+    connection = services.queue.queue.connection
+    assert not connection.keys(f"moderation:attempts:{services.queue.queue.name}:*")
+
+
 def test_a_failing_shadow_model_costs_no_live_verdict(
     client: FlaskClient, services: Services, context: WorkerContext
 ) -> None:
@@ -255,6 +320,51 @@ def test_sweeper_submits_only_comments_stuck_past_the_grace_period(
     assert services.queue.waiting() == 1 and services.queue.queue.count == 1
     _work(services)
     assert _waiting(services) == [fresh]
+
+
+def test_the_sweeps_of_one_queue_never_hold_back_another_sharing_the_redis_server(
+    client: FlaskClient, services: Services, context: WorkerContext, settings_overrides: dict[str, Any]
+) -> None:
+    stuck = _post(client)
+    with services.sessions() as session:
+        an_hour_ago = utcnow() - timedelta(hours=1)
+        session.execute(update(Comment).where(Comment.id == stuck).values(created_at=an_hour_ago))
+        session.commit()
+    other_queue = {"queue_name": f"{context.queue.queue.name}-b"}
+    other = build_context(load_settings({}, {**settings_overrides, **other_queue}))
+    connection = context.queue.queue.connection
+    try:
+        connection.set(context.queue.sweeper_lock, "held", ex=60)  # this queue's sweep is under way
+        _sweep_once(other)
+        assert other.queue.waiting() == 1
+    finally:
+        other.queue.queue.connection.delete(other.queue.sweeper_lock, other.queue.inbox)
+        other.queue.queue.empty()
+        other.sessions.kw["bind"].dispose()
+        connection.delete(context.queue.sweeper_lock)
+
+
+def test_the_sweeper_keeps_sweeping_after_an_unexpected_error(
+    context: WorkerContext, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+    swept_again = threading.Event()
+
+    def sweep_once(_context: WorkerContext) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("the writer lock file went away")
+        swept_again.set()
+
+    monkeypatch.setattr("worker.sweeper._sweep_once", sweep_once)
+    stop = threading.Event()
+    thread = start_sweeper(replace(context, settings=replace(context.settings, sweep_interval=0.01)), stop)
+    try:
+        assert swept_again.wait(10)
+    finally:
+        stop.set()
+        thread.join()
+    assert "sweep failed" in caplog.text and "the writer lock file went away" in caplog.text
 
 
 def test_worker_context_loads_the_active_model(context: WorkerContext, model_dir: Any) -> None:
