@@ -55,10 +55,15 @@ def _stop_signals_held() -> Iterator[None]:
 
 def next_to_retire(outdated: set[int], retiring: Mapping[int, float], now: float) -> int | None:
     """The outdated child to tell to stop next, or None while one told less than
-    `RETIRE_GRACE_SECONDS` before ``now`` may still be finishing a short job."""
-    if not outdated or any(now - told < RETIRE_GRACE_SECONDS for told in retiring.values()):
+    `RETIRE_GRACE_SECONDS` before ``now`` may still be finishing a short job.
+
+    A child told already is never told again (a second model change makes every child
+    outdated): a second SIGTERM would make RQ stop it cold, in the middle of its job.
+    """
+    untold = outdated - retiring.keys()
+    if not untold or any(now - told < RETIRE_GRACE_SECONDS for told in retiring.values()):
         return None
-    return min(outdated)
+    return min(untold)
 
 
 def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolder], None]) -> None:

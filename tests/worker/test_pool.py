@@ -18,5 +18,12 @@ def test_a_worker_busy_past_the_grace_period_does_not_hold_up_the_others() -> No
     assert next_to_retire({43}, {41: told, 42: 99.0}, now=100.0) is None
 
 
+def test_a_worker_told_already_is_never_told_again() -> None:
+    # A second model change made every child outdated, the one still finishing a long job too.
+    told = 100.0 - RETIRE_GRACE_SECONDS - 0.1
+    assert next_to_retire({41, 42}, {41: told}, now=100.0) == 42
+    assert next_to_retire({41}, {41: told}, now=100.0) is None
+
+
 def test_nothing_to_retire_when_no_worker_is_outdated() -> None:
     assert next_to_retire(set(), {}, now=100.0) is None
