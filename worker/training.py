@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, update
 
 from models import Example
 from models.importers import load as load_corpus
@@ -28,13 +31,21 @@ def corpus_examples(specs: tuple[str, ...]) -> list[Example]:
 
 
 def _start(context: WorkerContext, run_id: int) -> TrainingRun | None:
+    """Move run ``run_id`` from queued to running and return it; None when it is not queued.
+
+    One guarded UPDATE: two workers given the same run (two requests queued its job at
+    once) cannot both read it queued and both train it.
+    """
     with context.sessions() as session:
-        run = session.get(TrainingRun, run_id)
-        if run is None or run.status is not RunStatus.QUEUED:
-            return None
-        run.status, run.started_at = RunStatus.RUNNING, utcnow()
+        started = session.execute(
+            update(TrainingRun)
+            .where(TrainingRun.id == run_id, TrainingRun.status == RunStatus.QUEUED)
+            .values(status=RunStatus.RUNNING, started_at=utcnow())
+        )
         session.commit()
-        return run
+        if cast(CursorResult[Any], started).rowcount != 1:
+            return None
+        return session.get_one(TrainingRun, run_id)
 
 
 def _finish(context: WorkerContext, run_id: int, **values: object) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -232,6 +235,34 @@ def test_a_run_ended_by_shutdown_is_marked_failed(
         run = session.get_one(TrainingRun, run_id)
         assert run.status is RunStatus.FAILED and run.error is not None
         assert run.error.startswith(exit_kind.__name__)
+
+
+def test_two_workers_given_the_same_run_train_it_once(
+    services: Services, context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trained: list[int] = []
+
+    def slow_retrain(*args: object, **kwargs: object) -> None:
+        trained.append(1)
+        time.sleep(0.5)  # both workers are in the job by now
+        raise RuntimeError("stop here: only the count matters")
+
+    monkeypatch.setattr("worker.training.retrain", slow_retrain)
+    with services.sessions() as session:
+        run_id = request_retrain(session, services.retrain_queue, Trigger.CLI).id
+    start = threading.Barrier(4)
+
+    def worker() -> None:
+        start.wait()
+        with contextlib.suppress(RuntimeError):
+            retrain_model(run_id)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert trained == [1]
 
 
 def test_the_database_refuses_a_second_open_run(services: Services) -> None:
