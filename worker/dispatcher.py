@@ -87,10 +87,21 @@ def start_dispatcher(
     """
     busy = context.settings.dispatch_interval
     pause = busy
+    # A failed round may have pushed its ids and failed to enqueue their job; its entries
+    # are pushed again, onto an inbox no longer empty, which enqueues nothing. So the first
+    # round that succeeds after it makes sure a job will drain the inbox.
+    unsure = False
 
     def dispatch_round(session: Session) -> float:
-        nonlocal pause
-        moved = dispatch(session, context.queue)
+        nonlocal pause, unsure
+        try:
+            moved = dispatch(session, context.queue)
+        except Exception:
+            unsure = True
+            raise
+        if unsure:
+            context.queue.ensure_draining()
+            unsure = False
         wait = 0.0 if moved >= BATCH else pause
         pause = busy if moved else min(pause * 2, max(busy, IDLE_PAUSE_MAX_SECONDS))
         return wait

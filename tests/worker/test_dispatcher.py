@@ -86,6 +86,32 @@ def test_the_dispatcher_thread_feeds_the_queue_and_reports_an_outage_once(
     ]
 
 
+def test_ids_pushed_by_a_round_whose_job_was_not_enqueued_still_get_a_job(
+    client: FlaskClient, services: Services, context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enqueue = ClassifyQueue.enqueue_drain
+    failures = [redis.ConnectionError("connection lost after the push")]
+
+    def lost_once(queue: ClassifyQueue, comment_ids: Any = ()) -> Any:
+        if failures:
+            raise failures.pop()
+        return enqueue(queue, comment_ids)
+
+    monkeypatch.setattr(ClassifyQueue, "enqueue_drain", lost_once)
+    comment_id = client.post("/v1/comments", json=FORM).get_json()["id"]
+    stop = threading.Event()
+    thread = start_dispatcher(
+        replace(context, settings=replace(context.settings, dispatch_interval=0.02)), stop
+    )
+    try:
+        # Pushed twice (the failed round's entry stayed in the outbox), and a job to take it.
+        _wait(lambda: _outbox(services) == [] and services.queue.queue.count == 1)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert _inbox(services) == [comment_id, comment_id] and not failures
+
+
 def test_an_idle_dispatcher_polls_less_and_still_picks_up_the_next_comment(
     client: FlaskClient, services: Services, context: WorkerContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
