@@ -32,7 +32,7 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy import Row, and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
-from models import CommentText
+from models import Classifier, CommentText, Score
 from service.privacy import ERASED_EMAIL
 from service.statuses import CommentStatus
 from service.tables import Comment, Label, ShadowVerdict
@@ -109,45 +109,64 @@ class Decided(NamedTuple):
     """A comment this job decided, with what the policy weighed besides its scores."""
 
     comment_id: int
-    text: CommentText
     outcome: CommentStatus
     trusted: bool
     seconds_to_submit: float | None
 
 
-def _shadow_rows(context: WorkerContext, decided: Sequence[Decided]) -> list[ShadowVerdict]:
-    """What the shadow model, if any, would have decided for each newly decided comment.
+class _ShadowScores(NamedTuple):
+    """The shadow model and its scores of a batch, in the batch's order."""
+
+    model: Classifier
+    scores: list[Score]
+
+
+def _shadow_scores(context: WorkerContext, texts: Sequence[CommentText]) -> _ShadowScores | None:
+    """The shadow model's scores of ``texts``, or None without a shadow model.
 
     The shadow model only reports; a failure of it is logged and costs its rows, never
     the live verdicts stored beside them.
     """
     try:
         shadow = context.models.shadow()
-        if shadow is None or not decided:
-            return []
-        scores = shadow.score([row.text for row in decided], reasons=False)
+        if shadow is None:
+            return None
+        return _ShadowScores(shadow, shadow.score(texts, reasons=False))
     except JobTimeoutException:
         raise
     except Exception:  # whatever the failure: see the docstring
         logger.warning("the shadow model failed; no shadow verdicts for this batch", exc_info=True)
+        return None
+
+
+def _shadow_rows(
+    context: WorkerContext, shadow: _ShadowScores | None, decided: Sequence[tuple[int, Decided]]
+) -> list[ShadowVerdict]:
+    """What the shadow model would have decided for each newly decided comment, given
+    with its place in the batch the shadow model scored."""
+    if shadow is None:
         return []
-    return [
-        ShadowVerdict(
-            comment_id=row.comment_id,
-            model_version=shadow.version,
-            spam=score.spam,
-            abuse=score.abuse,
-            outcome=route(
-                context.policy,
-                {"spam": score.spam, "abuse": score.abuse},
-                shadow.thresholds,
-                trusted=row.trusted,
-                seconds_to_submit=row.seconds_to_submit,
-            ).outcome,
-            live_outcome=row.outcome,
+    rows = []
+    for position, row in decided:
+        score = shadow.scores[position]
+        routing = route(
+            context.policy,
+            {"spam": score.spam, "abuse": score.abuse},
+            shadow.model.thresholds,
+            trusted=row.trusted,
+            seconds_to_submit=row.seconds_to_submit,
         )
-        for row, score in zip(decided, scores, strict=True)
-    ]
+        rows.append(
+            ShadowVerdict(
+                comment_id=row.comment_id,
+                model_version=shadow.model.version,
+                spam=score.spam,
+                abuse=score.abuse,
+                outcome=routing.outcome,
+                live_outcome=row.outcome,
+            )
+        )
+    return rows
 
 
 def classify_comments(context: WorkerContext, comment_ids: Sequence[int]) -> dict[int, CommentStatus]:
@@ -159,6 +178,8 @@ def classify_comments(context: WorkerContext, comment_ids: Sequence[int]) -> dic
             return {}
         texts = [CommentText(c.body, author=c.name, url=c.url or "") for c in comments]
         model = context.models.active()
+        # Before the first write: on SQLite that takes the write lock every intake waits on.
+        shadow = _shadow_scores(context, texts)
         trusted = trusted_digests(session, {c.email_digest for c in comments}, context.policy.trusted_after)
         verdicts: dict[int, VerdictRecord] = {}
         for comment, score in zip(comments, model.score(texts), strict=True):
@@ -182,19 +203,21 @@ def classify_comments(context: WorkerContext, comment_ids: Sequence[int]) -> dic
         if context.settings.webhooks:
             record_events(session, [(i, event_for(verdicts[i].outcome)) for i in sorted(moved)])
         decided = [
-            Decided(
-                comment.id,
-                text,
-                verdicts[comment.id].outcome,
-                comment.email_digest in trusted,
-                comment.seconds_to_submit,
+            (
+                position,
+                Decided(
+                    comment.id,
+                    verdicts[comment.id].outcome,
+                    comment.email_digest in trusted,
+                    comment.seconds_to_submit,
+                ),
             )
-            for comment, text in zip(comments, texts, strict=True)
+            for position, comment in enumerate(comments)
             if comment.id in moved
         ]
-        session.add_all(_shadow_rows(context, decided))
+        session.add_all(_shadow_rows(context, shadow, decided))
         session.commit()
-        return {row.comment_id: row.outcome for row in decided}
+        return {row.comment_id: row.outcome for _position, row in decided}
 
 
 def _assigned_ids(context: WorkerContext, job: Job | None, given: Sequence[int]) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from flask.testing import FlaskClient
 from rq import SimpleWorker
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import make_url
 
 from models import load_active
 from service.app import Services
@@ -292,6 +294,38 @@ def test_a_comment_that_kills_its_worker_goes_to_a_human_and_its_batch_gets_verd
     # A job that ended, whatever its outcome, leaves no count behind.
     connection = services.queue.queue.connection
     assert not connection.keys(f"moderation:attempts:{services.queue.queue.name}:*")
+
+
+class WriteLockProbe(BrokenClassifier):
+    """A shadow model that notes, while it scores, whether a writer holds SQLite's write lock."""
+
+    def __init__(self, healthy: Any, lock_path: str) -> None:
+        super().__init__(healthy)
+        self.lock_path, self.lock_held = lock_path, [False]
+
+    def score(self, comments: Any, reasons: bool = True) -> Any:
+        descriptor = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+        except BlockingIOError:
+            self.lock_held.append(True)
+        finally:
+            os.close(descriptor)
+        return self.healthy.score(comments, reasons=reasons)
+
+
+# Only SQLite has one write lock, which every intake waits on.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_shadow_model_scores_before_the_job_holds_up_the_intake(
+    client: FlaskClient, services: Services, context: WorkerContext, database_url: str
+) -> None:
+    probe = WriteLockProbe(context.models.active(), f"{make_url(database_url).database}.writer-lock")
+    install_context(replace(context, models=BrokenModels(context.models.active(), probe)))  # type: ignore[arg-type]
+    comment_id = _post(client, SPAM)
+    assert classify_waiting() == 1
+    assert _count(services, ShadowVerdict, comment_id) == 1
+    assert probe.lock_held == [False]
 
 
 def test_a_failing_shadow_model_costs_no_live_verdict(
