@@ -80,12 +80,15 @@ class WebhookSender:
     def post(self, message_id: str, body: str, at: datetime) -> Attempt:
         """Post ``body`` as message ``message_id``, signed at ``at``."""
         headers = {**self._headers, **signed_headers(self._key, message_id, at, body)}
+        response = None
         try:
             response = self._http.request(
                 "POST", self._url, body=body.encode(), headers=headers, redirect=False, preload_content=False
             )
             read = response.read(MAX_ANSWER_BYTES)
         except urllib3.exceptions.HTTPError as exc:
+            if response is not None:
+                response.close()  # an answer cut off while read: its connection cannot serve again
             return Attempt(f"{type(exc).__name__}: {exc}", reached=False)
         if response.length_remaining == 0 or len(read) < MAX_ANSWER_BYTES:
             response.release_conn()  # the whole answer is read: the connection serves the next post

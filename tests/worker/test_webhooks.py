@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from standardwebhooks import Webhook
@@ -259,6 +260,25 @@ def test_an_answer_of_any_length_leaves_the_next_post_a_clean_connection(
     assert len(site.endpoint.payloads()) == 3  # each post whole, none garbled by the last answer
     # A short answer is read to its end and its connection kept; a long one is cut off.
     assert len(site.endpoint.connections) == (1 if size < webhooks.MAX_ANSWER_BYTES else 3)
+
+
+def test_an_answer_cut_off_while_read_has_its_connection_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    closed: list[bool] = []
+
+    class CutOff:
+        status = 200
+
+        def read(self, amount: int) -> bytes:
+            raise urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead")
+
+        def close(self) -> None:
+            closed.append(True)
+
+    sender = WebhookSender("http://127.0.0.1:9/hooks", SECRET, 2.0)
+    monkeypatch.setattr(sender._http, "request", lambda *args, **kwargs: CutOff())
+    attempt = sender.post("msg_1", "{}", utcnow())
+    assert attempt == webhooks.Attempt("ProtocolError: Connection broken: IncompleteRead", reached=False)
+    assert closed == [True]
 
 
 def test_a_user_and_password_in_the_url_are_sent_as_basic_authentication(site: Site) -> None:
