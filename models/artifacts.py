@@ -115,10 +115,24 @@ def write_artifact(directory: Path, pipeline: Any, metadata: dict[str, Any]) -> 
         (staging / DIGEST_FILE).write_text(
             "".join(f"{digests[name]}  {name}\n" for name in DIGESTED_FILES), encoding="utf-8"
         )
+        # On disk before the folder appears under its name: after a power cut, a version
+        # that `ACTIVE` may already name must not be a folder of empty files.
+        for path in (*(staging / name for name in (*DIGESTED_FILES, DIGEST_FILE)), staging):
+            _sync(path)
         os.replace(staging, directory)
+        _sync(directory.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _sync(path: Path) -> None:
+    """Flush a file, or a folder's entries, to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def read_metadata(directory: Path) -> dict[str, Any]:
@@ -162,7 +176,12 @@ def verify_digest(directory: Path, metadata: dict[str, Any]) -> None:
         if not path.is_file():
             raise ModelIntegrityError(f"model version {directory.name} is incomplete: missing {path.name}")
     recorded = _recorded_digests(digest_path)
-    for name in READABLE_FORMATS[metadata["format"]]:
+    strangers = sorted(set(recorded) - set(DIGESTED_FILES))
+    if strangers:
+        raise ModelIntegrityError(f"{digest_path} lists files no model version holds: {strangers}")
+    # Every file the digests list, whatever the format says: the format is read from a
+    # file they may cover, so it cannot be what decides which files are checked.
+    for name in dict.fromkeys([*READABLE_FORMATS[metadata["format"]], *recorded]):
         if recorded.get(name) != file_digest(directory / name):
             raise ModelIntegrityError(
                 f"{directory / name} does not match its recorded SHA-256 digest; the file was "
@@ -212,7 +231,8 @@ def verify_metadata(directory: Path, metadata: dict[str, Any]) -> None:
 
 def verify_format(metadata: dict[str, Any]) -> None:
     """Refuse a model stored in a layout this code does not read."""
-    if metadata.get("format") not in READABLE_FORMATS:
+    stored = metadata.get("format")
+    if not isinstance(stored, int) or isinstance(stored, bool) or stored not in READABLE_FORMATS:
         raise ModelVersionError(
             f"model {metadata.get('version', '?')} is stored in format {metadata.get('format', 'unknown')}, "
             f"but this code reads format {FORMAT}. Retrain it with `moderation train`."

@@ -173,6 +173,32 @@ def test_version_written_before_metadata_was_digested_still_loads(model_dir: Pat
     assert load_active(model_dir).score_one(CommentText("Thanks for the article")).spam is not None
 
 
+def test_metadata_edited_to_an_older_format_is_still_checked_by_its_digest(model_dir: Path) -> None:
+    # The format is read from the file the digests cover: it cannot turn their check off.
+    path = _active_folder(model_dir) / METADATA_FILE
+    metadata = {**json.loads(path.read_text()), "format": 3}
+    metadata["thresholds"]["spam"]["reject"] = 0.0
+    path.write_text(json.dumps(metadata))
+    with pytest.raises(ModelIntegrityError, match=f"{METADATA_FILE} does not match its recorded SHA-256"):
+        load_active(model_dir)
+
+
+def test_a_digest_file_naming_other_files_is_refused(model_dir: Path) -> None:
+    folder = _active_folder(model_dir)
+    with (folder / DIGEST_FILE).open("a") as digests:
+        digests.write(f"{'0' * 64}  ../../etc/passwd\n")
+    with pytest.raises(ModelIntegrityError, match=r"files no model version holds: \['../../etc/passwd'\]"):
+        load_active(model_dir)
+
+
+@pytest.mark.parametrize("stored", [[4], "4", True, None])
+def test_a_format_that_is_no_number_is_refused_as_such(model_dir: Path, stored: Any) -> None:
+    folder = _active_folder(model_dir)
+    _rewrite_metadata(folder, {**json.loads((folder / METADATA_FILE).read_text()), "format": stored})
+    with pytest.raises(ModelVersionError, match="stored in format"):
+        load_active(model_dir)
+
+
 def test_format_3_metadata_is_still_checked_for_shape(model_dir: Path) -> None:
     _as_format_3(_active_folder(model_dir), thresholds={"spam": {"review": 0.5, "reject": "never"}})
     with pytest.raises(ModelIntegrityError, match="threshold 'reject' of 'spam' is not a number"):
