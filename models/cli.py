@@ -8,6 +8,7 @@ the public corpora (see `models.importers`).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -27,7 +28,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _user_errors(command: F) -> F:
-    """Show `ModelError`s as one-line CLI errors instead of tracebacks."""
+    """Show `ModelError`s, and files that cannot be read or written, as one-line CLI
+    errors instead of tracebacks."""
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -35,6 +37,9 @@ def _user_errors(command: F) -> F:
             return command(*args, **kwargs)
         except ModelError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # a full disk, a folder where a file should be, no permission
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -138,9 +143,13 @@ def train_command(
 ) -> None:
     """Train a model version on labeled data and print its metrics as JSON."""
     from models.registry import activate as activate_version
-    from models.registry import active_version, save_version
+    from models.registry import activate_if_none, save_version
     from models.training import planned_steps, train
 
+    # Before minutes of training, not after them.
+    model_dir.mkdir(parents=True, exist_ok=True)
+    if not os.access(model_dir, os.W_OK | os.X_OK):
+        raise click.ClickException(f"{model_dir}: the model folder is not writable")
     examples = _load_data(data_specs, datasets)
     bar = _ProgressBar(planned_steps(out_of_core))
     try:
@@ -155,13 +164,16 @@ def train_command(
     finally:
         bar.close()
     version = save_version(model_dir, result)
-    should_activate = activate if activate is not None else active_version(model_dir) is None
-    if should_activate:
-        activate_version(model_dir, version)
+    if activate is None:  # the first version of a registry becomes active
+        active = activate_if_none(model_dir, version)
+    else:
+        if activate:
+            activate_version(model_dir, version)
+        active = activate
     _echo_json(
         {
             "version": version,
-            "active": should_activate,
+            "active": active,
             "examples": result.examples,
             "heads": list(result.classifier.heads),
             "thresholds": result.thresholds,
@@ -249,7 +261,8 @@ def list_command(model_dir: Path) -> None:
         except ModelError as exc:
             click.echo(f"  {version}  (unreadable: {exc})")
             continue
-        heads = ",".join(metadata.get("heads", [])) or "-"
+        listed = metadata.get("heads")
+        heads = ",".join(map(str, listed)) if isinstance(listed, list) else "?"
         marker = "*" if version == active else " "
         click.echo(f"{marker} {version}  heads={heads}  examples={metadata.get('examples', '?')}")
 

@@ -4,13 +4,20 @@
         20261128T031500Z-1a2b3c4d/   a version (see `models.artifacts`)
         ACTIVE                       the active version's name
         HISTORY                      previously active versions, oldest first
+        SHADOW                       the version scoring beside the active one, if any
 
-`ACTIVE` and `HISTORY` are replaced atomically (temporary file + `os.replace`), so a
-worker reading `ACTIVE` sees either the old or the new name, never half of one.
-Changes take an exclusive lock on `<model_dir>/.lock`, so two processes activating at
-once cannot interleave their history updates. Folders and files get the modes the
-umask allows, as with a plain mkdir or open, so training or activating as one user
-does not lock out a service running as another.
+`ACTIVE`, `HISTORY` and `SHADOW` are replaced atomically (temporary file + `os.replace`),
+so a worker reading `ACTIVE` sees either the old or the new name, never half of one.
+Changes, and saving a version, take an exclusive lock on `<model_dir>/.lock`, so two
+processes activating at once cannot interleave their history updates, two versions
+saved at once get names of their own, and a hidden folder found while the lock is held
+is one a killed save left behind.
+
+Folders and files get the modes the umask allows, as with a plain mkdir or open, so
+training or activating as one user does not lock out a service running as another.
+
+The shadow version scores live comments beside the active one without acting: workers
+record what it would have decided, so a candidate can be watched on real traffic first.
 
 A version name is the name of a folder in `<model_dir>` that does not start with a dot
 and holds no whitespace (`HISTORY` is whitespace-separated); every function taking a
@@ -22,19 +29,28 @@ from __future__ import annotations
 import fcntl
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from models.artifacts import library_versions, load_artifact, read_metadata, verify_artifact, write_artifact
+from models.artifacts import (
+    METADATA_FILE,
+    library_versions,
+    load_artifact,
+    read_metadata,
+    verify_artifact,
+    write_artifact,
+)
 from models.classifier import Classifier
-from models.errors import ModelNotFoundError
+from models.errors import ModelIntegrityError, ModelNotFoundError
 from models.training import TrainingResult, make_version
 
 ACTIVE_FILE = "ACTIVE"
 HISTORY_FILE = "HISTORY"
+SHADOW_FILE = "SHADOW"
 LOCK_FILE = ".lock"
 _TRAIN_HINT = "train one with `moderation train --data FILE --out DIR` (or run `moderation init`)"
 
@@ -56,8 +72,12 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 @contextmanager
-def _locked(model_dir: Path) -> Iterator[None]:
-    model_dir.mkdir(parents=True, exist_ok=True)
+def _locked(model_dir: Path, *, create: bool = False) -> Iterator[None]:
+    """Hold the registry's lock for the block; only a save (``create``) makes the folder."""
+    if create:
+        model_dir.mkdir(parents=True, exist_ok=True)
+    elif not model_dir.is_dir():
+        raise ModelNotFoundError(f"no model folder at {model_dir}")
     with (model_dir / LOCK_FILE).open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -106,22 +126,60 @@ def _history(model_dir: Path) -> list[str]:
     return path.read_text(encoding="utf-8").split() if path.is_file() else []
 
 
+def _verified(root: Path, version: str) -> dict[str, Any]:
+    """Run every check of loading ``version`` but the deserialization; its metadata."""
+    metadata = verify_artifact(version_path(root, version))
+    _check_name(root, version, metadata)
+    return metadata
+
+
+def _check_name(root: Path, version: str, metadata: dict[str, Any]) -> None:
+    # Scores, verdicts and the workers' reload checks all go by the version recorded inside.
+    if metadata["version"] != version:
+        raise ModelIntegrityError(
+            f"the folder {root / version} holds model version {metadata['version']!r}: a version's "
+            "folder must keep the name it was saved under. Rename it back, or train a new version."
+        )
+
+
+def _activate(root: Path, version: str) -> None:
+    """Make ``version`` active; the caller holds the lock."""
+    # Under the lock, so a version removed by another process meanwhile cannot become active.
+    _verified(root, version)
+    current = active_version(root)
+    if current != version:
+        if current is not None:
+            _write_atomically(root / HISTORY_FILE, "\n".join([*_history(root), current]) + "\n")
+        _write_atomically(root / ACTIVE_FILE, version + "\n")
+    if shadow_version(root) == version:
+        # Scoring every comment twice with the same model would report nothing.
+        (root / SHADOW_FILE).unlink()
+
+
 def activate(model_dir: str | Path, version: str) -> None:
-    """Make `version` the active one, after checking it can be loaded here.
+    """Make `version` the active one, after checking it can be loaded here; it leaves
+    shadow mode if it was there.
 
     Raises:
         ModelNotFoundError, ModelIntegrityError, ModelVersionError.
     """
     root = Path(model_dir)
     with _locked(root):
-        # Under the lock, so a version removed by another process meanwhile cannot become active.
-        verify_artifact(version_path(root, version))
-        current = active_version(root)
-        if current == version:
-            return
-        if current is not None:
-            _write_atomically(root / HISTORY_FILE, "\n".join([*_history(root), current]) + "\n")
-        _write_atomically(root / ACTIVE_FILE, version + "\n")
+        _activate(root, version)
+
+
+def activate_if_none(model_dir: str | Path, version: str) -> bool:
+    """Make `version` the active one unless a version is active already; True when it did.
+
+    One check under the lock: of two first trainings at once, one is active, and the
+    other is neither active nor in the history.
+    """
+    root = Path(model_dir)
+    with _locked(root):
+        if active_version(root) is not None:
+            return False
+        _activate(root, version)
+        return True
 
 
 def rollback(model_dir: str | Path) -> str:
@@ -138,7 +196,7 @@ def rollback(model_dir: str | Path) -> str:
         while history:
             candidate = history.pop()
             if candidate != current and candidate in versions:
-                verify_artifact(root / candidate)
+                _verified(root, candidate)
                 _write_atomically(root / HISTORY_FILE, "".join(f"{v}\n" for v in history))
                 _write_atomically(root / ACTIVE_FILE, candidate + "\n")
                 return candidate
@@ -170,15 +228,46 @@ def save_version(model_dir: str | Path, result: TrainingResult) -> str:
     """
     root = Path(model_dir)
     base = make_version(result.created_at, result.data_fingerprint)
-    version, suffix = base, 1
-    while (root / version).exists():
-        suffix += 1
-        version = f"{base}-{suffix}"
-    metadata = _metadata(result, version)
-    write_artifact(root / version, result.classifier.pipeline, metadata)
+    with _locked(root, create=True):
+        _remove_unfinished(root)
+        version, suffix = base, 1
+        while (root / version).exists():
+            suffix += 1
+            version = f"{base}-{suffix}"
+        metadata = _metadata(result, version)
+        write_artifact(root / version, result.classifier.pipeline, metadata)
     result.classifier.version = version
     result.classifier.metadata = metadata
     return version
+
+
+def _remove_unfinished(root: Path) -> None:
+    """Remove the hidden folders of saves that were killed before they finished; the
+    caller holds the lock, so no save is under way."""
+    for path in root.iterdir():
+        if path.name.startswith(".") and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def shadow_version(model_dir: str | Path) -> str | None:
+    """The version in shadow mode, or None."""
+    path = Path(model_dir) / SHADOW_FILE
+    return (path.read_text(encoding="utf-8").strip() or None) if path.is_file() else None
+
+
+def set_shadow(model_dir: str | Path, version: str) -> None:
+    """Put ``version`` in shadow mode; raises ``ModelNotFoundError`` for an unknown version."""
+    root = Path(model_dir)
+    with _locked(root):
+        version_path(root, version)  # raises for an unknown version
+        _write_atomically(root / SHADOW_FILE, version + "\n")
+
+
+def clear_shadow(model_dir: str | Path) -> None:
+    """Stop shadow scoring."""
+    root = Path(model_dir)
+    with _locked(root):
+        (root / SHADOW_FILE).unlink(missing_ok=True)
 
 
 def version_metadata(model_dir: str | Path, version: str) -> dict[str, Any]:
@@ -189,6 +278,7 @@ def version_metadata(model_dir: str | Path, version: str) -> dict[str, Any]:
 def load_version(model_dir: str | Path, version: str) -> Classifier:
     """Load one version as a `Classifier` (verified; see `models.artifacts`)."""
     pipeline, metadata = load_artifact(version_path(model_dir, version))
+    _check_name(Path(model_dir), version, metadata)
     return Classifier(
         pipeline, version=metadata["version"], thresholds=metadata["thresholds"], metadata=metadata
     )
@@ -201,7 +291,20 @@ def load_active(model_dir: str | Path) -> Classifier:
         ModelNotFoundError: no version is active in `model_dir`, with a hint to train one.
         ModelIntegrityError, ModelVersionError: the active version cannot be trusted here.
     """
-    version = active_version(model_dir)
+    root = Path(model_dir)
+    version = active_version(root)
     if version is None:
-        raise ModelNotFoundError(f"no active model in {model_dir}: {_TRAIN_HINT}")
-    return load_version(model_dir, version)
+        if (root / METADATA_FILE).is_file():
+            raise ModelNotFoundError(
+                f"{root} is the folder of one model version; give the folder that holds the "
+                f"versions ({root.parent}), with --version {root.name} to pick this one"
+            )
+        if not root.is_dir():
+            raise ModelNotFoundError(f"no model folder at {root}: {_TRAIN_HINT}")
+        raise ModelNotFoundError(f"no active model in {root}: {_TRAIN_HINT}")
+    if version not in list_versions(root):
+        raise ModelNotFoundError(
+            f"{root / ACTIVE_FILE} names version {version!r}, which is not in {root}: activate "
+            "another (`moderation models list`, then `moderation models activate VERSION`)"
+        )
+    return load_version(root, version)

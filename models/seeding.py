@@ -12,7 +12,7 @@ from pathlib import Path
 from models.artifacts import verify_artifact
 from models.errors import ModelError, ModelNotFoundError
 from models.examples import Example, fingerprint, read_examples
-from models.registry import activate, active_version, list_versions, save_version
+from models.registry import activate_if_none, list_versions, save_version
 from models.training import train
 
 # Beside this module, shipped as package data (`models = ["seed/*.jsonl"]`). A plain
@@ -56,6 +56,5 @@ def train_seed_model(model_dir: str | Path) -> str:
     version = _existing_seed_version(root, fingerprint(examples))
     if version is None:
         version = save_version(root, train(examples))
-    if active_version(root) is None:
-        activate(root, version)
+    activate_if_none(root, version)
     return version

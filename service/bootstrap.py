@@ -7,8 +7,7 @@ from pathlib import Path
 
 from models import ModelNotFoundError, ModelVersionError, activate, active_version, train_seed_model
 from models.artifacts import verify_artifact
-from models.registry import version_path
-from models.shadow import clear_shadow, shadow_version
+from models.registry import clear_shadow, shadow_version, version_path
 from service.config import Settings
 from service.db import make_engine, upgrade
 from service.keyfile import key_origin, load_checked_keys

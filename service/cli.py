@@ -264,7 +264,7 @@ def shadow() -> None:
 @click.argument("version")
 def shadow_set(version: str) -> None:
     """Score live comments with VERSION in shadow mode."""
-    from models.shadow import set_shadow
+    from models.registry import set_shadow
 
     set_shadow(load_settings().models, version)
     click.echo(f"{version} is in shadow mode")
@@ -273,7 +273,7 @@ def shadow_set(version: str) -> None:
 @shadow.command("clear")
 def shadow_clear() -> None:
     """Stop shadow scoring."""
-    from models.shadow import clear_shadow
+    from models.registry import clear_shadow
 
     clear_shadow(load_settings().models)
     click.echo("shadow mode off")
@@ -285,7 +285,7 @@ def shadow_report_command(version: str | None) -> None:
     """How VERSION (default: the one in shadow mode) would have changed decisions."""
     import json
 
-    from models.shadow import shadow_version
+    from models.registry import shadow_version
     from service.retraining import shadow_report
 
     settings = load_settings()

@@ -16,8 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from models import Classifier, ModelError, active_version, load_active
-from models.registry import load_version
-from models.shadow import shadow_version
+from models.registry import load_version, shadow_version
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from sqlalchemy import CursorResult, update
 
 from models import Example
 from models.importers import load as load_corpus
+from models.registry import set_shadow
 from models.retraining import retrain
 from models.seeding import seed_examples
-from models.shadow import set_shadow
 from service.retraining import export_labels
 from service.statuses import RunStatus
 from service.tables import TrainingRun, utcnow

@@ -79,6 +79,8 @@ def load(spec: str) -> list[Example]:
     """Read the examples a `--data` argument names (canonical file or `importer:PATH`)."""
     importer, path = split_spec(spec)
     if importer is None:
+        if path.is_dir():
+            raise DataError(f"{path}: a folder; give a canonical file, or IMPORTER:PATH for a public corpus")
         if not path.is_file():
             raise DataError(f"{path}: no such file")
         return read_examples(path)

@@ -144,6 +144,33 @@ def test_train_reports_unreadable_files(tmp_path: Path, spec: str, content: byte
     assert code == 1 and message in stderr
 
 
+def test_train_refuses_an_out_folder_it_cannot_write_before_reading_any_data(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "file/m"
+    code, _, stderr = run("train", "--data", str(tmp_path / "missing.jsonl"), "--out", str(out))
+    assert code == 1 and f"Error: {tmp_path / 'file/m'}: Not a directory" in stderr
+
+
+def test_a_folder_given_as_a_canonical_file_is_named_so(tmp_path: Path) -> None:
+    code, _, stderr = run("train", "--data", str(tmp_path), "--out", str(tmp_path / "m"))
+    assert code == 1 and "a folder; give a canonical file, or IMPORTER:PATH" in stderr
+
+
+def test_score_refuses_a_line_with_half_a_utf16_pair(model_dir: Path) -> None:
+    line = '{"text": "buy http://x\\ud800y.example"}\n'
+    code, _, stderr = run("score", "--model", str(model_dir), input=line)
+    assert code == 1 and "standard input:1: 'text' holds half of a UTF-16 pair" in stderr
+
+
+def test_models_list_shows_a_version_with_malformed_heads(tmp_path: Path, data_file: Path) -> None:
+    out = tmp_path / "m"
+    version = json.loads(run("train", "--data", str(data_file), "--out", str(out))[1])["version"]
+    metadata = json.loads((out / version / "metadata.json").read_text())
+    (out / version / "metadata.json").write_text(json.dumps({**metadata, "heads": None}))
+    code, stdout, _ = run("models", "list", "--model", str(out))
+    assert code == 0 and f"* {version}  heads=?" in stdout
+
+
 def test_models_list_activate_rollback(tmp_path: Path, data_file: Path) -> None:
     out = tmp_path / "m"
     first = json.loads(run("train", "--data", str(data_file), "--out", str(out))[1])["version"]
@@ -199,7 +226,7 @@ def test_model_commands_default_to_model_dir(tmp_path: Path, data_file: Path) ->
     assert code == 0 and json.loads(stdout)["model_version"] == first
     # --model still wins over the environment.
     code, _, stderr = run("models", "rollback", "--model", str(tmp_path / "none"), env=env)
-    assert code == 1 and "roll back" in stderr
+    assert code == 1 and f"no model folder at {tmp_path / 'none'}" in stderr
 
 
 @pytest.mark.parametrize(

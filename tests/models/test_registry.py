@@ -12,19 +12,23 @@ from typing import Any
 import pytest
 
 from models.classifier import Classifier
-from models.errors import ModelNotFoundError
+from models.errors import ModelIntegrityError, ModelNotFoundError
 from models.records import CommentText
 from models.registry import (
     ACTIVE_FILE,
     HISTORY_FILE,
     LOCK_FILE,
+    SHADOW_FILE,
     activate,
+    activate_if_none,
     active_version,
     list_versions,
     load_active,
     load_version,
     rollback,
     save_version,
+    set_shadow,
+    shadow_version,
 )
 from models.training import TrainingResult
 from tests.flock import flock_is_free
@@ -82,6 +86,65 @@ def test_rollback_skips_deleted_versions(three_versions: tuple[Path, list[str]])
         activate(root, version)
     shutil.rmtree(root / second)
     assert rollback(root) == first
+
+
+def test_activating_the_shadow_version_takes_it_out_of_shadow_mode(
+    three_versions: tuple[Path, list[str]],
+) -> None:
+    root, (first, second, third) = three_versions
+    set_shadow(root, second)
+    activate(root, first)
+    assert shadow_version(root) == second
+    activate(root, second)
+    assert shadow_version(root) is None and not (root / SHADOW_FILE).exists()
+    set_shadow(root, third)
+    assert (root / SHADOW_FILE).read_text() == third + "\n"
+
+
+def test_activate_if_none_activates_the_first_version_only(three_versions: tuple[Path, list[str]]) -> None:
+    root, (first, second, _) = three_versions
+    assert activate_if_none(root, first)
+    assert not activate_if_none(root, second)
+    assert active_version(root) == first and not (root / HISTORY_FILE).exists()
+
+
+def test_a_save_killed_midway_leaves_nothing_for_long(
+    tmp_path: Path, make_result: Callable[..., TrainingResult]
+) -> None:
+    unfinished = tmp_path / ".20261129T000000Z-00000000.0123456789abcdef"
+    unfinished.mkdir()
+    (unfinished / "model.skops").write_bytes(b"half of a model")
+    version = save_version(tmp_path, make_result())
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([LOCK_FILE, version])
+
+
+def test_a_version_folder_renamed_is_refused_by_name(three_versions: tuple[Path, list[str]]) -> None:
+    root, (first, *_) = three_versions
+    shutil.copytree(root / first, root / "restored")
+    for use in (activate, load_version):
+        with pytest.raises(ModelIntegrityError, match=f"holds model version '{first}'"):
+            use(root, "restored")
+
+
+def test_changing_a_folder_that_is_not_there_is_refused_without_making_it(tmp_path: Path) -> None:
+    missing = tmp_path / "typo"
+    for change in (rollback, lambda root: activate(root, "v"), lambda root: set_shadow(root, "v")):
+        with pytest.raises(ModelNotFoundError, match=f"no model folder at {missing}"):
+            change(missing)
+    assert not missing.exists()
+
+
+def test_loading_the_active_model_says_what_is_wrong_with_the_folder(
+    three_versions: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    root, (first, *_) = three_versions
+    with pytest.raises(ModelNotFoundError, match=f"{root / first} is the folder of one model version"):
+        load_active(root / first)
+    with pytest.raises(ModelNotFoundError, match="no model folder at"):
+        load_active(tmp_path / "typo")
+    (root / ACTIVE_FILE).write_text("20000101T000000Z-gone\n")
+    with pytest.raises(ModelNotFoundError, match="ACTIVE names version '20000101T000000Z-gone'"):
+        load_active(root)
 
 
 def test_activate_unknown_version(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from models.shadow import set_shadow, shadow_version
+from models.registry import set_shadow, shadow_version
 from service.auth import authenticate
 from service.cli import main
 from service.db import make_engine, make_session_factory

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import active_version
-from models.shadow import set_shadow
+from models.registry import set_shadow
 from service import retraining
 from service.app import Services
 from service.retraining import (
