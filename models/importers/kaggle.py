@@ -13,6 +13,7 @@ character as separate escapes (`\\xc2\\xa0` for a no-break space), i.e. mojibake
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 from models.examples import CsvDialect, Example
@@ -33,8 +34,15 @@ MAX_UNESCAPE_PASSES = 3
 def _unescape_match(match: re.Match[str]) -> str:
     code = match.group(1)
     if code[0] in "xuU":
-        return chr(int(code[1:], 16))
+        value = int(code[1:], 16)
+        return chr(value) if value <= sys.maxunicode else match.group(0)  # "\\UFFFFFFFF" is no character
     return _SIMPLE[code]
+
+
+def _join_surrogates(text: str) -> str:
+    """``text`` with each UTF-16 pair written as two escapes ("\\ud83d\\ude00") made the one
+    character it stands for, and a half of a pair left alone made U+FFFD."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def _fix_mojibake(match: re.Match[str]) -> str:
@@ -55,7 +63,7 @@ def decode_comment(raw: str) -> str:
         if decoded == text:
             break
         text = decoded
-    return _HIGH_BYTES.sub(_fix_mojibake, text).strip()
+    return _join_surrogates(_HIGH_BYTES.sub(_fix_mojibake, text)).strip()
 
 
 TABLE = AbuseTable(

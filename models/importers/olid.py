@@ -6,11 +6,13 @@ levels B and C (targeted, target type) are not used. Spam is left empty.
 
 The corpus replaced user names with `@USER` and links with `URL`. Those markers are not
 text anyone wrote, and a comment form never sends them, so they are removed: otherwise
-the model would learn how many people a tweet mentioned in this one corpus.
+the model would learn how many people a tweet mentioned in this one corpus. Tweets keep
+Twitter's HTML escapes (`&amp;`, `&gt;`), which are decoded.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
@@ -24,8 +26,8 @@ _SPACES = re.compile(r"[ \t]{2,}")
 
 
 def clean_tweet(text: str) -> str:
-    """Remove the corpus's `@USER` and `URL` placeholders."""
-    return _SPACES.sub(" ", _PLACEHOLDERS.sub(" ", text)).strip()
+    """Remove the corpus's `@USER` and `URL` placeholders, and decode HTML escapes."""
+    return html.unescape(_SPACES.sub(" ", _PLACEHOLDERS.sub(" ", text))).strip()
 
 
 TABLE = AbuseTable(

@@ -41,7 +41,8 @@ def _read_file(path: Path) -> list[Example]:
         if not text:
             continue
         spam = map_label(row["CLASS"], SPAM_LABELS, where)
-        examples.append(Example(text, author=row["AUTHOR"].strip(), spam=spam, source=source))
+        author = html.unescape(row["AUTHOR"]).strip()  # "Romix &amp; Muffy", as the page had it
+        examples.append(Example(text, author=author, spam=spam, source=source))
     return examples
 
 

@@ -52,6 +52,7 @@ def test_jsonl_accepts_missing_and_null_labels(tmp_path: Path) -> None:
         ('{"text": "ok"\n', r"d\.jsonl:1: not valid JSON"),
         ('["text"]\n', r"d\.jsonl:1: expected a JSON object"),
         ('{"text": "   "}\n', r"d\.jsonl:1: missing or empty 'text'"),
+        ('{"text": "ok"}\n{"text": "\\ud800 hi"}\n', r"d\.jsonl:2: 'text' holds half of a UTF-16 pair"),
     ],
 )
 def test_jsonl_errors_name_file_and_line(tmp_path: Path, content: str, message: str) -> None:

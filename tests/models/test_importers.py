@@ -16,7 +16,7 @@ YOUTUBE_A = (
     "COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS\n"
     'id1,Spam Bot,2014-01-01T00:00:00,"Check out my channel, please subscribe!!!<br />'
     '<a href=""http://example.com/x"">http://example.com/x</a>",1\n'
-    "id2,Ann,2014-01-02T00:00:00,I love this song &amp; the video&#39;s dance\ufeff,0\n"
+    "id2,Ann &amp; Bo,2014-01-02T00:00:00,I love this song &amp; the video&#39;s dance\ufeff,0\n"
 )
 YOUTUBE_B = (
     "COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS\n"
@@ -34,7 +34,7 @@ KAGGLE = (
 OLID = (
     "id\ttweet\tsubtask_a\tsubtask_b\tsubtask_c\n"
     '1\t@USER @USER Go home you"re drunk!!! URL\tOFF\tTIN\tIND\n'
-    "2\tNice weather today @USER\tNOT\tNULL\tNULL\n"
+    "2\tNice weather &amp; sun today @USER\tNOT\tNULL\tNULL\n"
 )
 DAVIDSON = (
     ",count,hate_speech,offensive_language,neither,class,tweet\n"
@@ -73,6 +73,7 @@ def test_youtube_keeps_the_video_and_strips_html(corpora: Path) -> None:
         source="youtube:Alpha",
     )
     assert examples[1].text == "I love this song & the video's dance\ufeff"
+    assert examples[1].author == "Ann & Bo"
     assert examples[2].text == "skip to 1:00" and examples[2].spam == 0
     assert all(e.abuse is None for e in examples)
 
@@ -108,6 +109,9 @@ def test_kaggle_decodes_escapes_and_mojibake(corpora: Path) -> None:
         ('"caf\\xe9 K\\xe4se"', "caf\xe9 K\xe4se"),  # Latin-1 letters, not UTF-8 bytes: kept
         ('"it\\\\xe2\\\\x80\\\\x99s"', "it\u2019s"),  # UTF-8 bytes of a quote mark, escaped twice
         ('"tab\\there"', "tab\there"),
+        ('"smile \\ud83d\\ude00"', "smile \U0001f600"),  # a UTF-16 pair written as two escapes
+        ('"half \\ud83d of a pair"', "half \ufffd of a pair"),
+        ('"\\UFFFFFFFF"', "\\UFFFFFFFF"),  # past the last character: left as written
     ],
 )
 def test_decode_comment(raw: str, text: str) -> None:
@@ -118,7 +122,7 @@ def test_olid_maps_level_a_and_drops_placeholders(corpora: Path) -> None:
     examples = load(f"olid:{corpora / 'olid-offenseval2019'}")
     assert [(e.text, e.abuse, e.spam) for e in examples] == [
         ('Go home you"re drunk!!!', 1, None),
-        ("Nice weather today", 0, None),
+        ("Nice weather & sun today", 0, None),
     ]
     assert clean_tweet("@USER @USER URL") == ""
 
