@@ -1,7 +1,8 @@
 """Retraining from moderators' labels, with a gate before a new version goes live.
 
 Moderator labels are split once and for all by a digest of their text: a label in the
-held-out part is never trained on by any retrain, so the candidate and the active
+held-out part is never trained on by any retrain, nor is an example of the corpora
+trained beside the labels that has the same text, so the candidate and the active
 model are always judged on text neither has seen from the moderators. The candidate
 becomes active only when it has every head the active model has and, on every head
 both can be judged on, its average precision is at least the active model's.
@@ -135,11 +136,13 @@ def retrain(
     """Train on moderator labels (less the held-out part) plus ``corpora``, gate, maybe activate."""
     root = Path(model_dir)
     training, holdout = split_holdout(moderator_labels)
-    result = train([*training, *corpora])
+    held_out = {dedup_key(example.text) for example in holdout}
+    others = [example for example in corpora if dedup_key(example.text) not in held_out]
+    result = train([*training, *others])
     version = save_version(root, result)
     current = load_active(root) if active_version(root) else None
     comparison = compare(result.classifier, current, holdout)
     activated = activate_if_better and comparison.passed
     if activated:
         activate(root, version)
-    return RetrainOutcome(version, activated, comparison, len(training) + len(corpora))
+    return RetrainOutcome(version, activated, comparison, len(training) + len(others))

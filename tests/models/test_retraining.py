@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from models import Example, active_version, list_versions
 from models.errors import ModelNotFoundError
-from models.registry import load_version
+from models.registry import clear_shadow, load_version, set_shadow, shadow_version
 from models.retraining import compare, in_holdout, retrain, split_holdout
 from models.seeding import seed_examples
-from models.shadow import clear_shadow, set_shadow, shadow_version
 
 SEED = seed_examples()[:150]
 
@@ -69,6 +69,28 @@ def test_too_few_held_out_labels_cannot_beat_an_active_model(tmp_path: Path) -> 
     retrain(tmp_path, _labels(), SEED)
     outcome = retrain(tmp_path, _labels()[:8], SEED)
     assert not outcome.activated and "too few held-out labels" in outcome.comparison.reasons[0]
+
+
+def test_corpus_text_equal_to_a_held_out_label_is_not_trained_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import models.retraining
+
+    trained_on: list[Example] = []
+    real_train = models.retraining.train
+
+    def recording(examples: list[Example]) -> Any:
+        trained_on.extend(examples)
+        return real_train(examples)
+
+    monkeypatch.setattr(models.retraining, "train", recording)
+    labels = _labels()
+    held_out = split_holdout(labels)[1]
+    # The same texts in the corpora, as their normalization reads them the same.
+    copies = [Example(f"  {example.text.upper()} ", spam=example.spam) for example in held_out]
+    outcome = retrain(tmp_path, labels, [*SEED, *copies])
+    assert not {example.text for example in trained_on} & {example.text for example in [*held_out, *copies]}
+    assert outcome.training_examples == len(labels) - len(held_out) + len(SEED)
 
 
 def test_shadow_pointer(tmp_path: Path) -> None:
