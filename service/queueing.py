@@ -14,6 +14,7 @@ model). Neither the inbox nor a job holds any text, and never an email address.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,9 +31,29 @@ DRAIN_JOB = "worker.jobs.classify_waiting"
 RETRY_INTERVALS = [2, 10, 30]
 RESULT_TTL_SECONDS = 600
 FAILURE_TTL_SECONDS = 7 * 24 * 3600
-# How long a count of unfinished attempts on a comment is kept: longer than any retry
-# schedule or sweep, and bounded, so the counts of comments decided otherwise go away.
+# How long the attempts on a comment are remembered: far longer than any retry schedule
+# or sweep, and bounded, so those of comments decided otherwise go away.
 ATTEMPTS_TTL_SECONDS = 24 * 3600
+# Per comment, a hash of the attempts on it not yet ended (token -> start time, in
+# seconds); the largest number of them that started before the time limit of a job.
+_BEGIN_ATTEMPT_SCRIPT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local started_before = now - tonumber(ARGV[2])
+local deaths = 0
+for _, key in ipairs(KEYS) do
+    redis.call('HSET', key, ARGV[1], string.format('%.6f', now))
+    redis.call('EXPIRE', key, ARGV[3])
+    local dead = 0
+    for _, started in ipairs(redis.call('HVALS', key)) do
+        if tonumber(started) < started_before then
+            dead = dead + 1
+        end
+    end
+    deaths = math.max(deaths, dead)
+end
+return deaths
+"""
 # A job in one of these states will still run; anything else needs a new job.
 _PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
@@ -76,24 +97,28 @@ class ClassifyQueue:
     def _attempts(self, comment_id: int) -> str:
         return f"moderation:attempts:{self.queue.name}:{comment_id}"
 
-    def begin_attempt(self, comment_ids: Sequence[int]) -> list[int]:
-        """Count a job starting on each of ``comment_ids``; for each, return how many jobs
-        started on it and did not finish, this one included (1 unless one died on it).
+    def begin_attempt(self, comment_ids: Sequence[int]) -> tuple[str, int]:
+        """Record a job starting on ``comment_ids``; return the attempt's token (for
+        ``end_attempt``) and how many earlier attempts on one of them died: started more
+        than the job time limit ago (no job runs longer) and never ended.
 
-        One round trip. ``end_attempt`` takes the counts away again; only a job whose
-        process died (killed, out of memory, crashed) leaves its counts behind.
+        One round trip, timed by the Redis server's clock. Attempts still running beside
+        this one (an id listed twice, or in two jobs) are young and do not count.
         """
+        token = uuid.uuid4().hex
+        begin = self.queue.connection.register_script(_BEGIN_ATTEMPT_SCRIPT)
+        deaths = begin(
+            keys=[self._attempts(comment_id) for comment_id in comment_ids],
+            args=[token, self.job_timeout, ATTEMPTS_TTL_SECONDS],
+        )
+        return token, int(deaths)
+
+    def end_attempt(self, comment_ids: Sequence[int], token: str) -> None:
+        """Forget attempt ``token`` on ``comment_ids``: its job ended, whatever its outcome."""
         with self.queue.connection.pipeline(transaction=False) as pipe:
             for comment_id in comment_ids:
-                pipe.incr(self._attempts(comment_id))
-                pipe.expire(self._attempts(comment_id), ATTEMPTS_TTL_SECONDS)
-            replies = pipe.execute()
-        return [int(count) for count in replies[::2]]
-
-    def end_attempt(self, comment_ids: Sequence[int]) -> None:
-        """Forget the attempts on ``comment_ids``: a job finished with them, whatever its outcome."""
-        if comment_ids:
-            self.queue.connection.delete(*(self._attempts(comment_id) for comment_id in comment_ids))
+                pipe.hdel(self._attempts(comment_id), token)
+            pipe.execute()
 
     @classmethod
     def from_settings(cls, connection: redis.Redis, settings: Settings) -> ClassifyQueue:

@@ -13,10 +13,10 @@ human after the last attempt. A batch that runs out of time is handed to jobs of
 comment each, each with the whole time limit and its own retries, so a comment that
 takes too long is found and flagged rather than taking its batch down with it on
 every attempt. A comment that kills the process scoring it (out of memory, a crash)
-never reaches an ``except``: each job counts its start on its comments in Redis and
-clears the counts when it ends, so the next job on a comment a process died on sees
-the count left behind, hands a batch to jobs of one comment each, and flags a comment
-that processes died on ``DEATHS_BEFORE_A_HUMAN`` times.
+never reaches an ``except``: each job records its start on its comments in Redis and
+removes it when it ends, so an attempt older than a job's time limit is one whose
+process died. The next job on such a comment hands a batch to jobs of one comment each,
+and flags a comment that processes died on ``DEATHS_BEFORE_A_HUMAN`` times.
 """
 
 from __future__ import annotations
@@ -265,23 +265,25 @@ def classify_waiting(comment_ids: Sequence[int] = ()) -> int:
     retries the job with just those; on the last attempt they are flagged for a human
     first. When the job runs out of time, a batch of several comments is handed to one
     job per comment and this one ends; a single comment is retried like a failure, and
-    flagged for a human after the last attempt. So is a batch that a process died on
-    before; a single comment that ``DEATHS_BEFORE_A_HUMAN`` processes died on is flagged.
+    flagged for a human after the last attempt. A batch that a process died on before
+    is handed to one job per comment too; a single comment that ``DEATHS_BEFORE_A_HUMAN``
+    processes died on is flagged.
     """
     context = current_context()
     job = get_current_job()
     batch = _assigned_ids(context, job, comment_ids)
     if not batch:
         return 0
-    deaths = max(context.queue.begin_attempt(batch)) - 1
+    token, deaths = context.queue.begin_attempt(batch)
     try:
         return _attempt(context, job, batch, deaths)
     finally:
         try:
-            context.queue.end_attempt(batch)
+            context.queue.end_attempt(batch, token)
         except redis.RedisError:
-            # A count left behind costs the next job on these comments a split, no more.
-            logger.warning("could not clear the attempts on comments %s", batch, exc_info=True)
+            # An attempt left behind counts as a death a job's time limit from now: the next
+            # job on these comments after that splits them, no more.
+            logger.warning("could not clear the attempt on comments %s", batch, exc_info=True)
 
 
 def _attempt(context: WorkerContext, job: Job | None, batch: list[int], deaths: int) -> int:

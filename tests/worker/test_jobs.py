@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -258,7 +259,8 @@ def _in_a_process_that_may_die(services: Services, models: Any, work: Callable[[
     if pid == 0:  # the child: its own connections, never the parent's
         status = 1
         try:
-            install_context(build_context(services.settings, models=models))
+            # The time limit the parent's jobs have (see below).
+            install_context(build_context(replace(services.settings, job_timeout=1), models=models))
             work()
             status = 0
         finally:
@@ -270,18 +272,21 @@ def _in_a_process_that_may_die(services: Services, models: Any, work: Callable[[
 def test_a_comment_that_kills_its_worker_goes_to_a_human_and_its_batch_gets_verdicts(
     client: FlaskClient, services: Services, context: WorkerContext
 ) -> None:
+    # A job's time limit of a second: an attempt older than that has no running job.
+    install_context(replace(context, queue=replace(context.queue, job_timeout=1)))
     deadly = BrokenModels(DeadlyClassifier(healthy=context.models.active(), poison="FATAL"))
     fine, fatal = _post(client), _post(client, "FATAL to the process")
     assert _in_a_process_that_may_die(services, deadly, classify_waiting) == DIED
     assert _waiting(services) == [fine, fatal] and services.queue.waiting() == 0
     # The next job on that batch (RQ's retry of the dead job, or the sweeper's) splits it.
     services.queue.queue.empty()
+    time.sleep(1.1)
     assert classify_waiting([fine, fatal]) == 0
     assert sorted(job.args for job in services.queue.queue.jobs) == [([fine],), ([fatal],)]
     assert _in_a_process_that_may_die(services, deadly, lambda: _work(services)) == DIED
     assert _waiting(services) == [fatal] and _count(services, Verdict, fine) == 1
-    # One more process dies on it alone; the job after that hands it to a human.
-    assert _in_a_process_that_may_die(services, deadly, lambda: classify_waiting([fatal])) == DIED
+    # A process died on it with its batch, and one on it alone: the next job hands it to a human.
+    time.sleep(1.1)
     assert classify_waiting([fatal]) == 0
     with services.sessions() as session:
         assert session.get_one(Comment, fatal).status is CommentStatus.FLAGGED
@@ -291,9 +296,10 @@ def test_a_comment_that_kills_its_worker_goes_to_a_human_and_its_batch_gets_verd
             f"classification failed: WorkerDiedError: {DEATHS_BEFORE_A_HUMAN} worker processes ended "
             "while classifying it"
         )
-    # A job that ended, whatever its outcome, leaves no count behind.
-    connection = services.queue.queue.connection
-    assert not connection.keys(f"moderation:attempts:{services.queue.queue.name}:*")
+    # Only the attempts of the processes that died are left (until they expire): every job
+    # that ended, whatever its outcome, took its own away.
+    connection, name = services.queue.queue.connection, services.queue.queue.name
+    assert [connection.hlen(f"moderation:attempts:{name}:{comment}") for comment in (fine, fatal)] == [1, 2]
 
 
 class WriteLockProbe(BrokenClassifier):
@@ -326,6 +332,21 @@ def test_the_shadow_model_scores_before_the_job_holds_up_the_intake(
     assert classify_waiting() == 1
     assert _count(services, ShadowVerdict, comment_id) == 1
     assert probe.lock_held == [False]
+
+
+def test_attempts_running_beside_a_job_are_no_deaths_until_past_the_time_limit(services: Services) -> None:
+    queue = replace(services.queue, job_timeout=1)
+    first, deaths = queue.begin_attempt([7, 7])  # listed twice in one batch
+    assert deaths == 0
+    _, deaths = queue.begin_attempt([7])  # and in a second job running at once
+    assert deaths == 0
+    time.sleep(1.1)  # no job runs past its time limit: those two attempts died
+    _, deaths = queue.begin_attempt([8, 7])
+    assert deaths == 2
+    queue.end_attempt([7], first)  # one ended after all: only its own record goes
+    assert queue.begin_attempt([7])[1] == 1
+    connection = services.queue.queue.connection
+    assert connection.ttl(f"moderation:attempts:{queue.queue.name}:7") > 3600
 
 
 def test_a_failing_shadow_model_costs_no_live_verdict(
