@@ -39,6 +39,8 @@ METADATA_FILE = "metadata.json"
 # 4 stores the same model, with model.sha256 covering metadata.json too.
 FORMAT = 4
 DIGESTED_FILES = (MODEL_FILE, METADATA_FILE)
+# What the folder of a version being written is called until it is complete.
+STAGING_PREFIX = ".saving-"
 # The formats this code reads, and the files each one's model.sha256 covers: a format-3
 # version is still loaded (an upgrade must not throw away a site's retrained model),
 # its metadata checked for shape but not by digest.
@@ -101,7 +103,7 @@ def write_artifact(directory: Path, pipeline: Any, metadata: dict[str, Any]) -> 
     # A plain mkdir, not tempfile.mkdtemp (always 0700), so the folder gets the mode the
     # umask allows and a web or worker process running as another user can read it.
     # The leading dot keeps the unfinished folder out of `list_versions`.
-    staging = directory.parent / f".{directory.name}.{secrets.token_hex(8)}"
+    staging = directory.parent / f"{STAGING_PREFIX}{directory.name}.{secrets.token_hex(8)}"
     staging.mkdir()
     try:
         # Deflate: out-of-core weight vectors are mostly zeros and shrink many times over.

@@ -10,8 +10,8 @@
 so a worker reading `ACTIVE` sees either the old or the new name, never half of one.
 Changes, and saving a version, take an exclusive lock on `<model_dir>/.lock`, so two
 processes activating at once cannot interleave their history updates, two versions
-saved at once get names of their own, and a hidden folder found while the lock is held
-is one a killed save left behind.
+saved at once get names of their own, and an unfinished version's folder found while
+the lock is held is one a killed save left behind.
 
 Folders and files get the modes the umask allows, as with a plain mkdir or open, so
 training or activating as one user does not lock out a service running as another.
@@ -38,6 +38,7 @@ from typing import Any
 
 from models.artifacts import (
     METADATA_FILE,
+    STAGING_PREFIX,
     library_versions,
     load_artifact,
     read_metadata,
@@ -151,6 +152,11 @@ def _activate(root: Path, version: str) -> None:
         if current is not None:
             _write_atomically(root / HISTORY_FILE, "\n".join([*_history(root), current]) + "\n")
         _write_atomically(root / ACTIVE_FILE, version + "\n")
+    _leave_shadow_mode(root, version)
+
+
+def _leave_shadow_mode(root: Path, version: str) -> None:
+    """Take ``version``, which is now active, out of shadow mode."""
     if shadow_version(root) == version:
         # Scoring every comment twice with the same model would report nothing.
         (root / SHADOW_FILE).unlink()
@@ -199,6 +205,7 @@ def rollback(model_dir: str | Path) -> str:
                 _verified(root, candidate)
                 _write_atomically(root / HISTORY_FILE, "".join(f"{v}\n" for v in history))
                 _write_atomically(root / ACTIVE_FILE, candidate + "\n")
+                _leave_shadow_mode(root, candidate)
                 return candidate
     raise ModelNotFoundError(f"no earlier active version to roll back to in {root}")
 
@@ -242,10 +249,10 @@ def save_version(model_dir: str | Path, result: TrainingResult) -> str:
 
 
 def _remove_unfinished(root: Path) -> None:
-    """Remove the hidden folders of saves that were killed before they finished; the
-    caller holds the lock, so no save is under way."""
-    for path in root.iterdir():
-        if path.name.startswith(".") and path.is_dir():
+    """Remove the folders of saves that were killed before they finished; the caller
+    holds the lock, so no save is under way."""
+    for path in root.glob(f"{STAGING_PREFIX}*"):
+        if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -264,10 +271,20 @@ def set_shadow(model_dir: str | Path, version: str) -> None:
 
 
 def clear_shadow(model_dir: str | Path) -> None:
-    """Stop shadow scoring."""
+    """Stop shadow scoring (nothing to do without a model folder)."""
     root = Path(model_dir)
-    with _locked(root):
-        (root / SHADOW_FILE).unlink(missing_ok=True)
+    if root.is_dir():
+        with _locked(root):
+            (root / SHADOW_FILE).unlink(missing_ok=True)
+
+
+def verify_version(model_dir: str | Path, version: str) -> dict[str, Any]:
+    """Run every check loading ``version`` runs, without deserializing it; its metadata.
+
+    Raises:
+        ModelNotFoundError, ModelIntegrityError, ModelVersionError.
+    """
+    return _verified(Path(model_dir), version)
 
 
 def version_metadata(model_dir: str | Path, version: str) -> dict[str, Any]:

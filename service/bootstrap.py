@@ -6,8 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from models import ModelNotFoundError, ModelVersionError, activate, active_version, train_seed_model
-from models.artifacts import verify_artifact
-from models.registry import clear_shadow, shadow_version, version_path
+from models.registry import clear_shadow, shadow_version, verify_version
 from service.config import Settings
 from service.db import make_engine, upgrade
 from service.keyfile import key_origin, load_checked_keys
@@ -34,7 +33,7 @@ def _prepare_models(models: Path) -> Iterator[str]:
     shadow = shadow_version(models)
     if shadow is not None:
         try:
-            verify_artifact(version_path(models, shadow))
+            verify_version(models, shadow)
         except (ModelVersionError, ModelNotFoundError) as exc:
             clear_shadow(models)  # workers would log that they cannot load it at every check
             yield f"shadow model {shadow} cannot be used here and was dropped: {exc}"
@@ -44,7 +43,7 @@ def _prepare_models(models: Path) -> Iterator[str]:
         yield f"trained seed model {version} in {models}"
         return
     try:
-        verify_artifact(version_path(models, version))
+        verify_version(models, version)
     except (ModelVersionError, ModelNotFoundError) as exc:
         # Workers could not start with it; a seed model keeps the queue moving until a
         # retrain on the moderators' labels replaces it.

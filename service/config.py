@@ -319,7 +319,7 @@ def _check(settings: Settings) -> None:
     for host in settings.allowed_redirect_hosts:
         # Only a URL's host name is compared, so "news.example:8080" or "https://news.example"
         # would never match anything.
-        if "/" in host or host.count(":") == 1:
+        if "/" in host or host.count(":") == 1 or "]:" in host:
             raise ConfigError(
                 f"ALLOWED_REDIRECT_HOSTS must name hosts alone, without scheme, port or path: {host!r}"
             )

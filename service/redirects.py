@@ -29,7 +29,8 @@ def _on_allowed_host(target: str, allowed: set[str]) -> bool:
 def safe_target(candidates: Iterable[str | None], allowed_hosts: Iterable[str]) -> str | None:
     """The first candidate URL on an allowed host over http(s), or None (no open redirects);
     a candidate that is not a valid URL is passed over."""
-    allowed = {host.lower() for host in allowed_hosts}
+    # urlsplit gives an IPv6 host without its brackets.
+    allowed = {host.lower().removeprefix("[").removesuffix("]") for host in allowed_hosts}
     for candidate in candidates:
         target = (candidate or "").strip()
         if target and not _READ_DIFFERENTLY.search(target) and _on_allowed_host(target, allowed):

@@ -89,7 +89,8 @@ def start_dispatcher(
     pause = busy
     # A failed round may have pushed its ids and failed to enqueue their job; its entries
     # are pushed again, onto an inbox no longer empty, which enqueues nothing. So the first
-    # round that succeeds after it makes sure a job will drain the inbox.
+    # round that succeeds after it enqueues a drain job (one too many is harmless; a job
+    # already queued may be one given its own ids, which never takes from the inbox).
     unsure = False
 
     def dispatch_round(session: Session) -> float:
@@ -100,7 +101,7 @@ def start_dispatcher(
             unsure = True
             raise
         if unsure:
-            context.queue.ensure_draining()
+            context.queue.enqueue_drain()
             unsure = False
         wait = 0.0 if moved >= BATCH else pause
         pause = busy if moved else min(pause * 2, max(busy, IDLE_PAUSE_MAX_SECONDS))

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from models.artifacts import STAGING_PREFIX
 from models.classifier import Classifier
 from models.errors import ModelIntegrityError, ModelNotFoundError
 from models.records import CommentText
@@ -22,6 +23,7 @@ from models.registry import (
     activate,
     activate_if_none,
     active_version,
+    clear_shadow,
     list_versions,
     load_active,
     load_version,
@@ -99,6 +101,10 @@ def test_activating_the_shadow_version_takes_it_out_of_shadow_mode(
     assert shadow_version(root) is None and not (root / SHADOW_FILE).exists()
     set_shadow(root, third)
     assert (root / SHADOW_FILE).read_text() == third + "\n"
+    set_shadow(root, first)
+    assert rollback(root) == first and shadow_version(root) is None  # so does a rollback to it
+    clear_shadow(root / "missing")  # nothing to clear, and nothing made
+    assert not (root / "missing").exists()
 
 
 def test_activate_if_none_activates_the_first_version_only(three_versions: tuple[Path, list[str]]) -> None:
@@ -111,11 +117,12 @@ def test_activate_if_none_activates_the_first_version_only(three_versions: tuple
 def test_a_save_killed_midway_leaves_nothing_for_long(
     tmp_path: Path, make_result: Callable[..., TrainingResult]
 ) -> None:
-    unfinished = tmp_path / ".20261129T000000Z-00000000.0123456789abcdef"
+    unfinished = tmp_path / f"{STAGING_PREFIX}20261129T000000Z-00000000.0123456789abcdef"
     unfinished.mkdir()
     (unfinished / "model.skops").write_bytes(b"half of a model")
+    (tmp_path / ".git").mkdir()  # `--out .` in a project: only unfinished versions go
     version = save_version(tmp_path, make_result())
-    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([LOCK_FILE, version])
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([".git", LOCK_FILE, version])
 
 
 def test_a_version_folder_renamed_is_refused_by_name(three_versions: tuple[Path, list[str]]) -> None:

@@ -53,6 +53,7 @@ def test_overrides_win_over_the_environment() -> None:
         ({"TRUSTED_AFTER_APPROVED": "-1"}, "TRUSTED_AFTER_APPROVED must be 0"),
         ({"ALLOWED_REDIRECT_HOSTS": "news.example:8080"}, "ALLOWED_REDIRECT_HOSTS must name hosts alone"),
         ({"ALLOWED_REDIRECT_HOSTS": "https://news.example"}, "without scheme, port or path"),
+        ({"ALLOWED_REDIRECT_HOSTS": "[::1]:8080"}, "without scheme, port or path"),
         ({"HONEYPOT_FIELD": "email"}, "HONEYPOT_FIELD must not name a field of the comment form: 'email'"),
         ({"HONEYPOT_FIELD": "redirect"}, "HONEYPOT_FIELD must not name a field"),
         ({"WEBHOOK_URL": "ftp://news.example/hook"}, "WEBHOOK_URL must be an http:// or https:// URL"),

@@ -35,6 +35,11 @@ def test_only_allowed_hosts(candidates: list[str | None], expected: str | None) 
     assert safe_target(candidates, ALLOWED) == expected
 
 
+def test_an_ipv6_host_is_allowed_as_written_in_a_url() -> None:
+    assert safe_target(["http://[::1]:8080/a"], ["[::1]"]) == "http://[::1]:8080/a"
+    assert safe_target(["http://[::1]:8080/a"], ["::1"]) == "http://[::1]:8080/a"
+
+
 NOTICE = "comment_status=awaiting-moderation&comment_id=41"
 
 
