@@ -233,13 +233,16 @@ def score_command(model_dir: Path, version: str | None, file: str) -> None:
 
     # Bytes, decoded line by line, so that a bad byte is reported with its line.
     with click.open_file(file, "rb") as lines:
-        for where, row in json_lines(lines, STDIN_NAME if file == "-" else file):
-            if not isinstance(row.get("text"), str):
-                raise DataError(f"{where}: expected an object with a string 'text'")
-            batch.append(row)
-            if len(batch) >= SCORE_BATCH:
-                flush()
-    flush()
+        try:
+            for where, row in json_lines(lines, STDIN_NAME if file == "-" else file):
+                if not isinstance(row.get("text"), str):
+                    raise DataError(f"{where}: expected an object with a string 'text'")
+                batch.append(row)
+                if len(batch) >= SCORE_BATCH:
+                    flush()
+        finally:
+            # The lines before a bad one are answered, one for each, before it stops the run.
+            flush()
 
 
 @click.group("models")

@@ -107,8 +107,10 @@ def test_score_without_a_model(tmp_path: Path) -> None:
     ids=["no-text", "blank-line", "blank-last-line", "not-json", "not-utf8"],
 )
 def test_score_rejects_bad_lines(model_dir: Path, stdin: str | bytes, message: str) -> None:
-    code, _, stderr = run("score", "--model", str(model_dir), input=stdin)
+    code, stdout, stderr = run("score", "--model", str(model_dir), input=stdin)
     assert code == 1 and f"Error: {message}" in stderr
+    # The good line before the bad one is answered.
+    assert len(stdout.splitlines()) == 1 and "spam" in json.loads(stdout)
 
 
 def test_score_errors_name_the_file(model_dir: Path, tmp_path: Path) -> None:
