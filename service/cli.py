@@ -7,6 +7,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import click
+import redis
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import ModelError
@@ -22,13 +24,23 @@ CLI_ACTOR = "cli"
 
 
 class _Commands(click.Group):
-    """Reports configuration and model problems as one clear line, not a traceback."""
+    """Reports configuration, model, database, Redis and file problems as one clear
+    line, not a traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except (ConfigError, ModelError) as exc:
             raise click.ClickException(str(exc)) from None
+        except DBAPIError as exc:
+            raise click.ClickException(
+                f"the database failed: {exc.orig}. Is it running, and migrated (`moderation migrate`)?"
+            ) from None
+        except redis.RedisError as exc:
+            raise click.ClickException(f"Redis failed: {exc}. Is it running (REDIS_URL)?") from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
 
 
 def _sessions(settings: Settings | None = None) -> sessionmaker[Session]:
@@ -101,6 +113,8 @@ def revoke_tokens_command(name: str) -> None:
     """Revoke every token of moderator NAME."""
     from service.auth import moderator_name, revoke_tokens
 
+    if not moderator_name(name):
+        raise click.BadParameter("a moderator name is required", param_hint="NAME")
     sessions = _sessions()
     with sessions() as session:
         count = revoke_tokens(session, name)
@@ -299,8 +313,17 @@ def shadow_report_command(version: str | None) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", envvar="PORT", default=8000, show_default=True, help="Port (or PORT).")
-@click.option("--web-workers", envvar="WEB_CONCURRENCY", default=2, show_default=True)
-@click.option("--workers", "queue_workers", default=1, show_default=True, help="Classification workers.")
+@click.option(
+    "--web-workers", envvar="WEB_CONCURRENCY", default=2, show_default=True, type=click.IntRange(min=1)
+)
+@click.option(
+    "--workers",
+    "queue_workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Classification workers.",
+)
 def run(host: str, port: int, web_workers: int, queue_workers: int) -> None:
     """Run web (gunicorn) and worker together on this machine, set up on first use."""
     from service.local_stack import run_local_stack

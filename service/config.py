@@ -8,6 +8,7 @@ what it does; nothing else in the project reads ``os.environ`` for configuration
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -15,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from service.errors import ConfigError
 from service.flood import parse_limits
@@ -286,7 +290,23 @@ def load_settings(
     return settings
 
 
+_ENVIRONMENTS = ("development", "production")
+_DATABASES = ("sqlite", "postgresql")
+
+
 def _check(settings: Settings) -> None:
+    if settings.environment not in _ENVIRONMENTS:
+        # A mistyped "production" must not fall back to a generated key and a SQLite file.
+        raise ConfigError(f"MODERATION_ENV must be development or production, not {settings.environment!r}")
+    if settings.log_level.upper() not in logging.getLevelNamesMapping():
+        raise ConfigError(f"LOG_LEVEL must be a level such as INFO or DEBUG, not {settings.log_level!r}")
+    if settings.database_url:
+        try:
+            backend = make_url(settings.database_url).get_backend_name()
+        except ArgumentError:
+            backend = None
+        if backend not in _DATABASES:
+            raise ConfigError("DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL")
     review, reject = settings.review_threshold, settings.reject_threshold
     for name, value in (("MODERATION_REVIEW_THRESHOLD", review), ("MODERATION_REJECT_THRESHOLD", reject)):
         if value is not None and not 0 < value <= 1:

@@ -97,6 +97,40 @@ def test_create_token_refuses_an_empty_name(env: dict[str, str]) -> None:
     assert result.exit_code == 2 and "moderator name" in result.output
 
 
+def test_revoke_tokens_refuses_an_empty_name(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(main, ["revoke-tokens", "  "], env=env)
+    assert result.exit_code == 2 and "a moderator name is required" in result.output
+
+
+def test_an_unmigrated_or_unreachable_database_is_one_clear_line(env: dict[str, str], tmp_path: Path) -> None:
+    runner = CliRunner()
+    unmigrated = runner.invoke(main, ["create-token", "alice"], env=env)
+    assert unmigrated.exit_code == 1
+    assert unmigrated.output.startswith("Error: the database failed: no such table")
+    assert "moderation migrate" in unmigrated.output
+    down = {**env, "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/none"}
+    unreachable = runner.invoke(main, ["revoke-tokens", "alice"], env=down)
+    assert unreachable.exit_code == 1 and unreachable.output.startswith("Error: the database failed:")
+
+
+def test_redis_down_and_a_path_that_cannot_be_written_are_one_clear_line(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["migrate"], env=env).exit_code == 0
+    down = runner.invoke(main, ["sweep"], env={**env, "REDIS_URL": "redis://127.0.0.1:9/0"})
+    assert down.exit_code == 1 and down.output.startswith("Error: Redis failed:")
+    missing = tmp_path / "no" / "such" / "labels.jsonl"
+    result = runner.invoke(main, ["export-labels", "--out", str(missing)], env=env)
+    assert result.exit_code == 1 and result.output.startswith(f"Error: {missing}: No such file or directory")
+
+
+def test_run_refuses_zero_processes() -> None:
+    for option in ("--web-workers", "--workers"):
+        result = CliRunner().invoke(main, ["run", option, "0"])
+        assert result.exit_code == 2 and "0 is not in the range x>=1" in result.output
+
+
 def test_missing_production_secret_is_one_clear_line(env: dict[str, str]) -> None:
     result = CliRunner().invoke(main, ["migrate"], env={**env, "MODERATION_ENV": "production"})
     assert result.exit_code == 1
