@@ -148,12 +148,12 @@ def worker(burst: bool, processes: int | None) -> None:
 @main.command()
 def sweep() -> None:
     """Queue again, once, every comment stuck in `received`."""
-    from service.queueing import ClassifyQueue, connect_redis, redis_url
+    from service.queueing import ClassifyQueue, connect_redis, scoped_redis_url
     from worker.sweeper import sweep as sweep_stuck
 
     settings = load_settings()
-    queue = ClassifyQueue.from_settings(connect_redis(redis_url(settings), settings.redis_timeout), settings)
-    with _sessions(settings)() as session:
+    with scoped_redis_url(settings) as url, _sessions(settings)() as session:
+        queue = ClassifyQueue.from_settings(connect_redis(url, settings.redis_timeout), settings)
         click.echo(f"queued {sweep_stuck(session, queue, settings.sweep_grace)} comment(s) again")
 
 
@@ -165,26 +165,25 @@ def retrain(now: bool) -> None:
 
     from rq import Queue
 
-    from service.queueing import connect_redis, redis_url
+    from service.queueing import connect_redis, scoped_redis_url
     from service.retraining import request_retrain, retrain_job_id, run_view
     from service.statuses import Trigger
 
     settings = load_settings()
-    queue = Queue(
-        settings.retrain_queue, connection=connect_redis(redis_url(settings), settings.redis_timeout)
-    )
     sessions = _sessions(settings)
-    with sessions() as session:
-        run = request_retrain(session, queue, Trigger.CLI)
-    if now:
-        from worker.context import build_context, install_context
-        from worker.training import retrain_model
-
-        queue.remove(retrain_job_id(queue, run.id))
-        install_context(build_context(settings))
-        retrain_model(run.id)
+    with scoped_redis_url(settings) as url:
+        queue = Queue(settings.retrain_queue, connection=connect_redis(url, settings.redis_timeout))
         with sessions() as session:
-            run = session.get_one(type(run), run.id)
+            run = request_retrain(session, queue, Trigger.CLI)
+        if now:
+            from worker.context import build_context, install_context
+            from worker.training import retrain_model
+
+            queue.remove(retrain_job_id(queue, run.id))
+            install_context(build_context(settings))
+            retrain_model(run.id)
+            with sessions() as session:
+                run = session.get_one(type(run), run.id)
     click.echo(json.dumps(run_view(run), indent=2))
 
 

@@ -1,7 +1,8 @@
 """``moderation run``: the whole service on one machine with the embedded defaults.
 
 It prepares the install, starts the embedded Redis server when ``REDIS_URL`` is
-unset, then runs gunicorn and the workers as child processes until interrupted.
+unset, then runs gunicorn and the workers as child processes until interrupted, and
+shuts the embedded server down again if it started it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import click
 
 from service.bootstrap import prepare
 from service.config import Settings
-from service.embedded_redis import ensure_embedded_redis, is_running, stop_embedded_redis
+from service.queueing import scoped_redis_url
 
 POLL_SECONDS = 0.5
 STOP_TIMEOUT_SECONDS = 15
@@ -56,13 +57,19 @@ def run_local_stack(
     """Run web and workers until Ctrl-C, SIGTERM, or one of them exits."""
     for line in prepare(settings):
         click.echo(line)
-    env = dict(os.environ)
-    owns_redis = False
-    if not settings.redis_url:
-        owns_redis = not is_running(settings.data_dir)
-        env["REDIS_URL"] = ensure_embedded_redis(settings.data_dir)
-        click.echo(f"embedded Redis at {env['REDIS_URL']}")
-    children = _children(host, port, web_workers, queue_workers, env)
+    with scoped_redis_url(settings) as url:
+        env = {**os.environ, "REDIS_URL": url}
+        if not settings.redis_url:
+            click.echo(f"embedded Redis at {url}")
+        children = _run_children(_children(host, port, web_workers, queue_workers, env), host, port)
+    if any(child.returncode not in (0, -signal.SIGTERM) for child in children):
+        sys.exit(1)
+
+
+def _run_children(
+    children: list[subprocess.Popen[bytes]], host: str, port: int
+) -> list[subprocess.Popen[bytes]]:
+    """Wait until Ctrl-C, SIGTERM, SIGHUP or a child's exit, then stop them all; return them."""
     click.echo(f"post comments to http://{host}:{port}/v1/comments (Ctrl-C stops)")
 
     def interrupted(_signum: int, _frame: FrameType | None) -> None:
@@ -79,8 +86,9 @@ def run_local_stack(
     except KeyboardInterrupt:
         click.echo("stopping")
     finally:
+        # A second Ctrl-C must not cut the stopping short: the children, and then the
+        # embedded Redis, would be left running.
+        for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(stop_signal, signal.SIG_IGN)
         _stop(children)
-        if owns_redis:
-            stop_embedded_redis(settings.data_dir)
-    if any(child.returncode not in (0, -signal.SIGTERM) for child in children):
-        sys.exit(1)
+    return children

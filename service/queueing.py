@@ -15,7 +15,8 @@ model). Neither the inbox nor a job holds any text, and never an email address.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import redis
@@ -24,7 +25,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from service.config import Settings
-from service.embedded_redis import ensure_embedded_redis
+from service.embedded_redis import ensure_embedded_redis, is_running, stop_embedded_redis
 
 DRAIN_JOB = "worker.jobs.classify_waiting"
 # Seconds between retries of a failing job; the last interval repeats for later tries.
@@ -61,6 +62,22 @@ _PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.
 def redis_url(settings: Settings) -> str:
     """The configured Redis URL, starting the embedded server when none is configured."""
     return settings.redis_url or ensure_embedded_redis(settings.data_dir)
+
+
+@contextmanager
+def scoped_redis_url(settings: Settings) -> Iterator[str]:
+    """``redis_url`` for the length of the block: an embedded server the block started is
+    shut down at its end (it keeps its data on disk for the next start)."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    started = not is_running(settings.data_dir)
+    url = ensure_embedded_redis(settings.data_dir)
+    try:
+        yield url
+    finally:
+        if started:
+            stop_embedded_redis(settings.data_dir)
 
 
 def connect_redis(url: str, timeout: float | None = None) -> redis.Redis:

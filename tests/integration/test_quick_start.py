@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,8 +46,11 @@ def embedded_env(tmp_path: Path) -> dict[str, str]:
 
 
 @contextmanager
-def _run_command(env: dict[str, str], log: Path, stop_signal: signal.Signals) -> Iterator[str]:
-    """``scripts/run`` started as the README says, once it answers; stopped with ``stop_signal``."""
+def _run_command(
+    env: dict[str, str], log: Path, stop_signal: signal.Signals, times: int = 1
+) -> Iterator[str]:
+    """``scripts/run`` started as the README says, once it answers; stopped with ``stop_signal``
+    (sent ``times`` times, a moment apart, as an impatient Ctrl-C does)."""
     with log.open("wb") as output:
         process = subprocess.Popen(
             [str(ROOT / "scripts" / "run")], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
@@ -61,7 +65,10 @@ def _run_command(env: dict[str, str], log: Path, stop_signal: signal.Signals) ->
             assert process.poll() is None, log.read_text()
             yield base
         finally:
-            process.send_signal(stop_signal)
+            for sent in range(times):
+                if sent:
+                    time.sleep(0.3)
+                process.send_signal(stop_signal)
             process.wait(60)
     assert "stopping" in log.read_text()
 
@@ -80,6 +87,13 @@ def test_closing_the_terminal_stops_web_workers_and_the_embedded_redis(
     with _run_command(embedded_env, tmp_path / "run.log", signal.SIGHUP) as base:
         pass
     assert not _answers(f"{base}/healthz")  # the port is free again
+    assert not is_running(Path(embedded_env["MODERATION_DATA_DIR"]))
+
+
+def test_a_second_ctrl_c_still_stops_the_embedded_redis(embedded_env: dict[str, str], tmp_path: Path) -> None:
+    with _run_command(embedded_env, tmp_path / "run.log", signal.SIGINT, times=2) as base:
+        pass
+    assert not _answers(f"{base}/healthz")
     assert not is_running(Path(embedded_env["MODERATION_DATA_DIR"]))
 
 

@@ -9,10 +9,11 @@ import pytest
 import redis
 
 from service.config import load_settings
-from service.embedded_redis import ensure_embedded_redis, socket_url, stop_embedded_redis
+from service.embedded_redis import ensure_embedded_redis, is_running, socket_url, stop_embedded_redis
 from service.errors import ConfigError
 from service.keyfile import KEY_FILE_NAME, load_keys
 from service.privacy import decrypt_email, encrypt_email
+from service.queueing import scoped_redis_url
 
 
 @pytest.fixture
@@ -35,6 +36,20 @@ def test_embedded_redis_starts_once_and_stops(data_dir: Path) -> None:
         stop_embedded_redis(data_dir)
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+
+
+def test_a_command_stops_the_embedded_server_it_started_and_no_other(data_dir: Path) -> None:
+    settings = load_settings({}, {"data_dir": data_dir, "redis_url": ""})
+    with scoped_redis_url(settings) as url:
+        assert redis.Redis.from_url(url).ping()
+    assert not is_running(data_dir)  # `moderation sweep` leaves no server behind
+    ensure_embedded_redis(data_dir)  # one that `moderation run` started
+    try:
+        with scoped_redis_url(settings):
+            pass
+        assert is_running(data_dir)
+    finally:
+        stop_embedded_redis(data_dir)
 
 
 def test_app_without_redis_url_starts_the_embedded_server(data_dir: Path) -> None:
