@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 import redis
@@ -12,6 +12,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import ModelError
+from models.cli import commands as model_cli_commands
+from models.cli import register_commands
 from service.config import Settings, load_settings
 from service.db import make_engine, make_session_factory, upgrade
 from service.errors import ConfigError
@@ -49,8 +51,27 @@ def _sessions(settings: Settings | None = None) -> sessionmaker[Session]:
 
 
 @click.group(cls=_Commands)
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Comment moderation service."""
+    name = ctx.invoked_subcommand
+    command = next((command for command in model_cli_commands if command.name == name), None)
+    if name is not None and command is not None:
+        # The classifier's commands know nothing of the service's settings; here their
+        # model folder defaults to the one the service uses (MODEL_DIR, else the data
+        # folder's models/), as `init` and the workers do.
+        try:
+            folder = str(load_settings().models)
+        except ConfigError:
+            return  # then they ask for --model, as they do on their own
+        ctx.default_map = {name: _model_dir_default(command, folder)}
+
+
+def _model_dir_default(command: click.Command, folder: str) -> dict[str, Any]:
+    """``command``'s default map giving every ``--model``/``--out`` folder (its subcommands' too)."""
+    if isinstance(command, click.Group):
+        return {name: _model_dir_default(sub, folder) for name, sub in command.commands.items()}
+    return {"model_dir": folder}
 
 
 @main.command()
@@ -332,10 +353,4 @@ def run(host: str, port: int, web_workers: int, queue_workers: int) -> None:
     )
 
 
-def _add_model_commands() -> None:
-    from models.cli import register_commands
-
-    register_commands(main)
-
-
-_add_model_commands()
+register_commands(main)

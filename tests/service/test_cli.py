@@ -34,6 +34,19 @@ def test_init_prepares_a_fresh_install_and_is_repeatable(env: dict[str, str], tm
     assert (tmp_path / "data" / "secret.key").exists()
 
 
+def test_model_commands_default_to_the_service_model_folder(env: dict[str, str], tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"], env=env).exit_code == 0
+    (version,) = [path.name for path in (tmp_path / "data" / "models").iterdir() if path.name[0].isdigit()]
+    listed = runner.invoke(main, ["models", "list"], env=env)
+    assert listed.exit_code == 0 and f"* {version}" in listed.output
+    scored = runner.invoke(main, ["score"], input='{"text": "Nice photos."}\n', env=env)
+    assert scored.exit_code == 0 and json.loads(scored.output)["model_version"] == version
+    # Where the settings cannot be read, the option is asked for, as on its own.
+    production = runner.invoke(main, ["models", "list"], env={**env, "MODERATION_ENV": "production"})
+    assert production.exit_code == 2 and "Missing option '--model'" in production.output
+
+
 def test_init_replaces_an_active_model_this_code_cannot_load(env: dict[str, str], tmp_path: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(main, ["init"], env=env).exit_code == 0
