@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterable
 from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
 
+from service.validation import web_address
+
 NOTICE_PARAMETER = "comment_status"
 NOTICE_VALUE = "awaiting-moderation"
 _NOTICE_KEYS = frozenset({NOTICE_PARAMETER, "comment_id"})
@@ -15,17 +17,6 @@ _NOTICE_KEYS = frozenset({NOTICE_PARAMETER, "comment_id"})
 _READ_DIFFERENTLY = re.compile(r"[\\\x00-\x20\x7f]")
 
 
-def _on_allowed_host(target: str, allowed: set[str]) -> bool:
-    try:
-        parts = urlsplit(target)
-        parts.port  # noqa: B018 - read for its ValueError: a port that is no number, or out of range
-    except ValueError:
-        # Not a URL a browser could follow ("http://[", a port of "x"): the caller, the
-        # commenter's own form, must not fail on it after the comment is stored.
-        return False
-    return parts.scheme in {"http", "https"} and (parts.hostname or "") in allowed
-
-
 def safe_target(candidates: Iterable[str | None], allowed_hosts: Iterable[str]) -> str | None:
     """The first candidate URL on an allowed host over http(s), or None (no open redirects);
     a candidate that is not a valid URL is passed over."""
@@ -33,7 +24,12 @@ def safe_target(candidates: Iterable[str | None], allowed_hosts: Iterable[str]) 
     allowed = {host.lower().removeprefix("[").removesuffix("]") for host in allowed_hosts}
     for candidate in candidates:
         target = (candidate or "").strip()
-        if target and not _READ_DIFFERENTLY.search(target) and _on_allowed_host(target, allowed):
+        if not target or _READ_DIFFERENTLY.search(target):
+            continue
+        # A candidate that is no URL a browser could follow ("http://[", a port of "x") is
+        # passed over: the commenter's form must not fail on it after the comment is stored.
+        parts = web_address(target)
+        if parts is not None and parts.hostname in allowed:
             return target
     return None
 

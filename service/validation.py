@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -199,13 +199,16 @@ def email_address(raw: Any) -> str:
         raise FieldError(f"is not a valid email address ({exc})", str(exc)) from None
 
 
-def _is_web_address(value: str) -> bool:
+def web_address(value: str) -> SplitResult | None:
+    """The parts of ``value`` when it is an http(s) URL with a host that a browser could
+    follow, else None (never ``ValueError``)."""
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - read for its ValueError: "javascript:alert(1)" read as host and port
     except ValueError:  # "http://[::1", a host NFKC turns into other characters
-        return False
-    return parts.scheme.lower() in {"http", "https"} and bool(parts.hostname) and " " not in value
+        return None
+    # urlsplit gives the scheme in lower case.
+    return parts if parts.scheme in {"http", "https"} and parts.hostname else None
 
 
 def _url(raw: Any) -> str | None:
@@ -214,7 +217,7 @@ def _url(raw: Any) -> str | None:
     value = _text(raw, max_chars=URL_MAX_CHARS)
     if "://" not in value:
         value = f"http://{value}"
-    if not _is_web_address(value):
+    if web_address(value) is None or " " in value:
         raise FieldError(
             "must be a web address starting with http:// or https://",
             "Enter a web address starting with http:// or https://, or leave this empty.",
