@@ -115,14 +115,16 @@ class Decided(NamedTuple):
 
 
 class _ShadowScores(NamedTuple):
-    """The shadow model and its scores of a batch, in the batch's order."""
+    """The shadow model and its score of each comment of a batch, by id."""
 
     model: Classifier
-    scores: list[Score]
+    scores: dict[int, Score]
 
 
-def _shadow_scores(context: WorkerContext, texts: Sequence[CommentText]) -> _ShadowScores | None:
-    """The shadow model's scores of ``texts``, or None without a shadow model.
+def _shadow_scores(
+    context: WorkerContext, comment_ids: Sequence[int], texts: Sequence[CommentText]
+) -> _ShadowScores | None:
+    """The shadow model's scores of ``texts`` (of ``comment_ids``), or None without a shadow model.
 
     The shadow model only reports; a failure of it is logged and costs its rows, never
     the live verdicts stored beside them.
@@ -131,7 +133,8 @@ def _shadow_scores(context: WorkerContext, texts: Sequence[CommentText]) -> _Sha
         shadow = context.models.shadow()
         if shadow is None:
             return None
-        return _ShadowScores(shadow, shadow.score(texts, reasons=False))
+        scores = shadow.score(texts, reasons=False)
+        return _ShadowScores(shadow, dict(zip(comment_ids, scores, strict=True)))
     except JobTimeoutException:
         raise
     except Exception:  # whatever the failure: see the docstring
@@ -140,15 +143,14 @@ def _shadow_scores(context: WorkerContext, texts: Sequence[CommentText]) -> _Sha
 
 
 def _shadow_rows(
-    context: WorkerContext, shadow: _ShadowScores | None, decided: Sequence[tuple[int, Decided]]
+    context: WorkerContext, shadow: _ShadowScores | None, decided: Sequence[Decided]
 ) -> list[ShadowVerdict]:
-    """What the shadow model would have decided for each newly decided comment, given
-    with its place in the batch the shadow model scored."""
+    """What the shadow model would have decided for each newly decided comment."""
     if shadow is None:
         return []
     rows = []
-    for position, row in decided:
-        score = shadow.scores[position]
+    for row in decided:
+        score = shadow.scores[row.comment_id]
         routing = route(
             context.policy,
             {"spam": score.spam, "abuse": score.abuse},
@@ -179,7 +181,7 @@ def classify_comments(context: WorkerContext, comment_ids: Sequence[int]) -> dic
         texts = [CommentText(c.body, author=c.name, url=c.url or "") for c in comments]
         model = context.models.active()
         # Before the first write: on SQLite that takes the write lock every intake waits on.
-        shadow = _shadow_scores(context, texts)
+        shadow = _shadow_scores(context, [c.id for c in comments], texts)
         trusted = trusted_digests(session, {c.email_digest for c in comments}, context.policy.trusted_after)
         verdicts: dict[int, VerdictRecord] = {}
         for comment, score in zip(comments, model.score(texts), strict=True):
@@ -203,21 +205,18 @@ def classify_comments(context: WorkerContext, comment_ids: Sequence[int]) -> dic
         if context.settings.webhooks:
             record_events(session, [(i, event_for(verdicts[i].outcome)) for i in sorted(moved)])
         decided = [
-            (
-                position,
-                Decided(
-                    comment.id,
-                    verdicts[comment.id].outcome,
-                    comment.email_digest in trusted,
-                    comment.seconds_to_submit,
-                ),
+            Decided(
+                comment.id,
+                verdicts[comment.id].outcome,
+                comment.email_digest in trusted,
+                comment.seconds_to_submit,
             )
-            for position, comment in enumerate(comments)
+            for comment in comments
             if comment.id in moved
         ]
         session.add_all(_shadow_rows(context, shadow, decided))
         session.commit()
-        return {row.comment_id: row.outcome for _position, row in decided}
+        return {row.comment_id: row.outcome for row in decided}
 
 
 def _assigned_ids(context: WorkerContext, job: Job | None, given: Sequence[int]) -> list[int]:
