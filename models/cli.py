@@ -38,10 +38,15 @@ def _user_errors(command: F) -> F:
         except ModelError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:  # a full disk, a folder where a file should be, no permission
-            where = f"{exc.filename}: " if exc.filename else ""
-            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
+            raise file_error(exc) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def file_error(exc: OSError) -> click.ClickException:
+    """The one-line error a command shows for a file it could not read or write."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return click.ClickException(f"{where}{exc.strerror or exc}")
 
 
 def _model_dir_option(*names: str, help: str) -> Callable[[F], F]:

@@ -127,10 +127,14 @@ def _history(model_dir: Path) -> list[str]:
     return path.read_text(encoding="utf-8").split() if path.is_file() else []
 
 
-def _verified(root: Path, version: str) -> dict[str, Any]:
-    """Run every check of loading ``version`` but the deserialization; its metadata."""
-    metadata = verify_artifact(version_path(root, version))
-    _check_name(root, version, metadata)
+def verify_version(model_dir: str | Path, version: str) -> dict[str, Any]:
+    """Run every check loading ``version`` runs, without deserializing it; its metadata.
+
+    Raises:
+        ModelNotFoundError, ModelIntegrityError, ModelVersionError.
+    """
+    metadata = verify_artifact(version_path(model_dir, version))
+    _check_name(Path(model_dir), version, metadata)
     return metadata
 
 
@@ -146,7 +150,7 @@ def _check_name(root: Path, version: str, metadata: dict[str, Any]) -> None:
 def _activate(root: Path, version: str) -> None:
     """Make ``version`` active; the caller holds the lock."""
     # Under the lock, so a version removed by another process meanwhile cannot become active.
-    _verified(root, version)
+    verify_version(root, version)
     current = active_version(root)
     if current != version:
         if current is not None:
@@ -202,7 +206,7 @@ def rollback(model_dir: str | Path) -> str:
         while history:
             candidate = history.pop()
             if candidate != current and candidate in versions:
-                _verified(root, candidate)
+                verify_version(root, candidate)
                 _write_atomically(root / HISTORY_FILE, "".join(f"{v}\n" for v in history))
                 _write_atomically(root / ACTIVE_FILE, candidate + "\n")
                 _leave_shadow_mode(root, candidate)
@@ -276,15 +280,6 @@ def clear_shadow(model_dir: str | Path) -> None:
     if root.is_dir():
         with _locked(root):
             (root / SHADOW_FILE).unlink(missing_ok=True)
-
-
-def verify_version(model_dir: str | Path, version: str) -> dict[str, Any]:
-    """Run every check loading ``version`` runs, without deserializing it; its metadata.
-
-    Raises:
-        ModelNotFoundError, ModelIntegrityError, ModelVersionError.
-    """
-    return _verified(Path(model_dir), version)
 
 
 def version_metadata(model_dir: str | Path, version: str) -> dict[str, Any]:

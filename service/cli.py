@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models import ModelError
 from models.cli import commands as model_cli_commands
-from models.cli import register_commands
+from models.cli import file_error, register_commands
 from service.config import Settings, load_settings
 from service.db import make_engine, make_session_factory, upgrade
 from service.errors import ConfigError
@@ -41,8 +41,7 @@ class _Commands(click.Group):
         except redis.RedisError as exc:
             raise click.ClickException(f"Redis failed: {exc}. Is it running (REDIS_URL)?") from None
         except OSError as exc:
-            where = f"{exc.filename}: " if exc.filename else ""
-            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
+            raise file_error(exc) from None
 
 
 def _sessions(settings: Settings | None = None) -> sessionmaker[Session]:
