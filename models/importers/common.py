@@ -18,8 +18,19 @@ from models.examples import PLAIN_CSV, CsvDialect, Example, csv_records
 _TAG = re.compile(r"<[^>]*>")
 _ANCHOR = re.compile(r"<a\b[^>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
 _LINE_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_SPACES = re.compile(r"[ \t]{2,}")
 # For corpora whose texts hold unbalanced `"` (see the sms and olid modules).
 UNQUOTED_TSV = CsvDialect(delimiter="\t", quoting=csv.QUOTE_NONE)
+
+
+def without_placeholders(text: str, placeholders: re.Pattern[str]) -> str:
+    """``text`` with a corpus's anonymization markers removed and the spaces they leave joined.
+
+    Such markers (OLID's `@USER`, the SMS collection's `<#>`) stand where the corpus's
+    makers cut something out: no commenter types them, and where they sit on one side of
+    the labels only, a model would learn the corpus's editing instead of its language.
+    """
+    return _SPACES.sub(" ", placeholders.sub(" ", text)).strip()
 
 
 def corpus_files(path: Path, pattern: str) -> list[Path]:

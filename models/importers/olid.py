@@ -17,17 +17,16 @@ import re
 from pathlib import Path
 
 from models.examples import Example
-from models.importers.common import UNQUOTED_TSV, AbuseTable, read_abuse_table
+from models.importers.common import UNQUOTED_TSV, AbuseTable, read_abuse_table, without_placeholders
 
 NAME = "olid"
 FOLDER = "olid-offenseval2019"
 _PLACEHOLDERS = re.compile(r"@USER\b|\bURL\b")
-_SPACES = re.compile(r"[ \t]{2,}")
 
 
 def clean_tweet(text: str) -> str:
     """Remove the corpus's `@USER` and `URL` placeholders, and decode HTML escapes."""
-    return html.unescape(_SPACES.sub(" ", _PLACEHOLDERS.sub(" ", text))).strip()
+    return html.unescape(without_placeholders(text, _PLACEHOLDERS))
 
 
 TABLE = AbuseTable(

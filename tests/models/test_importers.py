@@ -22,8 +22,13 @@ YOUTUBE_B = (
     "COMMENT_ID,AUTHOR,DATE,CONTENT,CLASS\n"
     'id3,Bob,2015-01-01T00:00:00,"skip to <a href=""http://www.youtube.com/watch?v=x&amp;t=1m"">1:00</a>",0\n'
 )
-# No newline after the last line, and an unbalanced quote in a message.
-SMS = 'ham\tOk lar... "joking wif u\nspam\tFREE entry! Text WIN to 80086 &lt;#&gt; now\nham\tSee you at 5'
+# No newline after the last line, an unbalanced quote in a message, entities, and the
+# NUS corpus's markers for what it cut out.
+SMS = (
+    'ham\tOk lar... "joking wif u\nspam\tFREE entry! Text WIN &amp; call &lt;80086&gt; now\n'
+    "ham\tRef  &lt;#&gt;  for Rs. &lt;DECIMAL&gt; at &lt;TIME&gt;, see &lt;URL&gt;\n"
+    "ham\t&lt;#&gt;\nham\tSee you at 5"
+)
 # CRLF line endings; triple-quoted, Python-escaped comments; escaped twice; UTF-8 bytes as escapes.
 KAGGLE = (
     "Insult,Date,Comment\r\n"
@@ -83,11 +88,12 @@ def test_youtube_reads_a_single_file(corpora: Path) -> None:
     assert len(examples) == 1 and examples[0].source == "youtube:Beta"
 
 
-def test_sms_reads_unquoted_tsv_without_final_newline(corpora: Path) -> None:
+def test_sms_reads_unquoted_tsv_without_final_newline_or_placeholders(corpora: Path) -> None:
     examples = load(f"sms:{corpora / 'sms-spam-collection'}")
     assert [(e.text, e.spam, e.abuse) for e in examples] == [
         ('Ok lar... "joking wif u', 0, None),
-        ("FREE entry! Text WIN to 80086 <#> now", 1, None),
+        ("FREE entry! Text WIN & call <80086> now", 1, None),
+        ("Ref for Rs. at , see", 0, None),
         ("See you at 5", 0, None),
     ]
 
@@ -138,7 +144,7 @@ def test_davidson_maps_hate_and_offensive_to_abuse(corpora: Path) -> None:
 
 def test_load_all_finds_every_corpus(corpora: Path) -> None:
     assert set(find_corpora(corpora)) == set(IMPORTERS)
-    assert len(load_all(corpora)) == 3 + 3 + 3 + 2 + 3
+    assert len(load_all(corpora)) == 3 + 4 + 3 + 2 + 3
 
 
 def test_load_all_without_corpora_says_what_it_looked_for(tmp_path: Path) -> None:
