@@ -19,7 +19,7 @@ from werkzeug.routing import BaseConverter, IntegerConverter, Map
 
 from service.app import get_session, services
 from service.auth import authenticate
-from service.errors import ForbiddenError, ValidationError
+from service.errors import ForbiddenError, QueueUnavailableError, ValidationError
 from service.http_errors import FORM_TYPES, is_form_post
 from service.personal_data import erase_personal_data, export_personal_data, reveal_email
 from service.presenters import audit_view, moderator_view, page_view, public_view, receipt_view
@@ -346,11 +346,14 @@ def record_decision(
     if services().settings.webhooks:
         record_events(session, [(comment_id, event_for(action.status))])
     session.commit()
+    # The decision is stored, and answering an error would say otherwise.
     try:
         maybe_request_retrain(session, services().retrain_queue, services().settings.retrain_after_labels)
+    except QueueUnavailableError as exc:
+        # The run is recorded; the next decision queues it.
+        logger.warning("decision on comment %s stored; %s", comment_id, exc)
     except Exception:
-        # The decision is stored, and answering 500 would say otherwise; the next
-        # decision counts the labels again.
+        # The next decision counts the labels again.
         session.rollback()
         logger.exception("decision on comment %s stored; requesting a retraining run failed", comment_id)
 

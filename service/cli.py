@@ -16,7 +16,7 @@ from models.cli import commands as model_cli_commands
 from models.cli import file_error, register_commands
 from service.config import Settings, load_settings
 from service.db import make_engine, make_session_factory, upgrade
-from service.errors import ConfigError
+from service.errors import ConfigError, ServiceError
 
 if TYPE_CHECKING:
     from service.privacy import KeyRing
@@ -32,7 +32,7 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except (ConfigError, ModelError) as exc:
+        except (ServiceError, ModelError) as exc:
             raise click.ClickException(str(exc)) from None
         except DBAPIError as exc:
             raise click.ClickException(

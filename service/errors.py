@@ -44,3 +44,10 @@ class ForbiddenError(ServiceError):
 
     status = 403
     code = "forbidden"
+
+
+class QueueUnavailableError(ServiceError):
+    """The job queue (Redis) could not be reached to queue work that was recorded."""
+
+    status = 503
+    code = "queue_unavailable"

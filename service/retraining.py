@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import Example
+from service.errors import QueueUnavailableError
 from service.privacy import ERASED_EMAIL
 from service.queueing import job_is_pending
 from service.statuses import RunStatus, Trigger
@@ -127,8 +128,10 @@ def request_retrain(session: Session, queue: Queue, trigger: Trigger) -> Trainin
     """Record a run and queue it; a run already queued or running is returned instead.
 
     A ``running`` run whose worker died is marked failed first, and a new run takes
-    its place. The run is committed before it is queued (a worker must find it). If
-    Redis is unreachable the run stays ``queued`` and the next request queues it again.
+    its place. The run is committed before it is queued (a worker must find it).
+
+    Raises ``QueueUnavailableError`` when Redis is unreachable: the run stays
+    ``queued``, no worker will take it, and the next request queues it again.
     """
     run = _open_run(session, queue) or _new_run(session, trigger)
     job_id = retrain_job_id(queue, run.id)
@@ -146,7 +149,10 @@ def request_retrain(session: Session, queue: Queue, trigger: Trigger) -> Trainin
                 failure_ttl=7 * 86_400,
             )
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            logger.warning("retraining run %s recorded; queue unreachable (%s)", run.id, exc)
+            raise QueueUnavailableError(
+                f"retraining run {run.id} is recorded but not queued: the job queue (Redis) is "
+                f"unreachable ({exc}); ask again once it is back"
+            ) from exc
     return run
 
 
@@ -160,8 +166,13 @@ def labels_since_last_run(session: Session) -> int:
 
 
 def maybe_request_retrain(session: Session, queue: Queue, every: int) -> TrainingRun | None:
-    """Queue a run once ``every`` new labels have arrived (0 turns this off)."""
-    if every <= 0 or labels_since_last_run(session) < every:
+    """Queue a run once ``every`` new labels have arrived (0: never for that reason), and
+    queue again a run left ``queued`` without a job (Redis was down, or restarted empty).
+
+    Raises ``QueueUnavailableError`` as ``request_retrain`` does.
+    """
+    due = every > 0 and labels_since_last_run(session) >= every
+    if not due and session.scalar(_OPEN_RUN.where(TrainingRun.status == RunStatus.QUEUED)) is None:
         return None
     return request_retrain(session, queue, Trigger.LABELS)
 

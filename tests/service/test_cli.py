@@ -133,6 +133,9 @@ def test_redis_down_and_a_path_that_cannot_be_written_are_one_clear_line(
     assert runner.invoke(main, ["migrate"], env=env).exit_code == 0
     down = runner.invoke(main, ["sweep"], env={**env, "REDIS_URL": "redis://127.0.0.1:9/0"})
     assert down.exit_code == 1 and down.output.startswith("Error: Redis failed:")
+    not_queued = runner.invoke(main, ["retrain"], env={**env, "REDIS_URL": "redis://127.0.0.1:9/0"})
+    assert not_queued.exit_code == 1
+    assert not_queued.output.startswith("Error: retraining run 1 is recorded but not queued")
     missing = tmp_path / "no" / "such" / "labels.jsonl"
     result = runner.invoke(main, ["export-labels", "--out", str(missing)], env=env)
     assert result.exit_code == 1 and result.output.startswith(f"Error: {missing}: No such file or directory")

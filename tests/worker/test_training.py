@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from rq import Queue
 from rq.job import Job, JobStatus
@@ -20,7 +22,8 @@ from sqlalchemy.orm import Session
 from models import active_version
 from models.registry import set_shadow
 from service import retraining
-from service.app import Services
+from service.app import EXTENSION, Services
+from service.queueing import connect_redis
 from service.retraining import (
     RETRAIN_TIMEOUT_SECONDS,
     STALE_RUN_SECONDS,
@@ -116,6 +119,32 @@ def test_api_triggers_and_reports_runs(client: FlaskClient, moderator_headers: d
     for run_id in (str(2**63), "\u0661"):
         assert client.get(f"/v1/models/runs/{run_id}", headers=moderator_headers).status_code == 404
     assert client.post("/v1/models/retrain").status_code == 401
+
+
+def test_a_run_redis_cannot_take_is_an_error_and_the_next_decision_queues_it(
+    app: Flask,
+    client: FlaskClient,
+    services: Services,
+    moderator_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    down = connect_redis("redis://127.0.0.1:9/0", timeout=1.0)
+    monkeypatch.setitem(
+        app.extensions,
+        EXTENSION,
+        replace(services, retrain_queue=Queue(services.retrain_queue.name, connection=down)),
+    )
+    refused = client.post("/v1/models/retrain", headers=moderator_headers)
+    assert refused.status_code == 503 and refused.get_json()["error"] == "queue_unavailable"
+    assert refused.get_json()["message"].startswith("retraining run 1 is recorded but not queued")
+    # A decision is stored and answered while the run still cannot be queued.
+    _decide(client, moderator_headers, "nice article", {"action": "approve"})
+    assert services.retrain_queue.job_ids == []
+    app.extensions[EXTENSION] = services
+    _decide(client, moderator_headers, "another nice article", {"action": "approve"})
+    assert services.retrain_queue.job_ids == [retrain_job_id(services.retrain_queue, 1)]
+    with services.sessions() as session:
+        assert session.scalars(select(TrainingRun.id)).all() == [1]
 
 
 def test_retrain_job_trains_gates_and_workers_pick_up_the_new_version(
