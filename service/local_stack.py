@@ -7,11 +7,13 @@ shuts the embedded server down again if it started it.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from types import FrameType
 
 import click
@@ -22,6 +24,24 @@ from service.queueing import scoped_redis_url
 
 POLL_SECONDS = 0.5
 STOP_TIMEOUT_SECONDS = 15
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _stopped_with_parent() -> Callable[[], None] | None:
+    """What a child runs before it starts, on Linux: be sent SIGTERM when this process
+    dies. No handler sees a SIGKILL, and without this the children would go on holding
+    the port and the queue; elsewhere, nothing."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def arrange() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the call above took effect
+            os._exit(1)
+
+    return arrange
 
 
 def _children(
@@ -36,7 +56,8 @@ def _children(
     ]  # fmt: skip
     # One worker command forks the workers after loading the model, so they share it.
     work = [sys.executable, "-m", "service", "worker", "--processes", str(queue_workers)]
-    return [subprocess.Popen(web, env=env), subprocess.Popen(work, env=env)]
+    arrange = _stopped_with_parent()
+    return [subprocess.Popen(command, env=env, preexec_fn=arrange) for command in (web, work)]
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:

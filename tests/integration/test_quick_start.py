@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from service.embedded_redis import is_running
+from service.embedded_redis import is_running, stop_embedded_redis
 from tests.integration.processes import free_port, wait_for
 
 pytestmark = [pytest.mark.slow]
@@ -95,6 +95,52 @@ def test_a_second_ctrl_c_still_stops_the_embedded_redis(embedded_env: dict[str, 
         pass
     assert not _answers(f"{base}/healthz")
     assert not is_running(Path(embedded_env["MODERATION_DATA_DIR"]))
+
+
+def _status(stat: Path) -> list[str]:
+    """A /proc stat file's fields after the command name (which may hold spaces): state, parent, ..."""
+    return stat.read_text().rpartition(")")[2].split()
+
+
+def _descendants(pid: int) -> set[int]:
+    """The processes below ``pid``, read off /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(_status(stat)[1])
+        except OSError:
+            continue  # gone meanwhile
+    found = {pid}
+    while grown := {child for child, parent in parents.items() if parent in found} - found:
+        found |= grown
+    return found - {pid}
+
+
+def _running(pid: int) -> bool:
+    try:
+        # A zombie has exited; only its new parent has not collected it yet.
+        return _status(Path(f"/proc/{pid}/stat"))[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_killing_the_run_command_stops_web_and_workers(embedded_env: dict[str, str], tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen([str(ROOT / "scripts" / "run")], cwd=ROOT, env=embedded_env, stdout=output)
+        base = f"http://127.0.0.1:{embedded_env['PORT']}"
+        try:
+            wait_for(lambda: _answers(f"{base}/healthz") or process.poll() is not None, 300, "the service")
+            children = _descendants(process.pid)
+            assert len(children) >= 4, log.read_text()  # two masters, a web worker and a queue worker
+        finally:
+            process.kill()  # no handler sees this, so no stopping runs
+            process.wait(10)
+    try:
+        wait_for(lambda: not any(map(_running, children)), 60, "the orphaned children to stop")
+        assert not _answers(f"{base}/healthz")
+    finally:
+        stop_embedded_redis(Path(embedded_env["MODERATION_DATA_DIR"]))
 
 
 def test_run_command_serves_and_classifies_a_form_post(
