@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from flask import Flask, current_app, g
@@ -16,7 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.config import Settings, load_settings
 from service.db import make_engine, make_session_factory
-from service.errors import ConfigError
+from service.errors import ConfigError, ServiceError
 from service.flood import FloodControl
 from service.intake import Intake
 from service.keyfile import load_checked_keys, load_keys
@@ -41,6 +41,8 @@ class Services:
     flood: FloodControl
     queue: ClassifyQueue
     retrain_queue: Queue
+    keys_checked: bool = True
+    """False while the key has not been checked against the database, which was down at start."""
 
     def close(self) -> None:
         """Close the database pool and the Redis connections (tests and tools that build many apps)."""
@@ -52,13 +54,15 @@ def build_services(settings: Settings) -> Services:
     """Open the edges (database engine, Redis client, key ring) that ``settings`` name;
     a key other than the one the stored emails were encrypted with is refused."""
     engine = make_engine(settings.database)
+    keys_checked = True
     try:
         keys = load_checked_keys(settings, engine)  # before Redis: a refused key must start nothing
     except OperationalError as exc:
         # A database that is down must not keep the app from starting and saying so on
-        # /healthz; `prepare`, which every start command runs first, checks the key strictly.
+        # /healthz; the check runs before each request until the database answers.
         logger.warning("could not check the secret key against the database: %s", exc.orig)
         keys = load_keys(settings)
+        keys_checked = False
     except ConfigError:
         engine.dispose()
         raise
@@ -73,6 +77,7 @@ def build_services(settings: Settings) -> Services:
         flood=flood,
         queue=ClassifyQueue.from_settings(connection, settings),
         retrain_queue=Queue(settings.retrain_queue, connection=connection),
+        keys_checked=keys_checked,
     )
 
 
@@ -94,6 +99,23 @@ def get_session() -> Session:
     return cast(Session, g.db_session)
 
 
+def _check_keys_late() -> None:
+    """The start-up check of the secret key, before each request until the database
+    answers it (it was down at start). A key that cannot read the stored emails refuses
+    every request, as it would have refused the start: nothing is written with it."""
+    current = services()
+    if current.keys_checked:
+        return
+    try:
+        load_checked_keys(current.settings, current.engine)
+    except OperationalError:
+        return  # still down: the request meets that itself
+    except ConfigError:
+        logger.exception("refusing requests")
+        raise ServiceError("the server is misconfigured; the error was logged") from None
+    current_app.extensions[EXTENSION] = replace(current, keys_checked=True)
+
+
 def _close_session(_error: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:
@@ -112,7 +134,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if settings.trusted_proxies:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
-    app.extensions[EXTENSION] = build_services(settings)
+    app.extensions[EXTENSION] = built = build_services(settings)
+    if not built.keys_checked:
+        app.before_request(_check_keys_late)
     app.teardown_appcontext(_close_session)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from service import create_app
 from service.cli import main
@@ -111,6 +111,39 @@ def test_the_app_refuses_to_start_with_another_key(settings_overrides: dict[str,
     app.extensions["moderation"].close()
     with pytest.raises(ConfigError, match=REFUSED):
         create_app({**settings_overrides, "secret_key": generate_secret()})
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_key_unchecked_at_start_is_checked_once_the_database_answers(
+    settings_overrides: dict[str, Any], database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    form = {"name": "Ann", "email": "ann@example.com", "comment": "Hi", "thread": "/a/1"}
+    first = create_app(settings_overrides)
+    assert first.test_client().post("/v1/comments", json=form).status_code == 202
+    first.extensions["moderation"].close()
+    stored = Path(database_url.removeprefix("sqlite:///"))
+    # A folder where the database file should be: SQLite cannot open it, as a server that is down.
+    later = tmp_path / "later.db"
+    later.mkdir()
+    late = {**settings_overrides, "database_url": f"sqlite:///{later}"}
+    with caplog.at_level(logging.WARNING):
+        replaced = create_app({**late, "secret_key": generate_secret()}).test_client()
+        same = create_app(late).test_client()
+    assert "could not check the secret key" in caplog.text
+    assert replaced.post("/v1/comments", json=form).status_code == 503
+    later.rmdir()
+    assert not Path(f"{stored}-wal").exists()  # closed: every commit is in the file
+    stored.rename(later)
+    refused = replaced.post("/v1/comments", json=form)
+    assert refused.status_code == 500 and "misconfigured" in refused.get_json()["message"]
+    assert replaced.get("/healthz").status_code == 500
+    assert REFUSED in caplog.text
+    assert same.post("/v1/comments", json=form).status_code == 202
+    assert same.application.extensions["moderation"].keys_checked
+    with make_engine(f"sqlite:///{later}").connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(Comment)) == 2
+    for client in (replaced, same):
+        client.application.extensions["moderation"].close()
 
 
 def test_init_refuses_a_replaced_key_file(tmp_path: Path) -> None:
