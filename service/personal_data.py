@@ -4,7 +4,8 @@ These are the privacy tools a blog platform gives a site owner for a commenter's
 request. Comments are found by the keyed digest of the address, so a search decrypts
 nothing. An erasure anonymises, as those platforms do: the name becomes "Anonymous",
 and the email (ciphertext and digest), the website, the verdict reasons that quote the
-name or website and the moderators' notes are removed. The text stays, so the threads
+name or website, the time taken to post (in the comment and in the reason it was held
+for) and the moderators' notes are removed. The text stays, so the threads
 it belongs to still read. Each export and erasure is an audit event of each comment it
 touched, naming who did it, and nothing about whom.
 
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session, selectinload
 from models import without_author
 from service.presenters import audit_view
 from service.privacy import ERASED_EMAIL, KeyRing, email_digest, readable_email
+from service.reasons import without_timing
 from service.review import audit_trail, get_comment
 from service.tables import AuditEvent, Comment, FloodCounter, Verdict, utcnow
 from service.transitions import add_audit_event
@@ -138,6 +140,9 @@ def erase_personal_data(
         .values(note=None)
         .execution_options(synchronize_session=False)
     )
+    for event in session.scalars(select(AuditEvent).where(AuditEvent.comment_id.in_(erased))):
+        if event.reason and (kept := without_timing(event.reason)) != event.reason:
+            event.reason = kept
     for comment_id in erased:
         add_audit_event(session, comment_id, ERASED_ACTION, actor, from_status=None, to_status=None)
     if notify:

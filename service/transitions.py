@@ -17,6 +17,7 @@ from models import without_author
 from service.driver_sql import DriverStatement
 from service.errors import NotFoundError
 from service.privacy import ERASED_EMAIL
+from service.reasons import without_timing
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, Label, ModeratorToken, Verdict, utcnow
 
@@ -131,7 +132,8 @@ def record_verdicts(session: Session, verdicts: Mapping[int, VerdictRecord]) -> 
     finally:
         cursor.close()
     if moved:
-        # Erased since the worker read it: the reasons may quote the name it read. The row
+        # Erased since the worker read it: the reasons may quote the name it read, and the
+        # policy's the time it took to post. The row
         # is this transaction's now, so no erasure can come between this and the insert.
         erased = set(
             connection.scalars(
@@ -166,7 +168,11 @@ def record_verdicts(session: Session, verdicts: Mapping[int, VerdictRecord]) -> 
                     "actor": f"model:{verdicts[comment_id].model_version}",
                     "from_status": CommentStatus.RECEIVED,
                     "to_status": verdicts[comment_id].outcome,
-                    "reason": verdicts[comment_id].why[:255],
+                    "reason": (
+                        without_timing(verdicts[comment_id].why)
+                        if comment_id in erased
+                        else verdicts[comment_id].why
+                    )[:255],
                     "note": None,
                     "created_at": now,
                 }

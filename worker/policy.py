@@ -7,10 +7,10 @@ where recall does); configured thresholds, when set, override them for every hea
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from service.reasons import posted_too_fast
 from service.statuses import CommentStatus
 
 # For a head whose model records no thresholds: its own decision boundary, and no
@@ -75,10 +75,8 @@ def route(
                 f"{head} {score:.2f} at or above reject threshold {limits[head][1]:.2f}",
             )
     if seconds_to_submit is not None and seconds_to_submit < policy.min_seconds_to_submit:
-        shown = math.floor(seconds_to_submit * 10) / 10  # 2.96 reads 2.9, never "3.0 ... under 3"
         return Routing(
-            CommentStatus.FLAGGED,
-            f"posted {shown:.1f} s after its form was shown, under {policy.min_seconds_to_submit:g} s",
+            CommentStatus.FLAGGED, posted_too_fast(seconds_to_submit, policy.min_seconds_to_submit)
         )
     for head, score in sorted(present.items(), key=lambda item: -item[1]):
         if score >= limits[head][0]:

@@ -15,6 +15,7 @@ from service.app import Services
 from service.auth import create_token
 from service.cli import main
 from service.personal_data import ERASED_ACTION, ERASED_NAME, EXPORTED_ACTION, erase_personal_data
+from service.reasons import posted_too_fast
 from service.retraining import export_labels
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, ModeratorToken, Verdict
@@ -29,6 +30,9 @@ ANN = {
     "url": "https://ann.example",
 }
 BOB = {"name": "Bob Other", "email": "bob@example.org", "thread": "/a/1"}
+# What the policy says of a comment posted too fast: how fast is the commenter's, and goes with an erasure.
+TOO_FAST = posted_too_fast(1.26, 3.0)
+WITHOUT_TIMING = "posted under 3 s after its form was shown"
 REASONS = [
     '"casino" +2.1 toward spam',
     'author name "ann" +0.4 toward spam',
@@ -53,7 +57,7 @@ def _post(client: FlaskClient, who: dict[str, str], text: str, **more: Any) -> i
 
 
 def _approve(services: Services, comment_id: int) -> None:
-    verdict = VerdictRecord(0.9, 0.01, list(REASONS), "test-model", CommentStatus.FLAGGED, "test")
+    verdict = VerdictRecord(0.9, 0.01, list(REASONS), "test-model", CommentStatus.FLAGGED, TOO_FAST)
     with services.sessions() as session:
         assert record_verdicts(session, {comment_id: verdict}) == [comment_id]
         moderator = session.scalars(select(ModeratorToken)).first()
@@ -130,8 +134,9 @@ def test_erasure_anonymises_the_comments_of_the_address_and_nothing_else(
             select(Verdict.reasons).where(Verdict.comment_id == posted["ann_first"])
         ).one()
         assert reasons == [REASONS[0], REASONS[3]]
-        notes = session.scalars(select(AuditEvent.note).where(AuditEvent.comment_id == posted["ann_first"]))
-        assert set(notes) == {None}
+        trail = session.scalars(select(AuditEvent).where(AuditEvent.comment_id == posted["ann_first"])).all()
+        assert {event.note for event in trail} == {None}
+        assert trail[0].action == "classified" and trail[0].reason == WITHOUT_TIMING
         events = session.scalars(select(AuditEvent).where(AuditEvent.action == ERASED_ACTION)).all()
         assert sorted(event.comment_id for event in events) == [posted["ann_first"], posted["ann_reply"]]
         assert {event.actor for event in events} == {"moderator:Mod Erator"}
@@ -148,6 +153,20 @@ def test_erasure_anonymises_the_comments_of_the_address_and_nothing_else(
     assert [(item["name"], item["avatar"], item["url"]) for item in public] == [(ERASED_NAME, None, None)]
     again = client.post("/v1/privacy/erase", json={"email": ANN["email"]}, headers=moderator_headers)
     assert again.get_json() == {"erased": []}
+
+
+def test_a_verdict_on_a_comment_erased_since_the_worker_read_it_is_recorded_without_personal_data(
+    client: FlaskClient, services: Services, moderator_headers: dict[str, str]
+) -> None:
+    comment_id = _post(client, ANN, "Ann's comment.", seconds_to_submit=1.26)
+    client.post("/v1/privacy/erase", json={"email": ANN["email"]}, headers=moderator_headers)
+    verdict = VerdictRecord(0.1, 0.01, list(REASONS), "test-model", CommentStatus.FLAGGED, TOO_FAST)
+    with services.sessions() as session:
+        assert record_verdicts(session, {comment_id: verdict}) == [comment_id]
+        session.commit()
+        assert session.scalars(select(Verdict.reasons)).one() == [REASONS[0], REASONS[3]]
+        classified = select(AuditEvent.reason).where(AuditEvent.action == "classified")
+        assert session.scalars(classified).one() == WITHOUT_TIMING
 
 
 def test_reveal_returns_the_email_and_audits_who_asked(
