@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
+from urllib.parse import quote
 
 from flask import Blueprint, Flask, Request, flash, g, redirect, render_template, request, url_for
 from flask import session as browser_session
@@ -259,5 +260,8 @@ def reveal(comment_id: int) -> Any:
         flash(f"Comment {comment_id}: {exc}.", "problem")
         return redirect(url_for("pages.queue"))
     get_session().commit()
-    page = render_template("moderate_email.html", comment_id=comment_id, email=email)
+    # Percent-encoded, as RFC 6068 asks: an address may hold `?`, `&` or `%`, which a mail
+    # program would read as the start of headers (`?bcc=...`) or as an escape.
+    mailto = f"mailto:{quote(email, safe='@')}" if email else None
+    page = render_template("moderate_email.html", comment_id=comment_id, email=email, mailto=mailto)
     return page, 200, {"Cache-Control": "no-store"}

@@ -188,6 +188,23 @@ def test_the_session_cookie_is_kept_from_scripts_and_other_sites(
     assert "Set-Cookie" not in client.get("/v1/threads/%2Fa%2F1/comments").headers
 
 
+def test_a_revealed_address_is_a_mailto_link_to_that_address_only(
+    client: FlaskClient, services: Services
+) -> None:
+    crafted = "a?bcc=spy%40evil.example&x=@example.com"
+    posted = client.post("/v1/comments", json={**FORM, "email": crafted, "comment": "Hello."})
+    assert posted.status_code == 202
+    comment_id = int(posted.get_json()["id"])
+    _route(services, comment_id, CommentStatus.FLAGGED)
+    _sign_in(client, _token(services))
+    response = client.post(
+        f"/moderate/comments/{comment_id}/reveal-email", data={"csrf_token": _csrf(client, "/moderate/")}
+    )
+    page = response.get_data(as_text=True)
+    assert 'href="mailto:a%3Fbcc%3Dspy%2540evil.example%26x%3D@example.com"' in page
+    assert "a?bcc=spy%40evil.example&amp;x=@example.com</a>" in page
+
+
 def test_the_pages_refuse_to_be_framed(client: FlaskClient) -> None:
     response = client.get("/moderate/sign-in")
     assert response.headers["X-Frame-Options"] == "DENY"
