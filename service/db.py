@@ -38,19 +38,24 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get WAL mode and their folder created."""
+    """An engine for ``url``; SQLite files get WAL mode and their folder created.
+
+    Its errors leave out the statement's values: they are logged, and the values hold
+    what the logs must not (email digests, comment text, moderators' notes). PostgreSQL's
+    own message still quotes a row that breaks a constraint, which no request should do.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         # No ping per checkout: it costs a round trip on every request. A connection the
         # server dropped fails one statement and is discarded (through SQLAlchemy, with all
         # connections of its age; the intake, on the bare cursor, discards just that one),
         # and recycling bounds how long an idle connection is trusted.
-        return create_engine(url, pool_recycle=POOL_RECYCLE_SECONDS)
+        return create_engine(url, pool_recycle=POOL_RECYCLE_SECONDS, hide_parameters=True)
     connect_args: dict[str, Any] = {"check_same_thread": False}
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         connect_args["factory"] = connection_class(f"{parsed.database}.writer-lock")
-    engine = create_engine(url, connect_args=connect_args)
+    engine = create_engine(url, connect_args=connect_args, hide_parameters=True)
     event.listen(engine, "connect", _tune_sqlite)
     return engine
 
