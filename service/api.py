@@ -10,7 +10,18 @@ from functools import wraps
 from typing import IO, Any, TypeVar, cast
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Flask, Request, Response, g, jsonify, redirect, render_template, request
+from flask import (
+    Blueprint,
+    Flask,
+    Request,
+    Response,
+    g,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+)
 from flask.blueprints import BlueprintSetupState
 from werkzeug.datastructures import FileStorage, Headers, MultiDict
 from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
@@ -212,7 +223,10 @@ def moderator_required(view: View) -> View:
     @wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         g.moderator = authenticate(get_session(), request.headers.get("Authorization"))
-        return view(*args, **kwargs)
+        response = make_response(view(*args, **kwargs))
+        # Answers to moderators carry personal data: kept by no cache, the browser's own included.
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     return guarded  # type: ignore[return-value]
 
@@ -371,8 +385,7 @@ def reveal_comment_email(comment_id: int) -> Any:
     session = get_session()
     email = reveal_email(session, services().keys, comment_id, _actor(), note)
     session.commit()
-    # Kept by no cache, the browser's own included.
-    return {"id": comment_id, "email": email}, 200, {"Cache-Control": "no-store"}
+    return {"id": comment_id, "email": email}
 
 
 def _commenter_email() -> str:

@@ -99,10 +99,13 @@ def _check_csrf() -> None:
 
 
 @bp.after_request
-def _refuse_framing(response: Response) -> Response:
+def _private_page(response: Response) -> Response:
     # Pages whose buttons decide must not be shown inside another page (clickjacking).
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    # They show commenters' names and comments (and, once asked, an email): kept by no
+    # cache, the browser's own included, so Back after signing out shows nothing.
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 
@@ -263,5 +266,4 @@ def reveal(comment_id: int) -> Any:
     # Percent-encoded, as RFC 6068 asks: an address may hold `?`, `&` or `%`, which a mail
     # program would read as the start of headers (`?bcc=...`) or as an escape.
     mailto = f"mailto:{quote(email, safe='@')}" if email else None
-    page = render_template("moderate_email.html", comment_id=comment_id, email=email, mailto=mailto)
-    return page, 200, {"Cache-Control": "no-store"}
+    return render_template("moderate_email.html", comment_id=comment_id, email=email, mailto=mailto)

@@ -89,7 +89,9 @@ def test_the_queue_shows_flagged_comments_with_the_email_masked(
     client: FlaskClient, services: Services, flagged: int
 ) -> None:
     _sign_in(client, _token(services))
-    page = client.get("/moderate/").get_data(as_text=True)
+    queue = client.get("/moderate/")
+    assert queue.headers["Cache-Control"] == "no-store"  # Back after signing out shows nothing
+    page = queue.get_data(as_text=True)
     assert "Great casino bonus here." in page and "Still being classified." not in page
     assert "j***@example.com" in page and "jane.doe" not in page
     assert "&#34;casino&#34; +1.5 toward spam" in page and "spam 0.70" in page

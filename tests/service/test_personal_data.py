@@ -81,6 +81,7 @@ def posted(client: FlaskClient, services: Services, moderator_headers: dict[str,
 def _export(client: FlaskClient, headers: dict[str, str], email: str) -> Any:
     response = client.post("/v1/privacy/export", json={"email": email}, headers=headers)
     assert response.status_code == 200, response.get_json()
+    assert response.headers["Cache-Control"] == "no-store"
     return response.get_json()
 
 

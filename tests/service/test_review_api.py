@@ -64,7 +64,9 @@ def test_listing_puts_flagged_first_and_masks_email(
     _classify(services, flagged_low, 0.6, CommentStatus.FLAGGED)
     _classify(services, flagged_high, 0.8, CommentStatus.FLAGGED)
     received = _post(client)
-    body = client.get("/v1/comments", headers=moderator_headers).get_json()
+    listing = client.get("/v1/comments", headers=moderator_headers)
+    assert listing.headers["Cache-Control"] == "no-store"  # names and comments: no cache keeps them
+    body = listing.get_json()
     assert [item["id"] for item in body["items"]] == [flagged_high, flagged_low, approved, received]
     first = body["items"][0]
     assert first["email_masked"] == "j***@example.com" and first["email_unavailable"] is False
