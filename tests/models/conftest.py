@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -108,11 +109,22 @@ def make_result(tiny_examples: list[Example]) -> Callable[..., TrainingResult]:
     return make
 
 
+@pytest.fixture(scope="session")
+def tiny_registry(tmp_path_factory: pytest.TempPathFactory, tiny_examples: list[Example]) -> Path:
+    """One saved, active version of the tiny model (read-only: copy it, as ``model_dir`` does).
+
+    Saving is most of the cost: the version compresses its 45 MB of token vectors.
+    """
+    root = tmp_path_factory.mktemp("tiny-registry")
+    activate(root, save_version(root, train(tiny_examples)))
+    return root
+
+
 @pytest.fixture
-def model_dir(tmp_path: Path, make_result: Callable[..., TrainingResult]) -> Path:
-    """A model directory holding one saved, active version of the tiny model."""
+def model_dir(tmp_path: Path, tiny_registry: Path) -> Path:
+    """A model directory of the test's own holding one saved, active version of the tiny model."""
     root = tmp_path / "models"
-    activate(root, save_version(root, make_result()))
+    shutil.copytree(tiny_registry, root)
     return root
 
 

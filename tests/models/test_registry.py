@@ -14,6 +14,7 @@ import pytest
 from models.artifacts import STAGING_PREFIX
 from models.classifier import Classifier
 from models.errors import ModelIntegrityError, ModelNotFoundError
+from models.examples import Example
 from models.records import CommentText
 from models.registry import (
     ACTIVE_FILE,
@@ -32,15 +33,25 @@ from models.registry import (
     set_shadow,
     shadow_version,
 )
-from models.training import TrainingResult
+from models.training import TrainingResult, train
 from tests.flock import flock_is_free
 
 
-@pytest.fixture
-def three_versions(tmp_path: Path, make_result: Callable[..., TrainingResult]) -> tuple[Path, list[str]]:
-    result = make_result()
+@pytest.fixture(scope="module")
+def saved_three(
+    tmp_path_factory: pytest.TempPathFactory, tiny_examples: list[Example]
+) -> tuple[Path, list[str]]:
+    """Three versions, none active (read-only: ``three_versions`` gives each test a copy)."""
+    root = tmp_path_factory.mktemp("three-versions")
+    result = train(tiny_examples)
     # The same result saved three times: the version name gets a suffix each time.
-    versions = [save_version(tmp_path, result) for _ in range(3)]
+    return root, [save_version(root, result) for _ in range(3)]
+
+
+@pytest.fixture
+def three_versions(tmp_path: Path, saved_three: tuple[Path, list[str]]) -> tuple[Path, list[str]]:
+    template, versions = saved_three
+    shutil.copytree(template, tmp_path, dirs_exist_ok=True)
     return tmp_path, versions
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,20 @@ from models.training import train
 from worker.model_holder import ModelHolder
 
 
+@pytest.fixture(scope="module")
+def with_second_version(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The seed registry with a second version, not yet active (read-only: ``registry`` copies it)."""
+    root = tmp_path_factory.mktemp("registry") / "models"
+    shutil.copytree(model_dir, root)
+    return root, save_version(root, train(seed_examples(), seed=1))
+
+
 @pytest.fixture
-def registry(own_models: Path) -> tuple[Path, str]:
+def registry(with_second_version: tuple[Path, str], tmp_path: Path) -> tuple[Path, str]:
     """A copy of the seed registry, and a second version in it, not yet active."""
-    return own_models, save_version(own_models, train(seed_examples(), seed=1))
+    template, newer = with_second_version
+    shutil.copytree(template, tmp_path / "models")
+    return tmp_path / "models", newer
 
 
 def test_a_holder_follows_a_newly_activated_version(registry: tuple[Path, str]) -> None:
