@@ -285,7 +285,7 @@ def list_review_queue() -> Any:
     query = ListQuery(
         status=_choice(CommentStatus, "status", args["status"]) if args.get("status") else None,
         thread=_thread(args["thread"]) if args.get("thread") else None,
-        sort=_choice(Sort, "sort", args.get("sort", Sort.QUEUE.value)),
+        sort=_choice(Sort, "sort", args["sort"]) if args.get("sort") else Sort.QUEUE,
         page=_positive("page", args.get("page"), 1, MAX_PAGE) if "page" in args else None,
         cursor=args.get("cursor") or None,
         per_page=_positive("per_page", args.get("per_page"), 50, MAX_PER_PAGE, clamp=True),

@@ -92,6 +92,8 @@ def test_listing_filters_sorts_and_pages(
     assert [i["id"] for i in listed("status=flagged&sort=score")["items"]] == ids[::-1]
     assert [i["id"] for i in listed("thread=/a/2&sort=age")["items"]] == ids[0::2]
     assert listed("status=approved")["items"] == []
+    # Left empty, as a form leaves a field: the default, all statuses in queue order.
+    assert [i["id"] for i in listed("status=&sort=&thread=")["items"]] == ids[::-1]
     page = listed("sort=age&per_page=2&page=2")
     assert [i["id"] for i in page["items"]] == ids[2:4]
     assert (page["total"], page["next_page"]) == (5, 3)
