@@ -67,7 +67,7 @@ def build_services(settings: Settings) -> Services:
         engine.dispose()
         raise
     connection = connect_redis(redis_url(settings), timeout=settings.redis_timeout)
-    flood = FloodControl(keys, settings.comment_limit_per_address, settings.comment_limit_per_commenter)
+    flood = FloodControl.from_settings(keys, settings)
     return Services(
         settings=settings,
         keys=keys,

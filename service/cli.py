@@ -274,7 +274,7 @@ def erase_personal_data_command(email: str, yes: bool) -> None:
         if not yes:
             count = len(comments_by_email(session, keys, address))
             click.confirm(f"erase the personal data of {count} comment(s) of {address}?", abort=True)
-        flood = FloodControl(keys, settings.comment_limit_per_address, settings.comment_limit_per_commenter)
+        flood = FloodControl.from_settings(keys, settings)
         erased = erase_personal_data(
             session,
             keys,

@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from limits import RateLimitItem, parse_many
 from sqlalchemy import BigInteger, LargeBinary, bindparam, case, literal_column
@@ -34,6 +34,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from service.errors import ServiceError
 from service.privacy import KeyRing, canonical_email
 from service.tables import FloodCounter
+
+if TYPE_CHECKING:  # the config module reads its limits with this one's parse_limits
+    from service.config import Settings
 
 ADDRESS = "address"
 COMMENTER = "commenter"
@@ -122,6 +125,11 @@ class FloodControl:
             ADDRESS: _named(parse_limits(per_address)),
             COMMENTER: _named(parse_limits(per_commenter)),
         }
+
+    @classmethod
+    def from_settings(cls, keys: KeyRing, settings: Settings) -> FloodControl:
+        """Flood control with the configured limits per address and per commenter."""
+        return cls(keys, settings.comment_limit_per_address, settings.comment_limit_per_commenter)
 
     def windows(self, address: str | None, email: str | None) -> tuple[Window, ...]:
         """The windows of a post from client ``address`` and, when given, the commenter with
