@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from redis.client import PubSub
 from rq import Worker as RQWorker
 from sqlalchemy import select
 
@@ -113,13 +115,33 @@ def test_a_stopped_pool_frees_the_dispatcher_lease_at_once(
         workers = RQWorker.all(queue=queue)
         return bool(connection.exists(lease)) and all(worker.get_state() == "idle" for worker in workers)
 
+    # Redis reports what ends the lease: its holder deleting it, or its time running out.
+    previous = connection.config_get("notify-keyspace-events")["notify-keyspace-events"]
+    connection.config_set("notify-keyspace-events", "Kgx")
+    events = connection.pubsub(ignore_subscribe_messages=True)
     try:
-        wait_for(settled, 30, "idle workers, one holding the lease\n" + pool.output())
+        try:
+            wait_for(settled, 30, "idle workers, one holding the lease\n" + pool.output())
+            db = connection.connection_pool.connection_kwargs.get("db", 0)
+            events.subscribe(f"__keyspace@{db}__:{lease}")
+        finally:
+            pool.stop()
+        ending = _lease_ending(events)
     finally:
-        pool.stop()
-    # Renewed every half second for two, the lease would still be there had the worker
-    # holding it exited without releasing it.
-    assert not connection.exists(lease), pool.output()
+        events.close()
+        connection.config_set("notify-keyspace-events", previous)
+    assert ending == b"del", pool.output()
+    assert not connection.exists(lease)
+
+
+def _lease_ending(events: PubSub) -> bytes | None:
+    """The event that ended the lease (``del`` or ``expired``), of those received within 5 s."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        message = events.get_message(timeout=0.5)
+        if message is not None and message["data"] in (b"del", b"expired"):
+            return bytes(message["data"])
+    return None
 
 
 def test_workers_stop_by_themselves_when_the_pool_is_killed(

@@ -290,7 +290,17 @@ def test_the_sweeper_purges_the_counters_of_ended_windows_in_batches(
         _end_windows(app, count=1)  # the addresses' windows; the commenter posted 5
         services: Services = app.extensions["moderation"]
         with services.sessions() as session:
+            batches = 0
+            commit = session.commit
+
+            def counted() -> None:
+                nonlocal batches
+                batches += 1
+                commit()
+
+            monkeypatch.setattr(session, "commit", counted)
             assert purge_flood_counters(session) == 5
+            assert batches == 3  # two, two and one, each committed on its own
             assert purge_flood_counters(session) == 0
         (commenter,) = _counters(app)
         assert commenter.count == 5

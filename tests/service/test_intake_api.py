@@ -323,13 +323,15 @@ def test_reply_to_a_comment_in_the_same_thread(client: FlaskClient) -> None:
     assert reply.status_code == 202
 
 
-@pytest.mark.parametrize("thread", ["/a/1", "/other"])
+@pytest.mark.parametrize(
+    ("thread", "offset"), [("/elsewhere", 0), ("/a/1", 1000)], ids=["foreign", "missing"]
+)
 def test_reply_to_a_missing_or_foreign_parent_is_refused(
-    client: FlaskClient, services: Services, thread: str
+    client: FlaskClient, services: Services, thread: str, offset: int
 ) -> None:
-    parent = client.post("/v1/comments", json={**FORM, "thread": thread}).get_json()["id"]
-    missing: dict[str, Any] = {**FORM, "thread": "/elsewhere", "parent_id": parent}
-    response = client.post("/v1/comments", json=missing)
+    parent = client.post("/v1/comments", json={**FORM, "thread": "/a/1"}).get_json()["id"]
+    reply: dict[str, Any] = {**FORM, "thread": thread, "parent_id": parent + offset}
+    response = client.post("/v1/comments", json=reply)
     assert response.status_code == 422
     assert "parent_id" in response.get_json()["fields"]
     assert _count(services) == 1

@@ -181,6 +181,7 @@ def test_two_decisions_at_once_are_applied_one_after_the_other(
         other = threading.Thread(target=second_decision)
         other.start()
         other.join(timeout=0.5)
+        assert other.is_alive()  # held back by the first decision's row
         first.commit()
     other.join()
     audit = client.get(f"/v1/comments/{comment_id}", headers=moderator_headers).get_json()["audit"]
@@ -246,11 +247,20 @@ def test_a_second_decision_replaces_the_label(
 ) -> None:
     comment_id = _post(client)
     url = f"/v1/comments/{comment_id}/decision"
-    client.post(url, json={"action": "reject", "reason": "spam"}, headers=moderator_headers)
-    client.post(url, json={"action": "approve"}, headers=moderator_headers)
+
+    def labels() -> list[tuple[bool | None, bool | None]]:
+        with services.sessions() as session:
+            stored = session.scalars(select(Label).where(Label.comment_id == comment_id)).all()
+            return [(label.spam, label.abuse) for label in stored]
+
+    assert (
+        client.post(url, json={"action": "reject", "reason": "spam"}, headers=moderator_headers).status_code
+        == 200
+    )
+    assert labels() == [(True, None)]
+    assert client.post(url, json={"action": "approve"}, headers=moderator_headers).status_code == 200
+    assert labels() == [(False, False)]
     with services.sessions() as session:
-        labels = session.scalars(select(Label).where(Label.comment_id == comment_id)).all()
-        assert [(label.spam, label.abuse) for label in labels] == [(False, False)]
         comment = session.get(Comment, comment_id)
         assert comment is not None and comment.status is CommentStatus.APPROVED
 

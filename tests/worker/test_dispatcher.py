@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -23,6 +24,7 @@ from tests.integration.processes import free_port
 from worker import dispatcher
 from worker.context import WorkerContext
 from worker.dispatcher import dispatch, dispatch_all, start_dispatcher
+from worker.lease import Lease
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +62,11 @@ def test_a_redis_outage_leaves_entries_in_the_outbox(client: FlaskClient, servic
 
 
 def test_the_dispatcher_thread_feeds_the_queue_and_reports_an_outage_once(
-    client: FlaskClient, services: Services, context: WorkerContext, caplog: pytest.LogCaptureFixture
+    client: FlaskClient,
+    services: Services,
+    context: WorkerContext,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     stop = threading.Event()
     thread = start_dispatcher(context, stop)
@@ -71,12 +77,23 @@ def test_the_dispatcher_thread_feeds_the_queue_and_reports_an_outage_once(
     finally:
         stop.set()
         thread.join(5)
+    # Rounds fail fast and often: several fail while the test watches.
+    monkeypatch.setattr(dispatcher, "FAILURE_PAUSE_SECONDS", 0.01)
+    attempts = 0
+    hold = Lease.hold
+
+    def counted(lease: Lease) -> bool:
+        nonlocal attempts
+        attempts += 1
+        return hold(lease)
+
+    monkeypatch.setattr(Lease, "hold", counted)
     stop = threading.Event()
     caplog.set_level(logging.WARNING, logger="worker.dispatcher")
     thread = start_dispatcher(replace(context, queue=_unreachable_queue()), stop)
     try:
         stranded = client.post("/v1/comments", json=FORM).get_json()["id"]
-        time.sleep(0.5)
+        _wait(lambda: attempts >= 5)
     finally:
         stop.set()
         thread.join(5)
@@ -112,29 +129,35 @@ def test_ids_pushed_by_a_round_whose_job_was_not_enqueued_still_get_a_job(
     assert _inbox(services) == [comment_id, comment_id] and not failures
 
 
+class _Rounds(threading.Event):
+    """A stop event whose waits return at once and are recorded: the loop's pauses without
+    the time they take. After ``then_at`` waits it calls ``then``; three later it is set."""
+
+    def __init__(self, then_at: int, then: Callable[[], object]) -> None:
+        super().__init__()
+        self.waits: list[float | None] = []
+        self._then_at, self._then = then_at, then
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        if len(self.waits) == self._then_at:
+            self._then()
+        if len(self.waits) >= self._then_at + 3:
+            self.set()
+        return self.is_set()
+
+
 def test_an_idle_dispatcher_polls_less_and_still_picks_up_the_next_comment(
-    client: FlaskClient, services: Services, context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient, services: Services, context: WorkerContext
 ) -> None:
-    rounds = 0
-
-    def counted(session: Session, queue: ClassifyQueue, limit: int = dispatcher.BATCH) -> int:
-        nonlocal rounds
-        rounds += 1
-        return dispatch(session, queue, limit)
-
-    monkeypatch.setattr(dispatcher, "dispatch", counted)
-    stop = threading.Event()
+    posted: list[int] = []
+    rounds = _Rounds(6, lambda: posted.append(client.post("/v1/comments", json=FORM).get_json()["id"]))
     busy = replace(context.settings, dispatch_interval=0.02)
-    thread = start_dispatcher(replace(context, settings=busy), stop)
-    try:
-        time.sleep(1.0)
-        # At the busy interval a second would take about fifty rounds; backing off, about a dozen.
-        assert rounds < 25
-        comment_id = client.post("/v1/comments", json=FORM).get_json()["id"]
-        _wait(lambda: _inbox(services) == [comment_id])
-    finally:
-        stop.set()
-        thread.join(5)
+    start_dispatcher(replace(context, settings=busy), rounds).join(10)
+    # Idle, the pause doubles up to its cap; a round that moves a comment waits out the
+    # pause it had, and the next starts over from the busy interval.
+    assert rounds.waits == pytest.approx([0.02, 0.04, 0.08, 0.1, 0.1, 0.1, 0.1, 0.02, 0.04])
+    assert _inbox(services) == posted
 
 
 def test_one_worker_dispatches_and_another_takes_over_when_it_stops(
