@@ -209,8 +209,8 @@ class Settings:
     )
     webhook_timeout: float = _env(
         "WEBHOOK_TIMEOUT_SECONDS",
-        "How long the site's endpoint may take to answer before the post counts as failed and is "
-        "tried again later.",
+        "How long the site's endpoint may take to answer, from connecting to the answer's last byte, "
+        "before the post counts as failed and is tried again later.",
         5.0,
     )
     log_level: str = _env("LOG_LEVEL", "Logging level of web and worker.", "INFO")

@@ -75,10 +75,40 @@ class WebhookSender:
             credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
             self._headers["authorization"] = "Basic " + base64.b64encode(credentials).decode()
         self._key = parse_secret(secret)
+        self._timeout = timeout
         self._http = urllib3.PoolManager(num_pools=1, timeout=urllib3.Timeout(total=timeout), retries=False)
+        self._unanswered: threading.Thread | None = None
 
     def post(self, message_id: str, body: str, at: datetime) -> Attempt:
-        """Post ``body`` as message ``message_id``, signed at ``at``."""
+        """Post ``body`` as message ``message_id``, signed at ``at``, and wait at most the
+        timeout for the whole answer.
+
+        The connection's timeout bounds each read only, so an endpoint sending its answer a
+        little at a time would hold the sender past its lease, and another worker would send
+        the same events. The post runs in a thread of its own, left behind when its time is
+        up; until it ends, no other post starts, so a stalled endpoint holds one thread at most.
+        """
+        if self._unanswered is not None and self._unanswered.is_alive():
+            return Attempt(f"an earlier post is still waiting for its answer from {self.host}", reached=False)
+        done: list[Attempt | Exception] = []
+
+        def attempt() -> None:
+            try:
+                done.append(self._post(message_id, body, at))
+            except Exception as exc:  # noqa: BLE001 - raised again below, where the caller counts it
+                done.append(exc)
+
+        poster = threading.Thread(target=attempt, name="webhook-post", daemon=True)
+        poster.start()
+        poster.join(self._timeout)
+        if done:
+            if isinstance(done[0], Exception):
+                raise done[0]
+            return done[0]
+        self._unanswered = poster
+        return Attempt(f"no whole answer within {self._timeout:g} s", reached=False)
+
+    def _post(self, message_id: str, body: str, at: datetime) -> Attempt:
         headers = {**self._headers, **signed_headers(self._key, message_id, at, body)}
         response = None
         try:

@@ -281,6 +281,62 @@ def test_an_answer_cut_off_while_read_has_its_connection_closed(monkeypatch: pyt
     assert closed == [True]
 
 
+class _DrippingEndpoint(ThreadingHTTPServer):
+    """Answers its first post a byte every tenth of a second, each byte well within a read
+    timeout, the whole far beyond it, until ``stop`` is set; answers later posts at once."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.posts = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                server.posts += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "100")
+                self.end_headers()
+                if server.posts > 1:
+                    self.wfile.write(b"x" * 100)
+                    return
+                for _ in range(100):
+                    if server.stop.wait(0.1):
+                        break
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                self.close_connection = True
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def test_an_answer_that_drips_in_is_given_up_at_the_timeout_and_holds_one_thread_at_most() -> None:
+    endpoint = _DrippingEndpoint()
+    sender = WebhookSender(f"http://127.0.0.1:{endpoint.server_address[1]}/hooks", SECRET, 0.5)
+    try:
+        assert sender.post("msg_1", "{}", utcnow()) == webhooks.Attempt(
+            "no whole answer within 0.5 s", reached=False
+        )
+        # The first post still waits for its answer: the next is not sent beside it.
+        waiting = sender.post("msg_2", "{}", utcnow())
+        assert waiting.error is not None and "still waiting" in waiting.error and endpoint.posts == 1
+        endpoint.stop.set()
+        assert sender._unanswered is not None
+        sender._unanswered.join(5)
+        assert sender.post("msg_2", "{}", utcnow()) == webhooks.Attempt()
+    finally:
+        endpoint.stop.set()
+        sender.close()
+        endpoint.shutdown()
+        endpoint.server_close()
+
+
 def test_a_user_and_password_in_the_url_are_sent_as_basic_authentication(site: Site) -> None:
     site.decide(site.post(), {"action": "approve"})
     with_credentials = site.endpoint.url.replace("http://", "http://hooks:s%C3%A9cret@")
