@@ -19,7 +19,7 @@ from service.db import make_engine, make_session_factory
 from service.errors import ConfigError, ServiceError
 from service.flood import FloodControl
 from service.intake import Intake
-from service.keyfile import load_checked_keys, load_keys
+from service.keyfile import check_keys, load_checked_keys, load_keys
 from service.privacy import KeyRing
 from service.queueing import ClassifyQueue, connect_redis, redis_url
 
@@ -107,7 +107,7 @@ def _check_keys_late() -> None:
     if current.keys_checked:
         return
     try:
-        load_checked_keys(current.settings, current.engine)
+        check_keys(current.keys, current.settings, current.engine)
     except OperationalError:
         return  # still down: the request meets that itself
     except ConfigError:

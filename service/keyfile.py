@@ -95,6 +95,14 @@ def load_checked_keys(settings: Settings, engine: Engine) -> KeyRing:
     stored. Rotating the key is not supported.
     """
     keys = load_keys(settings)
+    check_keys(keys, settings, engine)
+    return keys
+
+
+def check_keys(keys: KeyRing, settings: Settings, engine: Engine) -> None:
+    """Refuse (``ConfigError``) ``keys`` when they are not the ones the stored emails in
+    ``engine``'s database were encrypted with; record their fingerprint as
+    ``load_checked_keys`` says."""
     try:
         with engine.begin() as connection:
             _check_fingerprint(connection, keys, settings)
@@ -102,7 +110,6 @@ def load_checked_keys(settings: Settings, engine: Engine) -> KeyRing:
         # Another process recorded its fingerprint at the same moment: compare with that one.
         with engine.begin() as connection:
             _check_fingerprint(connection, keys, settings)
-    return keys
 
 
 def _check_fingerprint(connection: Connection, keys: KeyRing, settings: Settings) -> None:

@@ -24,7 +24,7 @@ UNQUOTED_TSV = CsvDialect(delimiter="\t", quoting=csv.QUOTE_NONE)
 
 
 def without_placeholders(text: str, placeholders: re.Pattern[str]) -> str:
-    """``text`` with a corpus's anonymization markers removed and the spaces they leave joined.
+    """``text`` with a corpus's anonymization markers removed and runs of spaces made one.
 
     Such markers (OLID's `@USER`, the SMS collection's `<#>`) stand where the corpus's
     makers cut something out: no commenter types them, and where they sit on one side of

@@ -128,23 +128,29 @@ def test_a_key_unchecked_at_start_is_checked_once_the_database_answers(
     later = tmp_path / "later.db"
     later.mkdir()
     late = {**settings_overrides, "database_url": f"sqlite:///{later}"}
+    # Without a key file, a new key is made and used; the right file put back afterwards
+    # is not what this process encrypts with.
+    fresh = tmp_path / "fresh"
     with caplog.at_level(logging.WARNING):
         replaced = create_app({**late, "secret_key": generate_secret()}).test_client()
+        made = create_app({**late, "secret_key": "", "data_dir": fresh}).test_client()
         same = create_app(late).test_client()
     assert "could not check the secret key" in caplog.text
+    (fresh / KEY_FILE_NAME).write_text(settings_overrides["secret_key"])
     assert replaced.post("/v1/comments", json=form).status_code == 503
     later.rmdir()
     assert not Path(f"{stored}-wal").exists()  # closed: every commit is in the file
     stored.rename(later)
-    refused = replaced.post("/v1/comments", json=form)
-    assert refused.status_code == 500 and "misconfigured" in refused.get_json()["message"]
-    assert replaced.get("/healthz").status_code == 500
+    for wrong in (replaced, made):
+        refused = wrong.post("/v1/comments", json=form)
+        assert refused.status_code == 500 and "misconfigured" in refused.get_json()["message"]
+        assert wrong.get("/healthz").status_code == 500
     assert REFUSED in caplog.text
     assert same.post("/v1/comments", json=form).status_code == 202
     assert same.application.extensions["moderation"].keys_checked
     with make_engine(f"sqlite:///{later}").connect() as connection:
         assert connection.scalar(select(func.count()).select_from(Comment)) == 2
-    for client in (replaced, same):
+    for client in (replaced, made, same):
         client.application.extensions["moderation"].close()
 
 

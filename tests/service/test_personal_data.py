@@ -135,7 +135,9 @@ def test_erasure_anonymises_the_comments_of_the_address_and_nothing_else(
             select(Verdict.reasons).where(Verdict.comment_id == posted["ann_first"])
         ).one()
         assert reasons == [REASONS[0], REASONS[3]]
-        trail = session.scalars(select(AuditEvent).where(AuditEvent.comment_id == posted["ann_first"])).all()
+        trail = session.scalars(
+            select(AuditEvent).where(AuditEvent.comment_id == posted["ann_first"]).order_by(AuditEvent.id)
+        ).all()
         assert {event.note for event in trail} == {None}
         assert trail[0].action == "classified" and trail[0].reason == WITHOUT_TIMING
         events = session.scalars(select(AuditEvent).where(AuditEvent.action == ERASED_ACTION)).all()

@@ -66,17 +66,20 @@ def test_the_wal_starts_over_while_commits_keep_coming(
 
     def write() -> None:
         nonlocal commits
-        # Commits keep coming through several checkpoints.
-        while commits < 400 or runs < 5:
+        # Commits keep coming through several checkpoints (a broken checkpointer ends the
+        # writing at the deadline, and fails below).
+        deadline = time.monotonic() + 60
+        while (commits < 400 or runs < 5) and time.monotonic() < deadline:
             with engine.begin() as connection:
                 connection.execute(text("INSERT INTO t VALUES (:body)"), {"body": "x" * 2000})
             commits += 1
 
-    writer = threading.Thread(target=write)
+    writer = threading.Thread(target=write, daemon=True)
     writer.start()
     thread = start_checkpointer(engine, stop, interval=0.05)
     writer.join()
     stop.set()
+    assert runs >= 5
     assert thread is not None
     thread.join()
     with engine.connect() as connection:
