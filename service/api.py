@@ -35,7 +35,6 @@ from service.http_errors import FORM_TYPES, is_form_post
 from service.personal_data import erase_personal_data, export_personal_data, reveal_email
 from service.presenters import audit_view, moderator_view, page_view, public_view, receipt_view
 from service.redirects import safe_target, with_notice
-from service.retraining import maybe_request_retrain
 from service.review import (
     MAX_PAGE,
     MAX_PER_PAGE,
@@ -362,7 +361,7 @@ def record_decision(
     session.commit()
     # The decision is stored, and answering an error would say otherwise.
     try:
-        maybe_request_retrain(session, services().retrain_queue, services().settings.retrain_after_labels)
+        services().retrain_trigger.after_decision(session, services().retrain_queue)
     except QueueUnavailableError as exc:
         # The run is recorded; the next decision queues it.
         logger.warning("decision on comment %s stored; %s", comment_id, exc)

@@ -22,6 +22,7 @@ from service.intake import Intake
 from service.keyfile import check_keys, load_checked_keys, load_keys
 from service.privacy import KeyRing
 from service.queueing import ClassifyQueue, connect_redis, redis_url
+from service.retraining import RetrainTrigger
 
 EXTENSION = "moderation"
 
@@ -41,6 +42,7 @@ class Services:
     flood: FloodControl
     queue: ClassifyQueue
     retrain_queue: Queue
+    retrain_trigger: RetrainTrigger
     keys_checked: bool = True
     """False while the key has not been checked against the database, which was down at start."""
 
@@ -77,6 +79,7 @@ def build_services(settings: Settings) -> Services:
         flood=flood,
         queue=ClassifyQueue.from_settings(connection, settings),
         retrain_queue=Queue(settings.retrain_queue, connection=connection),
+        retrain_trigger=RetrainTrigger(settings.retrain_after_labels),
         keys_checked=keys_checked,
     )
 

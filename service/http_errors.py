@@ -10,7 +10,7 @@ import sqlalchemy.exc
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from service.errors import AuthError, ServiceError, ValidationError
+from service.errors import AuthError, QueueUnavailableError, ServiceError, ValidationError
 from service.flood import TooManyCommentsError
 from service.validation import SubmissionError
 
@@ -106,6 +106,9 @@ def _advice(error: ValidationError) -> list[str]:
 def _service_error(error: ServiceError) -> Response:
     if isinstance(error, ValidationError):
         response = error_response(error.status, error.code, str(error), error.problems, _advice(error))
+    elif isinstance(error, QueueUnavailableError):
+        response = error_response(error.status, error.code, str(error))
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     elif isinstance(error, TooManyCommentsError):
         advice = [SLOW_DOWN.format(seconds=error.retry_after)]
         response = error_response(error.status, error.code, str(error), advice=advice)

@@ -7,6 +7,7 @@ what the shadow model would have changed. The training itself happens in a worke
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,8 @@ RETRAIN_TIMEOUT_SECONDS = 3600
 # `running` well after that had its worker killed outright (SIGKILL, the OOM killer).
 STALE_RUN_SECONDS = RETRAIN_TIMEOUT_SECONDS + 600
 MODERATOR_SOURCE = "moderator"
+# How often one web process looks for a run left queued without a job.
+STRANDED_RECHECK_SECONDS = 60.0
 
 
 def _as_int(value: bool | None) -> int | None:
@@ -165,16 +168,33 @@ def labels_since_last_run(session: Session) -> int:
     return session.scalar(statement) or 0
 
 
-def maybe_request_retrain(session: Session, queue: Queue, every: int) -> TrainingRun | None:
-    """Queue a run once ``every`` new labels have arrived (0: never for that reason), and
-    queue again a run left ``queued`` without a job (Redis was down, or restarted empty).
+class RetrainTrigger:
+    """What each moderator decision asks of retraining, in one process: a run once enough
+    new labels have arrived, and, at most once a ``recheck_seconds``, a run left ``queued``
+    without a job (Redis was down when it was asked for, or restarted empty) queued again.
 
-    Raises ``QueueUnavailableError`` as ``request_retrain`` does.
+    The limit keeps a Redis outage from costing every decision a timeout.
     """
-    due = every > 0 and labels_since_last_run(session) >= every
-    if not due and session.scalar(_OPEN_RUN.where(TrainingRun.status == RunStatus.QUEUED)) is None:
-        return None
-    return request_retrain(session, queue, Trigger.LABELS)
+
+    def __init__(self, every: int, recheck_seconds: float = STRANDED_RECHECK_SECONDS) -> None:
+        self.every = every
+        self._recheck_seconds = recheck_seconds
+        self._next_recheck = 0.0
+
+    def after_decision(self, session: Session, queue: Queue) -> TrainingRun | None:
+        """Queue a run if one is due (0 labels: never for that reason) or stranded; the run, else None.
+
+        Raises ``QueueUnavailableError`` as ``request_retrain`` does.
+        """
+        if self.every > 0 and labels_since_last_run(session) >= self.every:
+            return request_retrain(session, queue, Trigger.LABELS)
+        now = time.monotonic()
+        if now < self._next_recheck:
+            return None
+        self._next_recheck = now + self._recheck_seconds
+        if session.scalar(_OPEN_RUN.where(TrainingRun.status == RunStatus.QUEUED)) is None:
+            return None
+        return request_retrain(session, queue, Trigger.LABELS)
 
 
 def run_view(run: TrainingRun) -> dict[str, Any]:

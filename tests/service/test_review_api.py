@@ -200,7 +200,7 @@ def test_a_decision_is_stored_and_answered_when_requesting_a_retrain_fails(
     def broken(*args: Any) -> None:
         raise RuntimeError("the queue refused the run")
 
-    monkeypatch.setattr("service.api.maybe_request_retrain", broken)
+    monkeypatch.setattr(services.retrain_trigger, "after_decision", broken)
     comment_id = _post(client)
     _classify(services, comment_id, 0.7, CommentStatus.FLAGGED)
     url = f"/v1/comments/{comment_id}/decision"

@@ -27,6 +27,7 @@ from service.queueing import connect_redis
 from service.retraining import (
     RETRAIN_TIMEOUT_SECONDS,
     STALE_RUN_SECONDS,
+    RetrainTrigger,
     export_labels,
     labels_since_last_run,
     request_retrain,
@@ -129,22 +130,41 @@ def test_a_run_redis_cannot_take_is_an_error_and_the_next_decision_queues_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     down = connect_redis("redis://127.0.0.1:9/0", timeout=1.0)
+    trigger = RetrainTrigger(services.settings.retrain_after_labels, recheck_seconds=0.0)
     monkeypatch.setitem(
         app.extensions,
         EXTENSION,
-        replace(services, retrain_queue=Queue(services.retrain_queue.name, connection=down)),
+        replace(
+            services,
+            retrain_queue=Queue(services.retrain_queue.name, connection=down),
+            retrain_trigger=trigger,
+        ),
     )
     refused = client.post("/v1/models/retrain", headers=moderator_headers)
     assert refused.status_code == 503 and refused.get_json()["error"] == "queue_unavailable"
+    assert refused.headers["Retry-After"] == "5"
     assert refused.get_json()["message"].startswith("retraining run 1 is recorded but not queued")
     # A decision is stored and answered while the run still cannot be queued.
     _decide(client, moderator_headers, "nice article", {"action": "approve"})
     assert services.retrain_queue.job_ids == []
-    app.extensions[EXTENSION] = services
+    app.extensions[EXTENSION] = replace(services, retrain_trigger=trigger)
     _decide(client, moderator_headers, "another nice article", {"action": "approve"})
     assert services.retrain_queue.job_ids == [retrain_job_id(services.retrain_queue, 1)]
     with services.sessions() as session:
         assert session.scalars(select(TrainingRun.id)).all() == [1]
+
+
+def test_decisions_look_for_a_stranded_run_once_a_minute_at_most(services: Services) -> None:
+    queue = services.retrain_queue
+    trigger = RetrainTrigger(every=0)
+    with services.sessions() as session:
+        run = request_retrain(session, queue, Trigger.API)
+        queue.empty()  # as a Redis restarted without its data leaves it
+        assert trigger.after_decision(session, queue) == run
+        assert queue.job_ids == [retrain_job_id(queue, run.id)]
+        queue.empty()
+        assert trigger.after_decision(session, queue) is None
+    assert queue.job_ids == []
 
 
 def test_retrain_job_trains_gates_and_workers_pick_up_the_new_version(
