@@ -3,7 +3,8 @@ comment row; 0005 leaves at most one open retraining run and keeps it that way; 
 the tokens there are at no sign-outs; 0008 makes them plain moderators' tokens, keeping who
 decided each label; 0009 adds the webhook outbox and drops it cleanly; 0010 adds and drops a
 column of comments in place; 0011 adds the flood counters; 0012 drops a column of the
-tokens in place. And the migrations together make
+tokens in place; 0013 takes the seconds taken to post out of erased comments' reasons. And
+the migrations together make
 exactly the schema the code declares."""
 
 from __future__ import annotations
@@ -201,6 +202,36 @@ def test_0012_drops_the_unused_column_of_the_tokens_keeping_who_decided_each_lab
         columns = [row[1] for row in connection.execute(text("PRAGMA table_info(moderator_tokens)"))]
         assert "last_used_at" not in columns and "sign_outs" in columns
     assert _migrate(config, engine, "0011") == [1]
+    engine.dispose()
+
+
+def test_0013_takes_the_seconds_out_of_the_reasons_of_erased_comments_only(tmp_path: Path) -> None:
+    config, engine = _database_at(tmp_path, "0012")
+    reasons = {
+        "erased": "posted 1.2 s after its form was shown, under 3 s",
+        "kept": "posted 0.4 s after its form was shown, under 2.5 s",
+        "other": "spam 0.97 at or above reject threshold 0.95",
+    }
+    with engine.begin() as connection:
+        for name, reason in reasons.items():
+            comment_id = connection.execute(INSERT_COMMENT, {"status": "flagged"}).lastrowid
+            digest = b"" if name != "kept" else b"\x01"
+            connection.execute(
+                text("UPDATE comments SET email_digest = :digest WHERE id = :id"),
+                {"digest": digest, "id": comment_id},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO audit_events (comment_id, action, actor, reason, created_at) "
+                    "VALUES (:id, 'classified', 'model:m', :reason, '2026-11-28 06:00:00')"
+                ),
+                {"id": comment_id, "reason": reason},
+            )
+    command.upgrade(config, "0013")
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT reason FROM audit_events ORDER BY id")).scalars().all()
+    assert stored == ["posted under 3 s after its form was shown", reasons["kept"], reasons["other"]]
+    command.downgrade(config, "0012")
     engine.dispose()
 
 
