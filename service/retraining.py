@@ -173,28 +173,35 @@ class RetrainTrigger:
     new labels have arrived, and, at most once a ``recheck_seconds``, a run left ``queued``
     without a job (Redis was down when it was asked for, or restarted empty) queued again.
 
-    The limit keeps a Redis outage from costing every decision a timeout.
+    After Redis could not be reached, decisions leave it alone for ``recheck_seconds``:
+    an outage must not cost each of them a timeout.
     """
 
     def __init__(self, every: int, recheck_seconds: float = STRANDED_RECHECK_SECONDS) -> None:
         self.every = every
         self._recheck_seconds = recheck_seconds
-        self._next_recheck = 0.0
+        self._next_stranded_check = 0.0
+        self._quiet_until = 0.0
 
     def after_decision(self, session: Session, queue: Queue) -> TrainingRun | None:
         """Queue a run if one is due (0 labels: never for that reason) or stranded; the run, else None.
 
         Raises ``QueueUnavailableError`` as ``request_retrain`` does.
         """
-        if self.every > 0 and labels_since_last_run(session) >= self.every:
-            return request_retrain(session, queue, Trigger.LABELS)
         now = time.monotonic()
-        if now < self._next_recheck:
+        if now < self._quiet_until:
             return None
-        self._next_recheck = now + self._recheck_seconds
-        if session.scalar(_OPEN_RUN.where(TrainingRun.status == RunStatus.QUEUED)) is None:
-            return None
-        return request_retrain(session, queue, Trigger.LABELS)
+        if not (self.every > 0 and labels_since_last_run(session) >= self.every):
+            if now < self._next_stranded_check:
+                return None
+            self._next_stranded_check = now + self._recheck_seconds
+            if session.scalar(_OPEN_RUN.where(TrainingRun.status == RunStatus.QUEUED)) is None:
+                return None
+        try:
+            return request_retrain(session, queue, Trigger.LABELS)
+        except QueueUnavailableError:
+            self._quiet_until = now + self._recheck_seconds
+            raise
 
 
 def run_view(run: TrainingRun) -> dict[str, Any]:

@@ -77,19 +77,39 @@ class WebhookSender:
         self._key = parse_secret(secret)
         self._timeout = timeout
         self._http = urllib3.PoolManager(num_pools=1, timeout=urllib3.Timeout(total=timeout), retries=False)
-        self._unanswered: threading.Thread | None = None
+        # A post given up at its timeout, still read in its own thread: its message id, the
+        # thread, and its outcome once it has one.
+        self._stalled: tuple[str, threading.Thread, list[Attempt | Exception]] | None = None
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a post given up at its timeout still waits for its answer. Until it ends
+        no other post is sent, so a stalled endpoint holds one thread at most."""
+        return self._stalled is not None and self._stalled[1].is_alive()
+
+    def taken_late(self) -> str | None:
+        """The message id of a post given up at its timeout that the endpoint has taken
+        (2xx) since; None otherwise. Each such post is told once."""
+        if self._stalled is None or self._stalled[1].is_alive():
+            return None
+        message_id, _thread, done = self._stalled
+        self._stalled = None
+        outcome = done[0] if done else None
+        if isinstance(outcome, Exception):
+            logger.warning("webhook post %s failed after its timeout: %s", message_id, outcome)
+        elif outcome is not None and outcome.error is None:
+            return message_id
+        return None
 
     def post(self, message_id: str, body: str, at: datetime) -> Attempt:
         """Post ``body`` as message ``message_id``, signed at ``at``, and wait at most the
-        timeout for the whole answer.
+        timeout for the whole answer; not while ``waiting``.
 
         The connection's timeout bounds each read only, so an endpoint sending its answer a
         little at a time would hold the sender past its lease, and another worker would send
-        the same events. The post runs in a thread of its own, left behind when its time is
-        up; until it ends, no other post starts, so a stalled endpoint holds one thread at most.
+        the same events. So the post runs in a thread of its own, left behind when its time
+        is up, and counts as failed; ``taken_late`` says if the endpoint took it after all.
         """
-        if self._unanswered is not None and self._unanswered.is_alive():
-            return Attempt(f"an earlier post is still waiting for its answer from {self.host}", reached=False)
         done: list[Attempt | Exception] = []
 
         def attempt() -> None:
@@ -105,7 +125,7 @@ class WebhookSender:
             if isinstance(done[0], Exception):
                 raise done[0]
             return done[0]
-        self._unanswered = poster
+        self._stalled = (message_id, poster, done)
         return Attempt(f"no whole answer within {self._timeout:g} s", reached=False)
 
     def _post(self, message_id: str, body: str, at: datetime) -> Attempt:
@@ -186,12 +206,18 @@ def deliver_due(
     holding: Callable[[], bool] = lambda: True,
 ) -> Round:
     """Post up to ``limit`` events that are due, oldest first, until the endpoint cannot be
-    reached or ``holding`` says to stop: the worker is stopping, or no longer holds the
-    lease (asking before each post keeps a lease renewed through a long round).
+    reached, is still answering a post given up at its timeout, or ``holding`` says to
+    stop: the worker is stopping, or no longer holds the lease (asking before each post
+    keeps a lease renewed through a long round).
 
     Each outcome is committed as soon as it is known, so an event taken is not posted
-    again because a later one failed.
+    again because a later one failed; an event the endpoint took after its post was given
+    up on is deleted at the next round.
     """
+    late = sender.taken_late()
+    if late is not None:  # the endpoint answered it after all, past its timeout
+        session.execute(delete(WebhookEvent).where(WebhookEvent.message_id == late))
+        session.commit()
     due = session.scalars(
         select(WebhookEvent)
         .where(WebhookEvent.failed_at.is_(None), WebhookEvent.next_attempt_at <= utcnow())
@@ -202,6 +228,9 @@ def deliver_due(
     taken, reached = 0, True
     for event in due:
         if not holding():
+            break
+        if sender.waiting:  # the endpoint is still answering the last post given up on
+            reached = False
             break
         attempt = _send(session, sender, keys, event)
         values = _outcome(event, attempt, utcnow())

@@ -23,6 +23,7 @@ from models import active_version
 from models.registry import set_shadow
 from service import retraining
 from service.app import EXTENSION, Services
+from service.errors import QueueUnavailableError
 from service.queueing import connect_redis
 from service.retraining import (
     RETRAIN_TIMEOUT_SECONDS,
@@ -152,6 +153,23 @@ def test_a_run_redis_cannot_take_is_an_error_and_the_next_decision_queues_it(
     assert services.retrain_queue.job_ids == [retrain_job_id(services.retrain_queue, 1)]
     with services.sessions() as session:
         assert session.scalars(select(TrainingRun.id)).all() == [1]
+
+
+def test_after_redis_failed_decisions_leave_it_alone_though_a_run_is_due(
+    client: FlaskClient, services: Services, moderator_headers: dict[str, str]
+) -> None:
+    queue = services.retrain_queue
+    down = Queue(queue.name, connection=connect_redis("redis://127.0.0.1:9/0", timeout=1.0))
+    trigger = RetrainTrigger(every=1)
+    with services.sessions() as session:
+        request_retrain(session, queue, Trigger.API)
+    queue.empty()
+    _decide(client, moderator_headers, "nice article", {"action": "approve"})  # a label after the run
+    with services.sessions() as session:
+        assert labels_since_last_run(session) >= 1
+        with pytest.raises(QueueUnavailableError):
+            trigger.after_decision(session, down)
+        assert trigger.after_decision(session, down) is None  # not asked again for a while
 
 
 def test_decisions_look_for_a_stranded_run_once_a_minute_at_most(services: Services) -> None:

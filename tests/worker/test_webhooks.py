@@ -283,7 +283,8 @@ def test_an_answer_cut_off_while_read_has_its_connection_closed(monkeypatch: pyt
 
 class _DrippingEndpoint(ThreadingHTTPServer):
     """Answers its first post a byte every tenth of a second, each byte well within a read
-    timeout, the whole far beyond it, until ``stop`` is set; answers later posts at once."""
+    timeout, the whole far beyond it, and the rest at once when ``stop`` is set; answers
+    later posts at once."""
 
     def __init__(self) -> None:
         self.stop = threading.Event()
@@ -302,12 +303,12 @@ class _DrippingEndpoint(ThreadingHTTPServer):
                 if server.posts > 1:
                     self.wfile.write(b"x" * 100)
                     return
-                for _ in range(100):
-                    if server.stop.wait(0.1):
-                        break
+                sent = 0
+                while sent < 100 and not server.stop.wait(0.1):
                     self.wfile.write(b"x")
                     self.wfile.flush()
-                self.close_connection = True
+                    sent += 1
+                self.wfile.write(b"x" * (100 - sent))
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -318,23 +319,55 @@ class _DrippingEndpoint(ThreadingHTTPServer):
 
 def test_an_answer_that_drips_in_is_given_up_at_the_timeout_and_holds_one_thread_at_most() -> None:
     endpoint = _DrippingEndpoint()
-    sender = WebhookSender(f"http://127.0.0.1:{endpoint.server_address[1]}/hooks", SECRET, 0.5)
+    sender = WebhookSender(f"http://127.0.0.1:{endpoint.server_address[1]}/hooks", SECRET, 2.0)
     try:
         assert sender.post("msg_1", "{}", utcnow()) == webhooks.Attempt(
-            "no whole answer within 0.5 s", reached=False
+            "no whole answer within 2 s", reached=False
         )
-        # The first post still waits for its answer: the next is not sent beside it.
-        waiting = sender.post("msg_2", "{}", utcnow())
-        assert waiting.error is not None and "still waiting" in waiting.error and endpoint.posts == 1
-        endpoint.stop.set()
-        assert sender._unanswered is not None
-        sender._unanswered.join(5)
+        assert sender.waiting and sender.taken_late() is None
+        endpoint.stop.set()  # the rest of the answer comes at once: the endpoint took the post
+        assert sender._stalled is not None
+        sender._stalled[1].join(5)
+        assert not sender.waiting
+        assert sender.taken_late() == "msg_1" and sender.taken_late() is None  # told once
         assert sender.post("msg_2", "{}", utcnow()) == webhooks.Attempt()
     finally:
         endpoint.stop.set()
         sender.close()
         endpoint.shutdown()
         endpoint.server_close()
+
+
+def test_a_round_sends_nothing_while_a_post_is_stalled_and_deletes_it_once_taken(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site.decide(site.post(), {"action": "approve"})
+    sender = WebhookSender(site.endpoint.url, SECRET, 2.0)
+    stalled = threading.Event()
+    answered = threading.Event()
+    post = sender._post
+
+    def slow_first(message_id: str, body: str, at: Any) -> webhooks.Attempt:
+        if not stalled.is_set():
+            stalled.set()
+            answered.wait(10)  # the endpoint takes it after the sender gave up on it
+        return post(message_id, body, at)
+
+    monkeypatch.setattr(sender, "_post", slow_first)
+    with site.services.sessions() as session:
+        given_up = deliver_due(session, sender, site.services.keys)
+        assert (given_up.taken, given_up.reached) == (0, False)
+        (event,) = site.events()
+        assert event.attempts == 1
+        site.make_due()
+        assert deliver_due(session, sender, site.services.keys).reached is False  # nothing sent beside it
+        assert site.events()[0].attempts == 1 and site.endpoint.posts == []
+        answered.set()
+        assert sender._stalled is not None
+        sender._stalled[1].join(10)
+        assert deliver_due(session, sender, site.services.keys).due == 0
+    assert site.events() == [] and len(site.endpoint.posts) == 1
+    sender.close()
 
 
 def test_a_user_and_password_in_the_url_are_sent_as_basic_authentication(site: Site) -> None:
