@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,10 @@ from sqlalchemy import select
 from models.registry import activate, save_version
 from models.seeding import seed_examples
 from models.training import train
-from service.app import Services
+from service.app import Services, create_app
 from service.statuses import CommentStatus
 from service.tables import Comment, Verdict
-from tests.integration.processes import Worker, service_environment, wait_for
+from tests.integration.processes import RedisServer, Worker, service_environment, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -101,9 +102,27 @@ def test_pool_loads_the_model_once_forks_workers_and_replaces_a_dead_one(
     assert "ended (status 9); starting another" in pool.output()
 
 
+@pytest.fixture
+def on_own_redis(
+    settings_overrides: dict[str, Any], tmp_path: Path
+) -> Iterator[tuple[Services, dict[str, Any]]]:
+    """The app's services and the settings, on a Redis server of the test's own (whose
+    configuration it may change)."""
+    server = RedisServer(tmp_path)
+    server.start()
+    settings = {**settings_overrides, "redis_url": server.url}
+    app = create_app(settings)
+    try:
+        yield app.extensions["moderation"], settings
+    finally:
+        app.extensions["moderation"].close()
+        server.stop()
+
+
 def test_a_stopped_pool_frees_the_dispatcher_lease_at_once(
-    services: Services, settings_overrides: dict[str, Any], tmp_path: Path
+    on_own_redis: tuple[Services, dict[str, Any]], tmp_path: Path
 ) -> None:
+    services, settings_overrides = on_own_redis
     lease = services.queue.dispatcher_lease
     connection = services.queue.queue.connection
     pool = _start_pool(services, settings_overrides, tmp_path)
@@ -116,20 +135,17 @@ def test_a_stopped_pool_frees_the_dispatcher_lease_at_once(
         return bool(connection.exists(lease)) and all(worker.get_state() == "idle" for worker in workers)
 
     # Redis reports what ends the lease: its holder deleting it, or its time running out.
-    previous = connection.config_get("notify-keyspace-events")["notify-keyspace-events"]
     connection.config_set("notify-keyspace-events", "Kgx")
     events = connection.pubsub(ignore_subscribe_messages=True)
     try:
         try:
             wait_for(settled, 30, "idle workers, one holding the lease\n" + pool.output())
-            db = connection.connection_pool.connection_kwargs.get("db", 0)
-            events.subscribe(f"__keyspace@{db}__:{lease}")
+            events.subscribe(f"__keyspace@0__:{lease}")
         finally:
             pool.stop()
         ending = _lease_ending(events)
     finally:
         events.close()
-        connection.config_set("notify-keyspace-events", previous)
     assert ending == b"del", pool.output()
     assert not connection.exists(lease)
 
