@@ -25,6 +25,17 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def process_ids() -> list[int]:
+    """The id of every process there is, read off /proc."""
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def process_status(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name, which may hold spaces: state,
+    parent, process group, ... Raises ``OSError`` once the process is gone."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
 def wait_for(condition: Callable[[], bool], timeout: float, what: str, step: float = 0.2) -> None:
     """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from service.embedded_redis import is_running, stop_embedded_redis
-from tests.integration.processes import free_port, wait_for
+from tests.integration.processes import free_port, process_ids, process_status, wait_for
 
 pytestmark = [pytest.mark.slow]
 
@@ -97,17 +97,12 @@ def test_a_second_ctrl_c_still_stops_the_embedded_redis(embedded_env: dict[str, 
     assert not is_running(Path(embedded_env["MODERATION_DATA_DIR"]))
 
 
-def _status(stat: Path) -> list[str]:
-    """A /proc stat file's fields after the command name (which may hold spaces): state, parent, ..."""
-    return stat.read_text().rpartition(")")[2].split()
-
-
 def _descendants(pid: int) -> set[int]:
     """The processes below ``pid``, read off /proc."""
     parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for other in process_ids():
         try:
-            parents[int(stat.parent.name)] = int(_status(stat)[1])
+            parents[other] = int(process_status(other)[1])
         except OSError:
             continue  # gone meanwhile
     found = {pid}
@@ -119,7 +114,7 @@ def _descendants(pid: int) -> set[int]:
 def _running(pid: int) -> bool:
     try:
         # A zombie has exited; only its new parent has not collected it yet.
-        return _status(Path(f"/proc/{pid}/stat"))[0] != "Z"
+        return process_status(pid)[0] != "Z"
     except OSError:
         return False
 

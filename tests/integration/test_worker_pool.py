@@ -21,7 +21,14 @@ from models.training import train
 from service.app import Services, create_app
 from service.statuses import CommentStatus
 from service.tables import Comment, Verdict
-from tests.integration.processes import RedisServer, Worker, service_environment, wait_for
+from tests.integration.processes import (
+    RedisServer,
+    Worker,
+    process_ids,
+    process_status,
+    service_environment,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,21 +39,18 @@ def _worker_pids(services: Services) -> set[int]:
 
 
 def _parent_of(pid: int) -> int:
-    # /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after it.
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return int(process_status(pid)[1])
 
 
 def _group(pgid: int) -> list[int]:
     """Processes in process group ``pgid`` (a pool's worker and what it forked, such as RQ's scheduler)."""
     members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:  # ended while we looked
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[2]) == pgid:
-                members.append(int(entry.name))
+    for pid in process_ids():
+        try:
+            if int(process_status(pid)[2]) == pgid:
+                members.append(pid)
+        except OSError:  # ended while we looked
+            continue
     return members
 
 
