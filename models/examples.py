@@ -21,7 +21,6 @@ import hashlib
 import io
 import json
 import random
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -30,6 +29,7 @@ from typing import Any, Literal
 
 from models.errors import DataError
 from models.normalize import normalize_text
+from models.records import holds_lone_surrogate
 
 LABELS = ("spam", "abuse")
 FIELDS = ("text", "author", "spam", "abuse", "source")
@@ -95,9 +95,6 @@ def _not_utf8(where: str, line: bytes, exc: UnicodeDecodeError) -> DataError:
     return DataError(f"{where}: not valid UTF-8 (byte 0x{line[exc.start]:02x}); save the file as UTF-8")
 
 
-_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
-
-
 def json_lines(
     lines: Iterable[bytes], name: str, *, skip_blank: bool = False
 ) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -128,8 +125,7 @@ def json_lines(
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected a JSON object")
         for key, value in row.items():
-            if isinstance(value, str) and _LONE_SURROGATE.search(value):
-                # JSON's "\ud800" escape, which no UTF-8 text (nor a model's output) can hold.
+            if isinstance(value, str) and holds_lone_surrogate(value):
                 raise DataError(f"{where}: {key!r} holds half of a UTF-16 pair (an escape such as \\ud800)")
         yield where, row
 

@@ -5,9 +5,13 @@ Kept free of heavy imports so `import models` stays cheap for the service.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+# Half of a UTF-16 pair: JSON's "\ud800" escape makes one, and no UTF-8 text can hold it.
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +51,9 @@ def as_comment(record: Any) -> CommentText:
         author=str(getattr(record, "author", "") or ""),
         url=str(getattr(record, "url", "") or ""),
     )
+
+
+def holds_lone_surrogate(text: str) -> bool:
+    """Whether ``text`` holds half of a UTF-16 pair, which neither a UTF-8 file, a
+    database column nor the model's output can hold."""
+    return _LONE_SURROGATE.search(text) is not None

@@ -20,6 +20,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
+from models.records import holds_lone_surrogate
 from service.errors import ValidationError
 
 NAME_MAX_CHARS = 245
@@ -34,8 +35,6 @@ MAX_ID = 2**63 - 1
 # Any C0/C1 control character or DEL; the comment body keeps tab and newline.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-# Half of a UTF-16 pair: JSON's "\ud800" escape makes one, and UTF-8 (so the database) cannot hold it.
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 # The fields a reply form shows, by the labels commenters see; the others are hidden inputs.
 _LABELS = {"name": "Name", "email": "Email", "comment": "Comment", "url": "Website"}
 _FILL_IN = "Please fill this in."
@@ -112,7 +111,7 @@ def whole_number(text: str, most: int, *, clamp: bool = False) -> int:
 
 def check_unicode(value: str) -> None:
     """Raise ``ValueError`` when ``value`` cannot be stored as UTF-8: it holds a lone surrogate."""
-    if _SURROGATE.search(value):
+    if holds_lone_surrogate(value):
         raise ValueError("is not valid Unicode (it holds a lone surrogate)")
 
 
