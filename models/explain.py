@@ -52,7 +52,7 @@ from models.normalize import (
     url_domain,
 )
 from models.pipeline import NO_AUTHOR, TEXT_BRANCHES, VECTORS, PreparedComment
-from models.sparse_rows import counted
+from models.sparse_rows import counted, unique_inverse_counts
 
 MAX_REASONS_PER_HEAD = 3
 _PUNCTUATION = string.punctuation + "\u2026\u201c\u201d\u2018\u2019"
@@ -211,9 +211,7 @@ class Explainer:
         # n-gram non-zeros of the rows, in the same row-major order as in `selected`;
         # sorting the pieces therefore gives each its non-zero and its count at once.
         chars_nonzeros = np.flatnonzero(in_chars)
-        pairs, inverse, counts_of = np.unique(
-            piece_rows * n_features + char_columns, return_inverse=True, return_counts=True
-        )
+        pairs, inverse, counts_of = unique_inverse_counts(piece_rows * n_features + char_columns)
         if len(pairs) == len(chars_nonzeros):
             positions = chars_nonzeros[inverse]
             occurrences = counts_of[inverse]
@@ -250,7 +248,7 @@ class Explainer:
         all_rows = np.concatenate([term_rows, word_rows, vector_rows])
         all_keys = np.concatenate([term_keys, word_keys, vector_keys])
         key_space = n_features + len(self._extra_names)
-        groups, inverse = np.unique(all_rows * key_space + all_keys, return_inverse=True)
+        groups, inverse, _ = unique_inverse_counts(all_rows * key_space + all_keys)
         group_rows, group_keys = groups // key_space, groups % key_space
         values = np.concatenate([term_values, word_values, vector_values], axis=1)
         totals = np.stack([np.bincount(inverse, weights=v, minlength=len(groups)) for v in values])

@@ -36,10 +36,41 @@ class Parts(NamedTuple):
         return sp.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
 
 
+# The keys below come block by block (a row's, or a word's, at a time), so a stable sort,
+# timsort merging the runs it finds, orders them in about half the time of the quicksort
+# `np.unique` uses; the results are the same.
+
+
+def _firsts(ordered: np.ndarray) -> np.ndarray:
+    """Where each value of sorted ``ordered`` first appears, as a boolean mask."""
+    first = np.empty(len(ordered), dtype=bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return first
+
+
+def unique_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_counts=True)``."""
+    ordered = np.sort(keys, kind="stable")
+    starts = np.flatnonzero(_firsts(ordered))
+    return ordered[starts], np.diff(np.append(starts, len(ordered)))
+
+
+def unique_inverse_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True, return_counts=True)``."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    first = _firsts(ordered)
+    starts = np.flatnonzero(first)
+    inverse = np.empty(len(keys), dtype=np.intp)
+    inverse[order] = np.cumsum(first) - 1
+    return ordered[starts], inverse, np.diff(np.append(starts, len(ordered)))
+
+
 def counted(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int], dtype: type) -> Parts:
     """How often each (row, column) pair occurs, as COO -> CSR conversion sums repeated pairs."""
     height, width = shape
-    keys, counts = np.unique(rows.astype(np.int64) * width + columns, return_counts=True)
+    keys, counts = unique_counts(rows.astype(np.int64) * width + columns)
     indptr = np.zeros(height + 1, dtype=np.int64)
     np.cumsum(np.bincount(keys // width, minlength=height), out=indptr[1:])
     return Parts(indptr, keys % width, counts.astype(dtype), width)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from models.sparse_rows import counted, of_matrix, side_by_side
+from models.sparse_rows import counted, of_matrix, side_by_side, unique_counts, unique_inverse_counts
 
 
 def _same(ours: sp.csr_matrix, theirs: sp.csr_matrix) -> None:
@@ -27,6 +27,18 @@ def test_counted_is_coo_to_csr_summing_repeats(height: int) -> None:
     ours = counted(rows, columns, (height, 9), np.float32).matrix()
     theirs = sp.coo_matrix((np.ones(pairs, dtype=np.float32), (rows, columns)), shape=(height, 9)).tocsr()
     _same(ours, theirs)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 500])
+def test_unique_counts_are_numpys(size: int) -> None:
+    rng = np.random.default_rng(size)
+    # Ascending blocks of repeated, unordered keys, as rows of n-gram columns come.
+    keys = np.sort(rng.integers(0, 5, size)) * 100 + rng.integers(0, 30, size)
+    expected = np.unique(keys, return_inverse=True, return_counts=True)
+    for ours, theirs in zip(unique_inverse_counts(keys), expected, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    for ours, theirs in zip(unique_counts(keys), (expected[0], expected[2]), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 def test_side_by_side_is_hstack_of_the_weighted_blocks() -> None:
