@@ -234,12 +234,43 @@ def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
             "(and `../shared/PERFORMANCE.md` puts a SQLite insert plus one naive RQ enqueue at 0.35); "
             f"{measured}, counting the post for flood control and committing the comment and its job "
             f"durably{cost}. "
-            f"In its workers {shares.get('Flask.wsgi_app', 0):.0%} of the samples are inside Flask and "
-            f"{shares.get('Intake.submit', 0):.0%} in `Intake.submit` (the counters' upsert, two "
-            "inserts and the commit on the DBAPI cursor); hello-world spends most of its time in "
-            "gunicorn itself, so storing a comment durably costs about as much again as hello-world's "
-            "whole request.",
+            f"In its workers {shares.get('Flask.wsgi_app', 0):.0%} of the samples are inside Flask (the "
+            f"view included) and {shares.get('Intake.submit', 0):.0%} in `Intake.submit` (the counters' "
+            "upsert, two inserts and the commit on the DBAPI cursor); hello-world spends most of its "
+            "time in gunicorn itself.",
             "",
+        ]
+    costs = intake.get("request_costs", {})
+    if costs:
+        rows = [
+            [
+                kind,
+                f"{figures['hello_us']:.0f}",
+                f"{figures['service_with_hello_view_us']:.0f}",
+                f"{figures['service_us']:.0f}",
+                f"{figures['intake_submit_us']:.0f}",
+            ]
+            for kind, figures in costs.items()
+        ]
+        times = [figures["intake_submit_us"] / figures["hello_us"] for figures in costs.values()]
+        lines += [
+            "CPU per request in one process (`bench/request_costs.py`: each app's WSGI callable "
+            "called directly, no gunicorn and no network, the CPU time of the calling thread, best of "
+            "five rounds of 2,000 requests; PostgreSQL's own CPU is not in it). The second column is "
+            "the service's app with hello-world's view in place of its intake view: Flask and the "
+            f"service's hooks. The intake's transaction alone costs {min(times):.1f} to "
+            f"{max(times):.1f} times hello-world's whole request:",
+            "",
+            *_table(
+                [
+                    "database",
+                    "hello-world µs",
+                    "service, hello-world's view µs",
+                    "service µs",
+                    "of which `Intake.submit` µs",
+                ],
+                rows,
+            ),
         ]
     targets = []
     for kind in kinds:

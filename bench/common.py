@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -666,3 +666,13 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     print("  ".join(str(header).rjust(width) for header, width in zip(headers, widths, strict=True)))
     for row in cells:
         print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def child_figures(arguments: Sequence[str], env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Run ``python *arguments`` in a fresh interpreter (so its peak memory, its imports and
+    its environment are its own) and return the JSON object on the last line it prints."""
+    completed = subprocess.run(
+        [sys.executable, *arguments], env=env, check=True, capture_output=True, text=True
+    )
+    figures: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return figures

@@ -36,15 +36,16 @@ def _body() -> str:
     return raw
 
 
+def post_comment_view() -> Any:
+    """Hello-world's whole view: parse the JSON body and answer 202."""
+    _body()
+    return jsonify(id=1, status="received"), 202
+
+
 def create_app() -> Flask:
     """A Flask app with one route, ``POST /v1/comments``, that parses the body and answers 202."""
     app = Flask(__name__)
-
-    @app.post("/v1/comments")
-    def post_comment() -> Any:
-        _body()
-        return jsonify(id=1, status="received"), 202
-
+    app.post("/v1/comments")(post_comment_view)
     return app
 
 

@@ -39,6 +39,7 @@ from bench.common import (
     RESULTS_DIR,
     LoadResult,
     Processes,
+    child_figures,
     closed_load,
     free_port,
     fresh_database,
@@ -263,6 +264,22 @@ def run_all(
         return results
 
 
+def request_costs(kind: str, workdir: Path) -> dict[str, float]:
+    """CPU per request in one process on a fresh ``kind`` database (``bench/request_costs.py``,
+    in a child with the service's environment): hello-world, the service's Flask alone,
+    the service, and its transaction."""
+    with fresh_database(kind, workdir) as url, checkpointing(url):
+        env = service_env(url, unique_name("bench_costs"), workdir / "models")
+        costs = child_figures([str(BENCH_DIR / "request_costs.py")], env)
+    print(
+        f"  {kind}: CPU a request in one process: hello {costs['hello_us']:.0f} us, the service's Flask"
+        f" with hello's view {costs['service_with_hello_view_us']:.0f} us, the service"
+        f" {costs['service_us']:.0f} us, of which Intake.submit {costs['intake_submit_us']:.0f} us",
+        flush=True,
+    )
+    return costs
+
+
 def insert_name(kind: str) -> str:
     """The name of the bare-insert app on database ``kind``."""
     return f"{kind}-insert"
@@ -326,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(f"generator: {generator}; gunicorn {args.workers} sync workers", flush=True)
             results["apps"] = run_all(args, procs, workdir, levels, kinds)
+            results["request_costs"] = {kind: request_costs(kind, workdir) for kind in kinds}
         finally:
             procs.stop_all()
     results["elapsed_s"] = round(time.monotonic() - started, 1)

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import speed
 
-from bench.common import machine_info, stop_on_sigterm, write_results
+from bench.common import child_figures, machine_info, stop_on_sigterm, write_results
 from models.examples import Example
 from models.importers import DATASETS_ENV, datasets_dir, load_all
 from models.pipeline import build_pipeline
@@ -96,7 +96,7 @@ def train_synthetic_epoch(datasets: Path, factor: int) -> dict[str, Any]:
 
 def synthetic_in_child(datasets: Path, factor: int) -> dict[str, Any]:
     """Run ``train_synthetic_epoch`` in a fresh interpreter and return its figures."""
-    return speed.child_figures([__file__, "--child", "--datasets", str(datasets), "--factor", str(factor)])
+    return child_figures([__file__, "--child", "--datasets", str(datasets), "--factor", str(factor)])
 
 
 def measure(datasets: Path, factor: int) -> dict[str, Any]:

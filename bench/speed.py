@@ -7,17 +7,15 @@ model; the throughput, latency and obfuscation figures use that saved model.
 
 from __future__ import annotations
 
-import json
 import random
 import resource
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.common import child_figures
 from models.classifier import Classifier
 from models.examples import Example
 from models.records import CommentText
@@ -64,14 +62,6 @@ print(json.dumps({
     "chosen_C": result.parameters["C"],
 }))
 """
-
-
-def child_figures(arguments: Sequence[str]) -> dict[str, Any]:
-    """Run ``python *arguments`` in a fresh interpreter (so its peak memory is its own) and
-    return the JSON object on the last line it prints."""
-    completed = subprocess.run([sys.executable, *arguments], check=True, capture_output=True, text=True)
-    figures: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
-    return figures
 
 
 def train_all(datasets: Path, model_dir: Path) -> dict[str, Any]:
