@@ -135,7 +135,8 @@ def _freeze_start_up_objects() -> None:
     waited for it: the intake's p99 at half its maximum rate on SQLite was 41-106 ms,
     and 9-10 ms with them frozen (bench/intake.py). Garbage made before is collected
     first, so that none is kept for good; a process that froze already (a test that
-    builds many apps) is left as it is. The worker pool freezes its model the same way.
+    builds many apps) is left as it is. The workers freeze their models the same way
+    (worker/model_holder.py).
     """
     if gc.get_freeze_count():
         return

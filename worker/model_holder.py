@@ -5,10 +5,15 @@ every ``check_seconds`` they read the registry's pointer files, which is one sma
 file read, and load a version only when the name there changed. A pool's workers are
 pinned instead: their parent loads the new version once and replaces them, so they go
 on sharing one copy (worker/pool.py).
+
+What a holder loads is frozen out of the garbage collector's reach (`refreeze`): a full
+collection would walk the model's objects, some 60-70 ms in the middle of a batch, and
+in a pool's children it would write to, and so copy, the pages of the model they share.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -35,6 +40,7 @@ class ModelHolder:
         self._shadow: Classifier | None = None
         self._checked = float("-inf")
         self._pinned = False
+        refreeze()
 
     def active(self) -> Classifier:
         """The active classifier, reloaded first if another version was activated."""
@@ -72,11 +78,14 @@ class ModelHolder:
             self._reload_or_keep()
 
     def _reload_or_keep(self) -> None:
+        held = self.versions()
         try:
             self._reload()
         except ModelError as exc:
             # Keep scoring with what is loaded; a broken new version must not stop the queue.
             logger.error("keeping model %s: %s", self._active.version, exc)
+        if self.versions() != held:
+            refreeze()
 
     def _reload(self) -> None:
         wanted = active_version(self._dir)
@@ -89,6 +98,14 @@ class ModelHolder:
         elif self._shadow is None or self._shadow.version != shadow:
             self._shadow = _warmed(load_version(self._dir, shadow))
             logger.info("shadow scoring with model %s", shadow)
+
+
+def refreeze() -> None:
+    """Freeze every object alive now, after a collection that also sees what was frozen
+    before: a model just replaced is let go, not kept for good."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _warmed(classifier: Classifier) -> Classifier:

@@ -1,8 +1,8 @@
 """Several worker processes sharing one loaded model copy-on-write.
 
-The parent loads the model, freezes the garbage collector's view of it (so collections
-in the children do not write to, and so copy, the pages holding it), then forks the
-workers. Each child opens its own database and Redis connections, as nothing opened
+The parent loads the model, which the holder freezes out of the garbage collector's
+reach (so collections in the children do not write to, and so copy, the pages holding
+it), then forks the workers. Each child opens its own database and Redis connections, as nothing opened
 before a fork may be shared. The parent only supervises: it forwards a stop signal,
 waits for its children, and forks a new one in place of a child that died; a child
 whose parent was killed stops by itself, as does the scheduler process RQ forks beside
@@ -18,7 +18,6 @@ longer holds up the others. Loading it in every child instead would give each it
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -73,7 +72,6 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
     """
     models = ModelHolder(settings.models, settings.model_check_seconds)
     logger.info("loaded model %s once for %s worker processes", models.active().version, processes)
-    gc.freeze()
     children: dict[int, int] = {}
     outdated: set[int] = set()  # children forked before the models held now were loaded
     retiring: dict[int, float] = {}  # those told to stop, when; each is replaced once it ends
@@ -122,10 +120,6 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
             logger.exception("could not look for a new model; keeping %s", models.versions()[0])
             return
         if changed:
-            # The old models' objects were frozen with the rest: let a collection see them.
-            gc.unfreeze()
-            gc.collect()
-            gc.freeze()
             active, shadow = models.versions()
             logger.info("loaded model %s (shadow %s) once; replacing the workers", active, shadow)
             outdated = set(children)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
+import weakref
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,19 @@ def test_a_holder_warms_each_model_it_loads(registry: tuple[Path, str]) -> None:
     assert _ngram_index_made(holder.active())
     activate(directory, newer)
     assert holder.active().version == newer and _ngram_index_made(holder.active())
+
+
+def test_a_holder_freezes_its_models_and_lets_a_replaced_one_go(registry: tuple[Path, str]) -> None:
+    directory, newer = registry
+    holder = ModelHolder(directory, check_seconds=0.0)
+    seed = holder.active()
+    # Out of the collector's reach: a full collection under load does not walk the model.
+    assert not any(tracked is seed for tracked in gc.get_objects())
+    # A reference cycle through the model, which only a collection can free.
+    seed.pipeline.held_by = seed
+    gone = weakref.ref(seed)
+    del seed
+    activate(directory, newer)
+    assert holder.active().version == newer
+    gc.collect()
+    assert gone() is None
