@@ -58,9 +58,10 @@ DESIGN = [
     "with one guarded UPDATE per comment and one multi-row insert each for verdicts and audit "
     "events, in one commit. A shallow queue is drained one comment per job, a deep one many.",
     "- **Workers** are `SimpleWorker` subclasses: no fork per job, the model loaded once per "
-    "process, RQ's per-job logging only at DEBUG. A pool (`moderation worker --processes N`) "
-    "loads the model once, scores one comment with it (so what scoring makes on first use is "
-    "made once too) and forks its workers, which share it copy-on-write; a version "
+    "process and frozen out of the garbage collector's reach (no full collection walks it in the "
+    "middle of a batch), RQ's per-job logging only at DEBUG. A pool (`moderation worker "
+    "--processes N`) loads the model once, scores one comment with it (so what scoring makes on "
+    "first use is made once too) and forks its workers, which share it copy-on-write; a version "
     "activated later is loaded once more by the pool, which then replaces its workers one at a time.",
     "- **SQLite** writers from all processes queue on a file lock instead of SQLite's sleeping "
     "busy handler, and a thread in one worker checkpoints the WAL four times a second (the "
