@@ -6,9 +6,9 @@ file read, and load a version only when the name there changed. A pool's workers
 pinned instead: their parent loads the new version once and replaces them, so they go
 on sharing one copy (worker/pool.py).
 
-What a holder loads is frozen out of the garbage collector's reach (`refreeze`): a full
-collection would walk the model's objects, some 60-70 ms in the middle of a batch, and
-in a pool's children it would write to, and so copy, the pages of the model they share.
+What a holder loads is frozen out of the garbage collector's reach: a full collection
+would walk the model's objects, some 60-70 ms in the middle of a batch, and in a pool's
+children it would write to, and so copy, the pages of the model they share.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class ModelHolder:
         self._shadow: Classifier | None = None
         self._checked = float("-inf")
         self._pinned = False
-        refreeze()
+        _refreeze()
 
     def active(self) -> Classifier:
         """The active classifier, reloaded first if another version was activated."""
@@ -85,7 +85,7 @@ class ModelHolder:
             # Keep scoring with what is loaded; a broken new version must not stop the queue.
             logger.error("keeping model %s: %s", self._active.version, exc)
         if self.versions() != held:
-            refreeze()
+            _refreeze()
 
     def _reload(self) -> None:
         wanted = active_version(self._dir)
@@ -100,7 +100,7 @@ class ModelHolder:
             logger.info("shadow scoring with model %s", shadow)
 
 
-def refreeze() -> None:
+def _refreeze() -> None:
     """Freeze every object alive now, after a collection that also sees what was frozen
     before: a model just replaced is let go, not kept for good."""
     gc.unfreeze()

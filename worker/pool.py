@@ -2,11 +2,11 @@
 
 The parent loads the model, which the holder freezes out of the garbage collector's
 reach (so collections in the children do not write to, and so copy, the pages holding
-it), then forks the workers. Each child opens its own database and Redis connections, as nothing opened
-before a fork may be shared. The parent only supervises: it forwards a stop signal,
-waits for its children, and forks a new one in place of a child that died; a child
-whose parent was killed stops by itself, as does the scheduler process RQ forks beside
-a worker that was killed (worker/orphans.py).
+it), then forks the workers. Each child opens its own database and Redis connections,
+as nothing opened before a fork may be shared. The parent only supervises: it forwards
+a stop signal, waits for its children, and forks a new one in place of a child that
+died; a child whose parent was killed stops by itself, as does the scheduler process RQ
+forks beside a worker that was killed (worker/orphans.py).
 
 A newly activated (or shadow) version is loaded by the parent too, once: the children
 keep the models they were forked with, and the parent replaces them one at a time (a
