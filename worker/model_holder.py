@@ -59,10 +59,8 @@ class ModelHolder:
     def reload(self) -> bool:
         """Load what the registry names now; return whether the active or shadow model changed."""
         with self._lock:
-            held = self.versions()
             self._checked = self._clock()
-            self._reload_or_keep()
-            return self.versions() != held
+            return self._reload_or_keep()
 
     def pin(self) -> None:
         """Stop looking at the registry: keep the models held now for good."""
@@ -77,15 +75,19 @@ class ModelHolder:
             self._checked = now
             self._reload_or_keep()
 
-    def _reload_or_keep(self) -> None:
+    def _reload_or_keep(self) -> bool:
+        """Load what the registry names now, keeping the models held if that fails;
+        return whether the active or shadow model changed."""
         held = self.versions()
         try:
             self._reload()
         except ModelError as exc:
             # Keep scoring with what is loaded; a broken new version must not stop the queue.
             logger.error("keeping model %s: %s", self._active.version, exc)
-        if self.versions() != held:
+        changed = self.versions() != held
+        if changed:
             _refreeze()
+        return changed
 
     def _reload(self) -> None:
         wanted = active_version(self._dir)
