@@ -111,10 +111,7 @@ def make_result(tiny_examples: list[Example]) -> Callable[..., TrainingResult]:
 
 @pytest.fixture(scope="session")
 def tiny_registry(tmp_path_factory: pytest.TempPathFactory, tiny_examples: list[Example]) -> Path:
-    """One saved, active version of the tiny model (read-only: copy it, as ``model_dir`` does).
-
-    Saving is most of the cost: the version compresses its 45 MB of token vectors.
-    """
+    """One saved, active version of the tiny model (read-only: copy it, as ``model_dir`` does)."""
     root = tmp_path_factory.mktemp("tiny-registry")
     activate(root, save_version(root, train(tiny_examples)))
     return root

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,23 @@ def test_malformed_digest_file_is_refused(model_dir: Path, content: bytes) -> No
     (_active_folder(model_dir) / DIGEST_FILE).write_bytes(content)
     with pytest.raises(ModelIntegrityError, match=DIGEST_FILE):
         load_active(model_dir)
+
+
+def test_a_model_file_is_stored_uncompressed_and_one_deflated_before_still_loads(model_dir: Path) -> None:
+    # Earlier versions deflated their model file; a site's retrained models must still load.
+    folder = _active_folder(model_dir)
+    before = load_active(model_dir).score(COMMENTS)
+    path = folder / MODEL_FILE
+    with zipfile.ZipFile(path) as stored:
+        assert {entry.compress_type for entry in stored.infolist()} == {zipfile.ZIP_STORED}
+        entries = [(entry.filename, stored.read(entry)) for entry in stored.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as deflated:
+        for name, data in entries:
+            deflated.writestr(name, data)
+    _rewrite_metadata(
+        folder, {**json.loads((folder / METADATA_FILE).read_text()), "model_sha256": file_digest(path)}
+    )
+    assert load_active(model_dir).score(COMMENTS) == before
 
 
 def _as_format_3(folder: Path, **changes: Any) -> None:
