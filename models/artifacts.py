@@ -135,9 +135,10 @@ def _write_model_file(pipeline: Any, path: Path) -> None:
     """Save ``pipeline`` with skops at ``path``, each entry of the archive deflated only
     where that makes it smaller.
 
-    The vocabularies, arrays of fixed-width strings, deflate twenty times over; the token
-    vectors (45 MB of floats) barely shrink, and inflating them was three quarters of
-    loading a model and deflating them most of saving it.
+    The vocabularies, arrays of fixed-width strings, deflate twenty times over, and the
+    out-of-core weights, mostly zeros, many times more; the token vectors (45 MB of floats)
+    barely shrink, and inflating them was three quarters of loading a model and deflating
+    them most of saving it.
     """
     import skops.io as sio  # deferred: skops is only needed when saving or loading
 
