@@ -142,6 +142,9 @@ def _write_model_file(pipeline: Any, path: Path) -> None:
     """
     import skops.io as sio  # deferred: skops is only needed when saving or loading
 
+    # skops compresses a whole archive one way, so it is written plain and repacked: through a
+    # file beside it rather than in memory, so that saving adds no copy of the model to the
+    # process's peak memory.
     plain = path.with_name(f"{path.name}.stored")
     sio.dump(pipeline, plain, compression=zipfile.ZIP_STORED)
     try:
