@@ -15,7 +15,7 @@ model). Neither the inbox nor a job holds any text, and never an email address.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -156,19 +156,24 @@ class ClassifyQueue:
         if length == len(comment_ids):
             self.enqueue_drain()
 
-    def take(self, count: int) -> list[int]:
+    def take(self, count: int, record: Callable[[list[int]], None] | None = None) -> list[int]:
         """Remove up to ``count`` ids from the head of the inbox, oldest first.
 
-        When ids remain after these, the next drain job is enqueued before this one
-        returns, so another worker can start on them while the caller scores its batch.
+        ``record`` is given the ids first: once out of the inbox they are only where the
+        caller keeps them, so nothing that can fail comes between. Then, when ids remain,
+        the next drain job is enqueued before this one returns, so another worker can
+        start on them while the caller scores its batch.
         """
         with self.queue.connection.pipeline() as pipe:
             pipe.lpop(self.inbox, count)
             pipe.llen(self.inbox)
             taken, remaining = pipe.execute()
+        comment_ids = [int(raw) for raw in taken or ()]
+        if record is not None:
+            record(comment_ids)
         if remaining:
             self.enqueue_drain()
-        return [int(raw) for raw in taken or ()]
+        return comment_ids
 
     def waiting(self) -> int:
         """How many ids the inbox holds."""

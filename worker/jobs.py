@@ -224,9 +224,10 @@ def _assigned_ids(context: WorkerContext, job: Job | None, given: Sequence[int])
     comments it was given, else a batch taken from the inbox."""
     if job is not None and META_IDS in job.meta:
         return [int(comment_id) for comment_id in job.meta[META_IDS]]
-    taken = list(given) or context.queue.take(context.settings.classify_batch)
-    _remember(job, taken)
-    return taken
+    if given:
+        _remember(job, given)
+        return list(given)
+    return context.queue.take(context.settings.classify_batch, record=lambda taken: _remember(job, taken))
 
 
 def _remember(job: Job | None, comment_ids: Sequence[int]) -> None:

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 import pytest
+import redis
 from flask.testing import FlaskClient
 from rq import SimpleWorker
 from rq.timeouts import JobTimeoutException
@@ -22,6 +23,7 @@ from models import load_active
 from service.app import Services
 from service.auth import create_token
 from service.config import load_settings
+from service.queueing import ClassifyQueue
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, ModeratorToken, ShadowVerdict, Verdict, utcnow
 from service.transitions import VerdictRecord, decide, record_verdicts
@@ -141,6 +143,25 @@ def test_a_deep_inbox_is_drained_in_bounded_batches_each_enqueueing_the_next(
     assert services.queue.queue.count == 2
     _work(services)
     assert _waiting(services) == [] and services.queue.queue.count == 0
+
+
+def test_a_job_records_the_batch_it_took_before_it_enqueues_the_next_one(
+    client: FlaskClient, services: Services, context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Once out of the inbox, the ids are only in the job's record: a failure enqueueing the
+    # next job must not leave the retry without them.
+    install_context(replace(context, settings=replace(context.settings, classify_batch=2)))
+    ids = [_post(client) for _ in range(3)]
+    (job,) = services.queue.queue.jobs
+
+    def refuse(*_args: Any) -> None:
+        raise redis.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(ClassifyQueue, "enqueue_drain", refuse)
+    _work(services)
+    job.refresh()
+    assert job.get_status() == "scheduled" and job.meta[META_IDS] == ids[:2]
+    assert services.queue.waiting() == 1 and _waiting(services) == ids
 
 
 def test_an_empty_inbox_and_a_twice_listed_comment_are_harmless(
