@@ -178,18 +178,26 @@ def activate(model_dir: str | Path, version: str) -> None:
         _activate(root, version)
 
 
-def activate_if_none(model_dir: str | Path, version: str) -> bool:
-    """Make `version` the active one unless a version is active already; True when it did.
+def activate_in_place_of(model_dir: str | Path, version: str, replaced: str | None) -> bool:
+    """Make `version` the active one if `replaced` is still the active one (None: if no
+    version is active); True when it did.
 
-    One check under the lock: of two first trainings at once, one is active, and the
-    other is neither active nor in the history.
+    One check under the lock: a version judged against the active model does not go live
+    over one activated meanwhile (by a rollback, or another training), which it was never
+    compared with; of two first trainings at once, one is active, and the other is neither
+    active nor in the history.
     """
     root = Path(model_dir)
     with _locked(root):
-        if active_version(root) is not None:
+        if active_version(root) != replaced:
             return False
         _activate(root, version)
         return True
+
+
+def activate_if_none(model_dir: str | Path, version: str) -> bool:
+    """Make `version` the active one unless a version is active already; True when it did."""
+    return activate_in_place_of(model_dir, version, None)
 
 
 def rollback(model_dir: str | Path) -> str:

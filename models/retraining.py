@@ -23,7 +23,7 @@ from models.classifier import Classifier
 from models.examples import Example, dedup_key
 from models.heads import HEADS
 from models.records import CommentText
-from models.registry import activate, active_version, load_active, save_version
+from models.registry import activate_in_place_of, active_version, load_version, save_version
 from models.training import train
 
 HOLDOUT_PERCENT = 20
@@ -140,9 +140,16 @@ def retrain(
     others = [example for example in corpora if dedup_key(example.text) not in held_out]
     result = train([*training, *others])
     version = save_version(root, result)
-    current = load_active(root) if active_version(root) else None
+    judged_against = active_version(root)
+    current = load_version(root, judged_against) if judged_against else None
     comparison = compare(result.classifier, current, holdout)
-    activated = activate_if_better and comparison.passed
-    if activated:
-        activate(root, version)
+    activated = False
+    if activate_if_better and comparison.passed:
+        activated = activate_in_place_of(root, version, judged_against)
+        if not activated:
+            now_active = active_version(root)
+            comparison.reasons.append(
+                f"not activated: version {now_active} became active meanwhile, and the candidate "
+                "was not compared with it"
+            )
     return RetrainOutcome(version, activated, comparison, len(training) + len(others))

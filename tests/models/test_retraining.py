@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from models import Example, active_version, list_versions
+from models import Example, activate, active_version, list_versions
 from models.errors import ModelNotFoundError
 from models.registry import clear_shadow, load_version, set_shadow, shadow_version
 from models.retraining import compare, in_holdout, retrain, split_holdout
@@ -63,6 +63,28 @@ def test_a_worse_candidate_is_refused(tmp_path: Path) -> None:
     [reason] = outcome.comparison.reasons
     assert reason.startswith("spam:") and reason.endswith("worse")
     assert active_version(tmp_path) == first.version
+
+
+def test_a_candidate_never_replaces_a_version_activated_while_it_was_judged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = retrain(tmp_path, _labels(), SEED)
+    second = retrain(tmp_path, _labels(), SEED, activate_if_better=False)
+    judge = compare
+
+    def judged_while_another_goes_live(*args: Any) -> Any:
+        comparison = judge(*args)
+        activate(tmp_path, second.version)  # an operator, or another run, meanwhile
+        return comparison
+
+    monkeypatch.setattr("models.retraining.compare", judged_while_another_goes_live)
+    outcome = retrain(tmp_path, _labels(), SEED)
+    assert outcome.comparison.passed and not outcome.activated
+    assert active_version(tmp_path) == second.version != first.version
+    assert outcome.comparison.reasons[-1] == (
+        f"not activated: version {second.version} became active meanwhile, and the candidate "
+        "was not compared with it"
+    )
 
 
 def test_too_few_held_out_labels_cannot_beat_an_active_model(tmp_path: Path) -> None:
