@@ -34,6 +34,9 @@ RETRAIN_TIMEOUT_SECONDS = 3600
 # `running` well after that had its worker killed outright (SIGKILL, the OOM killer).
 STALE_RUN_SECONDS = RETRAIN_TIMEOUT_SECONDS + 600
 MODERATOR_SOURCE = "moderator"
+# A request holds the lock on queueing a run's job for milliseconds; one that died
+# holding it delays the run's next request by at most this.
+ENQUEUE_LOCK_SECONDS = 30
 # How often one web process looks for a run left queued without a job.
 STRANDED_RECHECK_SECONDS = 60.0
 
@@ -127,6 +130,18 @@ def _new_run(session: Session, trigger: Trigger) -> TrainingRun:
     return run
 
 
+def _enqueue(queue: Queue, run_id: int, job_id: str) -> None:
+    queue.enqueue(
+        RETRAIN_JOB,
+        run_id,
+        job_id=job_id,
+        description=f"retraining run {run_id}",
+        job_timeout=RETRAIN_TIMEOUT_SECONDS,
+        result_ttl=86_400,
+        failure_ttl=7 * 86_400,
+    )
+
+
 def request_retrain(session: Session, queue: Queue, trigger: Trigger) -> TrainingRun:
     """Record a run and queue it; a run already queued or running is returned instead.
 
@@ -140,17 +155,17 @@ def request_retrain(session: Session, queue: Queue, trigger: Trigger) -> Trainin
     job_id = retrain_job_id(queue, run.id)
     if run.status is RunStatus.QUEUED:
         try:
-            if job_is_pending(queue.connection, job_id):
-                return run
-            queue.enqueue(
-                RETRAIN_JOB,
-                run.id,
-                job_id=job_id,
-                description=f"retraining run {run.id}",
-                job_timeout=RETRAIN_TIMEOUT_SECONDS,
-                result_ttl=86_400,
-                failure_ttl=7 * 86_400,
-            )
+            # Two requests (two moderators' decisions crossing the label count at once)
+            # could both find no job and both enqueue one; the second copy, skipped by its
+            # worker, would then mark the job finished while the first still trains.
+            enqueueing = queue.connection.lock(f"{job_id}:enqueueing", timeout=ENQUEUE_LOCK_SECONDS)
+            if not enqueueing.acquire(blocking=False):
+                return run  # another request is queueing it now
+            try:
+                if not job_is_pending(queue.connection, job_id):
+                    _enqueue(queue, run.id, job_id)
+            finally:
+                enqueueing.release()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise QueueUnavailableError(
                 f"retraining run {run.id} is recorded but not queued: the job queue (Redis) is "

@@ -24,7 +24,7 @@ from models.registry import set_shadow
 from service import retraining
 from service.app import EXTENSION, Services
 from service.errors import QueueUnavailableError
-from service.queueing import connect_redis
+from service.queueing import connect_redis, job_is_pending
 from service.retraining import (
     RETRAIN_TIMEOUT_SECONDS,
     STALE_RUN_SECONDS,
@@ -90,6 +90,24 @@ def test_runs_are_not_queued_twice(services: Services) -> None:
         again = request_retrain(session, services.retrain_queue, Trigger.API)
         assert again.id == first.id and again.trigger is Trigger.CLI
     assert services.retrain_queue.job_ids == [retrain_job_id(services.retrain_queue, first.id)]
+
+
+def test_two_requests_at_once_queue_one_job(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    queue = services.retrain_queue
+    looked = job_is_pending
+
+    def another_request_meanwhile(connection: Any, job_id: str) -> bool:
+        # Between this request's look for the job and its enqueue, another request runs.
+        pending = looked(connection, job_id)
+        monkeypatch.setattr("service.retraining.job_is_pending", looked)
+        with services.sessions() as other:
+            request_retrain(other, queue, Trigger.API)
+        return pending
+
+    monkeypatch.setattr("service.retraining.job_is_pending", another_request_meanwhile)
+    with services.sessions() as session:
+        run = request_retrain(session, queue, Trigger.CLI)
+    assert queue.job_ids == [retrain_job_id(queue, run.id)]
 
 
 def test_enough_new_labels_queue_a_run_by_themselves(
