@@ -24,6 +24,7 @@ import secrets
 import shutil
 import zipfile
 import zlib
+from collections.abc import Mapping
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
@@ -177,18 +178,19 @@ def _sync(path: Path) -> None:
         os.close(descriptor)
 
 
-def read_metadata(directory: Path) -> dict[str, Any]:
-    """Return a version's metadata.
+def read_metadata(directory: Path, held: Mapping[str, bytes] | None = None) -> dict[str, Any]:
+    """Return a version's metadata, parsed from ``held[METADATA_FILE]`` when given.
 
     Raises:
         ModelNotFoundError: the folder or its metadata file is missing.
         ModelIntegrityError: the metadata is not a JSON object in UTF-8.
     """
     path = directory / METADATA_FILE
-    if not path.is_file():
+    raw = (held or {}).get(METADATA_FILE)
+    if raw is None and not path.is_file():
         raise ModelNotFoundError(f"no model version at {directory} (missing {METADATA_FILE})")
     try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
+        metadata = json.loads(raw.decode("utf-8") if raw is not None else path.read_text(encoding="utf-8"))
     except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError for bytes that are not UTF-8
         raise ModelIntegrityError(f"{path} is not valid UTF-8 JSON: {exc}") from None
     if not isinstance(metadata, dict):
@@ -211,11 +213,15 @@ def _recorded_digests(path: Path) -> dict[str, str]:
     return recorded
 
 
-def verify_digest(directory: Path, metadata: dict[str, Any]) -> None:
-    """Check model.skops and metadata.json against model.sha256, and the metadata's model digest."""
+def verify_digest(directory: Path, metadata: dict[str, Any], held: Mapping[str, bytes] | None = None) -> None:
+    """Check model.skops and metadata.json against model.sha256, and the metadata's model digest.
+
+    A file whose bytes ``held`` gives is checked as those bytes, not read again.
+    """
+    held = held or {}
     digest_path = directory / DIGEST_FILE
     for path in (directory / MODEL_FILE, digest_path):
-        if not path.is_file():
+        if path.name not in held and not path.is_file():
             raise ModelIntegrityError(f"model version {directory.name} is incomplete: missing {path.name}")
     recorded = _recorded_digests(digest_path)
     strangers = sorted(set(recorded) - set(DIGESTED_FILES))
@@ -224,7 +230,9 @@ def verify_digest(directory: Path, metadata: dict[str, Any]) -> None:
     # Every file the digests list, whatever the format says: the format is read from a
     # file they may cover, so it cannot be what decides which files are checked.
     for name in dict.fromkeys([*READABLE_FORMATS[metadata["format"]], *recorded]):
-        if recorded.get(name) != file_digest(directory / name):
+        raw = held.get(name)
+        actual = hashlib.sha256(raw).hexdigest() if raw is not None else file_digest(directory / name)
+        if recorded.get(name) != actual:
             raise ModelIntegrityError(
                 f"{directory / name} does not match its recorded SHA-256 digest; the file was "
                 "changed or damaged after it was written. Refusing to load it: train a new "
@@ -297,16 +305,26 @@ def verify_libraries(metadata: dict[str, Any]) -> None:
             )
 
 
-def verify_artifact(directory: Path) -> dict[str, Any]:
-    """Run every check `load_artifact` runs, without deserializing; return the metadata."""
-    metadata = read_metadata(directory)
+def verify_artifact(directory: Path, held: Mapping[str, bytes] | None = None) -> dict[str, Any]:
+    """Run every check `load_artifact` runs, without deserializing; return the metadata.
+
+    The files whose bytes ``held`` gives are checked as those bytes (see `load_artifact`).
+    """
+    metadata = read_metadata(directory, held)
     # The format first: it says which files the digests cover, and a version written by
     # older code is told to retrain instead of failing somewhere later.
     verify_format(metadata)
-    verify_digest(directory, metadata)
+    verify_digest(directory, metadata, held)
     verify_metadata(directory, metadata)
     verify_libraries(metadata)
     return metadata
+
+
+def _read_if_there(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        return None  # the checks say what is missing
 
 
 def load_artifact(directory: Path) -> tuple[Any, dict[str, Any]]:
@@ -318,9 +336,13 @@ def load_artifact(directory: Path) -> tuple[Any, dict[str, Any]]:
     import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException
 
-    metadata = verify_artifact(directory)
+    # What is checked is what is loaded: each file is read once, so one replaced between
+    # the digest check and the load cannot slip in.
+    files = (METADATA_FILE, MODEL_FILE)
+    held = {name: raw for name in files if (raw := _read_if_there(directory / name)) is not None}
+    metadata = verify_artifact(directory, held)
     try:
-        pipeline = sio.load(directory / MODEL_FILE, trusted=TRUSTED_TYPES)
+        pipeline = sio.loads(held[MODEL_FILE], trusted=TRUSTED_TYPES)
     except UntrustedTypesFoundException as exc:
         raise ModelIntegrityError(
             f"{directory / MODEL_FILE} contains types outside the trusted list and was not "

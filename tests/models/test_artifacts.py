@@ -26,6 +26,7 @@ from models.artifacts import (
     verify_artifact,
     write_artifact,
 )
+from models.classifier import Classifier
 from models.errors import ModelIntegrityError, ModelNotFoundError, ModelVersionError
 from models.records import CommentText
 from models.registry import active_version, load_active, load_version, save_version
@@ -96,6 +97,24 @@ def test_tampered_model_is_refused(model_dir: Path) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(ModelIntegrityError, match="does not match its recorded SHA-256"):
         load_active(model_dir)
+
+
+def test_a_model_file_replaced_after_its_check_is_not_what_loads(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _active_folder(model_dir)
+    expected = [(score.spam, score.abuse) for score in load_active(model_dir).score(COMMENTS)]
+    check = verify_artifact
+
+    def checked_then_replaced(directory: Path, *args: Any) -> dict[str, Any]:
+        metadata = check(directory, *args)
+        (directory / MODEL_FILE).write_bytes(b"not the file whose digest was checked")
+        return metadata
+
+    monkeypatch.setattr("models.artifacts.verify_artifact", checked_then_replaced)
+    pipeline, metadata = load_artifact(folder)
+    loaded = Classifier(pipeline, version=metadata["version"], thresholds=metadata["thresholds"])
+    assert [(score.spam, score.abuse) for score in loaded.score(COMMENTS)] == expected
 
 
 def test_tampered_digest_file_is_refused(model_dir: Path) -> None:
