@@ -46,6 +46,9 @@ FLAGGED_LAST_SQL = "(CASE WHEN status = 'flagged' THEN 0 ELSE 1 END)"
 OPEN_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 OPEN_RUN_SQL = f"status IN ({', '.join(repr(status.value) for status in OPEN_RUN_STATUSES)})"
 
+# Room for a model version's name in the verdict tables.
+MODEL_VERSION_CHARS = 64
+
 # SQLite only autoincrements a plain INTEGER primary key.
 Identifier = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -140,7 +143,7 @@ class Verdict(Base):
     spam: Mapped[float | None] = mapped_column(Float)
     abuse: Mapped[float | None] = mapped_column(Float)
     reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
-    model_version: Mapped[str] = mapped_column(String(64))
+    model_version: Mapped[str] = mapped_column(String(MODEL_VERSION_CHARS))
     outcome: Mapped[CommentStatus] = mapped_column(_enum(CommentStatus, "verdict_outcome"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -235,7 +238,7 @@ class ShadowVerdict(Base):
 
     id: Mapped[int] = mapped_column(Identifier, primary_key=True)
     comment_id: Mapped[int] = mapped_column(ForeignKey("comments.id", ondelete="CASCADE"), index=True)
-    model_version: Mapped[str] = mapped_column(String(64), index=True)
+    model_version: Mapped[str] = mapped_column(String(MODEL_VERSION_CHARS), index=True)
     spam: Mapped[float | None] = mapped_column(Float)
     abuse: Mapped[float | None] = mapped_column(Float)
     outcome: Mapped[CommentStatus] = mapped_column(_enum(CommentStatus, "shadow_outcome"))

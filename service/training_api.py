@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from service.api import IdConverter, moderator_required
 from service.app import get_session, services
-from service.errors import NotFoundError
+from service.errors import NotFoundError, ValidationError
 from service.retraining import request_retrain, run_view, shadow_report
 from service.statuses import Trigger
-from service.tables import ShadowVerdict, TrainingRun
+from service.tables import MODEL_VERSION_CHARS, ShadowVerdict, TrainingRun
 
 bp = Blueprint("training", __name__, url_prefix="/v1/models")
 
@@ -57,7 +57,7 @@ def show_run(run_id: int) -> Any:
 def shadow() -> Any:
     """How the shadow model would have changed decisions (`version`, else the latest one seen)."""
     session = get_session()
-    version = request.args.get("version") or session.scalar(
+    version = _version_asked() or session.scalar(
         select(ShadowVerdict.model_version).order_by(ShadowVerdict.id.desc()).limit(1)
     )
     if version is None:
@@ -67,3 +67,15 @@ def shadow() -> Any:
         # A mistyped version would otherwise read as a model that changed nothing.
         raise NotFoundError(f"no comment has been scored in shadow mode by model version {version}")
     return report
+
+
+def _version_asked() -> str | None:
+    """The ``version`` query parameter, if given; ``ValidationError`` for one no model is named."""
+    version = request.args.get("version")
+    if version and (
+        len(version) > MODEL_VERSION_CHARS or not version.isprintable() or any(c.isspace() for c in version)
+    ):
+        # Such a text could only miss, and PostgreSQL refuses some (a NUL) outright.
+        problem = f"version must be a model version name: up to {MODEL_VERSION_CHARS} characters, no spaces"
+        raise ValidationError({"version": problem})
+    return version

@@ -238,6 +238,12 @@ def test_shadow_model_scores_without_acting(
     assert report == {"model_version": active, "comments": 1, "unchanged": 1, "changed": {}}
     unknown = client.get("/v1/models/shadow?version=no-such-version", headers=moderator_headers)
     assert unknown.status_code == 404 and "no-such-version" in unknown.get_json()["message"]
+    for broken in ("a\x00b", "two words", "v" * 65):
+        refused = client.get("/v1/models/shadow", query_string={"version": broken}, headers=moderator_headers)
+        assert (
+            refused.status_code == 422
+            and "version must be a model version name" in refused.get_json()["message"]
+        )
 
 
 def _die_while_running(services: Services, run_id: int, *, started_ago: timedelta = timedelta()) -> None:
