@@ -133,7 +133,8 @@ class _ProgressBar:
     default=0.99,
     show_default=True,
     type=click.FloatRange(0.0, 1.0, min_open=True),
-    help="Reject threshold: the lowest score above which this share of validation rejections is right.",
+    help="Reject threshold: the lowest score above which this share of validation rejections is right, "
+    "on enough of them for one mistake to show (100 for 0.99); else no automatic rejection.",
 )
 @_user_errors
 def train_command(

@@ -4,7 +4,11 @@ Thresholds (per head, on the validation split):
 
 - reject: the lowest threshold at which precision stays at or above `reject_precision`
   for that threshold and every higher one. Scanning down from the top and stopping at
-  the first dip means a lucky run of positives lower down cannot pull it too low.
+  the first dip means a lucky run of positives lower down cannot pull it too low. The
+  validation scores at or above it must be at least as many as it takes for a single
+  mistake among them to break the target (100 for 0.99): on fewer, "precise enough"
+  only means "no mistake seen yet", and a small validation set would reject
+  automatically far down the scores.
 - review: the highest threshold whose recall is at or above `review_recall` (recall only
   falls as the threshold rises, so this is well defined).
 
@@ -13,12 +17,14 @@ Fallbacks, for validation sets too small to say anything:
 - fewer than `MIN_VALIDATION_PER_CLASS` positives or negatives: review = 0.5 (the model's
   own decision boundary) and reject = 1.0 (no automatic rejection; everything suspicious
   goes to a human);
-- the precision target is not met even at the highest score: reject = 1.0, same reason;
+- the precision target is not met even at the highest score, or not on enough
+  examples: reject = 1.0, same reason;
 - review is never above reject.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -64,10 +70,28 @@ def pick_thresholds(
     precise = true_positives / predicted >= reject_precision
     # Length of the leading run of thresholds (from the top) that meet the precision target.
     run = len(precise) if precise.all() else int(np.argmin(precise))
-    reject = float(thresholds[run - 1]) if run else NO_AUTOMATIC_REJECT
+    needed = examples_to_show_precision(reject_precision)
     review = float(thresholds[np.argmax(true_positives / positives >= review_recall)])
-    how = "validation" if run else "validation; precision target unreachable, no automatic reject"
-    return {"review": min(review, reject), "reject": reject}, how
+    if not run:
+        return {"review": review, "reject": NO_AUTOMATIC_REJECT}, (
+            "validation; precision target unreachable, no automatic reject"
+        )
+    if predicted[run - 1] < needed:
+        shown = "no number of examples can show it" if math.isinf(needed) else f"it takes {needed} to show it"
+        return {"review": review, "reject": NO_AUTOMATIC_REJECT}, (
+            f"validation; precision target met on {predicted[run - 1]} examples, {shown}, no automatic reject"
+        )
+    reject = float(thresholds[run - 1])
+    return {"review": min(review, reject), "reject": reject}, "validation"
+
+
+def examples_to_show_precision(target: float) -> float:
+    """How many examples a threshold needs above it before one mistake among them would
+    bring its precision below ``target``: ``1 / (1 - target)``, rounded up; infinite for 1."""
+    if target >= 1:
+        return math.inf
+    # Rounded first, so 0.99 asks for 100, not the 101 its binary fraction would give.
+    return math.ceil(round(1 / (1 - target), 9))
 
 
 def _at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:

@@ -15,11 +15,12 @@ SCORES = POSITIVES + NEGATIVES
 @pytest.mark.parametrize(
     ("recall", "precision", "expected"),
     [
-        # Precision is 1.0 down to 0.85; the negative at 0.82 breaks it.
+        # Precision stays >= 0.8 down to 0.6 (6/7: seven scores, at least the five one
+        # mistake needs to show it); the negative at 0.55 breaks it (6/8).
         # All ten positives are needed for recall 0.95, so review is the lowest positive.
-        (0.95, 0.99, {"review": 0.2, "reject": 0.85}),
+        (0.95, 0.8, {"review": 0.2, "reject": 0.6}),
         # Eight positives give recall 0.8: the eighth highest positive is 0.4.
-        (0.8, 0.99, {"review": 0.4, "reject": 0.85}),
+        (0.8, 0.8, {"review": 0.4, "reject": 0.6}),
         # Precision stays >= 0.75 from the top down to 0.1 (10/13), then drops (10/14);
         # review (0.2) would lie above reject, so it is lowered to reject.
         (0.95, 0.75, {"review": 0.1, "reject": 0.1}),
@@ -31,6 +32,29 @@ def test_thresholds_on_a_constructed_case(
     thresholds, how = pick_thresholds(LABELS, SCORES, review_recall=recall, reject_precision=precision)
     assert thresholds == pytest.approx(expected)
     assert how == "validation"
+
+
+@pytest.mark.parametrize(
+    ("precision", "seen", "needed"), [(0.9, 4, "it takes 10"), (0.99, 4, "it takes 100")]
+)
+def test_a_precision_seen_on_too_few_examples_means_no_automatic_reject(
+    precision: float, seen: int, needed: str
+) -> None:
+    # Precision is 1.0 down to 0.85, but on four scores: one mistake more would not show
+    # as a precision below 0.9 until there are ten.
+    thresholds, how = pick_thresholds(LABELS, SCORES, review_recall=0.95, reject_precision=precision)
+    assert thresholds == {"review": 0.2, "reject": NO_AUTOMATIC_REJECT}
+    assert (
+        how
+        == f"validation; precision target met on {seen} examples, {needed} to show it, no automatic reject"
+    )
+
+
+def test_a_precision_of_one_is_never_shown() -> None:
+    labels, scores = [1] * 500 + [0] * 500, [0.9] * 500 + [0.1] * 500
+    thresholds, how = pick_thresholds(labels, scores, review_recall=0.95, reject_precision=1.0)
+    assert thresholds["reject"] == NO_AUTOMATIC_REJECT and "no number of examples can show it" in how
+    assert pick_thresholds(labels, scores, review_recall=0.95, reject_precision=0.99)[0]["reject"] == 0.9
 
 
 def test_unreachable_precision_means_no_automatic_reject() -> None:
