@@ -20,6 +20,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -51,15 +52,31 @@ class Example:
         return value
 
 
+# Label texts as spreadsheets and dataframe exports write them: pandas writes a label
+# column with gaps as floats (`1.0`, and `nan` or nothing for a gap).
+_LABEL_TEXTS: dict[str, int | None] = {
+    "": None,
+    "null": None,
+    "none": None,
+    "nan": None,
+    "0": 0,
+    "1": 1,
+    "0.0": 0,
+    "1.0": 1,
+    "false": 0,
+    "true": 1,
+}
+
+
 def _parse_label(value: Any, field: str, where: str) -> int | None:
-    if value is None or value == "":
+    if value is None:
         return None
+    if isinstance(value, str) and value.strip().lower() in _LABEL_TEXTS:
+        return _LABEL_TEXTS[value.strip().lower()]
     # bool is an int subclass; JSON true/false is accepted as 1/0 on purpose.
-    if isinstance(value, bool | int) and int(value) in (0, 1):
+    if isinstance(value, bool | int | float) and value in (0, 1):
         return int(value)
-    if isinstance(value, str) and value.strip() in ("0", "1"):
-        return int(value.strip())
-    if isinstance(value, str) and value.strip().lower() in ("null", "none"):
+    if isinstance(value, float) and math.isnan(value):  # Python's JSON reads NaN, as pandas writes a gap
         return None
     raise DataError(f"{where}: {field} must be 0, 1 or empty, got {value!r}")
 
@@ -141,7 +158,8 @@ def _read_text(path: Path, errors: str) -> str:
 
 
 def csv_rows(path: Path, dialect: CsvDialect = PLAIN_CSV) -> Iterator[tuple[str, list[str]]]:
-    """Yield ("FILE:LINE", fields) for each non-empty row of a delimited UTF-8 file.
+    """Yield ("FILE:LINE", fields) for each row of a delimited UTF-8 file with a field that
+    is not blank (a spreadsheet leaves rows of bare commas behind).
 
     LINE is the row's last physical line. A byte order mark is skipped.
 
@@ -155,7 +173,7 @@ def csv_rows(path: Path, dialect: CsvDialect = PLAIN_CSV) -> Iterator[tuple[str,
     row_start = 1
     try:
         for row in reader:
-            if row:
+            if any(field.strip() for field in row):
                 yield f"{path}:{reader.line_num}", row
             row_start = reader.line_num + 1
     except csv.Error as exc:

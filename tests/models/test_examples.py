@@ -37,6 +37,20 @@ def test_csv_optional_columns(tmp_path: Path) -> None:
     assert read_examples(path) == [Example("hello", abuse=0), Example("idiot", abuse=1), Example("unknown")]
 
 
+def test_labels_as_spreadsheets_and_dataframe_exports_write_them(tmp_path: Path) -> None:
+    csv_path = tmp_path / "d.csv"
+    csv_path.write_text("text,spam,abuse\na,1.0,0.0\nb,TRUE,false\n,,\nc, ,nan\n", encoding="utf-8")
+    expected = [Example("a", spam=1, abuse=0), Example("b", spam=1, abuse=0), Example("c")]
+    assert read_examples(csv_path) == expected
+    jsonl_path = tmp_path / "d.jsonl"
+    jsonl_path.write_text(
+        '{"text": "a", "spam": 1.0, "abuse": 0.0}\n{"text": "b", "spam": "true", "abuse": "0"}\n'
+        '{"text": "c", "spam": NaN, "abuse": null}\n',
+        encoding="utf-8",
+    )
+    assert read_examples(jsonl_path) == expected
+
+
 def test_jsonl_accepts_missing_and_null_labels(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     path.write_text('{"text": "a"}\n\n{"text": "b", "spam": null, "abuse": true}\n', encoding="utf-8")
@@ -48,6 +62,7 @@ def test_jsonl_accepts_missing_and_null_labels(tmp_path: Path) -> None:
     [
         ('{"text": "ok"}\n{"author": "x"}\n', r"d\.jsonl:2: missing or empty 'text'"),
         ('{"text": "ok", "spam": 2}\n', r"d\.jsonl:1: spam must be 0, 1 or empty, got 2"),
+        ('{"text": "ok", "spam": 0.5}\n', r"d\.jsonl:1: spam must be 0, 1 or empty, got 0\.5"),
         ('{"text": "ok", "abuse": "yes"}\n', r"d\.jsonl:1: abuse must be 0, 1 or empty"),
         ('{"text": "ok"\n', r"d\.jsonl:1: not valid JSON"),
         ('["text"]\n', r"d\.jsonl:1: expected a JSON object"),
