@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from models.errors import DataError, ModelError
+from models.errors import DataError, ModelError, ModelNotFoundError
 
 SCORE_BATCH = 1000
 MODEL_DIR = click.Path(file_okay=False, path_type=Path)
@@ -263,8 +263,14 @@ def list_command(model_dir: Path) -> None:
     """List versions, oldest first; the active one is marked with '*'."""
     from models.registry import active_version, list_versions, version_metadata
 
+    if not model_dir.is_dir():
+        # A mistyped path must not read as a folder without versions.
+        raise ModelNotFoundError(f"no model folder at {model_dir}")
     active = active_version(model_dir)
-    for version in list_versions(model_dir):
+    versions = list_versions(model_dir)
+    if not versions:
+        click.echo(f"no model versions in {model_dir} yet: train one with `moderation train`", err=True)
+    for version in versions:
         try:
             metadata = version_metadata(model_dir, version)
         except ModelError as exc:

@@ -175,6 +175,11 @@ def test_models_list_shows_a_version_with_malformed_heads(tmp_path: Path, data_f
 
 def test_models_list_activate_rollback(tmp_path: Path, data_file: Path) -> None:
     out = tmp_path / "m"
+    code, _, stderr = run("models", "list", "--model", str(out))
+    assert code == 1 and f"no model folder at {out}" in stderr
+    out.mkdir()
+    code, stdout, stderr = run("models", "list", "--model", str(out))
+    assert (code, stdout) == (0, "") and f"no model versions in {out} yet" in stderr
     first = json.loads(run("train", "--data", str(data_file), "--out", str(out))[1])["version"]
     second = json.loads(run("train", "--data", str(data_file), "--out", str(out))[1])["version"]
     code, stdout, _ = run("models", "list", "--model", str(out))
