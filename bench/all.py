@@ -495,7 +495,10 @@ def render_model(model: dict[str, Any]) -> tuple[list[str], list[str]]:
         [
             f"out of core, {synthetic['factor']}x synthetic, one epoch",
             f"{synthetic['examples_per_epoch']:,}",
-            f"{synthetic['epoch_seconds']:.1f} s ({synthetic['examples_per_second']:,.0f}/s)",
+            f"{synthetic['seconds']:.1f} s: index {synthetic['index_seconds']:.1f} s, validation part "
+            f"{synthetic['validation_seconds']:.1f} s, epoch {synthetic['epoch_seconds']:.1f} s "
+            f"({synthetic['examples_per_second']:,.0f}/s), "
+            f"calibration {synthetic['calibration_seconds']:.1f} s",
             f"{synthetic['peak_rss_mb']:,.0f} MB",
         ],
     ]
@@ -512,9 +515,10 @@ def render_model(model: dict[str, Any]) -> tuple[list[str], list[str]]:
         "```",
         "",
         "Training runs in a child process, so the peak resident memory is its own. The synthetic "
-        "set streams each corpus example back several times with two vocabulary words appended, one "
-        "chunk at a time; a full `train --out-of-core` makes "
-        f"{synthetic['epochs_per_fit']} epochs for each of its two fits, about "
+        "set streams each corpus example back several times with two vocabulary words appended, "
+        "generated afresh for each pass and never held; out of core, training reads it once to "
+        "index it, once for its validation part, and once per epoch. A full `train --out-of-core` "
+        f"makes {synthetic['epochs']} epochs, about "
         f"{synthetic['full_training_estimate_seconds'] / 60:.0f} minutes at this rate. Quality per "
         "corpus is in `docs/model.md`.",
         "",

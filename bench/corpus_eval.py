@@ -23,11 +23,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.pipeline import make_pipeline
 
+from models import training
 from models.examples import Example, deduplicate, split_examples
 from models.heads import HEADS
 from models.pipeline import BRANCH_WEIGHTS
 from models.splits import kfold, labeled, leave_group_out
-from models.training import DEFAULT_C, _parameters, chosen_c, fit_pipeline
+from models.training import DEFAULT_C, chosen_c, fit_pipeline
 
 SEED = 0
 FOLDS = 5
@@ -37,7 +38,7 @@ VALIDATION_SIZE = 0.2
 def training_parameters(count: int) -> dict[str, Any]:
     """The parameters `train` uses for a label set of `count` examples."""
     targets = {"review_recall": 0.95, "reject_precision": 0.99, "validation_size": VALIDATION_SIZE}
-    return _parameters(count, False, SEED, targets)
+    return training.training_parameters(count, False, SEED, targets)
 
 
 def model_scores(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -69,14 +69,24 @@ DATA_HELP = (
 
 def _load_data(specs: tuple[str, ...], datasets: Path | None) -> list[Any]:
     """Read every `--data` argument, plus every known corpus under `--datasets`."""
-    from models.importers import load, load_all
+    return list(_data_reader(specs, datasets)())
+
+
+def _data_reader(specs: tuple[str, ...], datasets: Path | None) -> Callable[[], Iterator[Any]]:
+    """What reads every `--data` argument, plus every known corpus under `--datasets`,
+    afresh at each call (training out of core reads them once per pass)."""
+    from models.importers import load_all, stream
 
     if not specs and datasets is None:
         raise click.UsageError("give at least one --data (or --datasets)")
-    examples = [example for spec in specs for example in load(spec)]
-    if datasets is not None:
-        examples.extend(load_all(datasets))
-    return examples
+
+    def read() -> Iterator[Any]:
+        for spec in specs:
+            yield from stream(spec)
+        if datasets is not None:
+            yield from load_all(datasets)
+
+    return read
 
 
 def _data_options(command: F) -> F:
@@ -113,7 +123,10 @@ class _ProgressBar:
 @_data_options
 @_model_dir_option("--out", help="Model directory to write the version to.")
 @click.option(
-    "--out-of-core", is_flag=True, help="Hashed features and incremental fitting, for large label sets."
+    "--out-of-core",
+    is_flag=True,
+    help="For label sets too large for memory: hashed features, incremental fitting, the data "
+    "read again for each pass (JSON Lines files line by line) instead of held.",
 )
 @click.option(
     "--activate/--no-activate",
@@ -148,6 +161,7 @@ def train_command(
     reject_precision: float,
 ) -> None:
     """Train a model version on labeled data and print its metrics as JSON."""
+    from models.out_of_core import out_of_core_steps, train_out_of_core
     from models.registry import activate as activate_version
     from models.registry import activate_if_none, save_version
     from models.training import planned_steps, train
@@ -156,17 +170,22 @@ def train_command(
     model_dir.mkdir(parents=True, exist_ok=True)
     if not os.access(model_dir, os.W_OK | os.X_OK):
         raise click.ClickException(f"{model_dir}: the model folder is not writable")
-    examples = _load_data(data_specs, datasets)
-    bar = _ProgressBar(planned_steps(out_of_core))
+    read = _data_reader(data_specs, datasets)
+    examples = None if out_of_core else list(read())
+    bar = _ProgressBar(out_of_core_steps() if out_of_core else planned_steps())
     try:
-        result = train(
-            examples,
-            out_of_core=out_of_core,
-            seed=seed,
-            review_recall=review_recall,
-            reject_precision=reject_precision,
-            progress=bar,
-        )
+        if examples is None:
+            result = train_out_of_core(
+                read, seed=seed, review_recall=review_recall, reject_precision=reject_precision, progress=bar
+            )
+        else:
+            result = train(
+                examples,
+                seed=seed,
+                review_recall=review_recall,
+                reject_precision=reject_precision,
+                progress=bar,
+            )
     finally:
         bar.close()
     version = save_version(model_dir, result)

@@ -220,11 +220,21 @@ def read_examples(path: str | Path) -> list[Example]:
     Raises:
         DataError: (a ValueError) naming the file and line of the first bad row.
     """
+    return list(stream_examples(path))
+
+
+def stream_examples(path: str | Path) -> Iterator[Example]:
+    """Yield the canonical examples of a `.jsonl` file line by line, or of a `.csv` file
+    (read whole first, so that a byte that is not UTF-8 can be placed on its line).
+
+    Raises:
+        DataError: (a ValueError) naming the file and line of the first bad row.
+    """
     path = Path(path)
     if path.suffix.lower() == ".csv":
-        return list(_read_csv(path))
+        return _read_csv(path)
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        return list(_read_jsonl(path))
+        return _read_jsonl(path)
     raise DataError(f"{path}: unknown format; use .jsonl or .csv")
 
 
@@ -253,9 +263,13 @@ def fingerprint(examples: Iterable[Example]) -> str:
     """Return the SHA-256 hex digest of the examples in canonical JSON Lines form."""
     digest = hashlib.sha256()
     for example in examples:
-        line = json.dumps(example_to_dict(example), ensure_ascii=False, sort_keys=True)
-        digest.update(line.encode("utf-8") + b"\n")
+        digest.update(canonical_line(example))
     return digest.hexdigest()
+
+
+def canonical_line(example: Example) -> bytes:
+    """``example`` as one line of canonical JSON Lines, keys sorted, in UTF-8."""
+    return json.dumps(example_to_dict(example), ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n"
 
 
 def dedup_key(text: str) -> str:

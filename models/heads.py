@@ -23,9 +23,10 @@ no separate validation set.
 Spam and abuse want different amounts: a few hundred spam examples with strong words
 favour weak regularization, thousands of noisy abuse labels favour stronger.
 
-Out of core: `SGDClassifier(loss="log_loss")` per head via `partial_fit`. Its output is
-already a logistic-loss probability; a separate calibration pass would need a second
-read of the data, so it is left for when the out-of-core mode is used for real.
+Out of core: `SGDClassifier(loss="log_loss")` per head via `partial_fit`, then
+`calibrate` fits each head's Platt sigmoid on held-out rows and folds it into the
+weights, as above: SGD's own probabilities follow its learning rate and penalty, not the
+data (on the seed set, a review threshold came out at 0.0006).
 """
 
 from __future__ import annotations
@@ -256,6 +257,27 @@ class LinearHeads(BaseEstimator):  # type: ignore[misc]
             if min(self.class_counts_[head]) > 0
         ]
         self._set_weights(fitted, matrix.shape[1])
+        return self
+
+    def calibrate(self, matrix: Any, y: Any) -> LinearHeads:
+        """After the last `partial_fit`: fit each head's sigmoid on these held-out rows and
+        fold it into its weights. A head with fewer than `MIN_CALIBRATION_PER_CLASS` rows of
+        either class among them keeps its own probabilities (`calibrated_` says which)."""
+        labels = _labels(y, len(self.heads))
+        fitted: list[tuple[str, np.ndarray, float, bool]] = []
+        for row, head in enumerate(self.heads_):
+            coef, intercept = np.asarray(self.coef_[row], dtype=np.float64), float(self.intercept_[row])
+            known = ~np.isnan(labels[:, self.heads.index(head)])
+            target = labels[known, self.heads.index(head)].astype(np.int64)
+            sigmoid = None
+            if np.bincount(target, minlength=2).min() >= MIN_CALIBRATION_PER_CLASS:
+                sigmoid = _platt(np.asarray(matrix[known] @ coef).ravel() + intercept, target)
+            if sigmoid is None:
+                fitted.append((head, coef, intercept, False))
+            else:
+                slope, offset = sigmoid
+                fitted.append((head, coef * slope, intercept * slope + offset, True))
+        self._set_weights(fitted, self.n_features_in_)
         return self
 
     def _set_weights(self, fitted: list[tuple[str, np.ndarray, float, bool]], n_features: int) -> None:

@@ -28,7 +28,6 @@ import math
 from typing import Any
 
 import numpy as np
-from sklearn.dummy import DummyClassifier
 from sklearn.metrics import (
     average_precision_score,
     confusion_matrix,
@@ -114,14 +113,10 @@ def _ranking(labels: np.ndarray, scores: np.ndarray) -> dict[str, float | None]:
     }
 
 
-def baseline_scores(train_labels: Any, n: int) -> np.ndarray:
-    """Scores of a `DummyClassifier` (class prior) fitted on the training labels."""
-    labels = np.asarray(train_labels, dtype=np.int64)
-    dummy = DummyClassifier(strategy="prior").fit(np.zeros((len(labels), 1)), labels)
-    probabilities = dummy.predict_proba(np.zeros((n, 1)))
-    # With one training class the dummy has one column; its positive score is then 0 or 1.
-    column = list(dummy.classes_).index(1) if 1 in dummy.classes_ else None
-    return probabilities[:, column] if column is not None else np.zeros(n)
+def prior_scores(negatives: int, positives: int, n: int) -> np.ndarray:
+    """``n`` scores of a `DummyClassifier(strategy="prior")` fitted on training labels
+    with these class counts: the share of positives, every time."""
+    return np.full(n, positives / (negatives + positives) if negatives + positives else 0.0)
 
 
 def evaluate_head(y_true: Any, scores: Any, thresholds: dict[str, float]) -> dict[str, Any]:

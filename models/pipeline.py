@@ -16,7 +16,8 @@
 
 In memory, the text branches are TF-IDF vectorizers with a learned vocabulary. Out of
 core, they are stateless `HashingVectorizer`s and the heads are fitted chunk by chunk
-with `partial_fit`, so the label set never has to fit in memory.
+with `partial_fit`, so the label set never has to fit in memory (`models.out_of_core`
+reads it again for each pass).
 
 Nothing is done to the text outside this pipeline: the same object that was trained is
 the one saved, loaded and asked for scores.

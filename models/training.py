@@ -23,7 +23,7 @@ from models.classifier import Classifier
 from models.errors import TrainingError
 from models.examples import Example, deduplicate, fingerprint, split_examples
 from models.heads import HEADS
-from models.metrics import DEFAULT_REVIEW, NO_AUTOMATIC_REJECT, baseline_scores, head_metrics, pick_thresholds
+from models.metrics import DEFAULT_REVIEW, NO_AUTOMATIC_REJECT, head_metrics, pick_thresholds, prior_scores
 from models.pipeline import BRANCH_WEIGHTS, PreparedComment, build_pipeline, prepare
 
 # Below this many examples, terms seen once are kept: a small set has few repeats.
@@ -56,9 +56,9 @@ class TrainingResult:
         return self.classifier.thresholds
 
 
-def planned_steps(out_of_core: bool) -> int:
+def planned_steps() -> int:
     """How many progress messages `train` sends, so a caller can size a progress bar."""
-    return 2 + (2 * OUT_OF_CORE_EPOCHS if out_of_core else 0)
+    return 2
 
 
 def label_matrix(examples: Sequence[Example], heads: Sequence[str] = HEADS) -> np.ndarray:
@@ -72,11 +72,6 @@ def make_version(created_at: datetime, data_fingerprint: str) -> str:
     return f"{created_at.astimezone(UTC):%Y%m%dT%H%M%SZ}-{data_fingerprint[:8]}"
 
 
-def _chunks(examples: Sequence[Example], size: int) -> Iterable[Sequence[Example]]:
-    for start in range(0, len(examples), size):
-        yield examples[start : start + size]
-
-
 def fit_out_of_core(
     pipeline: Pipeline,
     chunks: Callable[[], Iterable[Sequence[Example]]],
@@ -87,7 +82,8 @@ def fit_out_of_core(
     """Fit an out-of-core pipeline by passing over `chunks()` `epochs` times.
 
     `chunks` is called once per epoch, so it can re-read files from disk: only one
-    chunk of examples and its feature matrix are in memory at a time.
+    chunk of examples and its feature matrix are in memory at a time. The whole of
+    training out of core, from deduplication to calibration, is `models.out_of_core`.
     """
     prepare, features, heads = (pipeline.named_steps[s] for s in ("prepare", "features", "heads"))
     features.fit([])  # every branch is stateless; this only validates parameters
@@ -106,21 +102,23 @@ def fit_pipeline(
     progress: Progress | None = None,
     prepared: Mapping[Example, PreparedComment | Example] | None = None,
 ) -> Pipeline:
-    """Build the pipeline with `parameters` and fit it on `examples`.
+    """Build the in-memory pipeline with `parameters` and fit it on `examples`.
 
     `prepared` may hold the examples already normalized (`models.pipeline.prepare`), so
     that a text fitted on twice is normalized once; the result is the same either way.
     """
-    options = {k: parameters[k] for k in ("out_of_core", "seed", "min_df", "C", "calibration_folds")}
-    options["branch_weights"] = parameters.get("branch_weights")
-    grid = parameters.get("C_grid")
-    pipeline = build_pipeline(**options, C_grid=tuple(grid) if grid else None)
-    if parameters["out_of_core"]:
-        chunk = int(parameters["chunk_size"])
-        return fit_out_of_core(pipeline, lambda: _chunks(examples, chunk), progress=progress)
+    pipeline = pipeline_for(parameters)
     records = [prepared[e] for e in examples] if prepared is not None else list(examples)
     pipeline.fit(records, label_matrix(examples))
     return pipeline
+
+
+def pipeline_for(parameters: Mapping[str, Any]) -> Pipeline:
+    """The unfitted pipeline a run's `parameters` describe."""
+    options = {k: parameters[k] for k in ("out_of_core", "seed", "min_df", "C", "calibration_folds")}
+    options["branch_weights"] = parameters.get("branch_weights")
+    grid = parameters.get("C_grid")
+    return build_pipeline(**options, C_grid=tuple(grid) if grid else None)
 
 
 def chosen_c(pipeline: Pipeline) -> dict[str, float]:
@@ -128,14 +126,21 @@ def chosen_c(pipeline: Pipeline) -> dict[str, float]:
     return dict(getattr(pipeline.named_steps["heads"], "C_", {}))
 
 
-def _validate(
+def class_counts(examples: Iterable[Example], head: str) -> tuple[int, int]:
+    """(negatives, positives) of `head` among `examples`."""
+    labels = [label for e in examples if (label := e.label(head)) is not None]
+    return len(labels) - sum(labels), sum(labels)
+
+
+def validate(
     pipeline: Pipeline,
-    train_part: Sequence[Example],
+    train_counts: Mapping[str, tuple[int, int]],
     valid_part: Sequence[Example],
     targets: tuple[float, float],
     prepared: Mapping[Example, PreparedComment | Example],
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
-    """Pick thresholds and compute metrics per head on the validation part."""
+    """Pick thresholds and compute metrics per head on the validation part; the baseline
+    is the class prior of the training part, given as (negatives, positives) per head."""
     heads = tuple(pipeline.named_steps["heads"].heads_)
     records = [prepared.get(e, e) for e in valid_part]
     scores = pipeline.predict_proba(records) if valid_part and heads else None
@@ -150,8 +155,7 @@ def _validate(
         thresholds[head], how = pick_thresholds(
             labels, values, review_recall=targets[0], reject_precision=targets[1]
         )
-        train_labels = [e.label(head) for e in train_part if e.label(head) is not None]
-        baseline = baseline_scores(train_labels, len(labels))
+        baseline = prior_scores(*train_counts[head], len(labels))
         metrics[head] = {"thresholds_from": how, **head_metrics(labels, values, thresholds[head], baseline)}
     return thresholds, metrics
 
@@ -161,7 +165,9 @@ def _trainable_heads(examples: Sequence[Example]) -> tuple[str, ...]:
     return tuple(h for h in HEADS if {e.label(h) for e in examples} >= {0, 1})
 
 
-def _parameters(unique: int, out_of_core: bool, seed: int, targets: dict[str, float]) -> dict[str, Any]:
+def training_parameters(
+    unique: int, out_of_core: bool, seed: int, targets: dict[str, float]
+) -> dict[str, Any]:
     """Every parameter of a run, recorded in the model's metadata."""
     return {
         "out_of_core": out_of_core,
@@ -179,14 +185,14 @@ def _parameters(unique: int, out_of_core: bool, seed: int, targets: dict[str, fl
 def train(
     examples: Sequence[Example],
     *,
-    out_of_core: bool = False,
     seed: int = 0,
     review_recall: float = 0.95,
     reject_precision: float = 0.99,
     validation_size: float = 0.2,
     progress: Progress | None = None,
 ) -> TrainingResult:
-    """Train a classifier on canonical examples; see the module docstring for the method.
+    """Train a classifier on canonical examples held in memory; see the module docstring
+    for the method (and `models.out_of_core.train_out_of_core` for label sets too large).
 
     Raises:
         TrainingError: when no head has both classes among the labels.
@@ -198,16 +204,19 @@ def train(
     if not heads:
         raise TrainingError("no head can be trained: every label column is empty or holds one class only")
     targets = {"review_recall": review_recall, "reject_precision": reject_precision}
-    parameters = _parameters(len(unique), out_of_core, seed, {**targets, "validation_size": validation_size})
-    train_part, valid_part = split_examples(unique, validation_size, seed)
-    # Normalized once for both fits; out of core, chunks are normalized as they stream.
-    prepared = {} if out_of_core else {example: prepare(example) for example in unique}
-    _report(progress, f"fitting on {len(train_part)} examples, validating on {len(valid_part)}")
-    split_model = fit_pipeline(train_part, parameters, progress, prepared)
-    thresholds, metrics = _validate(
-        split_model, train_part, valid_part, (review_recall, reject_precision), prepared
+    parameters = training_parameters(
+        len(unique), False, seed, {**targets, "validation_size": validation_size}
     )
-    _report(progress, f"refitting on all {len(unique)} examples")
+    train_part, valid_part = split_examples(unique, validation_size, seed)
+    # Normalized once for both fits.
+    prepared = {example: prepare(example) for example in unique}
+    report(progress, f"fitting on {len(train_part)} examples, validating on {len(valid_part)}")
+    split_model = fit_pipeline(train_part, parameters, progress, prepared)
+    train_counts = {head: class_counts(train_part, head) for head in HEADS}
+    thresholds, metrics = validate(
+        split_model, train_counts, valid_part, (review_recall, reject_precision), prepared
+    )
+    report(progress, f"refitting on all {len(unique)} examples")
     # The final model keeps each head's C from the split model: searching again on all
     # the data would cost as much once more for a choice that rarely changes.
     parameters["C"] = {**dict.fromkeys(HEADS, DEFAULT_C), **chosen_c(split_model)}
@@ -233,6 +242,7 @@ def train(
     )
 
 
-def _report(progress: Progress | None, message: str) -> None:
+def report(progress: Progress | None, message: str) -> None:
+    """Send ``message`` to ``progress``, if there is one."""
     if progress:
         progress(message)

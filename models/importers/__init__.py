@@ -16,12 +16,12 @@ PATH is the corpus file or the folder holding it (`youtube:/data/youtube-spam-co
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from models.errors import DataError
-from models.examples import Example, read_examples
+from models.examples import Example, stream_examples
 from models.importers import davidson, kaggle, olid, sms, youtube
 
 # Where tests and the benchmark look for the corpora, unless told otherwise.
@@ -77,14 +77,24 @@ def split_spec(spec: str) -> tuple[Importer | None, Path]:
 
 def load(spec: str) -> list[Example]:
     """Read the examples a `--data` argument names (canonical file or `importer:PATH`)."""
+    return list(stream(spec))
+
+
+def stream(spec: str) -> Iterator[Example]:
+    """The examples a `--data` argument names, a JSON Lines file's read line by line (a
+    public corpus is read whole: it is small, and its importer decodes it as one).
+
+    Raises:
+        DataError: naming what is wrong with the argument, or the file and line of a bad row.
+    """
     importer, path = split_spec(spec)
     if importer is None:
         if path.is_dir():
             raise DataError(f"{path}: a folder; give a canonical file, or IMPORTER:PATH for a public corpus")
         if not path.is_file():
             raise DataError(f"{path}: no such file")
-        return read_examples(path)
-    return importer.read(path)
+        return stream_examples(path)
+    return iter(importer.read(path))
 
 
 def find_corpora(directory: Path, names: tuple[str, ...] | None = None) -> dict[str, Path]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from models.examples import Example
+from models.out_of_core import train_out_of_core
 from models.registry import activate, save_version
 from models.training import TrainingResult, train
 
@@ -103,8 +104,13 @@ def trained(tiny_examples: list[Example]) -> TrainingResult:
 def make_result(tiny_examples: list[Example]) -> Callable[..., TrainingResult]:
     """Train a fresh result (safe to save and mutate) on the tiny set or other examples."""
 
-    def make(examples: list[Example] | None = None, **options: object) -> TrainingResult:
-        return train(examples if examples is not None else tiny_examples, **options)  # type: ignore[arg-type]
+    def make(
+        examples: list[Example] | None = None, out_of_core: bool = False, **options: object
+    ) -> TrainingResult:
+        chosen = examples if examples is not None else tiny_examples
+        if out_of_core:
+            return train_out_of_core(lambda: iter(chosen), **options)  # type: ignore[arg-type]
+        return train(chosen, **options)  # type: ignore[arg-type]
 
     return make
 

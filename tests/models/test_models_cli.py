@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 from models.cli import cli, commands, register_commands
 from models.examples import Example, write_examples
 from models.registry import active_version, list_versions
+from models.training import OUT_OF_CORE_EPOCHS
 
 
 @pytest.fixture
@@ -44,6 +46,24 @@ def test_train_writes_and_activates_a_version(tmp_path: Path, data_file: Path) -
     code, stdout, _ = run("train", "--data", str(data_file), "--out", str(out), "--out-of-core")
     assert code == 0 and json.loads(stdout)["active"] is False
     assert len(list_versions(out)) == 2 and active_version(out) == report["version"]
+
+
+def test_train_out_of_core_reads_the_files_again_for_each_pass(
+    tmp_path: Path, data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import models.importers
+
+    opened: list[str] = []
+    stream = models.importers.stream
+
+    def counted(spec: str) -> Any:
+        opened.append(spec)
+        return stream(spec)
+
+    monkeypatch.setattr(models.importers, "stream", counted)
+    code, stdout, _ = run("train", "--data", str(data_file), "--out", str(tmp_path / "m"), "--out-of-core")
+    assert code == 0 and json.loads(stdout)["heads"] == ["spam", "abuse"]
+    assert opened == [str(data_file)] * (2 + OUT_OF_CORE_EPOCHS)  # index, validation part, epochs
 
 
 def test_train_with_several_files_and_csv(tmp_path: Path, tiny_examples: list[Example]) -> None:

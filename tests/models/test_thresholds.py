@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.metrics import DEFAULT_REVIEW, NO_AUTOMATIC_REJECT, baseline_scores, head_metrics, pick_thresholds
+from models.metrics import DEFAULT_REVIEW, NO_AUTOMATIC_REJECT, head_metrics, pick_thresholds, prior_scores
 
 POSITIVES = [0.99, 0.95, 0.9, 0.85, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2]
 NEGATIVES = [0.82, 0.55, 0.1, 0.05, 0.04, 0.03, 0.02, 0.01]
@@ -82,7 +82,7 @@ def test_too_few_validation_examples_use_defaults() -> None:
 
 def test_head_metrics_beside_baseline() -> None:
     thresholds = {"review": 0.2, "reject": 0.85}
-    metrics = head_metrics(LABELS, SCORES, thresholds, baseline_scores([0, 1, 1, 0], len(LABELS)))
+    metrics = head_metrics(LABELS, SCORES, thresholds, prior_scores(2, 2, len(LABELS)))
     assert metrics["examples"] == 18 and metrics["positives"] == 10
     assert metrics["reject"]["precision"] == 1.0 and metrics["reject"]["recall"] == pytest.approx(0.4)
     assert metrics["review"]["recall"] == 1.0
