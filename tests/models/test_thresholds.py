@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from sklearn.dummy import DummyClassifier
 
 from models.metrics import DEFAULT_REVIEW, NO_AUTOMATIC_REJECT, head_metrics, pick_thresholds, prior_scores
 
@@ -90,3 +92,12 @@ def test_head_metrics_beside_baseline() -> None:
     assert metrics["baseline"]["roc_auc"] == 0.5
     assert metrics["baseline"]["average_precision"] == pytest.approx(10 / 18)
     assert metrics["roc_auc"] > 0.8
+
+
+@pytest.mark.parametrize(("negatives", "positives"), [(3, 1), (0, 4), (5, 0)])
+def test_the_prior_baseline_is_what_a_prior_dummy_classifier_scores(negatives: int, positives: int) -> None:
+    labels = [0] * negatives + [1] * positives
+    dummy = DummyClassifier(strategy="prior").fit(np.zeros((len(labels), 1)), labels)
+    probabilities = dummy.predict_proba(np.zeros((3, 1)))
+    expected = probabilities[:, list(dummy.classes_).index(1)] if 1 in dummy.classes_ else np.zeros(3)
+    assert prior_scores(negatives, positives, 3).tolist() == pytest.approx(expected.tolist())
