@@ -259,11 +259,13 @@ class LinearHeads(BaseEstimator):  # type: ignore[misc]
         self._set_weights(fitted, matrix.shape[1])
         return self
 
-    def calibrate(self, matrix: Any, y: Any) -> LinearHeads:
-        """After the last `partial_fit`: fit each head's sigmoid on these held-out rows and
-        fold it into its weights. A head with fewer than `MIN_CALIBRATION_PER_CLASS` rows of
-        either class among them keeps its own probabilities (`calibrated_` says which)."""
+    def calibrate(self, logits: Any, y: Any) -> LinearHeads:
+        """After the last `partial_fit`: fit each head's sigmoid on held-out rows, given as
+        their `decision_function` values and labels, and fold it into its weights. A head
+        with fewer than `MIN_CALIBRATION_PER_CLASS` rows of either class among them keeps
+        its own probabilities (`calibrated_` says which)."""
         labels = _labels(y, len(self.heads))
+        values = np.asarray(logits, dtype=np.float64).reshape(len(labels), len(self.heads_))
         fitted: list[tuple[str, np.ndarray, float, bool]] = []
         for row, head in enumerate(self.heads_):
             coef, intercept = np.asarray(self.coef_[row], dtype=np.float64), float(self.intercept_[row])
@@ -271,7 +273,7 @@ class LinearHeads(BaseEstimator):  # type: ignore[misc]
             target = labels[known, self.heads.index(head)].astype(np.int64)
             sigmoid = None
             if np.bincount(target, minlength=2).min() >= MIN_CALIBRATION_PER_CLASS:
-                sigmoid = _platt(np.asarray(matrix[known] @ coef).ravel() + intercept, target)
+                sigmoid = _platt(values[known, row], target)
             if sigmoid is None:
                 fitted.append((head, coef, intercept, False))
             else:

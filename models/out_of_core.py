@@ -42,6 +42,7 @@ from models.training import (
     OUT_OF_CORE_EPOCHS,
     Progress,
     TrainingResult,
+    chunked,
     fit_out_of_core,
     label_matrix,
     make_version,
@@ -215,9 +216,12 @@ def train_out_of_core(
     )
     if valid_part:
         prepare, features, fitted = (pipeline.named_steps[s] for s in ("prepare", "features", "heads"))
-        fitted.calibrate(
-            features.transform(prepare.transform(valid_part)), label_matrix(valid_part, fitted.heads)
-        )
+        # Chunk by chunk: the whole part's feature matrix would take gigabytes.
+        logits = [
+            fitted.decision_function(features.transform(prepare.transform(chunk)))
+            for chunk in chunked(valid_part, OUT_OF_CORE_CHUNK)
+        ]
+        fitted.calibrate(np.vstack(logits), label_matrix(valid_part, fitted.heads))
     thresholds, metrics = validate(pipeline, train_counts, valid_part, (review_recall, reject_precision), {})
     report(progress, "calibrated on the validation part")
     trained = tuple(pipeline.named_steps["heads"].heads_)

@@ -11,10 +11,10 @@ reported metrics are the split model's, the honest estimate for unseen comments.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sklearn.pipeline import Pipeline
@@ -36,6 +36,7 @@ C_GRID = (1.0, 4.0, 16.0, 64.0)
 DEFAULT_C = 4.0
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,12 @@ def label_matrix(examples: Sequence[Example], heads: Sequence[str] = HEADS) -> n
 def make_version(created_at: datetime, data_fingerprint: str) -> str:
     """Return a version name such as `20261128T031500Z-1a2b3c4d`."""
     return f"{created_at.astimezone(UTC):%Y%m%dT%H%M%SZ}-{data_fingerprint[:8]}"
+
+
+def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """``items`` in slices of ``size``, the last one shorter."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def fit_out_of_core(
@@ -143,7 +150,9 @@ def validate(
     is the class prior of the training part, given as (negatives, positives) per head."""
     heads = tuple(pipeline.named_steps["heads"].heads_)
     records = [prepared.get(e, e) for e in valid_part]
-    scores = pipeline.predict_proba(records) if valid_part and heads else None
+    # Chunk by chunk: out of core, the validation part's whole feature matrix would take gigabytes.
+    chunks = [pipeline.predict_proba(chunk) for chunk in chunked(records, OUT_OF_CORE_CHUNK)]
+    scores = np.vstack(chunks) if chunks and heads else None
     thresholds: dict[str, dict[str, float]] = {}
     metrics: dict[str, Any] = {}
     for column, head in enumerate(heads):
