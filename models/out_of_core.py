@@ -105,7 +105,7 @@ def build_index(examples: Iterable[Example], validation_size: float, seed: int) 
         raise ValueError(f"validation_size must be between 0 and 1, got {validation_size}")
     digests, labels, draws = bytearray(), bytearray(), bytearray()
     fingerprint = hashlib.sha256()
-    salt = seed.to_bytes(8, "big", signed=True)
+    salt = hashlib.sha256(str(seed).encode()).digest()[:16]  # any int, as `train` takes
     for example in examples:
         digest = _digest(example)
         digests += digest
@@ -129,9 +129,13 @@ def build_index(examples: Iterable[Example], validation_size: float, seed: int) 
         merged[first[found], column] = ranked[earliest[found]]
     kept = np.zeros(count, dtype=bool)
     kept[first] = True
-    share = min(validation_size, VALIDATION_CAP / max(len(first), 1))
-    drawn = np.frombuffer(bytes(draws), dtype=">u4") < share * _SPLIT_DRAWS
-    return Index(count, fingerprint.hexdigest(), kept, merged, kept & drawn)
+    drawn = np.frombuffer(bytes(draws), dtype=">u4")
+    held_out = kept & (drawn < validation_size * _SPLIT_DRAWS)
+    if held_out.sum() > VALIDATION_CAP:
+        # The texts with the lowest draws stay, so the part is still chosen by text and seed.
+        candidates = np.flatnonzero(held_out)
+        held_out[candidates[np.argsort(drawn[candidates], kind="stable")[VALIDATION_CAP:]]] = False
+    return Index(count, fingerprint.hexdigest(), kept, merged, held_out)
 
 
 def _side(read: Callable[[], Iterable[Example]], index: Index, *, held_out: bool) -> Iterator[Example]:
@@ -187,16 +191,20 @@ def train_out_of_core(
     """Train with hashed features and incremental heads, reading the examples once per pass.
 
     Raises:
-        TrainingError: when no head has both classes among the labels.
+        TrainingError: when no head has both classes among the training part's labels.
         DataError: when ``read()`` yields other examples from one pass to the next.
     """
     created_at = datetime.now(UTC).replace(microsecond=0)
     index = build_index(read(), validation_size, seed)
     report(progress, f"indexed {index.count} examples, {index.unique} distinct")
+    # Only the training part is fitted on (nothing is refitted on all examples), so a head
+    # needs both classes there.
     train_counts = {head: index.class_counts(head, held_out=False) for head in HEADS}
-    valid_counts = {head: index.class_counts(head, held_out=True) for head in HEADS}
-    if not any(min(np.add(train_counts[head], valid_counts[head])) for head in HEADS):
-        raise TrainingError("no head can be trained: every label column is empty or holds one class only")
+    if not any(min(train_counts[head]) for head in HEADS):
+        raise TrainingError(
+            "no head can be trained: outside the validation part, every label column is empty "
+            "or holds one class only"
+        )
     targets = {"review_recall": review_recall, "reject_precision": reject_precision}
     parameters = {
         **training_parameters(index.unique, True, seed, {**targets, "validation_size": validation_size}),
@@ -237,7 +245,7 @@ def train_out_of_core(
         created_at=created_at,
         examples=index.unique,
         notes=[
-            f"head {h!r} absent: its labels are missing or hold one class only"
+            f"head {h!r} absent: outside the validation part its labels are missing or hold one class only"
             for h in HEADS
             if h not in trained
         ],

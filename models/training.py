@@ -106,7 +106,6 @@ def fit_out_of_core(
 def fit_pipeline(
     examples: Sequence[Example],
     parameters: dict[str, Any],
-    progress: Progress | None = None,
     prepared: Mapping[Example, PreparedComment | Example] | None = None,
 ) -> Pipeline:
     """Build the in-memory pipeline with `parameters` and fit it on `examples`.
@@ -220,7 +219,7 @@ def train(
     # Normalized once for both fits.
     prepared = {example: prepare(example) for example in unique}
     report(progress, f"fitting on {len(train_part)} examples, validating on {len(valid_part)}")
-    split_model = fit_pipeline(train_part, parameters, progress, prepared)
+    split_model = fit_pipeline(train_part, parameters, prepared)
     train_counts = {head: class_counts(train_part, head) for head in HEADS}
     thresholds, metrics = validate(
         split_model, train_counts, valid_part, (review_recall, reject_precision), prepared
@@ -229,7 +228,7 @@ def train(
     # The final model keeps each head's C from the split model: searching again on all
     # the data would cost as much once more for a choice that rarely changes.
     parameters["C"] = {**dict.fromkeys(HEADS, DEFAULT_C), **chosen_c(split_model)}
-    final = fit_pipeline(unique, {**parameters, "C_grid": None}, progress, prepared)
+    final = fit_pipeline(unique, {**parameters, "C_grid": None}, prepared)
     for head in heads:
         # A head the split model lacked (too few labels before the split), or whose labels
         # all fell in the training part, gets the fallbacks.

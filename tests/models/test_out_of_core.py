@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from models import out_of_core
-from models.errors import DataError
+from models.errors import DataError, TrainingError
 from models.examples import Example, dedup_key, deduplicate, fingerprint
 from models.out_of_core import _shuffled_chunks, build_index, out_of_core_steps, train_out_of_core
 from models.seeding import seed_examples
@@ -55,7 +55,19 @@ def test_the_split_keeps_every_text_on_one_side_and_caps_the_validation_part(
     assert 0.12 < index.held_out.sum() / index.unique < 0.28
     assert build_index(iter(examples), 0.2, seed=1).held_out.tolist() != index.held_out.tolist()
     monkeypatch.setattr(out_of_core, "VALIDATION_CAP", 20)
-    assert 5 <= build_index(iter(examples), 0.2, seed=0).held_out.sum() <= 40
+    capped = build_index(iter(examples), 0.2, seed=0)
+    assert capped.held_out.sum() == 20 and not (capped.held_out & ~index.held_out).any()
+    assert build_index(iter(examples), 0.2, seed=2**70).unique == index.unique  # any int seeds it
+
+
+def test_a_head_needs_both_classes_outside_the_validation_part() -> None:
+    texts = [Example(f"an ordinary remark number {n}", spam=0) for n in range(200)]
+    spam = [Example(f"cheap pills offer number {n}", spam=1) for n in range(200)]
+    drawn = build_index(iter(spam), 0.2, seed=0).held_out
+    held_spam = [example for example, held in zip(spam, drawn, strict=True) if held]
+    # Every positive lies in the validation part, and nothing is refitted on all examples.
+    with pytest.raises(TrainingError, match="outside the validation part"):
+        train_out_of_core(lambda: iter([*texts, *held_spam]))
 
 
 class Source:
