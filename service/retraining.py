@@ -6,6 +6,7 @@ what the shadow model would have changed. The training itself happens in a worke
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -165,7 +166,9 @@ def request_retrain(session: Session, queue: Queue, trigger: Trigger) -> Trainin
                 if not job_is_pending(queue.connection, job_id):
                     _enqueue(queue, run.id, job_id)
             finally:
-                enqueueing.release()
+                # A lock that could not be released (it expired, Redis restarted) expires by itself.
+                with contextlib.suppress(redis.RedisError):
+                    enqueueing.release()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise QueueUnavailableError(
                 f"retraining run {run.id} is recorded but not queued: the job queue (Redis) is "

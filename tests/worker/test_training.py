@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from redis.exceptions import LockNotOwnedError
+from redis.lock import Lock
 from rq import Queue
 from rq.job import Job, JobStatus
 from sqlalchemy import func, select
@@ -108,6 +110,18 @@ def test_two_requests_at_once_queue_one_job(services: Services, monkeypatch: pyt
     with services.sessions() as session:
         run = request_retrain(session, queue, Trigger.CLI)
     assert queue.job_ids == [retrain_job_id(queue, run.id)]
+
+
+def test_a_lock_that_expired_before_its_release_does_not_fail_the_request(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def expired(self: Any) -> None:
+        raise LockNotOwnedError("Cannot release a lock that's no longer owned")
+
+    monkeypatch.setattr(Lock, "release", expired)
+    with services.sessions() as session:
+        run = request_retrain(session, services.retrain_queue, Trigger.API)
+    assert services.retrain_queue.job_ids == [retrain_job_id(services.retrain_queue, run.id)]
 
 
 def test_enough_new_labels_queue_a_run_by_themselves(
