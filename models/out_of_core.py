@@ -4,9 +4,10 @@
 examples again (from files on disk, say). What stays in memory is:
 
 - an index of the examples: an 8-byte digest of each one's normalized text, its two
-  labels and a split draw, about 14 bytes an example, from which deduplication and the
-  split are decided as `train` decides them in memory (the first copy of a text is kept,
-  later copies only fill in labels it lacks; no text is on both sides of the split);
+  labels and a split draw, about 14 bytes an example (a few times that while it is
+  sorted), from which deduplication is decided as `train` decides it in memory (the
+  first copy of a text is kept, later copies only fill in labels it lacks) and a split
+  that never puts a text on both sides;
 - the validation part, at most `VALIDATION_CAP` examples;
 - a shuffle buffer of `SHUFFLE_CHUNKS` chunks and one chunk's feature matrix.
 
