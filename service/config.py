@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from redis.connection import parse_url as parse_redis_url
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -47,7 +48,8 @@ class Settings:
     )
     database_url: str = _env(
         "DATABASE_URL",
-        "SQLAlchemy URL of the database; empty means a SQLite file in the data folder.",
+        "Database URL, `sqlite:///PATH` or `postgresql://` (opened with psycopg 3); empty means a SQLite "
+        "file in the data folder.",
         "",
     )
     redis_url: str = _env(
@@ -291,7 +293,9 @@ def load_settings(
 
 
 _ENVIRONMENTS = ("development", "production")
-_DATABASES = ("sqlite", "postgresql")
+# `postgres://` and `postgresql://`, as hosting providers write them, open with psycopg
+# (version 3), the driver installed (service/db.py).
+DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgres", "postgresql", "postgresql+psycopg")
 
 
 def _check(settings: Settings) -> None:
@@ -301,12 +305,14 @@ def _check(settings: Settings) -> None:
     if settings.log_level.upper() not in logging.getLevelNamesMapping():
         raise ConfigError(f"LOG_LEVEL must be a level such as INFO or DEBUG, not {settings.log_level!r}")
     if settings.database_url:
+        _check_database_url(settings.database_url)
+    if settings.redis_url:
         try:
-            backend = make_url(settings.database_url).get_backend_name()
-        except ArgumentError:
-            backend = None
-        if backend not in _DATABASES:
-            raise ConfigError("DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL")
+            parse_redis_url(settings.redis_url)  # type: ignore[no-untyped-call]
+        except ValueError:
+            # Not repeated in the message: the URL may hold a password.
+            raise ConfigError("REDIS_URL must be a redis://, rediss:// or unix:// URL") from None
+    _check_numbers(settings)
     review, reject = settings.review_threshold, settings.reject_threshold
     for name, value in (("MODERATION_REVIEW_THRESHOLD", review), ("MODERATION_REJECT_THRESHOLD", reject)):
         if value is not None and not 0 < value <= 1:
@@ -361,6 +367,44 @@ def _check(settings: Settings) -> None:
         ]
         if missing:
             raise ConfigError(f"production needs {', '.join(missing)} set in the environment")
+
+
+def _check_database_url(url: str) -> None:
+    try:
+        driver = make_url(url).drivername
+    except (ArgumentError, ValueError):
+        # Not repeated in the message: the URL may hold a password.
+        raise ConfigError(
+            "DATABASE_URL is not a URL SQLAlchemy can read (a password holding @, : or / must be "
+            "percent-encoded)"
+        ) from None
+    if driver not in DATABASE_DRIVERS:
+        raise ConfigError("DATABASE_URL must be a sqlite:/// or postgresql:// (postgresql+psycopg://) URL")
+
+
+def _check_numbers(settings: Settings) -> None:
+    """Refuse the numeric settings no process could work with."""
+    for name, value in (
+        ("JOB_TIMEOUT_SECONDS", settings.job_timeout),
+        ("MAX_BODY_BYTES", settings.max_body_bytes),
+    ):
+        if value < 1:
+            raise ConfigError(f"{name} must be at least 1")
+    if settings.job_retries < 0:
+        raise ConfigError("JOB_RETRIES must be 0 (no retry) or more")
+    for name, seconds in (
+        ("DISPATCH_INTERVAL_SECONDS", settings.dispatch_interval),
+        ("REDIS_TIMEOUT_SECONDS", settings.redis_timeout),
+        ("MODEL_CHECK_SECONDS", settings.model_check_seconds),
+    ):
+        if not 0 < seconds < math.inf:
+            raise ConfigError(f"{name} must be above 0")
+    for name, seconds in (
+        ("SWEEP_INTERVAL_SECONDS", settings.sweep_interval),
+        ("SWEEP_GRACE_SECONDS", settings.sweep_grace),
+    ):
+        if not 0 <= seconds < math.inf:
+            raise ConfigError(f"{name} must be 0 or more")
 
 
 def _check_webhook(settings: Settings) -> None:

@@ -10,13 +10,15 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.sqlite_writers import QueuedWriterConnection, connection_class
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 POOL_RECYCLE_SECONDS = 1800
+# How long connecting to PostgreSQL may take before the request gets its 503.
+PG_CONNECT_TIMEOUT_SECONDS = 5
 # A checkpoint copies the WAL back into the database file and syncs it to disk. Left to
 # SQLite it runs inside whichever commit crosses 1,000 pages, usually a request's, while
 # that writer holds the write lock. The workers run it instead (worker/checkpointer.py);
@@ -37,6 +39,15 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def with_driver(url: str) -> URL:
+    """``url`` parsed, `postgres://` and `postgresql://` (as hosting providers write them)
+    opened with psycopg, version 3: the driver installed."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        return parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite files get WAL mode and their folder created.
 
@@ -44,18 +55,23 @@ def make_engine(url: str) -> Engine:
     what the logs must not (email digests, comment text, moderators' notes). PostgreSQL's
     own message still quotes a row that breaks a constraint, which no request should do.
     """
-    parsed = make_url(url)
+    parsed = with_driver(url)
     if parsed.get_backend_name() != "sqlite":
         # No ping per checkout: it costs a round trip on every request. A connection the
         # server dropped fails one statement and is discarded (through SQLAlchemy, with all
         # connections of its age; the intake, on the bare cursor, discards just that one),
-        # and recycling bounds how long an idle connection is trusted.
-        return create_engine(url, pool_recycle=POOL_RECYCLE_SECONDS, hide_parameters=True)
+        # and recycling bounds how long an idle connection is trusted. A server that drops
+        # packets instead of refusing the connection is given up on after a while, so a
+        # request gets its 503 rather than waiting for libpq, which would wait forever.
+        connect = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
+        return create_engine(
+            parsed, pool_recycle=POOL_RECYCLE_SECONDS, hide_parameters=True, connect_args=connect
+        )
     connect_args: dict[str, Any] = {"check_same_thread": False}
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         connect_args["factory"] = connection_class(f"{parsed.database}.writer-lock")
-    engine = create_engine(url, connect_args=connect_args, hide_parameters=True)
+    engine = create_engine(parsed, connect_args=connect_args, hide_parameters=True)
     event.listen(engine, "connect", _tune_sqlite)
     return engine
 
@@ -108,11 +124,11 @@ def migrated_schema(url: str, schema: str) -> Iterator[str]:
     Yields a URL whose search path is that schema, so test runs and benchmarks can share
     one server without seeing each other's rows.
     """
-    admin = create_engine(url)
+    admin = create_engine(with_driver(url))
     try:
         with admin.begin() as connection:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+        scoped = with_driver(url).update_query_dict({"options": f"-csearch_path={schema}"})
         rendered = scoped.render_as_string(hide_password=False)
         engine = make_engine(rendered)
         upgrade(engine)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from service.config import describe_settings, load_settings
+from service.db import make_engine
 from service.errors import ConfigError
 
 
@@ -50,8 +51,20 @@ def test_overrides_win_over_the_environment() -> None:
         ({"MODERATION_ENV": "production"}, "MODERATION_SECRET_KEY, DATABASE_URL, REDIS_URL"),
         ({"MODERATION_ENV": "Production"}, "MODERATION_ENV must be development or production, not 'Prod"),
         ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL must be a level such as INFO or DEBUG, not 'verbose'"),
-        ({"DATABASE_URL": "notaurl"}, "DATABASE_URL must be a sqlite:/// or postgresql"),
+        ({"DATABASE_URL": "notaurl"}, "DATABASE_URL is not a URL SQLAlchemy can read"),
         ({"DATABASE_URL": "mysql://db/moderation"}, "DATABASE_URL must be a sqlite:/// or postgresql"),
+        ({"DATABASE_URL": "postgresql+psycopg2://db/x"}, "DATABASE_URL must be a sqlite:/// or postgresql"),
+        # An unescaped password: the message must not repeat any of it.
+        ({"DATABASE_URL": "postgresql://moderation:pa@ss:w0rd@db/x"}, r"is not a URL SQLAlchemy can read \("),
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must be a redis://, rediss:// or unix:// URL"),
+        ({"JOB_TIMEOUT_SECONDS": "0"}, "JOB_TIMEOUT_SECONDS must be at least 1"),
+        ({"MAX_BODY_BYTES": "-5"}, "MAX_BODY_BYTES must be at least 1"),
+        ({"JOB_RETRIES": "-1"}, "JOB_RETRIES must be 0"),
+        ({"DISPATCH_INTERVAL_SECONDS": "0"}, "DISPATCH_INTERVAL_SECONDS must be above 0"),
+        ({"REDIS_TIMEOUT_SECONDS": "-1"}, "REDIS_TIMEOUT_SECONDS must be above 0"),
+        ({"MODEL_CHECK_SECONDS": "nan"}, "MODEL_CHECK_SECONDS must be above 0"),
+        ({"SWEEP_INTERVAL_SECONDS": "-1"}, "SWEEP_INTERVAL_SECONDS must be 0 or more"),
+        ({"SWEEP_GRACE_SECONDS": "inf"}, "SWEEP_GRACE_SECONDS must be 0 or more"),
         ({"WORKER_PROCESSES": "0"}, "WORKER_PROCESSES must be at least 1"),
         ({"CLASSIFY_BATCH": "0"}, "CLASSIFY_BATCH must be at least 1"),
         ({"TRUSTED_AFTER_APPROVED": "-1"}, "TRUSTED_AFTER_APPROVED must be 0"),
@@ -78,8 +91,17 @@ def test_overrides_win_over_the_environment() -> None:
     ],
 )
 def test_bad_configuration_stops_start_up(environ: dict[str, str], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message) as refused:
         load_settings(environ)
+    assert "w0rd" not in str(refused.value)
+
+
+@pytest.mark.parametrize("url", ["postgres://db/x", "postgresql://db/x", "postgresql+psycopg://db/x"])
+def test_postgresql_urls_as_hosting_providers_write_them_open_with_psycopg(url: str) -> None:
+    assert load_settings({"DATABASE_URL": url}).database_url == url
+    engine = make_engine(url)
+    assert engine.url.drivername == "postgresql+psycopg" and engine.dialect.driver == "psycopg"
+    engine.dispose()
 
 
 def test_unknown_override_is_refused() -> None:
