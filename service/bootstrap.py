@@ -9,18 +9,24 @@ from models import ModelNotFoundError, ModelVersionError, activate, active_versi
 from models.registry import clear_shadow, shadow_version, verify_version
 from service.config import Settings
 from service.db import make_engine, upgrade
-from service.keyfile import key_origin, load_checked_keys
+from service.keyfile import check_keys, key_origin, load_keys
 
 
 def prepare(settings: Settings) -> Iterator[str]:
-    """Migrate, make sure a key exists and is the one the stored emails were encrypted with,
-    train the seed model when none is active; say each step."""
+    """Make sure a key exists and is the one the stored emails were encrypted with,
+    migrate, train the seed model when none is active; say each step.
+
+    A key that is malformed, or not the stored emails', stops it before any migration:
+    a schema upgraded for a start that then fails is one the running processes may not read.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keys = load_keys(settings)
     engine = make_engine(settings.database)
     try:
+        check_keys(keys, settings, engine)
         upgrade(engine)
         yield f"database ready: {engine.url.render_as_string(hide_password=True)}"
-        load_checked_keys(settings, engine)
+        check_keys(keys, settings, engine)  # a database migrated just now records the key
     finally:
         engine.dispose()
     yield f"secret key ready ({key_origin(settings)})"

@@ -34,11 +34,18 @@ def key_origin(settings: Settings) -> str:
     return KEY_VARIABLE if settings.secret_key else str(settings.data_dir / KEY_FILE_NAME)
 
 
-def _decode(encoded: str, origin: str) -> bytes:
+def _key_ring(encoded: str, origin: str) -> KeyRing:
+    """The key ring of a base64 secret; ``ConfigError`` naming ``origin`` when it is not one."""
     try:
-        return base64.urlsafe_b64decode(encoded.strip().encode())
+        secret = base64.urlsafe_b64decode(encoded.strip().encode())
     except (binascii.Error, ValueError):
         raise ConfigError(f"{origin} is not valid base64") from None
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"{origin} holds {len(secret)} bytes; the secret key must be at least {MIN_SECRET_BYTES} "
+            "random bytes, base64-encoded"
+        )
+    return KeyRing.from_secret(secret)
 
 
 def _create(path: Path) -> None:
@@ -81,9 +88,9 @@ def _read_or_create(path: Path) -> str:
 def load_keys(settings: Settings) -> KeyRing:
     """The key ring from ``MODERATION_SECRET_KEY``, or from the data folder's key file."""
     if settings.secret_key:
-        return KeyRing.from_secret(_decode(settings.secret_key, KEY_VARIABLE))
+        return _key_ring(settings.secret_key, KEY_VARIABLE)
     path = settings.data_dir / KEY_FILE_NAME
-    return KeyRing.from_secret(_decode(_read_or_create(path), str(path)))
+    return _key_ring(_read_or_create(path), str(path))
 
 
 def load_checked_keys(settings: Settings, engine: Engine) -> KeyRing:

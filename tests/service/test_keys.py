@@ -168,6 +168,30 @@ def test_init_refuses_a_replaced_key_file(tmp_path: Path) -> None:
     assert "secret key ready" not in result.output
 
 
+def test_init_refuses_a_short_key_before_migrating_anything(tmp_path: Path) -> None:
+    short = base64.urlsafe_b64encode(b"x" * 16).decode()
+    env = {"MODERATION_DATA_DIR": str(tmp_path), "DATABASE_URL": "", "MODERATION_SECRET_KEY": short}
+    result = CliRunner().invoke(main, ["init"], env=env)
+    assert result.exit_code == 1, result.output
+    assert "MODERATION_SECRET_KEY holds 16 bytes; the secret key must be at least 32" in result.output
+    assert "database ready" not in result.output and not (tmp_path / "moderation.db").exists()
+
+
+def test_init_refuses_a_replaced_key_before_migrating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {"MODERATION_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": "", "MODEL_DIR": ""}
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"], env=env).exit_code == 0
+    settings = load_settings(env)
+    _store_comment(settings.database, load_keys(settings))
+    (tmp_path / "data" / KEY_FILE_NAME).unlink()
+    migrated: list[str] = []
+    monkeypatch.setattr("service.bootstrap.upgrade", lambda engine: migrated.append(str(engine.url)))
+    result = runner.invoke(main, ["init"], env=env)
+    assert result.exit_code == 1 and REFUSED in result.output and migrated == []
+
+
 def test_a_generated_key_file_is_announced(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     settings = load_settings({}, {"data_dir": tmp_path})
     load_keys(settings)
