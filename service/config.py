@@ -395,13 +395,13 @@ def _check_numbers(settings: Settings) -> None:
     for name, seconds in (
         ("DISPATCH_INTERVAL_SECONDS", settings.dispatch_interval),
         ("REDIS_TIMEOUT_SECONDS", settings.redis_timeout),
-        ("MODEL_CHECK_SECONDS", settings.model_check_seconds),
     ):
         if not 0 < seconds < math.inf:
             raise ConfigError(f"{name} must be above 0")
     for name, seconds in (
         ("SWEEP_INTERVAL_SECONDS", settings.sweep_interval),
         ("SWEEP_GRACE_SECONDS", settings.sweep_grace),
+        ("MODEL_CHECK_SECONDS", settings.model_check_seconds),  # 0: before every job
     ):
         if not 0 <= seconds < math.inf:
             raise ConfigError(f"{name} must be 0 or more")

@@ -62,7 +62,7 @@ def test_overrides_win_over_the_environment() -> None:
         ({"JOB_RETRIES": "-1"}, "JOB_RETRIES must be 0"),
         ({"DISPATCH_INTERVAL_SECONDS": "0"}, "DISPATCH_INTERVAL_SECONDS must be above 0"),
         ({"REDIS_TIMEOUT_SECONDS": "-1"}, "REDIS_TIMEOUT_SECONDS must be above 0"),
-        ({"MODEL_CHECK_SECONDS": "nan"}, "MODEL_CHECK_SECONDS must be above 0"),
+        ({"MODEL_CHECK_SECONDS": "nan"}, "MODEL_CHECK_SECONDS must be 0 or more"),
         ({"SWEEP_INTERVAL_SECONDS": "-1"}, "SWEEP_INTERVAL_SECONDS must be 0 or more"),
         ({"SWEEP_GRACE_SECONDS": "inf"}, "SWEEP_GRACE_SECONDS must be 0 or more"),
         ({"WORKER_PROCESSES": "0"}, "WORKER_PROCESSES must be at least 1"),
