@@ -23,7 +23,7 @@ ensure_venv() {
     want=$(cat pyproject.toml requirements.lock requirements-vectors.txt | sha256sum | cut -c1-16)
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         echo "installing dependencies into .venv ..." >&2
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check pip==26.3
         .venv/bin/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e "$target"
         .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
             -r requirements-vectors.txt
