@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,9 @@ from service.sqlite_writers import QueuedWriterConnection, connection_class
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 POOL_RECYCLE_SECONDS = 1800
+# The first key of the advisory lock migrations take on PostgreSQL ("mod" in ASCII); the
+# second is the schema's name hashed, so schemas of one database migrate independently.
+MIGRATION_LOCK_NAMESPACE = 0x6D6F64
 # How long connecting to PostgreSQL may take before the request gets its 503.
 PG_CONNECT_TIMEOUT_SECONDS = 5
 # A checkpoint copies the WAL back into the database file and syncs it to disk. Left to
@@ -24,6 +29,7 @@ PG_CONNECT_TIMEOUT_SECONDS = 5
 # that writer holds the write lock. The workers run it instead (worker/checkpointer.py);
 # this larger threshold only bounds the WAL (about 40 MB) while no worker runs.
 WAL_AUTOCHECKPOINT_PAGES = 10_000
+SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -31,12 +37,27 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # service/sqlite_writers.py; the busy timeout covers what that lock does not see
     # (schema changes, a checkpoint) instead of failing at once.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    # Two processes opening a new database file at once (two `moderation init`) both
+    # switch it to WAL; SQLite answers the one that finds the other switching "database
+    # is locked" without waiting for the busy timeout, so it waits here instead.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def with_driver(url: str) -> URL:
@@ -110,11 +131,32 @@ def alembic_config(url: str) -> AlembicConfig:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the database schema to the newest migration."""
-    with engine.begin() as connection:
+    """Bring the database schema to the newest migration.
+
+    A migration holds a lock until it has committed, so two processes starting together
+    (two containers running `moderation init`) take turns, and the second finds the
+    schema current; without it, both found no schema and one failed creating it.
+    """
+    with _migrating(engine) as connection:
         config = alembic_config(engine.url.render_as_string(hide_password=False))
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[Connection]:
+    """A transaction on ``engine`` that holds the migration lock until it has committed:
+    PostgreSQL's advisory lock for the schema, or SQLite's writers' file lock."""
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        held = driver.writers_paused() if isinstance(driver, QueuedWriterConnection) else nullcontext()
+        with held, connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:namespace, hashtext(current_schema()))"),
+                    {"namespace": MIGRATION_LOCK_NAMESPACE},
+                )
+            yield connection
 
 
 @contextmanager

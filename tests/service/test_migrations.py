@@ -9,7 +9,13 @@ exactly the schema the code declares."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +24,15 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Engine, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import Column, Engine, create_engine, text
 from sqlalchemy.exc import IntegrityError
 
-from service.db import alembic_config, make_engine
+from service.db import alembic_config, make_engine, with_driver
 from service.tables import Base
+from tests.conftest import POSTGRES_URL, _postgres_answers, require_service
+
+ROOT = Path(__file__).resolve().parents[2]
 
 INSERT_RUN = text(
     "INSERT INTO training_runs (trigger, status, requested_at, labels_until) "
@@ -259,3 +269,61 @@ def test_the_migrated_schema_is_the_one_the_code_declares(database_url: str) -> 
         for difference in differences
         if not (difference[0] in {"add_index", "remove_index"} and difference[1].name in on_expressions)
     ] == []
+
+
+_MIGRATE_AT = """
+import sys, time
+from service.db import make_engine, upgrade
+engine = make_engine(sys.argv[1])
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+upgrade(engine)
+"""
+
+
+@contextmanager
+def _empty_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    require_service(_postgres_answers(), f"PostgreSQL at {POSTGRES_URL}")
+    schema = f"test_race_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield (
+            with_driver(POSTGRES_URL)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_two_processes_migrating_a_new_database_at_once_take_turns(kind: str, tmp_path: Path) -> None:
+    # Two containers running `moderation init` together: without a lock both found no
+    # schema, and one failed creating it (5 times in 5 on each database).
+    with _empty_database(kind, tmp_path) as url:
+        start = time.time() + 2  # both processes have imported the service by then
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _MIGRATE_AT, url, str(start)],
+                cwd=ROOT,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        errors = [run.communicate(timeout=120)[1] for run in runs]
+        assert [run.returncode for run in runs] == [0, 0], errors
+        engine = make_engine(url)
+        with engine.connect() as connection:
+            assert (
+                MigrationContext.configure(connection).get_current_revision()
+                == ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+            )
+        engine.dispose()
