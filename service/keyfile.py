@@ -40,12 +40,10 @@ def _key_ring(encoded: str, origin: str) -> KeyRing:
         secret = base64.urlsafe_b64decode(encoded.strip().encode())
     except (binascii.Error, ValueError):
         raise ConfigError(f"{origin} is not valid base64") from None
-    if len(secret) < MIN_SECRET_BYTES:
-        raise ConfigError(
-            f"{origin} holds {len(secret)} bytes; the secret key must be at least {MIN_SECRET_BYTES} "
-            "random bytes, base64-encoded"
-        )
-    return KeyRing.from_secret(secret)
+    try:
+        return KeyRing.from_secret(secret)
+    except ConfigError as exc:  # too short: say where it came from
+        raise ConfigError(f"{origin} holds {len(secret)} bytes; {exc}") from None
 
 
 def _create(path: Path) -> None:
