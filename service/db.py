@@ -166,16 +166,23 @@ def migrated_schema(url: str, schema: str) -> Iterator[str]:
     Yields a URL whose search path is that schema, so test runs and benchmarks can share
     one server without seeing each other's rows.
     """
+    with empty_schema(url, schema) as scoped:
+        engine = make_engine(scoped)
+        upgrade(engine)
+        engine.dispose()
+        yield scoped
+
+
+@contextmanager
+def empty_schema(url: str, schema: str) -> Iterator[str]:
+    """A new, empty PostgreSQL schema on ``url``'s database, dropped on exit; yields a URL
+    whose search path is that schema."""
     admin = create_engine(with_driver(url))
     try:
         with admin.begin() as connection:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
         scoped = with_driver(url).update_query_dict({"options": f"-csearch_path={schema}"})
-        rendered = scoped.render_as_string(hide_password=False)
-        engine = make_engine(rendered)
-        upgrade(engine)
-        engine.dispose()
-        yield rendered
+        yield scoped.render_as_string(hide_password=False)
     finally:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))

@@ -25,10 +25,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Engine, create_engine, text
+from sqlalchemy import Column, Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from service.db import alembic_config, make_engine, with_driver
+from service.db import alembic_config, empty_schema, make_engine
 from service.tables import Base
 from tests.conftest import POSTGRES_URL, _postgres_answers, require_service
 
@@ -286,20 +286,8 @@ def _empty_database(kind: str, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'fresh.db'}"
         return
     require_service(_postgres_answers(), f"PostgreSQL at {POSTGRES_URL}")
-    schema = f"test_race_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield (
-            with_driver(POSTGRES_URL)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with empty_schema(POSTGRES_URL, f"test_race_{uuid.uuid4().hex[:12]}") as url:
+        yield url
 
 
 @pytest.mark.integration
