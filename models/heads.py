@@ -127,6 +127,16 @@ def _platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
     return (slope, offset) if slope > 0 else None
 
 
+def _folded(
+    coef: np.ndarray, intercept: float, sigmoid: tuple[float, float] | None
+) -> tuple[np.ndarray, float, bool]:
+    """(weights, intercept, calibrated) with ``sigmoid``'s (slope, offset) folded in, if any."""
+    if sigmoid is None:
+        return coef, intercept, False
+    slope, offset = sigmoid
+    return coef * slope, intercept * slope + offset, True
+
+
 def _fit_sigmoid(scores: np.ndarray, y: np.ndarray) -> LogisticRegression:
     """Fit Platt's sigmoid with his smoothed targets, (N+ + 1)/(N+ + 2) and 1/(N- + 2).
 
@@ -226,11 +236,7 @@ class LinearHeads(BaseEstimator):  # type: ignore[misc]
             sigmoid = _platt(scores, y)
         self.C_[head] = c
         model = _logistic(c, seed).fit(matrix, y)
-        coef, intercept = model.coef_[0].astype(np.float64), float(model.intercept_[0])
-        if sigmoid is None:
-            return coef, intercept, False
-        slope, offset = sigmoid
-        return coef * slope, intercept * slope + offset, True
+        return _folded(model.coef_[0].astype(np.float64), float(model.intercept_[0]), sigmoid)
 
     def partial_fit(self, matrix: Any, y: Any) -> LinearHeads:
         """Update the out-of-core heads with one chunk of rows."""
@@ -274,11 +280,7 @@ class LinearHeads(BaseEstimator):  # type: ignore[misc]
             sigmoid = None
             if np.bincount(target, minlength=2).min() >= MIN_CALIBRATION_PER_CLASS:
                 sigmoid = _platt(values[known, row], target)
-            if sigmoid is None:
-                fitted.append((head, coef, intercept, False))
-            else:
-                slope, offset = sigmoid
-                fitted.append((head, coef * slope, intercept * slope + offset, True))
+            fitted.append((head, *_folded(coef, intercept, sigmoid)))
         self._set_weights(fitted, self.n_features_in_)
         return self
 
