@@ -87,6 +87,10 @@ def _configure_app(state: BlueprintSetupState) -> None:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
         # A form's token lasts as long as its session, so a page left open still works.
         WTF_CSRF_TIME_LIMIT=None,
+        # The token in a SameSite=Lax cookie's session is the defence. Over HTTPS,
+        # Flask-WTF would also demand a Referer naming this host, which browsers and
+        # proxies set to strip it, or a proxy that rewrites Host, make every form fail.
+        WTF_CSRF_SSL_STRICT=False,
     )
     csrf.init_app(app)
 
@@ -145,8 +149,11 @@ def sign_in() -> Any:
     """The sign-in form; a valid token starts a session."""
     if request.method == "GET":
         return render_template("moderate_sign_in.html")
+    token = request.form.get("token", "").strip()
+    if not token:
+        return render_template("moderate_sign_in.html", problem="Paste your moderator token."), 401
     try:
-        moderator = authenticate(get_session(), f"Bearer {request.form.get('token', '')}")
+        moderator = authenticate(get_session(), f"Bearer {token}")
     except AuthError as exc:
         return render_template("moderate_sign_in.html", problem=str(exc)), 401
     browser_session.clear()
@@ -211,12 +218,14 @@ def queue() -> str:
     try:
         page = list_comments(get_session(), query)
     except ValidationError:  # a cursor of another order, or altered: start from the top
-        page = list_comments(get_session(), ListQuery(query.status, sort=query.sort, per_page=PER_PAGE))
+        query = ListQuery(query.status, sort=query.sort, per_page=PER_PAGE)
+        page = list_comments(get_session(), query)
     keys = services().keys
     return render_template(
         "moderate_queue.html",
         moderator=g.moderator,
         comments=[moderator_view(comment, keys) for comment in page.items],
+        cursor=query.cursor,
         next_cursor=page.next_cursor,
         status=query.status.value if query.status else "",
         sort=query.sort.value,
@@ -239,7 +248,11 @@ def decide(comment_id: int) -> Response:
             _apply(comment_id, decision, note)
         else:
             flash(f"Comment {comment_id}: choose approve, spam, abuse or other.", "problem")
-    return redirect(url_for("pages.queue", status=request.form.get("status"), sort=request.form.get("sort")))
+    # Back to the page the form was on (a stale cursor falls back to the top of the list).
+    form = request.form
+    return redirect(
+        url_for("pages.queue", status=form.get("status"), sort=form.get("sort"), cursor=form.get("cursor"))
+    )
 
 
 def _apply(comment_id: int, decision: str, note: str | None) -> None:

@@ -112,7 +112,13 @@ def avatar_key(keys: KeyRing, digest: bytes) -> str:
     return hmac.new(keys.avatar, digest, hashlib.sha256).hexdigest()[:32]
 
 
+# A local part shorter than this shows no letter: `j***@janedoe.name` would be the whole address.
+MASK_SHOWS_LETTER_FROM = 4
+
+
 def mask_email(email: str) -> str:
-    """`jane@example.com` becomes `j***@example.com`: enough to recognise, not to contact."""
+    """`jane@example.com` becomes `j***@example.com`: enough to recognise, not to contact.
+    A short local part is hidden whole (`bob@example.com` becomes `***@example.com`)."""
     local, _, domain = email.partition("@")
-    return f"{local[:1]}***@{domain}"
+    shown = local[:1] if len(local) >= MASK_SHOWS_LETTER_FROM else ""
+    return f"{shown}***@{domain}"

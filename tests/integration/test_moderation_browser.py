@@ -90,6 +90,35 @@ def test_a_moderator_signs_in_and_approves_a_flagged_comment_in_the_browser(
     assert [item["id"] for item in public] == [comment_id]
 
 
+def test_a_long_unbroken_comment_wraps_inside_the_queue_page(
+    served: str, client: FlaskClient, services: Services
+) -> None:
+    require_service(CHROMIUM.exists(), f"Chromium at {CHROMIUM} (Debian: apt install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    posted = {"name": "N" * 200, "email": "ann@example.com", "thread": "/a/1", "comment": "x" * 3000}
+    comment_id = client.post("/v1/comments", json=posted).get_json()["id"]
+    verdict = VerdictRecord(0.6, 0.02, [], "test-model", CommentStatus.FLAGGED, "test")
+    with services.sessions() as session:
+        record_verdicts(session, {comment_id: verdict})
+        token = create_token(session, "Mo")
+        session.commit()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 800})
+            page.goto(f"{served}/moderate/sign-in")
+            page.get_by_label("Moderator token").fill(token)
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("article", name=f"Comment {comment_id}")).to_be_visible()
+            root = "document.documentElement"
+            widths = page.evaluate(f"[{root}.scrollWidth, {root}.clientWidth]")
+            assert widths[0] <= widths[1], f"the page is {widths[0]} px wide in a {widths[1]} px window"
+        finally:
+            browser.close()
+
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 

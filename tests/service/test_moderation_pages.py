@@ -259,3 +259,60 @@ def test_revealing_an_email_from_the_page_shows_it_once_and_records_who_saw_it(
     missing = client.post("/moderate/comments/999999/reveal-email", data={"csrf_token": token})
     assert missing.status_code == 302
     assert "comment 999999 does not exist" in client.get("/moderate/").get_data(as_text=True)
+
+
+def test_signing_in_over_https_needs_no_referer(client: FlaskClient, services: Services) -> None:
+    # Browsers and proxies set to strip the Referer, or a proxy that does not pass on the
+    # public Host, must not make every form fail: the CSRF token is the check.
+    token = _token(services)
+    https = "https://moderation.example"
+    form = client.get("/moderate/sign-in", base_url=https).get_data(as_text=True)
+    match = CSRF.search(form)
+    assert match
+    response = client.post(
+        "/moderate/sign-in", data={"token": token, "csrf_token": match.group(1)}, base_url=https
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/moderate/"
+
+
+def test_a_blank_token_is_asked_for_in_the_pages_words(client: FlaskClient) -> None:
+    data = {"token": "   ", "csrf_token": _csrf(client, "/moderate/sign-in")}
+    response = client.post("/moderate/sign-in", data=data)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 401 and "Paste your moderator token." in page
+    assert "Authorization" not in page
+
+
+def test_a_decision_on_a_later_page_goes_back_to_that_page(client: FlaskClient, services: Services) -> None:
+    ids = [_post(client, f"Comment number {number}.") for number in range(25)]
+    _sign_in(client, _token(services))
+    first = client.get("/moderate/?status=received&sort=age").get_data(as_text=True)
+    cursor = re.search(r'href="/moderate/\?status=received&amp;sort=age&amp;cursor=([^"]+)"', first)
+    assert cursor
+    later = f"/moderate/?status=received&sort=age&cursor={cursor.group(1)}"
+    page = client.get(later).get_data(as_text=True)
+    assert f'name="cursor" value="{cursor.group(1)}"' in page
+    form = {"decision": "approve", "status": "received", "sort": "age", "cursor": cursor.group(1)}
+    response = client.post(
+        f"/moderate/comments/{ids[21]}/decision", data={**form, "csrf_token": _csrf(client, later)}
+    )
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"cursor={cursor.group(1)}")
+    back = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Comment number 22." in back and "Comment number 0." not in back
+
+
+def test_names_links_and_threads_cannot_turn_the_line_around_them(
+    client: FlaskClient, services: Services
+) -> None:
+    # A right-to-left override at the end of a name would reverse the rest of the line
+    # (the link, the thread, the masked email) unless each is isolated.
+    posted = client.post(
+        "/v1/comments",
+        json={**FORM, "name": "Bob \u202e", "url": "https://bob.example/home", "comment": "שלום"},
+    )
+    comment_id = int(posted.get_json()["id"])
+    _route(services, comment_id, CommentStatus.FLAGGED)
+    _sign_in(client, _token(services))
+    page = client.get("/moderate/").get_data(as_text=True)
+    assert "<bdi>Bob \u202e</bdi>" in page and "<bdi>https://bob.example/home</bdi>" in page
+    assert "<bdi>/a/1</bdi>" in page and '<div class="text" dir="auto">שלום</div>' in page

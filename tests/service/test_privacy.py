@@ -63,7 +63,12 @@ def test_avatar_key_is_stable_per_person_and_unrelated_to_plain_hashes() -> None
 
 @pytest.mark.parametrize(
     ("email", "masked"),
-    [("jane@example.com", "j***@example.com"), ("x@y.org", "x***@y.org")],
+    [
+        ("jane@example.com", "j***@example.com"),
+        ("x@y.org", "***@y.org"),
+        ("bob@example.com", "***@example.com"),
+        ("j@janedoe.name", "***@janedoe.name"),
+    ],
 )
 def test_mask(email: str, masked: str) -> None:
     assert mask_email(email) == masked
