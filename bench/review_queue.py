@@ -2,9 +2,10 @@
 
 Fills a fresh schema (migrated with ``service.db.upgrade``) with comments in a realistic
 mix of statuses, scores, threads and times, one verdict per classified comment, then
-times ``service.review.list_comments`` for the first page and a deep page in three
-orders, both as numbered pages (OFFSET and a total) and through the cursor a client
-would hold (keyset), prints the EXPLAIN ANALYZE plan of every statement it sent, and
+times ``service.review.list_comments`` for the first page and a deep page of each case
+(a status and an order, or every status in an order), both as numbered pages (OFFSET
+and a total) and through the cursor a client would hold (keyset), prints the EXPLAIN
+ANALYZE plan of every statement it sent, and
 writes ``bench/results/review_queue.json``. The schema is dropped at the end, also on Ctrl-C or error.
 
     .venv/bin/python bench/review_queue.py
@@ -31,7 +32,7 @@ from sqlalchemy.orm import Session
 from bench.common import fresh_database, machine_info, print_table, stop_on_sigterm, workspace, write_results
 from service.db import make_engine, make_session_factory
 from service.keyset import encode_cursor
-from service.review import SORT_KEYS, ListQuery, Sort, list_comments
+from service.review import ListQuery, Sort, list_comments, sort_keys
 from service.statuses import CommentStatus
 from service.tables import Comment
 
@@ -78,6 +79,9 @@ CASES = [
     ("flagged, sort=score", CommentStatus.FLAGGED, Sort.SCORE),
     ("flagged, sort=age", CommentStatus.FLAGGED, Sort.AGE),
     ("all, sort=queue (default)", None, Sort.QUEUE),
+    ("received, sort=queue", CommentStatus.RECEIVED, Sort.QUEUE),
+    ("all, sort=score", None, Sort.SCORE),
+    ("all, sort=age", None, Sort.AGE),
 ]
 
 
@@ -181,7 +185,7 @@ def cursor_for(
     """The cursor that opens numbered page ``page`` (read once, untimed), as a client would hold it."""
     if page == 1:
         return None
-    columns = [column for column, _kind in SORT_KEYS[sort]]
+    columns = [column for column, _kind in sort_keys(status, sort)]
     statement = select(*columns).order_by(*columns).offset((page - 1) * per_page - 1).limit(1)
     if status is not None:
         statement = statement.where(Comment.status == status)

@@ -278,15 +278,16 @@ def _positive(field: str, raw: str | None, default: int, most: int, *, clamp: bo
 @moderator_required
 def list_review_queue() -> Any:
     """The review queue: filter by status and thread, sort by queue order, score or age."""
-    args = request.args
-    if "page" in args and args.get("cursor"):
+    # An empty parameter counts as one not given, as a form's empty field sends it.
+    args = {name: value for name, value in request.args.items() if value}
+    if "page" in args and "cursor" in args:
         raise ValidationError({"cursor": "cursor and page are two ways to page; send one of them"})
     query = ListQuery(
-        status=_choice(CommentStatus, "status", args["status"]) if args.get("status") else None,
-        thread=_thread(args["thread"]) if args.get("thread") else None,
-        sort=_choice(Sort, "sort", args["sort"]) if args.get("sort") else Sort.QUEUE,
-        page=_positive("page", args.get("page"), 1, MAX_PAGE) if "page" in args else None,
-        cursor=args.get("cursor") or None,
+        status=_choice(CommentStatus, "status", args["status"]) if "status" in args else None,
+        thread=_thread(args["thread"]) if "thread" in args else None,
+        sort=_choice(Sort, "sort", args["sort"]) if "sort" in args else Sort.QUEUE,
+        page=_positive("page", args["page"], 1, MAX_PAGE) if "page" in args else None,
+        cursor=args.get("cursor"),
         per_page=_positive("per_page", args.get("per_page"), 50, MAX_PER_PAGE, clamp=True),
     )
     page = list_comments(get_session(), query)

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_, union_all
 from sqlalchemy.orm import Session, selectinload
 
 from service.errors import NotFoundError
@@ -71,17 +71,31 @@ SORT_KEYS: dict[Sort, tuple[tuple[Any, type], ...]] = {
 }
 
 
-def _filtered(query: ListQuery, *columns: ColumnElement[Any]) -> Select[Any]:
-    statement = select(Comment, *columns).options(selectinload(Comment.verdicts))
-    if query.status is not None:
-        statement = statement.where(Comment.status == query.status)
+def sort_keys(status: CommentStatus | None, sort: Sort) -> tuple[tuple[Any, type], ...]:
+    """The ascending keys a listing of ``status`` (None: every status) in ``sort`` orders by.
+
+    Within one status, flagged-first puts every row level, so the queue order is the
+    score order and is read from that status's own score index.
+    """
+    if sort is Sort.QUEUE and status is not None:
+        return SORT_KEYS[Sort.SCORE]
+    return SORT_KEYS[sort]
+
+
+def _filtered(
+    query: ListQuery, *columns: ColumnElement[Any], status: CommentStatus | None = None
+) -> Select[Any]:
+    statement = select(*columns) if columns else select(Comment).options(selectinload(Comment.verdicts))
+    status = status or query.status
+    if status is not None:
+        statement = statement.where(Comment.status == status)
     if query.thread is not None:
         statement = statement.where(Comment.thread == query.thread)
     return statement
 
 
 def _numbered(session: Session, query: ListQuery, page: int) -> Page:
-    columns = [column for column, _kind in SORT_KEYS[query.sort]]
+    columns = [column for column, _kind in sort_keys(query.status, query.sort)]
     statement = _filtered(query)
     total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     rows = session.scalars(
@@ -98,21 +112,51 @@ def list_comments(session: Session, query: ListQuery) -> Page:
     """
     if query.page is not None:
         return _numbered(session, query, query.page)
-    keys = SORT_KEYS[query.sort]
+    keys = sort_keys(query.status, query.sort)
     columns = [column for column, _kind in keys]
-    statement = _filtered(query, *columns)
+    bound = None
     if query.cursor:
         after = decode_cursor(query.cursor, tuple(kind for _column, kind in keys))
-        bounds = [
+        values = [
             literal(value, column.type) if kind is datetime else literal(value)
             for (column, kind), value in zip(keys, after, strict=True)
         ]
-        statement = statement.where(tuple_(*columns) > tuple_(*bounds))
-    rows = session.execute(statement.order_by(*columns).limit(query.per_page + 1)).all()
-    more = len(rows) > query.per_page
-    rows = rows[: query.per_page]
-    cursor = encode_cursor(tuple(rows[-1][1:])) if more else None
-    return Page([row[0] for row in rows], query.per_page, next_cursor=cursor)
+        bound = tuple_(*columns) > tuple_(*values)
+    # Each order ends with the id: a row of keys names its comment.
+    limit = query.per_page + 1
+    if query.status is None and query.sort is not Sort.QUEUE:
+        # Only the queue order has an index across statuses; the others have one per
+        # status, so each status gives its first rows and they are merged.
+        branches = [_page_of(query, columns, bound, limit, status) for status in CommentStatus]
+        merged = union_all(*(select(branch) for branch in branches)).subquery()
+        keyed = session.execute(select(merged).order_by(*merged.c).limit(limit)).all()
+    else:
+        keyed = session.execute(select(_page_of(query, columns, bound, limit))).all()
+    more = len(keyed) > query.per_page
+    keyed = keyed[: query.per_page]
+    ids = [row[-1] for row in keyed]
+    loaded = session.scalars(
+        select(Comment).where(Comment.id.in_(ids)).options(selectinload(Comment.verdicts))
+    )
+    by_id = {comment.id: comment for comment in loaded}
+    cursor = encode_cursor(tuple(keyed[-1])) if more else None
+    return Page([by_id[comment_id] for comment_id in ids], query.per_page, next_cursor=cursor)
+
+
+def _page_of(
+    query: ListQuery,
+    columns: list[ColumnElement[Any]],
+    bound: ColumnElement[bool] | None,
+    limit: int,
+    status: CommentStatus | None = None,
+) -> Any:
+    """The keys of the first ``limit`` rows after ``bound`` in the order of ``columns``, as a
+    subquery (SQLite takes a LIMIT inside a UNION only there)."""
+    labelled = [column.label(f"key_{index}") for index, column in enumerate(columns)]
+    statement = _filtered(query, *labelled, status=status)
+    if bound is not None:
+        statement = statement.where(bound)
+    return statement.order_by(*columns).limit(limit).subquery()
 
 
 def get_comment(session: Session, comment_id: int) -> Comment:

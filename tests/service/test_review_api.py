@@ -435,6 +435,19 @@ def test_public_pages_reach_the_bound_and_per_page_is_capped(client: FlaskClient
     assert capped.status_code == 200 and capped.get_json()["per_page"] == 200
 
 
+def test_empty_listing_parameters_count_as_not_given(
+    client: FlaskClient, services: Services, moderator_headers: dict[str, str]
+) -> None:
+    ids = [_post(client) for _ in range(3)]
+    first = client.get("/v1/comments?sort=age&per_page=2", headers=moderator_headers).get_json()
+    empty = "status=&thread=&page=&per_page="
+    response = client.get(f"/v1/comments?sort=age&{empty}", headers=moderator_headers)
+    assert response.status_code == 200 and [item["id"] for item in response.get_json()["items"]] == ids
+    cursor = first["next_cursor"]
+    later = client.get(f"/v1/comments?sort=age&page=&cursor={cursor}", headers=moderator_headers)
+    assert later.status_code == 200 and [item["id"] for item in later.get_json()["items"]] == ids[2:]
+
+
 @pytest.mark.parametrize("sort", ["queue", "score", "age"])
 def test_cursor_pages_walk_the_same_order_as_numbered_pages(
     client: FlaskClient, services: Services, moderator_headers: dict[str, str], sort: str
