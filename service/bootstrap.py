@@ -12,18 +12,20 @@ from service.db import make_engine, upgrade
 from service.keyfile import check_keys, key_origin, load_keys
 
 
-def prepare(settings: Settings) -> Iterator[str]:
+def prepare(settings: Settings, *, replace_key: bool = False) -> Iterator[str]:
     """Make sure a key exists and is the one the stored emails were encrypted with,
     migrate, train the seed model when none is active; say each step.
 
     A key that is malformed, or not the stored emails', stops it before any migration:
     a schema upgraded for a start that then fails is one the running processes may not read.
+    With ``replace_key``, a key other than the recorded one is recorded instead while no
+    email is stored.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keys = load_keys(settings)
     engine = make_engine(settings.database)
     try:
-        check_keys(keys, settings, engine)
+        check_keys(keys, settings, engine, replace=replace_key)
         upgrade(engine)
         yield f"database ready: {engine.url.render_as_string(hide_password=True)}"
         check_keys(keys, settings, engine)  # a database migrated just now records the key

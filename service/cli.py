@@ -81,11 +81,17 @@ def migrate() -> None:
 
 
 @main.command()
-def init() -> None:
+@click.option(
+    "--replace-key",
+    is_flag=True,
+    help="Record this secret key in place of the one recorded at the first start (only while no "
+    "email is stored; stop every process using the other key first).",
+)
+def init(replace_key: bool) -> None:
     """Prepare a fresh install: schema, secret key, and a seed model if none is active."""
     from service.bootstrap import prepare
 
-    for line in prepare(load_settings()):
+    for line in prepare(load_settings(), replace_key=replace_key):
         click.echo(line)
 
 

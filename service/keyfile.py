@@ -51,19 +51,32 @@ def _create(path: Path) -> None:
 
     The new key is written to a private temporary file and linked into place, so two
     processes starting together agree on one key and never read a half-written file.
+    Both the file and its folder reach the disk before the key is used: emails committed
+    with a key that a power cut then left empty could never be read again.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(generate_secret())
+        handle.flush()
+        os.fsync(handle.fileno())
     try:
         os.link(temporary, path)
     except FileExistsError:
         return  # another process created it first, and its key is the one
     finally:
         temporary.unlink()
+        _sync_folder(path.parent)
     logger.warning("no key file at %s: generated a new secret key; back it up with the database", path)
+
+
+def _sync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _warn_if_exposed(path: Path) -> None:
@@ -96,28 +109,38 @@ def load_checked_keys(settings: Settings, engine: Engine) -> KeyRing:
     in ``engine``'s database were encrypted with.
 
     The first start records the key's fingerprint in the database, and later starts
-    compare with it. A different key is accepted, and recorded, only while no email is
-    stored. Rotating the key is not supported.
+    compare with it. A different key is refused; ``moderation init --replace-key``
+    records it instead while no email is stored. Rotating the key is not supported.
     """
     keys = load_keys(settings)
     check_keys(keys, settings, engine)
     return keys
 
 
-def check_keys(keys: KeyRing, settings: Settings, engine: Engine) -> None:
-    """Refuse (``ConfigError``) ``keys`` when they are not the ones the stored emails in
-    ``engine``'s database were encrypted with; record their fingerprint as
-    ``load_checked_keys`` says."""
+def check_keys(keys: KeyRing, settings: Settings, engine: Engine, *, replace: bool = False) -> None:
+    """Refuse (``ConfigError``) ``keys`` when they are not the ones recorded in ``engine``'s
+    database, or cannot read its stored emails; record their fingerprint on first use.
+
+    With ``replace``, keys other than the recorded ones are recorded in their place,
+    as long as no email is stored.
+    """
     try:
         with engine.begin() as connection:
-            _check_fingerprint(connection, keys, settings)
+            _check_fingerprint(connection, keys, settings, replace)
     except IntegrityError:
         # Another process recorded its fingerprint at the same moment: compare with that one.
         with engine.begin() as connection:
-            _check_fingerprint(connection, keys, settings)
+            _check_fingerprint(connection, keys, settings, replace)
 
 
-def _check_fingerprint(connection: Connection, keys: KeyRing, settings: Settings) -> None:
+def _restore_hint(settings: Settings) -> str:
+    return (
+        f"Restore that key: set {KEY_VARIABLE} to it, or put its key file back at "
+        f"{settings.data_dir / KEY_FILE_NAME} with {KEY_VARIABLE} unset (the variable overrides the file)."
+    )
+
+
+def _check_fingerprint(connection: Connection, keys: KeyRing, settings: Settings, replace: bool) -> None:
     if not inspect(connection).has_table(KeyFingerprint.__tablename__):
         return  # not migrated yet; the first start after `moderation migrate` records the key
     recorded = connection.scalar(select(KeyFingerprint.fingerprint))
@@ -134,14 +157,21 @@ def _check_fingerprint(connection: Connection, keys: KeyRing, settings: Settings
     if newest is not None and (recorded is not None or readable_email(keys, newest) is None):
         raise ConfigError(
             f"the secret key ({key_origin(settings)}) differs from the one the stored emails were "
-            f"encrypted with, and cannot decrypt them. Restore that key: set {KEY_VARIABLE} "
-            f"to it, or put its key file back at {settings.data_dir / KEY_FILE_NAME} with {KEY_VARIABLE} "
-            "unset (the variable overrides the file). Changing the key is not supported."
+            f"encrypted with, and cannot decrypt them. {_restore_hint(settings)} "
+            "Changing the key is not supported."
+        )
+    # Even with no email stored yet, a process started with another key (a shell missing
+    # the variable generates a key file) must not take over: the running ones still
+    # encrypt with the recorded key, and would be refused at their next start.
+    if recorded is not None and not replace:
+        raise ConfigError(
+            f"the secret key ({key_origin(settings)}) differs from the one recorded at the first "
+            f"start. {_restore_hint(settings)} No email is stored yet, so this key can still "
+            "replace that one: stop every process that runs with the other key, then run "
+            "`moderation init --replace-key` with this one."
         )
     if recorded is not None:
-        logger.warning(
-            "the secret key (%s) differs from the recorded one; no email is stored, so it replaces that one",
-            key_origin(settings),
-        )
+        origin = key_origin(settings)
+        logger.warning("the secret key (%s) replaces the recorded one; no email is stored", origin)
     connection.execute(delete(KeyFingerprint))
     connection.execute(insert(KeyFingerprint).values(fingerprint=keys.fingerprint))

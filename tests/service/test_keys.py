@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -85,13 +86,44 @@ def test_another_key_is_refused_once_emails_are_stored(database_url: str, tmp_pa
     assert _checked_keys(_settings(database_url, tmp_path, secret))
 
 
-def test_another_key_replaces_the_recorded_one_while_no_email_is_stored(
-    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+def _init_env(database_url: str, tmp_path: Path, model_dir: Path, secret: str) -> dict[str, str]:
+    """``moderation init``'s environment, with a model already active (nothing to train)."""
+    return {
+        "DATABASE_URL": database_url,
+        "MODERATION_DATA_DIR": str(tmp_path / "data"),
+        "MODEL_DIR": str(model_dir),
+        "MODERATION_SECRET_KEY": secret,
+    }
+
+
+def test_another_key_is_refused_before_any_email_is_stored_unless_asked_to_replace(
+    database_url: str, tmp_path: Path, model_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _checked_keys(_settings(database_url, tmp_path, generate_secret()))
-    keys = _checked_keys(_settings(database_url, tmp_path, generate_secret()))
-    assert _recorded(database_url) == [keys.fingerprint]
-    assert "differs from the recorded one; no email is stored" in caplog.text
+    # A process started without the key (say, a worker in a shell missing the variable)
+    # must not take over while the running ones encrypt with the recorded key.
+    first = _checked_keys(_settings(database_url, tmp_path, generate_secret()))
+    other = generate_secret()
+    with pytest.raises(ConfigError, match="differs from the one recorded at the first start") as refused:
+        _checked_keys(_settings(database_url, tmp_path, other))
+    assert "moderation init --replace-key" in str(refused.value)
+    assert _recorded(database_url) == [first.fingerprint]
+
+    env = _init_env(database_url, tmp_path, model_dir, other)
+    result = CliRunner().invoke(main, ["init", "--replace-key"], env=env)
+    assert result.exit_code == 0, result.output
+    assert _recorded(database_url) == [_checked_keys(_settings(database_url, tmp_path, other)).fingerprint]
+    assert "replaces the recorded one; no email is stored" in caplog.text
+
+
+def test_replacing_the_key_is_refused_once_emails_are_stored(
+    database_url: str, tmp_path: Path, model_dir: Path
+) -> None:
+    first = _checked_keys(_settings(database_url, tmp_path, generate_secret()))
+    _store_comment(database_url, first)
+    env = _init_env(database_url, tmp_path, model_dir, generate_secret())
+    result = CliRunner().invoke(main, ["init", "--replace-key"], env=env)
+    assert result.exit_code == 1 and REFUSED in result.output
+    assert _recorded(database_url) == [first.fingerprint]
 
 
 def test_data_from_before_the_fingerprint_is_checked_against_the_newest_email(
@@ -198,6 +230,23 @@ def test_a_generated_key_file_is_announced(tmp_path: Path, caplog: pytest.LogCap
     load_keys(settings)
     generated = [record for record in caplog.records if "generated a new secret key" in record.getMessage()]
     assert len(generated) == 1 and str(tmp_path / KEY_FILE_NAME) in generated[0].getMessage()
+
+
+def test_a_generated_key_file_reaches_the_disk_before_it_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(descriptor: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr("service.keyfile.os.fsync", fsync)
+    load_keys(load_settings({}, {"data_dir": tmp_path / "data"}))
+    # The secret in its file (written under a temporary name), then the folder's new entry.
+    assert [Path(path).name.startswith(f".{KEY_FILE_NAME}.") for path in synced] == [True, False]
+    assert synced[1] == str(tmp_path / "data")
 
 
 def test_a_key_file_others_can_read_is_used_with_a_warning(
