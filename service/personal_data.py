@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from models import without_author
@@ -30,6 +30,9 @@ from service.review import audit_trail, get_comment
 from service.tables import AuditEvent, Comment, FloodCounter, Verdict, utcnow
 from service.transitions import add_audit_event
 from service.webhooks import EventType, record_events
+
+# Comment ids per statement when an erasure cleans their verdicts and audit events.
+ERASE_BATCH = 10_000
 
 ERASED_NAME = "Anonymous"
 ERASED_ACTION = "personal_data_erased"
@@ -132,19 +135,31 @@ def erase_personal_data(
     )
     if not erased:
         return []
-    for verdict in session.scalars(select(Verdict).where(Verdict.comment_id.in_(erased))):
-        verdict.reasons = without_author(verdict.reasons)
+    # A bot posting under one address can leave more comments than a statement takes
+    # parameters (65,535 with psycopg; SQLite's limit depends on its build): their ids go
+    # a batch at a time.
+    for start in range(0, len(erased), ERASE_BATCH):
+        _clean_records_of(session, erased[start : start + ERASE_BATCH])
+    # One multi-row insert: an erasure may touch many thousands of comments.
     session.execute(
-        update(AuditEvent)
-        .where(AuditEvent.comment_id.in_(erased))
-        .values(note=None)
-        .execution_options(synchronize_session=False)
+        insert(AuditEvent),
+        [{"comment_id": comment_id, "action": ERASED_ACTION, "actor": actor} for comment_id in erased],
     )
-    for event in session.scalars(select(AuditEvent).where(AuditEvent.comment_id.in_(erased))):
-        if event.reason and (kept := without_timing(event.reason)) != event.reason:
-            event.reason = kept
-    for comment_id in erased:
-        add_audit_event(session, comment_id, ERASED_ACTION, actor, from_status=None, to_status=None)
     if notify:
         record_events(session, [(comment_id, EventType.ERASED) for comment_id in erased])
     return erased
+
+
+def _clean_records_of(session: Session, comment_ids: list[int]) -> None:
+    """Take what names the commenter out of the verdicts and audit events of ``comment_ids``."""
+    for verdict in session.scalars(select(Verdict).where(Verdict.comment_id.in_(comment_ids))):
+        verdict.reasons = without_author(verdict.reasons)
+    session.execute(
+        update(AuditEvent)
+        .where(AuditEvent.comment_id.in_(comment_ids))
+        .values(note=None)
+        .execution_options(synchronize_session=False)
+    )
+    for event in session.scalars(select(AuditEvent).where(AuditEvent.comment_id.in_(comment_ids))):
+        if event.reason and (kept := without_timing(event.reason)) != event.reason:
+            event.reason = kept

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, insert, literal, select
 
 from service.app import Services
 from service.auth import create_token
 from service.cli import main
 from service.personal_data import ERASED_ACTION, ERASED_NAME, EXPORTED_ACTION, erase_personal_data
+from service.privacy import email_digest, encrypt_email
 from service.reasons import posted_too_fast
 from service.retraining import export_labels
 from service.statuses import Action, CommentStatus, DecisionReason
@@ -301,3 +302,32 @@ def test_a_verdict_recorded_after_the_erasure_does_not_quote_the_name(
         session.commit()
         stored = session.scalars(select(Verdict.reasons).where(Verdict.comment_id == comment_id)).one()
     assert stored == [REASONS[0], REASONS[3]]
+
+
+def test_an_address_with_more_comments_than_a_statement_takes_parameters_is_erased(
+    services: Services,
+) -> None:
+    # A bot posting under one address: more comments than psycopg takes parameters in
+    # one statement (65,535), one of them with a moderator's note to clean.
+    keys, count = services.keys, 66_000
+    numbers = select(literal(1).label("n")).cte("numbers", recursive=True)
+    numbers = numbers.union_all(select(numbers.c.n + 1).where(numbers.c.n < count))
+    bot = {
+        "thread": literal("/a/1"),
+        "name": literal("Bot"),
+        "email_ciphertext": literal(encrypt_email(keys, BOB["email"])),
+        "email_digest": literal(email_digest(keys, BOB["email"])),
+        "body": literal("spam"),
+    }
+    with services.sessions() as session:
+        session.execute(insert(Comment).from_select(list(bot), select(*bot.values()).select_from(numbers)))
+        last = session.scalar(select(func.max(Comment.id)))
+        session.add(AuditEvent(comment_id=last, action="decided", actor="moderator:Mo", note="bot"))
+        session.commit()
+    with services.sessions() as session:
+        erased = erase_personal_data(session, keys, BOB["email"], "moderator:Mo", notify=False)
+        session.commit()
+    assert len(erased) == count
+    with services.sessions() as session:
+        assert session.scalar(select(func.count()).where(Comment.name == "Bot")) == 0
+        assert session.scalar(select(func.count()).where(AuditEvent.note.is_not(None))) == 0
