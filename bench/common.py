@@ -159,7 +159,9 @@ def wait_for_http(port: int, process: subprocess.Popen[bytes], timeout: float = 
 def gunicorn_argv(app: str, port: int, workers: int = 2, pythonpath: Path | None = None) -> list[str]:
     """The gunicorn command both apps run under: sync workers, no access log."""
     argv = [str(BIN / "gunicorn"), "--workers", str(workers), "--bind", f"{HOST}:{port}"]
-    argv += ["--log-level", "warning"]
+    # Without a control socket: every gunicorn of a user shares one in $HOME, and the
+    # benchmarks run several at once.
+    argv += ["--log-level", "warning", "--no-control-socket"]
     if pythonpath is not None:
         argv += ["--pythonpath", str(pythonpath)]
     return [*argv, app]

@@ -344,18 +344,16 @@ def shadow_report_command(version: str | None) -> None:
 @click.option(
     "--workers",
     "queue_workers",
-    default=1,
-    show_default=True,
     type=click.IntRange(min=1),
-    help="Classification workers.",
+    help="Classification worker processes (default: WORKER_PROCESSES, else 1).",
 )
-def run(host: str, port: int, web_workers: int, queue_workers: int) -> None:
+def run(host: str, port: int, web_workers: int, queue_workers: int | None) -> None:
     """Run web (gunicorn) and worker together on this machine, set up on first use."""
     from service.local_stack import run_local_stack
 
-    run_local_stack(
-        load_settings(), host=host, port=port, web_workers=web_workers, queue_workers=queue_workers
-    )
+    settings = load_settings()
+    workers = queue_workers or settings.worker_processes
+    run_local_stack(settings, host=host, port=port, web_workers=web_workers, queue_workers=workers)
 
 
 register_commands(main)

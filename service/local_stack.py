@@ -2,28 +2,35 @@
 
 It prepares the install, starts the embedded Redis server when ``REDIS_URL`` is
 unset, then runs gunicorn and the workers as child processes until interrupted, and
-shuts the embedded server down again if it started it.
+shuts the embedded server down again. One run at a time uses a data folder: it owns
+that folder's embedded server, which is its child and ends with it, even when the run
+is killed; one left running by an older run is taken over and shut down at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import FrameType
 
 import click
 
 from service.bootstrap import prepare
 from service.config import Settings
-from service.queueing import scoped_redis_url
+from service.embedded_redis import ensure_embedded_redis, stop_embedded_redis
 
 POLL_SECONDS = 0.5
 STOP_TIMEOUT_SECONDS = 15
+RUN_LOCK_NAME = "run.lock"
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
@@ -44,20 +51,73 @@ def _stopped_with_parent() -> Callable[[], None] | None:
     return arrange
 
 
+@contextlib.contextmanager
+def _only_run(data_dir: Path) -> Iterator[None]:
+    """Hold the data folder for this run; refuse (``ClickException``) when another holds it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / RUN_LOCK_NAME).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise click.ClickException(
+                f"another `moderation run` uses the data folder {data_dir}; stop it first, "
+                "or set MODERATION_DATA_DIR to another folder"
+            ) from None
+        yield
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse (``ClickException``) an address this machine cannot listen on, before any set-up."""
+    try:
+        family, kind, protocol, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another with --port or PORT"
+        ) from None
+
+
+@contextlib.contextmanager
+def _owned_redis(data_dir: Path, arrange: Callable[[], None] | None) -> Iterator[str]:
+    """The run's embedded Redis server, shut down (its data written) at the end."""
+    servers: list[subprocess.Popen[bytes]] = []
+
+    def launch(argv: list[str]) -> None:
+        servers.append(
+            subprocess.Popen(argv, preexec_fn=arrange, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        )
+
+    url = ensure_embedded_redis(data_dir, launch)
+    try:
+        yield url
+    finally:
+        stop_embedded_redis(data_dir)
+        for server in servers:
+            try:
+                server.wait(STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
 def _children(
     host: str, port: int, web_workers: int, queue_workers: int, env: dict[str, str]
-) -> list[subprocess.Popen[bytes]]:
+) -> dict[str, subprocess.Popen[bytes]]:
     web = [
         sys.executable, "-m", "gunicorn",
         "--bind", f"{host}:{port}",
         "--workers", str(web_workers),
         "--access-logfile", "-",
+        # Its control socket would sit in $HOME, shared by every gunicorn of this user.
+        "--no-control-socket",
         "service:create_app()",
     ]  # fmt: skip
     # One worker command forks the workers after loading the model, so they share it.
     work = [sys.executable, "-m", "service", "worker", "--processes", str(queue_workers)]
     arrange = _stopped_with_parent()
-    return [subprocess.Popen(command, env=env, preexec_fn=arrange) for command in (web, work)]
+    commands = {"web (gunicorn)": web, "worker": work}
+    return {name: subprocess.Popen(argv, env=env, preexec_fn=arrange) for name, argv in commands.items()}
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:
@@ -76,20 +136,24 @@ def run_local_stack(
     settings: Settings, *, host: str, port: int, web_workers: int, queue_workers: int
 ) -> None:
     """Run web and workers until Ctrl-C, SIGTERM, or one of them exits."""
-    for line in prepare(settings):
-        click.echo(line)
-    with scoped_redis_url(settings) as url:
-        env = {**os.environ, "REDIS_URL": url}
-        if not settings.redis_url:
-            click.echo(f"embedded Redis at {url}")
-        children = _run_children(_children(host, port, web_workers, queue_workers, env), host, port)
-    if any(child.returncode not in (0, -signal.SIGTERM) for child in children):
+    with _only_run(settings.data_dir):
+        _check_port(host, port)
+        for line in prepare(settings):
+            click.echo(line)
+        with contextlib.ExitStack() as stack:
+            url = settings.redis_url
+            if not url:
+                url = stack.enter_context(_owned_redis(settings.data_dir, _stopped_with_parent()))
+                click.echo(f"embedded Redis at {url}")
+            env = {**os.environ, "REDIS_URL": url}
+            children = _run_children(_children(host, port, web_workers, queue_workers, env), host, port)
+    if any(child.returncode not in (0, -signal.SIGTERM) for child in children.values()):
         sys.exit(1)
 
 
 def _run_children(
-    children: list[subprocess.Popen[bytes]], host: str, port: int
-) -> list[subprocess.Popen[bytes]]:
+    children: dict[str, subprocess.Popen[bytes]], host: str, port: int
+) -> dict[str, subprocess.Popen[bytes]]:
     """Wait until Ctrl-C, SIGTERM, SIGHUP or a child's exit, then stop them all; return them."""
     click.echo(f"post comments to http://{host}:{port}/v1/comments (Ctrl-C stops)")
 
@@ -101,9 +165,14 @@ def _run_children(
     for stop_signal in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, interrupted)
     try:
-        while all(child.poll() is None for child in children):
+        while all(child.poll() is None for child in children.values()):
             time.sleep(POLL_SECONDS)
-        click.echo("a child process exited; stopping", err=True)
+        ended = ", ".join(
+            f"{name} exited with code {child.returncode}"
+            for name, child in children.items()
+            if child.returncode is not None
+        )
+        click.echo(f"{ended}; stopping", err=True)
     except KeyboardInterrupt:
         click.echo("stopping")
     finally:
@@ -111,5 +180,5 @@ def _run_children(
         # embedded Redis, would be left running.
         for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(stop_signal, signal.SIG_IGN)
-        _stop(children)
+        _stop(list(children.values()))
     return children

@@ -119,7 +119,9 @@ def _running(pid: int) -> bool:
         return False
 
 
-def test_killing_the_run_command_stops_web_and_workers(embedded_env: dict[str, str], tmp_path: Path) -> None:
+def test_killing_the_run_command_stops_web_workers_and_the_embedded_redis(
+    embedded_env: dict[str, str], tmp_path: Path
+) -> None:
     log = tmp_path / "run.log"
     with log.open("wb") as output:
         process = subprocess.Popen([str(ROOT / "scripts" / "run")], cwd=ROOT, env=embedded_env, stdout=output)
@@ -127,13 +129,15 @@ def test_killing_the_run_command_stops_web_and_workers(embedded_env: dict[str, s
         try:
             wait_for(lambda: _answers(f"{base}/healthz") or process.poll() is not None, 300, "the service")
             children = _descendants(process.pid)
-            assert len(children) >= 4, log.read_text()  # two masters, a web worker and a queue worker
+            # Two masters, a web worker, a queue worker and Redis.
+            assert len(children) >= 5, log.read_text()
         finally:
             process.kill()  # no handler sees this, so no stopping runs
             process.wait(10)
     try:
         wait_for(lambda: not any(map(_running, children)), 60, "the orphaned children to stop")
         assert not _answers(f"{base}/healthz")
+        assert not is_running(Path(embedded_env["MODERATION_DATA_DIR"]))
     finally:
         stop_embedded_redis(Path(embedded_env["MODERATION_DATA_DIR"]))
 

@@ -1,0 +1,81 @@
+"""``moderation run``'s checks before it sets anything up, and how it reports a child's exit.
+
+The whole run, from a fresh folder to a verdict and its stopping, is in
+tests/integration/test_quick_start.py.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from service import local_stack
+from service.cli import main
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A data folder of its own."""
+    return {"MODERATION_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": "", "REDIS_URL": ""}
+
+
+def test_a_second_run_on_one_data_folder_is_refused(env: dict[str, str], tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    with (data / local_stack.RUN_LOCK_NAME).open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as the first run holds it
+        result = CliRunner().invoke(main, ["run"], env=env)
+    assert result.exit_code == 1
+    assert f"another `moderation run` uses the data folder {data}" in result.output
+    assert sorted(path.name for path in data.iterdir()) == [local_stack.RUN_LOCK_NAME]  # nothing set up
+
+
+def test_a_port_in_use_is_refused_before_any_set_up(env: dict[str, str], tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["run", "--port", str(port)], env=env)
+    assert result.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert "choose another with --port or PORT" in result.output
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == [local_stack.RUN_LOCK_NAME]
+
+
+@pytest.mark.parametrize(("arguments", "workers"), [([], 3), (["--workers", "2"], 2)])
+def test_worker_processes_sets_the_run_s_workers_unless_given(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, arguments: list[str], workers: int
+) -> None:
+    asked: dict[str, Any] = {}
+    monkeypatch.setattr(local_stack, "run_local_stack", lambda settings, **options: asked.update(options))
+    result = CliRunner().invoke(main, ["run", *arguments], env={**env, "WORKER_PROCESSES": "3"})
+    assert result.exit_code == 0, result.output
+    assert asked["queue_workers"] == workers
+
+
+@pytest.fixture
+def signal_handlers() -> Iterator[None]:
+    """The test process's own handlers back after a test that lets the run replace them."""
+    kept = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    yield
+    for number, handler in kept.items():
+        signal.signal(number, handler)
+
+
+@pytest.mark.usefixtures("signal_handlers")
+def test_the_child_that_exited_is_named_with_its_code(capsys: pytest.CaptureFixture[str]) -> None:
+    children = {
+        "web (gunicorn)": subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]),
+        "worker": subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"]),
+    }
+    ended = local_stack._run_children(children, "127.0.0.1", 8000)
+    assert ended["worker"].returncode == 3 and ended["web (gunicorn)"].returncode is not None
+    assert "worker exited with code 3; stopping" in capsys.readouterr().err
