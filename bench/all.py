@@ -1,6 +1,6 @@
 """Run every benchmark and write docs/performance.md from their results.
 
-    .venv/bin/python bench/all.py                  # about 15 minutes
+    .venv/bin/python bench/all.py                  # about 18 minutes
     .venv/bin/python bench/all.py --render-only    # the document from bench/results/*.json
 
 Runs ``bench/intake.py --profile``, ``bench/pipeline.py``, ``bench/model.py`` and
@@ -556,8 +556,11 @@ def render_review_queue(review: dict[str, Any]) -> tuple[list[str], list[str]]:
         "",
         "A fresh PostgreSQL schema filled server-side with 1,000,000 comments and their verdicts; each "
         "case calls `service.review.list_comments` (50 a page) once untimed, then times repeated calls, "
-        "ORM loading included. A cursor page is one index range scan; a numbered page counts the total "
-        "and walks the offset.",
+        "ORM loading included. A cursor page reads its rows' keys from one index range scan (for every "
+        "status at once by score or age, one scan per status, merged), then loads those rows by id; a "
+        "numbered page counts the total and walks the offset (for every status at once by score or age, "
+        "over a sort of the whole table). A status with fewer rows than the deep page has its last "
+        "page measured instead.",
         "",
         *_table(["query", "page", "rows", "median ms", "max ms"], rows),
     ]

@@ -26,7 +26,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: make `bench` and the service importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import Engine, event, select, text
+from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.orm import Session
 
 from bench.common import fresh_database, machine_info, print_table, stop_on_sigterm, workspace, write_results
@@ -193,6 +193,15 @@ def cursor_for(
         return encode_cursor(tuple(session.execute(statement).one()))
 
 
+def rows_of(sessions: Any, status: CommentStatus | None) -> int:
+    """How many comments a case lists: those of ``status``, or all."""
+    statement = select(func.count()).select_from(Comment)
+    if status is not None:
+        statement = statement.where(Comment.status == status)
+    with sessions() as session:
+        return int(session.scalar(statement) or 0)
+
+
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Fill, measure, explain; the schema goes away with ``fresh_database``."""
     with fresh_database("postgresql", workdir) as url:
@@ -204,7 +213,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             sessions = make_session_factory(engine)
             cases = []
             for label, status, sort in CASES:
-                for page in (1, args.deep_page):
+                # The deep page, or the last one of a status with fewer rows than that.
+                deepest = max(1, rows_of(sessions, status) // args.per_page)
+                for page in (1, min(args.deep_page, deepest)):
                     numbered = ListQuery(status=status, sort=sort, page=page, per_page=args.per_page)
                     cases.append(measure_case(engine, sessions, f"{label}, numbered", numbered, args.repeats))
                     cursor = cursor_for(sessions, status, sort, page, args.per_page)
