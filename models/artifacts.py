@@ -124,9 +124,9 @@ def write_artifact(directory: Path, pipeline: Any, metadata: dict[str, Any]) -> 
         # On disk before the folder appears under its name: after a power cut, a version
         # that `ACTIVE` may already name must not be a folder of empty files.
         for path in (*(staging / name for name in (*DIGESTED_FILES, DIGEST_FILE)), staging):
-            _sync(path)
+            sync_to_disk(path)
         os.replace(staging, directory)
-        _sync(directory.parent)
+        sync_to_disk(directory.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -169,7 +169,7 @@ def _deflates_well(data: bytes) -> bool:
     return len(zlib.compress(sample, 1)) < _WORTH_DEFLATING * len(sample)
 
 
-def _sync(path: Path) -> None:
+def sync_to_disk(path: Path) -> None:
     """Flush a file, or a folder's entries, to disk."""
     descriptor = os.open(path, os.O_RDONLY)
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, delete, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
+from models.artifacts import sync_to_disk
 from service.config import Settings
 from service.errors import ConfigError
 from service.privacy import ERASED_EMAIL, MIN_SECRET_BYTES, KeyRing, readable_email
@@ -67,16 +68,8 @@ def _create(path: Path) -> None:
         return  # another process created it first, and its key is the one
     finally:
         temporary.unlink()
-        _sync_folder(path.parent)
+        sync_to_disk(path.parent)
     logger.warning("no key file at %s: generated a new secret key; back it up with the database", path)
-
-
-def _sync_folder(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _warn_if_exposed(path: Path) -> None:

@@ -45,6 +45,19 @@ def served(app: Flask) -> Iterator[str]:
         thread.join()
 
 
+def _flagged_and_a_token(
+    client: FlaskClient, services: Services, posted: dict[str, str], reasons: list[str]
+) -> tuple[int, str]:
+    """Post ``posted``, flag it with ``reasons``; its id and a new moderator token."""
+    comment_id = int(client.post("/v1/comments", json=posted).get_json()["id"])
+    verdict = VerdictRecord(0.6, 0.02, reasons, "test-model", CommentStatus.FLAGGED, "test")
+    with services.sessions() as session:
+        record_verdicts(session, {comment_id: verdict})
+        token = create_token(session, "Mo")
+        session.commit()
+    return comment_id, token
+
+
 def test_a_moderator_signs_in_and_approves_a_flagged_comment_in_the_browser(
     served: str, client: FlaskClient, services: Services
 ) -> None:
@@ -52,16 +65,9 @@ def test_a_moderator_signs_in_and_approves_a_flagged_comment_in_the_browser(
     from playwright.sync_api import expect, sync_playwright
 
     posted = {"name": "Ann Reader", "email": "ann@example.com", "thread": "/a/1"}
-    comment_id = client.post(
-        "/v1/comments", json={**posted, "comment": "Is the footbridge open?"}
-    ).get_json()["id"]
-    verdict = VerdictRecord(
-        0.6, 0.02, ['"open" +0.2 toward spam'], "test-model", CommentStatus.FLAGGED, "test"
+    comment_id, token = _flagged_and_a_token(
+        client, services, {**posted, "comment": "Is the footbridge open?"}, ['"open" +0.2 toward spam']
     )
-    with services.sessions() as session:
-        record_verdicts(session, {comment_id: verdict})
-        token = create_token(session, "Mo")
-        session.commit()
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
@@ -97,12 +103,7 @@ def test_a_long_unbroken_comment_wraps_inside_the_queue_page(
     from playwright.sync_api import expect, sync_playwright
 
     posted = {"name": "N" * 200, "email": "ann@example.com", "thread": "/a/1", "comment": "x" * 3000}
-    comment_id = client.post("/v1/comments", json=posted).get_json()["id"]
-    verdict = VerdictRecord(0.6, 0.02, [], "test-model", CommentStatus.FLAGGED, "test")
-    with services.sessions() as session:
-        record_verdicts(session, {comment_id: verdict})
-        token = create_token(session, "Mo")
-        session.commit()
+    comment_id, token = _flagged_and_a_token(client, services, posted, [])
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
