@@ -54,6 +54,7 @@ def _stopped_with_parent() -> Callable[[], None] | None:
 @contextlib.contextmanager
 def _only_run(data_dir: Path) -> Iterator[None]:
     """Hold the data folder for this run; refuse (``ClickException``) when another holds it."""
+    data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     with (data_dir / RUN_LOCK_NAME).open("a") as handle:
         try:
