@@ -18,13 +18,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, Integer, literal_column
 
 from service.errors import ValidationError
-from service.tables import FLAGGED_LAST_SQL, RANK_SQL
+from service.tables import RANK_SQL
 from service.validation import MAX_ID, parse_json
 
-# Highest score first and unscored comments last, or flagged comments first, as
-# ascending keys: the very expressions the comments table indexes.
+# Highest score first and unscored comments last, as an ascending key: the very
+# expression the comments table indexes.
 RANK: ColumnElement[float] = literal_column(RANK_SQL, Float)
-FLAGGED_LAST: ColumnElement[int] = literal_column(FLAGGED_LAST_SQL, Integer)
+# Flagged comments first: constant within a status, so a listing of every status reads
+# each status's own index and merges them (service/review.py).
+FLAGGED_LAST: ColumnElement[int] = literal_column("(CASE WHEN status = 'flagged' THEN 0 ELSE 1 END)", Integer)
 
 
 def encode_cursor(values: tuple[Any, ...]) -> str:

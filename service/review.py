@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_, union_all
+from sqlalchemy import ColumnElement, Integer, Select, func, literal, select, tuple_, union_all
 from sqlalchemy.orm import Session, selectinload
 
 from service.errors import NotFoundError
@@ -108,32 +108,26 @@ def list_comments(session: Session, query: ListQuery) -> Page:
     """The comments matching ``query``, one page of them, verdicts loaded.
 
     Without a page number the listing is keyset-paginated: each page is found through
-    the order's index however deep it is, and carries the cursor of the next.
+    the order's index however deep it is, and carries the cursor of the next. The
+    indexes are per status, so a listing of every status takes each status's first rows
+    after the cursor and merges them.
     """
     if query.page is not None:
         return _numbered(session, query, query.page)
     keys = sort_keys(query.status, query.sort)
-    columns = [column for column, _kind in keys]
-    bound = None
-    if query.cursor:
-        after = decode_cursor(query.cursor, tuple(kind for _column, kind in keys))
-        values = [
-            literal(value, column.type) if kind is datetime else literal(value)
-            for (column, kind), value in zip(keys, after, strict=True)
-        ]
-        bound = tuple_(*columns) > tuple_(*values)
-    # Each order ends with the id: a row of keys names its comment.
+    after = decode_cursor(query.cursor, tuple(kind for _column, kind in keys)) if query.cursor else None
     limit = query.per_page + 1
-    if query.status is None and query.sort is not Sort.QUEUE:
-        # Only the queue order has an index across statuses; the others have one per
-        # status, so each status gives its first rows and they are merged.
-        branches = [_page_of(query, columns, bound, limit, status) for status in CommentStatus]
+    statuses = [query.status] if query.status is not None else list(CommentStatus)
+    branches = [
+        branch for status in statuses if (branch := _page_of(query, keys, after, limit, status)) is not None
+    ]
+    keyed: list[Any] = []
+    if branches:
         merged = union_all(*(select(branch) for branch in branches)).subquery()
-        keyed = session.execute(select(merged).order_by(*merged.c).limit(limit)).all()
-    else:
-        keyed = session.execute(select(_page_of(query, columns, bound, limit))).all()
+        keyed = list(session.execute(select(merged).order_by(*merged.c).limit(limit)).all())
     more = len(keyed) > query.per_page
     keyed = keyed[: query.per_page]
+    # Each order ends with the id: a row of keys names its comment.
     ids = [row[-1] for row in keyed]
     loaded = session.scalars(
         select(Comment).where(Comment.id.in_(ids)).options(selectinload(Comment.verdicts))
@@ -145,17 +139,32 @@ def list_comments(session: Session, query: ListQuery) -> Page:
 
 def _page_of(
     query: ListQuery,
-    columns: list[ColumnElement[Any]],
-    bound: ColumnElement[bool] | None,
+    keys: tuple[tuple[Any, type], ...],
+    after: tuple[Any, ...] | None,
     limit: int,
-    status: CommentStatus | None = None,
+    status: CommentStatus,
 ) -> Any:
-    """The keys of the first ``limit`` rows after ``bound`` in the order of ``columns``, as a
-    subquery (SQLite takes a LIMIT inside a UNION only there)."""
-    labelled = [column.label(f"key_{index}") for index, column in enumerate(columns)]
+    """The keys of the first ``limit`` comments of ``status`` after ``after`` in the order
+    of ``keys``, as a subquery (SQLite takes a LIMIT inside a UNION only there); None when
+    none of them can follow ``after``."""
+    leading: list[ColumnElement[Any]] = []
+    if keys[0][0] is FLAGGED_LAST:
+        # Flagged-first is a constant within a status: the rest is its score order.
+        level = 0 if status is CommentStatus.FLAGGED else 1
+        if after is not None:
+            if level < after[0]:
+                return None
+            after = after[1:] if level == after[0] else None
+        leading, keys = [literal(level, Integer)], keys[1:]
+    columns = [column for column, _kind in keys]
+    labelled = [column.label(f"key_{index}") for index, column in enumerate([*leading, *columns])]
     statement = _filtered(query, *labelled, status=status)
-    if bound is not None:
-        statement = statement.where(bound)
+    if after is not None:
+        values = [
+            literal(value, column.type) if kind is datetime else literal(value)
+            for (column, kind), value in zip(keys, after, strict=True)
+        ]
+        statement = statement.where(tuple_(*columns) > tuple_(*values))
     return statement.order_by(*columns).limit(limit).subquery()
 
 

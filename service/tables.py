@@ -37,10 +37,9 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# Index expressions for the review queue's keyset orders; service/keyset.py builds the
-# same expressions for its queries, which is what lets the database use these indexes.
+# The index expression of the review queue's score order; service/keyset.py builds the
+# same expression for its queries, which is what lets the database use the index.
 RANK_SQL = "(-coalesce(score, -1.0))"
-FLAGGED_LAST_SQL = "(CASE WHEN status = 'flagged' THEN 0 ELSE 1 END)"
 
 # A retraining run in one of these states is open; the database holds at most one.
 OPEN_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
@@ -124,11 +123,11 @@ class Comment(Base):
         back_populates="comment", order_by="Verdict.id", cascade="all, delete-orphan"
     )
 
-    # The review queue's orders (see service/keyset.py), each served by one index.
+    # The review queue's orders within a status (see service/review.py, which merges the
+    # statuses for a listing of them all), and a thread's comments.
     __table_args__ = (
         Index("ix_comments_status_created_at_id", "status", "created_at", "id"),
         Index("ix_comments_status_rank", "status", text(RANK_SQL), "created_at", "id"),
-        Index("ix_comments_queue_rank", text(FLAGGED_LAST_SQL), text(RANK_SQL), "created_at", "id"),
         Index("ix_comments_thread_status_created_at", "thread", "status", "created_at"),
     )
 

@@ -47,7 +47,10 @@ def _plan_of_first_statement(engine: Engine, query: ListQuery) -> list[str]:
 def _cursor(status: CommentStatus | None, sort: Sort) -> str:
     """A cursor of the order's shape, as a later page sends it."""
     examples: dict[type, Any] = {datetime: datetime(2026, 11, 28, 12, tzinfo=UTC), int: 5, float: -0.5}
-    return encode_cursor(tuple(examples[kind] for _column, kind in sort_keys(status, sort)))
+    values = [examples[kind] for _column, kind in sort_keys(status, sort)]
+    if status is None and sort is Sort.QUEUE:
+        values[0] = 1  # past the flagged comments, among the others
+    return encode_cursor(tuple(values))
 
 
 @pytest.mark.parametrize("later", [False, True], ids=["first page", "later page"])
