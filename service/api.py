@@ -356,8 +356,10 @@ def record_decision(
     Raises ``NotFoundError`` for an unknown comment.
     """
     session = get_session()
-    decide(session, comment_id, moderator, action, reason, note)
-    if services().settings.webhooks:
+    previous = decide(session, comment_id, moderator, action, reason, note)
+    # The site hears of changes: a decision that leaves the status as it was (a rejection
+    # for spam made one for abuse) tells it nothing new.
+    if services().settings.webhooks and previous is not action.status:
         record_events(session, [(comment_id, event_for(action.status))])
     session.commit()
     # The decision is stored, and answering an error would say otherwise.

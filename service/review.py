@@ -85,6 +85,8 @@ def sort_keys(status: CommentStatus | None, sort: Sort) -> tuple[tuple[Any, type
 def _filtered(
     query: ListQuery, *columns: ColumnElement[Any], status: CommentStatus | None = None
 ) -> Select[Any]:
+    """The query's comments (those of ``status`` if given): ``columns`` of them, or the
+    comments themselves with their verdicts."""
     statement = select(*columns) if columns else select(Comment).options(selectinload(Comment.verdicts))
     status = status or query.status
     if status is not None:

@@ -215,8 +215,9 @@ def decide(
     action: Action,
     reason: DecisionReason | None,
     note: str | None,
-) -> Comment:
-    """Apply a moderator's decision: new status, audit event, and the comment's training label.
+) -> CommentStatus:
+    """Apply a moderator's decision: new status, audit event, and the comment's training
+    label; return the status the comment had before.
 
     Two decisions on one comment at once are applied one after the other, the later one
     winning; each audit event records the status the comment really had before it.
@@ -252,4 +253,4 @@ def decide(
         label = Label(comment_id=comment_id)
         session.add(label)
     label.spam, label.abuse, label.reason, label.moderator_id = spam, abuse, reason, moderator.id
-    return comment
+    return previous

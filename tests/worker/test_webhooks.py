@@ -200,6 +200,16 @@ def test_decisions_and_an_erasure_are_told_in_order_with_the_comment_as_it_is_wh
     assert all(FORM["email"].encode() not in body for _headers, body in site.endpoint.posts)
 
 
+def test_a_decision_that_leaves_the_status_as_it_was_is_not_told_again(site: Site) -> None:
+    comment_id = site.post()
+    site.decide(comment_id, {"action": "reject", "reason": "spam"})
+    site.decide(comment_id, {"action": "reject", "reason": "abuse"})
+    site.decide(comment_id, {"action": "approve"})
+    site.decide(comment_id, {"action": "approve"})
+    assert site.deliver().taken == 2
+    assert [p["type"] for p in site.endpoint.payloads()] == ["comment.rejected", "comment.approved"]
+
+
 def test_each_event_has_a_message_id_of_its_own_even_after_the_table_empties(site: Site) -> None:
     comment_id = site.post()
     seen = []
