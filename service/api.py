@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import Enum
 from functools import wraps
 from typing import IO, Any, TypeVar, cast
@@ -30,7 +31,7 @@ from werkzeug.routing import BaseConverter, IntegerConverter, Map
 
 from service.app import get_session, services
 from service.auth import authenticate
-from service.errors import ForbiddenError, QueueUnavailableError, ValidationError
+from service.errors import ConflictError, ForbiddenError, QueueUnavailableError, ValidationError
 from service.http_errors import FORM_TYPES, is_form_post
 from service.personal_data import erase_personal_data, export_personal_data, reveal_email
 from service.presenters import audit_view, moderator_view, page_view, public_view, receipt_view
@@ -311,7 +312,17 @@ def _note(body: dict[str, Any]) -> str | None:
         return moderator_note(body.get("note"))
 
 
-def _decision(body: dict[str, Any]) -> tuple[Action, DecisionReason | None, str | None]:
+@dataclass(frozen=True)
+class Decision:
+    """What a moderator decided about a comment, and the status they saw it in, if they said."""
+
+    action: Action
+    reason: DecisionReason | None = None
+    note: str | None = None
+    expected: CommentStatus | None = None
+
+
+def _decision(body: dict[str, Any]) -> Decision:
     action = _choice(Action, "action", body.get("action"))
     raw_reason = body.get("reason")
     if raw_reason is None and action is Action.REJECT:
@@ -320,7 +331,9 @@ def _decision(body: dict[str, Any]) -> tuple[Action, DecisionReason | None, str 
         # The training label of an approval is "neither spam nor abuse"; a reason would contradict it.
         raise ValidationError({"reason": "reason is only for rejecting; approve without one"})
     reason = _choice(DecisionReason, "reason", raw_reason) if raw_reason is not None else None
-    return action, reason, _note(body)
+    raw_expected = body.get("expected_status")
+    expected = _choice(CommentStatus, "expected_status", raw_expected) if raw_expected is not None else None
+    return Decision(action, reason, _note(body), expected)
 
 
 def _moderator_json(what: str) -> dict[str, Any]:
@@ -338,25 +351,26 @@ def _actor() -> str:
 @moderator_required
 def decide_comment(comment_id: int) -> Any:
     """Approve or reject a comment; the decision is audited and becomes a training label."""
-    action, reason, note = _decision(_moderator_json("the decision"))
-    record_decision(comment_id, g.moderator, action, reason, note)
+    record_decision(comment_id, g.moderator, _decision(_moderator_json("the decision")))
     return moderator_view(get_comment(get_session(), comment_id), services().keys)
 
 
-def record_decision(
-    comment_id: int,
-    moderator: ModeratorToken,
-    action: Action,
-    reason: DecisionReason | None,
-    note: str | None,
-) -> None:
+def record_decision(comment_id: int, moderator: ModeratorToken, decision: Decision) -> None:
     """Store a moderator's decision (status, audit event, label) and, when enough labels
     have come in, request a retraining run; the API and the moderators' pages both decide here.
 
-    Raises ``NotFoundError`` for an unknown comment.
+    Raises ``NotFoundError`` for an unknown comment, and ``ConflictError`` when the
+    decision names the status it expects and the comment has another; then nothing is stored.
     """
     session = get_session()
-    previous = decide(session, comment_id, moderator, action, reason, note)
+    action = decision.action
+    try:
+        previous = decide(
+            session, comment_id, moderator, action, decision.reason, decision.note, decision.expected
+        )
+    except ConflictError:
+        session.rollback()  # the row touched to lock it
+        raise
     # The site hears of changes: a decision that leaves the status as it was (a rejection
     # for spam made one for abuse) tells it nothing new.
     if services().settings.webhooks and previous is not action.status:

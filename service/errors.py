@@ -32,6 +32,13 @@ class NotFoundError(ServiceError):
     code = "not_found"
 
 
+class ConflictError(ServiceError):
+    """The request was made against a state of the record that has changed since."""
+
+    status = 409
+    code = "conflict"
+
+
 class AuthError(ServiceError):
     """The request carries no valid moderator token."""
 

@@ -25,10 +25,10 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import update
 from werkzeug.wrappers import Response
 
-from service.api import IdConverter, record_decision
+from service.api import Decision, IdConverter, record_decision
 from service.app import get_session, services
 from service.auth import authenticate
-from service.errors import AuthError, NotFoundError, ValidationError
+from service.errors import AuthError, ConflictError, NotFoundError, ValidationError
 from service.http_errors import MODERATOR_PAGES, MODERATOR_PAGES_PREFIX
 from service.personal_data import reveal_email
 from service.presenters import moderator_view
@@ -257,10 +257,19 @@ def decide(comment_id: int) -> Response:
 
 def _apply(comment_id: int, decision: str, note: str | None) -> None:
     action, reason = DECISIONS[decision]
+    # The status the page showed: another moderator, or the classifier, may have moved
+    # the comment since, and a decision made on what is no longer there is not applied.
+    seen = _choice(CommentStatus, request.form.get("seen_status"), None)
     try:
-        record_decision(comment_id, g.moderator, action, reason, note)
+        record_decision(comment_id, g.moderator, Decision(action, reason, note, seen))
     except NotFoundError as exc:
         flash(f"Comment {comment_id}: {exc}.", "problem")
+    except ConflictError:
+        flash(
+            f"Comment {comment_id} was decided or classified meanwhile, so your decision was not "
+            "applied: look at it again.",
+            "problem",
+        )
     else:
         flash(f"Comment {comment_id} {DONE[decision]}.", "done")
 

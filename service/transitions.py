@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from models import without_author
 from service.driver_sql import DriverStatement
-from service.errors import NotFoundError
+from service.errors import ConflictError, NotFoundError
 from service.privacy import ERASED_EMAIL
 from service.reasons import without_timing
 from service.statuses import Action, CommentStatus, DecisionReason
@@ -215,12 +215,15 @@ def decide(
     action: Action,
     reason: DecisionReason | None,
     note: str | None,
+    expected: CommentStatus | None = None,
 ) -> CommentStatus:
     """Apply a moderator's decision: new status, audit event, and the comment's training
     label; return the status the comment had before.
 
     Two decisions on one comment at once are applied one after the other, the later one
-    winning; each audit event records the status the comment really had before it.
+    winning; each audit event records the status the comment really had before it. With
+    ``expected`` (the status the moderator saw), a comment whose status has changed since
+    raises ``ConflictError`` and nothing is applied (the caller rolls back).
     """
     # Writing first takes the row (PostgreSQL) or the database's write lock (SQLite)
     # before the status is read. A read first, as SELECT ... FOR UPDATE does on
@@ -236,6 +239,11 @@ def decide(
     comment = session.get(Comment, comment_id, populate_existing=True)
     assert comment is not None  # the UPDATE above found it, and holds it
     previous = comment.status
+    if expected is not None and previous is not expected:
+        raise ConflictError(
+            f"comment {comment_id} is {previous.value} now, not {expected.value}: it was decided or "
+            "classified meanwhile; look at it again before deciding"
+        )
     comment.status = action.status
     add_audit_event(
         session,

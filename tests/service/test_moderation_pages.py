@@ -316,3 +316,21 @@ def test_names_links_and_threads_cannot_turn_the_line_around_them(
     page = client.get("/moderate/").get_data(as_text=True)
     assert "<bdi>Bob \u202e</bdi>" in page and "<bdi>https://bob.example/home</bdi>" in page
     assert "<bdi>/a/1</bdi>" in page and '<div class="text" dir="auto">שלום</div>' in page
+
+
+def test_a_decision_on_what_the_page_showed_before_a_change_is_not_applied(
+    client: FlaskClient, services: Services, flagged: int
+) -> None:
+    _sign_in(client, _token(services, "Mo"))
+    page = client.get("/moderate/").get_data(as_text=True)
+    assert 'name="seen_status" value="flagged"' in page
+    token = _csrf(client, "/moderate/")
+    # Another moderator approves it meanwhile.
+    other = {"decision": "approve", "seen_status": "flagged", "csrf_token": token}
+    assert client.post(f"/moderate/comments/{flagged}/decision", data=other).status_code == 302
+    stale = {"decision": "spam", "seen_status": "flagged", "csrf_token": token}
+    response = client.post(f"/moderate/comments/{flagged}/decision", data=stale, follow_redirects=True)
+    assert f"Comment {flagged} was decided or classified meanwhile" in response.get_data(as_text=True)
+    with services.sessions() as session:
+        assert session.get_one(Comment, flagged).status is CommentStatus.APPROVED
+        assert session.scalars(select(Label).where(Label.comment_id == flagged)).one().spam is False

@@ -162,6 +162,26 @@ def test_decision_changes_status_and_records_audit_and_label(
         assert stored is not None and (stored.spam, stored.abuse) == label
 
 
+def test_a_decision_made_on_a_status_that_has_changed_since_is_refused(
+    client: FlaskClient, services: Services, moderator_headers: dict[str, str]
+) -> None:
+    comment_id = _post(client)
+    _classify(services, comment_id, 0.7, CommentStatus.FLAGGED)
+    first = {"action": "approve", "expected_status": "flagged"}
+    answer = client.post(f"/v1/comments/{comment_id}/decision", json=first, headers=moderator_headers)
+    assert answer.status_code == 200
+    # A second moderator, still looking at it as flagged, rejects it.
+    stale = {"action": "reject", "reason": "spam", "note": "seen as flagged", "expected_status": "flagged"}
+    response = client.post(f"/v1/comments/{comment_id}/decision", json=stale, headers=moderator_headers)
+    assert response.status_code == 409 and response.get_json()["error"] == "conflict"
+    assert response.get_json()["message"].startswith(f"comment {comment_id} is approved now, not flagged")
+    shown = client.get(f"/v1/comments/{comment_id}", headers=moderator_headers).get_json()
+    assert shown["status"] == "approved" and [event["note"] for event in shown["audit"]][-1] is None
+    with services.sessions() as session:
+        label = session.scalars(select(Label).where(Label.comment_id == comment_id)).one()
+        assert (label.spam, label.abuse) == (False, False)
+
+
 def test_two_decisions_at_once_are_applied_one_after_the_other(
     client: FlaskClient, services: Services, moderator_headers: dict[str, str]
 ) -> None:
@@ -273,6 +293,7 @@ def test_a_second_decision_replaces_the_label(
         ({"action": "reject", "reason": "rude"}, "reason"),
         ({"action": "approve", "reason": "spam"}, "reason"),
         ({"action": "approve", "note": 5}, "note"),
+        ({"action": "approve", "expected_status": "pending"}, "expected_status"),
     ],
 )
 def test_bad_decisions_get_422_and_change_nothing(
