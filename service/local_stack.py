@@ -3,8 +3,8 @@
 It prepares the install, starts the embedded Redis server when ``REDIS_URL`` is
 unset, then runs gunicorn and the workers as child processes until interrupted, and
 shuts the embedded server down again. One run at a time uses a data folder: it owns
-that folder's embedded server, which is its child and ends with it, even when the run
-is killed; one left running by an older run is taken over and shut down at the end.
+that folder's embedded server, which is its child and, on Linux, ends with it even when
+the run is killed; one left running by an older run is taken over and shut down at the end.
 """
 
 from __future__ import annotations
@@ -81,25 +81,32 @@ def _check_port(host: str, port: int) -> None:
 
 
 @contextlib.contextmanager
-def _owned_redis(data_dir: Path, arrange: Callable[[], None] | None) -> Iterator[str]:
-    """The run's embedded Redis server, shut down (its data written) at the end."""
+def _owned_redis(
+    data_dir: Path, arrange: Callable[[], None] | None
+) -> Iterator[tuple[str, subprocess.Popen[bytes] | None]]:
+    """The run's embedded Redis server: its URL, and its process when this run started it
+    (None for one left running by an earlier run). Shut down, its data written, at the end."""
     servers: list[subprocess.Popen[bytes]] = []
 
     def launch(argv: list[str]) -> None:
+        # A session of its own: Ctrl-C in the terminal must not stop it before web and
+        # worker have stopped using it. PDEATHSIG still ends it with the run.
         servers.append(
-            subprocess.Popen(argv, preexec_fn=arrange, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.Popen(
+                argv,
+                preexec_fn=arrange,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         )
 
-    url = ensure_embedded_redis(data_dir, launch)
     try:
-        yield url
+        url = ensure_embedded_redis(data_dir, launch)
+        yield url, (servers[0] if servers else None)
     finally:
         stop_embedded_redis(data_dir)
-        for server in servers:
-            try:
-                server.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        _stop(servers)
 
 
 def _children(
@@ -142,20 +149,27 @@ def run_local_stack(
         for line in prepare(settings):
             click.echo(line)
         with contextlib.ExitStack() as stack:
-            url = settings.redis_url
+            url, watched = settings.redis_url, {}
             if not url:
-                url = stack.enter_context(_owned_redis(settings.data_dir, _stopped_with_parent()))
+                url, server = stack.enter_context(_owned_redis(settings.data_dir, _stopped_with_parent()))
+                watched = {"embedded Redis": server} if server is not None else {}
                 click.echo(f"embedded Redis at {url}")
             env = {**os.environ, "REDIS_URL": url}
-            children = _run_children(_children(host, port, web_workers, queue_workers, env), host, port)
+            children = _children(host, port, web_workers, queue_workers, env)
+            _run_children(children, host, port, watched)
     if any(child.returncode not in (0, -signal.SIGTERM) for child in children.values()):
         sys.exit(1)
 
 
 def _run_children(
-    children: dict[str, subprocess.Popen[bytes]], host: str, port: int
+    children: dict[str, subprocess.Popen[bytes]],
+    host: str,
+    port: int,
+    watched: dict[str, subprocess.Popen[bytes]] | None = None,
 ) -> dict[str, subprocess.Popen[bytes]]:
-    """Wait until Ctrl-C, SIGTERM, SIGHUP or a child's exit, then stop them all; return them."""
+    """Wait until Ctrl-C, SIGTERM, SIGHUP or the exit of a child or of a ``watched``
+    process (stopped by its owner), then stop the children; return them."""
+    watching = {**children, **(watched or {})}
     click.echo(f"post comments to http://{host}:{port}/v1/comments (Ctrl-C stops)")
 
     def interrupted(_signum: int, _frame: FrameType | None) -> None:
@@ -166,11 +180,11 @@ def _run_children(
     for stop_signal in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, interrupted)
     try:
-        while all(child.poll() is None for child in children.values()):
+        while all(child.poll() is None for child in watching.values()):
             time.sleep(POLL_SECONDS)
         ended = ", ".join(
             f"{name} exited with code {child.returncode}"
-            for name, child in children.items()
+            for name, child in watching.items()
             if child.returncode is not None
         )
         click.echo(f"{ended}; stopping", err=True)

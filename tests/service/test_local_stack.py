@@ -79,3 +79,12 @@ def test_the_child_that_exited_is_named_with_its_code(capsys: pytest.CaptureFixt
     ended = local_stack._run_children(children, "127.0.0.1", 8000)
     assert ended["worker"].returncode == 3 and ended["web (gunicorn)"].returncode is not None
     assert "worker exited with code 3; stopping" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("signal_handlers")
+def test_the_embedded_redis_exiting_stops_the_run_and_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    web = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    redis = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
+    local_stack._run_children({"web (gunicorn)": web}, "127.0.0.1", 8000, {"embedded Redis": redis})
+    assert web.returncode is not None  # stopped because Redis went
+    assert "embedded Redis exited with code 1; stopping" in capsys.readouterr().err
