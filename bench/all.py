@@ -560,8 +560,8 @@ def render_review_queue(review: dict[str, Any]) -> tuple[list[str], list[str]]:
         "case calls `service.review.list_comments` (50 a page) once untimed, then times repeated calls, "
         "ORM loading included. A cursor page reads its rows' keys from one index range scan (for every "
         "status at once, one scan per status, merged), then loads those rows by id; a numbered page "
-        "counts the total and walks the offset (for every status at once, over a sort of the whole "
-        "table). A status with fewer rows than the deep page has its last page measured instead.",
+        "counts the total and walks the offset the same way (every row before the page, from each "
+        "status). A status with fewer rows than the deep page has its last page measured instead.",
         "",
         *_table(["query", "page", "rows", "median ms", "max ms"], rows),
     ]

@@ -85,9 +85,8 @@ def sort_keys(status: CommentStatus | None, sort: Sort) -> tuple[tuple[Any, type
 def _filtered(
     query: ListQuery, *columns: ColumnElement[Any], status: CommentStatus | None = None
 ) -> Select[Any]:
-    """The query's comments (those of ``status`` if given): ``columns`` of them, or the
-    comments themselves with their verdicts."""
-    statement = select(*columns) if columns else select(Comment).options(selectinload(Comment.verdicts))
+    """``columns`` of the query's comments (those of ``status`` in place of the query's, if given)."""
+    statement = select(*columns)
     status = status or query.status
     if status is not None:
         statement = statement.where(Comment.status == status)
@@ -96,47 +95,59 @@ def _filtered(
     return statement
 
 
-def _numbered(session: Session, query: ListQuery, page: int) -> Page:
-    columns = [column for column, _kind in sort_keys(query.status, query.sort)]
-    statement = _filtered(query)
-    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    rows = session.scalars(
-        statement.order_by(*columns).limit(query.per_page).offset((page - 1) * query.per_page)
-    )
-    return Page(list(rows), query.per_page, page=page, total=total)
-
-
 def list_comments(session: Session, query: ListQuery) -> Page:
     """The comments matching ``query``, one page of them, verdicts loaded.
 
     Without a page number the listing is keyset-paginated: each page is found through
     the order's index however deep it is, and carries the cursor of the next. The
     indexes are per status, so a listing of every status takes each status's first rows
-    after the cursor and merges them.
+    and merges them. A numbered page counts the listing and skips to its place.
     """
-    if query.page is not None:
-        return _numbered(session, query, query.page)
     keys = sort_keys(query.status, query.sort)
+    if query.page is not None:
+        total = session.scalar(_filtered(query, func.count(Comment.id))) or 0
+        skip = (query.page - 1) * query.per_page
+        keyed = _merged_keys(session, query, keys, None, skip, query.per_page)
+        return Page(_loaded(session, keyed), query.per_page, page=query.page, total=total)
     after = decode_cursor(query.cursor, tuple(kind for _column, kind in keys)) if query.cursor else None
-    limit = query.per_page + 1
-    statuses = [query.status] if query.status is not None else list(CommentStatus)
-    branches = [
-        branch for status in statuses if (branch := _page_of(query, keys, after, limit, status)) is not None
-    ]
-    keyed: list[Any] = []
-    if branches:
-        merged = union_all(*(select(branch) for branch in branches)).subquery()
-        keyed = list(session.execute(select(merged).order_by(*merged.c).limit(limit)).all())
+    keyed = _merged_keys(session, query, keys, after, 0, query.per_page + 1)
     more = len(keyed) > query.per_page
     keyed = keyed[: query.per_page]
+    cursor = encode_cursor(tuple(keyed[-1])) if more else None
+    return Page(_loaded(session, keyed), query.per_page, next_cursor=cursor)
+
+
+def _merged_keys(
+    session: Session,
+    query: ListQuery,
+    keys: tuple[tuple[Any, type], ...],
+    after: tuple[Any, ...] | None,
+    skip: int,
+    take: int,
+) -> list[Any]:
+    """The sort keys of ``take`` comments, ``skip`` rows after ``after`` (or the start),
+    from each status's first ``skip + take`` rows merged."""
+    statuses = [query.status] if query.status is not None else list(CommentStatus)
+    branches = [
+        branch
+        for status in statuses
+        if (branch := _page_of(query, keys, after, skip + take, status)) is not None
+    ]
+    if not branches:
+        return []
+    merged = union_all(*(select(branch) for branch in branches)).subquery()
+    return list(session.execute(select(merged).order_by(*merged.c).offset(skip).limit(take)).all())
+
+
+def _loaded(session: Session, keyed: list[Any]) -> list[Comment]:
+    """The comments a page's keys name, in that order, with their verdicts."""
     # Each order ends with the id: a row of keys names its comment.
     ids = [row[-1] for row in keyed]
     loaded = session.scalars(
         select(Comment).where(Comment.id.in_(ids)).options(selectinload(Comment.verdicts))
     )
     by_id = {comment.id: comment for comment in loaded}
-    cursor = encode_cursor(tuple(keyed[-1])) if more else None
-    return Page([by_id[comment_id] for comment_id in ids], query.per_page, next_cursor=cursor)
+    return [by_id[comment_id] for comment_id in ids]
 
 
 def _page_of(
