@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from enum import Enum
 from functools import wraps
 from typing import IO, Any, TypeVar, cast
@@ -48,7 +47,7 @@ from service.review import (
 )
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import ModeratorToken
-from service.transitions import decide, moderator_actor
+from service.transitions import Decision, decide, moderator_actor
 from service.validation import (
     MAX_ID,
     email_address,
@@ -312,16 +311,6 @@ def _note(body: dict[str, Any]) -> str | None:
         return moderator_note(body.get("note"))
 
 
-@dataclass(frozen=True)
-class Decision:
-    """What a moderator decided about a comment, and the status they saw it in, if they said."""
-
-    action: Action
-    reason: DecisionReason | None = None
-    note: str | None = None
-    expected: CommentStatus | None = None
-
-
 def _decision(body: dict[str, Any]) -> Decision:
     action = _choice(Action, "action", body.get("action"))
     raw_reason = body.get("reason")
@@ -363,18 +352,16 @@ def record_decision(comment_id: int, moderator: ModeratorToken, decision: Decisi
     decision names the status it expects and the comment has another; then nothing is stored.
     """
     session = get_session()
-    action = decision.action
     try:
-        previous = decide(
-            session, comment_id, moderator, action, decision.reason, decision.note, decision.expected
-        )
+        previous = decide(session, comment_id, moderator, decision)
     except ConflictError:
         session.rollback()  # the row touched to lock it
         raise
     # The site hears of changes: a decision that leaves the status as it was (a rejection
     # for spam made one for abuse) tells it nothing new.
-    if services().settings.webhooks and previous is not action.status:
-        record_events(session, [(comment_id, event_for(action.status))])
+    status = decision.action.status
+    if services().settings.webhooks and previous is not status:
+        record_events(session, [(comment_id, event_for(status))])
     session.commit()
     # The decision is stored, and answering an error would say otherwise.
     try:

@@ -60,8 +60,7 @@ def _create(path: Path) -> None:
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(generate_secret())
-        handle.flush()
-        os.fsync(handle.fileno())
+    sync_to_disk(temporary)
     try:
         os.link(temporary, path)
     except FileExistsError:

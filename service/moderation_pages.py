@@ -25,7 +25,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import update
 from werkzeug.wrappers import Response
 
-from service.api import Decision, IdConverter, record_decision
+from service.api import IdConverter, record_decision
 from service.app import get_session, services
 from service.auth import authenticate
 from service.errors import AuthError, ConflictError, NotFoundError, ValidationError
@@ -35,7 +35,7 @@ from service.presenters import moderator_view
 from service.review import ListQuery, Sort, list_comments
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import ModeratorToken
-from service.transitions import moderator_actor
+from service.transitions import Decision, moderator_actor
 from service.validation import moderator_note
 
 bp = Blueprint(MODERATOR_PAGES, __name__, url_prefix=MODERATOR_PAGES_PREFIX)

@@ -208,22 +208,24 @@ def _label_values(action: Action, reason: DecisionReason | None) -> tuple[bool |
     )
 
 
-def decide(
-    session: Session,
-    comment_id: int,
-    moderator: ModeratorToken,
-    action: Action,
-    reason: DecisionReason | None,
-    note: str | None,
-    expected: CommentStatus | None = None,
-) -> CommentStatus:
+@dataclass(frozen=True)
+class Decision:
+    """What a moderator decided about a comment, and the status they saw it in, if they said."""
+
+    action: Action
+    reason: DecisionReason | None = None
+    note: str | None = None
+    expected: CommentStatus | None = None
+
+
+def decide(session: Session, comment_id: int, moderator: ModeratorToken, decision: Decision) -> CommentStatus:
     """Apply a moderator's decision: new status, audit event, and the comment's training
     label; return the status the comment had before.
 
     Two decisions on one comment at once are applied one after the other, the later one
     winning; each audit event records the status the comment really had before it. With
-    ``expected`` (the status the moderator saw), a comment whose status has changed since
-    raises ``ConflictError`` and nothing is applied (the caller rolls back).
+    an ``expected`` status (the one the moderator saw), a comment whose status has changed
+    since raises ``ConflictError`` and nothing is applied (the caller rolls back).
     """
     # Writing first takes the row (PostgreSQL) or the database's write lock (SQLite)
     # before the status is read. A read first, as SELECT ... FOR UPDATE does on
@@ -238,6 +240,7 @@ def decide(
         raise NotFoundError(f"comment {comment_id} does not exist")
     comment = session.get(Comment, comment_id, populate_existing=True)
     assert comment is not None  # the UPDATE above found it, and holds it
+    action, reason, expected = decision.action, decision.reason, decision.expected
     previous = comment.status
     if expected is not None and previous is not expected:
         raise ConflictError(
@@ -253,7 +256,7 @@ def decide(
         from_status=previous,
         to_status=action.status,
         reason=reason.value if reason else None,
-        note=note,
+        note=decision.note,
     )
     spam, abuse = _label_values(action, reason)
     label = session.scalar(select(Label).where(Label.comment_id == comment_id))

@@ -20,7 +20,7 @@ from service.reasons import posted_too_fast
 from service.retraining import export_labels
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, ModeratorToken, Verdict
-from service.transitions import VerdictRecord, decide, record_verdicts
+from service.transitions import Decision, VerdictRecord, decide, record_verdicts
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,10 @@ def _approve(services: Services, comment_id: int) -> None:
         moderator = session.scalars(select(ModeratorToken)).first()
         assert moderator is not None
         decide(
-            session, comment_id, moderator, Action.APPROVE, DecisionReason.OTHER, "Ann asked about the photo"
+            session,
+            comment_id,
+            moderator,
+            Decision(Action.APPROVE, DecisionReason.OTHER, "Ann asked about the photo"),
         )
         session.commit()
 

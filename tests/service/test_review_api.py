@@ -19,7 +19,7 @@ from service.keyset import encode_cursor
 from service.privacy import KeyRing, encrypt_email
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import Comment, Label, ModeratorToken
-from service.transitions import VerdictRecord, decide, record_verdicts
+from service.transitions import Decision, VerdictRecord, decide, record_verdicts
 
 pytestmark = pytest.mark.integration
 
@@ -189,11 +189,11 @@ def test_two_decisions_at_once_are_applied_one_after_the_other(
     _classify(services, comment_id, 0.7, CommentStatus.FLAGGED)
     with services.sessions() as first:
         moderator = first.scalars(select(ModeratorToken)).one()
-        decide(first, comment_id, moderator, Action.APPROVE, None, None)
+        decide(first, comment_id, moderator, Decision(Action.APPROVE))
 
         def second_decision() -> None:
             with services.sessions() as second:
-                decide(second, comment_id, moderator, Action.REJECT, DecisionReason.SPAM, None)
+                decide(second, comment_id, moderator, Decision(Action.REJECT, DecisionReason.SPAM))
                 second.commit()
 
         # The second decision starts while the first is still open: it must wait for it

@@ -26,7 +26,7 @@ from service.config import load_settings
 from service.queueing import ClassifyQueue
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, ModeratorToken, ShadowVerdict, Verdict, utcnow
-from service.transitions import VerdictRecord, decide, record_verdicts
+from service.transitions import Decision, VerdictRecord, decide, record_verdicts
 from worker.context import WorkerContext, build_context, install_context
 from worker.dispatcher import dispatch
 from worker.jobs import (
@@ -517,9 +517,7 @@ def test_a_commenter_with_approved_comments_and_no_rejected_one_is_trusted(
                         session,
                         comment_id,
                         session.scalars(select(ModeratorToken)).one(),
-                        action,
-                        reason,
-                        None,
+                        Decision(action, reason),
                     )
                     session.commit()
         waiting = {email: _post_as(client, email.upper(), "A new comment.") for email in history}
