@@ -62,7 +62,10 @@ _WAITING = (
     )
     .where(Comment.id.in_(bindparam("ids", expanding=True)), Comment.status == CommentStatus.RECEIVED)
     .order_by(Comment.id)
-    .with_for_update(skip_locked=True)
+    # FOR NO KEY UPDATE: a row another transaction only refers to (a reply's parent, a new
+    # audit row's comment) holds a key-share lock, which a plain FOR UPDATE would skip,
+    # leaving that comment unclassified until the sweeper's next round.
+    .with_for_update(skip_locked=True, key_share=True)
 )
 
 
@@ -72,8 +75,8 @@ def _claim(
     """Id, text, name, website, email digest and time taken to post of the comments among
     ``comment_ids`` still waiting, oldest first.
 
-    On PostgreSQL the rows are locked, and rows another worker holds are skipped,
-    not waited for: that worker is deciding them. Only the columns scoring needs are
+    On PostgreSQL the rows are locked, and rows another worker or a moderator holds are
+    skipped, not waited for: they are being decided. Only the columns scoring needs are
     read, as plain rows: loading whole ORM objects cost a third of a one-comment job.
     """
     return list(session.execute(_WAITING, {"ids": list(comment_ids)}))

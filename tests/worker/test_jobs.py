@@ -16,7 +16,7 @@ import redis
 from flask.testing import FlaskClient
 from rq import SimpleWorker
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import make_url
 
 from models import load_active
@@ -201,6 +201,23 @@ def test_one_batch_gives_each_comment_its_own_verdict_and_skips_the_decided_one(
         approved = session.get(Comment, decided)
         assert approved is not None and approved.status is CommentStatus.APPROVED
         assert approved.spam_score is None
+
+
+def test_a_comment_another_transaction_refers_to_is_classified_not_skipped(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
+    if services.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no row locks: an open writer holds the whole database")
+    parent = _post(client, SPAM)
+    # A reply being stored, or an audit row being written, holds a key-share lock on the
+    # comment it refers to until its transaction ends.
+    with services.engine.connect() as other:
+        other.execute(
+            insert(AuditEvent).values(comment_id=parent, action="email_revealed", actor="moderator:Ann")
+        )
+        assert set(classify_comments(context, [parent])) == {parent}
+        other.rollback()
+    assert _waiting(services) == []
 
 
 def test_missing_comments_are_skipped(context: WorkerContext) -> None:
