@@ -167,8 +167,9 @@ class Settings:
     )
     redis_timeout: float = _env(
         "REDIS_TIMEOUT_SECONDS",
-        "Connect and read timeout for the web's Redis calls (health, retraining requests), so "
-        "an outage stalls none for longer.",
+        "Connect and read timeout for the web's Redis calls (health, retraining requests) and "
+        "the workers' background loops (dispatcher, sweeper, leases), so an outage stalls none "
+        "for longer.",
         1.0,
     )
     model_check_seconds: float = _env(

@@ -30,11 +30,17 @@ class WorkerContext:
     models: ModelHolder
     policy: Policy
     queue: ClassifyQueue
+    # The same queue on a client of its own with the web's bounded timeout, for the
+    # threads beside the jobs (dispatcher, sweeper, leases). RQ's client waits without a
+    # timeout (it raises one for its blocking pops only on connections made after its
+    # worker starts), and a Redis that stopped answering would hold such a thread, and the
+    # outbox rows it had locked, for ever.
+    background_queue: ClassifyQueue
 
 
 def build_context(settings: Settings, models: ModelHolder | None = None) -> WorkerContext:
     """Open the database and Redis, and load the active model unless ``models`` holds it already."""
-    connection = connect_redis(redis_url(settings), timeout=None)
+    url = redis_url(settings)
     engine = make_engine(settings.database)
     return WorkerContext(
         settings=settings,
@@ -48,7 +54,8 @@ def build_context(settings: Settings, models: ModelHolder | None = None) -> Work
             settings.trusted_after_approved,
             settings.min_seconds_to_submit,
         ),
-        queue=ClassifyQueue.from_settings(connection, settings),
+        queue=ClassifyQueue.from_settings(connect_redis(url, timeout=None), settings),
+        background_queue=ClassifyQueue.from_settings(connect_redis(url, settings.redis_timeout), settings),
     )
 
 

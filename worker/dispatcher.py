@@ -47,7 +47,8 @@ def dispatch(session: Session, queue: ClassifyQueue, limit: int = BATCH) -> int:
     Redis takes the ids before the entries are deleted, so no database write lock is held
     while Redis answers (SQLite's would stop the intake). On PostgreSQL the rows are locked
     and rows another dispatcher holds are skipped; on SQLite two dispatchers may hand over
-    the same ids, which the classify job's status guard makes harmless.
+    the same ids, which the classify job's status guard makes harmless. ``queue``'s client
+    should have a timeout: the rows stay locked until Redis answers.
     """
     candidates = session.scalars(
         select(OutboxEntry.comment_id)
@@ -70,7 +71,7 @@ def dispatch_all(context: WorkerContext) -> int:
     """Dispatch until the outbox is empty; return how many entries were handed over."""
     total = 0
     with context.sessions() as session:
-        while moved := dispatch(session, context.queue):
+        while moved := dispatch(session, context.background_queue):
             total += moved
     return total
 
@@ -85,6 +86,7 @@ def start_dispatcher(
     outbox stays empty the pause doubles, up to ``IDLE_PAUSE_MAX_SECONDS``. Without the
     lease the thread tries for it every quarter of ``lease_seconds``.
     """
+    queue = context.background_queue
     busy = context.settings.dispatch_interval
     pause = busy
     # A failed round may have pushed its ids and failed to enqueue their job; its entries
@@ -96,12 +98,12 @@ def start_dispatcher(
     def dispatch_round(session: Session) -> float:
         nonlocal pause, unsure
         try:
-            moved = dispatch(session, context.queue)
+            moved = dispatch(session, queue)
         except Exception:
             unsure = True
             raise
         if unsure:
-            context.queue.enqueue_drain()
+            queue.enqueue_drain()
             unsure = False
         wait = 0.0 if moved >= BATCH else pause
         pause = busy if moved else min(pause * 2, max(busy, IDLE_PAUSE_MAX_SECONDS))
@@ -109,7 +111,7 @@ def start_dispatcher(
 
     return start_leased_loop(
         "dispatcher",
-        Lease(context.queue.queue.connection, context.queue.dispatcher_lease, lease_seconds),
+        Lease(queue.queue.connection, queue.dispatcher_lease, lease_seconds),
         stop,
         context.sessions,
         dispatch_round,

@@ -77,13 +77,13 @@ def purge_flood_counters(session: Session) -> int:
 
 
 def _sweep_once(context: WorkerContext) -> None:
-    connection = context.queue.queue.connection
+    queue = context.background_queue
     lock_seconds = max(1, int(context.settings.sweep_interval))
-    if not connection.set(context.queue.sweeper_lock, "held", nx=True, ex=lock_seconds):
+    if not queue.queue.connection.set(queue.sweeper_lock, "held", nx=True, ex=lock_seconds):
         return
     with context.sessions() as session:
         try:
-            sweep(session, context.queue, context.settings.sweep_grace)
+            sweep(session, queue, context.settings.sweep_grace)
         finally:
             # Needs only the database: a Redis that failed the sweep must not keep old counts.
             session.rollback()

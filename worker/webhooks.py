@@ -261,7 +261,9 @@ def start_webhook_sender(
     # The avatar key of an approved comment must be the one its public thread shows.
     keys = load_checked_keys(settings, context.engine)
     sender = WebhookSender(settings.webhook_url, settings.webhook_secret, settings.webhook_timeout)
-    lease = Lease(context.queue.queue.connection, f"moderation:webhooks:{settings.queue_name}", lease_seconds)
+    lease = Lease(
+        context.background_queue.queue.connection, f"moderation:webhooks:{settings.queue_name}", lease_seconds
+    )
     unreachable = False
 
     def send_round(session: Session) -> float:

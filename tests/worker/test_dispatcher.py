@@ -18,11 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.app import Services
+from service.config import load_settings
 from service.queueing import ClassifyQueue, connect_redis
 from service.tables import OutboxEntry
-from tests.integration.processes import free_port
+from tests.integration.processes import free_port, silent_server
 from worker import dispatcher
-from worker.context import WorkerContext
+from worker.context import WorkerContext, build_context
 from worker.dispatcher import dispatch, dispatch_all, start_dispatcher
 from worker.lease import Lease
 
@@ -90,7 +91,7 @@ def test_the_dispatcher_thread_feeds_the_queue_and_reports_an_outage_once(
     monkeypatch.setattr(Lease, "hold", counted)
     stop = threading.Event()
     caplog.set_level(logging.WARNING, logger="worker.dispatcher")
-    thread = start_dispatcher(replace(context, queue=_unreachable_queue()), stop)
+    thread = start_dispatcher(replace(context, background_queue=_unreachable_queue()), stop)
     try:
         stranded = client.post("/v1/comments", json=FORM).get_json()["id"]
         _wait(lambda: attempts >= 5)
@@ -101,6 +102,35 @@ def test_the_dispatcher_thread_feeds_the_queue_and_reports_an_outage_once(
     assert [record.message.split(":")[0] for record in caplog.records] == [
         "dispatching paused, entries stay in the outbox"
     ]
+
+
+def test_a_redis_that_stops_answering_holds_the_dispatcher_no_longer_than_its_timeout(
+    client: FlaskClient,
+    services: Services,
+    settings_overrides: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dispatcher, "FAILURE_PAUSE_SECONDS", 0.01)
+    caplog.set_level(logging.WARNING, logger="worker.dispatcher")
+    with silent_server() as url:
+        # A host gone or a network path gone dark: connections open, nothing ever answers.
+        overrides = {**settings_overrides, "redis_url": url, "redis_timeout": 0.2}
+        silent = build_context(load_settings({}, overrides))
+        stop = threading.Event()
+        thread = start_dispatcher(silent, stop)
+        try:
+            stranded = client.post("/v1/comments", json=FORM).get_json()["id"]
+            _wait(lambda: caplog.records)
+        finally:
+            stop.set()
+            thread.join(2)
+        assert not thread.is_alive()
+        silent.engine.dispose()
+    assert [record.message.split(":")[0] for record in caplog.records] == [
+        "dispatching paused, entries stay in the outbox"
+    ]
+    assert _outbox(services) == [stranded]
 
 
 def test_ids_pushed_by_a_round_whose_job_was_not_enqueued_still_get_a_job(

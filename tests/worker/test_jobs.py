@@ -27,6 +27,7 @@ from service.queueing import ClassifyQueue
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, ModeratorToken, ShadowVerdict, Verdict, utcnow
 from service.transitions import Decision, VerdictRecord, decide, record_verdicts
+from tests.integration.processes import silent_server
 from worker.context import WorkerContext, build_context, install_context
 from worker.dispatcher import dispatch
 from worker.jobs import (
@@ -435,6 +436,28 @@ def test_the_sweeps_of_one_queue_never_hold_back_another_sharing_the_redis_serve
         other.queue.queue.empty()
         other.sessions.kw["bind"].dispose()
         connection.delete(context.queue.sweeper_lock)
+
+
+def test_a_redis_that_stops_answering_fails_a_sweep_within_its_timeout(
+    settings_overrides: dict[str, Any],
+) -> None:
+    with silent_server() as url:
+        overrides = {**settings_overrides, "redis_url": url, "redis_timeout": 0.2}
+        silent = build_context(load_settings({}, overrides))
+        failures: list[BaseException] = []
+
+        def sweep_once() -> None:
+            try:
+                _sweep_once(silent)
+            except redis.RedisError as exc:
+                failures.append(exc)
+
+        sweeper = threading.Thread(target=sweep_once, daemon=True)
+        sweeper.start()
+        sweeper.join(3)
+        silent.engine.dispose()
+    assert not sweeper.is_alive()
+    assert [type(failure) for failure in failures] == [redis.TimeoutError]
 
 
 def test_the_sweeper_keeps_sweeping_after_an_unexpected_error(
