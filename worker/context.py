@@ -7,6 +7,7 @@ which is what makes the model load once per worker rather than once per job.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -18,6 +19,15 @@ from service.db import make_engine, make_session_factory
 from service.queueing import ClassifyQueue, connect_redis, redis_url
 from worker.model_holder import ModelHolder
 from worker.policy import Policy
+
+logger = logging.getLogger(__name__)
+
+# Only `moderation worker` runs the dispatcher that feeds the queue from the outbox and
+# the sweeper that recovers lost jobs; a plain `rq worker` only adds job capacity.
+PLAIN_RQ_WORKER = (
+    "jobs run outside `moderation worker`: this process feeds no comments to the queue and "
+    "recovers no lost jobs, so new comments are classified only while a `moderation worker` runs"
+)
 
 
 @dataclass(frozen=True)
@@ -75,5 +85,6 @@ def current_context() -> WorkerContext:
     global _context
     with _lock:
         if _context is None:
+            logger.warning(PLAIN_RQ_WORKER)
             _context = build_context(load_settings())
         return _context

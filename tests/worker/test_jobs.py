@@ -28,6 +28,7 @@ from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, ModeratorToken, ShadowVerdict, Verdict, utcnow
 from service.transitions import Decision, VerdictRecord, decide, record_verdicts
 from tests.integration.processes import silent_server
+from worker import context as worker_context
 from worker.context import WorkerContext, build_context, install_context
 from worker.dispatcher import dispatch
 from worker.jobs import (
@@ -481,6 +482,17 @@ def test_the_sweeper_keeps_sweeping_after_an_unexpected_error(
         stop.set()
         thread.join()
     assert "sweep failed" in caplog.text and "the writer lock file went away" in caplog.text
+
+
+def test_a_plain_rq_worker_builds_its_context_and_says_what_it_does_not_do(
+    settings_overrides: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(worker_context, "_context", None)
+    monkeypatch.setattr(worker_context, "load_settings", lambda: load_settings({}, settings_overrides))
+    built = worker_context.current_context()
+    assert worker_context.current_context() is built
+    assert [record.message for record in caplog.records] == [worker_context.PLAIN_RQ_WORKER]
+    built.engine.dispose()
 
 
 def test_worker_context_loads_the_active_model(context: WorkerContext, model_dir: Any) -> None:
