@@ -131,6 +131,25 @@ def render_machine(results: dict[str, Any]) -> list[str]:
     return ["## Machine", "", *_table(["", ""], rows)]
 
 
+def _full_sync_lines(apps: dict[str, Any]) -> list[str]:
+    """What syncing SQLite's log at every commit (``SQLITE_FULL_SYNC``) cost, when it was measured."""
+    synced = apps.get("sqlite-full-sync")
+    if not synced or "ratio_to_default" not in synced["runs"][0]:
+        return []
+    figures = ", ".join(
+        f"{_n(run['requests_per_s'])} req/s at {run['connections']} "
+        f"({run['ratio_to_hello']:.2f} of hello-world, {run['ratio_to_default']:.2f} of the default)"
+        for run in synced["runs"]
+    )
+    return [
+        "By default SQLite syncs its write-ahead log to disk at checkpoints (`synchronous=NORMAL`, "
+        "the setting `../shared/PERFORMANCE.md` measures the stack with): a 202 survives the crash "
+        "of any process, but the last commits before a power loss or an OS crash may be lost. "
+        f"With `SQLITE_FULL_SYNC=true` every commit waits for the disk: {figures}.",
+        "",
+    ]
+
+
 def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The intake tables and its target lines."""
     apps = intake["apps"]
@@ -197,6 +216,7 @@ def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
         f"the run every 202 was in the database ({stored}).",
         "",
         *tables,
+        *_full_sync_lines(apps),
         "At half of each app's maximum rate, measured again just before at its best concurrency "
         "(open-loop generator on non-blocking sockets; latency from when each request was due):",
         "",
@@ -239,7 +259,7 @@ def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
             f"Why the intake stays below 0.6: on this machine {floor} "
             "(and `../shared/PERFORMANCE.md` puts a SQLite insert plus one naive RQ enqueue at 0.35); "
             f"{measured}, counting the post for flood control and committing the comment and its job "
-            f"durably{cost}. "
+            f"(a commit that survives the crash of any process){cost}. "
             f"In its workers {shares.get('Flask.wsgi_app', 0):.0%} of the samples are inside Flask (the "
             f"view included) and {shares.get('Intake.submit', 0):.0%} in `Intake.submit` (the counters' "
             "upsert, two inserts and the commit on the DBAPI cursor); hello-world spends most of its "

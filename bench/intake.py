@@ -1,7 +1,8 @@
 """Intake throughput and latency of POST /v1/comments against a hello-world Flask app.
 
 Starts the real app (gunicorn, 2 sync workers) on a fresh database with the machine's
-Redis, the same app without flood control (to show what counting costs), and the
+Redis, the same app without flood control (to show what counting costs) and, on SQLite,
+syncing its log at every commit (to show what surviving a power loss costs), and the
 apps of ``bench/hello_app.py`` under the same settings: hello-world, and per database
 hello-world plus a bare committed insert (the least a storing intake must do). Drives
 them all with the same closed-loop generator (wrk when installed, else Python) at
@@ -239,6 +240,15 @@ def run_all(
             unlimited = start_target(unlimited_name(kind), "service:create_app()", env, procs, args)
             unlimited.url = plain
             targets.append(unlimited)
+            if kind == "sqlite":
+                # The service syncing its log at every commit, so that a 202 survives a power
+                # loss too: what that costs, in the same run.
+                synced = stack.enter_context(fresh_database(kind, workdir))
+                stack.enter_context(checkpointing(synced))
+                env = service_env(synced, unique_name("bench_intake"), model_dir, SQLITE_FULL_SYNC="true")
+                full_sync = start_target(full_sync_name(kind), "service:create_app()", env, procs, args)
+                full_sync.url = synced
+                targets.append(full_sync)
             reference = stack.enter_context(fresh_database(kind, workdir))
             stack.enter_context(checkpointing(reference))
             create_table(reference)
@@ -246,7 +256,7 @@ def run_all(
             storing = "hello_app:create_storing_app()"
             targets.append(start_target(insert_name(kind), storing, env, procs, args))
         measure(targets, args, workdir, levels)
-        references = {name(kind) for kind in kinds for name in (insert_name, unlimited_name)}
+        references = {name(kind) for kind in kinds for name in (insert_name, unlimited_name, full_sync_name)}
         results: dict[str, Any] = {}
         for target in targets:
             entry: dict[str, Any] = {
@@ -290,6 +300,11 @@ def unlimited_name(kind: str) -> str:
     return f"{kind}-no-flood-control"
 
 
+def full_sync_name(kind: str) -> str:
+    """The name of the service syncing SQLite's log at every commit (``SQLITE_FULL_SYNC``)."""
+    return f"{kind}-full-sync"
+
+
 def report(results: dict[str, Any], levels: list[int]) -> None:
     """Print the comparison table: ours / hello-world and ours / bare insert at each concurrency."""
     apps = results["apps"]
@@ -319,6 +334,23 @@ def report(results: dict[str, Any], levels: list[int]) -> None:
         header = ["conc", "hello/s", "insert/s", "no-flood/s", "ours/s", "/hello", "/insert", "/no-flood"]
         header += ["p50 ms", "p95 ms", "p99 ms"]
         print_table(header, rows)
+        synced = apps.get(full_sync_name(kind))
+        if synced:
+            for index, run in enumerate(synced["runs"]):
+                run["ratio_to_hello"] = round(
+                    run["requests_per_s"] / hello["runs"][index]["requests_per_s"], 3
+                )
+                run["ratio_to_default"] = round(
+                    run["requests_per_s"] / ours["runs"][index]["requests_per_s"], 3
+                )
+            print(
+                "with SQLITE_FULL_SYNC (the log synced at every commit): "
+                + ", ".join(
+                    f"c={run['connections']} {run['requests_per_s']:.0f}/s"
+                    f" = {run['ratio_to_default']:.2f} x ours"
+                    for run in synced["runs"]
+                )
+            )
         ours["max_ratio_to_hello"] = round(ours["max_rps"] / hello["max_rps"], 3)
         half = ours["half_load"]
         print(

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.config import Settings, load_settings
-from service.db import make_engine, make_session_factory
+from service.db import engine_for, make_session_factory
 from service.errors import ConfigError, ServiceError
 from service.flood import FloodControl
 from service.intake import Intake
@@ -56,7 +56,7 @@ class Services:
 def build_services(settings: Settings) -> Services:
     """Open the edges (database engine, Redis client, key ring) that ``settings`` name;
     a key other than the one the stored emails were encrypted with is refused."""
-    engine = make_engine(settings.database)
+    engine = engine_for(settings)
     keys_checked = True
     try:
         keys = load_checked_keys(settings, engine)  # before Redis: a refused key must start nothing

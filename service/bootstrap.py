@@ -8,7 +8,7 @@ from pathlib import Path
 from models import ModelNotFoundError, ModelVersionError, activate, active_version, train_seed_model
 from models.registry import clear_shadow, shadow_version, verify_version
 from service.config import Settings
-from service.db import make_engine, upgrade
+from service.db import engine_for, upgrade
 from service.keyfile import check_keys, key_origin, load_keys
 
 
@@ -23,7 +23,7 @@ def prepare(settings: Settings, *, replace_key: bool = False) -> Iterator[str]:
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keys = load_keys(settings)
-    engine = make_engine(settings.database)
+    engine = engine_for(settings)
     try:
         check_keys(keys, settings, engine, replace=replace_key)
         upgrade(engine)

@@ -15,7 +15,7 @@ from models import ModelError
 from models.cli import commands as model_cli_commands
 from models.cli import file_error, register_commands
 from service.config import Settings, load_settings
-from service.db import make_engine, make_session_factory, upgrade
+from service.db import engine_for, make_session_factory, upgrade
 from service.errors import ConfigError, ServiceError
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class _Commands(click.Group):
 
 def _sessions(settings: Settings | None = None) -> sessionmaker[Session]:
     """Sessions on the configured database, for one command."""
-    return make_session_factory(make_engine((settings or load_settings()).database))
+    return make_session_factory(engine_for(settings or load_settings()))
 
 
 @click.group(cls=_Commands)
@@ -76,7 +76,7 @@ def _model_dir_default(command: click.Command, folder: str) -> dict[str, Any]:
 @main.command()
 def migrate() -> None:
     """Bring the database schema up to date."""
-    upgrade(make_engine(load_settings().database))
+    upgrade(engine_for(load_settings()))
     click.echo("database schema is up to date")
 
 
@@ -245,7 +245,7 @@ def _keys_and_sessions() -> Iterator[tuple[Settings, KeyRing, sessionmaker[Sessi
     from service.keyfile import load_checked_keys
 
     settings = load_settings()
-    engine = make_engine(settings.database)
+    engine = engine_for(settings)
     try:
         yield settings, load_checked_keys(settings, engine), make_session_factory(engine)
     finally:

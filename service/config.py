@@ -77,6 +77,14 @@ class Settings:
         "A score at or above this rejects the comment; empty uses each head's model threshold.",
         None,
     )
+    sqlite_full_sync: bool = _env(
+        "SQLITE_FULL_SYNC",
+        "When true, SQLite syncs its log to disk at every commit, so that an accepted comment also "
+        "survives a power loss or an OS crash (by default a commit survives the crash of any "
+        "process, and the last ones may be lost with the machine); costs intake throughput, see "
+        "docs/performance.md.",
+        False,
+    )
     premoderation: bool = _env(
         "MODERATION_PREMODERATION",
         "When true, every comment that is not rejected waits for a moderator.",

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings, load_settings
-from service.db import make_engine, make_session_factory
+from service.db import engine_for, make_session_factory
 from service.queueing import ClassifyQueue, connect_redis, redis_url
 from worker.model_holder import ModelHolder
 from worker.policy import Policy
@@ -51,7 +51,7 @@ class WorkerContext:
 def build_context(settings: Settings, models: ModelHolder | None = None) -> WorkerContext:
     """Open the database and Redis, and load the active model unless ``models`` holds it already."""
     url = redis_url(settings)
-    engine = make_engine(settings.database)
+    engine = engine_for(settings)
     return WorkerContext(
         settings=settings,
         engine=engine,

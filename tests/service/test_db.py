@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from service.db import PG_CONNECT_TIMEOUT_SECONDS, make_engine
+from service.config import load_settings
+from service.db import PG_CONNECT_TIMEOUT_SECONDS, engine_for, make_engine
 
 pytestmark = pytest.mark.integration
 
@@ -44,3 +47,20 @@ def test_connecting_to_postgresql_gives_up_after_a_while(
         engine.connect()
     assert asked["connect_timeout"] == timeout
     engine.dispose()
+
+
+@pytest.mark.parametrize(("full_sync", "synchronous"), [(None, 1), (False, 1), (True, 2)])
+def test_sqlite_syncs_every_commit_only_when_configured(
+    full_sync: bool | None, synchronous: int, tmp_path: Path
+) -> None:
+    overrides = (
+        {"data_dir": tmp_path} if full_sync is None else {"data_dir": tmp_path, "sqlite_full_sync": full_sync}
+    )
+    engine = engine_for(load_settings({}, overrides))
+    try:
+        with engine.connect() as connection:
+            # 1 is NORMAL (the log synced at checkpoints), 2 is FULL (at every commit).
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == synchronous
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        engine.dispose()
