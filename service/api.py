@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,9 +25,10 @@ from flask import (
 )
 from flask.blueprints import BlueprintSetupState
 from werkzeug.datastructures import FileStorage, Headers, MultiDict
-from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 from werkzeug.formparser import FormDataParser, MultiPartParser
 from werkzeug.routing import BaseConverter, IntegerConverter, Map
+from werkzeug.utils import cached_property
 
 from service.app import get_session, services
 from service.auth import authenticate
@@ -144,9 +146,26 @@ class _StrictFormDataParser(FormDataParser):
 
 
 class FormRequest(Request):
-    """Flask's request, reading form bodies strictly as UTF-8."""
+    """Flask's request, reading form bodies strictly as UTF-8 and whole."""
 
     form_data_parser_class = _StrictFormDataParser
+
+    @cached_property
+    def stream(self) -> IO[bytes]:
+        """The body, refused with 413 past ``max_content_length`` however it is sent.
+
+        A body sent chunked has no length; the server marks where its input ends (as it
+        then does for any body), and Werkzeug reads it only up to the limit, quietly: a comment over it arrived cut short (or
+        as broken JSON, or with its later fields missing). Such a body is read here up to
+        one byte past the limit, which tells a body over it from one that fits exactly.
+        """
+        limit = self.max_content_length
+        if limit is None or not self.environ.get("wsgi.input_terminated"):
+            return super().stream
+        body = self.environ["wsgi.input"].read(limit + 1)
+        if len(body) > limit:
+            raise RequestEntityTooLarge()
+        return io.BytesIO(body)
 
 
 @bp.record_once

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from flask.testing import FlaskClient
@@ -315,6 +316,38 @@ def test_body_over_the_limit_gets_413(client: FlaskClient, services: Services) -
     assert response.status_code == 413
     assert response.get_json()["error"] == "request_entity_too_large"
     assert _count(services) == 0
+
+
+@pytest.mark.parametrize("kind", ["json", "urlencoded"])
+def test_a_chunked_body_over_the_limit_gets_413_not_cut_short(
+    client: FlaskClient, services: Services, kind: str
+) -> None:
+    # Sent chunked, a body comes with no length: the server marks the input as ending
+    # where the body does, and Werkzeug's own reading stopped quietly at the limit.
+    limit = services.settings.max_body_bytes
+    fields = {**FORM, "comment": "word " * (limit // 5) + "THE-END"}
+    body = json.dumps(fields).encode() if kind == "json" else urlencode(fields).encode()
+    content_type = "application/json" if kind == "json" else "application/x-www-form-urlencoded"
+    response = client.post(
+        "/v1/comments",
+        input_stream=io.BytesIO(body),
+        content_type=content_type,
+        environ_overrides={"CONTENT_LENGTH": "", "wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413
+    assert _count(services) == 0
+    fitting = {**FORM, "comment": "Sent chunked."}
+    body = json.dumps(fitting).encode() if kind == "json" else urlencode(fitting).encode()
+    response = client.post(
+        "/v1/comments",
+        input_stream=io.BytesIO(body),
+        content_type=content_type,
+        environ_overrides={"CONTENT_LENGTH": "", "wsgi.input_terminated": True},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code in (202, 303)
+    with services.sessions() as session:
+        assert session.scalars(select(Comment.body)).all() == ["Sent chunked."]
 
 
 def test_reply_to_a_comment_in_the_same_thread(client: FlaskClient) -> None:
