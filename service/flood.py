@@ -44,6 +44,8 @@ _WHO = {ADDRESS: "this address", COMMENTER: "this commenter (email address)"}
 # One IPv6 client commonly holds a whole /64 of addresses, so that is what is counted.
 _IPV6_CLIENT_PREFIX = 64
 _KEY_BYTES = 16
+# The one count that posts from addresses that cannot be read share.
+UNREADABLE_ADDRESS = "unreadable"
 
 
 def parse_limits(spec: str) -> list[RateLimitItem]:
@@ -56,17 +58,28 @@ def parse_limits(spec: str) -> list[RateLimitItem]:
     return limits
 
 
+def _without_port(address: str) -> str:
+    """``address`` without the brackets and port some proxies write into X-Forwarded-For
+    (``198.51.100.7:4000``, ``[2001:db8::1]:443``): a port is the connection's, not the client's."""
+    if address.startswith("["):
+        return address[1:].partition("]")[0]
+    host, colon, port = address.rpartition(":")
+    # One colon is IPv4 with a port; a bare IPv6 address has several.
+    return host if colon and ":" not in host and port.isdigit() else address
+
+
 def client_identity(address: str | None) -> str:
     """What one client is counted as: its IPv4 address, or its IPv6 address's /64 network.
 
-    Without an address (a Unix socket in front) all share one count, as behind a proxy.
+    Without an address (a Unix socket in front) all share one count, as behind a proxy;
+    so do addresses that cannot be read, lest each spelling count as a client of its own.
     """
     if not address:
         return ""
     try:
-        parsed = ipaddress.ip_address(address)
+        parsed = ipaddress.ip_address(_without_port(address.strip()))
     except ValueError:
-        return address
+        return UNREADABLE_ADDRESS
     if isinstance(parsed, ipaddress.IPv6Address):
         if parsed.ipv4_mapped is not None:  # an IPv4 client on a dual-stack socket
             return str(parsed.ipv4_mapped)

@@ -20,7 +20,7 @@ from service import create_app
 from service.app import Services
 from service.config import load_settings
 from service.errors import ConfigError
-from service.flood import client_identity, parse_limits
+from service.flood import UNREADABLE_ADDRESS, client_identity, parse_limits
 from service.personal_data import erase_personal_data
 from service.statuses import CommentStatus
 from service.tables import Comment, FloodCounter, OutboxEntry, utcnow
@@ -94,6 +94,25 @@ def test_a_client_is_its_ipv4_address_or_its_ipv6_network() -> None:
     assert client_identity("2001:db8:1:3::1") == "2001:db8:1:3::/64"
     assert client_identity("::ffff:198.51.100.7") == "198.51.100.7"
     assert client_identity(None) == client_identity("") == ""
+
+
+@pytest.mark.parametrize(
+    ("written", "client"),
+    [
+        ("198.51.100.7:4000", "198.51.100.7"),
+        (" 198.51.100.7 ", "198.51.100.7"),
+        ("[2001:db8:1:2::1]:443", "2001:db8:1:2::/64"),
+        ("[2001:db8:1:2::1]", "2001:db8:1:2::/64"),
+        ("[::ffff:198.51.100.7]:80", "198.51.100.7"),
+        ("unknown", UNREADABLE_ADDRESS),
+        ("198.51.100.7:port", UNREADABLE_ADDRESS),
+        ("_hidden", UNREADABLE_ADDRESS),
+    ],
+)
+def test_an_address_is_counted_without_the_port_a_proxy_added(written: str, client: str) -> None:
+    # Proxies that append the connection's port (or bracket IPv6) would otherwise give
+    # every connection a count of its own, and unreadable values one each.
+    assert client_identity(written) == client
 
 
 def test_a_limit_that_does_not_parse_is_refused_naming_its_variable(
@@ -197,6 +216,8 @@ def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_count(
         assert [post(app, "192.0.2.1"), post(app, "192.0.2.2"), post(app, "192.0.2.1")] == [202, 202, 429]
         # Only the hop the proxy added is believed: what the client wrote before it is not.
         assert [post(app, "203.0.113.1, 192.0.2.5"), post(app, "203.0.113.2, 192.0.2.5")] == [202, 429]
+        # A proxy that writes each connection's port still counts its client once.
+        assert [post(app, "192.0.2.6:4000"), post(app, "192.0.2.6:4001")] == [202, 429]
     # Without a trusted proxy the header is the client's to forge: the proxy's address counts.
     with _app(settings_overrides, comment_limit_per_address="1 per minute") as app:
         assert [post(app, "192.0.2.3"), post(app, "192.0.2.4")] == [202, 429]
