@@ -155,9 +155,10 @@ class FormRequest(Request):
         """The body, refused with 413 past ``max_content_length`` however it is sent.
 
         A body sent chunked has no length; the server marks where its input ends (as it
-        then does for any body), and Werkzeug reads it only up to the limit, quietly: a comment over it arrived cut short (or
-        as broken JSON, or with its later fields missing). Such a body is read here up to
-        one byte past the limit, which tells a body over it from one that fits exactly.
+        then does for any body), and Werkzeug reads it only up to the limit, quietly: a
+        comment over it arrived cut short (or as broken JSON, or with its later fields
+        missing). Such a body is read here up to one byte past the limit, which tells a
+        body over it from one that fits exactly.
         """
         limit = self.max_content_length
         if limit is None or not self.environ.get("wsgi.input_terminated"):
