@@ -32,9 +32,15 @@ NOTE_MAX_CHARS = 2000
 # The largest value a signed 64-bit column (and SQL offset) holds.
 MAX_ID = 2**63 - 1
 
-# Any C0/C1 control character or DEL; the comment body keeps tab and newline.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Any C0/C1 control character or DEL, and in one-line fields the line and paragraph
+# separators and the bidirectional embeddings, overrides and isolates (U+202E in a name
+# turns the rest of the line that shows it around); the comment body keeps tab and newline.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Format characters (zero-width spaces and joiners, soft hyphen, byte order mark...),
+# separators, and the letters that fonts draw as nothing: a value of only these shows blank.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Zs", "Zl", "Zp", "Cc"})
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 # The fields a reply form shows, by the labels commenters see; the others are hidden inputs.
 _LABELS = {"name": "Name", "email": "Email", "comment": "Comment", "url": "Website"}
 _FILL_IN = "Please fill this in."
@@ -145,7 +151,7 @@ def _text(
     except ValueError as exc:
         raise FieldError(str(exc), "This contains characters that cannot be stored; type it again.") from None
     value = clean_text(raw)
-    if not value:
+    if _blank(value):
         raise FieldError("is required", _FILL_IN)
     if control.search(value):
         raise FieldError(
@@ -155,6 +161,14 @@ def _text(
     if problem:
         raise problem
     return value
+
+
+def _blank(value: str) -> bool:
+    """Whether ``value`` shows nothing: it holds only format characters, spaces and blank letters."""
+    return all(
+        character in _BLANK_LETTERS or unicodedata.category(character) in _INVISIBLE_CATEGORIES
+        for character in value
+    )
 
 
 def moderator_note(raw: Any) -> str | None:
@@ -211,7 +225,7 @@ def web_address(value: str) -> SplitResult | None:
 
 
 def _url(raw: Any) -> str | None:
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
+    if raw is None or (isinstance(raw, str) and _blank(raw)):
         return None
     value = _text(raw, max_chars=URL_MAX_CHARS)
     if "://" not in value:

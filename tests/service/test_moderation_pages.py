@@ -6,7 +6,7 @@ import re
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from service.app import Services
 from service.auth import create_token, revoke_tokens
@@ -305,12 +305,15 @@ def test_names_links_and_threads_cannot_turn_the_line_around_them(
     client: FlaskClient, services: Services
 ) -> None:
     # A right-to-left override at the end of a name would reverse the rest of the line
-    # (the link, the thread, the masked email) unless each is isolated.
+    # (the link, the thread, the masked email) unless each is isolated. The intake now
+    # refuses such a name; one stored before it did is still shown safely.
     posted = client.post(
-        "/v1/comments",
-        json={**FORM, "name": "Bob \u202e", "url": "https://bob.example/home", "comment": "שלום"},
+        "/v1/comments", json={**FORM, "name": "Bob", "url": "https://bob.example/home", "comment": "שלום"}
     )
     comment_id = int(posted.get_json()["id"])
+    with services.sessions() as session:
+        session.execute(update(Comment).where(Comment.id == comment_id).values(name="Bob \u202e"))
+        session.commit()
     _route(services, comment_id, CommentStatus.FLAGGED)
     _sign_in(client, _token(services))
     page = client.get("/moderate/").get_data(as_text=True)

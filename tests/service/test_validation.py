@@ -45,6 +45,19 @@ def test_text_is_trimmed_and_normalised() -> None:
         ({"email": "not-an-address"}, "email", "email is not a valid email address"),
         ({"email": "a" * 95 + "@b.com"}, "email", "email is longer than 100 characters"),
         ({"comment": "   "}, "comment", "comment is required"),
+        # Only what draws nothing: zero-width spaces, a byte order mark, a word joiner, a
+        # blank Braille pattern, the Hangul filler, a soft hyphen, a line separator.
+        ({"comment": "\u200b\u200b"}, "comment", "comment is required"),
+        ({"comment": "\ufeff \u2060\u2800"}, "comment", "comment is required"),
+        ({"name": "\u3164"}, "name", "name is required"),
+        ({"name": "\u00ad\u2028"}, "name", "name is required"),
+        ({"email": "\u200b"}, "email", "email is required"),
+        ({"thread": "\u200d"}, "thread", "thread is required"),
+        # Bidirectional overrides and line separators in one-line fields.
+        ({"name": "Ann\u202eetidE"}, "name", "name contains control characters"),
+        ({"name": "A\u2028B"}, "name", "name contains control characters"),
+        ({"thread": "/a/\u2066b"}, "thread", "thread contains control characters"),
+        ({"url": "http://blog.example/\u202e"}, "url", "url contains control characters"),
         ({"comment": "é" * (COMMENT_MAX_BYTES // 2 + 1)}, "comment", "comment is longer than 65525 bytes"),
         ({"comment": "bell\x07"}, "comment", "comment contains control characters"),
         ({"thread": ""}, "thread", "thread is required"),
@@ -144,6 +157,17 @@ def test_optional_fields() -> None:
 
 def test_comment_may_keep_newlines_and_tabs() -> None:
     assert parse_submission(_with(comment="a\tb\nc")).comment == "a\tb\nc"
+
+
+def test_invisible_characters_are_kept_beside_visible_ones() -> None:
+    # Joiners build emoji and Persian words; right-to-left text may embed left-to-right.
+    family, persian = (
+        "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+    )
+    submission = parse_submission(_with(name=persian, comment=f"{family} \u202bquoted\u202c"))
+    assert (submission.name, submission.comment) == (persian, f"{family} \u202bquoted\u202c")
+    assert parse_submission(_with(url="\u200b")).url is None
 
 
 def test_comment_at_the_byte_limit_is_accepted() -> None:
