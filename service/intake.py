@@ -57,8 +57,12 @@ _NEW = _INSERT_COMMENT.cte("new_comment")
 _INSERT_BOTH = (
     insert(OutboxEntry).from_select(["comment_id"], select(_NEW.c.id)).returning(OutboxEntry.comment_id)
 )
+# A reply's parent must be a comment the site shows: a reply to a hidden one could never
+# be shown in its place, and a different answer for a hidden id would tell it exists.
 _PARENT_IN_THREAD = select(Comment.id).where(
-    Comment.id == bindparam("parent_id"), Comment.thread == bindparam("thread")
+    Comment.id == bindparam("parent_id"),
+    Comment.thread == bindparam("thread"),
+    Comment.status == bindparam("published", CommentStatus.APPROVED, type_=Comment.__table__.c.status.type),
 )
 
 
@@ -114,7 +118,9 @@ def _row(keys: KeyRing, submission: Submission, now: datetime) -> dict[str, Any]
 
 
 def _no_parent(row: dict[str, Any]) -> ValidationError:
-    return ValidationError({"parent_id": f"parent_id {row['parent_id']} is not a comment in this thread"})
+    return ValidationError(
+        {"parent_id": f"parent_id {row['parent_id']} is not a published comment in this thread"}
+    )
 
 
 @dataclass(frozen=True)
@@ -147,7 +153,7 @@ class Intake:
         email encrypted, and its classification job; commit; return its receipt.
 
         Raises ``TooManyCommentsError`` when a window is over its limit, and
-        ``ValidationError`` when ``parent_id`` names no comment in the same thread; then
+        ``ValidationError`` when ``parent_id`` names no published comment in the same thread; then
         no comment is written, but the post stays counted. The foreign key still guards
         the insert against a parent deleted in between.
         """
@@ -266,7 +272,9 @@ class Intake:
         return statement
 
     def _parent_exists(self, cursor: Any, row: dict[str, Any]) -> bool:
-        cursor.execute(self._parent.sql, self._parent.parameters(row))
+        cursor.execute(
+            self._parent.sql, self._parent.parameters({**row, "published": CommentStatus.APPROVED})
+        )
         return cursor.fetchone() is not None
 
     def _count(self, cursor: Any, windows: Sequence[Window], now_ms: int) -> TooManyCommentsError | None:

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from service import create_app
 from service.app import Services
@@ -157,9 +157,10 @@ def test_a_reply_to_a_comment_not_in_the_thread_says_the_form_is_broken(
     page = response.get_data(as_text=True)
     assert BROKEN_FORM in page and "parent_id" not in page and "999" not in page
     # The site's operator, once told, finds the reason in the log.
-    assert "parent_id 999 is not a comment in this thread" in caplog.text
+    assert "parent_id 999 is not a published comment in this thread" in caplog.text
     api = client.post("/v1/comments", json={**FORM, "parent_id": 999})
-    assert api.get_json()["fields"] == {"parent_id": "parent_id 999 is not a comment in this thread"}
+    problem = "parent_id 999 is not a published comment in this thread"
+    assert api.get_json()["fields"] == {"parent_id": problem}
     assert _count(services) == 0
 
 
@@ -350,23 +351,42 @@ def test_a_chunked_body_over_the_limit_gets_413_not_cut_short(
         assert session.scalars(select(Comment.body)).all() == ["Sent chunked."]
 
 
-def test_reply_to_a_comment_in_the_same_thread(client: FlaskClient) -> None:
-    parent = client.post("/v1/comments", json=FORM).get_json()["id"]
+def _published(services: Services, comment_id: int, status: CommentStatus = CommentStatus.APPROVED) -> int:
+    with services.sessions() as session:
+        session.execute(update(Comment).where(Comment.id == comment_id).values(status=status))
+        session.commit()
+    return comment_id
+
+
+def test_reply_to_a_published_comment_in_the_same_thread(client: FlaskClient, services: Services) -> None:
+    parent = _published(services, client.post("/v1/comments", json=FORM).get_json()["id"])
     reply = client.post("/v1/comments", json={**FORM, "parent_id": parent})
     assert reply.status_code == 202
 
 
 @pytest.mark.parametrize(
-    ("thread", "offset"), [("/elsewhere", 0), ("/a/1", 1000)], ids=["foreign", "missing"]
+    ("thread", "offset", "status"),
+    [
+        ("/elsewhere", 0, CommentStatus.APPROVED),
+        ("/a/1", 1000, CommentStatus.APPROVED),
+        ("/a/1", 0, CommentStatus.RECEIVED),
+        ("/a/1", 0, CommentStatus.FLAGGED),
+        ("/a/1", 0, CommentStatus.REJECTED),
+    ],
+    ids=["foreign", "missing", "received", "flagged", "rejected"],
 )
-def test_reply_to_a_missing_or_foreign_parent_is_refused(
-    client: FlaskClient, services: Services, thread: str, offset: int
+def test_reply_to_a_missing_foreign_or_hidden_parent_is_refused_alike(
+    client: FlaskClient, services: Services, thread: str, offset: int, status: CommentStatus
 ) -> None:
+    # A hidden comment gets the answer a missing one does, so the answer tells nobody it exists.
     parent = client.post("/v1/comments", json={**FORM, "thread": "/a/1"}).get_json()["id"]
+    _published(services, parent, status)
     reply: dict[str, Any] = {**FORM, "thread": thread, "parent_id": parent + offset}
     response = client.post("/v1/comments", json=reply)
     assert response.status_code == 422
-    assert "parent_id" in response.get_json()["fields"]
+    assert response.get_json()["fields"] == {
+        "parent_id": f"parent_id {parent + offset} is not a published comment in this thread"
+    }
     assert _count(services) == 1
 
 

@@ -74,8 +74,10 @@ def _approve(services: Services, comment_id: int) -> None:
 
 @pytest.fixture
 def posted(client: FlaskClient, services: Services, moderator_headers: dict[str, str]) -> dict[str, int]:
-    """Two comments of Ann (one a reply to Bob, one approved with reasons) and one of Bob."""
+    """Two comments of Ann (one a reply to Bob, one approved with reasons) and one of Bob,
+    approved (only a published comment takes replies)."""
     bob = _post(client, BOB, "Bob's first comment.", seconds_to_submit=9.0)
+    _approve(services, bob)
     ann_first = _post(client, ANN, "Ann's first comment.", seconds_to_submit=14.0)
     ann_reply = _post(client, {**ANN, "email": "ann.reader@example.COM"}, "Ann answers Bob.", parent_id=bob)
     _approve(services, ann_first)
@@ -149,7 +151,7 @@ def test_erasure_anonymises_the_comments_of_the_address_and_nothing_else(
         assert {event.actor for event in events} == {"moderator:Mod Erator"}
         bob = session.get_one(Comment, posted["bob"])
         assert bob.name == "Bob Other" and bob.email_digest != b"" and bob.seconds_to_submit == 9.0
-        assert [example.author for example in export_labels(session)] == [""]
+        assert [example.author for example in export_labels(session)] == ["Bob Other", ""]
 
     assert _export(client, moderator_headers, ANN["email"])["comments"] == []
     assert len(_export(client, moderator_headers, BOB["email"])["comments"]) == 1
@@ -157,7 +159,10 @@ def test_erasure_anonymises_the_comments_of_the_address_and_nothing_else(
     assert shown["name"] == ERASED_NAME and shown["email_masked"] is None and shown["email_erased"] is True
     assert shown["audit"][-1]["action"] == ERASED_ACTION
     public = client.get("/v1/threads/%2Fa%2F1/comments").get_json()["items"]
-    assert [(item["name"], item["avatar"], item["url"]) for item in public] == [(ERASED_NAME, None, None)]
+    assert [(item["name"], item["avatar"] is None, item["url"]) for item in public] == [
+        ("Bob Other", False, None),
+        (ERASED_NAME, True, None),
+    ]
     again = client.post("/v1/privacy/erase", json={"email": ANN["email"]}, headers=moderator_headers)
     assert again.get_json() == {"erased": []}
 
@@ -249,7 +254,8 @@ def test_a_moderator_without_an_admin_token_may_neither_export_nor_erase(
     with services.sessions() as session:
         assert session.get_one(Comment, posted["ann_first"]).name == "Ann Reader"
         assert session.scalars(select(AuditEvent.action).where(AuditEvent.action != "classified")).all() == [
-            "approve"
+            "approve",
+            "approve",
         ]
     # Revealing one comment's email stays every moderator's, audited.
     assert client.post(f"/v1/comments/{posted['ann_first']}/reveal-email", headers=plain).status_code == 200
