@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import ModelIntegrityError, ModelNotFoundError, ModelVersionError
+from models.records import parse_json
 
 MODEL_FILE = "model.skops"
 DIGEST_FILE = "model.sha256"
@@ -183,16 +184,21 @@ def read_metadata(directory: Path, held: Mapping[str, bytes] | None = None) -> d
 
     Raises:
         ModelNotFoundError: the folder or its metadata file is missing.
-        ModelIntegrityError: the metadata is not a JSON object in UTF-8.
+        ModelIntegrityError: the metadata is not a JSON object in UTF-8 (or is JSON
+            Python cannot hold: nested too deeply, a number of thousands of digits).
     """
     path = directory / METADATA_FILE
     raw = (held or {}).get(METADATA_FILE)
     if raw is None and not path.is_file():
         raise ModelNotFoundError(f"no model version at {directory} (missing {METADATA_FILE})")
     try:
-        metadata = json.loads(raw.decode("utf-8") if raw is not None else path.read_text(encoding="utf-8"))
-    except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError for bytes that are not UTF-8
-        raise ModelIntegrityError(f"{path} is not valid UTF-8 JSON: {exc}") from None
+        text = raw.decode("utf-8") if raw is not None else path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelIntegrityError(f"{path} is not valid UTF-8: {exc}") from None
+    try:
+        metadata = parse_json(text)
+    except ValueError as exc:
+        raise ModelIntegrityError(f"{path}: {exc}") from None
     if not isinstance(metadata, dict):
         raise ModelIntegrityError(f"{path} does not hold a JSON object")
     return metadata

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from models.errors import DataError
 from models.normalize import normalize_text
-from models.records import holds_lone_surrogate
+from models.records import holds_lone_surrogate, parse_json
 
 LABELS = ("spam", "abuse")
 FIELDS = ("text", "author", "spam", "abuse", "source")
@@ -121,7 +121,9 @@ def json_lines(
     `skip_blank`: JSON Lines allows a final line separator, not empty lines.
 
     Raises:
-        DataError: naming NAME and the first line that is not UTF-8, not JSON, or not an object.
+        DataError: naming NAME and the first line that is not UTF-8, not JSON (or JSON
+            Python cannot hold: nested too deeply, a number of thousands of digits), or
+            not an object.
     """
     for number, raw in enumerate(lines, start=1):
         where = f"{name}:{number}"
@@ -136,9 +138,9 @@ def json_lines(
                 continue
             raise DataError(f"{where}: blank line; expected a JSON object")
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+            row = parse_json(line)
+        except ValueError as exc:
+            raise DataError(f"{where}: {exc}") from None
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected a JSON object")
         for key, value in row.items():

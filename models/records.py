@@ -1,11 +1,13 @@
-"""The record a comment is scored from.
+"""The record a comment is scored from, and the checks every reader of raw input shares.
 
 Kept free of heavy imports so `import models` stays cheap for the service.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,3 +59,21 @@ def holds_lone_surrogate(text: str) -> bool:
     """Whether ``text`` holds half of a UTF-16 pair, which neither a UTF-8 file, a
     database column nor the model's output can hold."""
     return _LONE_SURROGATE.search(text) is not None
+
+
+def parse_json(document: str) -> Any:
+    """The value ``document`` holds; ``ValueError`` saying why when Python cannot read it.
+
+    ``json.loads`` fails in more ways than ``JSONDecodeError``: nesting deeper than the
+    interpreter's recursion limit raises ``RecursionError``, and an integer with more
+    digits than ``sys.get_int_max_str_digits()`` a plain ``ValueError``; both would
+    otherwise reach a user as a traceback.
+    """
+    try:
+        return json.loads(document)
+    except RecursionError:
+        raise ValueError("not valid JSON (it nests arrays or objects too deeply)") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg})") from None
+    except ValueError:
+        raise ValueError(f"holds a number longer than {sys.get_int_max_str_digits()} digits") from None

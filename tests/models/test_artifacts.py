@@ -175,6 +175,23 @@ def test_metadata_that_is_not_text_is_refused(model_dir: Path) -> None:
         load_active(model_dir)
 
 
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON (it nests arrays or objects too deeply)"),
+        (b'{"examples": ' + b"1" * 5000 + b"}", "holds a number longer than"),
+    ],
+    ids=["deep", "long-number"],
+)
+def test_metadata_python_cannot_hold_is_refused_as_unreadable(
+    model_dir: Path, content: bytes, problem: str
+) -> None:
+    (_active_folder(model_dir) / METADATA_FILE).write_bytes(content)
+    with pytest.raises(ModelIntegrityError) as error:
+        load_active(model_dir)
+    assert str(_active_folder(model_dir) / METADATA_FILE) in str(error.value) and problem in str(error.value)
+
+
 @pytest.mark.parametrize("content", [b"\xff\xfe" + b"0" * 64, b"just one field\n"])
 def test_malformed_digest_file_is_refused(model_dir: Path, content: bytes) -> None:
     (_active_folder(model_dir) / DIGEST_FILE).write_bytes(content)

@@ -68,6 +68,16 @@ def test_jsonl_accepts_missing_and_null_labels(tmp_path: Path) -> None:
         ('["text"]\n', r"d\.jsonl:1: expected a JSON object"),
         ('{"text": "   "}\n', r"d\.jsonl:1: missing or empty 'text'"),
         ('{"text": "ok"}\n{"text": "\\ud800 hi"}\n', r"d\.jsonl:2: 'text' holds half of a UTF-16 pair"),
+        pytest.param(
+            '{"text": "ok"}\n{"text": "ok", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+            r"d\.jsonl:2: not valid JSON \(it nests arrays or objects too deeply\)",
+            id="nested-too-deeply",
+        ),
+        pytest.param(
+            '{"text": "ok", "spam": ' + "1" * 5000 + "}\n",
+            r"d\.jsonl:1: holds a number longer than \d+ digits",
+            id="number-too-long",
+        ),
     ],
 )
 def test_jsonl_errors_name_file_and_line(tmp_path: Path, content: str, message: str) -> None:

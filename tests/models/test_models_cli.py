@@ -193,6 +193,14 @@ def test_models_list_shows_a_version_with_malformed_heads(tmp_path: Path, data_f
     assert code == 0 and f"* {version}  heads=?" in stdout
 
 
+def test_models_list_shows_a_version_whose_metadata_nests_too_deeply(model_dir: Path) -> None:
+    version = active_version(model_dir)
+    (model_dir / str(version) / "metadata.json").write_text("[" * 100_000 + "]" * 100_000)
+    code, stdout, _ = run("models", "list", "--model", str(model_dir))
+    assert code == 0 and f"  {version}  (unreadable: " in stdout
+    assert "not valid JSON (it nests arrays or objects too deeply)" in stdout
+
+
 def test_models_list_activate_rollback(tmp_path: Path, data_file: Path) -> None:
     out = tmp_path / "m"
     code, _, stderr = run("models", "list", "--model", str(out))
