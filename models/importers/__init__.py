@@ -10,7 +10,8 @@ the head the corpus says nothing about as None (see each module's docstring):
     davidson  Davidson hate & offensive   abuse  source "davidson"
 
 A data argument is either a canonical file (`labels.jsonl`) or `importer:PATH`, where
-PATH is the corpus file or the folder holding it (`youtube:/data/youtube-spam-collection`).
+PATH is the corpus file or the folder holding it (`youtube:/data/youtube-spam-collection`);
+a prefix that is no importer's name is part of a file name (see `split_spec`).
 """
 
 from __future__ import annotations
@@ -61,18 +62,31 @@ def datasets_dir() -> Path:
 def split_spec(spec: str) -> tuple[Importer | None, Path]:
     """Return (importer or None for a canonical file, path) for a `--data` argument.
 
+    `NAME:PATH` is an importer's only when NAME is a known importer's name; anything else
+    is a file path, so that a file name holding a colon (`labels-2026-11-30T10:00.jsonl`,
+    as a timestamp writes it) or a Windows drive reads as the file it is.
+
     Raises:
-        DataError: the prefix before ':' is not a known importer.
+        DataError: no file or folder is at ``spec`` and the part before its first ':' is
+            a plain name of two characters or more (`olid2:data`): most likely a mistyped
+            importer, so it is named beside the known ones instead of reported as a
+            missing file. A prefix that is no plain name (`labels-2026-11-30T10`), or of
+            one letter (a drive), cannot be an importer's, and `stream` reports a missing
+            file there as one.
     """
     name, sep, rest = spec.partition(":")
-    if not sep or not rest or len(name) < 2:
-        # No prefix, or a one-letter one (a Windows drive): a canonical file.
-        return None, Path(spec)
-    importer = IMPORTERS.get(name)
-    if importer is None:
+    importer = IMPORTERS.get(name) if sep and rest else None
+    if importer is not None:
+        return importer, Path(rest)
+    path = Path(spec)
+    plain_name = len(name) >= 2 and name.isascii() and name.isidentifier()
+    if sep and rest and plain_name and not path.exists():
         known = ", ".join(IMPORTERS)
-        raise DataError(f"{spec}: unknown importer {name!r} (known: {known}), or use a canonical file")
-    return importer, Path(rest)
+        raise DataError(
+            f"{spec}: unknown importer {name!r} (known: {known}), and no such file; "
+            "give IMPORTER:PATH or a canonical file"
+        )
+    return None, path
 
 
 def load(spec: str) -> list[Example]:

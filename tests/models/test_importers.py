@@ -160,6 +160,27 @@ def test_canonical_files_pass_through(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("name", "when_missing"),
+    [
+        ("labels-2026-11-30T10:00.jsonl", r"^labels-2026-11-30T10:00\.jsonl: no such file$"),
+        ("c:labels.jsonl", r"^c:labels\.jsonl: no such file$"),  # a drive letter
+        ("notes:1.jsonl", "unknown importer 'notes'"),  # a plain name: most likely a mistyped importer
+    ],
+)
+def test_a_colon_makes_an_importer_spec_only_after_an_importer_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, when_missing: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_examples(tmp_path / name, [Example("hello", spam=0)])
+    for spec in (name, str(tmp_path / name)):
+        assert split_spec(spec) == (None, Path(spec))
+        assert load(spec) == [Example("hello", spam=0)]
+    (tmp_path / name).unlink()
+    with pytest.raises(DataError, match=when_missing):
+        load(name)
+
+
+@pytest.mark.parametrize(
     ("spec", "message"),
     [
         ("nosuch:/tmp/x", "unknown importer 'nosuch'"),
