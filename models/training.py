@@ -11,6 +11,8 @@ reported metrics are the split model's, the honest estimate for unseen comments.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +26,7 @@ from models.errors import TrainingError
 from models.examples import Example, deduplicate, fingerprint, split_examples
 from models.heads import HEADS
 from models.metrics import DEFAULT_REVIEW, NO_AUTOMATIC_REJECT, head_metrics, pick_thresholds, prior_scores
-from models.pipeline import BRANCH_WEIGHTS, PreparedComment, build_pipeline, prepare
+from models.pipeline import BRANCH_WEIGHTS, WORD_PATTERN, PreparedComment, build_pipeline, prepare
 
 # Below this many examples, terms seen once are kept: a small set has few repeats.
 MIN_DF_THRESHOLD = 2000
@@ -34,6 +36,7 @@ OUT_OF_CORE_EPOCHS = 5
 # DEFAULT_C serves a head with too few labels to cross-validate.
 C_GRID = (1.0, 4.0, 16.0, 64.0)
 DEFAULT_C = 4.0
+_WORD = re.compile(WORD_PATTERN)
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
@@ -173,6 +176,24 @@ def _trainable_heads(examples: Sequence[Example]) -> tuple[str, ...]:
     return tuple(h for h in HEADS if {e.label(h) for e in examples} >= {0, 1})
 
 
+def _vocabulary_problem(records: Iterable[PreparedComment], min_df: int) -> str | None:
+    """Why the word branch would have no vocabulary to fit on ``records``, or None.
+
+    A term is kept only when at least ``min_df`` texts hold it, and scikit-learn refuses
+    to fit an empty vocabulary. A word (the word branch's own pattern) in ``min_df``
+    texts is a term; the character branch has terms whenever the word branch has.
+    """
+    texts: Counter[str] = Counter()
+    for record in records:
+        for word in set(_WORD.findall(record.normalized_text)):
+            texts[word] += 1
+            if texts[word] >= min_df:
+                return None
+    if min_df == 1:
+        return "holds no word (letters or digits), only punctuation, symbols or emoji"
+    return f"holds no word that appears in {min_df} texts or more"
+
+
 def training_parameters(
     unique: int, out_of_core: bool, seed: int, targets: dict[str, float]
 ) -> dict[str, Any]:
@@ -203,7 +224,8 @@ def train(
     for the method (and `models.out_of_core.train_out_of_core` for label sets too large).
 
     Raises:
-        TrainingError: when no head has both classes among the labels.
+        TrainingError: when no head has both classes among the labels, or the texts hold
+            no word to learn from.
     """
     created_at = datetime.now(UTC).replace(microsecond=0)
     data_fingerprint = fingerprint(examples)
@@ -218,6 +240,17 @@ def train(
     train_part, valid_part = split_examples(unique, validation_size, seed)
     # Normalized once for both fits.
     prepared = {example: prepare(example) for example in unique}
+    # Checked before fitting, on all examples and then on the part the split model is
+    # fitted on: scikit-learn's "empty vocabulary" says nothing a user can act on.
+    problem = _vocabulary_problem(prepared.values(), parameters["min_df"])
+    if problem is not None:
+        raise TrainingError(f"nothing to learn from: the text of the {len(unique)} examples {problem}")
+    problem = _vocabulary_problem((prepared[e] for e in train_part), parameters["min_df"])
+    if problem is not None:
+        raise TrainingError(
+            f"nothing to learn from: outside the validation part, the text of the {len(train_part)} "
+            f"examples {problem}; add examples whose text has words"
+        )
     report(progress, f"fitting on {len(train_part)} examples, validating on {len(valid_part)}")
     split_model = fit_pipeline(train_part, parameters, prepared)
     train_counts = {head: class_counts(train_part, head) for head in HEADS}

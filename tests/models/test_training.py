@@ -13,7 +13,7 @@ from models.errors import TrainingError
 from models.examples import Example
 from models.metrics import DEFAULT_REVIEW, NO_AUTOMATIC_REJECT
 from models.records import CommentText
-from models.training import TrainingResult, label_matrix, make_version
+from models.training import TrainingResult, label_matrix, make_version, train
 
 SPAMMY = CommentText("Buy cheap viagra online, free money at http://cheap-pills.ru")
 ABUSIVE = CommentText("You are a stupid idiot and a loser")
@@ -102,6 +102,25 @@ def test_no_usable_labels_is_an_error(
     unlabeled = [Example(e.text) for e in tiny_examples]
     with pytest.raises(TrainingError, match="no head can be trained"):
         make_result(unlabeled)
+
+
+def test_texts_without_words_are_a_training_error_before_fitting(monkeypatch: pytest.MonkeyPatch) -> None:
+    punctuation = [Example("!!!", spam=1), Example("???", spam=0), Example("\U0001f600", spam=1)]
+    with pytest.raises(
+        TrainingError, match=r"the text of the 3 examples holds no word \(letters or digits\)"
+    ):
+        train(punctuation)
+    # Words only in the validation part leave the split model none to fit on.
+    worded = [Example("hello there", spam=1, abuse=0), Example("good day", spam=1, abuse=0)]
+    with pytest.raises(
+        TrainingError, match="outside the validation part, the text of the 2 examples holds no"
+    ):
+        train(punctuation[:2] + worded, validation_size=0.9)
+    # A large set keeps only the words two texts share.
+    monkeypatch.setattr("models.training.MIN_DF_THRESHOLD", 4)
+    distinct = [Example(text, spam=n % 2) for n, text in enumerate(["apple", "banana", "cherry", "damson"])]
+    with pytest.raises(TrainingError, match="holds no word that appears in 2 texts or more"):
+        train(distinct)
 
 
 def test_same_data_same_model(
