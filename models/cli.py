@@ -133,7 +133,14 @@ class _ProgressBar:
     default=None,
     help="Activate the new version. Default: only when no version is active yet.",
 )
-@click.option("--seed", default=0, show_default=True, help="Random seed for the split and the models.")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    # The range scikit-learn and NumPy take a seed in; outside it they fail only once training starts.
+    type=click.IntRange(0, 2**32 - 1),
+    help="Random seed for the split and the models.",
+)
 @click.option(
     "--review-recall",
     default=0.95,

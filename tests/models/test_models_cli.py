@@ -230,6 +230,14 @@ def test_register_commands_adds_them_to_another_group() -> None:
     )
 
 
+@pytest.mark.parametrize("seed", ["-1", "5000000000"])
+def test_train_refuses_a_seed_out_of_range_as_a_usage_error(
+    tmp_path: Path, data_file: Path, seed: str
+) -> None:
+    code, _, stderr = run("train", "--data", str(data_file), "--out", str(tmp_path / "m"), "--seed", seed)
+    assert code == 2 and "Invalid value for '--seed'" in stderr and "0<=x<=4294967295" in stderr
+
+
 def test_train_takes_importer_specs_and_threshold_targets(tmp_path: Path, data_file: Path) -> None:
     sms = tmp_path / "SMSSpamCollection"
     sms.write_text("spam\tWIN a prize, text CLAIM to 80086\nham\tok see you later", encoding="utf-8")
