@@ -163,7 +163,9 @@ def csv_rows(path: Path, dialect: CsvDialect = PLAIN_CSV) -> Iterator[tuple[str,
     """Yield ("FILE:LINE", fields) for each row of a delimited UTF-8 file with a field that
     is not blank (a spreadsheet leaves rows of bare commas behind).
 
-    LINE is the row's last physical line. A byte order mark is skipped.
+    LINE is the line the row starts on, or FIRST-LAST for a row that a quoted line break
+    carries over several lines: a stray quote makes one row of everything up to the next
+    quote, and its last line can be thousands past the mistake. A byte order mark is skipped.
 
     Raises:
         DataError: naming the file and line of undecodable bytes or of a row the csv
@@ -176,7 +178,8 @@ def csv_rows(path: Path, dialect: CsvDialect = PLAIN_CSV) -> Iterator[tuple[str,
     try:
         for row in reader:
             if any(field.strip() for field in row):
-                yield f"{path}:{reader.line_num}", row
+                lines = str(row_start) if reader.line_num == row_start else f"{row_start}-{reader.line_num}"
+                yield f"{path}:{lines}", row
             row_start = reader.line_num + 1
     except csv.Error as exc:
         # The line the csv module stopped on can be far past a stray quote; the row's start is not.

@@ -93,6 +93,14 @@ def test_jsonl_errors_name_file_and_line(tmp_path: Path, content: str, message: 
         ("text,spam\nok,0\n,1\n", r"d\.csv:3: missing or empty 'text'"),
         ("text,spam\nok,maybe\n", r"d\.csv:2: spam must be 0, 1 or empty, got 'maybe'"),
         ("body,spam\nok,1\n", r"d\.csv:1: header lacks column\(s\) text"),
+        # A stray quote runs its row on to the end of the file; the mistake is where it starts.
+        pytest.param(
+            'text,spam\n"oops,1\n' + "ok,0\n" * 2000,
+            r"d\.csv:2-2002: 1 field\(s\) where the header has 2",
+            id="stray-quote",
+        ),
+        ('text,spam\n"two\nlines",maybe\n', r"d\.csv:2-3: spam must be 0, 1 or empty"),
+        ('text,spam\n"two\nlines",1\nok,maybe\n', r"d\.csv:4: spam must be 0, 1 or empty"),
     ],
 )
 def test_csv_errors_name_file_and_line(tmp_path: Path, content: str, message: str) -> None:
