@@ -18,6 +18,10 @@ training or activating as one user does not lock out a service running as anothe
 
 The shadow version scores live comments beside the active one without acting: workers
 record what it would have decided, so a candidate can be watched on real traffic first.
+`set_shadow` refuses the active version, and activating a version (by hand, by a
+retrain, or by a rollback) ends the shadow mode of that version and of any older one: a
+candidate the version now live has overtaken would be compared with a model it was not
+made to replace.
 
 A version name is the name of a folder in `<model_dir>` that does not start with a dot
 and holds no whitespace (`HISTORY` is whitespace-separated); every function taking a
@@ -46,7 +50,7 @@ from models.artifacts import (
     write_artifact,
 )
 from models.classifier import Classifier
-from models.errors import ModelIntegrityError, ModelNotFoundError
+from models.errors import ModelError, ModelIntegrityError, ModelNotFoundError
 from models.training import TrainingResult, make_version
 
 ACTIVE_FILE = "ACTIVE"
@@ -160,15 +164,19 @@ def _activate(root: Path, version: str) -> None:
 
 
 def _leave_shadow_mode(root: Path, version: str) -> None:
-    """Take ``version``, which is now active, out of shadow mode."""
-    if shadow_version(root) == version:
-        # Scoring every comment twice with the same model would report nothing.
+    """End shadow mode if it holds ``version``, which is now active, or a version older
+    than it; a newer candidate stays, as it is still one for replacing ``version``."""
+    shadow = shadow_version(root)
+    # Names begin with their creation time, so they sort oldest first, as `list_versions`
+    # lists them. The active model in shadow mode too would be scored twice and report
+    # nothing; an older candidate was made to replace a model no longer live.
+    if shadow is not None and shadow <= version:
         (root / SHADOW_FILE).unlink()
 
 
 def activate(model_dir: str | Path, version: str) -> None:
-    """Make `version` the active one, after checking it can be loaded here; it leaves
-    shadow mode if it was there.
+    """Make `version` the active one, after checking it can be loaded here; shadow mode
+    ends if it holds `version` or an older version.
 
     Raises:
         ModelNotFoundError, ModelIntegrityError, ModelVersionError.
@@ -203,7 +211,8 @@ def activate_if_none(model_dir: str | Path, version: str) -> bool:
 def rollback(model_dir: str | Path) -> str:
     """Re-activate the previously active version and return its name.
 
-    Versions deleted since they were active are skipped.
+    Versions deleted since they were active are skipped. Shadow mode ends as `activate`
+    ends it: if it holds that version or an older one.
 
     Raises:
         ModelNotFoundError: there is no earlier version to go back to.
@@ -275,10 +284,17 @@ def shadow_version(model_dir: str | Path) -> str | None:
 
 
 def set_shadow(model_dir: str | Path, version: str) -> None:
-    """Put ``version`` in shadow mode; raises ``ModelNotFoundError`` for an unknown version."""
+    """Put ``version`` in shadow mode.
+
+    Raises:
+        ModelNotFoundError: ``version`` is not a version in ``model_dir``.
+        ModelError: ``version`` is the active version, which shadow mode scores beside.
+    """
     root = Path(model_dir)
     with _locked(root):
         version_path(root, version)  # raises for an unknown version
+        if version == active_version(root):
+            raise ModelError(f"{version} is the active version: shadow mode scores another version beside it")
         _write_atomically(root / SHADOW_FILE, version + "\n")
 
 

@@ -61,8 +61,9 @@ def _finish(context: WorkerContext, run_id: int, **values: object) -> None:
 def retrain_model(run_id: int) -> str:
     """Carry out one queued run; returns the candidate version, or `skipped` if not queued.
 
-    A candidate that passes the gate is activated (workers pick it up by themselves);
-    one that does not, or every one when auto-activation is off, goes to shadow mode.
+    A candidate that passes the gate is activated (workers pick it up by themselves),
+    which ends the shadow mode of an earlier candidate; one that does not, or every one
+    when auto-activation is off, goes to shadow mode.
     """
     context = current_context()
     run = _start(context, run_id)

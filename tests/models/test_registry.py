@@ -13,7 +13,7 @@ import pytest
 
 from models.artifacts import STAGING_PREFIX
 from models.classifier import Classifier
-from models.errors import ModelIntegrityError, ModelNotFoundError
+from models.errors import ModelError, ModelIntegrityError, ModelNotFoundError
 from models.examples import Example
 from models.records import CommentText
 from models.registry import (
@@ -23,6 +23,7 @@ from models.registry import (
     SHADOW_FILE,
     activate,
     activate_if_none,
+    activate_in_place_of,
     active_version,
     clear_shadow,
     list_versions,
@@ -116,6 +117,29 @@ def test_activating_the_shadow_version_takes_it_out_of_shadow_mode(
     assert rollback(root) == first and shadow_version(root) is None  # so does a rollback to it
     clear_shadow(root / "missing")  # nothing to clear, and nothing made
     assert not (root / "missing").exists()
+
+
+def test_a_version_going_live_ends_the_shadow_mode_of_an_older_one(
+    three_versions: tuple[Path, list[str]],
+) -> None:
+    root, (first, second, third) = three_versions
+    activate(root, first)
+    set_shadow(root, second)  # a candidate kept back
+    assert activate_in_place_of(root, third, first)  # a later retrain's candidate goes live
+    assert shadow_version(root) is None
+    set_shadow(root, second)
+    activate(root, first)  # an older version live again: the newer candidate stays one
+    assert shadow_version(root) == second
+    assert rollback(root) == third and shadow_version(root) is None  # so does a rollback past it
+
+
+def test_the_active_version_is_refused_for_shadow_mode(three_versions: tuple[Path, list[str]]) -> None:
+    root, (first, second, _) = three_versions
+    activate(root, first)
+    set_shadow(root, second)
+    with pytest.raises(ModelError, match=f"{first} is the active version"):
+        set_shadow(root, first)
+    assert shadow_version(root) == second
 
 
 def test_activate_if_none_activates_the_first_version_only(three_versions: tuple[Path, list[str]]) -> None:

@@ -22,7 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import active_version
-from models.registry import set_shadow
+from models.artifacts import load_artifact, write_artifact
+from models.registry import set_shadow, shadow_version
 from service import retraining
 from service.app import EXTENSION, Services
 from service.errors import QueueUnavailableError
@@ -38,7 +39,7 @@ from service.retraining import (
 )
 from service.statuses import RunStatus, Trigger
 from service.tables import ShadowVerdict, TrainingRun, utcnow
-from worker.context import WorkerContext
+from worker.context import WorkerContext, install_context
 from worker.jobs import classify_comments
 from worker.training import retrain_model
 
@@ -234,11 +235,28 @@ def test_retrain_job_trains_gates_and_workers_pick_up_the_new_version(
     assert context.models.active().version == version != before
 
 
+def test_a_run_that_activates_ends_the_shadow_mode_of_an_earlier_candidate(
+    client: FlaskClient, services: Services, moderator_headers: dict[str, str], context: WorkerContext
+) -> None:
+    _label_many(client, moderator_headers, 40)
+    install_context(replace(context, settings=replace(context.settings, retrain_auto_activate=False)))
+    kept_back = retrain_model(client.post("/v1/models/retrain", headers=moderator_headers).get_json()["id"])
+    assert shadow_version(services.settings.models) == kept_back
+    install_context(context)
+    activated = retrain_model(client.post("/v1/models/retrain", headers=moderator_headers).get_json()["id"])
+    assert active_version(services.settings.models) == activated != kept_back
+    assert shadow_version(services.settings.models) is None
+
+
 def test_shadow_model_scores_without_acting(
     client: FlaskClient, services: Services, moderator_headers: dict[str, str], context: WorkerContext
 ) -> None:
-    active = context.models.active().version
-    set_shadow(services.settings.models, active)
+    # The active model under another name: it decides as the active one does.
+    models, active = services.settings.models, context.models.active().version
+    pipeline, metadata = load_artifact(models / active)
+    twin = f"{active}-twin"
+    write_artifact(models / twin, pipeline, {**metadata, "version": twin})
+    set_shadow(models, twin)
     comment = client.post(
         "/v1/comments",
         json={"name": "R", "email": "r@example.com", "comment": "Nice photos.", "thread": "/t"},
@@ -246,10 +264,10 @@ def test_shadow_model_scores_without_acting(
     outcome = classify_comments(context, [comment])[comment].value
     with services.sessions() as session:
         shadow = session.scalars(select(ShadowVerdict)).one()
-        assert (shadow.comment_id, shadow.model_version) == (comment, active)
+        assert (shadow.comment_id, shadow.model_version) == (comment, twin)
         assert shadow.live_outcome.value == outcome == shadow.outcome.value
     report = client.get("/v1/models/shadow", headers=moderator_headers).get_json()
-    assert report == {"model_version": active, "comments": 1, "unchanged": 1, "changed": {}}
+    assert report == {"model_version": twin, "comments": 1, "unchanged": 1, "changed": {}}
     unknown = client.get("/v1/models/shadow?version=no-such-version", headers=moderator_headers)
     assert unknown.status_code == 404 and "no-such-version" in unknown.get_json()["message"]
     for broken in ("a\x00b", "two words", "v" * 65):
