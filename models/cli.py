@@ -74,17 +74,28 @@ def _load_data(specs: tuple[str, ...], datasets: Path | None) -> list[Any]:
 
 def _data_reader(specs: tuple[str, ...], datasets: Path | None) -> Callable[[], Iterator[Any]]:
     """What reads every `--data` argument, plus every known corpus under `--datasets`,
-    afresh at each call (training out of core reads them once per pass)."""
+    afresh at each call (training out of core reads them once per pass); it raises a
+    `DataError` naming them all when together they hold no example."""
     from models.importers import load_all, stream
 
     if not specs and datasets is None:
         raise click.UsageError("give at least one --data (or --datasets)")
+    inputs = [*specs, *([str(datasets)] if datasets is not None else [])]
 
-    def read() -> Iterator[Any]:
+    def every_example() -> Iterator[Any]:
         for spec in specs:
             yield from stream(spec)
         if datasets is not None:
             yield from load_all(datasets)
+
+    def read() -> Iterator[Any]:
+        examples = every_example()
+        first = next(examples, None)
+        if first is None:
+            # Said here, where the files are known: training would only find no head to train.
+            raise DataError(f"no examples in {', '.join(inputs)}: nothing there but blank lines or a header")
+        yield first
+        yield from examples
 
     return read
 
@@ -117,6 +128,23 @@ class _ProgressBar:
 
     def close(self) -> None:
         self._bar.__exit__(None, None, None)
+
+
+def _check_writable(model_dir: Path) -> None:
+    """Refuse a model folder that saving a version could not write or make, without making it.
+
+    Checked before minutes of training, not after them; the folder itself is made only
+    when a version is saved, so a run that fails on its data leaves no empty folder behind.
+    """
+    existing = model_dir
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise click.ClickException(f"{model_dir}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if existing == model_dir:
+            raise click.ClickException(f"{model_dir}: the model folder is not writable")
+        raise click.ClickException(f"{model_dir}: cannot be made, {existing} is not writable")
 
 
 @click.command("train")
@@ -173,10 +201,7 @@ def train_command(
     from models.registry import activate_if_none, save_version
     from models.training import planned_steps, train
 
-    # Before minutes of training, not after them.
-    model_dir.mkdir(parents=True, exist_ok=True)
-    if not os.access(model_dir, os.W_OK | os.X_OK):
-        raise click.ClickException(f"{model_dir}: the model folder is not writable")
+    _check_writable(model_dir)
     read = _data_reader(data_specs, datasets)
     examples = None if out_of_core else list(read())
     bar = _ProgressBar(out_of_core_steps() if out_of_core else planned_steps())

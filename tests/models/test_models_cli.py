@@ -170,7 +170,21 @@ def test_train_refuses_an_out_folder_it_cannot_write_before_reading_any_data(tmp
     (tmp_path / "file").write_text("not a folder")
     out = tmp_path / "file/m"
     code, _, stderr = run("train", "--data", str(tmp_path / "missing.jsonl"), "--out", str(out))
-    assert code == 1 and f"Error: {tmp_path / 'file/m'}: Not a directory" in stderr
+    assert code == 1 and f"Error: {out}: {tmp_path / 'file'} is not a folder" in stderr
+
+
+@pytest.mark.parametrize("out_of_core", [False, True], ids=["in-memory", "out-of-core"])
+def test_train_on_files_without_examples_says_so_and_makes_no_out_folder(
+    tmp_path: Path, out_of_core: bool
+) -> None:
+    (tmp_path / "empty.jsonl").write_text("\n")
+    (tmp_path / "header.csv").write_text("text,spam\n")
+    out = tmp_path / "new" / "models"
+    args = ["train", "--data", str(tmp_path / "empty.jsonl"), "--data", str(tmp_path / "header.csv")]
+    code, _, stderr = run(*args, "--out", str(out), *(["--out-of-core"] if out_of_core else []))
+    assert code == 1
+    assert f"Error: no examples in {tmp_path / 'empty.jsonl'}, {tmp_path / 'header.csv'}: nothing" in stderr
+    assert not (tmp_path / "new").exists()
 
 
 def test_a_folder_given_as_a_canonical_file_is_named_so(tmp_path: Path) -> None:
