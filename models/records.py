@@ -61,8 +61,9 @@ def holds_lone_surrogate(text: str) -> bool:
     return _LONE_SURROGATE.search(text) is not None
 
 
-def parse_json(document: str) -> Any:
-    """The value ``document`` holds; ``ValueError`` saying why when Python cannot read it.
+def parse_json(document: bytes | str) -> Any:
+    """The value ``document`` holds; ``ValueError`` saying why when Python cannot read it,
+    in words that follow "is" (``the body is not valid JSON (...)``).
 
     ``json.loads`` fails in more ways than ``JSONDecodeError``: nesting deeper than the
     interpreter's recursion limit raises ``RecursionError``, and an integer with more
@@ -74,6 +75,9 @@ def parse_json(document: str) -> Any:
     except RecursionError:
         raise ValueError("not valid JSON (it nests arrays or objects too deeply)") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg})") from None
+        raise ValueError(f"not valid JSON ({exc})") from None
+    except UnicodeDecodeError:
+        raise ValueError("not valid JSON (it is not UTF-8 text)") from None
     except ValueError:
-        raise ValueError(f"holds a number longer than {sys.get_int_max_str_digits()} digits") from None
+        limit = sys.get_int_max_str_digits()
+        raise ValueError(f"not readable JSON (it holds a number longer than {limit} digits)") from None

@@ -30,6 +30,7 @@ from werkzeug.formparser import FormDataParser, MultiPartParser
 from werkzeug.routing import BaseConverter, IntegerConverter, Map
 from werkzeug.utils import cached_property
 
+from models.records import parse_json
 from service.app import get_session, services
 from service.auth import authenticate
 from service.errors import ConflictError, ForbiddenError, QueueUnavailableError, ValidationError
@@ -54,7 +55,6 @@ from service.validation import (
     MAX_ID,
     email_address,
     moderator_note,
-    parse_json,
     parse_submission,
     thread_key,
     whole_number,
@@ -186,7 +186,7 @@ def _json_object() -> dict[str, Any]:
     try:
         body = parse_json(request.get_data(cache=False))
     except ValueError as exc:
-        raise BadRequest(f"the body {exc}") from None
+        raise BadRequest(f"the body is {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest("the JSON body must be an object")
     return body

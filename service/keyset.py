@@ -17,9 +17,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Float, Integer, literal_column
 
+from models.records import parse_json
 from service.errors import ValidationError
 from service.tables import RANK_SQL
-from service.validation import MAX_ID, parse_json
+from service.validation import MAX_ID
 
 # Highest score first and unscored comments last, as an ascending key: the very
 # expression the comments table indexes.

@@ -2,16 +2,13 @@
 
 Pure functions only: no database, no request object. The limits are the ones a blog
 platform's comment form has, so sites can move their existing forms over unchanged.
-The readers of raw JSON and of whole numbers that the API's other inputs share live
-here too.
+The reader of whole numbers that the API's other inputs share lives here too.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import sys
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -79,23 +76,6 @@ class SubmissionError(ValidationError):
 def clean_text(value: str) -> str:
     """Unicode NFC, trimmed, with Windows and old Mac line ends made plain newlines."""
     return unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n").strip()
-
-
-def parse_json(document: bytes | str) -> Any:
-    """The value ``document`` holds; ``ValueError`` saying why when Python cannot read it.
-
-    ``json.loads`` fails in more ways than ``JSONDecodeError``: nesting deeper than the
-    interpreter's recursion limit raises ``RecursionError``, and an integer with more
-    digits than ``sys.get_int_max_str_digits()`` a plain ``ValueError``.
-    """
-    try:
-        return json.loads(document)
-    except RecursionError:
-        raise ValueError("is not valid JSON: it nests arrays or objects too deeply") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"is not valid JSON: {exc}") from None
-    except ValueError:
-        raise ValueError(f"holds a number longer than {sys.get_int_max_str_digits()} digits") from None
 
 
 def whole_number(text: str, most: int, *, clamp: bool = False) -> int:

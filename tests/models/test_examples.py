@@ -75,7 +75,7 @@ def test_jsonl_accepts_missing_and_null_labels(tmp_path: Path) -> None:
         ),
         pytest.param(
             '{"text": "ok", "spam": ' + "1" * 5000 + "}\n",
-            r"d\.jsonl:1: holds a number longer than \d+ digits",
+            r"d\.jsonl:1: not readable JSON \(it holds a number longer than \d+ digits\)",
             id="number-too-long",
         ),
     ],

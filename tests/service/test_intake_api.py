@@ -192,7 +192,7 @@ def test_user_input_on_the_pages_is_escaped(client: FlaskClient) -> None:
             b"[" * 100_000,
             "application/json",
             400,
-            "not valid JSON: it nests arrays or objects too deeply",
+            "not valid JSON (it nests arrays or objects too deeply)",
             id="deep",
         ),
         pytest.param(

@@ -315,11 +315,11 @@ def test_bad_decisions_get_422_and_change_nothing(
     ("body", "message"),
     [
         pytest.param(
-            b"[" * 100_000, "the body is not valid JSON: it nests arrays or objects too deeply", id="deep"
+            b"[" * 100_000, "the body is not valid JSON (it nests arrays or objects too deeply)", id="deep"
         ),
         pytest.param(
             b'{"action": "approve", "note": ' + b"1" * 5000 + b"}",
-            "the body holds a number longer than 4300 digits",
+            "the body is not readable JSON (it holds a number longer than 4300 digits)",
             id="long",
         ),
     ],

@@ -11,7 +11,6 @@ from service.validation import (
     COMMENT_MAX_BYTES,
     Submission,
     SubmissionError,
-    parse_json,
     parse_submission,
     thread_key,
     whole_number,
@@ -231,21 +230,3 @@ def test_whole_number_takes_ascii_digits_within_bounds(text: str, clamp: bool, o
         return
     with pytest.raises(ValueError, match=outcome):
         whole_number(text, 10, clamp=clamp)
-
-
-@pytest.mark.parametrize(
-    ("document", "message"),
-    [
-        ("{", "is not valid JSON: Expecting property name"),
-        (b"\xff\xfe", "is not valid JSON"),
-        ("[" * 100_000, "is not valid JSON: it nests arrays or objects too deeply"),
-        ("1" * 5000, "holds a number longer than 4300 digits"),
-    ],
-)
-def test_parse_json_says_why_a_document_is_refused(document: str | bytes, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        parse_json(document)
-
-
-def test_parse_json_reads_a_document() -> None:
-    assert parse_json(b'{"a": [1, 2.5, "\\u00e9"]}') == {"a": [1, 2.5, "é"]}

@@ -1,0 +1,26 @@
+"""Reading JSON whatever a document holds: every failure a ValueError that says why."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.records import parse_json
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ("{", r"not valid JSON \(Expecting property name"),
+        (b"\xff\xfe", r"not valid JSON \(Expecting value"),  # read as UTF-16 by its byte order mark
+        (b'{"a": "\xff"}', r"not valid JSON \(it is not UTF-8 text\)"),
+        ("[" * 100_000, r"not valid JSON \(it nests arrays or objects too deeply\)"),
+        ("1" * 5000, r"not readable JSON \(it holds a number longer than 4300 digits\)"),
+    ],
+)
+def test_parse_json_says_why_a_document_is_refused(document: str | bytes, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_json(document)
+
+
+def test_parse_json_reads_a_document() -> None:
+    assert parse_json(b'{"a": [1, 2.5, "\\u00e9"]}') == {"a": [1, 2.5, "é"]}
