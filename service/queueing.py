@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import redis
 from rq import Queue, Retry
@@ -83,12 +82,8 @@ def scoped_redis_url(settings: Settings) -> Iterator[str]:
 
 def connect_redis(url: str, timeout: float | None = None) -> redis.Redis:
     """A client for ``url``; ``timeout`` bounds connects and reads (None waits, for workers)."""
-    # Keepalive notices a peer that vanished without closing (a host gone, a network path
-    # gone dark) on a connection left idle, where only a timeout would otherwise end the
-    # wait; a Unix socket (the embedded server's) has no such peer, nor the option.
-    tcp = {"socket_keepalive": True} if urlsplit(url).scheme in ("redis", "rediss") else {}
     return redis.Redis.from_url(
-        url, socket_connect_timeout=timeout or 5.0, socket_timeout=timeout, health_check_interval=30, **tcp
+        url, socket_connect_timeout=timeout or 5.0, socket_timeout=timeout, health_check_interval=30
     )
 
 

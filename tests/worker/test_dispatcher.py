@@ -241,9 +241,3 @@ def _wait(condition: Any, seconds: float = 5.0) -> None:
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
 
-
-def test_tcp_redis_clients_probe_idle_connections_and_unix_socket_ones_can_connect(tmp_path: Any) -> None:
-    tcp = connect_redis("redis://127.0.0.1:6379/0", timeout=1.0)
-    assert tcp.connection_pool.connection_kwargs["socket_keepalive"] is True
-    unix = connect_redis(f"unix://{tmp_path}/redis.sock", timeout=1.0)
-    assert "socket_keepalive" not in unix.connection_pool.connection_kwargs
