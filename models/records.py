@@ -75,7 +75,9 @@ def parse_json(document: bytes | str) -> Any:
     except RecursionError:
         raise ValueError("not valid JSON (it nests arrays or objects too deeply)") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc})") from None
+        # Where in the document, by character: a line of its own would contradict the file
+        # line a labelled file's errors begin with.
+        raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos + 1})") from None
     except UnicodeDecodeError:
         raise ValueError("not valid JSON (it is not UTF-8 text)") from None
     except ValueError:

@@ -228,7 +228,8 @@ class Intake:
         return the receipt any post gets.
 
         Not the hot path: it runs through SQLAlchemy's own execution. Raises
-        ``ValidationError`` for a ``parent_id`` outside the thread, as ``submit`` does.
+        ``ValidationError`` for a ``parent_id`` that names no published comment of the
+        thread, as ``submit`` does.
         """
         now = utcnow()
         row = {**_row(keys, submission, now), "status": CommentStatus.REJECTED}

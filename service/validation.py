@@ -35,9 +35,15 @@ MAX_ID = 2**63 - 1
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Format characters (zero-width spaces and joiners, soft hyphen, byte order mark...),
-# separators, and the letters that fonts draw as nothing: a value of only these shows blank.
+# separators, the letters that fonts draw as nothing, and the marks that only select how
+# the character before them looks (variation selectors, the grapheme joiner, Mongolian
+# free variation selectors): a value of only these shows blank.
 _INVISIBLE_CATEGORIES = frozenset({"Cf", "Zs", "Zl", "Zp", "Cc"})
-_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_BLANK_CHARACTERS = frozenset(
+    "\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5\u180b\u180c\u180d"
+    + "".join(map(chr, range(0xFE00, 0xFE10)))
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+)
 # The fields a reply form shows, by the labels commenters see; the others are hidden inputs.
 _LABELS = {"name": "Name", "email": "Email", "comment": "Comment", "url": "Website"}
 _FILL_IN = "Please fill this in."
@@ -144,9 +150,10 @@ def _text(
 
 
 def _blank(value: str) -> bool:
-    """Whether ``value`` shows nothing: it holds only format characters, spaces and blank letters."""
+    """Whether ``value`` shows nothing: it holds only format characters, spaces, blank
+    letters and variation selectors."""
     return all(
-        character in _BLANK_LETTERS or unicodedata.category(character) in _INVISIBLE_CATEGORIES
+        character in _BLANK_CHARACTERS or unicodedata.category(character) in _INVISIBLE_CATEGORIES
         for character in value
     )
 

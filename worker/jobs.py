@@ -62,9 +62,10 @@ _WAITING = (
     )
     .where(Comment.id.in_(bindparam("ids", expanding=True)), Comment.status == CommentStatus.RECEIVED)
     .order_by(Comment.id)
-    # FOR NO KEY UPDATE: a row another transaction only refers to (a reply's parent, a new
-    # audit row's comment) holds a key-share lock, which a plain FOR UPDATE would skip,
-    # leaving that comment unclassified until the sweeper's next round.
+    # FOR NO KEY UPDATE: a row another transaction only refers to (the comment of an audit
+    # row being written, as revealing or exporting its email does) holds a key-share lock,
+    # which a plain FOR UPDATE would skip, leaving the comment unclassified until the
+    # sweeper's next round.
     .with_for_update(skip_locked=True, key_share=True)
 )
 

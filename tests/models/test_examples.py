@@ -64,7 +64,7 @@ def test_jsonl_accepts_missing_and_null_labels(tmp_path: Path) -> None:
         ('{"text": "ok", "spam": 2}\n', r"d\.jsonl:1: spam must be 0, 1 or empty, got 2"),
         ('{"text": "ok", "spam": 0.5}\n', r"d\.jsonl:1: spam must be 0, 1 or empty, got 0\.5"),
         ('{"text": "ok", "abuse": "yes"}\n', r"d\.jsonl:1: abuse must be 0, 1 or empty"),
-        ('{"text": "ok"\n', r"d\.jsonl:1: not valid JSON"),
+        ('{"text": "ok"\n', r"d\.jsonl:1: not valid JSON \(Expecting ',' delimiter at character 15\)$"),
         ('["text"]\n', r"d\.jsonl:1: expected a JSON object"),
         ('{"text": "   "}\n', r"d\.jsonl:1: missing or empty 'text'"),
         ('{"text": "ok"}\n{"text": "\\ud800 hi"}\n', r"d\.jsonl:2: 'text' holds half of a UTF-16 pair"),

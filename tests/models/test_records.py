@@ -10,7 +10,7 @@ from models.records import parse_json
 @pytest.mark.parametrize(
     ("document", "message"),
     [
-        ("{", r"not valid JSON \(Expecting property name"),
+        ("{", r"^not valid JSON \(Expecting property name enclosed in double quotes at character 2\)$"),
         (b"\xff\xfe", r"not valid JSON \(Expecting value"),  # read as UTF-16 by its byte order mark
         (b'{"a": "\xff"}', r"not valid JSON \(it is not UTF-8 text\)"),
         ("[" * 100_000, r"not valid JSON \(it nests arrays or objects too deeply\)"),

@@ -50,6 +50,7 @@ def test_text_is_trimmed_and_normalised() -> None:
         ({"comment": "\ufeff \u2060\u2800"}, "comment", "comment is required"),
         ({"name": "\u3164"}, "name", "name is required"),
         ({"name": "\u00ad\u2028"}, "name", "name is required"),
+        ({"name": "\ufe0f\u034f\U000e0100"}, "name", "name is required"),
         ({"email": "\u200b"}, "email", "email is required"),
         ({"thread": "\u200d"}, "thread", "thread is required"),
         # Bidirectional overrides and line separators in one-line fields.
