@@ -298,6 +298,21 @@ def set_shadow(model_dir: str | Path, version: str) -> None:
         _write_atomically(root / SHADOW_FILE, version + "\n")
 
 
+def shadow_candidate(model_dir: str | Path, version: str) -> bool:
+    """Put a retrained candidate ``version`` in shadow mode unless the active version is
+    itself or newer (activated by hand, or by another run, while it was trained: a
+    candidate it has overtaken would be compared with a model it was not made to
+    replace); return whether it was."""
+    root = Path(model_dir)
+    with _locked(root):
+        version_path(root, version)  # raises for an unknown version
+        active = active_version(root)
+        if active is not None and version <= active:
+            return False
+        _write_atomically(root / SHADOW_FILE, version + "\n")
+        return True
+
+
 def clear_shadow(model_dir: str | Path) -> None:
     """Stop shadow scoring (nothing to do without a model folder)."""
     root = Path(model_dir)

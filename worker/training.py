@@ -9,7 +9,7 @@ from sqlalchemy import CursorResult, update
 
 from models import Example
 from models.importers import load as load_corpus
-from models.registry import set_shadow
+from models.registry import shadow_candidate
 from models.retraining import retrain
 from models.seeding import seed_examples
 from service.retraining import export_labels
@@ -80,7 +80,7 @@ def retrain_model(run_id: int) -> str:
             activate_if_better=settings.retrain_auto_activate,
         )
         if not outcome.activated and settings.retrain_shadow:
-            set_shadow(settings.models, outcome.version)
+            shadow_candidate(settings.models, outcome.version)
     except BaseException as exc:
         # A cold shutdown (SystemExit) or Ctrl-C ends the run as surely as an error does.
         try:

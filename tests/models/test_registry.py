@@ -32,6 +32,7 @@ from models.registry import (
     rollback,
     save_version,
     set_shadow,
+    shadow_candidate,
     shadow_version,
 )
 from models.training import TrainingResult, train
@@ -140,6 +141,20 @@ def test_the_active_version_is_refused_for_shadow_mode(three_versions: tuple[Pat
     with pytest.raises(ModelError, match=f"{first} is the active version"):
         set_shadow(root, first)
     assert shadow_version(root) == second
+
+
+def test_a_retrained_candidate_goes_into_shadow_mode_only_while_newer_than_the_active_one(
+    three_versions: tuple[Path, list[str]],
+) -> None:
+    root, (first, second, third) = three_versions
+    activate(root, first)
+    assert shadow_candidate(root, second) and shadow_version(root) == second
+    # While it trained, a newer version went live (by hand, or another run's): it has
+    # been overtaken, and shadow mode keeps what it held.
+    activate(root, third)
+    set_shadow(root, second)
+    assert not shadow_candidate(root, first) and shadow_version(root) == second
+    assert not shadow_candidate(root, third) and shadow_version(root) == second
 
 
 def test_activate_if_none_activates_the_first_version_only(three_versions: tuple[Path, list[str]]) -> None:
