@@ -483,6 +483,16 @@ def test_a_trapped_post_is_still_validated(client: FlaskClient, services: Servic
     assert foreign.status_code == 422 and "parent_id" in foreign.get_json()["fields"]
     with services.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Comment)) == 0
+    # The trap checks a reply's parent as the intake does: published, in the thread.
+    parent = client.post("/v1/comments", json=FORM).get_json()["id"]
+    hidden = client.post("/v1/comments", json={**FORM, "parent_id": parent, "website": "x"})
+    assert hidden.status_code == 422 and "parent_id" in hidden.get_json()["fields"]
+    _published(services, parent)
+    reply = client.post("/v1/comments", json={**FORM, "parent_id": parent, "website": "x"})
+    assert reply.status_code == 202
+    with services.sessions() as session:
+        trapped = session.get_one(Comment, reply.get_json()["id"])
+        assert (trapped.status, trapped.parent_id) == (CommentStatus.REJECTED, parent)
 
 
 def test_the_honeypot_can_be_renamed_or_turned_off(settings_overrides: dict[str, Any]) -> None:
