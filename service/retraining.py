@@ -46,6 +46,10 @@ def _as_int(value: bool | None) -> int | None:
     return None if value is None else int(value)
 
 
+# A label that names no head ("reject as other") teaches the model nothing.
+_SAYS_SOMETHING = Label.spam.is_not(None) | Label.abuse.is_not(None)
+
+
 def export_labels(session: Session, until: datetime | None = None) -> list[Example]:
     """Every moderator label that says something about a head, as canonical examples.
 
@@ -54,7 +58,7 @@ def export_labels(session: Session, until: datetime | None = None) -> list[Examp
     statement = (
         select(Comment.body, Comment.name, Comment.email_digest, Label.spam, Label.abuse)
         .join(Label, Label.comment_id == Comment.id)
-        .where((Label.spam.is_not(None)) | (Label.abuse.is_not(None)))
+        .where(_SAYS_SOMETHING)
         .order_by(Label.id)
     )
     if until is not None:
@@ -178,9 +182,11 @@ def request_retrain(session: Session, queue: Queue, trigger: Trigger) -> Trainin
 
 
 def labels_since_last_run(session: Session) -> int:
-    """How many labels were decided after the newest run's cut-off."""
+    """How many labels that say something about a head were decided after the newest
+    run's cut-off (a run that failed included: a failing training is not retried on
+    every decision)."""
     last = session.scalar(select(func.max(TrainingRun.labels_until)))
-    statement = select(func.count()).select_from(Label)
+    statement = select(func.count()).select_from(Label).where(_SAYS_SOMETHING)
     if last is not None:
         statement = statement.where(Label.decided_at > last)
     return session.scalar(statement) or 0

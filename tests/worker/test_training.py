@@ -133,6 +133,9 @@ def test_enough_new_labels_queue_a_run_by_themselves(
 ) -> None:
     every = services.settings.retrain_after_labels
     _label_many(client, moderator_headers, (every - 1) // 2)
+    # Rejections "as other" name no head: they teach nothing, and count for nothing.
+    for n in range(every):
+        _decide(client, moderator_headers, f"Off topic, number {n}.", {"action": "reject", "reason": "other"})
     assert services.retrain_queue.job_ids == []
     _label_many(client, moderator_headers, 1)
     with services.sessions() as session:
