@@ -11,11 +11,11 @@ import logging
 import time
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis
 from rq import Queue
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -109,13 +109,14 @@ def _open_run(session: Session, queue: Queue) -> TrainingRun | None:
     if reason is None:
         return run
     # Only while still `running`: a worker finishing at this moment keeps its result.
-    session.execute(
+    failed = session.execute(
         update(TrainingRun)
         .where(TrainingRun.id == run.id, TrainingRun.status == RunStatus.RUNNING)
         .values(status=RunStatus.FAILED, finished_at=utcnow(), error=reason)
     )
     session.commit()
-    logger.warning("retraining run %s failed: %s", run.id, reason)
+    if cast(CursorResult[Any], failed).rowcount == 1:
+        logger.warning("retraining run %s failed: %s", run.id, reason)
     return None
 
 

@@ -306,6 +306,28 @@ def test_a_run_whose_job_is_gone_is_failed_and_a_new_one_queued(
     assert retrain_job_id(queue, fresh.get_json()["id"]) in queue.job_ids
 
 
+def test_a_run_that_finishes_while_its_job_is_checked_keeps_its_result_and_logs_no_failure(
+    services: Services, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = services.retrain_queue
+    with services.sessions() as session:
+        run_id = request_retrain(session, queue, Trigger.CLI).id
+    _die_while_running(services, run_id)
+
+    def finished_meanwhile(_queue: Any, _run: Any) -> str:
+        # The worker commits its success between the run being read and the job checked.
+        with services.sessions() as session:
+            session.get_one(TrainingRun, run_id).status = RunStatus.SUCCEEDED
+            session.commit()
+        return "worker lost"
+
+    monkeypatch.setattr(retraining, "_worker_lost", finished_meanwhile)
+    with services.sessions() as session:
+        assert request_retrain(session, queue, Trigger.CLI).id != run_id
+        assert session.get_one(TrainingRun, run_id).status is RunStatus.SUCCEEDED
+    assert "failed" not in caplog.text
+
+
 def test_a_run_running_past_the_job_timeout_is_failed(services: Services) -> None:
     queue = services.retrain_queue
     with services.sessions() as session:
