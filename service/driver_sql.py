@@ -29,23 +29,33 @@ class DriverStatement:
         # qmark and format drivers take a sequence in SQL order, the others a mapping.
         self._positions = tuple(compiled.positiontup or ()) if compiled.positional else None
         self._processors: dict[str, Callable[[Any], Any]] = {}
-        for name, bind in compiled.binds.items():
+        # The values the statement holds itself (``Comment.status == APPROVED``), converted
+        # once; a column's Python-side default is no such value (it has none here).
+        self._constants: dict[str, Any] = {}
+        names: list[str] = []
+        for bind, name in compiled.bind_names.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if not bind.required and bind.value is not None:
+                self._constants[name] = processor(bind.value) if processor is not None else bind.value
+                continue
             if processor is not None:
                 self._processors[name] = processor
-        self._names = tuple(compiled.binds)
+            names.append(name)
+        self._names = tuple(names)
 
     def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         """``values`` by bind name, converted by each column's type, in the driver's paramstyle.
 
-        Every bind parameter needs a value, including those of columns with Python-side
-        defaults, which only SQLAlchemy's own execution fills in. Raises ``KeyError``
-        naming a bind parameter ``values`` lacks.
+        Every bind parameter the statement holds no value for needs one, including those
+        of columns with Python-side defaults, which only SQLAlchemy's own execution fills
+        in. Raises ``KeyError`` naming a bind parameter ``values`` lacks.
         """
         converted = {
             name: processor(values[name]) if (processor := self._processors.get(name)) else values[name]
             for name in self._names
         }
+        if self._constants:
+            converted.update(self._constants)
         if self._positions is None:
             return converted
         return tuple(converted[name] for name in self._positions)

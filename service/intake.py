@@ -62,7 +62,7 @@ _INSERT_BOTH = (
 _PARENT_IN_THREAD = select(Comment.id).where(
     Comment.id == bindparam("parent_id"),
     Comment.thread == bindparam("thread"),
-    Comment.status == bindparam("published", CommentStatus.APPROVED, type_=Comment.__table__.c.status.type),
+    Comment.status == CommentStatus.APPROVED,
 )
 
 
@@ -273,9 +273,7 @@ class Intake:
         return statement
 
     def _parent_exists(self, cursor: Any, row: dict[str, Any]) -> bool:
-        cursor.execute(
-            self._parent.sql, self._parent.parameters({**row, "published": CommentStatus.APPROVED})
-        )
+        cursor.execute(self._parent.sql, self._parent.parameters(row))
         return cursor.fetchone() is not None
 
     def _count(self, cursor: Any, windows: Sequence[Window], now_ms: int) -> TooManyCommentsError | None:

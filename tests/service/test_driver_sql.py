@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, insert
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import psycopg
 
@@ -62,3 +63,13 @@ def test_python_side_column_defaults_are_not_filled_in() -> None:
     statement = DriverStatement(insert(Comment).values(given), sqlite.dialect())
     with pytest.raises(KeyError, match="updated_at"):
         statement.parameters(_VALUES)
+
+
+@pytest.mark.parametrize("dialect", [sqlite.dialect(), psycopg.dialect()], ids=["positional", "named"])
+def test_a_value_the_statement_holds_is_given_converted_without_being_asked_for(dialect: Any) -> None:
+    held = select(Comment.id).where(
+        Comment.thread == bindparam("thread"), Comment.status == CommentStatus.APPROVED
+    )
+    parameters = DriverStatement(held, dialect).parameters({"thread": "/a/1"})
+    given = parameters if isinstance(parameters, tuple) else tuple(parameters.values())
+    assert given == ("/a/1", "approved")
