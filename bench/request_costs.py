@@ -11,16 +11,20 @@ benchmark's comment body, and measures the calling thread's CPU time:
   upsert, both inserts and the commit.
 
 The database server's own CPU (PostgreSQL's) is not in these figures; its driver's is.
-``bench/intake.py`` runs this in a child process with the service's environment and
-reads the JSON it prints::
+``bench/intake.py`` runs this in a child process with the service's environment (on a
+fresh database it made) and reads the JSON it prints. Run by hand, it needs ``DATABASE_URL``
+set to a migrated database it may fill with test comments; it never falls back to the
+service's default database, which may hold a site's own::
 
-    .venv/bin/python bench/request_costs.py            # DATABASE_URL etc. from the environment
+    DATABASE_URL=sqlite:////tmp/costs.db .venv/bin/python bench/request_costs.py
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -131,8 +135,14 @@ def measure() -> dict[str, float]:
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Print the figures as one JSON object."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.parse_args(argv)
+    if not os.environ.get("DATABASE_URL"):
+        parser.error("DATABASE_URL is unset: set it to a migrated database this may fill with test comments")
     print(json.dumps(measure()))
     return 0
 
