@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, update
+from sqlalchemy.exc import OperationalError
 
 from models import Example
 from models.importers import load as load_corpus
@@ -20,6 +22,11 @@ from worker.context import WorkerContext, current_context
 logger = logging.getLogger(__name__)
 
 SEED_CORPUS = "seed"
+# The candidate may be live before its run is recorded: a database away for a moment (a
+# restart, a failover) must not lose that record, or the run is later failed without its
+# version. About half a minute in all, well inside the job's timeout.
+RECORD_ATTEMPTS = 5
+RECORD_FIRST_DELAY_SECONDS = 1.0
 
 
 def corpus_examples(specs: tuple[str, ...]) -> list[Example]:
@@ -58,6 +65,41 @@ def _finish(context: WorkerContext, run_id: int, **values: object) -> None:
         session.commit()
 
 
+def _record_success(
+    context: WorkerContext, run_id: int, version: str, activated: bool, **values: object
+) -> None:
+    """Mark the run succeeded, retrying while the database cannot be reached.
+
+    When it still cannot be, the error is logged with what the run did, since the model
+    registry already holds (and may serve) its version, then raised.
+    """
+    delay = RECORD_FIRST_DELAY_SECONDS
+    for attempt in range(1, RECORD_ATTEMPTS + 1):
+        try:
+            _finish(
+                context,
+                run_id,
+                status=RunStatus.SUCCEEDED,
+                candidate_version=version,
+                activated=activated,
+                **values,
+            )
+            return
+        except OperationalError as exc:
+            if attempt == RECORD_ATTEMPTS:
+                logger.error(
+                    "run %s: model %s was %s, but the run could not be recorded as succeeded: %s",
+                    run_id,
+                    version,
+                    "activated" if activated else "kept back",
+                    exc,
+                )
+                raise
+            logger.warning("run %s: recording its result failed, again in %.0f s: %s", run_id, delay, exc)
+            time.sleep(delay)
+            delay *= 2
+
+
 def retrain_model(run_id: int) -> str:
     """Carry out one queued run; returns the candidate version, or `skipped` if not queued.
 
@@ -90,13 +132,12 @@ def retrain_model(run_id: int) -> str:
             # left `running` is failed by the next retrain request once its job is gone.
             logger.exception("run %s: could not record its failure", run_id)
         raise
-    _finish(
+    _record_success(
         context,
         run_id,
-        status=RunStatus.SUCCEEDED,
+        outcome.version,
+        outcome.activated,
         labels_used=len(labels),
-        candidate_version=outcome.version,
-        activated=outcome.activated,
         comparison=outcome.comparison.as_dict(),
     )
     logger.info(

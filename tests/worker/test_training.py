@@ -18,12 +18,13 @@ from redis.lock import Lock
 from rq import Queue
 from rq.job import Job, JobStatus
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from models import active_version
 from models.artifacts import load_artifact, write_artifact
 from models.registry import set_shadow, shadow_version
+from models.retraining import Comparison, RetrainOutcome
 from service import retraining
 from service.app import EXTENSION, Services
 from service.errors import QueueUnavailableError
@@ -39,6 +40,7 @@ from service.retraining import (
 )
 from service.statuses import RunStatus, Trigger
 from service.tables import ShadowVerdict, TrainingRun, utcnow
+from worker import training
 from worker.context import WorkerContext, install_context
 from worker.jobs import classify_comments
 from worker.training import retrain_model
@@ -381,6 +383,60 @@ def test_a_run_ended_by_shutdown_is_marked_failed(
         run = session.get_one(TrainingRun, run_id)
         assert run.status is RunStatus.FAILED and run.error is not None
         assert run.error.startswith(exit_kind.__name__)
+
+
+def _a_finished_retrain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand in for the training itself: a candidate `candidate-1` that went live."""
+    comparison = Comparison(candidate={}, active={}, holdout_size=10, passed=True)
+    outcome = RetrainOutcome("candidate-1", activated=True, comparison=comparison, training_examples=10)
+    monkeypatch.setattr("worker.training.retrain", lambda *args, **kwargs: outcome)
+    monkeypatch.setattr("worker.training.RECORD_FIRST_DELAY_SECONDS", 0.0)
+
+
+def _database_away(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
+    """Make recording a run's end fail ``times`` times as a lost connection does; counts the tries."""
+    finish = training._finish
+    tries: list[int] = []
+
+    def flaky(*args: Any, **kwargs: Any) -> None:
+        tries.append(1)
+        if len(tries) <= times:
+            raise OperationalError("UPDATE training_runs", {}, Exception("server closed the connection"))
+        finish(*args, **kwargs)
+
+    monkeypatch.setattr("worker.training._finish", flaky)
+    return tries
+
+
+def test_a_success_is_recorded_though_the_database_was_away_for_a_moment(
+    services: Services, context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _a_finished_retrain(monkeypatch)
+    tries = _database_away(monkeypatch, times=2)
+    with services.sessions() as session:
+        run_id = request_retrain(session, services.retrain_queue, Trigger.CLI).id
+    assert retrain_model(run_id) == "candidate-1"
+    assert len(tries) == 3
+    with services.sessions() as session:
+        run = session.get_one(TrainingRun, run_id)
+        assert run.status is RunStatus.SUCCEEDED
+        assert run.candidate_version == "candidate-1" and run.activated
+
+
+def test_a_success_that_cannot_be_recorded_says_which_model_went_live(
+    services: Services,
+    context: WorkerContext,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _a_finished_retrain(monkeypatch)
+    tries = _database_away(monkeypatch, times=training.RECORD_ATTEMPTS)
+    with services.sessions() as session:
+        run_id = request_retrain(session, services.retrain_queue, Trigger.CLI).id
+    with pytest.raises(OperationalError):
+        retrain_model(run_id)
+    assert len(tries) == training.RECORD_ATTEMPTS
+    assert f"run {run_id}: model candidate-1 was activated, but the run could not be recorded" in caplog.text
 
 
 def test_two_workers_given_the_same_run_train_it_once(
