@@ -47,6 +47,7 @@ from service.review import (
     get_comment,
     list_comments,
     list_published,
+    published_parents,
 )
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import ModeratorToken
@@ -451,7 +452,11 @@ def list_thread(thread: str) -> Response:
     """The approved comments of one thread, for the site to show under its article."""
     page = _positive("page", request.args.get("page"), 1, MAX_PAGE)
     per_page = _positive("per_page", request.args.get("per_page"), 100, MAX_PER_PAGE, clamp=True)
-    listing = list_published(get_session(), _thread(thread), page, per_page)
+    session = get_session()
+    listing = list_published(session, _thread(thread), page, per_page)
     keys = services().keys
-    response = jsonify(page_view(listing, [public_view(comment, keys) for comment in listing.items]))
-    return response
+    parents = published_parents(session, listing.items)
+    items = [
+        public_view(comment, keys, parent_published=comment.parent_id in parents) for comment in listing.items
+    ]
+    return jsonify(page_view(listing, items))

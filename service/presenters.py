@@ -92,12 +92,16 @@ def audit_view(event: AuditEvent) -> dict[str, Any]:
     }
 
 
-def public_view(comment: Comment, keys: KeyRing) -> dict[str, Any]:
-    """What any reader may see of an approved comment; an erased commenter has no avatar."""
+def public_view(comment: Comment, keys: KeyRing, *, parent_published: bool = True) -> dict[str, Any]:
+    """What any reader may see of an approved comment; an erased commenter has no avatar.
+
+    A reply whose parent is no longer published has no ``parent_id``: the listing must not
+    tell a hidden comment's id, and a site shows such a reply as a comment of its own.
+    """
     erased = comment.email_digest == ERASED_EMAIL
     return {
         "id": comment.id,
-        "parent_id": comment.parent_id,
+        "parent_id": comment.parent_id if parent_published else None,
         "name": comment.name,
         "url": comment.url,
         "avatar": None if erased else avatar_key(keys, comment.email_digest),

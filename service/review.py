@@ -201,6 +201,22 @@ def list_published(session: Session, thread: str, page: int, per_page: int) -> P
     return Page(list(rows), per_page, page=page, total=total)
 
 
+def published_parents(session: Session, comments: list[Comment]) -> set[int]:
+    """The ids, among the parents of ``comments``, of those approved now.
+
+    A parent approved once and hidden later leaves its replies published; the public
+    listing then shows them without it, as comments of their own.
+    """
+    parent_ids = {comment.parent_id for comment in comments if comment.parent_id is not None}
+    if not parent_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(Comment.id).where(Comment.id.in_(parent_ids), Comment.status == CommentStatus.APPROVED)
+        )
+    )
+
+
 def audit_trail(session: Session, comment_id: int) -> list[AuditEvent]:
     """Every audit event of one comment, oldest first."""
     return list(

@@ -400,6 +400,31 @@ def test_public_thread_lists_approved_comments_only_without_email(
     assert "example.com" not in response.get_data(as_text=True)
 
 
+def test_a_reply_whose_parent_is_hidden_later_is_listed_without_it(
+    client: FlaskClient, moderator_headers: dict[str, str]
+) -> None:
+    def decide_on(comment_id: int, decision: dict[str, str]) -> None:
+        response = client.post(
+            f"/v1/comments/{comment_id}/decision", json=decision, headers=moderator_headers
+        )
+        assert response.status_code == 200
+
+    def listed() -> dict[int, int | None]:
+        items = client.get("/v1/threads//a/1/comments").get_json()["items"]
+        return {item["id"]: item["parent_id"] for item in items}
+
+    parent = _post(client)
+    decide_on(parent, {"action": "approve"})
+    reply = _post(client, parent_id=parent)
+    decide_on(reply, {"action": "approve"})
+    assert listed() == {parent: None, reply: parent}
+    decide_on(parent, {"action": "reject", "reason": "abuse"})
+    # Neither the hidden comment nor its id: the reply stands as a comment of its own.
+    assert listed() == {reply: None}
+    decide_on(parent, {"action": "approve"})
+    assert listed() == {parent: None, reply: parent}
+
+
 # The intake stores "café" composed (NFC) and trimmed; a lookup must clean the key the same way.
 @pytest.mark.parametrize("key", ["caf%C3%A9", "cafe%CC%81", "caf%C3%A9%20", "%20cafe%CC%81"])
 def test_thread_lookups_clean_the_key_as_the_intake_does(
