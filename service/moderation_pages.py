@@ -98,8 +98,14 @@ def _configure_app(state: BlueprintSetupState) -> None:
 @bp.before_request
 def _check_csrf() -> None:
     # Signing out checks its own token: it must end the browser's session whatever happens.
-    if request.method == "POST" and request.endpoint != "pages.sign_out":
-        csrf.protect()
+    if request.method != "POST" or request.endpoint == "pages.sign_out":
+        return
+    # A form sent after its session ended carries a token of that session: `signed_in`
+    # sends it to the sign-in page, saying so, instead of a "form not accepted" that
+    # reloading cannot mend. Nothing a signed-in moderator may do is done meanwhile.
+    if request.endpoint != "pages.sign_in" and _signed_in_moderator() is None:
+        return
+    csrf.protect()
 
 
 @bp.after_request
@@ -130,6 +136,9 @@ def _signed_in_moderator() -> ModeratorToken | None:
     return moderator
 
 
+SESSION_ENDED = "Your session ended, so that form was not acted on: sign in again."
+
+
 def signed_in(view: View) -> View:
     """Let the view run only for a signed-in moderator; send anyone else to the sign-in page."""
 
@@ -137,6 +146,8 @@ def signed_in(view: View) -> View:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         moderator = _signed_in_moderator()
         if moderator is None:
+            if request.method == "POST":
+                flash(SESSION_ENDED, "problem")
             return redirect(url_for("pages.sign_in"))
         g.moderator = moderator
         return view(*args, **kwargs)
@@ -202,8 +213,11 @@ def _choice(kind: type[Choice], raw: str | None, default: Choice | None) -> Choi
 
 def _queue_query() -> ListQuery:
     args = request.args
+    # `status=` (empty) is the "all" link; anything unknown shows the default, flagged, not
+    # more than the moderator asked for.
+    status = args.get("status", CommentStatus.FLAGGED.value)
     return ListQuery(
-        status=_choice(CommentStatus, args.get("status", CommentStatus.FLAGGED.value), None),
+        status=_choice(CommentStatus, status, CommentStatus.FLAGGED) if status else None,
         sort=_choice(Sort, args.get("sort"), Sort.QUEUE) or Sort.QUEUE,
         cursor=args.get("cursor") or None,
         per_page=PER_PAGE,

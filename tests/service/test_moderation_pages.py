@@ -97,8 +97,12 @@ def test_the_queue_shows_flagged_comments_with_the_email_masked(
     assert "&#34;casino&#34; +1.5 toward spam" in page and "spam 0.70" in page
     everything = client.get("/moderate/?status=").get_data(as_text=True)
     assert "Still being classified." in everything
-    # Anything the links do not offer falls back to the defaults rather than failing.
-    assert client.get("/moderate/?status=nope&sort=nope&cursor=forged").status_code == 200
+    # Anything the links do not offer falls back to the defaults rather than failing: the
+    # flagged comments, not every status.
+    fallback = client.get("/moderate/?status=Flagged&sort=nope&cursor=forged")
+    assert fallback.status_code == 200
+    shown = fallback.get_data(as_text=True)
+    assert "Great casino bonus here." in shown and "Still being classified." not in shown
 
 
 def test_a_decision_from_the_page_is_stored_audited_and_labelled(
@@ -147,6 +151,26 @@ def test_a_decision_the_page_cannot_apply_is_explained(
     data = {**form, "csrf_token": _csrf(client, "/moderate/")}
     response = client.post(f"/moderate/comments/{target}/decision", data=data, follow_redirects=True)
     assert problem in response.get_data(as_text=True)
+    with services.sessions() as session:
+        assert session.get_one(Comment, flagged).status is CommentStatus.FLAGGED
+
+
+@pytest.mark.parametrize("ended_by", ["expiry", "revocation"])
+def test_a_decision_sent_after_the_session_ended_asks_to_sign_in_again(
+    client: FlaskClient, services: Services, flagged: int, ended_by: str
+) -> None:
+    _sign_in(client, _token(services, "Mo"))
+    form = {"decision": "approve", "seen_status": "flagged", "csrf_token": _csrf(client, "/moderate/")}
+    if ended_by == "expiry":
+        client.delete_cookie("moderation_session", path="/moderate")
+    else:
+        with services.sessions() as session:
+            revoke_tokens(session, "Mo")
+            session.commit()
+    response = client.post(f"/moderate/comments/{flagged}/decision", data=form)
+    assert response.status_code == 302 and response.headers["Location"] == "/moderate/sign-in"
+    page = client.get("/moderate/sign-in").get_data(as_text=True)
+    assert "Your session ended, so that form was not acted on: sign in again." in page
     with services.sessions() as session:
         assert session.get_one(Comment, flagged).status is CommentStatus.FLAGGED
 
