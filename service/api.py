@@ -57,6 +57,7 @@ from service.validation import (
     email_address,
     moderator_note,
     parse_submission,
+    seen_time,
     thread_key,
     whole_number,
 )
@@ -343,7 +344,11 @@ def _decision(body: dict[str, Any]) -> Decision:
     reason = _choice(DecisionReason, "reason", raw_reason) if raw_reason is not None else None
     raw_expected = body.get("expected_status")
     expected = _choice(CommentStatus, "expected_status", raw_expected) if raw_expected is not None else None
-    return Decision(action, reason, _note(body), expected)
+    seen = None
+    if (raw_seen := body.get("expected_updated_at")) is not None:
+        with _refused_as("expected_updated_at"):
+            seen = seen_time(raw_seen)
+    return Decision(action, reason, _note(body), expected, seen)
 
 
 def _moderator_json(what: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ cookies, needs none.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
@@ -32,11 +32,11 @@ from service.errors import AuthError, ConflictError, NotFoundError, ValidationEr
 from service.http_errors import MODERATOR_PAGES, MODERATOR_PAGES_PREFIX
 from service.personal_data import reveal_email
 from service.presenters import moderator_view
-from service.review import ListQuery, Sort, list_comments
+from service.review import ListQuery, Sort, audit_trail, list_comments
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import ModeratorToken
 from service.transitions import Decision, moderator_actor
-from service.validation import moderator_note
+from service.validation import moderator_note, seen_time
 
 bp = Blueprint(MODERATOR_PAGES, __name__, url_prefix=MODERATOR_PAGES_PREFIX)
 csrf = CSRFProtect()
@@ -269,19 +269,45 @@ def decide(comment_id: int) -> Response:
     )
 
 
+def _seen_time(raw: str | None) -> datetime | None:
+    try:
+        return seen_time(raw)
+    except ValueError:
+        return None  # an altered form: the status alone is checked
+
+
+def _made_already(comment_id: int, made: Decision) -> bool:
+    """True when the comment's last change is this moderator's same decision: the form was
+    sent twice (a double click), and the first one was applied."""
+    trail = audit_trail(get_session(), comment_id)
+    last = trail[-1] if trail else None
+    reason = made.reason.value if made.reason else None
+    return last is not None and (last.actor, last.action, last.reason, last.note) == (
+        moderator_actor(g.moderator),
+        made.action.value,
+        reason,
+        made.note,
+    )
+
+
 def _apply(comment_id: int, decision: str, note: str | None) -> None:
     action, reason = DECISIONS[decision]
-    # The status the page showed: another moderator, or the classifier, may have moved
-    # the comment since, and a decision made on what is no longer there is not applied.
-    seen = _choice(CommentStatus, request.form.get("seen_status"), None)
+    # What the page showed: another moderator, or the classifier, may have changed the
+    # comment since, and a decision made on what is no longer there is not applied.
+    form = request.form
+    seen = _choice(CommentStatus, form.get("seen_status"), None)
+    made = Decision(action, reason, note, seen, _seen_time(form.get("seen_updated_at")))
     try:
-        record_decision(comment_id, g.moderator, Decision(action, reason, note, seen))
+        record_decision(comment_id, g.moderator, made)
     except NotFoundError as exc:
         flash(f"Comment {comment_id}: {exc}.", "problem")
     except ConflictError:
+        if _made_already(comment_id, made):
+            flash(f"Comment {comment_id} {DONE[decision]}.", "done")
+            return
         flash(
-            f"Comment {comment_id} was decided or classified meanwhile, so your decision was not "
-            "applied: look at it again.",
+            f"Comment {comment_id} was decided, classified or erased meanwhile, so your decision "
+            "was not applied: look at it again.",
             "problem",
         )
     else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 
 from sqlalchemy import Dialect, bindparam, insert, select, update
@@ -210,12 +211,26 @@ def _label_values(action: Action, reason: DecisionReason | None) -> tuple[bool |
 
 @dataclass(frozen=True)
 class Decision:
-    """What a moderator decided about a comment, and the status they saw it in, if they said."""
+    """What a moderator decided about a comment, and what they saw of it, if they said:
+    its status, and the time it last changed (its ``updated_at``)."""
 
     action: Action
     reason: DecisionReason | None = None
     note: str | None = None
     expected: CommentStatus | None = None
+    expected_updated_at: datetime | None = None
+
+
+def _conflict(comment: Comment, decision: Decision) -> str | None:
+    """Why ``decision`` was made on another state of ``comment`` than it has now, or None."""
+    if decision.expected is not None and comment.status is not decision.expected:
+        return f"is {comment.status.value} now, not {decision.expected.value}"
+    # A decision that kept the status (a rejection for spam made one for abuse, with a
+    # note) changes the time only.
+    seen = decision.expected_updated_at
+    if seen is not None and comment.updated_at != seen:
+        return f"changed at {comment.updated_at.isoformat()}, after {seen.astimezone(UTC).isoformat()}"
+    return None
 
 
 def decide(session: Session, comment_id: int, moderator: ModeratorToken, decision: Decision) -> CommentStatus:
@@ -224,30 +239,34 @@ def decide(session: Session, comment_id: int, moderator: ModeratorToken, decisio
 
     Two decisions on one comment at once are applied one after the other, the later one
     winning; each audit event records the status the comment really had before it. With
-    an ``expected`` status (the one the moderator saw), a comment whose status has changed
-    since raises ``ConflictError`` and nothing is applied (the caller rolls back).
+    an ``expected`` status or ``expected_updated_at`` (what the moderator saw), a comment
+    that has changed since raises ``ConflictError`` and nothing is applied (the caller
+    rolls back).
     """
     # Writing first takes the row (PostgreSQL) or the database's write lock (SQLite)
-    # before the status is read. A read first, as SELECT ... FOR UPDATE does on
+    # before the comment is read. A read first, as SELECT ... FOR UPDATE does on
     # PostgreSQL, takes no lock at all on SQLite: both decisions read the same status.
+    # The write keeps the time, which the check below compares.
     touched = session.execute(
         update(Comment)
         .where(Comment.id == comment_id)
-        .values(updated_at=utcnow())
+        .values(updated_at=Comment.updated_at)
         .execution_options(synchronize_session=False)
     )
     if not getattr(touched, "rowcount", 0):
         raise NotFoundError(f"comment {comment_id} does not exist")
     comment = session.get(Comment, comment_id, populate_existing=True)
     assert comment is not None  # the UPDATE above found it, and holds it
-    action, reason, expected = decision.action, decision.reason, decision.expected
-    previous = comment.status
-    if expected is not None and previous is not expected:
+    conflict = _conflict(comment, decision)
+    if conflict is not None:
         raise ConflictError(
-            f"comment {comment_id} is {previous.value} now, not {expected.value}: it was decided or "
-            "classified meanwhile; look at it again before deciding"
+            f"comment {comment_id} {conflict}: it was decided, classified or erased meanwhile; "
+            "look at it again before deciding"
         )
+    action, reason = decision.action, decision.reason
+    previous = comment.status
     comment.status = action.status
+    comment.updated_at = utcnow()  # also when the status stays: the next decision must see a change
     add_audit_event(
         session,
         comment_id,

@@ -12,6 +12,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
@@ -171,6 +172,18 @@ def moderator_note(raw: Any) -> str | None:
     if _BODY_CONTROL.search(note):
         raise ValueError("contains control characters")
     return note or None
+
+
+def seen_time(raw: Any) -> datetime:
+    """A comment's ``updated_at`` as a client saw it: ISO 8601 with its UTC offset, in UTC.
+    ``ValueError`` saying what is wrong."""
+    try:
+        moment = datetime.fromisoformat(raw) if isinstance(raw, str) and len(raw) <= 64 else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ValueError("must be a time with its UTC offset, as updated_at gives it")
+    return moment.astimezone(UTC)
 
 
 def thread_key(raw: Any) -> str:

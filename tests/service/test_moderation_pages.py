@@ -357,7 +357,49 @@ def test_a_decision_on_what_the_page_showed_before_a_change_is_not_applied(
     assert client.post(f"/moderate/comments/{flagged}/decision", data=other).status_code == 302
     stale = {"decision": "spam", "seen_status": "flagged", "csrf_token": token}
     response = client.post(f"/moderate/comments/{flagged}/decision", data=stale, follow_redirects=True)
-    assert f"Comment {flagged} was decided or classified meanwhile" in response.get_data(as_text=True)
+    assert f"Comment {flagged} was decided, classified or erased meanwhile" in response.get_data(as_text=True)
     with services.sessions() as session:
         assert session.get_one(Comment, flagged).status is CommentStatus.APPROVED
         assert session.scalars(select(Label).where(Label.comment_id == flagged)).one().spam is False
+
+
+def _decision_form(client: FlaskClient, comment_id: int, decision: str) -> dict[str, str]:
+    """The form of ``comment_id`` on the page of every status, as sent by its ``decision`` button."""
+    page = client.get("/moderate/?status=").get_data(as_text=True)
+    form = page[page.index(f"/moderate/comments/{comment_id}/decision") :]
+    fields = dict(
+        re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form[: form.index("</form>")])
+    )
+    return {**fields, "decision": decision}
+
+
+def test_a_decision_on_a_comment_changed_since_with_the_same_status_is_not_applied(
+    client: FlaskClient, services: Services, flagged: int
+) -> None:
+    _sign_in(client, _token(services, "Mo"))
+    spam = _decision_form(client, flagged, "spam")
+    assert client.post(f"/moderate/comments/{flagged}/decision", data=spam).status_code == 302
+    stale = _decision_form(client, flagged, "approve")
+    # Another moderator makes the rejection one for abuse: the status stays.
+    again = _decision_form(client, flagged, "abuse")
+    assert client.post(f"/moderate/comments/{flagged}/decision", data=again).status_code == 302
+    response = client.post(f"/moderate/comments/{flagged}/decision", data=stale, follow_redirects=True)
+    assert f"Comment {flagged} was decided, classified or erased meanwhile" in response.get_data(as_text=True)
+    with services.sessions() as session:
+        assert session.get_one(Comment, flagged).status is CommentStatus.REJECTED
+
+
+def test_a_decision_sent_twice_says_it_was_applied(
+    client: FlaskClient, services: Services, flagged: int
+) -> None:
+    _sign_in(client, _token(services, "Mo"))
+    form = _decision_form(client, flagged, "approve")
+    assert client.post(f"/moderate/comments/{flagged}/decision", data=form).status_code == 302
+    client.get("/moderate/")  # the first answer's message, shown and gone
+    twice = client.post(f"/moderate/comments/{flagged}/decision", data=form, follow_redirects=True)
+    page = twice.get_data(as_text=True)
+    assert f"Comment {flagged} approved." in page and "not applied" not in page
+    with services.sessions() as session:
+        assert session.get_one(Comment, flagged).status is CommentStatus.APPROVED
+        events = session.scalars(select(AuditEvent.action).where(AuditEvent.comment_id == flagged)).all()
+        assert events.count("approve") == 1

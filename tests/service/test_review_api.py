@@ -182,6 +182,43 @@ def test_a_decision_made_on_a_status_that_has_changed_since_is_refused(
         assert (label.spam, label.abuse) == (False, False)
 
 
+def test_a_decision_made_on_a_comment_changed_since_is_refused_though_its_status_stayed(
+    client: FlaskClient, services: Services, moderator_headers: dict[str, str]
+) -> None:
+    comment_id = _post(client)
+    _classify(services, comment_id, 0.99, CommentStatus.REJECTED)
+    path = f"/v1/comments/{comment_id}/decision"
+    seen = client.get(f"/v1/comments/{comment_id}", headers=moderator_headers).get_json()["updated_at"]
+    # One moderator makes the automatic rejection one for abuse, with a note.
+    threat = {"action": "reject", "reason": "abuse", "note": "threat", "expected_updated_at": seen}
+    assert client.post(path, json=threat, headers=moderator_headers).status_code == 200
+    # Another, still looking at the automatic rejection, would publish it.
+    stale = {"action": "approve", "expected_status": "rejected", "expected_updated_at": seen}
+    response = client.post(path, json=stale, headers=moderator_headers)
+    assert response.status_code == 409 and response.get_json()["error"] == "conflict"
+    assert f"comment {comment_id} changed at " in response.get_json()["message"]
+    shown = client.get(f"/v1/comments/{comment_id}", headers=moderator_headers).get_json()
+    assert shown["status"] == "rejected" and shown["audit"][-1]["note"] == "threat"
+    with services.sessions() as session:
+        label = session.scalars(select(Label).where(Label.comment_id == comment_id)).one()
+        assert (label.spam, label.abuse) == (None, True)
+    # Looked at again, the decision goes through.
+    fresh = {**stale, "expected_updated_at": shown["updated_at"]}
+    assert client.post(path, json=fresh, headers=moderator_headers).status_code == 200
+
+
+@pytest.mark.parametrize("seen", ["2026-11-30T07:00:00", "yesterday", 1764486000, "9" * 100])
+def test_an_unreadable_expected_time_is_refused(
+    client: FlaskClient, moderator_headers: dict[str, str], seen: Any
+) -> None:
+    comment_id = _post(client)
+    decision = {"action": "approve", "expected_updated_at": seen}
+    response = client.post(f"/v1/comments/{comment_id}/decision", json=decision, headers=moderator_headers)
+    assert response.status_code == 422
+    problem = "expected_updated_at must be a time with its UTC offset, as updated_at gives it"
+    assert response.get_json()["fields"] == {"expected_updated_at": problem}
+
+
 def test_two_decisions_at_once_are_applied_one_after_the_other(
     client: FlaskClient, services: Services, moderator_headers: dict[str, str]
 ) -> None:
