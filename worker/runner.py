@@ -68,13 +68,15 @@ def run_worker(settings: Settings, *, burst: bool = False, models: ModelHolder |
     backoff = 1.0
     try:
         while True:
-            # Classification first: RQ takes from the first queue that has a job.
-            worker = ModerationWorker(queues, connection=context.queue.queue.connection)
+            worker = None
             try:
+                # Made inside: it names itself to Redis, which may be down at start as later.
+                # Classification first: RQ takes from the first queue that has a job.
+                worker = ModerationWorker(queues, connection=context.queue.queue.connection)
                 worker.work(burst=burst, with_scheduler=not burst, logging_level=_rq_log_level(settings))
             except redis.RedisError as exc:
                 logger.warning("worker lost the queue: %s", exc)
-            if burst or worker.stop_requested:
+            if burst or (worker is not None and worker.stop_requested):
                 return
             logger.warning("worker stopped unexpectedly; starting again in %.0f s", backoff)
             time.sleep(backoff)

@@ -146,3 +146,25 @@ def test_redis_outage_loses_nothing_and_classifies_once(
     assert total == 60
     assert len(verdicts) == 60 and set(verdicts.values()) == {1}
     assert len(classified) == 60 and set(classified.values()) == {1}
+
+
+def test_a_worker_started_while_redis_is_down_waits_for_it(
+    outage_app: Flask, own_redis: RedisServer, settings_overrides: dict[str, Any], tmp_path: Path
+) -> None:
+    services: Services = outage_app.extensions["moderation"]
+    client = outage_app.test_client()
+    own_redis.stop()
+    env = service_environment({**settings_overrides, "redis_url": own_redis.url})
+    worker = Worker(env, tmp_path / "worker.log")
+    try:
+        for number, sample in enumerate(mixed_traffic(5)):
+            _post(client, sample, number)
+        # Started after its model is loaded, the worker keeps trying the queue.
+        wait_for(
+            lambda: "starting again" in worker.output() or worker.process.poll() is not None, 60, "a retry"
+        )
+        assert worker.process.poll() is None, worker.output()[-3000:]
+        own_redis.start()
+        wait_for(lambda: _all_decided(services, 5), VERDICT_TIMEOUT, "5 verdicts\n" + worker.output()[-3000:])
+    finally:
+        worker.stop()
