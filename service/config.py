@@ -422,9 +422,15 @@ def _check_webhook(settings: Settings) -> None:
     if not settings.webhook_url:
         return
     url = urlsplit(settings.webhook_url)
-    if url.scheme not in {"http", "https"} or not url.hostname:
+    try:
+        port_ok = url.port is None or url.port > 0  # reading it checks it: 0 to 65535, digits only
+    except ValueError:
+        port_ok = False
+    if url.scheme not in {"http", "https"} or not url.hostname or not port_ok:
         # Not repeated in the message: the URL may hold a password or a token.
-        raise ConfigError("WEBHOOK_URL must be an http:// or https:// URL with a host name")
+        raise ConfigError(
+            "WEBHOOK_URL must be an http:// or https:// URL with a host name (and a valid port)"
+        )
     if not settings.webhook_secret:
         raise ConfigError("WEBHOOK_URL needs WEBHOOK_SECRET set too: `moderation webhook-secret` makes one")
     try:

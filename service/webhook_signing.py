@@ -27,7 +27,8 @@ def parse_secret(raw: str) -> bytes:
     """
     encoded = raw.strip().removeprefix(SECRET_PREFIX)
     try:
-        key = base64.b64decode(encoded, validate=True)
+        # Padding restored: other senders of Standard Webhooks write their secrets without it.
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except binascii.Error:
         raise ValueError("it is not base64 after `whsec_`") from None
     low, high = SECRET_BYTES

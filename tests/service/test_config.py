@@ -75,6 +75,12 @@ def test_overrides_win_over_the_environment() -> None:
         ({"HONEYPOT_FIELD": "redirect"}, "HONEYPOT_FIELD must not name a field"),
         ({"WEBHOOK_URL": "ftp://news.example/hook"}, "WEBHOOK_URL must be an http:// or https:// URL"),
         ({"WEBHOOK_URL": "https:///hook"}, "WEBHOOK_URL must be an http:// or https:// URL"),
+        (
+            {"WEBHOOK_URL": "https://news.example:99999/hook?token=w0rd"},
+            "with a host name \\(and a valid port\\)",
+        ),
+        ({"WEBHOOK_URL": "https://news.example:80a/hook"}, "with a host name \\(and a valid port\\)"),
+        ({"WEBHOOK_URL": "https://news.example:0/hook"}, "with a host name \\(and a valid port\\)"),
         ({"WEBHOOK_URL": "https://news.example/hook"}, "WEBHOOK_URL needs WEBHOOK_SECRET"),
         (
             {"WEBHOOK_URL": "https://news.example/hook", "WEBHOOK_SECRET": "whsec_c2hvcnQ="},

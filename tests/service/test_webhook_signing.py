@@ -19,6 +19,14 @@ def test_a_new_secret_is_read_back_with_or_without_its_prefix() -> None:
     assert parse_secret(secret) == parse_secret(secret.removeprefix("whsec_"))
 
 
+def test_a_secret_written_without_its_base64_padding_is_read_as_the_library_reads_it() -> None:
+    unpadded = "whsec_" + base64.b64encode(b"k" * 32).decode().rstrip("=")
+    assert parse_secret(unpadded) == b"k" * 32
+    body = '{"type": "comment.approved"}'
+    headers = signed_headers(parse_secret(unpadded), "msg_1", datetime.now(UTC), body)
+    assert Webhook(unpadded).verify(body, headers) == {"type": "comment.approved"}
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
