@@ -292,6 +292,14 @@ def erase_personal_data_command(email: str, yes: bool) -> None:
         session.commit()
     listed = ", ".join(str(comment_id) for comment_id in erased) or "none found"
     click.echo(f"erased the personal data of {len(erased)} comment(s): {listed}")
+    if erased and not settings.webhooks:
+        # Only a process that has WEBHOOK_URL records the events, and a shell seldom has
+        # the web app's whole environment: a site keeping its own copy must hear of it.
+        click.echo(
+            "WEBHOOK_URL is not set here, so the site was not told (no comment.erased events): if it "
+            "gets webhooks, tell it, or next time run this with the web app's WEBHOOK_URL and WEBHOOK_SECRET",
+            err=True,
+        )
 
 
 @main.group()

@@ -19,8 +19,9 @@ from service.privacy import email_digest, encrypt_email
 from service.reasons import posted_too_fast
 from service.retraining import export_labels
 from service.statuses import Action, CommentStatus, DecisionReason
-from service.tables import AuditEvent, Comment, ModeratorToken, Verdict
+from service.tables import AuditEvent, Comment, ModeratorToken, Verdict, WebhookEvent
 from service.transitions import Decision, VerdictRecord, decide, record_verdicts
+from service.webhook_signing import new_secret
 
 pytestmark = pytest.mark.integration
 
@@ -290,9 +291,19 @@ def test_the_cli_exports_and_erases(services: Services, posted: dict[str, int]) 
         f"erased the personal data of 2 comment(s): {posted['ann_first']}, {posted['ann_reply']}"
         in erased.output
     )
+    assert "WEBHOOK_URL is not set here, so the site was not told" in erased.stderr
     with services.sessions() as session:
         actors = session.scalars(select(AuditEvent.actor).where(AuditEvent.action == ERASED_ACTION)).all()
     assert set(actors) == {"cli"}
+    # With the web app's webhook settings, the site is told.
+    webhook = {"WEBHOOK_URL": "https://news.example/hook", "WEBHOOK_SECRET": new_secret()}
+    told = runner.invoke(main, ["erase-personal-data", BOB["email"], "--yes"], env=webhook)
+    assert told.exit_code == 0 and "WEBHOOK_URL" not in told.stderr, told.output
+    with services.sessions() as session:
+        events = session.scalars(
+            select(WebhookEvent.comment_id).where(WebhookEvent.event_type == "comment.erased")
+        )
+        assert list(events) == [posted["bob"]]
     bad = runner.invoke(main, ["export-personal-data", "nope"])
     assert bad.exit_code == 2 and "not a valid email address" in bad.output
 
