@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -43,6 +44,14 @@ def embedded_env(tmp_path: Path) -> dict[str, str]:
         ALLOWED_REDIRECT_HOSTS="news.example",
     )
     return env
+
+
+@pytest.fixture
+def trained_env(embedded_env: dict[str, str], model_dir: Path) -> dict[str, str]:
+    """A newcomer's environment past its first start: the seed model is in the data folder
+    already (the tests of stopping need no training of their own; the first run's test trains)."""
+    shutil.copytree(model_dir, Path(embedded_env["MODERATION_DATA_DIR"]) / "models")
+    return embedded_env
 
 
 @contextmanager
@@ -91,19 +100,19 @@ def running_service(embedded_env: dict[str, str], tmp_path: Path) -> Iterator[tu
 
 
 def test_closing_the_terminal_stops_web_workers_and_the_embedded_redis(
-    embedded_env: dict[str, str], tmp_path: Path
+    trained_env: dict[str, str], tmp_path: Path
 ) -> None:
-    with _run_command(embedded_env, tmp_path / "run.log", signal.SIGHUP) as base:
+    with _run_command(trained_env, tmp_path / "run.log", signal.SIGHUP) as base:
         pass
     assert not _answers(f"{base}/healthz")  # the port is free again
-    assert not is_running(Path(embedded_env["MODERATION_DATA_DIR"]))
+    assert not is_running(Path(trained_env["MODERATION_DATA_DIR"]))
 
 
-def test_a_second_ctrl_c_still_stops_the_embedded_redis(embedded_env: dict[str, str], tmp_path: Path) -> None:
-    with _run_command(embedded_env, tmp_path / "run.log", signal.SIGINT, times=2) as base:
+def test_a_second_ctrl_c_still_stops_the_embedded_redis(trained_env: dict[str, str], tmp_path: Path) -> None:
+    with _run_command(trained_env, tmp_path / "run.log", signal.SIGINT, times=2) as base:
         pass
     assert not _answers(f"{base}/healthz")
-    data = Path(embedded_env["MODERATION_DATA_DIR"])
+    data = Path(trained_env["MODERATION_DATA_DIR"])
     assert not is_running(data)
     # Ctrl-C reached web and worker, not Redis: the run shut it down after them.
     assert "Received SIGINT" not in (data / "redis.log").read_text()
@@ -132,12 +141,12 @@ def _running(pid: int) -> bool:
 
 
 def test_killing_the_run_command_stops_web_workers_and_the_embedded_redis(
-    embedded_env: dict[str, str], tmp_path: Path
+    trained_env: dict[str, str], tmp_path: Path
 ) -> None:
     log = tmp_path / "run.log"
     with log.open("wb") as output:
-        process = subprocess.Popen([str(ROOT / "scripts" / "run")], cwd=ROOT, env=embedded_env, stdout=output)
-        base = f"http://127.0.0.1:{embedded_env['PORT']}"
+        process = subprocess.Popen([str(ROOT / "scripts" / "run")], cwd=ROOT, env=trained_env, stdout=output)
+        base = f"http://127.0.0.1:{trained_env['PORT']}"
         try:
             wait_for(lambda: _answers(f"{base}/healthz") or process.poll() is not None, 300, "the service")
             children = _descendants(process.pid)
@@ -149,9 +158,9 @@ def test_killing_the_run_command_stops_web_workers_and_the_embedded_redis(
     try:
         wait_for(lambda: not any(map(_running, children)), 60, "the orphaned children to stop")
         assert not _answers(f"{base}/healthz")
-        assert not is_running(Path(embedded_env["MODERATION_DATA_DIR"]))
+        assert not is_running(Path(trained_env["MODERATION_DATA_DIR"]))
     finally:
-        stop_embedded_redis(Path(embedded_env["MODERATION_DATA_DIR"]))
+        stop_embedded_redis(Path(trained_env["MODERATION_DATA_DIR"]))
 
 
 def test_run_command_serves_and_classifies_a_form_post(
