@@ -18,7 +18,6 @@ from flask import (
     Response,
     g,
     jsonify,
-    make_response,
     redirect,
     render_template,
     request,
@@ -243,13 +242,20 @@ def moderator_required(view: View) -> View:
 
     @wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
+        g.answers_moderator = True
         g.moderator = authenticate(get_session(), request.headers.get("Authorization"))
-        response = make_response(view(*args, **kwargs))
-        # Answers to moderators carry personal data: kept by no cache, the browser's own included.
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return view(*args, **kwargs)
 
     return guarded  # type: ignore[return-value]
+
+
+@bp.after_request
+def _kept_by_no_cache(response: Response) -> Response:
+    # Answers to moderators carry personal data: kept by no cache, the browser's own
+    # included. Their errors too (this runs after the error handlers), which may quote it.
+    if g.get("answers_moderator"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def admin_required(view: View) -> View:

@@ -56,6 +56,25 @@ def test_moderator_endpoints_need_a_valid_token(client: FlaskClient, headers: di
         assert response.get_json()["error"] == "unauthorized"
 
 
+def test_errors_answered_to_moderators_are_kept_by_no_cache_either(
+    client: FlaskClient, moderator_headers: dict[str, str]
+) -> None:
+    comment_id = _post(client)
+    answers = [
+        client.get("/v1/comments/999999", headers=moderator_headers),
+        client.get("/v1/comments?sort=nope", headers=moderator_headers),
+        client.post(
+            f"/v1/comments/{comment_id}/decision",
+            json={"action": "approve", "expected_status": "flagged"},
+            headers=moderator_headers,
+        ),
+        client.get("/v1/comments"),
+    ]
+    assert [answer.status_code for answer in answers] == [404, 422, 409, 401]
+    assert all(answer.headers.get("Cache-Control") == "no-store" for answer in answers)
+    assert "Cache-Control" not in client.get("/v1/threads/a/comments").headers
+
+
 def test_listing_puts_flagged_first_and_masks_email(
     client: FlaskClient, services: Services, moderator_headers: dict[str, str]
 ) -> None:
