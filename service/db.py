@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
+from service.errors import ConfigError
 from service.sqlite_writers import QueuedWriterConnection, connection_class
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -82,6 +83,9 @@ def engine_for(settings: Settings) -> Engine:
     return make_engine(settings.database, full_sync=settings.sqlite_full_sync)
 
 
+MIN_SQLITE = (3, 35)
+
+
 def make_engine(url: str, *, full_sync: bool = False) -> Engine:
     """An engine for ``url``; SQLite files get WAL mode and their folder created, and with
     ``full_sync`` their log synced to disk at every commit.
@@ -101,6 +105,12 @@ def make_engine(url: str, *, full_sync: bool = False) -> Engine:
         connect = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
         return create_engine(
             parsed, pool_recycle=POOL_RECYCLE_SECONDS, hide_parameters=True, connect_args=connect
+        )
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        # The migrations drop columns in place (3.35); older builds fail halfway through them.
+        raise ConfigError(
+            f"SQLite {'.'.join(map(str, MIN_SQLITE))} or newer is needed, and this Python's sqlite3 has "
+            f"{sqlite3.sqlite_version}: use a Python built with a newer SQLite, or PostgreSQL (DATABASE_URL)"
         )
     connect_args: dict[str, Any] = {"check_same_thread": False}
     if parsed.database and parsed.database != ":memory:":

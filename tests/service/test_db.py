@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from service.config import load_settings
 from service.db import PG_CONNECT_TIMEOUT_SECONDS, engine_for, make_engine
+from service.errors import ConfigError
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +66,15 @@ def test_sqlite_syncs_every_commit_only_when_configured(
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     finally:
         engine.dispose()
+
+
+def test_a_sqlite_too_old_for_the_migrations_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(
+        ConfigError, match=r"SQLite 3\.35 or newer is needed, and this Python's sqlite3 has 3\.31\.1"
+    ):
+        make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    assert not (tmp_path / "old.db").exists()
