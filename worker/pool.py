@@ -32,6 +32,11 @@ from worker.orphans import stop_when_orphaned
 logger = logging.getLogger(__name__)
 
 RESPAWN_SECONDS = 1.0
+# Children that keep ending within this of their start (the database or Redis is down,
+# say) are forked again after a pause that doubles each time, up to the longest; one that
+# lived longer starts the pause over.
+SETTLED_SECONDS = 60.0
+MAX_RESPAWN_SECONDS = 60.0
 # How often the parent looks for ended children; it also reads the model registry's
 # pointers every `model_check_seconds`.
 POLL_SECONDS = 0.2
@@ -65,6 +70,14 @@ def next_to_retire(outdated: set[int], retiring: Mapping[int, float], now: float
     return min(untold)
 
 
+def respawn_delay(lived: float, previous: float | None) -> float:
+    """The pause before forking in place of a child that ended ``lived`` seconds after its
+    start, when the one before it in its place was forked after ``previous`` (None: none was)."""
+    if previous is None or lived >= SETTLED_SECONDS:
+        return RESPAWN_SECONDS
+    return min(previous * 2, MAX_RESPAWN_SECONDS)
+
+
 def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolder], None]) -> None:
     """Load the model once, fork ``processes`` children running ``run_child``, supervise them.
 
@@ -75,6 +88,9 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
     children: dict[int, int] = {}
     outdated: set[int] = set()  # children forked before the models held now were loaded
     retiring: dict[int, float] = {}  # those told to stop, when; each is replaced once it ends
+    started: dict[int, float] = {}  # each child's fork time
+    due: dict[int, float] = {}  # slots whose child ended: when to fork the next
+    pauses: dict[int, float] = {}  # the pause before each slot's last fork after an end
     stopping = False
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -111,6 +127,7 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
                 finally:
                     os._exit(code)
             children[pid] = slot
+            started[pid] = time.monotonic()
 
     def reload_models() -> None:
         nonlocal outdated
@@ -141,30 +158,43 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
         for slot in range(processes):
             spawn(slot)
         next_check = time.monotonic() + settings.model_check_seconds
-        while children:
+        while children or due:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:  # none left to wait for, whatever the bookkeeping says
-                break
+                if not due:
+                    break
+                pid = 0  # only forks to come
             if pid == 0:
-                if not stopping:
+                if stopping:
+                    due.clear()
+                else:
                     if time.monotonic() >= next_check:
                         next_check = time.monotonic() + settings.model_check_seconds
                         reload_models()
                     retire_next()
+                    for ready in [slot for slot, at in due.items() if at <= time.monotonic()]:
+                        del due[ready]
+                        spawn(ready)
                 time.sleep(POLL_SECONDS)
                 continue
             slot = children.pop(pid)
             outdated.discard(pid)
+            lived = time.monotonic() - started.pop(pid)
             if stopping:
                 continue
             if retiring.pop(pid, None) is not None:
                 spawn(slot)
                 continue
-            logger.warning("worker process %s ended (status %s); starting another", pid, status)
-            time.sleep(RESPAWN_SECONDS)
-            if not stopping:  # a stop signal may have come during the pause
-                spawn(slot)
+            pauses[slot] = respawn_delay(lived, pauses.get(slot))
+            logger.warning(
+                "worker process %s ended (status %s) %.0f s after its start; starting another in %.0f s",
+                pid,
+                status,
+                lived,
+                pauses[slot],
+            )
+            due[slot] = time.monotonic() + pauses[slot]
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from worker.pool import RETIRE_GRACE_SECONDS, next_to_retire
+from worker.pool import (
+    MAX_RESPAWN_SECONDS,
+    RESPAWN_SECONDS,
+    RETIRE_GRACE_SECONDS,
+    SETTLED_SECONDS,
+    next_to_retire,
+    respawn_delay,
+)
 
 
 def test_outdated_workers_are_retired_one_at_a_time() -> None:
@@ -27,3 +34,14 @@ def test_a_worker_told_already_is_never_told_again() -> None:
 
 def test_nothing_to_retire_when_no_worker_is_outdated() -> None:
     assert next_to_retire(set(), {}, now=100.0) is None
+
+
+def test_workers_that_keep_ending_at_their_start_are_forked_ever_more_slowly() -> None:
+    # The database is down: each child ends a moment after its fork.
+    pauses = [respawn_delay(0.5, None)]
+    while pauses[-1] < MAX_RESPAWN_SECONDS:
+        pauses.append(respawn_delay(0.5, pauses[-1]))
+    assert pauses[:3] == [RESPAWN_SECONDS, 2 * RESPAWN_SECONDS, 4 * RESPAWN_SECONDS]
+    assert respawn_delay(0.5, pauses[-1]) == MAX_RESPAWN_SECONDS
+    # One that had settled in is replaced at once, however long the pause was before.
+    assert respawn_delay(SETTLED_SECONDS, MAX_RESPAWN_SECONDS) == RESPAWN_SECONDS
