@@ -229,7 +229,7 @@ def _conflict(comment: Comment, decision: Decision) -> str | None:
     # note) changes the time only.
     seen = decision.expected_updated_at
     if seen is not None and comment.updated_at != seen:
-        return f"changed at {comment.updated_at.isoformat()}, after {seen.astimezone(UTC).isoformat()}"
+        return f"last changed at {comment.updated_at.isoformat()}, not {seen.astimezone(UTC).isoformat()}"
     return None
 
 

@@ -215,7 +215,7 @@ def test_a_decision_made_on_a_comment_changed_since_is_refused_though_its_status
     stale = {"action": "approve", "expected_status": "rejected", "expected_updated_at": seen}
     response = client.post(path, json=stale, headers=moderator_headers)
     assert response.status_code == 409 and response.get_json()["error"] == "conflict"
-    assert f"comment {comment_id} changed at " in response.get_json()["message"]
+    assert f"comment {comment_id} last changed at " in response.get_json()["message"]
     shown = client.get(f"/v1/comments/{comment_id}", headers=moderator_headers).get_json()
     assert shown["status"] == "rejected" and shown["audit"][-1]["note"] == "threat"
     with services.sessions() as session:
