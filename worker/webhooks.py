@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import urllib3
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from service.keyfile import load_checked_keys
@@ -258,8 +259,14 @@ def start_webhook_sender(
     settings = context.settings
     if lease_seconds is None:
         lease_seconds = max(LEASE_SECONDS, 4 * settings.webhook_timeout)
-    # The avatar key of an approved comment must be the one its public thread shows.
-    keys = load_checked_keys(settings, context.engine)
+    # The avatar key of an approved comment must be the one its public thread shows. The
+    # wrong key stops the worker here; a database still down at start is waited for by the
+    # rounds below instead, so that the worker starts and classifies meanwhile.
+    try:
+        keys: KeyRing | None = load_checked_keys(settings, context.engine)
+    except OperationalError as exc:
+        logger.warning("webhooks wait for the database to check the secret key: %s", exc.orig)
+        keys = None
     sender = WebhookSender(settings.webhook_url, settings.webhook_secret, settings.webhook_timeout)
     lease = Lease(
         context.background_queue.queue.connection, f"moderation:webhooks:{settings.queue_name}", lease_seconds
@@ -267,7 +274,9 @@ def start_webhook_sender(
     unreachable = False
 
     def send_round(session: Session) -> float:
-        nonlocal unreachable
+        nonlocal unreachable, keys
+        if keys is None:
+            keys = load_checked_keys(settings, context.engine)  # a failure pauses the loop, which tries again
         done = deliver_due(session, sender, keys, holding=lambda: not stop.is_set() and lease.hold())
         if not done.reached and not unreachable:
             logger.warning("webhook endpoint at %s cannot be reached; events wait", sender.host)

@@ -15,11 +15,13 @@ import pytest
 import urllib3
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from standardwebhooks import Webhook
 
 from service.app import Services, create_app
 from service.auth import create_token
 from service.personal_data import ERASED_NAME, erase_personal_data
+from service.privacy import KeyRing
 from service.statuses import CommentStatus
 from service.tables import Comment, WebhookEvent, utcnow
 from service.webhook_signing import new_secret
@@ -485,6 +487,32 @@ def test_the_sending_thread_delivers_while_its_worker_holds_the_lease(site: Site
         stop.set()
         thread.join(5)
     assert not thread.is_alive()
+
+
+def test_a_sender_started_while_the_database_is_down_sends_once_it_answers(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check = webhooks.load_checked_keys
+    tries: list[int] = []
+
+    def database_away_twice(*args: Any) -> KeyRing:
+        tries.append(1)
+        if len(tries) <= 2:
+            raise OperationalError("SELECT fingerprint", {}, Exception("connection refused"))
+        return check(*args)
+
+    monkeypatch.setattr("worker.webhooks.load_checked_keys", database_away_twice)
+    monkeypatch.setattr("worker.webhooks.UNREACHABLE_PAUSE_SECONDS", 0.1)
+    stop = threading.Event()
+    thread = start_webhook_sender(site.context, stop, lease_seconds=2.0)
+    try:
+        comment_id = site.post()
+        site.decide(comment_id, {"action": "approve"})
+        wait_for(lambda: len(site.endpoint.posts) == 1, 10, "the approval posted to the endpoint")
+        assert len(tries) == 3
+    finally:
+        stop.set()
+        thread.join(5)
 
 
 def test_without_a_webhook_no_events_are_written(settings_overrides: dict[str, Any]) -> None:
