@@ -373,16 +373,18 @@ def _decision_form(client: FlaskClient, comment_id: int, decision: str) -> dict[
     return {**fields, "decision": decision}
 
 
+def _send(client: FlaskClient, comment_id: int, form: dict[str, str]) -> None:
+    assert client.post(f"/moderate/comments/{comment_id}/decision", data=form).status_code == 302
+
+
 def test_a_decision_on_a_comment_changed_since_with_the_same_status_is_not_applied(
     client: FlaskClient, services: Services, flagged: int
 ) -> None:
     _sign_in(client, _token(services, "Mo"))
-    spam = _decision_form(client, flagged, "spam")
-    assert client.post(f"/moderate/comments/{flagged}/decision", data=spam).status_code == 302
+    _send(client, flagged, _decision_form(client, flagged, "spam"))
     stale = _decision_form(client, flagged, "approve")
     # Another moderator makes the rejection one for abuse: the status stays.
-    again = _decision_form(client, flagged, "abuse")
-    assert client.post(f"/moderate/comments/{flagged}/decision", data=again).status_code == 302
+    _send(client, flagged, _decision_form(client, flagged, "abuse"))
     response = client.post(f"/moderate/comments/{flagged}/decision", data=stale, follow_redirects=True)
     assert f"Comment {flagged} was decided, classified or erased meanwhile" in response.get_data(as_text=True)
     with services.sessions() as session:
@@ -394,7 +396,7 @@ def test_a_decision_sent_twice_says_it_was_applied(
 ) -> None:
     _sign_in(client, _token(services, "Mo"))
     form = _decision_form(client, flagged, "approve")
-    assert client.post(f"/moderate/comments/{flagged}/decision", data=form).status_code == 302
+    _send(client, flagged, form)
     client.get("/moderate/")  # the first answer's message, shown and gone
     twice = client.post(f"/moderate/comments/{flagged}/decision", data=form, follow_redirects=True)
     page = twice.get_data(as_text=True)

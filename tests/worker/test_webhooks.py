@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -474,18 +475,30 @@ def test_the_honeypot_and_a_failed_classification_are_told_too(site: Site) -> No
     ]
 
 
-def test_the_sending_thread_delivers_while_its_worker_holds_the_lease(site: Site) -> None:
+@contextlib.contextmanager
+def _sending(site: Site) -> Iterator[threading.Thread]:
+    """The sending thread, running for the block and stopped after it."""
     stop = threading.Event()
     thread = start_webhook_sender(site.context, stop, lease_seconds=2.0)
     try:
-        comment_id = site.post()
-        site.decide(comment_id, {"action": "approve"})
-        wait_for(lambda: len(site.endpoint.posts) == 1, 10, "the approval posted to the endpoint")
-        assert site.endpoint.payloads()[0]["data"]["id"] == comment_id
-        wait_for(lambda: site.events() == [], 5, "the event deleted once taken")
+        yield thread
     finally:
         stop.set()
         thread.join(5)
+
+
+def _approved_and_posted(site: Site) -> int:
+    comment_id = site.post()
+    site.decide(comment_id, {"action": "approve"})
+    wait_for(lambda: len(site.endpoint.posts) == 1, 10, "the approval posted to the endpoint")
+    return comment_id
+
+
+def test_the_sending_thread_delivers_while_its_worker_holds_the_lease(site: Site) -> None:
+    with _sending(site) as thread:
+        comment_id = _approved_and_posted(site)
+        assert site.endpoint.payloads()[0]["data"]["id"] == comment_id
+        wait_for(lambda: site.events() == [], 5, "the event deleted once taken")
     assert not thread.is_alive()
 
 
@@ -503,16 +516,9 @@ def test_a_sender_started_while_the_database_is_down_sends_once_it_answers(
 
     monkeypatch.setattr("worker.webhooks.load_checked_keys", database_away_twice)
     monkeypatch.setattr("worker.webhooks.UNREACHABLE_PAUSE_SECONDS", 0.1)
-    stop = threading.Event()
-    thread = start_webhook_sender(site.context, stop, lease_seconds=2.0)
-    try:
-        comment_id = site.post()
-        site.decide(comment_id, {"action": "approve"})
-        wait_for(lambda: len(site.endpoint.posts) == 1, 10, "the approval posted to the endpoint")
-        assert len(tries) == 3
-    finally:
-        stop.set()
-        thread.join(5)
+    with _sending(site):
+        _approved_and_posted(site)
+    assert len(tries) == 3
 
 
 def test_without_a_webhook_no_events_are_written(settings_overrides: dict[str, Any]) -> None:
