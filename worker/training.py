@@ -25,7 +25,7 @@ SEED_CORPUS = "seed"
 # The candidate may be live before its run is recorded: a database away for a moment (a
 # restart, a failover) must not lose that record, or the run is later failed without its
 # version. About half a minute in all, well inside the job's timeout.
-RECORD_ATTEMPTS = 5
+RECORD_ATTEMPTS = 6  # pauses of 1, 2, 4, 8 and 16 s
 RECORD_FIRST_DELAY_SECONDS = 1.0
 
 

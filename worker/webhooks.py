@@ -17,6 +17,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from service.errors import ConfigError
 from service.keyfile import load_checked_keys
 from service.privacy import KeyRing
 from service.tables import Comment, WebhookEvent, utcnow
@@ -273,10 +276,21 @@ def start_webhook_sender(
     )
     unreachable = False
 
+    def check_keys_late() -> KeyRing:
+        try:
+            return load_checked_keys(settings, context.engine)  # a database error: the loop tries again
+        except ConfigError as exc:
+            # The wrong key: as at start, the worker stops. Retrying would hold the lease
+            # for ever, and no worker with the right key would send anything.
+            logger.error("stopping the worker: %s", exc)
+            stop.set()  # ends this loop, which frees the lease
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise
+
     def send_round(session: Session) -> float:
         nonlocal unreachable, keys
         if keys is None:
-            keys = load_checked_keys(settings, context.engine)  # a failure pauses the loop, which tries again
+            keys = check_keys_late()
         done = deliver_due(session, sender, keys, holding=lambda: not stop.is_set() and lease.hold())
         if not done.reached and not unreachable:
             logger.warning("webhook endpoint at %s cannot be reached; events wait", sender.host)

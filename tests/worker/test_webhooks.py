@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
+import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -21,6 +23,7 @@ from standardwebhooks import Webhook
 
 from service.app import Services, create_app
 from service.auth import create_token
+from service.errors import ConfigError
 from service.personal_data import ERASED_NAME, erase_personal_data
 from service.privacy import KeyRing
 from service.statuses import CommentStatus
@@ -519,6 +522,31 @@ def test_a_sender_started_while_the_database_is_down_sends_once_it_answers(
     with _sending(site):
         _approved_and_posted(site)
     assert len(tries) == 3
+
+
+def test_a_wrong_key_found_once_the_database_answers_stops_the_worker_and_frees_the_lease(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers: list[Exception] = [
+        OperationalError("SELECT fingerprint", {}, Exception("connection refused")),
+        ConfigError(
+            "the secret key (MODERATION_SECRET_KEY) differs from the one the emails were stored with"
+        ),
+    ]
+
+    def wrong_key_late(*args: Any) -> KeyRing:
+        raise answers.pop(0)
+
+    signals: list[tuple[int, int]] = []
+    monkeypatch.setattr("worker.webhooks.load_checked_keys", wrong_key_late)
+    monkeypatch.setattr("worker.webhooks.UNREACHABLE_PAUSE_SECONDS", 0.1)
+    monkeypatch.setattr("worker.webhooks.os.kill", lambda pid, sig: signals.append((pid, sig)))
+    with _sending(site) as thread:
+        thread.join(10)
+        assert not thread.is_alive()  # it ended by itself
+    assert signals == [(os.getpid(), signal.SIGTERM)]
+    lease = f"moderation:webhooks:{site.context.settings.queue_name}"
+    assert not site.context.background_queue.queue.connection.exists(lease)
 
 
 def test_without_a_webhook_no_events_are_written(settings_overrides: dict[str, Any]) -> None:
