@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Float, Integer, literal_column
@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, Float, Integer, literal_column
 from models.records import parse_json
 from service.errors import ValidationError
 from service.tables import RANK_SQL
-from service.validation import MAX_ID
+from service.validation import MAX_ID, seen_time
 
 # Highest score first and unscored comments last, as an ascending key: the very
 # expression the comments table indexes.
@@ -51,10 +51,7 @@ def _value(kind: type, raw: Any) -> Any:
     # Only the values encode_cursor writes: anything else (a bool, a fractional or 65-bit id,
     # an infinite score, a time past year 9999 in UTC) would fail in the database instead.
     if kind is datetime:
-        moment = datetime.fromisoformat(raw)
-        if moment.tzinfo is None:
-            raise ValueError("a cursor's time carries its zone")
-        return moment.astimezone(UTC)
+        return seen_time(raw)
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise ValueError("a cursor's key is a number")
     if kind is int:

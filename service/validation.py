@@ -175,8 +175,9 @@ def moderator_note(raw: Any) -> str | None:
 
 
 def seen_time(raw: Any) -> datetime:
-    """A comment's ``updated_at`` as a client saw it: ISO 8601 with its UTC offset, in UTC.
-    ``ValueError`` saying what is wrong."""
+    """A time the service gave a client (a comment's ``updated_at``, a cursor's key), as the
+    client gives it back: ISO 8601 with its UTC offset, in UTC. ``ValueError`` saying what
+    is wrong."""
     try:
         moment = datetime.fromisoformat(raw) if isinstance(raw, str) and len(raw) <= 64 else None
     except ValueError:
