@@ -182,9 +182,12 @@ def seen_time(raw: Any) -> datetime:
         moment = datetime.fromisoformat(raw) if isinstance(raw, str) and len(raw) <= 64 else None
     except ValueError:
         moment = None
-    if moment is None or moment.tzinfo is None:
-        raise ValueError("must be a time with its UTC offset, as updated_at gives it")
-    return moment.astimezone(UTC)
+    if moment is not None and moment.tzinfo is not None:
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:  # an offset that carries it past year 1 or 9999
+            pass
+    raise ValueError("must be a time with its UTC offset, as updated_at gives it")
 
 
 def thread_key(raw: Any) -> str:

@@ -405,3 +405,13 @@ def test_a_decision_sent_twice_says_it_was_applied(
         assert session.get_one(Comment, flagged).status is CommentStatus.APPROVED
         events = session.scalars(select(AuditEvent.action).where(AuditEvent.comment_id == flagged)).all()
         assert events.count("approve") == 1
+
+
+@pytest.mark.parametrize("seen", ["yesterday", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_decision_with_an_altered_seen_time_is_checked_on_its_status_alone(
+    client: FlaskClient, services: Services, flagged: int, seen: str
+) -> None:
+    _sign_in(client, _token(services, "Mo"))
+    _send(client, flagged, {**_decision_form(client, flagged, "approve"), "seen_updated_at": seen})
+    with services.sessions() as session:
+        assert session.get_one(Comment, flagged).status is CommentStatus.APPROVED

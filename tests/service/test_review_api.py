@@ -226,7 +226,17 @@ def test_a_decision_made_on_a_comment_changed_since_is_refused_though_its_status
     assert client.post(path, json=fresh, headers=moderator_headers).status_code == 200
 
 
-@pytest.mark.parametrize("seen", ["2026-11-30T07:00:00", "yesterday", 1764486000, "9" * 100])
+@pytest.mark.parametrize(
+    "seen",
+    [
+        "2026-11-30T07:00:00",
+        "yesterday",
+        1764486000,
+        "9" * 100,
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
+        "9999-12-31T23:59:59-01:00",  # after year 9999 in UTC
+    ],
+)
 def test_an_unreadable_expected_time_is_refused(
     client: FlaskClient, moderator_headers: dict[str, str], seen: Any
 ) -> None:
