@@ -249,10 +249,11 @@ def moderator_required(view: View) -> View:
     return guarded  # type: ignore[return-value]
 
 
-@bp.after_request
+@bp.after_app_request
 def _kept_by_no_cache(response: Response) -> Response:
     # Answers to moderators carry personal data: kept by no cache, the browser's own
     # included. Their errors too (this runs after the error handlers), which may quote it.
+    # App-wide, so the other blueprints' moderator routes (/v1/models) are covered too.
     if g.get("answers_moderator"):
         response.headers["Cache-Control"] = "no-store"
     return response

@@ -69,8 +69,10 @@ def test_errors_answered_to_moderators_are_kept_by_no_cache_either(
             headers=moderator_headers,
         ),
         client.get("/v1/comments"),
+        client.get("/v1/models/runs", headers=moderator_headers),
+        client.get("/v1/models/runs/999999", headers=moderator_headers),
     ]
-    assert [answer.status_code for answer in answers] == [404, 422, 409, 401]
+    assert [answer.status_code for answer in answers] == [404, 422, 409, 401, 200, 404]
     assert all(answer.headers.get("Cache-Control") == "no-store" for answer in answers)
     assert "Cache-Control" not in client.get("/v1/threads/a/comments").headers
 
