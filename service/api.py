@@ -462,8 +462,9 @@ def erase_commenter_data() -> Any:
 @bp.get("/threads/<thread:thread>/comments", merge_slashes=False)
 def list_thread(thread: str) -> Response:
     """The approved comments of one thread, for the site to show under its article."""
-    page = _positive("page", request.args.get("page"), 1, MAX_PAGE)
-    per_page = _positive("per_page", request.args.get("per_page"), 100, MAX_PER_PAGE, clamp=True)
+    # An empty parameter counts as one not given, as in the review queue.
+    page = _positive("page", request.args.get("page") or None, 1, MAX_PAGE)
+    per_page = _positive("per_page", request.args.get("per_page") or None, 100, MAX_PER_PAGE, clamp=True)
     session = get_session()
     listing = list_published(session, _thread(thread), page, per_page)
     keys = services().keys

@@ -547,6 +547,8 @@ def test_public_pages_reach_the_bound_and_per_page_is_capped(client: FlaskClient
     assert deepest.status_code == 200 and deepest.get_json()["items"] == []
     capped = client.get(f"/v1/threads/x/comments?per_page={'9' * 5000}")
     assert capped.status_code == 200 and capped.get_json()["per_page"] == 200
+    empty = client.get("/v1/threads/x/comments?page=&per_page=")  # a plain GET form's empty fields
+    assert empty.status_code == 200 and (empty.get_json()["page"], empty.get_json()["per_page"]) == (1, 100)
 
 
 def test_empty_listing_parameters_count_as_not_given(
