@@ -74,12 +74,14 @@ def error_response(
     message: str,
     fields: dict[str, str] | None = None,
     advice: list[str] | None = None,
+    site_problem: str | None = None,
 ) -> Response:
     """The error body every endpoint uses, rendered for the kind of client asking.
 
     A form post to the intake gets a page for the commenter: ``advice`` when given, else
-    a sentence for ``status``; ``message`` and ``fields`` are the API's wording. The moderators'
-    pages get a page with ``message``.
+    a sentence for ``status``; ``message`` and ``fields`` are the API's wording. When the
+    page says the form is broken, ``site_problem`` (default ``message``) is logged for the
+    site's operator. The moderators' pages get a page with ``message``.
     """
     if request.blueprint == MODERATOR_PAGES or _on_moderator_pages(request.path):
         return Response(render_template("moderate_message.html", message=message), status=status)
@@ -87,7 +89,8 @@ def error_response(
         problems = advice or [_form_problem(status)]
         if BROKEN_FORM in problems:
             # The page names no internals, so whoever the site asks to look finds them here.
-            logger.warning("a form post to %s was refused (%s): %s", request.path, status, message)
+            logged = message if site_problem is None else site_problem
+            logger.warning("a form post to %s was refused (%s): %s", request.path, status, logged)
         return Response(render_template("form_errors.html", problems=problems), status=status)
     body: dict[str, object] = {"error": code, "message": message}
     if fields:
@@ -97,15 +100,22 @@ def error_response(
     return response
 
 
-def _advice(error: ValidationError) -> list[str]:
-    """The form page's wording of ``error``: visible fields by their label, others as a broken form (once)."""
+def _advice(error: ValidationError) -> tuple[list[str], str]:
+    """The form page's wording of ``error``: visible fields by their label, others as a broken
+    form (once); and the problems of those others, which the site's operator is to read.
+
+    What the commenter typed in a visible field (an address the validator quotes) stays
+    out of the log: it is theirs to mend, and the page tells them how.
+    """
     advice = error.advice if isinstance(error, SubmissionError) else {}
-    return list(dict.fromkeys(advice.get(field, BROKEN_FORM) for field in error.problems))
+    hidden = "; ".join(f"{name}: {problem}" for name, problem in error.problems.items() if name not in advice)
+    return list(dict.fromkeys(advice.get(field, BROKEN_FORM) for field in error.problems)), hidden
 
 
 def _service_error(error: ServiceError) -> Response:
     if isinstance(error, ValidationError):
-        response = error_response(error.status, error.code, str(error), error.problems, _advice(error))
+        advice, hidden = _advice(error)
+        response = error_response(error.status, error.code, str(error), error.problems, advice, hidden)
     elif isinstance(error, QueueUnavailableError):
         response = error_response(error.status, error.code, str(error))
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)

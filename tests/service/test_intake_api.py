@@ -149,6 +149,17 @@ def test_a_form_page_words_each_problem_for_the_commenter(client: FlaskClient, s
     assert _count(services) == 0
 
 
+def test_a_broken_form_logs_what_the_site_must_mend_and_not_what_the_commenter_typed(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The validator quotes the address's domain; the thread is the site's hidden field.
+    fields = {"name": "Ann", "email": "ann@annsmith\ue000.name", "comment": "hi"}
+    response = client.post("/v1/comments", data=fields)
+    assert response.status_code == 422 and BROKEN_FORM in response.get_data(as_text=True)
+    assert "thread: thread is required" in caplog.text
+    assert "annsmith" not in caplog.text and "email" not in caplog.text
+
+
 def test_a_reply_to_a_comment_not_in_the_thread_says_the_form_is_broken(
     client: FlaskClient, services: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
