@@ -33,6 +33,10 @@ _INVISIBLE = dict.fromkeys(
     None,
 )
 
+# Control characters other than whitespace: they render as nothing, as the invisible
+# ones do, and the stored vocabulary (NumPy strings) cannot keep a term ending in NUL.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+
 # Look-alike letters from other scripts, folded to the Latin letter they imitate.
 # Applied after case folding, so only lower-case forms are listed. Folding is applied to
 # every word, not only to mixed-script ones: the mapping is deterministic, so text that is
@@ -291,6 +295,8 @@ def normalize_forms(text: str) -> tuple[str, str]:
     >>> normalize_forms("what a moooron!!!")
     ('what a moron!! mooron!!', 'what a moron!!')
     """
+    if _CONTROL.search(text):  # rare: a search is cheaper than a substitution
+        text = _CONTROL.sub("", text)
     # Every step below that handles invisible characters, look-alike letters or
     # accents is a no-op on plain ASCII text, which is most comments.
     ascii_only = text.isascii()

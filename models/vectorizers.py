@@ -120,7 +120,10 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
             terms = [""] * len(vocabulary)
             for term, index in vocabulary.items():
                 terms[index] = term
-            state["terms_"] = np.asarray(terms, dtype=str)
+            stored = np.asarray(terms, dtype=str)
+            if stored.tolist() != terms:  # NumPy strings drop a trailing NUL: refuse, not corrupt
+                raise ValueError("a vocabulary term holds a character the stored form cannot keep (NUL)")
+            state["terms_"] = stored
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import zipfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from models.artifacts import (
 )
 from models.classifier import Classifier
 from models.errors import ModelIntegrityError, ModelNotFoundError, ModelVersionError
+from models.examples import Example
 from models.records import CommentText
 from models.registry import active_version, load_active, load_version, save_version
 from models.training import TrainingResult
@@ -342,3 +344,17 @@ def test_scores_survive_reload_exactly(tmp_path: Path, make_result: Callable[...
     after = loaded.probabilities(COMMENTS)
     for head in before:
         np.testing.assert_array_equal(before[head], after[head])
+
+
+def test_a_model_trained_on_text_with_control_characters_scores_after_reload(
+    tmp_path: Path, make_result: Callable[..., TrainingResult], tiny_examples: list[Example]
+) -> None:
+    # NumPy's strings, which store the vocabulary, drop a trailing NUL: an n-gram ending
+    # in one came back as another term, and the loaded model had fewer columns.
+    marked = [replace(example, text=example.text + "\x00\x07") for example in tiny_examples]
+    result = make_result(marked)
+    loaded = load_version(tmp_path, save_version(tmp_path, result))
+    comments = [CommentText("free money\x00"), *COMMENTS]
+    before = result.classifier.probabilities(comments)
+    for head, scores in loaded.probabilities(comments).items():
+        np.testing.assert_array_equal(scores, before[head])

@@ -32,6 +32,9 @@ from models.normalize import (
         ("\uff26\uff32\uff25\uff25", "free"),  # fullwidth
         ("\U0001d41f\U0001d42b\U0001d41e\U0001d41e", "free"),  # mathematical bold
         ("vi\u200bag\u200dra", "viagra"),  # zero-width characters
+        ("great video\x00", "great video"),  # control characters
+        ("v\x01i\x7fagra\x85", "viagra"),
+        ("caf\u00e9\x00", "cafe"),
         ("fr\u00e9\u00e9", "free"),  # accents
         # A run of three or more letters gives both the one- and the two-letter form,
         # since either may be the real word ("moron", "good").

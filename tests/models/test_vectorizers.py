@@ -80,6 +80,13 @@ def test_fitting_on_no_words_fails_as_scikit_learn_does() -> None:
         CompactTfidfVectorizer(analyzer="char_wb", **OPTIONS).fit(["", "  \n"])
 
 
+def test_a_vocabulary_the_stored_form_cannot_keep_is_refused_when_saved() -> None:
+    # NumPy strings drop a trailing NUL: "ab\x00" would come back as "ab", a term already there.
+    fitted = CompactTfidfVectorizer(analyzer="char_wb", **OPTIONS).fit(["ab\x00"])
+    with pytest.raises(ValueError, match="NUL"):
+        sio.dumps(fitted)
+
+
 def test_tokens_holding_a_space_are_counted_by_scikit_learn() -> None:
     # A token pattern that lets a token hold a space makes "a b" both a token and a
     # bigram; the integer n-gram lookup splits terms at spaces, so it must stand aside.
