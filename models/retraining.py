@@ -20,6 +20,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from models.classifier import Classifier
+from models.errors import ModelIntegrityError, ModelNotFoundError, ModelVersionError
 from models.examples import Example, dedup_key
 from models.heads import HEADS
 from models.records import CommentText
@@ -126,6 +127,21 @@ class RetrainOutcome:
     training_examples: int
 
 
+def _loaded(root: Path, version: str | None) -> tuple[Classifier | None, str]:
+    """The active ``version`` loaded, or none and why it cannot be.
+
+    An active model that no longer loads (its folder removed, its files changed, or made
+    with libraries since upgraded) serves nothing, so there is nothing for the candidate
+    to beat: it is what replaces it, instead of each retrain failing on it for good.
+    """
+    if version is None:
+        return None, ""
+    try:
+        return load_version(root, version), ""
+    except (ModelNotFoundError, ModelIntegrityError, ModelVersionError) as exc:
+        return None, f"the active version {version} cannot be loaded ({exc})"
+
+
 def retrain(
     model_dir: str | Path,
     moderator_labels: Sequence[Example],
@@ -141,8 +157,10 @@ def retrain(
     result = train([*training, *others])
     version = save_version(root, result)
     judged_against = active_version(root)
-    current = load_version(root, judged_against) if judged_against else None
+    current, unusable = _loaded(root, judged_against)
     comparison = compare(result.classifier, current, holdout)
+    if unusable:
+        comparison.reasons.append(unusable)
     activated = False
     if activate_if_better and comparison.passed:
         activated = activate_in_place_of(root, version, judged_against)

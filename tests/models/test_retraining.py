@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from models import Example, activate, active_version, list_versions
+from models.artifacts import MODEL_FILE
 from models.errors import ModelNotFoundError
 from models.registry import clear_shadow, load_version, set_shadow, shadow_version
 from models.retraining import compare, in_holdout, retrain, split_holdout
@@ -37,6 +38,16 @@ def test_first_retrain_activates_when_nothing_is_active(tmp_path: Path) -> None:
     outcome = retrain(tmp_path, _labels(), SEED)
     assert outcome.activated and active_version(tmp_path) == outcome.version
     assert outcome.comparison.reasons == ["no active model to beat"]
+
+
+def test_a_candidate_replaces_an_active_model_that_no_longer_loads(tmp_path: Path) -> None:
+    first = retrain(tmp_path, _labels(), SEED)
+    model_file = tmp_path / first.version / MODEL_FILE
+    model_file.write_bytes(model_file.read_bytes()[:-1])
+    outcome = retrain(tmp_path, _labels(), SEED)
+    assert outcome.activated and active_version(tmp_path) == outcome.version
+    assert outcome.comparison.reasons[0] == "no active model to beat"
+    assert outcome.comparison.reasons[1].startswith(f"the active version {first.version} cannot be loaded (")
 
 
 def test_candidate_is_judged_against_the_active_model_on_the_same_labels(tmp_path: Path) -> None:
