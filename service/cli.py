@@ -217,16 +217,27 @@ def retrain(now: bool) -> None:
 @click.option(
     "--out", "out", type=click.Path(dir_okay=False), required=True, help="JSON Lines file to write."
 )
-def export_labels_command(out: str) -> None:
+@click.option(
+    "--training-part",
+    is_flag=True,
+    help="Leave out the held-out fifth that retraining judges models on, so that a model "
+    "trained on the file by hand is judged on labels it has not seen.",
+)
+def export_labels_command(out: str, training_part: bool) -> None:
     """Write every moderator label as canonical JSON Lines (text, author, spam, abuse, source)."""
     from models import write_examples
+    from models.retraining import split_holdout
     from service.retraining import export_labels
 
     sessions = _sessions()
     with sessions() as session:
         labels = export_labels(session)
+    held_out = ""
+    if training_part:
+        labels, holdout = split_holdout(labels)
+        held_out = f" ({len(holdout)} held out)"
     write_examples(out, labels)
-    click.echo(f"wrote {len(labels)} label(s) to {out}")
+    click.echo(f"wrote {len(labels)} label(s) to {out}{held_out}")
 
 
 def _commenter_email(email: str) -> str:

@@ -10,11 +10,13 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from models import Example, read_examples
 from models.registry import SHADOW_FILE, shadow_version
+from models.retraining import in_holdout
 from service.auth import authenticate
 from service.cli import main
 from service.db import make_engine, make_session_factory
-from service.tables import Comment, ModeratorToken, WebhookEvent, utcnow
+from service.tables import Comment, Label, ModeratorToken, WebhookEvent, utcnow
 from service.webhook_signing import parse_secret
 
 
@@ -183,6 +185,32 @@ def test_retrain_now_export_labels_and_shadow_commands(
     }
     assert runner.invoke(main, ["shadow", "clear"], env=env).output.strip() == "shadow mode off"
     assert "no version in shadow mode" in runner.invoke(main, ["shadow", "report"], env=env).output
+
+
+def test_export_labels_can_leave_out_the_part_retraining_judges_on(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["migrate"], env=env).exit_code == 0
+    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'moderation.db'}")
+    texts = [f"the harbour works, part {n}, ran late" for n in range(40)]
+    with make_session_factory(engine)() as session:
+        for text in texts:
+            comment = Comment(thread="/t", name="Ann", email_ciphertext=b"x", email_digest=b"x", body=text)
+            session.add(comment)
+            session.flush()
+            session.add(Label(comment_id=comment.id, spam=False, abuse=False))
+        session.commit()
+    engine.dispose()
+    held_out = [text for text in texts if in_holdout(Example(text))]
+    assert 0 < len(held_out) < len(texts)
+    every, part = tmp_path / "every.jsonl", tmp_path / "part.jsonl"
+    assert runner.invoke(main, ["export-labels", "--out", str(every)], env=env).exit_code == 0
+    result = runner.invoke(main, ["export-labels", "--out", str(part), "--training-part"], env=env)
+    kept = len(texts) - len(held_out)
+    assert result.output.strip() == f"wrote {kept} label(s) to {part} ({len(held_out)} held out)"
+    assert [example.text for example in read_examples(every)] == texts
+    assert [example.text for example in read_examples(part)] == [t for t in texts if t not in held_out]
 
 
 def test_sweep_needs_no_model(env: dict[str, str], redis_url: str, queue_name: str) -> None:
