@@ -251,7 +251,7 @@ def _parse_bool(raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
         return True
-    if lowered in {"0", "false", "no", "off", ""}:
+    if lowered in {"0", "false", "no", "off"}:
         return False
     raise ValueError(f"expected true or false, got {raw!r}")
 
@@ -290,7 +290,9 @@ def load_settings(
     values: dict[str, Any] = {}
     for name, setting in known.items():
         raw = environ.get(setting.metadata["env"])
-        if raw is not None:
+        # A switch set but empty (`${VAR:-}` in a compose file) keeps its default: read as
+        # false, an empty RETRAIN_AUTO_ACTIVATE would quietly turn off what defaults to on.
+        if raw is not None and not (setting.type == "bool" and not raw.strip()):
             values[name] = _coerce(setting, raw)
     for name, value in (overrides or {}).items():
         if name not in known:
@@ -352,12 +354,20 @@ def _check(settings: Settings) -> None:
     if settings.trusted_after_approved < 0:
         raise ConfigError("TRUSTED_AFTER_APPROVED must be 0 (off) or more")
     for host in settings.allowed_redirect_hosts:
-        # Only a URL's host name is compared, so "news.example:8080" or "https://news.example"
-        # would never match anything.
-        if "/" in host or host.count(":") == 1 or "]:" in host:
+        # Only a URL's host name is compared, exactly, so "news.example:8080",
+        # "https://news.example" or "*.news.example" would never match anything.
+        if "/" in host or host.count(":") == 1 or "]:" in host or "*" in host:
             raise ConfigError(
-                f"ALLOWED_REDIRECT_HOSTS must name hosts alone, without scheme, port or path: {host!r}"
+                "ALLOWED_REDIRECT_HOSTS must name hosts alone, each in full, without scheme, port, "
+                f"path or wildcard: {host!r}"
             )
+    queues = {"CLASSIFY_QUEUE": settings.queue_name, "RETRAIN_QUEUE": settings.retrain_queue}
+    for name, queue in queues.items():
+        if not queue.strip():
+            raise ConfigError(f"{name} must name a queue")
+    if settings.queue_name == settings.retrain_queue:
+        # Classification would wait behind hour-long training jobs, on workers that may not train.
+        raise ConfigError("CLASSIFY_QUEUE and RETRAIN_QUEUE must name two different queues")
     if settings.honeypot_field in {*SUBMISSION_FIELDS, "redirect"}:
         # Every post fills in, or may fill in, a field the form really has: all would be trapped.
         raise ConfigError(

@@ -34,6 +34,14 @@ def test_environment_values_are_typed() -> None:
     assert settings.max_body_bytes == 1000
 
 
+def test_a_switch_set_but_empty_keeps_its_default() -> None:
+    # As a compose file's `${RETRAIN_AUTO_ACTIVATE:-}` passes it when unset on the host.
+    settings = load_settings({"RETRAIN_AUTO_ACTIVATE": "", "RETRAIN_SHADOW": " ", "SQLITE_FULL_SYNC": ""})
+    assert settings.retrain_auto_activate is True and settings.retrain_shadow is True
+    assert settings.sqlite_full_sync is False
+    assert load_settings({"RETRAIN_AUTO_ACTIVATE": "off"}).retrain_auto_activate is False
+
+
 def test_overrides_win_over_the_environment() -> None:
     assert load_settings({"JOB_RETRIES": "5"}, {"job_retries": 1}).job_retries == 1
 
@@ -69,8 +77,12 @@ def test_overrides_win_over_the_environment() -> None:
         ({"CLASSIFY_BATCH": "0"}, "CLASSIFY_BATCH must be at least 1"),
         ({"TRUSTED_AFTER_APPROVED": "-1"}, "TRUSTED_AFTER_APPROVED must be 0"),
         ({"ALLOWED_REDIRECT_HOSTS": "news.example:8080"}, "ALLOWED_REDIRECT_HOSTS must name hosts alone"),
-        ({"ALLOWED_REDIRECT_HOSTS": "https://news.example"}, "without scheme, port or path"),
-        ({"ALLOWED_REDIRECT_HOSTS": "[::1]:8080"}, "without scheme, port or path"),
+        ({"ALLOWED_REDIRECT_HOSTS": "https://news.example"}, "without scheme, port, path"),
+        ({"ALLOWED_REDIRECT_HOSTS": "[::1]:8080"}, "without scheme, port, path"),
+        ({"ALLOWED_REDIRECT_HOSTS": "*.news.example"}, "path or wildcard: '\\*.news.example'"),
+        ({"CLASSIFY_QUEUE": " "}, "CLASSIFY_QUEUE must name a queue"),
+        ({"RETRAIN_QUEUE": ""}, "RETRAIN_QUEUE must name a queue"),
+        ({"CLASSIFY_QUEUE": "jobs", "RETRAIN_QUEUE": "jobs"}, "must name two different queues"),
         ({"HONEYPOT_FIELD": "email"}, "HONEYPOT_FIELD must not name a field of the comment form: 'email'"),
         ({"HONEYPOT_FIELD": "redirect"}, "HONEYPOT_FIELD must not name a field"),
         ({"WEBHOOK_URL": "ftp://news.example/hook"}, "WEBHOOK_URL must be an http:// or https:// URL"),
