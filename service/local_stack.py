@@ -67,6 +67,11 @@ def _only_run(data_dir: Path) -> Iterator[None]:
         yield
 
 
+def _address(host: str, port: int) -> str:
+    """``host:port`` as gunicorn's ``--bind`` and a URL read it: an IPv6 literal in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _check_port(host: str, port: int) -> None:
     """Refuse (``ClickException``) an address this machine cannot listen on, before any set-up."""
     try:
@@ -76,7 +81,8 @@ def _check_port(host: str, port: int) -> None:
             probe.bind(address)
     except OSError as exc:
         raise click.ClickException(
-            f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another with --port or PORT"
+            f"cannot listen on {_address(host, port)} ({exc.strerror or exc}); "
+            "choose another with --port or PORT"
         ) from None
 
 
@@ -114,7 +120,7 @@ def _children(
 ) -> dict[str, subprocess.Popen[bytes]]:
     web = [
         sys.executable, "-m", "gunicorn",
-        "--bind", f"{host}:{port}",
+        "--bind", _address(host, port),
         "--workers", str(web_workers),
         "--access-logfile", "-",
         # Its control socket would sit in $HOME, shared by every gunicorn of this user.
@@ -170,7 +176,7 @@ def _run_children(
     """Wait until Ctrl-C, SIGTERM, SIGHUP or the exit of a child or of a ``watched``
     process (stopped by its owner), then stop the children; return them."""
     watching = {**children, **(watched or {})}
-    click.echo(f"post comments to http://{host}:{port}/v1/comments (Ctrl-C stops)")
+    click.echo(f"post comments to http://{_address(host, port)}/v1/comments (Ctrl-C stops)")
 
     def interrupted(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from gunicorn.util import parse_address
 
 from service import local_stack
 from service.cli import main
@@ -48,6 +49,20 @@ def test_a_port_in_use_is_refused_before_any_set_up(env: dict[str, str], tmp_pat
     assert result.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in result.output
     assert "choose another with --port or PORT" in result.output
     assert sorted(path.name for path in (tmp_path / "data").iterdir()) == [local_stack.RUN_LOCK_NAME]
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("127.0.0.1", "127.0.0.1:8000"),
+        ("localhost", "localhost:8000"),
+        ("::1", "[::1]:8000"),
+        ("::", "[::]:8000"),
+    ],
+)
+def test_the_address_is_one_gunicorn_and_a_browser_read(host: str, address: str) -> None:
+    assert local_stack._address(host, 8000) == address
+    assert parse_address(address) == (host, 8000)
 
 
 @pytest.mark.parametrize(("arguments", "workers"), [([], 3), (["--workers", "2"], 2)])
