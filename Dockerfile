@@ -8,7 +8,8 @@ COPY pyproject.toml requirements.lock requirements-vectors.txt README.md ./
 COPY service ./service
 COPY worker ./worker
 COPY models ./models
-RUN pip install --no-cache-dir --disable-pip-version-check -c requirements.lock . \
+RUN pip install --no-cache-dir --disable-pip-version-check pip==26.3 \
+    && pip install --no-cache-dir --disable-pip-version-check -c requirements.lock . \
     && pip install --no-cache-dir --disable-pip-version-check --no-deps --require-hashes -r requirements-vectors.txt
 
 FROM python:3.11-slim

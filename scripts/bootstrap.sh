@@ -20,7 +20,9 @@ ensure_venv() {
             return 1
         fi
     fi
-    want=$(cat pyproject.toml requirements.lock requirements-vectors.txt | sha256sum | cut -c1-16)
+    # Hashed by Python, which is here by now: macOS has no sha256sum.
+    want=$(cat pyproject.toml requirements.lock requirements-vectors.txt \
+        | python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])')
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         echo "installing dependencies into .venv ..." >&2
         .venv/bin/python -m pip install --quiet --disable-pip-version-check pip==26.3
