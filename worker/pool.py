@@ -178,6 +178,11 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
                         spawn(ready)
                 time.sleep(POLL_SECONDS)
                 continue
+            if pid not in children:
+                # An orphan handed to this process, PID 1 in a container (the scheduler RQ
+                # forks beside a worker that was killed): reaped, and nothing to replace.
+                logger.info("reaped process %s (status %s), not one of the workers", pid, status)
+                continue
             slot = children.pop(pid)
             outdated.discard(pid)
             lived = time.monotonic() - started.pop(pid)

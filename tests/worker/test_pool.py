@@ -1,6 +1,11 @@
-"""Which outdated worker the pool tells to make way for a new model, and when."""
+"""The pool's supervision: which outdated worker makes way for a new model and when, how fast
+ended ones are forked again, and reaping processes it did not fork."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 from worker.pool import (
     MAX_RESPAWN_SECONDS,
@@ -45,3 +50,30 @@ def test_workers_that_keep_ending_at_their_start_are_forked_ever_more_slowly() -
     assert respawn_delay(0.5, pauses[-1]) == MAX_RESPAWN_SECONDS
     # One that had settled in is replaced at once, however long the pause was before.
     assert respawn_delay(SETTLED_SECONDS, MAX_RESPAWN_SECONDS) == RESPAWN_SECONDS
+
+
+def test_the_pool_reaps_a_process_it_did_not_fork_and_goes_on(model_dir: Path) -> None:
+    # As PID 1 in a container the pool is handed orphans, such as the scheduler RQ forks
+    # beside a worker that was killed; reaping one must not end the pool.
+    script = f"""
+import ctypes, logging, os, signal, time
+from service.config import load_settings
+from worker.pool import run_pool
+
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER, as PID 1 is
+
+def run_child(models):
+    if os.fork() == 0:  # outlives the worker, which ends at once
+        time.sleep(0.3)
+        os._exit(0)
+    os._exit(0)
+
+logging.basicConfig(level=logging.INFO)
+signal.signal(signal.SIGALRM, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+signal.alarm(3)
+run_pool(load_settings({{"MODEL_DIR": {str(model_dir)!r}}}), 1, run_child)
+print("stopped")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "stopped" and "not one of the workers" in done.stderr
