@@ -84,6 +84,8 @@ class ModelHolder:
         except ModelError as exc:
             # Keep scoring with what is loaded; a broken new version must not stop the queue.
             logger.error("keeping model %s: %s", self._active.version, exc)
+        except Exception:  # files it cannot read, a model that cannot score: the same
+            logger.exception("keeping model %s: the registry's models could not be loaded", held[0])
         changed = self.versions() != held
         if changed:
             _refreeze()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from models.classifier import Classifier
-from models.registry import activate, save_version
+from models.registry import ACTIVE_FILE, activate, save_version
 from models.seeding import seed_examples
 from models.training import train
 from worker.model_holder import ModelHolder
@@ -81,3 +81,16 @@ def test_a_holder_freezes_its_models_and_lets_a_replaced_one_go(registry: tuple[
     assert holder.active().version == newer
     gc.collect()
     assert gone() is None
+
+
+def test_a_holder_keeps_its_model_when_the_registry_cannot_be_read_at_all(
+    registry: tuple[Path, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    directory, newer = registry
+    holder = ModelHolder(directory, check_seconds=0.0)
+    seed = holder.active().version
+    (directory / ACTIVE_FILE).write_bytes(b"\xff" + newer.encode())  # not a ModelError: a decode error
+    assert holder.active().version == seed
+    assert f"keeping model {seed}" in caplog.text and "UnicodeDecodeError" in caplog.text
+    (directory / ACTIVE_FILE).write_text(newer + "\n")  # mended: the next check loads it
+    assert holder.active().version == newer
