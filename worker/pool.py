@@ -70,12 +70,13 @@ def next_to_retire(outdated: set[int], retiring: Mapping[int, float], now: float
     return min(untold)
 
 
-def respawn_delay(lived: float, previous: float | None) -> float:
+def respawn_delay(lived: float, previous: float | None, *, longest: float = MAX_RESPAWN_SECONDS) -> float:
     """The pause before forking in place of a child that ended ``lived`` seconds after its
-    start, when the one before it in its place was forked after ``previous`` (None: none was)."""
+    start, when the one before it in its place was forked after ``previous`` (None: none was);
+    at most ``longest``. Also the pause before a worker process starts its worker again."""
     if previous is None or lived >= SETTLED_SECONDS:
         return RESPAWN_SECONDS
-    return min(previous * 2, MAX_RESPAWN_SECONDS)
+    return min(previous * 2, longest)
 
 
 def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolder], None]) -> None:

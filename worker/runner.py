@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from types import FrameType
@@ -16,12 +17,14 @@ from worker.context import build_context, install_context
 from worker.dispatcher import LEASE_SECONDS, dispatch_all, start_dispatcher
 from worker.model_holder import ModelHolder
 from worker.orphans import children_stop_when_orphaned
+from worker.pool import respawn_delay
 from worker.sweeper import start_sweeper
 from worker.webhooks import start_webhook_sender
 
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 30.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class ModerationWorker(SimpleWorker):
@@ -65,22 +68,35 @@ def run_worker(settings: Settings, *, burst: bool = False, models: ModelHolder |
             start_sweeper(context, stop)
         if settings.webhooks:
             webhooks = start_webhook_sender(context, stop)
-    backoff = 1.0
+    pause: float | None = None
+    asked_to_stop = threading.Event()
     try:
         while True:
             worker = None
+            began = time.monotonic()
             try:
                 # Made inside: it names itself to Redis, which may be down at start as later.
                 # Classification first: RQ takes from the first queue that has a job.
                 worker = ModerationWorker(queues, connection=context.queue.queue.connection)
+                if asked_to_stop.is_set():  # during the pause's last moments, or the line above
+                    return
                 worker.work(burst=burst, with_scheduler=not burst, logging_level=_rq_log_level(settings))
             except redis.RedisError as exc:
                 logger.warning("worker lost the queue: %s", exc)
             if burst or (worker is not None and worker.stop_requested):
                 return
-            logger.warning("worker stopped unexpectedly; starting again in %.0f s", backoff)
-            time.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            # RQ's signal handlers outlive its work(), bound to a worker that runs no more (one
+            # that thought itself busy would only take note): a stop asked for during the
+            # pause is this loop's to take.
+            for stop_signal in STOP_SIGNALS:
+                signal.signal(stop_signal, lambda _signum, _frame: asked_to_stop.set())
+            # Doubling while it keeps stopping soon after its start; one that ran a while
+            # (days, between two Redis restarts) starts the pauses over.
+            pause = respawn_delay(time.monotonic() - began, pause, longest=MAX_BACKOFF_SECONDS)
+            logger.warning("worker stopped unexpectedly; starting again in %.0f s", pause)
+            if asked_to_stop.wait(pause):
+                logger.info("worker stopped while waiting to start again")
+                return
     finally:
         stop.set()
         if dispatcher is not None:

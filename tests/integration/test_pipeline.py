@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,6 +147,25 @@ def test_redis_outage_loses_nothing_and_classifies_once(
     assert total == 60
     assert len(verdicts) == 60 and set(verdicts.values()) == {1}
     assert len(classified) == 60 and set(classified.values()) == {1}
+
+
+def test_a_worker_waiting_for_redis_stops_at_once_and_cleanly_when_told(
+    own_redis: RedisServer, settings_overrides: dict[str, Any], tmp_path: Path
+) -> None:
+    own_redis.stop()
+    env = service_environment({**settings_overrides, "redis_url": own_redis.url})
+    worker = Worker(env, tmp_path / "worker.log")
+    try:
+        wait_for(
+            lambda: "starting again" in worker.output() or worker.process.poll() is not None, 60, "a retry"
+        )
+        worker.process.send_signal(signal.SIGTERM)
+        # Not killed by the signal, nor left waiting for the next try: it returns, and so
+        # lets go of what it holds (its dispatcher's lease) at once.
+        assert worker.process.wait(10) == 0, worker.output()[-3000:]
+        assert "worker stopped while waiting to start again" in worker.output()
+    finally:
+        worker.stop()
 
 
 def test_a_worker_started_while_redis_is_down_waits_for_it(

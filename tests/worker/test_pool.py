@@ -50,6 +50,9 @@ def test_workers_that_keep_ending_at_their_start_are_forked_ever_more_slowly() -
     assert respawn_delay(0.5, pauses[-1]) == MAX_RESPAWN_SECONDS
     # One that had settled in is replaced at once, however long the pause was before.
     assert respawn_delay(SETTLED_SECONDS, MAX_RESPAWN_SECONDS) == RESPAWN_SECONDS
+    # The same pauses, with a bound of its own, before a worker starts its worker again.
+    assert respawn_delay(0.5, 20.0, longest=30.0) == 30.0
+    assert respawn_delay(SETTLED_SECONDS, 30.0, longest=30.0) == RESPAWN_SECONDS
 
 
 def test_the_pool_reaps_a_process_it_did_not_fork_and_goes_on(model_dir: Path) -> None:
