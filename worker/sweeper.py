@@ -79,7 +79,15 @@ def purge_flood_counters(session: Session) -> int:
 def _sweep_once(context: WorkerContext) -> None:
     queue = context.background_queue
     lock_seconds = max(1, int(context.settings.sweep_interval))
-    if not queue.queue.connection.set(queue.sweeper_lock, "held", nx=True, ex=lock_seconds):
+    try:
+        held = queue.queue.connection.set(queue.sweeper_lock, "held", nx=True, ex=lock_seconds)
+    except redis.RedisError:
+        # The stuck comments wait for Redis; the purge needs only the database, and is
+        # harmless run by every worker at once for as long as Redis is down.
+        with context.sessions() as session:
+            purge_flood_counters(session)
+        raise
+    if not held:
         return
     with context.sessions() as session:
         try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 from sqlalchemy import func, select, update
 
@@ -336,6 +337,20 @@ def test_a_sweep_purges_the_counters_too(settings_overrides: dict[str, Any]) -> 
             sweeper._sweep_once(context)
         finally:
             context.queue.queue.connection.delete(context.queue.sweeper_lock)
+            context.sessions.kw["bind"].dispose()
+        assert _counters(app) == []
+
+
+def test_a_sweep_purges_the_counters_while_redis_is_down(settings_overrides: dict[str, Any]) -> None:
+    with _app(settings_overrides, comment_limit_per_address="5 per minute") as app:
+        assert _post(app).status_code == 202
+        _end_windows(app)
+        down = {**settings_overrides, "redis_url": "redis://127.0.0.1:9/0"}
+        context = build_context(load_settings({}, down))
+        try:
+            with pytest.raises(redis.ConnectionError):  # the sweeper's loop logs it: sweep skipped
+                sweeper._sweep_once(context)
+        finally:
             context.sessions.kw["bind"].dispose()
         assert _counters(app) == []
 
