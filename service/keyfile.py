@@ -9,16 +9,17 @@ import logging
 import os
 import secrets
 import stat
+import tempfile
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, delete, insert, inspect, select
+from sqlalchemy import Connection, Engine, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 
 from models.artifacts import sync_to_disk
 from service.config import Settings
 from service.errors import ConfigError
 from service.privacy import ERASED_EMAIL, MIN_SECRET_BYTES, KeyRing, readable_email
-from service.tables import Comment, KeyFingerprint
+from service.tables import Comment, KeyFingerprint, utcnow
 
 KEY_FILE_NAME = "secret.key"
 KEY_VARIABLE = "MODERATION_SECRET_KEY"
@@ -56,8 +57,10 @@ def _create(path: Path) -> None:
     with a key that a power cut then left empty could never be read again.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A name of its own (mkstemp: owner-only, never an existing file): two containers
+    # sharing the folder may both run as PID 1, and one must not rewrite the other's.
+    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    temporary = Path(name)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(generate_secret())
     sync_to_disk(temporary)
@@ -135,7 +138,7 @@ def _restore_hint(settings: Settings) -> str:
 def _check_fingerprint(connection: Connection, keys: KeyRing, settings: Settings, replace: bool) -> None:
     if not inspect(connection).has_table(KeyFingerprint.__tablename__):
         return  # not migrated yet; the first start after `moderation migrate` records the key
-    recorded = connection.scalar(select(KeyFingerprint.fingerprint))
+    recorded = _recorded_fingerprint(connection)
     if recorded == keys.fingerprint:
         return
     newest = connection.scalar(
@@ -162,8 +165,20 @@ def _check_fingerprint(connection: Connection, keys: KeyRing, settings: Settings
             "replace that one: stop every process that runs with the other key, then run "
             "`moderation init --replace-key` with this one."
         )
-    if recorded is not None:
-        origin = key_origin(settings)
-        logger.warning("the secret key (%s) replaces the recorded one; no email is stored", origin)
-    connection.execute(delete(KeyFingerprint))
-    connection.execute(insert(KeyFingerprint).values(fingerprint=keys.fingerprint))
+    if recorded is None:
+        # The one row's key: a process that recorded its own meanwhile makes this insert
+        # fail, and the check runs again against what it recorded.
+        connection.execute(insert(KeyFingerprint).values(fingerprint=keys.fingerprint))
+        return
+    replaced = connection.execute(
+        update(KeyFingerprint)
+        .where(KeyFingerprint.fingerprint == recorded)
+        .values(fingerprint=keys.fingerprint, recorded_at=utcnow())
+    )
+    if replaced.rowcount != 1:
+        raise ConfigError("the recorded key changed while it was being replaced; run the command again")
+    logger.warning("the secret key (%s) replaces the recorded one; no email is stored", key_origin(settings))
+
+
+def _recorded_fingerprint(connection: Connection) -> str | None:
+    return connection.scalar(select(KeyFingerprint.fingerprint))

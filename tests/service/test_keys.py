@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from service import create_app
+from service import create_app, keyfile
 from service.cli import main
 from service.config import Settings, load_settings
 from service.db import make_engine, make_session_factory
@@ -276,3 +276,25 @@ def test_an_erased_newest_comment_does_not_hide_the_key_in_use(database_url: str
     with pytest.raises(ConfigError, match=REFUSED):
         _checked_keys(_settings(database_url, tmp_path, generate_secret()))
     assert _checked_keys(_settings(database_url, tmp_path, secret))
+
+
+def test_of_two_first_starts_with_different_keys_at_once_one_is_refused(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # B reads that no key is recorded; A records its own before B writes.
+    first, second = (
+        _settings(database_url, tmp_path, generate_secret()),
+        _settings(database_url, tmp_path, generate_secret()),
+    )
+    read = keyfile._recorded_fingerprint
+
+    def a_starts_meanwhile(connection: Any) -> str | None:
+        seen = read(connection)
+        monkeypatch.setattr(keyfile, "_recorded_fingerprint", read)
+        _checked_keys(first)
+        return seen
+
+    monkeypatch.setattr(keyfile, "_recorded_fingerprint", a_starts_meanwhile)
+    with pytest.raises(ConfigError, match="differs from the one recorded at the first start"):
+        _checked_keys(second)
+    assert _recorded(database_url) == [load_keys(first).fingerprint]
