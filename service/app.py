@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 from rq import Queue
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -113,7 +113,11 @@ def _check_keys_late() -> None:
     try:
         check_keys(current.keys, current.settings, current.engine)
     except OperationalError:
-        return  # still down: the request meets that itself
+        # Still down. A reading request meets that itself; one that writes is refused
+        # (503), lest the database be back by its write and take it with an unchecked key.
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return
+        raise
     except ConfigError:
         logger.exception("refusing requests")
         raise ServiceError("the server is misconfigured; the error was logged") from None

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from service import create_app, keyfile
 from service.cli import main
@@ -298,3 +299,28 @@ def test_of_two_first_starts_with_different_keys_at_once_one_is_refused(
     with pytest.raises(ConfigError, match="differs from the one recorded at the first start"):
         _checked_keys(second)
     assert _recorded(database_url) == [load_keys(first).fingerprint]
+
+
+def test_a_write_is_refused_while_the_late_key_check_cannot_reach_the_database(
+    settings_overrides: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database failed the check and is back a moment later, by the request's write:
+    # that write would be made with a key never checked.
+    def down(*_args: Any) -> None:
+        raise OperationalError("SELECT", {}, Exception("the database is down"))
+
+    for checked_where in ("service.keyfile.check_keys", "service.app.check_keys"):  # at start, then late
+        monkeypatch.setattr(checked_where, down)
+    app = create_app(settings_overrides)
+    services = app.extensions["moderation"]
+    assert not services.keys_checked
+    client = app.test_client()
+    form = {"name": "Ann", "email": "ann@example.com", "comment": "Hi", "thread": "/a/1"}
+    refused = client.post("/v1/comments", json=form)
+    assert refused.status_code == 503 and refused.get_json()["error"] == "database_unavailable"
+    assert client.get("/healthz").status_code == 200  # reading passes: it writes nothing
+    monkeypatch.undo()
+    assert client.post("/v1/comments", json=form).status_code == 202
+    with services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Comment)) == 1
+    services.close()
