@@ -180,6 +180,12 @@ def _migrating(engine: Engine) -> Iterator[Connection]:
                     text("SELECT pg_advisory_xact_lock(:namespace, hashtext(current_schema()))"),
                     {"namespace": MIGRATION_LOCK_NAMESPACE},
                 )
+            else:
+                # Python's sqlite3 begins a transaction only before INSERT, UPDATE or DELETE:
+                # each CREATE or ALTER committed on its own, and a migration failing half-way
+                # left half its schema behind, stamped with the revision before it, so that
+                # running it again failed. Begun here, a run is all or nothing, as on PostgreSQL.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
             yield connection
 
 

@@ -27,8 +27,11 @@ def run_migrations_online() -> None:
         _run(connection)
         return
     engine = create_engine(context.config.get_main_option("sqlalchemy.url") or "")
-    with engine.connect() as fresh:
-        _run(fresh)
+    try:
+        with engine.connect() as fresh:
+            _run(fresh)
+    finally:
+        engine.dispose()  # its pooled connection closed now, not whenever it is collected
 
 
 run_migrations_online()

@@ -5,7 +5,7 @@ decided each label; 0009 adds the webhook outbox and drops it cleanly; 0010 adds
 column of comments in place; 0011 adds the flood counters; 0012 drops a column of the
 tokens in place; 0013 takes the seconds taken to post out of erased comments' reasons. And
 the migrations together make
-exactly the schema the code declares."""
+exactly the schema the code declares, and a run cut short leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
+from alembic import command, op
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Engine, text
+from sqlalchemy import Column, Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from service.db import alembic_config, empty_schema, make_engine
+from service.db import alembic_config, empty_schema, make_engine, upgrade
 from service.tables import Base
 from tests.conftest import POSTGRES_URL, _postgres_answers, require_service
 
@@ -314,4 +314,34 @@ def test_two_processes_migrating_a_new_database_at_once_take_turns(kind: str, tm
                 MigrationContext.configure(connection).get_current_revision()
                 == ScriptDirectory.from_config(alembic_config(url)).get_current_head()
             )
+        engine.dispose()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_migration_failing_half_way_leaves_nothing_behind_and_runs_again(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 0004 creates its table, then copies rows into it; a failure in between (a kill, a
+    # full disk) must not leave the table behind under revision 0003.
+    with _empty_database(kind, tmp_path) as url:
+        command.upgrade(alembic_config(url), "0003")
+        engine = make_engine(url)
+        execute = op.execute
+
+        def fails_on_the_copy(statement: Any, *args: Any, **kwargs: Any) -> Any:
+            if "INSERT INTO classify_outbox" in str(statement):
+                raise RuntimeError("the migration was cut short")
+            return execute(statement, *args, **kwargs)
+
+        with monkeypatch.context() as patched:
+            patched.setattr(op, "execute", fails_on_the_copy)
+            with pytest.raises(RuntimeError, match="cut short"):
+                upgrade(engine)
+        with engine.connect() as connection:
+            assert MigrationContext.configure(connection).get_current_revision() == "0003"
+            assert not inspect(connection).has_table("classify_outbox")
+        upgrade(engine)  # again, in full
+        with engine.connect() as connection:
+            assert inspect(connection).has_table("classify_outbox")
         engine.dispose()
