@@ -153,21 +153,21 @@ def _full_sync_lines(apps: dict[str, Any]) -> list[str]:
 def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The intake tables and its target lines."""
     apps = intake["apps"]
-    hello = apps["hello"]
     kinds = [kind for kind in ("sqlite", "postgresql") if kind in apps]
+    # Each app's ratio is to the hello-world run just before it; the column shows the service's.
     header = ["connections", "hello-world req/s", "bare insert req/s (ratio)"]
     header += ["service without flood control req/s (ratio)", "service req/s", "ratio to hello-world"]
     header += ["ratio to bare insert", "ratio to no flood control", "p50 / p95 / p99 ms"]
     tables: list[str] = []
     for kind in kinds:
         rows = []
-        for index, run in enumerate(hello["runs"]):
-            ours, bare = apps[kind]["runs"][index], apps[f"{kind}-insert"]["runs"][index]
+        for index, ours in enumerate(apps[kind]["runs"]):
+            bare = apps[f"{kind}-insert"]["runs"][index]
             plain = apps[f"{kind}-no-flood-control"]["runs"][index]
             rows.append(
                 [
-                    run["connections"],
-                    _n(run["requests_per_s"]),
+                    ours["connections"],
+                    _n(ours["hello_requests_per_s"]),
                     f"{_n(bare['requests_per_s'])} ({bare['ratio_to_hello']:.2f})",
                     f"{_n(plain['requests_per_s'])} ({plain['ratio_to_hello']:.2f})",
                     _n(ours["requests_per_s"]),
@@ -205,7 +205,9 @@ def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
         "```",
         "",
         f"All apps under `gunicorn --workers {intake['settings']['workers']}` (sync workers), the same "
-        f"generator ({intake['generator']}), {intake['settings']['seconds']:g} s per level, back to back. "
+        f"generator ({intake['generator']}), {intake['settings']['seconds']:g} s per level; "
+        "each app's run comes right after a hello-world run at the same concurrency, and its ratio "
+        "is to that one (the hello-world column shows the one before the service). "
         "The hello-world app (`bench/hello_app.py`) parses the same JSON body and answers 202; the "
         "bare-insert app does the same and also commits the body as one row of a table without "
         "indexes, through a DBAPI connection opened and tuned as the service's are, which is "
@@ -336,6 +338,7 @@ def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
                     _n(phase["posted_per_s"], 1),
                     _n(phase.get("post_p99_ms"), 1),
                     f"{phase['p50_ms']} / {phase['p95_ms']} / {phase['p99_ms']}",
+                    _n(phase.get("after_commit_p99_ms"), 1),
                     _n(phase.get("verdicts_per_s"), 1),
                     phase["max_depth"],
                     f"{phase['verdicts']}/{phase['comments']}",
@@ -367,30 +370,38 @@ def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
         half = next((p for p in entry["phases"] if p["fraction_of_intake_max"] == 0.5), None)
         line = (
             f"- Pipeline, {workers} worker(s): verdicts/s over no-op jobs/s {entry['ratio_to_noop']:.2f} "
-            f"(target 0.8: {_verdict(entry['ratio_to_noop'] >= 0.8)})"
+            f"(target 0.8: {_verdict(entry['ratio_to_noop'] >= 0.8)}; a backlog drained in full batches"
         )
-        if half and half["posted_per_s"] >= 0.95 * half["target_rate"]:
-            met = _verdict(half["p99_ms"] < 250)
-            line += f"; p99 at half the intake maximum {half['p99_ms']} ms (target 250 ms: {met})"
-        elif half:
+        if "pipeline_max" in entry:
+            live = entry["pipeline_max"]["verdicts_per_s"] / noop["jobs_per_s"]
+            line += f", {live:.2f} from the pipeline's own maximum, the web app beside the workers"
+        line += ")"
+        # The latencies count from when each post was due: a web app that fell behind is in them.
+        if half:
             line += (
-                f"; p99 at half the intake maximum (target 250 ms): **not reached**, the web app took "
-                f"{half['posted_per_s']:.0f} of the {half['target_rate']:.0f} posts/s offered (verdict p99 "
-                f"{half['p99_ms']} ms at that rate)"
+                f"; p99 at half the intake maximum {half['p99_ms']} ms (target 250 ms: "
+                f"{_verdict(half['p99_ms'] < 250)})"
             )
+            if half["posted_per_s"] < 0.95 * half["target_rate"]:
+                line += (
+                    f", the web app, sharing the cores with the workers, taking {half['posted_per_s']:.0f} "
+                    f"of the {half['target_rate']:.0f} posts/s offered"
+                )
         if most:
             line += (
                 f"; p99 at half the pipeline's own maximum ({entry['pipeline_max']['verdicts_per_s']:.0f} "
                 f"verdicts/s, web and workers sharing the two cores) {most['p99_ms']} ms (target 250 ms: "
-                f"{_verdict(most['p99_ms'] < 250 and most['posted_per_s'] >= 0.95 * most['target_rate'])})"
+                f"{_verdict(most['p99_ms'] < 250)})"
             )
         drained = burst["drain_after_s"] < 30 and burst["verdicts"] == burst["comments"]
-        line += f"; a 5x burst drained: {_verdict(drained)}"
         if burst["posted_per_s"] < drain["verdicts_per_s"]:
             line += (
-                f", though the web app passed it on at {burst['posted_per_s']:.0f}/s, below the workers' "
-                f"drain rate, so they never faced more than they could take"
+                f"; a 5x burst drained (target): **not reached**, the web app passed it on at "
+                f"{burst['posted_per_s']:.0f}/s, below the workers' drain rate, so they never faced more "
+                f"than they could take (what it passed on was {'' if drained else 'not '}drained)"
             )
+        else:
+            line += f"; a 5x burst drained: {_verdict(drained)}"
         targets.append(line + ".")
     lines = [
         "## Pipeline: submit to verdict",
@@ -410,8 +421,10 @@ def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
         "jobs, enqueued with the classify job's options, in the same run.",
         "",
         *_table(["workers", "comments", "jobs", "verdicts/s", "no-op jobs/s", "ratio"], drains),
-        "**Fixed rates with the workers running** (latency from the comment's `created_at` to its "
-        "verdict's; depth = comments in the outbox or the inbox, not yet taken by a job, sampled every "
+        "**Fixed rates with the workers running** (latency from when each post was due by the "
+        "open-loop generator's schedule to its verdict's `created_at`, so the time a post waited for "
+        "the web app to take it is in it; the part from the comment's commit on beside it; depth = "
+        "comments in the outbox or the inbox, not yet taken by a job, sampled every "
         "0.25 s). The intake maximum was measured with the two cores to the web app alone; here the "
         "workers share them, so where the web app accepts fewer posts than offered, the rest wait in "
         "the open-loop generator and posted/s counts until the last one was answered. The pipeline's "
@@ -433,6 +446,7 @@ def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
                 "posted/s",
                 "post p99 ms",
                 "verdict p50 / p95 / p99 ms",
+                "of which from the commit, p99 ms",
                 "verdicts/s",
                 "max depth",
                 "decided",
@@ -545,6 +559,11 @@ def render_model(model: dict[str, Any]) -> tuple[list[str], list[str]]:
         "corpus is in `docs/model.md`.",
         "",
         *_table(["training", "examples", "time", "peak memory"], rows),
+        "Scoring is timed on comments drawn from the corpora, each pass (and the single-comment "
+        "latency) on comments no earlier pass scored, after 5,000 others were scored with their "
+        "reasons: the word caches then hold what a running worker's hold, the words it has met, "
+        "and not the comments about to be scored.",
+        "",
         *_table(["batch size", "comments/s without reasons", "comments/s with reasons"], speed_rows),
         f"One comment with its reasons: median {latency['median_ms']:.2f} ms, "
         f"p95 {latency['p95_ms']:.2f} ms.",
@@ -564,11 +583,20 @@ def render_model(model: dict[str, Any]) -> tuple[list[str], list[str]]:
 def render_review_queue(review: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The review-queue table, one plan per order, and its target line."""
     rows = [
-        [case["case"], f"{case['page']:,}", case["rows"], case["median_ms"], case["max_ms"]]
+        [
+            case["case"],
+            f"{case['page']:,}",
+            case["rows"],
+            case["median_ms"],
+            case.get("p95_ms"),
+            case["max_ms"],
+        ]
         for case in review["cases"]
     ]
     cursor = [case for case in review["cases"] if "cursor" in case["case"]]
-    worst = max(case["median_ms"] for case in cursor) if cursor else None
+    # Judged on each page's p95 over its timed calls, not its median: "any page" is a tail.
+    worst = max(case.get("p95_ms", case["max_ms"]) for case in cursor) if cursor else None
+    slowest_call = max(case["max_ms"] for case in cursor) if cursor else None
     lines = [
         "## Review queue at one million comments",
         "",
@@ -583,7 +611,7 @@ def render_review_queue(review: dict[str, Any]) -> tuple[list[str], list[str]]:
         "counts the total and walks the offset the same way (every row before the page, from each "
         "status). A status with fewer rows than the deep page has its last page measured instead.",
         "",
-        *_table(["query", "page", "rows", "median ms", "max ms"], rows),
+        *_table(["query", "page", "rows", "median ms", "p95 ms", "max ms"], rows),
     ]
     plans = {
         case["case"]: case["plans"][0]["plan"] for case in cursor if case.get("plans") and case["page"] > 1
@@ -593,8 +621,9 @@ def render_review_queue(review: dict[str, Any]) -> tuple[list[str], list[str]]:
     targets = []
     if worst is not None:
         targets.append(
-            f"- Review queue: slowest cursor page {worst} ms at 1,000,000 comments (target 20 ms: "
-            f"{_verdict(worst < 20)})."
+            f"- Review queue: slowest cursor page, p95 of its {review['settings']['repeats']} timed calls, "
+            f"{worst} ms at 1,000,000 comments (target 20 ms: {_verdict(worst < 20)}); the slowest single "
+            f"call {slowest_call} ms."
         )
     return lines, targets
 

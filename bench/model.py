@@ -118,9 +118,7 @@ def measure(datasets: Path, factor: int) -> dict[str, Any]:
         f" ({synthetic['examples_per_second']:.0f}/s); peak {synthetic['peak_rss_mb']:.0f} MB",
         flush=True,
     )
-    comments = speed.sample_comments(load_all(datasets), speed.SCORED_COMMENTS)
-    scoring = speed.throughput(classifier, comments)
-    single = speed.latency(classifier, comments)
+    scoring, single = speed.scoring_figures(classifier, load_all(datasets))
     for key, value in scoring.items():
         print(f"  {key}: {value['per_second']:.0f} comments/s", flush=True)
     print(f"  one comment with reasons: median {single['median_ms']:.2f} ms, p95 {single['p95_ms']:.2f} ms")

@@ -57,11 +57,11 @@ def run_all(datasets: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as model_dir:
         training = speed.train_all(datasets, Path(model_dir))
         classifier = load_version(model_dir, training["version"])
-    comments = speed.sample_comments(load_all(datasets), speed.SCORED_COMMENTS)
+    scoring, single = speed.scoring_figures(classifier, load_all(datasets))
     return {
         "training": training,
-        "throughput": speed.throughput(classifier, comments),
-        "latency": speed.latency(classifier, comments),
+        "throughput": scoring,
+        "latency": single,
         "obfuscation": speed.obfuscation(classifier),
     }
 

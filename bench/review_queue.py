@@ -29,7 +29,15 @@ if __package__ in (None, ""):  # run as a file: make `bench` and the service imp
 from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.orm import Session
 
-from bench.common import fresh_database, machine_info, print_table, stop_on_sigterm, workspace, write_results
+from bench.common import (
+    fresh_database,
+    machine_info,
+    percentiles,
+    print_table,
+    stop_on_sigterm,
+    workspace,
+    write_results,
+)
 from service.db import make_engine, make_session_factory
 from service.keyset import encode_cursor
 from service.review import ListQuery, Sort, list_comments, sort_keys
@@ -93,7 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--comments", type=int, default=1_000_000, help="rows to fill (default 1,000,000)")
     parser.add_argument("--deep-page", type=int, default=2000, help="the deep page (default 2000)")
     parser.add_argument("--per-page", type=int, default=50, help="page size (default 50, the API's)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per case (default 5)")
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls per case (default 20)")
     parser.add_argument("--out", default="review_queue", help="results name (default review_queue)")
     return parser.parse_args(argv)
 
@@ -168,6 +176,7 @@ def measure_case(engine: Engine, sessions: Any, label: str, query: ListQuery, re
         "rows": len(page.items),
         "total": page.total,
         "median_ms": round(statistics.median(times), 2),
+        "p95_ms": round(percentiles(times, (95,))["p95"], 2),
         "min_ms": round(min(times), 2),
         "max_ms": round(max(times), 2),
         "plans": explain(engine, statements),
@@ -242,11 +251,14 @@ def report(results: dict[str, Any]) -> None:
     """The summary table against the 20 ms target."""
     rows = []
     for case in results["cases"]:
-        met = "yes" if case["median_ms"] < TARGET_MS else "NO"
+        met = "yes" if case["p95_ms"] < TARGET_MS else "NO"
         total, worst = case.get("total", ""), case.get("max_ms", "")
-        rows.append([case["case"], case["page"], case["rows"], total, case["median_ms"], worst, met])
+        rows.append(
+            [case["case"], case["page"], case["rows"], total, case["median_ms"], case["p95_ms"], worst, met]
+        )
     print()
-    print_table(["query", "page", "rows", "total", "median ms", "max ms", f"< {TARGET_MS:g} ms"], rows)
+    header = ["query", "page", "rows", "total", "median ms", "p95 ms", "max ms", f"p95 < {TARGET_MS:g} ms"]
+    print_table(header, rows)
 
 
 def main(argv: list[str] | None = None) -> int:
