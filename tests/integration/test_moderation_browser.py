@@ -81,7 +81,15 @@ def test_a_moderator_signs_in_and_approves_a_flagged_comment_in_the_browser(
             card = page.get_by_role("article", name=f"Comment {comment_id}")
             expect(card).to_contain_text("Is the footbridge open?")
             expect(card).to_contain_text("(***@example.com)")  # "ann" is too short to show a letter of
-            card.get_by_label("Note").fill("checked with the council")
+            note = card.get_by_label("Note")
+            note.fill("checked with the council")
+            # Enter in the note submits with the form's first button: it must decide nothing
+            # (it approved, the first decision button, before a disabled one came first).
+            note.press("Enter")
+            page.wait_for_timeout(500)
+            with services.sessions() as session:
+                assert session.get_one(Comment, comment_id).status is CommentStatus.FLAGGED
+            expect(note).to_have_value("checked with the council")  # the page was not sent
             card.get_by_role("button", name="Approve").click()
             expect(page.get_by_role("status")).to_have_text(f"Comment {comment_id} approved.")
             expect(page.get_by_role("article", name=f"Comment {comment_id}")).to_have_count(0)
