@@ -262,11 +262,13 @@ def decide(comment_id: int) -> Response:
             _apply(comment_id, decision, note)
         else:
             flash(f"Comment {comment_id}: choose approve, spam, abuse or other.", "problem")
-    # Back to the page the form was on (a stale cursor falls back to the top of the list).
+    return redirect(_queue_the_form_was_on())
+
+
+def _queue_the_form_was_on() -> str:
+    """The queue page a comment's form was on (a stale cursor falls back to the top of the list)."""
     form = request.form
-    return redirect(
-        url_for("pages.queue", status=form.get("status"), sort=form.get("sort"), cursor=form.get("cursor"))
-    )
+    return url_for("pages.queue", status=form.get("status"), sort=form.get("sort"), cursor=form.get("cursor"))
 
 
 def _seen_time(raw: str | None) -> datetime | None:
@@ -323,9 +325,10 @@ def reveal(comment_id: int) -> Any:
         email = reveal_email(get_session(), services().keys, comment_id, moderator_actor(g.moderator), None)
     except NotFoundError as exc:
         flash(f"Comment {comment_id}: {exc}.", "problem")
-        return redirect(url_for("pages.queue"))
+        return redirect(_queue_the_form_was_on())
     get_session().commit()
     # Percent-encoded, as RFC 6068 asks: an address may hold `?`, `&` or `%`, which a mail
     # program would read as the start of headers (`?bcc=...`) or as an escape.
     mailto = f"mailto:{quote(email, safe='@')}" if email else None
-    return render_template("moderate_email.html", comment_id=comment_id, email=email, mailto=mailto)
+    page = {"comment_id": comment_id, "email": email, "mailto": mailto, "back": _queue_the_form_was_on()}
+    return render_template("moderate_email.html", **page)

@@ -415,3 +415,30 @@ def test_a_decision_with_an_altered_seen_time_is_checked_on_its_status_alone(
     _send(client, flagged, {**_decision_form(client, flagged, "approve"), "seen_updated_at": seen})
     with services.sessions() as session:
         assert session.get_one(Comment, flagged).status is CommentStatus.APPROVED
+
+
+def test_revealing_an_email_leads_back_to_the_page_the_queue_was_on(
+    client: FlaskClient, services: Services, flagged: int
+) -> None:
+    _sign_in(client, _token(services, "Mo"))
+    page = client.get("/moderate/?status=&sort=age").get_data(as_text=True)
+    form = page[page.index(f"/moderate/comments/{flagged}/reveal-email") :]
+    fields = dict(
+        re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form[: form.index("</form>")])
+    )
+    assert (fields["status"], fields["sort"]) == ("", "age")
+    shown = client.post(f"/moderate/comments/{flagged}/reveal-email", data=fields).get_data(as_text=True)
+    assert 'href="/moderate/?status=&amp;sort=age">Back to the review queue' in shown
+    missing = client.post("/moderate/comments/999999/reveal-email", data=fields)
+    assert missing.headers["Location"] == "/moderate/?status=&sort=age"
+
+
+def test_a_problem_is_announced_at_once_and_each_control_names_its_comment(
+    client: FlaskClient, services: Services, flagged: int
+) -> None:
+    _sign_in(client, _token(services, "Mo"))
+    client.post(f"/moderate/comments/{flagged}/decision", data={**_decision_form(client, flagged, "maybe")})
+    page = client.get("/moderate/").get_data(as_text=True)
+    assert '<p class="flash problem" role="alert">' in page
+    assert page.count(f'aria-describedby="comment-{flagged}-meta"') == 6  # the note, four decisions, reveal
+    assert f'<div class="meta" id="comment-{flagged}-meta">' in page
