@@ -15,6 +15,7 @@ import pytest
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from models import artifacts
 from models.artifacts import (
     DIGEST_FILE,
     METADATA_FILE,
@@ -122,7 +123,16 @@ def test_a_model_file_replaced_after_its_check_is_not_what_loads(
 def test_tampered_digest_file_is_refused(model_dir: Path) -> None:
     path = _active_folder(model_dir) / DIGEST_FILE
     path.write_text("0" * 64 + f"  {MODEL_FILE}\n")
-    with pytest.raises(ModelIntegrityError):
+    with pytest.raises(ModelIntegrityError, match="does not match its recorded SHA-256"):
+        load_active(model_dir)
+
+
+def test_metadata_naming_another_model_digest_is_refused(model_dir: Path) -> None:
+    # Both files match the digest file; the metadata itself records another model.
+    folder = _active_folder(model_dir)
+    metadata = json.loads((folder / METADATA_FILE).read_text())
+    _rewrite_metadata(folder, {**metadata, "model_sha256": "0" * 64})
+    with pytest.raises(ModelIntegrityError, match="records another SHA-256 digest"):
         load_active(model_dir)
 
 
@@ -335,6 +345,29 @@ def test_write_refuses_existing_folder(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         write_artifact(tmp_path / "v", Pipeline([("s", FunctionTransformer())]), {})
     assert [p.name for p in tmp_path.iterdir()] == ["v"]  # no staging folder left behind
+
+
+def test_a_version_appears_whole_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = Pipeline([("s", FunctionTransformer())])
+    renamed: list[set[str]] = []
+    replace = os.replace
+
+    def watched_replace(source: Path, target: Path) -> None:
+        assert not Path(target).exists()
+        renamed.append({path.name for path in Path(source).iterdir()})
+        replace(source, target)
+
+    monkeypatch.setattr(artifacts.os, "replace", watched_replace)
+    write_artifact(tmp_path / "whole", pipeline, {})
+    assert renamed == [{MODEL_FILE, METADATA_FILE, DIGEST_FILE}]  # complete before it has its name
+
+    def cut_short(*_args: Any) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(artifacts, "sync_to_disk", cut_short)
+    with pytest.raises(OSError, match="no space"):
+        write_artifact(tmp_path / "cut", pipeline, {})
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["whole"]  # no folder, no staging left
 
 
 def test_scores_survive_reload_exactly(tmp_path: Path, make_result: Callable[..., TrainingResult]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from models import registry
 from models.artifacts import STAGING_PREFIX
 from models.classifier import Classifier
 from models.errors import ModelError, ModelIntegrityError, ModelNotFoundError
@@ -275,11 +276,23 @@ def test_files_get_the_modes_the_umask_allows(
     }
 
 
-def test_active_file_is_written_whole(three_versions: tuple[Path, list[str]]) -> None:
+def test_active_file_is_written_whole(
+    three_versions: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, versions = three_versions
     activate(root, versions[1])
     assert (root / ACTIVE_FILE).read_text() == versions[1] + "\n"
     assert not [p for p in root.iterdir() if p.name.startswith(f".{ACTIVE_FILE}")]
+
+    # A write cut short before it takes the file's name leaves the old pointer whole.
+    def cut_short(*_args: Any) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(registry.os, "replace", cut_short)
+    with pytest.raises(OSError, match="no space"):
+        activate(root, versions[2])
+    assert (root / ACTIVE_FILE).read_text() == versions[1] + "\n"
+    assert not [p for p in root.iterdir() if p.name.startswith((f".{ACTIVE_FILE}", f".{HISTORY_FILE}"))]
 
 
 def test_empty_or_missing_directory(tmp_path: Path) -> None:
