@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from service.db import make_engine
 from tests.flock import flock_is_free
@@ -22,6 +23,13 @@ def _engine(path: Path) -> Engine:
 def test_a_second_writer_waits_for_the_first_to_commit(tmp_path: Path) -> None:
     # Two engines stand for two processes: separate pools, separate connections.
     first, second = _engine(tmp_path / "db.sqlite"), _engine(tmp_path / "db.sqlite")
+    second.dispose()
+
+    @event.listens_for(second, "connect")
+    def no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
+        # SQLite's own busy handler would make it wait too: the file lock alone must.
+        dbapi_connection.execute("PRAGMA busy_timeout=0")
+
     finished: list[float] = []
 
     def write_second() -> None:
