@@ -184,6 +184,11 @@ def test_a_moderator_decision_is_never_overwritten_by_a_late_job(
     client.post(f"/v1/comments/{comment_id}/decision", json={"action": "approve"}, headers=moderator_headers)
     assert classify_waiting() == 0
     assert _count(services, Verdict, comment_id) == 0
+    with services.sessions() as session:
+        comment = session.get_one(Comment, comment_id)
+        assert comment.status is CommentStatus.APPROVED and comment.spam_score is None
+        trail = session.scalars(select(AuditEvent).where(AuditEvent.comment_id == comment_id)).all()
+        assert [(event.action, event.actor) for event in trail][-1] == ("approve", "moderator:Mod Erator")
 
 
 def test_one_batch_gives_each_comment_its_own_verdict_and_skips_the_decided_one(
