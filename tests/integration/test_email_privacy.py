@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import uuid
@@ -46,6 +47,30 @@ def _redis_values(connection: redis.Redis, job_ids: list[str]) -> Iterator[bytes
                 yield connection.get(key) or b""
         job = Job.fetch(job_id, connection=connection)
         yield repr((job.func_name, job.args, job.kwargs, job.meta, job.description)).encode()
+
+
+def _everything_in_redis(connection: redis.Redis) -> Iterator[bytes]:
+    """Every key and stored value in the database, compressed job payloads opened up: what
+    the worker left (its jobs, their results and failures, its registries) as well."""
+    for key in connection.scan_iter(count=1000):
+        yield key
+        kind = connection.type(key)
+        if kind == b"string":
+            yield connection.get(key) or b""
+        elif kind == b"hash":
+            for name, value in connection.hgetall(key).items():
+                yield name + b"=" + value
+                if name == b"data":
+                    with contextlib.suppress(zlib.error):
+                        yield zlib.decompress(value)
+        elif kind == b"list":
+            yield from connection.lrange(key, 0, -1)
+        elif kind == b"set":
+            yield from connection.smembers(key)
+        elif kind == b"zset":
+            yield from connection.zrange(key, 0, -1)
+        elif kind == b"stream":
+            yield repr(connection.xrange(key)).encode()
 
 
 def _database_rows(services: Services) -> Iterator[tuple[str, str, Any]]:
@@ -93,6 +118,9 @@ def test_email_appears_nowhere_but_encrypted(
         )
     finally:
         worker.stop()
+    left_in_redis = list(_everything_in_redis(connection))
+    assert any(item.startswith(b"rq:job:") for item in left_in_redis)  # the worker's jobs among them
+    payloads += left_in_redis
     for comment_id in comment_ids:
         for response in (
             client.post(
