@@ -3,12 +3,14 @@ comment row; 0005 leaves at most one open retraining run and keeps it that way; 
 the tokens there are at no sign-outs; 0008 makes them plain moderators' tokens, keeping who
 decided each label; 0009 adds the webhook outbox and drops it cleanly; 0010 adds and drops a
 column of comments in place; 0011 adds the flood counters; 0012 drops a column of the
-tokens in place; 0013 takes the seconds taken to post out of erased comments' reasons. And
+tokens in place; 0013 takes the seconds taken to post out of erased comments' reasons; 0015
+clears their earlier notes, seconds and author-quoting verdict reasons. And
 the migrations together make
 exactly the schema the code declares, and a run cut short leaves nothing behind."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -331,6 +333,49 @@ def _empty_database(kind: str, tmp_path: Path) -> Iterator[str]:
     require_service(_postgres_answers(), f"PostgreSQL at {POSTGRES_URL}")
     with empty_schema(POSTGRES_URL, f"test_race_{uuid.uuid4().hex[:12]}") as url:
         yield url
+
+
+def test_0015_clears_what_an_erasure_now_takes_from_comments_erased_before(tmp_path: Path) -> None:
+    config, engine = _database_at(tmp_path, "0014")
+    quoting, plain = 'author name "casino" +0.9 toward spam', '"free" +1.8 toward spam'
+    event = text(
+        "INSERT INTO audit_events (comment_id, action, actor, note, created_at) "
+        "VALUES (:id, :action, 'moderator:Mo', :note, '2026-11-28 06:00:00')"
+    )
+    with engine.begin() as connection:
+        ids = {}
+        for name, digest in (("erased", b""), ("kept", b"\x01")):
+            ids[name] = comment_id = connection.execute(INSERT_COMMENT, {"status": "flagged"}).lastrowid
+            connection.execute(
+                text("UPDATE comments SET email_digest = :digest, seconds_to_submit = 2.5 WHERE id = :id"),
+                {"digest": digest, "id": comment_id},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO verdicts (comment_id, spam, abuse, reasons, model_version, outcome, "
+                    "created_at) VALUES (:id, 0.9, 0.1, :reasons, 'm', 'flagged', '2026-11-28 06:00:00')"
+                ),
+                {"id": comment_id, "reasons": json.dumps([quoting, plain])},
+            )
+            connection.execute(event, {"id": comment_id, "action": "note", "note": "Ann again"})
+        connection.execute(event, {"id": ids["erased"], "action": "personal_data_erased", "note": None})
+        connection.execute(event, {"id": ids["erased"], "action": "approve", "note": "after the erasure"})
+    command.upgrade(config, "0015")
+    with engine.connect() as connection:
+        seconds = dict(connection.execute(text("SELECT id, seconds_to_submit FROM comments")).all())
+        notes = connection.execute(text("SELECT comment_id, note FROM audit_events ORDER BY id")).all()
+        reasons = dict(connection.execute(text("SELECT comment_id, reasons FROM verdicts")).all())
+    assert seconds == {ids["erased"]: None, ids["kept"]: 2.5}
+    assert notes == [
+        (ids["erased"], None),
+        (ids["kept"], "Ann again"),
+        (ids["erased"], None),
+        (ids["erased"], "after the erasure"),
+    ]
+    assert json.loads(reasons[ids["erased"]]) == [plain]
+    assert json.loads(reasons[ids["kept"]]) == [quoting, plain]
+    command.downgrade(config, "0014")
+    engine.dispose()
 
 
 @pytest.mark.integration
