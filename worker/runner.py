@@ -70,6 +70,9 @@ def run_worker(settings: Settings, *, burst: bool = False, models: ModelHolder |
             webhooks = start_webhook_sender(context, stop)
     pause: float | None = None
     asked_to_stop = threading.Event()
+    # What a stop signal did before the first worker: put back before each next one, which
+    # registers itself in Redis before RQ installs its own handlers.
+    original = {stop_signal: signal.getsignal(stop_signal) for stop_signal in STOP_SIGNALS}
     try:
         while True:
             worker = None
@@ -97,6 +100,8 @@ def run_worker(settings: Settings, *, burst: bool = False, models: ModelHolder |
             if asked_to_stop.wait(pause):
                 logger.info("worker stopped while waiting to start again")
                 return
+            for stop_signal, handler in original.items():
+                signal.signal(stop_signal, handler)
     finally:
         stop.set()
         if dispatcher is not None:
