@@ -365,9 +365,6 @@ def _check(settings: Settings) -> None:
     for name, queue in queues.items():
         if not queue.strip():
             raise ConfigError(f"{name} must name a queue")
-    if settings.queue_name == settings.retrain_queue:
-        # Classification would wait behind hour-long training jobs, on workers that may not train.
-        raise ConfigError("CLASSIFY_QUEUE and RETRAIN_QUEUE must name two different queues")
     if settings.honeypot_field in {*SUBMISSION_FIELDS, "redirect"}:
         # Every post fills in, or may fill in, a field the form really has: all would be trapped.
         raise ConfigError(
