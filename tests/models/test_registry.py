@@ -284,9 +284,13 @@ def test_active_file_is_written_whole(
     assert (root / ACTIVE_FILE).read_text() == versions[1] + "\n"
     assert not [p for p in root.iterdir() if p.name.startswith(f".{ACTIVE_FILE}")]
 
-    # A write cut short before it takes the file's name leaves the old pointer whole.
-    def cut_short(*_args: Any) -> None:
-        raise OSError("no space left on device")
+    # A write of ACTIVE cut short before it takes the file's name leaves the old pointer whole.
+    replace = os.replace
+
+    def cut_short(source: Any, target: Any) -> None:
+        if Path(target).name == ACTIVE_FILE:
+            raise OSError("no space left on device")
+        replace(source, target)
 
     monkeypatch.setattr(registry.os, "replace", cut_short)
     with pytest.raises(OSError, match="no space"):
