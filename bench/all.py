@@ -167,7 +167,8 @@ def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
             rows.append(
                 [
                     ours["connections"],
-                    _n(ours["hello_requests_per_s"]),
+                    # Results from before each app had its own hello-world run kept one per level.
+                    _n(ours.get("hello_requests_per_s") or apps["hello"]["runs"][index]["requests_per_s"]),
                     f"{_n(bare['requests_per_s'])} ({bare['ratio_to_hello']:.2f})",
                     f"{_n(plain['requests_per_s'])} ({plain['ratio_to_hello']:.2f})",
                     _n(ours["requests_per_s"]),
@@ -595,6 +596,7 @@ def render_review_queue(review: dict[str, Any]) -> tuple[list[str], list[str]]:
     ]
     cursor = [case for case in review["cases"] if "cursor" in case["case"]]
     # Judged on each page's p95 over its timed calls, not its median: "any page" is a tail.
+    # Results from before the p95 was kept are judged on their slowest call, which is stricter.
     worst = max(case.get("p95_ms", case["max_ms"]) for case in cursor) if cursor else None
     slowest_call = max(case["max_ms"] for case in cursor) if cursor else None
     lines = [
@@ -621,7 +623,9 @@ def render_review_queue(review: dict[str, Any]) -> tuple[list[str], list[str]]:
     targets = []
     if worst is not None:
         targets.append(
-            f"- Review queue: slowest cursor page, p95 of its {review['settings']['repeats']} timed calls, "
+            f"- Review queue: slowest cursor page, "
+            f"{'p95' if all('p95_ms' in case for case in cursor) else 'slowest'} of its "
+            f"{review['settings']['repeats']} timed calls, "
             f"{worst} ms at 1,000,000 comments (target 20 ms: {_verdict(worst < 20)}); the slowest single "
             f"call {slowest_call} ms."
         )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import subprocess
 import sys
 import threading
@@ -317,6 +318,11 @@ def full_sync_name(kind: str) -> str:
     return f"{kind}-full-sync"
 
 
+def _ratio(ours: float, theirs: float | None) -> float:
+    """``ours / theirs`` to three places; NaN where the other app accepted nothing (a broken run)."""
+    return round(ours / theirs, 3) if theirs else math.nan
+
+
 def report(results: dict[str, Any], levels: list[int]) -> None:
     """Print the comparison table: ours / hello-world and ours / bare insert at each concurrency."""
     apps = results["apps"]
@@ -331,12 +337,11 @@ def report(results: dict[str, Any], levels: list[int]) -> None:
         for index, connections in enumerate(levels):
             mine, bare, plain = ours["runs"][index], insert["runs"][index], unlimited["runs"][index]
             for run in (mine, bare, plain):
-                run["ratio_to_hello"] = round(run["requests_per_s"] / run["hello_requests_per_s"], 3)
+                run["ratio_to_hello"] = _ratio(run["requests_per_s"], run["hello_requests_per_s"])
             ratio = mine["ratio_to_hello"]
-            to_insert = mine["requests_per_s"] / bare["requests_per_s"]
-            to_plain = mine["requests_per_s"] / plain["requests_per_s"]
-            mine["ratio_to_insert"] = round(to_insert, 3)
-            mine["ratio_to_no_flood_control"] = round(to_plain, 3)
+            to_insert = mine["ratio_to_insert"] = _ratio(mine["requests_per_s"], bare["requests_per_s"])
+            to_plain = _ratio(mine["requests_per_s"], plain["requests_per_s"])
+            mine["ratio_to_no_flood_control"] = to_plain
             rows.append(
                 [connections, mine["hello_requests_per_s"], bare["requests_per_s"], plain["requests_per_s"]]
                 + [mine["requests_per_s"], f"{ratio:.2f}", f"{to_insert:.2f}", f"{to_plain:.2f}"]
@@ -348,10 +353,8 @@ def report(results: dict[str, Any], levels: list[int]) -> None:
         synced = apps.get(full_sync_name(kind))
         if synced:
             for index, run in enumerate(synced["runs"]):
-                run["ratio_to_hello"] = round(run["requests_per_s"] / run["hello_requests_per_s"], 3)
-                run["ratio_to_default"] = round(
-                    run["requests_per_s"] / ours["runs"][index]["requests_per_s"], 3
-                )
+                run["ratio_to_hello"] = _ratio(run["requests_per_s"], run["hello_requests_per_s"])
+                run["ratio_to_default"] = _ratio(run["requests_per_s"], ours["runs"][index]["requests_per_s"])
             print(
                 "with SQLITE_FULL_SYNC (the log synced at every commit): "
                 + ", ".join(
@@ -360,7 +363,7 @@ def report(results: dict[str, Any], levels: list[int]) -> None:
                     for run in synced["runs"]
                 )
             )
-        ours["max_ratio_to_hello"] = round(ours["max_rps"] / hello["max_rps"], 3)
+        ours["max_ratio_to_hello"] = _ratio(ours["max_rps"], hello["max_rps"])
         half = ours["half_load"]
         print(
             f"max {ours['max_rps']:.0f}/s = {ours['max_ratio_to_hello']:.2f} x hello"
@@ -388,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             procs.stop_all()
     results["elapsed_s"] = round(time.monotonic() - started, 1)
+    write_results(args.out, results)  # kept whatever the report below meets
     report(results, levels)
     print(f"\nwrote {write_results(args.out, results)} in {results['elapsed_s']:.0f} s")
     return 0
