@@ -101,6 +101,8 @@ def synthetic_in_child(datasets: Path, factor: int) -> dict[str, Any]:
 
 def measure(datasets: Path, factor: int) -> dict[str, Any]:
     """Every figure: in-memory training, out-of-core training on the synthetic set, scoring."""
+    corpora = load_all(datasets)
+    speed.check_scoring_sample(corpora)
     print("training on every corpus (in memory) ...", flush=True)
     with tempfile.TemporaryDirectory() as model_dir:
         training = speed.train_all(datasets, Path(model_dir))
@@ -118,7 +120,7 @@ def measure(datasets: Path, factor: int) -> dict[str, Any]:
         f" ({synthetic['examples_per_second']:.0f}/s); peak {synthetic['peak_rss_mb']:.0f} MB",
         flush=True,
     )
-    scoring, single = speed.scoring_figures(classifier, load_all(datasets))
+    scoring, single = speed.scoring_figures(classifier, corpora)
     for key, value in scoring.items():
         print(f"  {key}: {value['per_second']:.0f} comments/s", flush=True)
     print(f"  one comment with reasons: median {single['median_ms']:.2f} ms, p95 {single['p95_ms']:.2f} ms")
@@ -147,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     stop_on_sigterm()
     started = time.monotonic()
     results: dict[str, Any] = {"machine": machine_info(), "settings": {"factor": args.factor}}
-    results.update(measure(datasets, args.factor))
+    try:
+        results.update(measure(datasets, args.factor))
+    except speed.TooFewCommentsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     print(f"wrote {write_results(args.out, results)} in {results['elapsed_s']:.0f} s")
     return 0

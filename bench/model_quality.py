@@ -54,10 +54,12 @@ def machine() -> dict[str, Any]:
 
 def run_all(datasets: Path) -> dict[str, Any]:
     """Train on every corpus, then measure speed and the obfuscation check on that model."""
+    corpora = load_all(datasets)
+    speed.check_scoring_sample(corpora)
     with tempfile.TemporaryDirectory() as model_dir:
         training = speed.train_all(datasets, Path(model_dir))
         classifier = load_version(model_dir, training["version"])
-    scoring, single = speed.scoring_figures(classifier, load_all(datasets))
+    scoring, single = speed.scoring_figures(classifier, corpora)
     return {
         "training": training,
         "throughput": scoring,

@@ -85,6 +85,23 @@ def _pass_size(batch_size: int) -> int:
     return max(batch_size * 20, 1000) if batch_size < 1000 else SCORED_COMMENTS
 
 
+class TooFewCommentsError(ValueError):
+    """The corpora hold fewer comments than the scoring's disjoint passes need."""
+
+
+def check_scoring_sample(examples: Sequence[Example]) -> None:
+    """Refuse (``TooFewCommentsError``) corpora too small for `scoring_figures`' disjoint passes,
+    before minutes of training are spent on them."""
+    passes = 2 * sum(_pass_size(size) for size in BATCH_SIZES)
+    needed = WARM_UP_COMMENTS + passes + LATENCY_SAMPLES
+    if len(examples) < needed:
+        raise TooFewCommentsError(
+            f"timing the scoring needs {needed:,} corpus comments ({WARM_UP_COMMENTS:,} to warm the "
+            f"caches, {passes:,} for the passes, {LATENCY_SAMPLES} for the latency), each scored once; "
+            f"the corpora found hold {len(examples):,}"
+        )
+
+
 def scoring_figures(
     classifier: Classifier, examples: Sequence[Example]
 ) -> tuple[dict[str, Any], dict[str, float]]:
@@ -95,10 +112,9 @@ def scoring_figures(
     comments it is about to score: scoring the same comments again would find every
     word cached and flatter the figures.
     """
+    check_scoring_sample(examples)
     passes = 2 * sum(_pass_size(size) for size in BATCH_SIZES)
     comments = sample_comments(examples, WARM_UP_COMMENTS + passes + LATENCY_SAMPLES)
-    if len(comments) < WARM_UP_COMMENTS + passes + LATENCY_SAMPLES:
-        raise ValueError(f"{len(comments)} comments are too few for disjoint passes")
     warm_up, rest = comments[:WARM_UP_COMMENTS], comments[WARM_UP_COMMENTS:]
     for offset in range(0, len(warm_up), 1000):
         classifier.score(warm_up[offset : offset + 1000], reasons=True)
