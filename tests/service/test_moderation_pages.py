@@ -363,14 +363,17 @@ def test_a_decision_on_what_the_page_showed_before_a_change_is_not_applied(
         assert session.scalars(select(Label).where(Label.comment_id == flagged)).one().spam is False
 
 
+def _hidden_fields(page: str, action: str) -> dict[str, str]:
+    """The hidden fields of the form on ``page`` that posts to ``action``."""
+    form = page[page.index(action) :]
+    form = form[: form.index("</form>")]
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
+
+
 def _decision_form(client: FlaskClient, comment_id: int, decision: str) -> dict[str, str]:
     """The form of ``comment_id`` on the page of every status, as sent by its ``decision`` button."""
     page = client.get("/moderate/?status=").get_data(as_text=True)
-    form = page[page.index(f"/moderate/comments/{comment_id}/decision") :]
-    fields = dict(
-        re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form[: form.index("</form>")])
-    )
-    return {**fields, "decision": decision}
+    return {**_hidden_fields(page, f"/moderate/comments/{comment_id}/decision"), "decision": decision}
 
 
 def _send(client: FlaskClient, comment_id: int, form: dict[str, str]) -> None:
@@ -422,10 +425,7 @@ def test_revealing_an_email_leads_back_to_the_page_the_queue_was_on(
 ) -> None:
     _sign_in(client, _token(services, "Mo"))
     page = client.get("/moderate/?status=&sort=age").get_data(as_text=True)
-    form = page[page.index(f"/moderate/comments/{flagged}/reveal-email") :]
-    fields = dict(
-        re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form[: form.index("</form>")])
-    )
+    fields = _hidden_fields(page, f"/moderate/comments/{flagged}/reveal-email")
     assert (fields["status"], fields["sort"]) == ("", "age")
     shown = client.post(f"/moderate/comments/{flagged}/reveal-email", data=fields).get_data(as_text=True)
     assert 'href="/moderate/?status=&amp;sort=age">Back to the review queue' in shown
