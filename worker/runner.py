@@ -17,14 +17,13 @@ from worker.context import build_context, install_context
 from worker.dispatcher import LEASE_SECONDS, dispatch_all, start_dispatcher
 from worker.model_holder import ModelHolder
 from worker.orphans import children_stop_when_orphaned
-from worker.pool import respawn_delay
+from worker.pool import STOP_SIGNALS, respawn_delay
 from worker.sweeper import start_sweeper
 from worker.webhooks import start_webhook_sender
 
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 30.0
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class ModerationWorker(SimpleWorker):
@@ -81,8 +80,6 @@ def run_worker(settings: Settings, *, burst: bool = False, models: ModelHolder |
                 # Made inside: it names itself to Redis, which may be down at start as later.
                 # Classification first: RQ takes from the first queue that has a job.
                 worker = ModerationWorker(queues, connection=context.queue.queue.connection)
-                if asked_to_stop.is_set():  # during the pause's last moments, or the line above
-                    return
                 worker.work(burst=burst, with_scheduler=not burst, logging_level=_rq_log_level(settings))
             except redis.RedisError as exc:
                 logger.warning("worker lost the queue: %s", exc)
@@ -102,6 +99,8 @@ def run_worker(settings: Settings, *, burst: bool = False, models: ModelHolder |
                 return
             for stop_signal, handler in original.items():
                 signal.signal(stop_signal, handler)
+            if asked_to_stop.is_set():  # came between the pause's end and the line above
+                return
     finally:
         stop.set()
         if dispatcher is not None:
