@@ -72,6 +72,16 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _listening(host: str, port: int) -> bool:
+    """Whether the run's address accepts connections (a wildcard address is tried on loopback)."""
+    reachable = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104 - only read here
+    try:
+        with socket.create_connection((reachable, port), timeout=POLL_SECONDS):
+            return True
+    except OSError:
+        return False
+
+
 def _check_port(host: str, port: int) -> None:
     """Refuse (``ClickException``) an address this machine cannot listen on, before any set-up."""
     try:
@@ -173,10 +183,11 @@ def _run_children(
     port: int,
     watched: dict[str, subprocess.Popen[bytes]] | None = None,
 ) -> dict[str, subprocess.Popen[bytes]]:
-    """Wait until Ctrl-C, SIGTERM, SIGHUP or the exit of a child or of a ``watched``
-    process (stopped by its owner), then stop the children; return them."""
+    """Say where to post once the web app listens; wait until Ctrl-C, SIGTERM, SIGHUP or the
+    exit of a child or of a ``watched`` process (stopped by its owner), then stop the
+    children; return them."""
     watching = {**children, **(watched or {})}
-    click.echo(f"post comments to http://{_address(host, port)}/v1/comments (Ctrl-C stops)")
+    announced = False
 
     def interrupted(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -187,6 +198,10 @@ def _run_children(
         signal.signal(stop_signal, interrupted)
     try:
         while all(child.poll() is None for child in watching.values()):
+            # Announced once gunicorn listens: a post sent on reading the line must not be refused.
+            if not announced and _listening(host, port):
+                click.echo(f"post comments to http://{_address(host, port)}/v1/comments (Ctrl-C stops)")
+                announced = True
             time.sleep(POLL_SECONDS)
         ended = ", ".join(
             f"{name} exited with code {child.returncode}"

@@ -103,3 +103,33 @@ def test_the_embedded_redis_exiting_stops_the_run_and_is_named(capsys: pytest.Ca
     local_stack._run_children({"web (gunicorn)": web}, "127.0.0.1", 8000, {"embedded Redis": redis})
     assert web.returncode is not None  # stopped because Redis went
     assert "embedded Redis exited with code 1; stopping" in capsys.readouterr().err
+
+
+_LISTENS_LATE = """
+import socket, sys, time
+time.sleep(1.5)
+server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+time.sleep(60)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.usefixtures("signal_handlers")
+@pytest.mark.parametrize("listens", [True, False])
+def test_where_to_post_is_said_once_the_web_app_listens(
+    capsys: pytest.CaptureFixture[str], listens: bool
+) -> None:
+    port = _free_port()
+    web = [sys.executable, "-c", _LISTENS_LATE if listens else "import time; time.sleep(60)", str(port)]
+    children = {
+        "web (gunicorn)": subprocess.Popen(web),
+        "worker": subprocess.Popen([sys.executable, "-c", "import time; time.sleep(4)"]),
+    }
+    local_stack._run_children(children, "0.0.0.0", port)  # noqa: S104 - reached on loopback
+    said = capsys.readouterr().out
+    assert (f"post comments to http://0.0.0.0:{port}/v1/comments" in said) is listens
