@@ -1,6 +1,8 @@
 # One image, two entry points: the web app under gunicorn (default) and `moderation worker`.
 # Build: docker build -t comment-moderation .
-FROM python:3.11-slim AS build
+# Both stages name the same Debian release: the venv built in the first runs in the second,
+# and a bare `3.11-slim` moves to the next release (its C libraries) when Debian's does.
+FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
@@ -12,7 +14,7 @@ RUN pip install --no-cache-dir --disable-pip-version-check pip==26.3 \
     && pip install --no-cache-dir --disable-pip-version-check -c requirements.lock . \
     && pip install --no-cache-dir --disable-pip-version-check --no-deps --require-hashes -r requirements-vectors.txt
 
-FROM python:3.11-slim
+FROM python:3.11-slim-bookworm
 RUN useradd --create-home --uid 10001 moderation \
     && mkdir -p /var/lib/moderation/models \
     && chown -R moderation /var/lib/moderation
