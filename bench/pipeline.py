@@ -18,7 +18,9 @@ load). For each N it measures:
   verdict), and the same figures at half of it: on two cores the web app alone takes
   more posts than web, workers and database together can decide;
 - a burst at 5x the sustainable rate (the measured classify drain rate) and the time
-  the queue takes to drain after it.
+  the queue takes to drain after it: posted through the web app, which on two cores
+  cannot pass on 5x the workers' rate, and put straight into the queue's outbox at 5x,
+  as a web tier on more machines would.
 
 Writes ``bench/results/pipeline.json``. Load goes only to 127.0.0.1; every phase is
 bounded in time and count; processes, Redis keys and the schema are removed at the end.
@@ -330,6 +332,53 @@ def noop_drain(bench: Bench, workers: int) -> dict[str, Any]:
     return {"jobs": count, "seconds": round(seconds, 3), "jobs_per_s": round(count / seconds, 1)}
 
 
+def queue_burst(bench: Bench, workers: int, rate: float, seconds: float) -> dict[str, Any]:
+    """A burst that reaches the queue at ``rate`` for ``seconds``, as a web tier scaled out
+    past these two cores would hand it on; the queue depth until every comment is decided.
+
+    The comments are posted through the web app first, with no worker running; their
+    outbox entries are held back and, once N workers have registered, put back in slices
+    every ``SAMPLE_SECONDS / 5`` on the schedule ``rate`` gives, which is how the workers'
+    dispatchers meet new posts (they poll the outbox). Latency counts from when each entry
+    was due on that schedule.
+    """
+    clear_backlog(bench)
+    low = bench.last_comment_id()
+    run_python_closed(bench.port, 8, 600.0, max_requests=round(rate * seconds))
+    high = bench.last_comment_id()
+    held = sorted(hold_outbox(bench))
+    pool = start_workers(bench, bench.queue, workers, "burst")
+    samples: list[tuple[float, int]] = []
+    due: dict[int, float] = {}
+    try:
+        t0, wall = time.monotonic(), time.time()
+        released = 0
+        while released < len(held):
+            elapsed = time.monotonic() - t0
+            upto = min(len(held), int(elapsed * rate) + 1)
+            if upto > released:
+                release_outbox(bench, held[released:upto])
+                due.update((held[index], wall + index / rate) for index in range(released, upto))
+                released = upto
+            samples.append((round(elapsed, 2), bench.depth()))
+            time.sleep(SAMPLE_SECONDS / 5)
+        released_s = time.monotonic() - t0
+        drain_s = wait_for_verdicts(bench, low, high, samples, t0)
+        settle(bench, bench.queue)
+    finally:
+        stop_workers(bench, pool)
+    figures = verdict_figures(bench, low, high, due)
+    figures.update(
+        target_rate=round(rate, 1),
+        released_per_s=round(len(held) / max(released_s, 1e-9), 1),
+        drain_after_s=round(drain_s, 2),
+        max_depth=max(depth for _, depth in samples),
+        depth_samples=samples,
+        dropped_comments=clear_backlog(bench),
+    )
+    return figures
+
+
 # -------------------------------------------------------------------------- phases
 
 
@@ -532,6 +581,15 @@ def run_worker_count(bench: Bench, workers: int, intake_rate: float) -> dict[str
         )
     finally:
         stop_workers(bench, pool)
+    rate = args.burst_factor * sustainable
+    result["queue_burst"] = queue = queue_burst(bench, workers, rate, args.burst_seconds)
+    print(
+        f"  burst {args.burst_factor:g}x {sustainable}/s into the queue for {args.burst_seconds:g} s"
+        f" (released {queue['released_per_s']}/s): max depth {queue['max_depth']}, drained"
+        f" {queue['drain_after_s']} s after it, verdict p99 {queue['p99_ms']} ms"
+        f" ({queue['verdicts']}/{queue['comments']} decided)",
+        flush=True,
+    )
     return result
 
 
@@ -551,11 +609,12 @@ def report(results: dict[str, Any]) -> None:
                 entry["half_pipeline_max"]["target_rate"],
                 entry["half_pipeline_max"]["p99_ms"],
                 entry["burst"]["drain_after_s"],
+                entry["queue_burst"]["drain_after_s"],
             ]
         )
     print(f"\nintake maximum {results['intake_rate']:.0f}/s")
     headers = ["N", "verdicts/s", "no-op/s", "ratio", "half intake max", "p99 ms"]
-    print_table([*headers, "half own max", "own p99 ms", "burst drain s"], rows)
+    print_table([*headers, "half own max", "own p99 ms", "burst drain s", "queue burst drain s"], rows)
 
 
 def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> dict[str, Any]:
