@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import string
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -105,9 +105,11 @@ class Explainer:
             union.named_transformers[VECTORS].named_steps["vectorizer"] if VECTORS in self._offset else None
         )
         self._word_columns: dict[str, np.ndarray] = {}
-        # The TF-IDF vectorizer already caches each word's n-gram columns; reuse them.
+        # The TF-IDF vectorizer finds many words' n-gram columns at once; reuse that.
         chars = union.named_transformers["chars"].named_steps["vectorizer"]
-        self._char_columns: Callable[[str], np.ndarray] | None = getattr(chars, "word_columns", None)
+        self._char_columns: Callable[[Sequence[str]], list[np.ndarray]] | None = getattr(
+            chars, "words_columns", None
+        )
         # For `batch_reasons`: each whitespace-separated word's key id (see `_word_key_id`).
         self._word_key_ids: dict[str, int] = {}
         self._extra_keys: dict[str, int] = {}
@@ -200,7 +202,7 @@ class Explainer:
         words = [w for ws in word_lists for w in ws]
         word_rows = np.repeat(np.arange(len(rows)), [len(ws) for ws in word_lists])
         distinct = set(words)
-        columns_of = {word: self._columns_of(word) for word in distinct}
+        columns_of = self._columns_of(distinct)
         per_word = list(map(columns_of.__getitem__, words))
         sizes = np.fromiter(map(len, per_word), dtype=np.int64, count=len(per_word))
         char_columns = np.concatenate(per_word) if per_word else np.zeros(0, dtype=np.int64)
@@ -436,7 +438,7 @@ class Explainer:
         if not words:
             empty = np.zeros(0, dtype=np.int64)
             return [], empty, empty, np.zeros(0)
-        per_word = [self._columns_of(word) for word in words]
+        per_word = list(map(self._columns_of(words).__getitem__, words))
         columns = np.concatenate(per_word)
         word_ids = np.repeat(np.arange(len(words)), [len(c) for c in per_word])
         weights = np.asarray([frequency[w] for w in words], dtype=np.float64)[word_ids]
@@ -444,21 +446,31 @@ class Explainer:
         totals = np.bincount(inverse, weights=weights)
         return words, word_ids, columns, weights / totals[inverse]
 
-    def _columns_of(self, word: str) -> np.ndarray:
-        """Return the character n-gram columns of one word, with repeats (cached)."""
-        cached = self._word_columns.get(word)
-        if cached is not None:
-            return cached
-        if self._char_columns is not None:
-            columns = self._offset["chars"] + self._char_columns(word)
-        else:
-            index = self._index["chars"]
-            found = [c for c in map(index, self._analyzer["chars"](word)) if c is not None]
-            columns = self._offset["chars"] + np.asarray(found, dtype=np.int64)
-        if len(self._word_columns) >= _WORD_CACHE_LIMIT:
+    def _columns_of(self, words: Iterable[str]) -> dict[str, np.ndarray]:
+        """The character n-gram columns of each of ``words``, with repeats (cached)."""
+        found: dict[str, np.ndarray] = {}
+        missing: list[str] = []
+        for word in dict.fromkeys(words):
+            cached = self._word_columns.get(word)
+            if cached is not None:
+                found[word] = cached
+            else:
+                missing.append(word)
+        if not missing:
+            return found
+        if len(self._word_columns) + len(missing) > _WORD_CACHE_LIMIT:
             self._word_columns.clear()  # bounded memory; the current words fill it again
-        self._word_columns[word] = columns
-        return columns
+        if self._char_columns is not None:
+            computed = self._char_columns(missing)
+        else:
+            index, analyzer = self._index["chars"], self._analyzer["chars"]
+            computed = [
+                np.asarray([c for c in map(index, analyzer(word)) if c is not None], dtype=np.int64)
+                for word in missing
+            ]
+        for word, columns in zip(missing, computed, strict=True):
+            found[word] = self._word_columns[word] = self._offset["chars"] + columns
+        return found
 
 
 def _scale(row_lengths: np.ndarray, sum_lengths: np.ndarray) -> np.ndarray:

@@ -6,10 +6,12 @@ Changes to `TfidfVectorizer`, none of which changes a single output value
 - Storage. skops writes a dict entry by entry, which for a vocabulary of a few hundred
   thousand character n-grams takes seconds and tens of megabytes; the vocabulary is
   stored instead as one NumPy array of terms, written in one block and rebuilt on load.
-- Counting character n-grams. `char_wb` n-grams never cross a word boundary, so a
-  comment's n-gram counts are the sum of its words' counts. The vocabulary columns of
-  each word are cached, so a word seen before is counted with one dictionary lookup
-  instead of one per n-gram; fitting makes each distinct word's n-grams once.
+- Counting character n-grams. A batch's n-grams are integer keys looked up in a hash
+  table of the vocabulary, all at once (`models.char_grams`); a word holding a character
+  the keys cannot hold, and every word while fitting, is counted on its own: `char_wb`
+  n-grams never cross a word boundary, so a comment's counts are the sum of its words'.
+  Those words' vocabulary columns are cached, and fitting makes each distinct word's
+  n-grams once.
 - Sorting the vocabulary when fitting: the terms alone are sorted, and renumbered with
   NumPy instead of one Python step per term.
 - Counting word n-grams. Tokens have integer ids and n-grams integer keys
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain, repeat
 from typing import Any
 
@@ -33,6 +35,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l1, inplace_csr_row_normalize_l2
 
+from models.char_grams import CharGramIndex, indexed_lengths
 from models.sparse_rows import Parts, counted, word_occurrences
 from models.word_cache import cached_for_word
 
@@ -115,6 +118,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
         state.pop("_analyzer", None)
         state.pop("_token_finder", None)
         state.pop("_ngram_index_of", None)
+        state.pop("_char_index_of", None)
         vocabulary = state.pop("vocabulary_", None)
         if vocabulary is not None:
             terms = [""] * len(vocabulary)
@@ -136,6 +140,20 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
     def word_columns(self, word: str) -> np.ndarray:
         """Return the vocabulary columns of one word's character n-grams, with repeats."""
         return cached_for_word(self, "_word_columns", word, self._columns_of)
+
+    def words_columns(self, words: Sequence[str]) -> list[np.ndarray]:
+        """Return the vocabulary columns of each word's character n-grams, with repeats,
+        found for all the (whitespace-free) words at once where the lengths are indexed."""
+        low, high = self.ngram_range
+        if not indexed_lengths(low, high):
+            return list(map(self.word_columns, words))
+        rows, columns, wide = self._char_index().occurrences(words, low, high)
+        order = np.argsort(rows, kind="stable")
+        ends = np.cumsum(np.bincount(rows, minlength=len(words)))
+        per_word = np.split(columns[order], ends[:-1])
+        for row, word in wide:
+            per_word[row] = self.word_columns(word)
+        return per_word
 
     def _columns_of(self, word: str) -> np.ndarray:
         found = [c for c in map(self.vocabulary_.get, self._char_analyzer(word)) if c is not None]
@@ -162,10 +180,30 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
             grams.extend(padded[i : i + n] for i in range(size - n + 1))
         return grams
 
-    def _cached_counts(self, documents: Iterable[str]) -> Parts:
-        """Term counts as CountVectorizer computes them, summed from cached words."""
-        rows, columns, count = word_occurrences(documents, self.word_columns)
-        return self._count_matrix(columns, rows, count)
+    def _char_counts(self, documents: Iterable[str]) -> Parts:
+        """Term counts of `char_wb` n-grams as CountVectorizer computes them: looked up for
+        the whole batch (`CharGramIndex`), and word by word for the words holding a wide
+        character, or for every word when the n-gram lengths are not indexed."""
+        low, high = self.ngram_range
+        if not indexed_lengths(low, high):
+            rows, columns, count = word_occurrences(documents, self.word_columns)
+            return self._count_matrix(columns, rows, count)
+        documents = list(documents)
+        rows, columns, wide = self._char_index().occurrences(documents, low, high)
+        if wide:
+            extra = [self.word_columns(word) for _row, word in wide]
+            wide_rows = np.repeat(
+                np.asarray([row for row, _word in wide], dtype=np.int64), list(map(len, extra))
+            )
+            rows, columns = np.concatenate([rows, wide_rows]), np.concatenate([columns, *extra])
+        return self._count_matrix(columns, rows, len(documents))
+
+    def _char_index(self) -> CharGramIndex:
+        """The vocabulary's `CharGramIndex`, made on first use and again after a new fit."""
+        made: tuple[dict[str, int], CharGramIndex] | None = self.__dict__.get("_char_index_of")
+        if made is None or made[0] is not self.vocabulary_:
+            made = self.__dict__["_char_index_of"] = (self.vocabulary_, CharGramIndex(self.vocabulary_))
+        return made[1]
 
     def _word_counts(self, documents: Iterable[str]) -> Parts | None:
         """Term counts of word n-grams as CountVectorizer computes them, the n-grams found
@@ -224,7 +262,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
         applies (options the cached counting does not reproduce)."""
         plain = hasattr(self, "vocabulary_") and self._reads_plain_text(raw_documents)
         if plain and self.analyzer == "char_wb":
-            return self._weigh(self._cached_counts(raw_documents))
+            return self._weigh(self._char_counts(raw_documents))
         if (
             plain
             and self.analyzer == "word"

@@ -98,12 +98,65 @@ def test_tokens_holding_a_space_are_counted_by_scikit_learn() -> None:
     _same_rows(ours.transform(documents), theirs.transform(documents))
 
 
+# Characters on either side of the widest the batch lookup packs (below 4096), words
+# that hold one, whitespace other than spaces, a lone surrogate, short and long words.
+AWKWARD = [
+    "emoji \U0001f600 in the middle, and 1\U0001f600x inside a word",
+    "\u0436\u0436\u0436 \u043a\u0438\u0440\u0438\u043b\u043b\u0438\u0446\u0430 \u65e5\u672c\u8a9e, english",
+    "tab\tseparated\u3000ideographic\xa0no-break  double\nline",
+    "lone \ud800 surrogate and a\ud800b",
+    "edge \u0fff\u0ffe and \u1000\u1001 and a\u0fffb a\u1000b",
+    "a b c i o",
+    "",
+    "x" * 40 + " " + "yz" * 30,
+]
+
+
+@pytest.mark.parametrize("ngram_range", [(1, 5), (2, 5), (3, 5), (1, 3), (1, 1), (4, 5), (1, 6)])
+def test_characters_of_every_width_are_counted_as_scikit_learn_does(
+    documents: list[str], ngram_range: tuple[int, int]
+) -> None:
+    # (4, 5) and (1, 6) are beyond the batch lookup: counted word by word.
+    options = {**OPTIONS, "ngram_range": ngram_range}
+    training = documents[:40] + AWKWARD[:5]
+    ours = CompactTfidfVectorizer(analyzer="char_wb", **options).fit(training)
+    theirs = TfidfVectorizer(analyzer="char_wb", **options).fit(training)
+    batch = AWKWARD + documents
+    for _ in range(2):  # the second pass reads the wide words' cache
+        _same_rows(ours.transform(batch), theirs.transform(batch))
+    for document in AWKWARD:  # a batch of one
+        _same_rows(ours.transform([document]), theirs.transform([document]))
+    _same_rows(ours.transform(["", " \t "]), theirs.transform(["", " \t "]))
+
+
+@pytest.mark.parametrize("ngram_range", [(1, 5), (2, 4), (4, 5)])
+def test_many_words_columns_are_each_word_s_columns(
+    documents: list[str], ngram_range: tuple[int, int]
+) -> None:
+    options = {**OPTIONS, "ngram_range": ngram_range}
+    vectorizer = CompactTfidfVectorizer(analyzer="char_wb", **options).fit(documents[:40] + AWKWARD)
+    words = [word for document in AWKWARD + documents for word in document.split()]
+    together = vectorizer.words_columns(words)
+    assert len(together) == len(words)
+    for word, columns in zip(words, together, strict=True):
+        # The same n-grams, though not always in the same order.
+        np.testing.assert_array_equal(np.sort(columns), np.sort(vectorizer._columns_of(word)))
+
+
 def test_a_new_fit_looks_up_its_own_vocabulary(documents: list[str]) -> None:
     options = {**OPTIONS, "ngram_range": (1, 3), "token_pattern": WORD_PATTERN}
     ours = CompactTfidfVectorizer(analyzer="word", **options).fit(documents[:20])
     ours.transform(documents)  # makes the first vocabulary's n-gram index
     ours.fit(documents[20:40])
     theirs = TfidfVectorizer(analyzer="word", **options).fit(documents[20:40])
+    _same_rows(ours.transform(documents), theirs.transform(documents))
+
+
+def test_a_new_fit_looks_up_its_own_character_vocabulary(documents: list[str]) -> None:
+    ours = CompactTfidfVectorizer(analyzer="char_wb", **OPTIONS).fit(documents[:20])
+    ours.transform(documents)  # makes the first vocabulary's index
+    ours.fit(documents[20:40])
+    theirs = TfidfVectorizer(analyzer="char_wb", **OPTIONS).fit(documents[20:40])
     _same_rows(ours.transform(documents), theirs.transform(documents))
 
 
