@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -89,9 +90,21 @@ def _is_chinese(code: int) -> bool:
     )
 
 
+# A printable ASCII word has nothing to drop or decompose: runs of letters and digits, and
+# each other character (all of them BERT's punctuation) a piece of its own.
+_ASCII_PIECES = re.compile(r"[A-Za-z0-9]+|[^A-Za-z0-9]")
+
+
 def split_word(word: str) -> list[str]:
     """A whitespace-free word as BERT's basic tokenizer cuts it: control characters and
     combining marks dropped, each punctuation mark and CJK character a piece of its own."""
+    if word.isascii() and word.isprintable():
+        pieces: list[str] = _ASCII_PIECES.findall(word)
+        return pieces
+    return _split_any_word(word)
+
+
+def _split_any_word(word: str) -> list[str]:
     pieces: list[str] = []
     current: list[str] = []
     for character in unicodedata.normalize("NFD", word):

@@ -37,6 +37,15 @@ def test_words_are_cut_as_bert_cuts_them(vocabulary: dict[str, int], word: str, 
     assert _pieces(word, vocabulary) == pieces
 
 
+def test_printable_ascii_words_are_cut_as_any_word_is() -> None:
+    # The shortcut for plain ASCII against the character-by-character cut, on every
+    # printable character alone, beside letters and digits, and in runs.
+    printable = [chr(code) for code in range(33, 127)]
+    words = [*printable, *(f"ab{c}9{c}{c}z" for c in printable), "".join(printable), "v1agra!!", "--a--"]
+    for word in words:
+        assert split_word(word) == embeddings._split_any_word(word), word
+
+
 def test_a_piece_without_a_whole_cut_is_unknown() -> None:
     assert wordpiece("abz", {"a": 0, "##b": 1, "[UNK]": 2}) == [2]
     assert wordpiece("ab", {"a": 0, "##b": 1, "[UNK]": 2}) == [0, 1]
