@@ -30,6 +30,10 @@ _SHIFT = np.uint64(BITS_A_CHARACTER)
 # Fibonacci hashing: the top bits of key x 2^64/phi spread keys that differ in any bit.
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 _EMPTY = np.uint64(0)  # no key is 0: every key carries its length, at least 1
+# A lookup costs a few dozen array operations whatever its size, about what counting a
+# couple of thousand characters word by word from the word cache costs: smaller batches
+# (one comment, a reason's few words) are counted word by word.
+BATCH_LOOKUP_MIN_CHARACTERS = 2_000
 
 
 def indexed_lengths(low: int, high: int) -> bool:
@@ -70,8 +74,9 @@ class CharGramIndex:
         self._build(keys[keep], columns[keep])
 
     def _build(self, keys: np.ndarray, columns: np.ndarray) -> None:
-        # Load under 0.4, so a probe sequence is short, for a few MB per million slots.
-        bits = max(int(2 * len(keys)).bit_length(), 4)
+        # Load under 0.25, for 12 bytes a slot: the longest probe sequence sets how many
+        # rounds every lookup makes (9 for the 186,000 terms of a model of all corpora).
+        bits = max(int(4 * len(keys)).bit_length(), 4)
         self._down = np.uint64(64 - bits)
         self._mask = (1 << bits) - 1
         self._keys = np.full(1 << bits, _EMPTY, dtype=np.uint64)
@@ -134,26 +139,23 @@ class CharGramIndex:
         wide_words = np.unique(word_of[codes >= WIDE])
         narrow = np.ones(len(word_starts), dtype=bool)
         narrow[wide_words] = False
-        room = np.where(
-            narrow[word_of], word_ends[word_of] - np.arange(size), 0
-        )  # characters left in the word
-        rows: list[np.ndarray] = []
-        columns: list[np.ndarray] = []
+        # Characters left in the word from each position on; none in a wide word.
+        room = np.where(narrow[word_of], word_ends[word_of] - np.arange(size), 0)
+        wanted: list[np.ndarray] = []
+        owners: list[np.ndarray] = []
         keys = np.zeros(size, dtype=np.uint64)
         for n in range(1, min(high, size) + 1):
             keys = (keys[: size - n + 1] << _SHIFT) | codes[n - 1 :]
-            if n < low:
-                continue
-            inside = np.flatnonzero(room[: size - n + 1] >= n)
-            found = self.columns(keys[inside] | np.uint64(n << int(_LENGTH_SHIFT)))
-            hit = found >= 0
-            rows.append(row_of[inside[hit]])
-            columns.append(found[hit])
+            if n >= low:
+                inside = np.flatnonzero(room[: size - n + 1] >= n)
+                wanted.append(keys[inside] | np.uint64(n << int(_LENGTH_SHIFT)))
+                owners.append(row_of[inside])
+        # One lookup for every length: the probing rounds are paid once.
+        found = self.columns(np.concatenate(wanted)) if wanted else np.zeros(0, dtype=np.int64)
+        hit = found >= 0
+        rows = np.concatenate(owners)[hit] if owners else found
         wide = [
             (int(row_of[word_starts[w]]), text[word_starts[w] + 1 : word_ends[w] - 1])
             for w in wide_words.tolist()
         ]
-        if not rows:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, wide
-        return np.concatenate(rows), np.concatenate(columns), wide
+        return rows, found[hit], wide

@@ -35,6 +35,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l1, inplace_csr_row_normalize_l2
 
+from models import char_grams
 from models.char_grams import CharGramIndex, indexed_lengths
 from models.sparse_rows import Parts, counted, word_occurrences
 from models.word_cache import cached_for_word
@@ -115,6 +116,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
         state = dict(super().__getstate__())
         # Caches, rebuilt on demand; the analyzer is a closure over this object.
         state.pop("_word_columns", None)
+        state.pop("_word_columns_of", None)
         state.pop("_analyzer", None)
         state.pop("_token_finder", None)
         state.pop("_ngram_index_of", None)
@@ -139,14 +141,17 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
 
     def word_columns(self, word: str) -> np.ndarray:
         """Return the vocabulary columns of one word's character n-grams, with repeats."""
+        if self.__dict__.get("_word_columns_of") is not self.vocabulary_:  # fitted again since
+            self.__dict__.pop("_word_columns", None)
+            self.__dict__["_word_columns_of"] = self.vocabulary_
         return cached_for_word(self, "_word_columns", word, self._columns_of)
 
     def words_columns(self, words: Sequence[str]) -> list[np.ndarray]:
         """Return the vocabulary columns of each word's character n-grams, with repeats,
         found for all the (whitespace-free) words at once where the lengths are indexed."""
-        low, high = self.ngram_range
-        if not indexed_lengths(low, high):
+        if not self._batch_lookup(words):
             return list(map(self.word_columns, words))
+        low, high = self.ngram_range
         rows, columns, wide = self._char_index().occurrences(words, low, high)
         order = np.argsort(rows, kind="stable")
         ends = np.cumsum(np.bincount(rows, minlength=len(words)))
@@ -183,12 +188,12 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
     def _char_counts(self, documents: Iterable[str]) -> Parts:
         """Term counts of `char_wb` n-grams as CountVectorizer computes them: looked up for
         the whole batch (`CharGramIndex`), and word by word for the words holding a wide
-        character, or for every word when the n-gram lengths are not indexed."""
-        low, high = self.ngram_range
-        if not indexed_lengths(low, high):
+        character, or for every word of a small batch or of lengths not indexed."""
+        documents = list(documents)
+        if not self._batch_lookup(documents):
             rows, columns, count = word_occurrences(documents, self.word_columns)
             return self._count_matrix(columns, rows, count)
-        documents = list(documents)
+        low, high = self.ngram_range
         rows, columns, wide = self._char_index().occurrences(documents, low, high)
         if wide:
             extra = [self.word_columns(word) for _row, word in wide]
@@ -197,6 +202,11 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
             )
             rows, columns = np.concatenate([rows, wide_rows]), np.concatenate([columns, *extra])
         return self._count_matrix(columns, rows, len(documents))
+
+    def _batch_lookup(self, texts: Sequence[str]) -> bool:
+        """Whether ``texts`` are worth one `CharGramIndex` lookup rather than word by word."""
+        characters = sum(map(len, texts))
+        return indexed_lengths(*self.ngram_range) and characters >= char_grams.BATCH_LOOKUP_MIN_CHARACTERS
 
     def _char_index(self) -> CharGramIndex:
         """The vocabulary's `CharGramIndex`, made on first use and again after a new fit."""

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 import skops.io as sio
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from models import char_grams
 from models.classifier import Classifier
 from models.examples import Example
 from models.pipeline import WORD_PATTERN, prepare
@@ -15,6 +16,14 @@ from models.training import TrainingResult
 from models.vectorizers import CompactTfidfVectorizer
 
 OPTIONS = {"ngram_range": (2, 5), "lowercase": False, "sublinear_tf": True, "dtype": np.float32}
+
+
+@pytest.fixture(params=["batch lookup", "word by word"])
+def char_counting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Character n-grams counted by one lookup for any batch, or word by word for every batch."""
+    smallest = 0 if request.param == "batch lookup" else 10**12
+    monkeypatch.setattr(char_grams, "BATCH_LOOKUP_MIN_CHARACTERS", smallest)
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +35,7 @@ def documents(tiny_examples: list[Example]) -> list[str]:
     ("analyzer", "ngram_range"),
     [("char_wb", (2, 5)), ("char_wb", (1, 5)), ("word", (2, 5)), ("word", (1, 3)), ("word", (1, 1))],
 )
+@pytest.mark.usefixtures("char_counting")
 def test_same_output_as_tfidf_vectorizer(
     documents: list[str], analyzer: str, ngram_range: tuple[int, int]
 ) -> None:
@@ -49,6 +59,7 @@ def test_same_output_as_tfidf_vectorizer(
         {"binary": True},
     ],
 )
+@pytest.mark.usefixtures("char_counting")
 def test_same_weighting_as_tfidf_vectorizer(
     documents: list[str], analyzer: str, weighting: dict[str, object]
 ) -> None:
@@ -113,6 +124,7 @@ AWKWARD = [
 
 
 @pytest.mark.parametrize("ngram_range", [(1, 5), (2, 5), (3, 5), (1, 3), (1, 1), (4, 5), (1, 6)])
+@pytest.mark.usefixtures("char_counting")
 def test_characters_of_every_width_are_counted_as_scikit_learn_does(
     documents: list[str], ngram_range: tuple[int, int]
 ) -> None:
@@ -130,6 +142,7 @@ def test_characters_of_every_width_are_counted_as_scikit_learn_does(
 
 
 @pytest.mark.parametrize("ngram_range", [(1, 5), (2, 4), (4, 5)])
+@pytest.mark.usefixtures("char_counting")
 def test_many_words_columns_are_each_word_s_columns(
     documents: list[str], ngram_range: tuple[int, int]
 ) -> None:
@@ -152,6 +165,7 @@ def test_a_new_fit_looks_up_its_own_vocabulary(documents: list[str]) -> None:
     _same_rows(ours.transform(documents), theirs.transform(documents))
 
 
+@pytest.mark.usefixtures("char_counting")
 def test_a_new_fit_looks_up_its_own_character_vocabulary(documents: list[str]) -> None:
     ours = CompactTfidfVectorizer(analyzer="char_wb", **OPTIONS).fit(documents[:20])
     ours.transform(documents)  # makes the first vocabulary's index
@@ -167,6 +181,7 @@ def _same_rows(a: sp.csr_matrix, b: sp.csr_matrix) -> None:
     np.testing.assert_array_equal(a.data, b.data)
 
 
+@pytest.mark.usefixtures("char_counting")
 def test_round_trip_through_skops(documents: list[str]) -> None:
     vectorizer = CompactTfidfVectorizer(analyzer="char_wb", **OPTIONS).fit(documents)
     vectorizer.transform(documents)  # fill the caches, which must not be stored
