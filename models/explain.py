@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import string
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -104,10 +105,9 @@ class Explainer:
         self._vectors: TokenVectors | None = (
             union.named_transformers[VECTORS].named_steps["vectorizer"] if VECTORS in self._offset else None
         )
-        self._word_columns: dict[str, np.ndarray] = {}
         # The TF-IDF vectorizer finds many words' n-gram columns at once; reuse that.
         chars = union.named_transformers["chars"].named_steps["vectorizer"]
-        self._char_columns: Callable[[Sequence[str]], list[np.ndarray]] | None = getattr(
+        self._char_columns: Callable[[Sequence[str]], tuple[np.ndarray, np.ndarray]] | None = getattr(
             chars, "words_columns", None
         )
         # For `batch_reasons`: each whitespace-separated word's key id (see `_word_key_id`).
@@ -201,11 +201,10 @@ class Explainer:
         word_lists = [comments[i].normalized_text.split() for i in rows.tolist()]
         words = [w for ws in word_lists for w in ws]
         word_rows = np.repeat(np.arange(len(rows)), [len(ws) for ws in word_lists])
-        distinct = set(words)
-        columns_of = self._columns_of(distinct)
-        per_word = list(map(columns_of.__getitem__, words))
-        sizes = np.fromiter(map(len, per_word), dtype=np.int64, count=len(per_word))
-        char_columns = np.concatenate(per_word) if per_word else np.zeros(0, dtype=np.int64)
+        distinct = dict.fromkeys(words)
+        which = dict(zip(distinct, range(len(distinct)), strict=True))
+        occurrence = np.fromiter(map(which.__getitem__, words), dtype=np.int64, count=len(words))
+        char_columns, sizes = _gathered(*self._char_columns_of(list(distinct)), occurrence)
         piece_word = np.repeat(np.arange(len(words)), sizes)
         n_features = matrix.shape[1]
         piece_rows = word_rows[piece_word]
@@ -237,7 +236,7 @@ class Explainer:
         vector_lists = [comments[i].meaning_text.split() for i in rows.tolist()] if self._vectors else []
         vector_words = [w for ws in vector_lists for w in ws]
         vector_rows = np.repeat(np.arange(len(vector_lists)), [len(ws) for ws in vector_lists])
-        key_of = {word: self._word_key_id(word) for word in distinct.union(vector_words)}
+        key_of = {word: self._word_key_id(word) for word in distinct.keys() | vector_words}
         word_keys = np.fromiter(map(key_of.__getitem__, words), dtype=np.int64, count=len(words))
         vector_keys = np.fromiter(map(key_of.__getitem__, vector_words), dtype=np.int64)
         vector_values = np.zeros((len(heads), 0))
@@ -438,39 +437,33 @@ class Explainer:
         if not words:
             empty = np.zeros(0, dtype=np.int64)
             return [], empty, empty, np.zeros(0)
-        per_word = list(map(self._columns_of(words).__getitem__, words))
-        columns = np.concatenate(per_word)
-        word_ids = np.repeat(np.arange(len(words)), [len(c) for c in per_word])
+        columns, sizes = self._char_columns_of(words)
+        word_ids = np.repeat(np.arange(len(words)), sizes)
         weights = np.asarray([frequency[w] for w in words], dtype=np.float64)[word_ids]
         _, inverse = np.unique(columns, return_inverse=True)
         totals = np.bincount(inverse, weights=weights)
         return words, word_ids, columns, weights / totals[inverse]
 
-    def _columns_of(self, words: Iterable[str]) -> dict[str, np.ndarray]:
-        """The character n-gram columns of each of ``words``, with repeats (cached)."""
-        found: dict[str, np.ndarray] = {}
-        missing: list[str] = []
-        for word in dict.fromkeys(words):
-            cached = self._word_columns.get(word)
-            if cached is not None:
-                found[word] = cached
-            else:
-                missing.append(word)
-        if not missing:
-            return found
-        if len(self._word_columns) + len(missing) > _WORD_CACHE_LIMIT:
-            self._word_columns.clear()  # bounded memory; the current words fill it again
+    def _char_columns_of(self, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The character n-gram columns (in the union) of each of ``words``, with repeats,
+        one word after the other, and how many each word has."""
         if self._char_columns is not None:
-            computed = self._char_columns(missing)
+            columns, sizes = self._char_columns(words)
         else:
             index, analyzer = self._index["chars"], self._analyzer["chars"]
-            computed = [
-                np.asarray([c for c in map(index, analyzer(word)) if c is not None], dtype=np.int64)
-                for word in missing
-            ]
-        for word, columns in zip(missing, computed, strict=True):
-            found[word] = self._word_columns[word] = self._offset["chars"] + columns
-        return found
+            per_word = [[c for c in map(index, analyzer(word)) if c is not None] for word in words]
+            sizes = np.fromiter(map(len, per_word), dtype=np.int64, count=len(per_word))
+            columns = np.fromiter(chain.from_iterable(per_word), dtype=np.int64, count=int(sizes.sum()))
+        return self._offset["chars"] + columns, sizes
+
+
+def _gathered(columns: np.ndarray, sizes: np.ndarray, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The runs of ``columns`` (run i is ``sizes[i]`` long) at ``picks``, one after the other,
+    and their sizes."""
+    starts = np.cumsum(sizes) - sizes
+    picked = sizes[picks]
+    within = np.arange(int(picked.sum())) - np.repeat(np.cumsum(picked) - picked, picked)
+    return columns[np.repeat(starts[picks], picked) + within], picked
 
 
 def _scale(row_lengths: np.ndarray, sum_lengths: np.ndarray) -> np.ndarray:

@@ -146,19 +146,31 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
             self.__dict__["_word_columns_of"] = self.vocabulary_
         return cached_for_word(self, "_word_columns", word, self._columns_of)
 
-    def words_columns(self, words: Sequence[str]) -> list[np.ndarray]:
-        """Return the vocabulary columns of each word's character n-grams, with repeats,
-        found for all the (whitespace-free) words at once where the lengths are indexed."""
+    def words_columns(self, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Return the vocabulary columns of each (whitespace-free) word's character n-grams,
+        with repeats, one word after the other, and how many each word has; found for all
+        the words at once unless they are few or the lengths are not indexed."""
         if not self._batch_lookup(words):
-            return list(map(self.word_columns, words))
+            per_word = list(map(self.word_columns, words))
+            sizes = np.fromiter(map(len, per_word), dtype=np.int64, count=len(per_word))
+            return (np.concatenate(per_word) if per_word else np.zeros(0, dtype=np.int64)), sizes
         low, high = self.ngram_range
         rows, columns, wide = self._char_index().occurrences(words, low, high)
-        order = np.argsort(rows, kind="stable")
-        ends = np.cumsum(np.bincount(rows, minlength=len(words)))
-        per_word = np.split(columns[order], ends[:-1])
-        for row, word in wide:
-            per_word[row] = self.word_columns(word)
-        return per_word
+        rows, columns = self._with_wide_words(rows, columns, wide)
+        return columns[np.argsort(rows, kind="stable")], np.bincount(rows, minlength=len(words))
+
+    def _with_wide_words(
+        self, rows: np.ndarray, columns: np.ndarray, wide: list[tuple[int, str]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``rows`` and ``columns`` with the n-grams of the ``wide`` (row, word) pairs added."""
+        if not wide:
+            return rows, columns
+        extra = [self.word_columns(word) for _row, word in wide]
+        owners = np.asarray([row for row, _word in wide], dtype=np.int64)
+        return (
+            np.concatenate([rows, np.repeat(owners, list(map(len, extra)))]),
+            np.concatenate([columns, *extra]),
+        )
 
     def _columns_of(self, word: str) -> np.ndarray:
         found = [c for c in map(self.vocabulary_.get, self._char_analyzer(word)) if c is not None]
@@ -194,13 +206,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
             rows, columns, count = word_occurrences(documents, self.word_columns)
             return self._count_matrix(columns, rows, count)
         low, high = self.ngram_range
-        rows, columns, wide = self._char_index().occurrences(documents, low, high)
-        if wide:
-            extra = [self.word_columns(word) for _row, word in wide]
-            wide_rows = np.repeat(
-                np.asarray([row for row, _word in wide], dtype=np.int64), list(map(len, extra))
-            )
-            rows, columns = np.concatenate([rows, wide_rows]), np.concatenate([columns, *extra])
+        rows, columns = self._with_wide_words(*self._char_index().occurrences(documents, low, high))
         return self._count_matrix(columns, rows, len(documents))
 
     def _batch_lookup(self, texts: Sequence[str]) -> bool:

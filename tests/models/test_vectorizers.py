@@ -149,9 +149,9 @@ def test_many_words_columns_are_each_word_s_columns(
     options = {**OPTIONS, "ngram_range": ngram_range}
     vectorizer = CompactTfidfVectorizer(analyzer="char_wb", **options).fit(documents[:40] + AWKWARD)
     words = [word for document in AWKWARD + documents for word in document.split()]
-    together = vectorizer.words_columns(words)
-    assert len(together) == len(words)
-    for word, columns in zip(words, together, strict=True):
+    together, sizes = vectorizer.words_columns(words)
+    assert len(sizes) == len(words) and sizes.sum() == len(together)
+    for word, columns in zip(words, np.split(together, np.cumsum(sizes)[:-1]), strict=True):
         # The same n-grams, though not always in the same order.
         np.testing.assert_array_equal(np.sort(columns), np.sort(vectorizer._columns_of(word)))
 
