@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -139,6 +141,25 @@ def test_characters_of_every_width_are_counted_as_scikit_learn_does(
     for document in AWKWARD:  # a batch of one
         _same_rows(ours.transform([document]), theirs.transform([document]))
     _same_rows(ours.transform(["", " \t "]), theirs.transform(["", " \t "]))
+
+
+@pytest.mark.usefixtures("char_counting")
+def test_random_text_is_counted_as_scikit_learn_does() -> None:
+    # Letters, digits and marks on both sides of 4,096, emoji, every kind of whitespace
+    # str.split knows, NUL: drawn at random (seeded), so that every mix is met somewhere.
+    alphabet = [*"abcxyz019.-!'", "\u00e9", "\u0436", "\u0fff", "\u1000", "\u4e00", "\U0001f600", "\x00"]
+    spaces = [" ", "  ", "\t", "\n", "\xa0", "\u2003", "\u3000", "\x1c"]
+    rng = random.Random(7)
+
+    def text() -> str:
+        words = ["".join(rng.choices(alphabet, k=rng.randint(1, 9))) for _ in range(rng.randint(0, 12))]
+        return "".join(word + rng.choice(spaces) for word in words)
+
+    training, batch = [text() for _ in range(300)], [text() for _ in range(300)]
+    options = {**OPTIONS, "ngram_range": (1, 5)}
+    ours = CompactTfidfVectorizer(analyzer="char_wb", **options).fit(training)
+    theirs = TfidfVectorizer(analyzer="char_wb", **options).fit(training)
+    _same_rows(ours.transform(batch), theirs.transform(batch))
 
 
 @pytest.mark.parametrize("ngram_range", [(1, 5), (2, 4), (4, 5)])
