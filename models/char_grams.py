@@ -30,10 +30,10 @@ _SHIFT = np.uint64(BITS_A_CHARACTER)
 # Fibonacci hashing: the top bits of key x 2^64/phi spread keys that differ in any bit.
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 _EMPTY = np.uint64(0)  # no key is 0: every key carries its length, at least 1
-# A lookup costs a few dozen array operations whatever its size, about what counting a
-# couple of thousand characters word by word from the word cache costs: smaller batches
-# (one comment, a reason's few words) are counted word by word.
-BATCH_LOOKUP_MIN_CHARACTERS = 2_000
+# A lookup costs a few dozen array operations whatever its size, about what counting
+# five hundred characters of new comments word by word costs (the word cache warm with
+# 5,000 others): smaller batches (one comment, a reason's few words) go word by word.
+BATCH_LOOKUP_MIN_CHARACTERS = 500
 
 
 def indexed_lengths(low: int, high: int) -> bool:
