@@ -6,14 +6,15 @@ and looking it up in the vocabulary, so a comment costs one dictionary lookup pe
 n-gram, about five per character. A cache per word saves that for words seen before,
 but every comment brings some never seen.
 
-Here an n-gram of at most five characters, each below `WIDE` (every Latin, Greek and
-Cyrillic letter, digit and common symbol), is one 64-bit integer: twelve bits a
-character and its length on top, so two different n-grams never share a key. The
-vocabulary's terms go into an open-addressing hash table of such keys; a batch's padded
-words are laid end to end as one array of code points, from which the keys of each
-n-gram length are made in one shift-and-or over the array and looked up in a few
-vectorized probes. The rare word holding a character from `WIDE` up (an emoji, a CJK
-character) is handed back to be counted as before.
+Here the characters the vocabulary's terms use are numbered from 1 (up to `ALPHABET`
+of them, the most used first; 0 stands for any character no term holds), and an n-gram
+of at most five characters is one 64-bit integer: twelve bits a character and its
+length on top, so two different n-grams never share a key. The terms go into an
+open-addressing hash table of such keys; a batch's padded words are laid end to end as
+one array of character numbers, from which the keys of each n-gram length are made in
+one shift-and-or over the array and looked up in a few vectorized probes. Only a word
+holding a character that some term uses but that did not get a number (a vocabulary of
+more than `ALPHABET` characters) is handed back to be counted word by word.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 BITS_A_CHARACTER = 12
-WIDE = 1 << BITS_A_CHARACTER
+ALPHABET = (1 << BITS_A_CHARACTER) - 1
 LONGEST = 5  # 5 x 12 bits and the length in the 4 bits above: 64
 _LENGTH_SHIFT = np.uint64(LONGEST * BITS_A_CHARACTER)
 _SHIFT = np.uint64(BITS_A_CHARACTER)
@@ -34,6 +35,9 @@ _EMPTY = np.uint64(0)  # no key is 0: every key carries its length, at least 1
 # five hundred characters of new comments word by word costs (the word cache warm with
 # 5,000 others): smaller batches (one comment, a reason's few words) go word by word.
 BATCH_LOOKUP_MIN_CHARACTERS = 500
+# A lookup holds about 370 bytes a character at its peak; longer batches are looked up
+# in parts of about this many characters (a part ends with a whole document).
+PART_CHARACTERS = 1 << 17
 
 
 def indexed_lengths(low: int, high: int) -> bool:
@@ -49,29 +53,43 @@ def _codes(text: str) -> np.ndarray:
 
 
 class CharGramIndex:
-    """A ``char_wb`` vocabulary's columns by n-gram key, for n-grams of 1 to `LONGEST`
-    narrow characters (all below `WIDE`); other terms are left to the per-word path."""
+    """A ``char_wb`` vocabulary's columns by n-gram key, for terms of 1 to `LONGEST`
+    characters that all have a number; other terms are left to the per-word path."""
 
     def __init__(self, vocabulary: Mapping[str, int]) -> None:
         terms = list(vocabulary)
         columns = np.fromiter(vocabulary.values(), dtype=np.int64, count=len(terms))
         lengths = np.fromiter(map(len, terms), dtype=np.int64, count=len(terms))
         codes = _codes("".join(terms))
+        used, uses = np.unique(codes, return_counts=True)
+        numbered = np.sort(used[np.argsort(-uses, kind="stable")[:ALPHABET]])
+        self._alphabet = numbered
+        self._unnumbered = np.setdiff1d(used, numbered)  # empty up to ALPHABET characters
+        digits, unnumbered = self._digits(codes)
         term_of = np.repeat(np.arange(len(terms)), lengths)
         position = np.arange(len(codes)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        wide = np.zeros(len(terms), dtype=bool)
-        wide[term_of[codes >= WIDE]] = True
-        keep = ~wide & (lengths >= 1) & (lengths <= LONGEST)
-        # Row i holds term i's code points, left-aligned: its key is the row read as digits.
+        left_out = np.zeros(len(terms), dtype=bool)
+        left_out[term_of[unnumbered]] = True
+        keep = ~left_out & (lengths >= 1) & (lengths <= LONGEST)
+        # Row i holds term i's digits, left-aligned: its key is the row read as a number.
         grid = np.zeros((len(terms), LONGEST), dtype=np.uint64)
         placed = keep[term_of]
-        grid[term_of[placed], position[placed]] = codes[placed]
+        grid[term_of[placed], position[placed]] = digits[placed]
         keys = np.zeros(len(terms), dtype=np.uint64)
         for n in range(LONGEST):
-            digit = np.where(n < lengths, grid[:, n], np.uint64(0))
-            keys = np.where(n < lengths, (keys << _SHIFT) | digit, keys)
+            keys = np.where(n < lengths, (keys << _SHIFT) | grid[:, n], keys)
         keys |= lengths.astype(np.uint64) << _LENGTH_SHIFT
         self._build(keys[keep], columns[keep])
+
+    def _digits(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each code point's number (0 for a character no term holds), and where a code
+        point is one that terms hold but that has no number."""
+        unnumbered = np.isin(codes, self._unnumbered) if len(self._unnumbered) else np.zeros(len(codes), bool)
+        if not len(self._alphabet):
+            return np.zeros(len(codes), dtype=np.uint64), unnumbered
+        at = np.minimum(np.searchsorted(self._alphabet, codes), len(self._alphabet) - 1)
+        digits = np.where(self._alphabet[at] == codes, at + 1, 0).astype(np.uint64)
+        return digits, unnumbered
 
     def _build(self, keys: np.ndarray, columns: np.ndarray) -> None:
         # Load under 0.25, for 12 bytes a slot: the longest probe sequence sets how many
@@ -118,11 +136,33 @@ class CharGramIndex:
         self, documents: Sequence[str], low: int, high: int
     ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
         """(row, column) of every ``char_wb`` n-gram of ``low`` to ``high`` characters that
-        is a term, in the narrow words of ``documents``; and (row, word) of each word holding
-        a wide character, whose n-grams are not among them. Only for `indexed_lengths`.
+        is a term, in the words of ``documents`` but those holding a character without a
+        number; and (row, word) of each of those. Only for `indexed_lengths`.
         """
         if not indexed_lengths(low, high):
             raise ValueError(f"n-grams of {low} to {high} characters are not indexed")
+        rows: list[np.ndarray] = []
+        columns: list[np.ndarray] = []
+        left: list[tuple[int, str]] = []
+        first = 0
+        while first < len(documents):
+            end, size = first, 0
+            while end < len(documents) and (size < PART_CHARACTERS or end == first):
+                size += len(documents[end])
+                end += 1
+            part_rows, part_columns, part_left = self._part_occurrences(documents[first:end], low, high)
+            rows.append(part_rows + first)
+            columns.append(part_columns)
+            left.extend((row + first, word) for row, word in part_left)
+            first = end
+        if not rows:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, left
+        return np.concatenate(rows), np.concatenate(columns), left
+
+    def _part_occurrences(
+        self, documents: Sequence[str], low: int, high: int
+    ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
         padded = [f" {'  '.join(words)} " if (words := document.split()) else "" for document in documents]
         text = "".join(padded)
         codes = _codes(text)
@@ -136,16 +176,17 @@ class CharGramIndex:
         word_of = np.cumsum(starts) - 1
         word_starts = np.flatnonzero(starts)
         word_ends = np.append(word_starts[1:], size)
-        wide_words = np.unique(word_of[codes >= WIDE])
-        narrow = np.ones(len(word_starts), dtype=bool)
-        narrow[wide_words] = False
-        # Characters left in the word from each position on; none in a wide word.
-        room = np.where(narrow[word_of], word_ends[word_of] - np.arange(size), 0)
+        digits, unnumbered = self._digits(codes)
+        left_words = np.unique(word_of[unnumbered])
+        counted = np.ones(len(word_starts), dtype=bool)
+        counted[left_words] = False
+        # Characters left in the word from each position on; none in a word left out.
+        room = np.where(counted[word_of], word_ends[word_of] - np.arange(size), 0)
         wanted: list[np.ndarray] = []
         owners: list[np.ndarray] = []
         keys = np.zeros(size, dtype=np.uint64)
         for n in range(1, min(high, size) + 1):
-            keys = (keys[: size - n + 1] << _SHIFT) | codes[n - 1 :]
+            keys = (keys[: size - n + 1] << _SHIFT) | digits[n - 1 :]
             if n >= low:
                 inside = np.flatnonzero(room[: size - n + 1] >= n)
                 wanted.append(keys[inside] | np.uint64(n << int(_LENGTH_SHIFT)))
@@ -154,8 +195,8 @@ class CharGramIndex:
         found = self.columns(np.concatenate(wanted)) if wanted else np.zeros(0, dtype=np.int64)
         hit = found >= 0
         rows = np.concatenate(owners)[hit] if owners else found
-        wide = [
+        left = [
             (int(row_of[word_starts[w]]), text[word_starts[w] + 1 : word_ends[w] - 1])
-            for w in wide_words.tolist()
+            for w in left_words.tolist()
         ]
-        return rows, found[hit], wide
+        return rows, found[hit], left

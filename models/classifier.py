@@ -117,10 +117,14 @@ class Classifier:
         return self._score_batch([comment], True)[0]
 
     def warm(self) -> None:
-        """Make what scoring otherwise makes on its first call (the word n-gram index, the
+        """Make what scoring otherwise makes on its first call (the n-gram indexes, the
         token vocabulary, the word lists), so that the first comment does not wait for it
         and worker processes forked after this share one copy."""
         self.score_one(CommentText(_WARM_UP))
+        for _name, branch in self._features.transformer_list:
+            last = branch.steps[-1][1] if isinstance(branch, Pipeline) else branch
+            if isinstance(last, CompactTfidfVectorizer):
+                last.make_lookups()
 
     def _score_batch(self, comments: Sequence[Any], reasons: bool) -> list[Score]:
         # Inputs come from our own transformers, so scikit-learn's per-call input checks

@@ -7,11 +7,11 @@ Changes to `TfidfVectorizer`, none of which changes a single output value
   thousand character n-grams takes seconds and tens of megabytes; the vocabulary is
   stored instead as one NumPy array of terms, written in one block and rebuilt on load.
 - Counting character n-grams. A batch's n-grams are integer keys looked up in a hash
-  table of the vocabulary, all at once (`models.char_grams`); a word holding a character
-  the keys cannot hold, and every word while fitting, is counted on its own: `char_wb`
-  n-grams never cross a word boundary, so a comment's counts are the sum of its words'.
-  Those words' vocabulary columns are cached, and fitting makes each distinct word's
-  n-grams once.
+  table of the vocabulary, all at once (`models.char_grams`); a small batch, a word
+  holding a character the keys cannot hold, and every word while fitting, is counted
+  word by word: `char_wb` n-grams never cross a word boundary, so a comment's counts are
+  the sum of its words'. Those words' vocabulary columns are cached, and fitting makes
+  each distinct word's n-grams once.
 - Sorting the vocabulary when fitting: the terms alone are sorted, and renumbered with
   NumPy instead of one Python step per term.
 - Counting word n-grams. Tokens have integer ids and n-grams integer keys
@@ -147,26 +147,27 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
         return cached_for_word(self, "_word_columns", word, self._columns_of)
 
     def words_columns(self, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Return the vocabulary columns of each (whitespace-free) word's character n-grams,
-        with repeats, one word after the other, and how many each word has; found for all
-        the words at once unless they are few or the lengths are not indexed."""
+        """Return the vocabulary columns of each word's character n-grams (a word: not
+        empty, no whitespace), with repeats, in the analyzer's order, one word after the
+        other, and how many each word has; found for all the words at once unless they are
+        few or the lengths are not indexed."""
         if not self._batch_lookup(words):
             per_word = list(map(self.word_columns, words))
             sizes = np.fromiter(map(len, per_word), dtype=np.int64, count=len(per_word))
             return (np.concatenate(per_word) if per_word else np.zeros(0, dtype=np.int64)), sizes
         low, high = self.ngram_range
-        rows, columns, wide = self._char_index().occurrences(words, low, high)
-        rows, columns = self._with_wide_words(rows, columns, wide)
+        rows, columns = self._with_words_left(*self._char_index().occurrences(words, low, high))
         return columns[np.argsort(rows, kind="stable")], np.bincount(rows, minlength=len(words))
 
-    def _with_wide_words(
-        self, rows: np.ndarray, columns: np.ndarray, wide: list[tuple[int, str]]
+    def _with_words_left(
+        self, rows: np.ndarray, columns: np.ndarray, left: list[tuple[int, str]]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``rows`` and ``columns`` with the n-grams of the ``wide`` (row, word) pairs added."""
-        if not wide:
+        """``rows`` and ``columns`` with the n-grams of the (row, word) pairs the batch
+        lookup ``left`` to the per-word path added."""
+        if not left:
             return rows, columns
-        extra = [self.word_columns(word) for _row, word in wide]
-        owners = np.asarray([row for row, _word in wide], dtype=np.int64)
+        extra = [self.word_columns(word) for _row, word in left]
+        owners = np.asarray([row for row, _word in left], dtype=np.int64)
         return (
             np.concatenate([rows, np.repeat(owners, list(map(len, extra)))]),
             np.concatenate([columns, *extra]),
@@ -199,15 +200,23 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
 
     def _char_counts(self, documents: Iterable[str]) -> Parts:
         """Term counts of `char_wb` n-grams as CountVectorizer computes them: looked up for
-        the whole batch (`CharGramIndex`), and word by word for the words holding a wide
-        character, or for every word of a small batch or of lengths not indexed."""
+        the whole batch (`CharGramIndex`), and word by word for the words it leaves out,
+        or for every word of a small batch or of lengths not indexed."""
         documents = list(documents)
         if not self._batch_lookup(documents):
             rows, columns, count = word_occurrences(documents, self.word_columns)
             return self._count_matrix(columns, rows, count)
         low, high = self.ngram_range
-        rows, columns = self._with_wide_words(*self._char_index().occurrences(documents, low, high))
+        rows, columns = self._with_words_left(*self._char_index().occurrences(documents, low, high))
         return self._count_matrix(columns, rows, len(documents))
+
+    def make_lookups(self) -> None:
+        """Make the n-gram index scoring makes on first use (`CharGramIndex` or `NgramIndex`),
+        so that processes forked after this share one copy."""
+        if self.analyzer == "char_wb" and indexed_lengths(*self.ngram_range):
+            self._char_index()
+        elif self.analyzer == "word":
+            self._ngram_index()
 
     def _batch_lookup(self, texts: Sequence[str]) -> bool:
         """Whether ``texts`` are worth one `CharGramIndex` lookup rather than word by word."""

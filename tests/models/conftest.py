@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from models import char_grams
 from models.examples import Example
 from models.out_of_core import train_out_of_core
 from models.registry import activate, save_version
@@ -140,3 +141,26 @@ def datasets() -> Path:
     if not directory.is_dir():
         pytest.skip(f"corpora folder {directory} not found; set {DATASETS_ENV} to the datasets folder")
     return directory
+
+
+# How each way of counting character n-grams sets `models.char_grams`.
+CHAR_COUNTING: dict[str, dict[str, int]] = {
+    "batch lookup": {"BATCH_LOOKUP_MIN_CHARACTERS": 0},
+    "batch lookup, 8 characters numbered": {"BATCH_LOOKUP_MIN_CHARACTERS": 0, "ALPHABET": 8},
+    "batch lookup in parts of 40 characters, 8 numbered": {
+        "BATCH_LOOKUP_MIN_CHARACTERS": 0,
+        "PART_CHARACTERS": 40,
+        "ALPHABET": 8,
+    },
+    "word by word": {"BATCH_LOOKUP_MIN_CHARACTERS": 10**12},
+}
+
+
+@pytest.fixture(params=list(CHAR_COUNTING))
+def char_counting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Character n-grams counted by one lookup for any batch (every character numbered or
+    only the vocabulary's 8 most used, the words holding others counted word by word; the
+    batch whole or in parts of a few documents), or word by word for every batch."""
+    for name, value in CHAR_COUNTING[request.param].items():
+        monkeypatch.setattr(char_grams, name, value)
+    return str(request.param)

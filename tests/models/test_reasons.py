@@ -136,6 +136,7 @@ def test_hashed_term_index_matches_hashing_vectorizer() -> None:
 
 
 @pytest.mark.parametrize("out_of_core", [False, True])
+@pytest.mark.usefixtures("char_counting")
 def test_batch_reasons_match_reasons_row_by_row(
     out_of_core: bool, make_result: Callable[..., TrainingResult]
 ) -> None:

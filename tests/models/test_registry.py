@@ -304,15 +304,16 @@ def test_empty_or_missing_directory(tmp_path: Path) -> None:
     assert active_version(tmp_path / "nothing") is None
 
 
-def _ngram_index_made(classifier: Classifier) -> bool:
-    words = dict(classifier.pipeline.named_steps["features"].transformer_list)["words"].steps[-1][1]
-    return "_ngram_index_of" in words.__dict__
+def _indexes_made(classifier: Classifier) -> tuple[bool, bool]:
+    branches = dict(classifier.pipeline.named_steps["features"].transformer_list)
+    words, chars = (branches[name].steps[-1][1] for name in ("words", "chars"))
+    return "_ngram_index_of" in words.__dict__, "_char_index_of" in chars.__dict__
 
 
 def test_warming_a_loaded_model_makes_what_first_use_makes(model_dir: Path) -> None:
     cold, warm = load_active(model_dir), load_active(model_dir)
-    assert not _ngram_index_made(warm)
+    assert _indexes_made(warm) == (False, False)
     warm.warm()
-    assert _ngram_index_made(warm)
+    assert _indexes_made(warm) == (True, True)
     comments = [CommentText("You are a stupid idiot"), CommentText("Free money at cheap-pills.ru")]
     assert warm.score(comments) == cold.score(comments)
