@@ -416,7 +416,12 @@ def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
             )
         else:
             line += f"; a 5x burst through the web app drained: {_verdict(drained)}"
-        if queue:
+        if queue and not _burst_reached(queue):
+            line += (
+                f"; a 5x burst into the queue (target): **not reached**, its entries were put back at "
+                f"{queue['released_per_s']:.0f} of the {queue['target_rate']:.0f}/s offered"
+            )
+        elif queue:
             line += (
                 f"; a 5x burst put into the queue at {queue['released_per_s']:.0f}/s drained (target): "
                 f"{_verdict(_burst_drained(queue, drain['verdicts_per_s']))}, {queue['drain_after_s']} s "
@@ -536,6 +541,11 @@ def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
         "",
     ]
     return lines, targets
+
+
+def _burst_reached(queue: dict[str, Any]) -> bool:
+    """Whether the entries of a burst into the queue were put back at (nearly) the rate offered."""
+    return bool(queue["comments"] and queue["released_per_s"] >= 0.9 * queue["target_rate"])
 
 
 def _burst_drained(queue: dict[str, Any], drain_rate: float) -> bool:

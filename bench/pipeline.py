@@ -352,25 +352,27 @@ def queue_burst(bench: Bench, workers: int, rate: float, seconds: float) -> dict
     due: dict[int, float] = {}
     try:
         t0, wall = time.monotonic(), time.time()
-        released = 0
+        released, last_release = 0, t0
         while released < len(held):
             elapsed = time.monotonic() - t0
             upto = min(len(held), int(elapsed * rate) + 1)
             if upto > released:
                 release_outbox(bench, held[released:upto])
+                last_release = time.monotonic()
                 due.update((held[index], wall + index / rate) for index in range(released, upto))
                 released = upto
             samples.append((round(elapsed, 2), bench.depth()))
             time.sleep(SAMPLE_SECONDS / 5)
-        released_s = time.monotonic() - t0
-        drain_s = wait_for_verdicts(bench, low, high, samples, t0)
+        wait_for_verdicts(bench, low, high, samples, t0)
+        drain_s = time.monotonic() - last_release
         settle(bench, bench.queue)
     finally:
         stop_workers(bench, pool)
     figures = verdict_figures(bench, low, high, due)
     figures.update(
         target_rate=round(rate, 1),
-        released_per_s=round(len(held) / max(released_s, 1e-9), 1),
+        # Over the span from the first entry's due time to the last one's release.
+        released_per_s=round(len(held) / max(last_release - t0, 1e-9), 1),
         drain_after_s=round(drain_s, 2),
         max_depth=max(depth for _, depth in samples),
         depth_samples=samples,
