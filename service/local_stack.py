@@ -171,6 +171,9 @@ def run_local_stack(
                 watched = {"embedded Redis": server} if server is not None else {}
                 click.echo(f"embedded Redis at {url}")
             env = {**os.environ, "REDIS_URL": url}
+            # Again: the set-up can take minutes, and another program may have taken the
+            # port meanwhile (it would answer the readiness probe in gunicorn's place).
+            _check_port(host, port)
             children = _children(host, port, web_workers, queue_workers, env)
             _run_children(children, host, port, watched)
     if any(child.returncode not in (0, -signal.SIGTERM) for child in children.values()):

@@ -51,6 +51,32 @@ def test_a_port_in_use_is_refused_before_any_set_up(env: dict[str, str], tmp_pat
     assert sorted(path.name for path in (tmp_path / "data").iterdir()) == [local_stack.RUN_LOCK_NAME]
 
 
+def test_a_port_taken_during_the_set_up_is_refused_before_gunicorn_starts(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    taken: list[socket.socket] = []
+
+    def prepare_while_another_program_takes_the_port(settings: Any) -> Iterator[str]:
+        taken.append(socket.create_server(("127.0.0.1", port)))
+        yield "schema up to date"
+
+    monkeypatch.setattr(local_stack, "prepare", prepare_while_another_program_takes_the_port)
+    started: list[Any] = []
+    monkeypatch.setattr(local_stack, "_children", lambda *arguments: started.append(arguments))
+    try:
+        result = CliRunner().invoke(
+            main, ["run", "--port", str(port)], env={**env, "REDIS_URL": "redis://127.0.0.1:1/0"}
+        )
+    finally:
+        for server in taken:
+            server.close()
+    assert result.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert "schema up to date" in result.output and not started
+
+
 @pytest.mark.parametrize(
     ("host", "address"),
     [
