@@ -371,8 +371,8 @@ def queue_burst(bench: Bench, workers: int, rate: float, seconds: float) -> dict
     figures = verdict_figures(bench, low, high, due)
     figures.update(
         target_rate=round(rate, 1),
-        # Over the span from the first entry's due time to the last one's release.
-        released_per_s=round(len(held) / max(last_release - t0, 1e-9), 1),
+        # Entries after the first (due at once) over the span until the last was put back.
+        released_per_s=round((len(held) - 1) / max(last_release - t0, 1e-9), 1),
         drain_after_s=round(drain_s, 2),
         max_depth=max(depth for _, depth in samples),
         depth_samples=samples,

@@ -85,8 +85,6 @@ class CharGramIndex:
         """Each code point's number (0 for a character no term holds), and where a code
         point is one that terms hold but that has no number."""
         unnumbered = np.isin(codes, self._unnumbered) if len(self._unnumbered) else np.zeros(len(codes), bool)
-        if not len(self._alphabet):
-            return np.zeros(len(codes), dtype=np.uint64), unnumbered
         at = np.minimum(np.searchsorted(self._alphabet, codes), len(self._alphabet) - 1)
         digits = np.where(self._alphabet[at] == codes, at + 1, 0).astype(np.uint64)
         return digits, unnumbered
@@ -136,8 +134,9 @@ class CharGramIndex:
         self, documents: Sequence[str], low: int, high: int
     ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
         """(row, column) of every ``char_wb`` n-gram of ``low`` to ``high`` characters that
-        is a term, in the words of ``documents`` but those holding a character without a
-        number; and (row, word) of each of those. Only for `indexed_lengths`.
+        is a term, in the words of ``documents`` but those holding a character that terms
+        hold and that has no number; and (row, word) of each of those. Only for
+        `indexed_lengths`.
         """
         if not indexed_lengths(low, high):
             raise ValueError(f"n-grams of {low} to {high} characters are not indexed")

@@ -213,9 +213,11 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
     def make_lookups(self) -> None:
         """Make the n-gram index scoring makes on first use (`CharGramIndex` or `NgramIndex`),
         so that processes forked after this share one copy."""
+        if not self._reads_plain_text([]):
+            return  # scikit-learn's own transform serves these options: no index is used
         if self.analyzer == "char_wb" and indexed_lengths(*self.ngram_range):
             self._char_index()
-        elif self.analyzer == "word":
+        elif self.analyzer == "word" and self.tokenizer is None and self.stop_words is None:
             self._ngram_index()
 
     def _batch_lookup(self, texts: Sequence[str]) -> bool:

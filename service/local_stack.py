@@ -83,7 +83,8 @@ def _listening(host: str, port: int) -> bool:
 
 
 def _check_port(host: str, port: int) -> None:
-    """Refuse (``ClickException``) an address this machine cannot listen on, before any set-up."""
+    """Refuse (``ClickException``) an address this machine cannot listen on: before any
+    set-up, and again before gunicorn starts."""
     try:
         family, kind, protocol, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         with socket.socket(family, kind, protocol) as probe:

@@ -12,6 +12,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 
 from models import explain, quotes_author
 from models.author_reasons import author_label
+from models.classifier import Classifier
 from models.examples import Example
 from models.explain import MAX_REASONS_PER_HEAD, Explainer, _term_indexer
 from models.normalize import normalize_text
@@ -135,13 +136,19 @@ def test_hashed_term_index_matches_hashing_vectorizer() -> None:
         assert list(row.indices) == [index(term)]
 
 
-@pytest.mark.parametrize("out_of_core", [False, True])
 @pytest.mark.usefixtures("char_counting")
-def test_batch_reasons_match_reasons_row_by_row(
-    out_of_core: bool, make_result: Callable[..., TrainingResult]
-) -> None:
+def test_batch_reasons_match_reasons_row_by_row(make_result: Callable[..., TrainingResult]) -> None:
     """`Explainer.batch_reasons` gives, for every row, what `Explainer.reasons` gives for it alone."""
-    classifier = make_result(out_of_core=out_of_core).classifier
+    _batch_matches_rows(make_result().classifier)
+
+
+def test_batch_reasons_match_reasons_row_by_row_out_of_core(
+    make_result: Callable[..., TrainingResult],
+) -> None:
+    _batch_matches_rows(make_result(out_of_core=True).classifier)
+
+
+def _batch_matches_rows(classifier: Classifier) -> None:
     for head in classifier.heads:
         classifier.thresholds.setdefault(head, {})["review"] = 0.0  # explain every head
     texts = [

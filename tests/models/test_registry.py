@@ -315,5 +315,6 @@ def test_warming_a_loaded_model_makes_what_first_use_makes(model_dir: Path) -> N
     assert _indexes_made(warm) == (False, False)
     warm.warm()
     assert _indexes_made(warm) == (True, True)
-    comments = [CommentText("You are a stupid idiot"), CommentText("Free money at cheap-pills.ru")]
+    # The second is long enough for the character index, which warming made.
+    comments = [CommentText("You are a stupid idiot"), CommentText("Free money at cheap-pills.ru " * 30)]
     assert warm.score(comments) == cold.score(comments)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import scipy.sparse as sp
 import skops.io as sio
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from models.char_grams import CharGramIndex
 from models.classifier import Classifier
 from models.examples import Example
 from models.pipeline import WORD_PATTERN, prepare
@@ -24,42 +26,49 @@ def documents(tiny_examples: list[Example]) -> list[str]:
     return [prepare(e).normalized_text for e in tiny_examples] + ["", "   ", "unseen qqqq words", "x"]
 
 
-@pytest.mark.parametrize(
-    ("analyzer", "ngram_range"),
-    [("char_wb", (2, 5)), ("char_wb", (1, 5)), ("word", (2, 5)), ("word", (1, 3)), ("word", (1, 1))],
-)
-@pytest.mark.usefixtures("char_counting")
-def test_same_output_as_tfidf_vectorizer(
-    documents: list[str], analyzer: str, ngram_range: tuple[int, int]
+def _same_as_scikit_learn(
+    documents: list[str], analyzer: str, options: dict[str, Any], passes: int = 1
 ) -> None:
-    options = {**OPTIONS, "ngram_range": ngram_range}
-    if analyzer == "word":
-        options["token_pattern"] = WORD_PATTERN
     ours = CompactTfidfVectorizer(analyzer=analyzer, **options).fit(documents[:40])
     theirs = TfidfVectorizer(analyzer=analyzer, **options).fit(documents[:40])
-    for _ in range(2):  # the second pass reads the word cache
+    for _ in range(passes):  # a second pass reads the caches the first filled
         _same_rows(ours.transform(documents), theirs.transform(documents))
 
 
-@pytest.mark.parametrize("analyzer", ["char_wb", "word"])
-@pytest.mark.parametrize(
-    "weighting",
-    [
-        {"norm": "l1"},
-        {"norm": None},
-        {"sublinear_tf": False},
-        {"use_idf": False, "norm": "l1"},
-        {"binary": True},
-    ],
-)
+@pytest.mark.parametrize("ngram_range", [(2, 5), (1, 5)])
 @pytest.mark.usefixtures("char_counting")
-def test_same_weighting_as_tfidf_vectorizer(
-    documents: list[str], analyzer: str, weighting: dict[str, object]
+def test_same_character_output_as_tfidf_vectorizer(
+    documents: list[str], ngram_range: tuple[int, int]
 ) -> None:
-    options = {**OPTIONS, **weighting}
-    ours = CompactTfidfVectorizer(analyzer=analyzer, **options).fit(documents[:40])
-    theirs = TfidfVectorizer(analyzer=analyzer, **options).fit(documents[:40])
-    _same_rows(ours.transform(documents), theirs.transform(documents))
+    _same_as_scikit_learn(documents, "char_wb", {**OPTIONS, "ngram_range": ngram_range}, passes=2)
+
+
+@pytest.mark.parametrize("ngram_range", [(2, 5), (1, 3), (1, 1)])
+def test_same_word_output_as_tfidf_vectorizer(documents: list[str], ngram_range: tuple[int, int]) -> None:
+    options = {**OPTIONS, "ngram_range": ngram_range, "token_pattern": WORD_PATTERN}
+    _same_as_scikit_learn(documents, "word", options, passes=2)
+
+
+WEIGHTINGS = [
+    {"norm": "l1"},
+    {"norm": None},
+    {"sublinear_tf": False},
+    {"use_idf": False, "norm": "l1"},
+    {"binary": True},
+]
+
+
+@pytest.mark.parametrize("weighting", WEIGHTINGS)
+@pytest.mark.usefixtures("char_counting")
+def test_same_character_weighting_as_tfidf_vectorizer(
+    documents: list[str], weighting: dict[str, Any]
+) -> None:
+    _same_as_scikit_learn(documents, "char_wb", {**OPTIONS, **weighting})
+
+
+@pytest.mark.parametrize("weighting", WEIGHTINGS)
+def test_same_word_weighting_as_tfidf_vectorizer(documents: list[str], weighting: dict[str, Any]) -> None:
+    _same_as_scikit_learn(documents, "word", {**OPTIONS, **weighting})
 
 
 @pytest.mark.parametrize("analyzer", ["char_wb", "word"])
@@ -102,8 +111,8 @@ def test_tokens_holding_a_space_are_counted_by_scikit_learn() -> None:
     _same_rows(ours.transform(documents), theirs.transform(documents))
 
 
-# Characters on either side of the widest the batch lookup packs (below 4096), words
-# that hold one, whitespace other than spaces, a lone surrogate, short and long words.
+# Emoji, Cyrillic and CJK words, characters on either side of 4,096, whitespace other
+# than spaces, a lone surrogate, short and long words.
 AWKWARD = [
     "emoji \U0001f600 in the middle, and 1\U0001f600x inside a word",
     "\u0436\u0436\u0436 \u043a\u0438\u0440\u0438\u043b\u043b\u0438\u0446\u0430 \u65e5\u672c\u8a9e, english",
@@ -127,7 +136,7 @@ def test_characters_of_every_width_are_counted_as_scikit_learn_does(
     ours = CompactTfidfVectorizer(analyzer="char_wb", **options).fit(training)
     theirs = TfidfVectorizer(analyzer="char_wb", **options).fit(training)
     batch = AWKWARD + documents
-    for _ in range(2):  # the second pass reads the wide words' cache
+    for _ in range(2):  # the second pass reads the word cache
         _same_rows(ours.transform(batch), theirs.transform(batch))
     for document in AWKWARD:  # a batch of one
         _same_rows(ours.transform([document]), theirs.transform([document]))
@@ -136,7 +145,7 @@ def test_characters_of_every_width_are_counted_as_scikit_learn_does(
 
 @pytest.mark.usefixtures("char_counting")
 def test_random_text_is_counted_as_scikit_learn_does() -> None:
-    # Letters, digits and marks on both sides of 4,096, emoji, every kind of whitespace
+    # Letters, digits and marks from several scripts, emoji, every kind of whitespace
     # str.split knows, NUL: drawn at random (seeded), so that every mix is met somewhere.
     alphabet = [*"abcxyz019.-!'", "\u00e9", "\u0436", "\u0fff", "\u1000", "\u4e00", "\U0001f600", "\x00"]
     spaces = [" ", "  ", "\t", "\n", "\xa0", "\u2003", "\u3000", "\x1c"]
@@ -166,6 +175,33 @@ def test_many_words_columns_are_each_word_s_columns(
     for word, columns in zip(words, np.split(together, np.cumsum(sizes)[:-1]), strict=True):
         # In the same order too: the reasons' sums follow it.
         np.testing.assert_array_equal(columns, vectorizer._columns_of(word))
+
+
+@pytest.mark.parametrize(
+    ("options", "made"),
+    [
+        ({"analyzer": "char_wb"}, "_char_index_of"),
+        ({"analyzer": "word"}, "_ngram_index_of"),
+        ({"analyzer": "char_wb", "ngram_range": (1, 6)}, None),  # beyond the index
+        ({"analyzer": "char_wb", "lowercase": True}, None),  # scikit-learn's own transform
+    ],
+)
+def test_lookups_are_made_where_scoring_uses_them(
+    documents: list[str], options: dict[str, Any], made: str | None
+) -> None:
+    vectorizer = CompactTfidfVectorizer(**{**OPTIONS, **options}).fit(documents)
+    vectorizer.make_lookups()
+    assert [name for name in ("_char_index_of", "_ngram_index_of") if name in vectorizer.__dict__] == (
+        [made] if made else []
+    )
+
+
+def test_the_index_finds_nothing_in_no_documents_and_refuses_lengths_beyond_it() -> None:
+    index = CharGramIndex({" a": 0, "a": 1})
+    rows, columns, left = index.occurrences([], 1, 5)
+    assert (len(rows), len(columns), left) == (0, 0, [])
+    with pytest.raises(ValueError, match="n-grams of 1 to 6 characters are not indexed"):
+        index.occurrences(["a"], 1, 6)
 
 
 def test_a_new_fit_looks_up_its_own_vocabulary(documents: list[str]) -> None:
