@@ -35,8 +35,8 @@ _EMPTY = np.uint64(0)  # no key is 0: every key carries its length, at least 1
 # five hundred characters of new comments word by word costs (the word cache warm with
 # 5,000 others): smaller batches (one comment, a reason's few words) go word by word.
 BATCH_LOOKUP_MIN_CHARACTERS = 500
-# A lookup holds about 370 bytes a character at its peak; longer batches are looked up
-# in parts of about this many characters (a part ends with a whole document).
+# A lookup holds a few hundred bytes a character at its peak; longer batches are looked
+# up in parts of about this many characters (a part ends with a whole document).
 PART_CHARACTERS = 1 << 17
 
 
