@@ -30,7 +30,6 @@ from __future__ import annotations
 import string
 from collections import Counter
 from collections.abc import Callable, Sequence
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -54,6 +53,7 @@ from models.normalize import (
 )
 from models.pipeline import NO_AUTHOR, TEXT_BRANCHES, VECTORS, PreparedComment
 from models.sparse_rows import counted, unique_inverse_counts
+from models.word_cache import cached_for_word
 
 MAX_REASONS_PER_HEAD = 3
 _PUNCTUATION = string.punctuation + "\u2026\u201c\u201d\u2018\u2019"
@@ -450,11 +450,16 @@ class Explainer:
         if self._char_columns is not None:
             columns, sizes = self._char_columns(words)
         else:
-            index, analyzer = self._index["chars"], self._analyzer["chars"]
-            per_word = [[c for c in map(index, analyzer(word)) if c is not None] for word in words]
+            # Hashed n-grams: one hash a term, so each word's columns are kept for the next.
+            hashed = self._hashed_columns
+            per_word = [cached_for_word(self, "_hashed_columns_of", word, hashed) for word in words]
             sizes = np.fromiter(map(len, per_word), dtype=np.int64, count=len(per_word))
-            columns = np.fromiter(chain.from_iterable(per_word), dtype=np.int64, count=int(sizes.sum()))
+            columns = np.concatenate(per_word) if per_word else np.zeros(0, dtype=np.int64)
         return self._offset["chars"] + columns, sizes
+
+    def _hashed_columns(self, word: str) -> np.ndarray:
+        index, grams = self._index["chars"], self._analyzer["chars"](word)
+        return np.asarray([c for c in map(index, grams) if c is not None], dtype=np.int64)
 
 
 def _gathered(columns: np.ndarray, sizes: np.ndarray, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
