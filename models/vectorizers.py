@@ -213,11 +213,10 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
     def make_lookups(self) -> None:
         """Make the n-gram index scoring makes on first use (`CharGramIndex` or `NgramIndex`),
         so that processes forked after this share one copy."""
-        if not self._reads_plain_text([]):
-            return  # scikit-learn's own transform serves these options: no index is used
-        if self.analyzer == "char_wb" and indexed_lengths(*self.ngram_range):
+        counting = self._own_counting()
+        if counting == "chars" and indexed_lengths(*self.ngram_range):
             self._char_index()
-        elif self.analyzer == "word" and self.tokenizer is None and self.stop_words is None:
+        elif counting == "words":
             self._ngram_index()
 
     def _batch_lookup(self, texts: Sequence[str]) -> bool:
@@ -287,18 +286,26 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
     def transform_parts(self, raw_documents: Any) -> Parts | None:
         """`transform`'s rows as `Parts`, or None where only scikit-learn's own transform
         applies (options the cached counting does not reproduce)."""
-        plain = hasattr(self, "vocabulary_") and self._reads_plain_text(raw_documents)
-        if plain and self.analyzer == "char_wb":
+        if not hasattr(self, "vocabulary_") or isinstance(raw_documents, str):
+            return None
+        counting = self._own_counting()
+        if counting == "chars":
             return self._weigh(self._char_counts(raw_documents))
-        if (
-            plain
-            and self.analyzer == "word"
-            and self.tokenizer is None
-            and self.stop_words is None
-            and re.compile(self.token_pattern).groups == 0
-            and (counts := self._word_counts(raw_documents)) is not None
-        ):
+        if counting == "words" and (counts := self._word_counts(raw_documents)) is not None:
             return self._weigh(counts)
+        return None
+
+    def _own_counting(self) -> str | None:
+        """Which of this class's countings the options allow: "chars" (`char_wb`), "words"
+        (a token pattern without groups, no tokenizer or stop words), or None where only
+        scikit-learn's own transform reproduces them."""
+        if not self._reads_plain_text([]):
+            return None
+        if self.analyzer == "char_wb":
+            return "chars"
+        plain_words = self.tokenizer is None and self.stop_words is None
+        if self.analyzer == "word" and plain_words and re.compile(self.token_pattern).groups == 0:
+            return "words"
         return None
 
     def _reads_plain_text(self, raw_documents: Any) -> bool:
