@@ -275,17 +275,23 @@ def timed_drain(
     return elapsed
 
 
+def post_held_backlog(bench: Bench, count: int, seconds: float) -> tuple[int, int, list[int], LoadResult]:
+    """With what waited dropped, post ``count`` comments (for at most ``seconds``) while no
+    worker runs, and take their outbox entries out: the ids' range (low, high], the held
+    ids, and the posting's figures."""
+    clear_backlog(bench)
+    low = bench.last_comment_id()
+    posted = run_python_closed(bench.port, 8, seconds, max_requests=count)
+    return low, bench.last_comment_id(), hold_outbox(bench), posted
+
+
 def classify_drain(bench: Bench, workers: int, profile: Path | None = None) -> dict[str, Any]:
     """Post a backlog with no worker running, then time N workers deciding all of it.
 
     The clock starts when the held outbox entries go back, after every worker has
     registered, so it covers dispatching and classifying but not starting up.
     """
-    clear_backlog(bench)
-    low = bench.last_comment_id()
-    posted = run_python_closed(bench.port, 8, 120.0, max_requests=bench.args.backlog)
-    high = bench.last_comment_id()
-    held = hold_outbox(bench)
+    low, high, held, posted = post_held_backlog(bench, bench.args.backlog, 120.0)
     pool = start_workers(bench, bench.queue, workers, "drain")
     try:
         before = finished_count(bench, bench.queue)
@@ -342,11 +348,8 @@ def queue_burst(bench: Bench, workers: int, rate: float, seconds: float) -> dict
     dispatchers meet new posts (they poll the outbox). Latency counts from when each entry
     was due on that schedule.
     """
-    clear_backlog(bench)
-    low = bench.last_comment_id()
-    run_python_closed(bench.port, 8, 600.0, max_requests=round(rate * seconds))
-    high = bench.last_comment_id()
-    held = sorted(hold_outbox(bench))
+    low, high, held, _posted = post_held_backlog(bench, round(rate * seconds), 600.0)
+    held.sort()
     pool = start_workers(bench, bench.queue, workers, "burst")
     samples: list[tuple[float, int]] = []
     due: dict[int, float] = {}
