@@ -132,18 +132,16 @@ def measure(targets: list[Target], args: argparse.Namespace, workdir: Path, leve
             result = closed_load(target.port, connections, args.seconds, workdir, args.generator)
             result.hello_requests_per_s = before.requests_per_s
             target.runs.append(result)
-            print(
-                f"  {hello.name:<10} c={connections:<3} {before.requests_per_s:8.1f} req/s  "
-                f"p50 {before.p50_ms:6.2f}  p95 {before.p95_ms:6.2f}  p99 {before.p99_ms:6.2f} ms  "
-                f"errors {before.errors}",
-                flush=True,
-            )
-            print(
-                f"  {target.name:<10} c={connections:<3} {result.requests_per_s:8.1f} req/s  "
-                f"p50 {result.p50_ms:6.2f}  p95 {result.p95_ms:6.2f}  p99 {result.p99_ms:6.2f} ms  "
-                f"errors {result.errors}",
-                flush=True,
-            )
+            _print_run(hello.name, connections, before)
+            _print_run(target.name, connections, result)
+
+
+def _print_run(name: str, connections: int, run: LoadResult) -> None:
+    print(
+        f"  {name:<10} c={connections:<3} {run.requests_per_s:8.1f} req/s  "
+        f"p50 {run.p50_ms:6.2f}  p95 {run.p95_ms:6.2f}  p99 {run.p99_ms:6.2f} ms  errors {run.errors}",
+        flush=True,
+    )
 
 
 def half_load(target: Target, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
