@@ -21,6 +21,7 @@ from gunicorn.util import parse_address
 
 from service import local_stack
 from service.cli import main
+from tests.integration.processes import free_port
 
 
 @pytest.fixture
@@ -54,9 +55,7 @@ def test_a_port_in_use_is_refused_before_any_set_up(env: dict[str, str], tmp_pat
 def test_a_port_taken_during_the_set_up_is_refused_before_gunicorn_starts(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     taken: list[socket.socket] = []
 
     def prepare_while_another_program_takes_the_port(settings: Any) -> Iterator[str]:
@@ -139,18 +138,12 @@ time.sleep(60)
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.usefixtures("signal_handlers")
 @pytest.mark.parametrize("listens", [True, False])
 def test_where_to_post_is_said_once_the_web_app_listens(
     capsys: pytest.CaptureFixture[str], listens: bool
 ) -> None:
-    port = _free_port()
+    port = free_port()
     web = [sys.executable, "-c", _LISTENS_LATE if listens else "import time; time.sleep(60)", str(port)]
     children = {
         "web (gunicorn)": subprocess.Popen(web),
