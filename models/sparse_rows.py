@@ -15,6 +15,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from models.word_cache import Columns, joined
+
 
 class Parts(NamedTuple):
     """A CSR matrix as arrays: row ``i`` holds ``indices[indptr[i]:indptr[i + 1]]`` (sorted
@@ -77,18 +79,16 @@ def counted(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int], dtype
 
 
 def word_occurrences(
-    documents: Iterable[str], columns_of: Callable[[str], np.ndarray]
+    documents: Iterable[str], columns_of: Callable[[list[str]], list[Columns]]
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(row, column) of every column ``columns_of`` gives each whitespace-separated word of
-    each document, and the number of documents: what `counted` counts."""
-    pieces: list[np.ndarray] = []
-    lengths: list[int] = []
-    for document in documents:
-        start = len(pieces)
-        pieces.extend(map(columns_of, document.split()))
-        lengths.append(sum(map(len, pieces[start:])))
-    columns = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
-    return np.repeat(np.arange(len(lengths)), lengths), columns, len(lengths)
+    each document (it is given all the words of all the documents at once, and returns
+    the columns of each), and the number of documents: what `counted` counts."""
+    word_lists = [document.split() for document in documents]
+    columns, sizes = joined(columns_of([word for words in word_lists for word in words]))
+    words_per_document = np.fromiter(map(len, word_lists), dtype=np.int64, count=len(word_lists))
+    rows = np.repeat(np.repeat(np.arange(len(word_lists)), words_per_document), sizes)
+    return rows, columns, len(word_lists)
 
 
 def of_matrix(matrix: sp.spmatrix | sp.sparray | np.ndarray) -> Parts:

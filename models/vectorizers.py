@@ -38,7 +38,7 @@ from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l1, inplace
 from models import char_grams
 from models.char_grams import CharGramIndex, indexed_lengths
 from models.sparse_rows import Parts, counted, word_occurrences
-from models.word_cache import cached_for_word
+from models.word_cache import Columns, cached_for_words, joined
 
 
 class NgramIndex:
@@ -139,12 +139,12 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
             state["vocabulary_"] = {term: index for index, term in enumerate(terms.tolist())}
         super().__setstate__(state)
 
-    def word_columns(self, word: str) -> np.ndarray:
-        """Return the vocabulary columns of one word's character n-grams, with repeats."""
+    def columns_per_word(self, words: Sequence[str]) -> list[Columns]:
+        """Return the vocabulary columns of each word's character n-grams, with repeats."""
         if self.__dict__.get("_word_columns_of") is not self.vocabulary_:  # fitted again since
             self.__dict__.pop("_word_columns", None)
             self.__dict__["_word_columns_of"] = self.vocabulary_
-        return cached_for_word(self, "_word_columns", word, self._columns_of)
+        return cached_for_words(self, "_word_columns", words, self._columns_of)
 
     def words_columns(self, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Return the vocabulary columns of each word's character n-grams (a word: not
@@ -152,9 +152,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
         other, and how many each word has; found for all the words at once unless they are
         few or the lengths are not indexed."""
         if not self._batch_lookup(words):
-            per_word = list(map(self.word_columns, words))
-            sizes = np.fromiter(map(len, per_word), dtype=np.int64, count=len(per_word))
-            return (np.concatenate(per_word) if per_word else np.zeros(0, dtype=np.int64)), sizes
+            return joined(self.columns_per_word(words))
         low, high = self.ngram_range
         rows, columns = self._with_words_left(*self._char_index().occurrences(words, low, high))
         return columns[np.argsort(rows, kind="stable")], np.bincount(rows, minlength=len(words))
@@ -166,16 +164,12 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
         lookup ``left`` to the per-word path added."""
         if not left:
             return rows, columns
-        extra = [self.word_columns(word) for _row, word in left]
+        extra, sizes = joined(self.columns_per_word([word for _row, word in left]))
         owners = np.asarray([row for row, _word in left], dtype=np.int64)
-        return (
-            np.concatenate([rows, np.repeat(owners, list(map(len, extra)))]),
-            np.concatenate([columns, *extra]),
-        )
+        return np.concatenate([rows, np.repeat(owners, sizes)]), np.concatenate([columns, extra])
 
-    def _columns_of(self, word: str) -> np.ndarray:
-        found = [c for c in map(self.vocabulary_.get, self._char_analyzer(word)) if c is not None]
-        return np.asarray(found, dtype=np.int64)
+    def _columns_of(self, word: str) -> Columns:
+        return tuple(c for c in map(self.vocabulary_.get, self._char_analyzer(word)) if c is not None)
 
     def _char_analyzer(self, word: str) -> list[str]:
         """The `char_wb` n-grams of one word (no whitespace inside), as scikit-learn makes them."""
@@ -204,7 +198,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
         or for every word of a small batch or of lengths not indexed."""
         documents = list(documents)
         if not self._batch_lookup(documents):
-            rows, columns, count = word_occurrences(documents, self.word_columns)
+            rows, columns, count = word_occurrences(documents, self.columns_per_word)
             return self._count_matrix(columns, rows, count)
         low, high = self.ngram_range
         rows, columns = self._with_words_left(*self._char_index().occurrences(documents, low, high))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models import word_cache
-from models.word_cache import cached_for_word
+from models.word_cache import cached_for_words
 
 
 class Owner:
@@ -21,8 +21,15 @@ def test_a_word_is_computed_once_and_a_full_cache_starts_over(monkeypatch: pytes
         calls.append(word)
         return np.asarray([len(word)])
 
-    for word in ("a", "bb", "a", "ccc", "a"):
-        assert cached_for_word(owner, "_cache", word, compute).tolist() == [len(word)]
-    # "ccc" found the cache full and emptied it, so "a" was computed again after it.
-    assert calls == ["a", "bb", "ccc", "a"]
-    assert set(owner.__dict__["_cache"]) == {"ccc", "a"}
+    def looked_up(words: list[str]) -> list[int]:
+        return [int(columns[0]) for columns in cached_for_words(owner, "_cache", words, compute)]
+
+    assert looked_up(["a", "bb", "a"]) == [1, 2, 1]
+    assert looked_up(["bb", "a"]) == [2, 1]
+    assert calls == ["a", "bb"]
+    # "dddd" would overfill the cache: it starts over with this batch's words.
+    assert looked_up(["a", "dddd", "dddd"]) == [1, 4, 4]
+    assert calls == ["a", "bb", "dddd"]
+    assert set(owner.__dict__["_cache"]) == {"a", "dddd"}
+    assert looked_up(["bb"]) == [2]
+    assert calls == ["a", "bb", "dddd", "bb"]
