@@ -254,28 +254,26 @@ class Explainer:
         values = np.concatenate([term_values, word_values, vector_values], axis=1)
         totals = np.stack([np.bincount(inverse, weights=v, minlength=len(groups)) for v in values])
 
-        chosen: dict[int, list[tuple[int, float]]] = {}
+        # Per row, (head, key, total) of each reason, the heads in order.
+        chosen: dict[int, list[tuple[int, int, float]]] = {}
         wanted_rows = np.asarray(explain)[rows]
         for h in range(len(heads)):
             keep = np.flatnonzero((totals[h] >= MIN_CONTRIBUTION) & wanted_rows[group_rows, h])
             # Largest first within a row; on a tie, the key that comes first.
             order = keep[np.lexsort((group_keys[keep], -totals[h][keep], group_rows[keep]))]
-            previous, taken = -1, 0
-            for g in order.tolist():
-                r = int(group_rows[g])
-                taken = taken + 1 if r == previous else 1
-                previous = r
-                if taken <= MAX_REASONS_PER_HEAD:
-                    chosen.setdefault(r, []).append((h, g))
+            picked = order[_ranks_within_runs(group_rows[order]) < MAX_REASONS_PER_HEAD]
+            reasons = zip(group_keys[picked].tolist(), totals[h][picked].tolist(), strict=True)
+            for r, (key, total) in zip(group_rows[picked].tolist(), reasons, strict=True):
+                chosen.setdefault(r, []).append((h, key, total))
         for r, picks in chosen.items():
             comment = comments[int(rows[r])]
-            keys = [self._key(int(group_keys[g])) for _, g in picks]
+            keys = [self._key(key) for _, key, _ in picks]
             # Domain names are looked up only when a reason names a domain.
             named = any(kind in ("word", "author") and DOMAIN_PREFIX in term for kind, term in keys)
             domains = _domain_names(comment) if named else {}
             result[int(rows[r])] = [
-                f"{_render(key, comment, domains)} +{totals[h][g]:.1f} toward {heads[h]}"
-                for key, (h, g) in zip(keys, picks, strict=True)
+                f"{_render(key, comment, domains)} +{total:.1f} toward {heads[h]}"
+                for key, (h, _, total) in zip(keys, picks, strict=True)
             ]
         return result
 
@@ -466,6 +464,15 @@ def _gathered(columns: np.ndarray, sizes: np.ndarray, picks: np.ndarray) -> tupl
     picked = sizes[picks]
     within = np.arange(int(picked.sum())) - np.repeat(np.cumsum(picked) - picked, picked)
     return columns[np.repeat(starts[picks], picked) + within], picked
+
+
+def _ranks_within_runs(values: np.ndarray) -> np.ndarray:
+    """Each item's place (0, 1, ...) within its run of equal neighbours in ``values``."""
+    places = np.arange(len(values))
+    if not len(values):
+        return places
+    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+    return places - np.repeat(starts, np.diff(np.append(starts, len(values))))
 
 
 def _scale(row_lengths: np.ndarray, sum_lengths: np.ndarray) -> np.ndarray:
