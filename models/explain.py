@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import string
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -110,7 +110,7 @@ class Explainer:
         self._char_columns: Callable[[Sequence[str]], tuple[np.ndarray, np.ndarray]] | None = getattr(
             chars, "words_columns", None
         )
-        # For `batch_reasons`: each whitespace-separated word's key id (see `_word_key_id`).
+        # For `batch_reasons`: each whitespace-separated word's key id (see `_word_key_ids_of`).
         self._word_key_ids: dict[str, int] = {}
         self._extra_keys: dict[str, int] = {}
         self._extra_names: list[str] = []
@@ -236,7 +236,7 @@ class Explainer:
         vector_lists = [comments[i].meaning_text.split() for i in rows.tolist()] if self._vectors else []
         vector_words = [w for ws in vector_lists for w in ws]
         vector_rows = np.repeat(np.arange(len(vector_lists)), [len(ws) for ws in vector_lists])
-        key_of = {word: self._word_key_id(word) for word in distinct.keys() | vector_words}
+        key_of = self._word_key_ids_of(distinct.keys() | vector_words)
         word_keys = np.fromiter(map(key_of.__getitem__, words), dtype=np.int64, count=len(words))
         vector_keys = np.fromiter(map(key_of.__getitem__, vector_words), dtype=np.int64)
         vector_values = np.zeros((len(heads), 0))
@@ -277,15 +277,16 @@ class Explainer:
             ]
         return result
 
-    def _word_key_id(self, word: str) -> int:
-        """The key a whitespace-separated word's n-grams are summed under.
+    def _word_key_ids_of(self, words: Iterable[str]) -> dict[str, int]:
+        """The key each whitespace-separated word's n-grams are summed under.
 
         The column of its word feature when the vocabulary has it (so the word's own
         weight and its n-grams' weights add up), else an id past the last column.
         """
-        key = self._word_key_ids.get(word)
-        if key is not None:
-            return key
+        known = self._word_key_ids
+        return {word: known[word] if word in known else self._new_word_key_id(word) for word in words}
+
+    def _new_word_key_id(self, word: str) -> int:
         term = _word_key(word)
         column = self._vectorizers["words"].vocabulary_.get(term)
         if column is not None:
