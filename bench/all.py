@@ -628,7 +628,9 @@ def render_model(model: dict[str, Any]) -> tuple[list[str], list[str]]:
         "Scoring is timed on comments drawn from the corpora, each pass (and the single-comment "
         "latency) on comments no earlier pass scored, after 5,000 others were scored with their "
         "reasons: the word caches then hold what a running worker's hold, the words it has met, "
-        "and not the comments about to be scored.",
+        "and not the comments about to be scored. What the process held before (the model and "
+        "the corpora) is frozen out of the garbage collector's walks first, as a worker freezes "
+        "what it holds once its model is loaded.",
         "",
         *_table(["batch size", "comments/s without reasons", "comments/s with reasons"], speed_rows),
         f"One comment with its reasons: median {latency['median_ms']:.2f} ms, "
