@@ -1,15 +1,18 @@
 """Intake throughput and latency of POST /v1/comments against a hello-world Flask app.
 
 Starts the real app (gunicorn, 2 sync workers) on a fresh database with the machine's
-Redis, the same app without flood control (to show what counting costs) and, on SQLite,
-syncing its log at every commit (to show what surviving a power loss costs), and the
-apps of ``bench/hello_app.py`` under the same settings: hello-world, and per database
-hello-world plus a bare committed insert (the least a storing intake must do). Drives
-them all with the same closed-loop generator (wrk when installed, else Python) at
-several concurrencies, then the service and hello-world open loop at half of its maximum
-rate, measured again just before. Prints requests/s, latency p50/p95/p99 and the ratios
-ours / hello-world, ours / bare insert and ours / no flood control, and writes
-``bench/results/intake.json``. Only 127.0.0.1 is loaded; every run is bounded in time.
+Redis; beside it the same app without flood control (to show what counting costs), on
+SQLite syncing its log at every commit (to show what surviving a power loss costs), on
+PostgreSQL with commits that do not wait for the disk (to show what waiting costs, in
+the latency at the default's half-load rate above all); and the apps of
+``bench/hello_app.py`` under the same settings: hello-world, and per database hello-world
+plus a bare committed insert (the least a storing intake must do). Drives them all with
+the same closed-loop generator (wrk when installed, else Python) at several
+concurrencies, then the service and hello-world open loop at half of its maximum rate,
+measured again just before (the PostgreSQL variant at the service's rate). Prints
+requests/s, latency p50/p95/p99 and the ratios ours / hello-world, ours / bare insert and
+ours / no flood control, and writes ``bench/results/intake.json``. Only 127.0.0.1 is
+loaded; every run is bounded in time.
 
     .venv/bin/python bench/intake.py                       # SQLite, then PostgreSQL
     .venv/bin/python bench/intake.py --database postgresql --profile
@@ -33,7 +36,7 @@ if __package__ in (None, ""):  # run as a file: make `bench` and the service imp
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from bench.common import (
     BENCH_DIR,
@@ -175,6 +178,17 @@ def half_load(target: Target, args: argparse.Namespace, workdir: Path) -> dict[s
     }
 
 
+def same_rate_load(target: Target, rate: float, args: argparse.Namespace) -> dict[str, Any]:
+    """Open-loop posts at ``rate`` (another app's half-load rate); latency from when each was due."""
+    result = run_open_loop(target.port, rate, args.half_load_seconds)
+    print(
+        f"  {target.name:<10} fixed {rate:7.1f}/s: got {result.requests_per_s:.1f}/s  p50 {result.p50_ms:.2f}"
+        f"  p95 {result.p95_ms:.2f}  p99 {result.p99_ms:.2f} ms  errors {result.errors}",
+        flush=True,
+    )
+    return result.as_dict()
+
+
 def profile_app(target: Target, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Profile the gunicorn master and its workers under load at 8 connections."""
     out = RESULTS_DIR / f"{args.out}-{target.name}.profile.txt"
@@ -199,7 +213,7 @@ def stored_and_outbox(target: Target) -> dict[str, Any]:
         facts["stored_comments"] = db.scalar(text("SELECT count(*) FROM comments"))
         # No worker runs here, so every comment's classification job waits in the outbox.
         facts["outbox_entries"] = db.scalar(text("SELECT count(*) FROM classify_outbox"))
-        if target.name == "postgresql":
+        if db.dialect.name == "postgresql":
             facts["synchronous_commit"] = db.scalar(text("SHOW synchronous_commit"))
     engine.dispose()
     return facts
@@ -260,6 +274,14 @@ def run_all(
                 full_sync = start_target(full_sync_name(kind), "service:create_app()", env, procs, args)
                 full_sync.url = synced
                 targets.append(full_sync)
+            else:
+                # The service with commits that do not wait for the disk: what waiting costs,
+                # in the latency tail at half load above all.
+                unsynced = stack.enter_context(fresh_database(kind, workdir))
+                env = service_env(without_commit_sync(unsynced), unique_name("bench_intake"), model_dir)
+                async_commit = start_target(async_commit_name(kind), "service:create_app()", env, procs, args)
+                async_commit.url = unsynced
+                targets.append(async_commit)
             reference = stack.enter_context(fresh_database(kind, workdir))
             stack.enter_context(checkpointing(reference))
             create_table(reference)
@@ -267,7 +289,9 @@ def run_all(
             storing = "hello_app:create_storing_app()"
             targets.append(start_target(insert_name(kind), storing, env, procs, args))
         measure(targets, args, workdir, levels)
-        references = {name(kind) for kind in kinds for name in (insert_name, unlimited_name, full_sync_name)}
+        names = (insert_name, unlimited_name, full_sync_name, async_commit_name)
+        references = {name(kind) for kind in kinds for name in names}
+        unsynced_of = {async_commit_name(kind): kind for kind in kinds}
         results: dict[str, Any] = {}
         for target in targets:
             entry: dict[str, Any] = {
@@ -276,6 +300,10 @@ def run_all(
             }
             if target.name not in references:
                 entry["half_load"] = half_load(target, args, workdir)
+            elif target.name in unsynced_of:
+                # At the default's rate, so that the two differ only in what a commit waits for.
+                rate = results[unsynced_of[target.name]]["half_load"]["target_rate"]
+                entry["same_rate_load"] = same_rate_load(target, rate, args)
             if args.profile and target.name in kinds:
                 entry["profile"] = profile_app(target, args, workdir)
             procs.stop(target.name)
@@ -314,6 +342,20 @@ def unlimited_name(kind: str) -> str:
 def full_sync_name(kind: str) -> str:
     """The name of the service syncing SQLite's log at every commit (``SQLITE_FULL_SYNC``)."""
     return f"{kind}-full-sync"
+
+
+def async_commit_name(kind: str) -> str:
+    """The name of the service whose PostgreSQL commits do not wait for the disk."""
+    return f"{kind}-async-commit"
+
+
+def without_commit_sync(url: str) -> str:
+    """``url`` with its sessions' ``synchronous_commit`` off: a commit returns before its
+    log record reaches the disk, so a crash of the server or the machine may lose the
+    last fraction of a second of commits."""
+    parsed = make_url(url)
+    options = f"{parsed.query.get('options', '')} -csynchronous_commit=off".strip()
+    return parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
 
 
 def _ratio(ours: float, theirs: float | None) -> float:
@@ -360,6 +402,20 @@ def report(results: dict[str, Any], levels: list[int]) -> None:
                     f" = {run['ratio_to_default']:.2f} x ours"
                     for run in synced["runs"]
                 )
+            )
+        unsynced = apps.get(async_commit_name(kind))
+        if unsynced:
+            for index, run in enumerate(unsynced["runs"]):
+                run["ratio_to_hello"] = _ratio(run["requests_per_s"], run["hello_requests_per_s"])
+                run["ratio_to_default"] = _ratio(run["requests_per_s"], ours["runs"][index]["requests_per_s"])
+            print(
+                "with synchronous_commit off (commits not waiting for the disk): "
+                + ", ".join(
+                    f"c={run['connections']} {run['requests_per_s']:.0f}/s"
+                    f" = {run['ratio_to_default']:.2f} x ours"
+                    for run in unsynced["runs"]
+                )
+                + f"; at ours' half-load rate p99 {unsynced['same_rate_load']['p99_ms']:.1f} ms"
             )
         ours["max_ratio_to_hello"] = _ratio(ours["max_rps"], hello["max_rps"])
         half = ours["half_load"]
