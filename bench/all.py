@@ -131,16 +131,21 @@ def render_machine(results: dict[str, Any]) -> list[str]:
     return ["## Machine", "", *_table(["", ""], rows)]
 
 
+def _variant_runs(variant: dict[str, Any]) -> str:
+    """A variant of the service's runs, each against hello-world and the service's own."""
+    return ", ".join(
+        f"{_n(run['requests_per_s'])} req/s at {run['connections']} "
+        f"({run['ratio_to_hello']:.2f} of hello-world, {run['ratio_to_default']:.2f} of the default)"
+        for run in variant["runs"]
+    )
+
+
 def _full_sync_lines(apps: dict[str, Any]) -> list[str]:
     """What syncing SQLite's log at every commit (``SQLITE_FULL_SYNC``) cost, when it was measured."""
     synced = apps.get("sqlite-full-sync")
     if not synced or "ratio_to_default" not in synced["runs"][0]:
         return []
-    figures = ", ".join(
-        f"{_n(run['requests_per_s'])} req/s at {run['connections']} "
-        f"({run['ratio_to_hello']:.2f} of hello-world, {run['ratio_to_default']:.2f} of the default)"
-        for run in synced["runs"]
-    )
+    figures = _variant_runs(synced)
     return [
         "By default SQLite syncs its write-ahead log to disk at checkpoints (`synchronous=NORMAL`, "
         "the setting `../shared/PERFORMANCE.md` measures the stack with): a 202 survives the crash "
@@ -155,11 +160,7 @@ def _async_commit_lines(apps: dict[str, Any]) -> list[str]:
     unsynced = apps.get("postgresql-async-commit")
     if not unsynced or "ratio_to_default" not in unsynced["runs"][0]:
         return []
-    figures = ", ".join(
-        f"{_n(run['requests_per_s'])} req/s at {run['connections']} "
-        f"({run['ratio_to_hello']:.2f} of hello-world, {run['ratio_to_default']:.2f} of the default)"
-        for run in unsynced["runs"]
-    )
+    figures = _variant_runs(unsynced)
     same, default = unsynced["same_rate_load"], apps["postgresql"]["half_load"]
     share = 1 - same["p99_ms"] / default["p99_ms"] if default["p99_ms"] else 0.0
     return [

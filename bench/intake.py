@@ -358,6 +358,18 @@ def without_commit_sync(url: str) -> str:
     return parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
 
 
+def _against_default(variant: dict[str, Any], ours: dict[str, Any]) -> str:
+    """Record each run of a variant of the service against hello-world and the service
+    (``ratio_to_hello``, ``ratio_to_default``); the line that says the latter."""
+    for index, run in enumerate(variant["runs"]):
+        run["ratio_to_hello"] = _ratio(run["requests_per_s"], run["hello_requests_per_s"])
+        run["ratio_to_default"] = _ratio(run["requests_per_s"], ours["runs"][index]["requests_per_s"])
+    return ", ".join(
+        f"c={run['connections']} {run['requests_per_s']:.0f}/s = {run['ratio_to_default']:.2f} x ours"
+        for run in variant["runs"]
+    )
+
+
 def _ratio(ours: float, theirs: float | None) -> float:
     """``ours / theirs`` to three places; NaN where the other app accepted nothing (a broken run)."""
     return round(ours / theirs, 3) if theirs else math.nan
@@ -392,30 +404,13 @@ def report(results: dict[str, Any], levels: list[int]) -> None:
         print_table(header, rows)
         synced = apps.get(full_sync_name(kind))
         if synced:
-            for index, run in enumerate(synced["runs"]):
-                run["ratio_to_hello"] = _ratio(run["requests_per_s"], run["hello_requests_per_s"])
-                run["ratio_to_default"] = _ratio(run["requests_per_s"], ours["runs"][index]["requests_per_s"])
-            print(
-                "with SQLITE_FULL_SYNC (the log synced at every commit): "
-                + ", ".join(
-                    f"c={run['connections']} {run['requests_per_s']:.0f}/s"
-                    f" = {run['ratio_to_default']:.2f} x ours"
-                    for run in synced["runs"]
-                )
-            )
+            print(f"with SQLITE_FULL_SYNC (the log synced at every commit): {_against_default(synced, ours)}")
         unsynced = apps.get(async_commit_name(kind))
         if unsynced:
-            for index, run in enumerate(unsynced["runs"]):
-                run["ratio_to_hello"] = _ratio(run["requests_per_s"], run["hello_requests_per_s"])
-                run["ratio_to_default"] = _ratio(run["requests_per_s"], ours["runs"][index]["requests_per_s"])
             print(
                 "with synchronous_commit off (commits not waiting for the disk): "
-                + ", ".join(
-                    f"c={run['connections']} {run['requests_per_s']:.0f}/s"
-                    f" = {run['ratio_to_default']:.2f} x ours"
-                    for run in unsynced["runs"]
-                )
-                + f"; at ours' half-load rate p99 {unsynced['same_rate_load']['p99_ms']:.1f} ms"
+                f"{_against_default(unsynced, ours)}; at ours' half-load rate p99 "
+                f"{unsynced['same_rate_load']['p99_ms']:.1f} ms"
             )
         ours["max_ratio_to_hello"] = _ratio(ours["max_rps"], hello["max_rps"])
         half = ours["half_load"]
