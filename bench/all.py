@@ -1,6 +1,6 @@
 """Run every benchmark and write docs/performance.md from their results.
 
-    .venv/bin/python bench/all.py                  # about 18 minutes
+    .venv/bin/python bench/all.py                  # about 20 minutes
     .venv/bin/python bench/all.py --render-only    # the document from bench/results/*.json
 
 Runs ``bench/intake.py --profile``, ``bench/pipeline.py``, ``bench/model.py`` and
