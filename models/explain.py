@@ -52,7 +52,7 @@ from models.normalize import (
     url_domain,
 )
 from models.pipeline import NO_AUTHOR, TEXT_BRANCHES, VECTORS, PreparedComment
-from models.sparse_rows import counted, unique_inverse_counts
+from models.sparse_rows import counted, ranks_within_runs, unique_inverse_counts
 from models.word_cache import Columns, cached_for_words, joined
 
 MAX_REASONS_PER_HEAD = 3
@@ -261,7 +261,7 @@ class Explainer:
             keep = np.flatnonzero((totals[h] >= MIN_CONTRIBUTION) & wanted_rows[group_rows, h])
             # Largest first within a row; on a tie, the key that comes first.
             order = keep[np.lexsort((group_keys[keep], -totals[h][keep], group_rows[keep]))]
-            picked = order[_ranks_within_runs(group_rows[order]) < MAX_REASONS_PER_HEAD]
+            picked = order[ranks_within_runs(group_rows[order]) < MAX_REASONS_PER_HEAD]
             reasons = zip(group_keys[picked].tolist(), totals[h][picked].tolist(), strict=True)
             for r, (key, total) in zip(group_rows[picked].tolist(), reasons, strict=True):
                 chosen.setdefault(r, []).append((h, key, total))
@@ -465,15 +465,6 @@ def _gathered(columns: np.ndarray, sizes: np.ndarray, picks: np.ndarray) -> tupl
     picked = sizes[picks]
     within = np.arange(int(picked.sum())) - np.repeat(np.cumsum(picked) - picked, picked)
     return columns[np.repeat(starts[picks], picked) + within], picked
-
-
-def _ranks_within_runs(values: np.ndarray) -> np.ndarray:
-    """Each item's place (0, 1, ...) within its run of equal neighbours in ``values``."""
-    places = np.arange(len(values))
-    if not len(values):
-        return places
-    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
-    return places - np.repeat(starts, np.diff(np.append(starts, len(values))))
 
 
 def _scale(row_lengths: np.ndarray, sum_lengths: np.ndarray) -> np.ndarray:

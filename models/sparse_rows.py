@@ -58,6 +58,12 @@ def unique_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ordered[starts], np.diff(np.append(starts, len(ordered)))
 
 
+def ranks_within_runs(ordered: np.ndarray) -> np.ndarray:
+    """Each value's place (0, 1, ...) among the equal values of sorted ``ordered``."""
+    starts = np.flatnonzero(_firsts(ordered))
+    return np.arange(len(ordered)) - np.repeat(starts, np.diff(np.append(starts, len(ordered))))
+
+
 def unique_inverse_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``np.unique(keys, return_inverse=True, return_counts=True)``."""
     order = np.argsort(keys, kind="stable")

@@ -1,4 +1,4 @@
-"""A bounded cache of per-word arrays, kept on the estimator that computes them.
+"""A bounded cache of each word's columns (or token ids), kept on the estimator that computes them.
 
 Featurizing a comment word by word is cheap only when a word seen before costs a
 dictionary lookup and no more: the words of a whole batch are looked up at once, so a

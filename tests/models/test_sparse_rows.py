@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from models.sparse_rows import counted, of_matrix, side_by_side, unique_counts, unique_inverse_counts
+from models.sparse_rows import (
+    counted,
+    of_matrix,
+    ranks_within_runs,
+    side_by_side,
+    unique_counts,
+    unique_inverse_counts,
+)
 
 
 def _same(ours: sp.csr_matrix, theirs: sp.csr_matrix) -> None:
@@ -66,3 +73,11 @@ def test_parts_of_a_dense_array_leave_its_zeros_out() -> None:
 def test_side_by_side_needs_a_block() -> None:
     with pytest.raises(ValueError, match="no blocks"):
         side_by_side([], [])
+
+
+@pytest.mark.parametrize(
+    ("ordered", "ranks"),
+    [([], []), ([4], [0]), ([1, 1, 1, 2, 5, 5], [0, 1, 2, 0, 0, 1]), ([0, 1, 2], [0, 0, 0])],
+)
+def test_ranks_within_runs_count_from_each_runs_start(ordered: list[int], ranks: list[int]) -> None:
+    assert ranks_within_runs(np.asarray(ordered, dtype=np.int64)).tolist() == ranks

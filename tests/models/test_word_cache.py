@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from models import word_cache
@@ -17,12 +16,12 @@ def test_a_word_is_computed_once_and_a_full_cache_starts_over(monkeypatch: pytes
     monkeypatch.setattr(word_cache, "WORD_CACHE_SIZE", 2)
     owner, calls = Owner(), []
 
-    def compute(word: str) -> np.ndarray:
+    def compute(word: str) -> tuple[int, ...]:
         calls.append(word)
-        return np.asarray([len(word)])
+        return (len(word),)
 
     def looked_up(words: list[str]) -> list[int]:
-        return [int(columns[0]) for columns in cached_for_words(owner, "_cache", words, compute)]
+        return [columns[0] for columns in cached_for_words(owner, "_cache", words, compute)]
 
     assert looked_up(["a", "bb", "a"]) == [1, 2, 1]
     assert looked_up(["bb", "a"]) == [2, 1]
