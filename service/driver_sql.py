@@ -10,12 +10,17 @@ The statements themselves stay SQLAlchemy Core, checked against the table metada
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Dialect
+from sqlalchemy import Dialect, Table, bindparam, insert
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+
+# A statement over many rows takes at most this many: a batch of any size then needs a
+# handful of compiled variants, and stays far below the databases' limits on bound values.
+ROWS_A_STATEMENT = 100
 
 
 class DriverStatement:
@@ -59,3 +64,43 @@ class DriverStatement:
         if self._positions is None:
             return converted
         return tuple(converted[name] for name in self._positions)
+
+
+def numbered(name: str, row: int) -> str:
+    """The bind name of column ``name`` in row ``row`` of a statement over several rows."""
+    return f"{name}_{row}"
+
+
+@cache
+def multi_row_insert(table: Table, columns: tuple[str, ...], dialect: Dialect, rows: int) -> DriverStatement:
+    """One INSERT of ``rows`` rows of ``columns`` into ``table``, bound by `numbered` names.
+
+    One statement instead of one per row: the database parses, plans and runs it once.
+    """
+    values = [
+        {name: bindparam(numbered(name, row), type_=table.c[name].type) for name in columns}
+        for row in range(rows)
+    ]
+    return DriverStatement(insert(table).values(values), dialect)
+
+
+def execute_rows(
+    cursor: Any,
+    statement_for: Callable[[int], DriverStatement],
+    rows: Sequence[Mapping[str, Any]],
+    shared: Mapping[str, Any] | None = None,
+) -> list[tuple[Any, ...]]:
+    """Run ``statement_for(n)`` on ``cursor`` for each run of at most `ROWS_A_STATEMENT` of
+    ``rows`` (n of them, bound by `numbered` names, beside the ``shared`` values); return
+    the rows the statements returned, if any."""
+    returned: list[tuple[Any, ...]] = []
+    for start in range(0, len(rows), ROWS_A_STATEMENT):
+        chunk = rows[start : start + ROWS_A_STATEMENT]
+        values = dict(shared or {})
+        for row, row_values in enumerate(chunk):
+            values.update((numbered(name, row), value) for name, value in row_values.items())
+        statement = statement_for(len(chunk))
+        cursor.execute(statement.sql, statement.parameters(values))
+        if cursor.description is not None:
+            returned.extend(cursor.fetchall())
+    return returned

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, insert, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import psycopg
 
-from service.driver_sql import DriverStatement
+from service.driver_sql import ROWS_A_STATEMENT, DriverStatement, execute_rows, multi_row_insert, numbered
 from service.statuses import CommentStatus
 from service.tables import Comment
 
@@ -73,3 +74,40 @@ def test_a_value_the_statement_holds_is_given_converted_without_being_asked_for(
     parameters = DriverStatement(held, dialect).parameters({"thread": "/a/1"})
     given = parameters if isinstance(parameters, tuple) else tuple(parameters.values())
     assert given == ("/a/1", "approved")
+
+
+_NOTES = Table("notes", MetaData(), Column("id", Integer, primary_key=True), Column("text", String))
+
+
+def _notes(count: int = 0) -> sqlite3.Connection:
+    connection = sqlite3.connect(":memory:")
+    connection.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+    connection.executemany("INSERT INTO notes VALUES (?, ?)", [(number, None) for number in range(count)])
+    return connection
+
+
+def test_rows_go_in_as_one_insert_a_run_and_every_row_is_stored() -> None:
+    connection, runs = _notes(), []
+
+    def statement_for(rows: int) -> DriverStatement:
+        runs.append(rows)
+        return multi_row_insert(_NOTES, ("id", "text"), sqlite.dialect(), rows)
+
+    rows = [{"id": number, "text": f"note {number}"} for number in range(2 * ROWS_A_STATEMENT + 3)]
+    assert execute_rows(connection.cursor(), statement_for, rows) == []
+    assert runs == [ROWS_A_STATEMENT, ROWS_A_STATEMENT, 3]
+    stored = connection.execute("SELECT id, text FROM notes ORDER BY id").fetchall()
+    assert stored == [(row["id"], row["text"]) for row in rows]
+
+
+def test_the_rows_every_run_returns_come_back_together() -> None:
+    connection = _notes(count=250)
+
+    def statement_for(rows: int) -> DriverStatement:
+        ids = [bindparam(numbered("id", row)) for row in range(rows)]
+        wanted = select(_NOTES.c.id).where(_NOTES.c.id.in_(ids), _NOTES.c.id >= bindparam("least"))
+        return DriverStatement(wanted, sqlite.dialect())
+
+    rows = [{"id": number} for number in range(0, 250, 2)]
+    found = execute_rows(connection.cursor(), statement_for, rows, {"least": 100})
+    assert sorted(found) == [(number,) for number in range(100, 250, 2)]

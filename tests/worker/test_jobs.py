@@ -23,6 +23,7 @@ from models import load_active
 from service.app import Services
 from service.auth import create_token
 from service.config import load_settings
+from service.driver_sql import ROWS_A_STATEMENT
 from service.queueing import ClassifyQueue
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, ModeratorToken, ShadowVerdict, Verdict, utcnow
@@ -208,6 +209,52 @@ def test_one_batch_gives_each_comment_its_own_verdict_and_skips_the_decided_one(
         approved = session.get(Comment, decided)
         assert approved is not None and approved.status is CommentStatus.APPROVED
         assert approved.spam_score is None
+
+
+def test_verdicts_for_more_comments_than_one_statement_takes_each_land_once(
+    client: FlaskClient, services: Services, moderator_headers: dict[str, str]
+) -> None:
+    post = {"name": "Ann", "email": "ann@example.com", "thread": "/t"}
+    posted = [
+        int(client.post("/v1/comments", json={**post, "comment": f"Note {n}"}).get_json()["id"])
+        for n in range(ROWS_A_STATEMENT + 5)
+    ]
+    decided = posted[ROWS_A_STATEMENT + 1]
+    client.post(f"/v1/comments/{decided}/decision", json={"action": "approve"}, headers=moderator_headers)
+    outcomes = (CommentStatus.APPROVED, CommentStatus.FLAGGED, CommentStatus.REJECTED)
+    # A head the model lacks is NULL in every row: its column must still take the type of
+    # the column it goes to.
+    verdicts = {
+        comment_id: VerdictRecord(
+            comment_id / 10_000,
+            None,
+            [f'"note{comment_id}" +1.0 toward spam'],
+            "v-test",
+            outcomes[comment_id % 3],
+            f"why {comment_id}",
+        )
+        for comment_id in reversed(posted)
+    }
+    with services.sessions() as session:
+        moved = record_verdicts(session, verdicts)
+        session.commit()
+    assert moved == [comment_id for comment_id in reversed(posted) if comment_id != decided]
+    with services.sessions() as session:
+        stored = {verdict.comment_id: verdict for verdict in session.scalars(select(Verdict))}
+        classified = select(AuditEvent.comment_id, AuditEvent.to_status, AuditEvent.reason).where(
+            AuditEvent.action == "classified"
+        )
+        events = [tuple(event) for event in session.execute(classified)]
+        comments = {comment.id: comment for comment in session.scalars(select(Comment))}
+    assert sorted(stored) == sorted(moved)
+    assert sorted(events) == sorted((i, verdicts[i].outcome, f"why {i}") for i in moved)
+    for comment_id in moved:
+        comment, verdict, given = comments[comment_id], stored[comment_id], verdicts[comment_id]
+        assert (comment.status, comment.spam_score, comment.abuse_score) == (given.outcome, given.spam, None)
+        assert comment.score == given.spam
+        assert (verdict.outcome, verdict.spam, verdict.abuse) == (given.outcome, given.spam, None)
+        assert verdict.reasons == given.reasons and verdict.model_version == "v-test"
+    assert comments[decided].status is CommentStatus.APPROVED and comments[decided].spam_score is None
 
 
 def test_a_comment_another_transaction_refers_to_is_classified_not_skipped(
