@@ -87,16 +87,23 @@ def start_dispatcher(
     lease the thread tries for it every quarter of ``lease_seconds``.
     """
     queue = context.background_queue
+    lease = Lease(queue.queue.connection, queue.dispatcher_lease, lease_seconds)
     busy = context.settings.dispatch_interval
     pause = busy
     # A failed round may have pushed its ids and failed to enqueue their job; its entries
     # are pushed again, onto an inbox no longer empty, which enqueues nothing. So the first
     # round that succeeds after it enqueues a drain job (one too many is harmless; a job
     # already queued may be one given its own ids, which never takes from the inbox).
+    # The round that failed may have been another worker's: an outage that outlasts the
+    # lease, or a holder killed between its push and its enqueue, hands the lease over.
+    # So this worker's first round after taking the lease counts as one after a failure.
     unsure = False
+    taken = 0  # the lease's `taken` at this worker's last round
 
     def dispatch_round(session: Session) -> float:
-        nonlocal pause, unsure
+        nonlocal pause, unsure, taken
+        if lease.taken != taken:
+            unsure, taken = True, lease.taken
         try:
             moved = dispatch(session, queue)
         except Exception:
@@ -111,7 +118,7 @@ def start_dispatcher(
 
     return start_leased_loop(
         "dispatcher",
-        Lease(queue.queue.connection, queue.dispatcher_lease, lease_seconds),
+        lease,
         stop,
         context.sessions,
         dispatch_round,

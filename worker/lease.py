@@ -31,6 +31,9 @@ class Lease:
         self.seconds = seconds
         self._renew_at = 0.0
         self.held = False
+        # How often this process took the lease, renewals aside: a holder that sees it
+        # change knows it took over, and cannot know what the holder before it left undone.
+        self.taken = 0
 
     def hold(self) -> bool:
         """Take the lease if it is free, renew it once a quarter of it has passed; return
@@ -45,6 +48,8 @@ class Lease:
                 self.held = False
         if not self.held:
             self.held = bool(self._lock.acquire(blocking=False))
+            if self.held:
+                self.taken += 1
         if self.held:
             self._renew_at = now + self.seconds / 4
         return self.held
@@ -83,9 +88,9 @@ def start_leased_loop(
     process holds ``lease``; without it, try for it every quarter of its length.
 
     ``work`` gets one session for the thread's whole life and returns how long to wait
-    before the next round. A round that raises is rolled back and waited out; the thread
-    outlives it. The lease is freed when the thread ends, so another process takes it over
-    within a quarter of its length.
+    before the next round. A round that raises is rolled back, its lease freed for another
+    process to try, and waited out; the thread outlives it. The lease is freed when the
+    thread ends, so another process takes it over within a quarter of its length.
     """
 
     def loop() -> None:
@@ -100,6 +105,9 @@ def start_leased_loop(
                         pause = work(session)
                     except Exception as exc:  # the thread must outlive any one failed round
                         session.rollback()
+                        # What failed may be this process's alone (its host lost the database,
+                        # say): kept, the lease would keep every healthy process waiting for ever.
+                        lease.release()
                         if not failing:
                             failures.logger.warning("%s: %s", failures.paused, exc, exc_info=True)
                         failing = True

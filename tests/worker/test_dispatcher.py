@@ -14,8 +14,8 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 from rq import Queue
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.app import Services
 from service.config import load_settings
@@ -240,3 +240,63 @@ def _wait(condition: Any, seconds: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+class _OneRound(threading.Event):
+    """A stop event set at the loop's first wait: the loop runs one round, then ends."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.set()
+        return True
+
+
+def test_ids_a_failed_round_pushed_get_a_job_when_another_worker_takes_the_lease_over(
+    client: FlaskClient, services: Services, context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Redis goes away between the push and the enqueue; the outage outlasts the lease, so
+    # the worker that fails is not the one that dispatches next.
+    enqueue = ClassifyQueue.enqueue_drain
+
+    def lost(queue: ClassifyQueue, comment_ids: Any = ()) -> Any:
+        raise redis.ConnectionError("connection lost after the push")
+
+    comment_id = client.post("/v1/comments", json=FORM).get_json()["id"]
+    monkeypatch.setattr(ClassifyQueue, "enqueue_drain", lost)
+    start_dispatcher(context, _OneRound()).join(5)
+    assert _inbox(services) == [comment_id] and _outbox(services) == [comment_id]
+    assert services.queue.queue.count == 0
+    monkeypatch.setattr(ClassifyQueue, "enqueue_drain", enqueue)
+    other = build_context(context.settings)
+    stop = threading.Event()
+    thread = start_dispatcher(other, stop)
+    try:
+        _wait(lambda: _outbox(services) == [])
+        # Pushed again onto the inbox no longer empty, which enqueued nothing by itself.
+        _wait(lambda: services.queue.queue.count == 1, seconds=2.0)
+    finally:
+        stop.set()
+        thread.join(5)
+        other.engine.dispose()
+    assert _inbox(services) == [comment_id, comment_id]
+
+
+def test_a_worker_whose_rounds_keep_failing_lets_another_dispatch(
+    client: FlaskClient, services: Services, context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database is out of this worker's reach only (its host lost the route, say), while
+    # Redis answers it: its lease must not keep the healthy worker from the outbox.
+    monkeypatch.setattr(dispatcher, "FAILURE_PAUSE_SECONDS", 0.05)
+    unreachable = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test")
+    sick = replace(context, sessions=sessionmaker(unreachable))
+    stops = {"sick": threading.Event(), "healthy": threading.Event()}
+    threads = {"sick": start_dispatcher(sick, stops["sick"], lease_seconds=1.0)}
+    try:
+        _wait(lambda: services.queue.queue.connection.exists(services.queue.dispatcher_lease))
+        threads["healthy"] = start_dispatcher(context, stops["healthy"], lease_seconds=1.0)
+        comment_id = client.post("/v1/comments", json=FORM).get_json()["id"]
+        _wait(lambda: _inbox(services) == [comment_id], seconds=3.0)
+    finally:
+        for name, thread in threads.items():
+            stops[name].set()
+            thread.join(5)
+        unreachable.dispose()

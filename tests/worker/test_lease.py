@@ -66,3 +66,16 @@ def test_an_outage_is_an_error_not_a_lost_lease() -> None:
     with pytest.raises(redis.ConnectionError):
         lease.hold()
     lease.release()  # holds nothing: no error
+
+
+def test_taken_counts_each_time_the_lease_is_taken_not_its_renewals(
+    connection: redis.Redis, name: str
+) -> None:
+    holder, other = Lease(connection, name, 0.2), Lease(connection, name, 0.2)
+    assert holder.hold() and holder.taken == 1
+    time.sleep(0.06)  # past a quarter of the lease: renewed, not taken again
+    assert holder.hold() and holder.taken == 1
+    holder.release()
+    assert other.hold() and other.taken == 1
+    other.release()
+    assert holder.hold() and holder.taken == 2  # another held it meanwhile
