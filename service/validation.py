@@ -234,7 +234,9 @@ def _url(raw: Any) -> str | None:
     value = _text(raw, max_chars=URL_MAX_CHARS)
     if "://" not in value:
         value = f"http://{value}"
-    if web_address(value) is None or " " in value:
+    # Any space, not only U+0020: a no-break or ideographic one in a host leaves a link
+    # that no browser can follow.
+    if web_address(value) is None or any(character.isspace() for character in value):
         raise FieldError(
             "must be a web address starting with http:// or https://",
             "Enter a web address starting with http:// or https://, or leave this empty.",

@@ -67,6 +67,10 @@ def test_text_is_trimmed_and_normalised() -> None:
         ({"url": "http://ex\uff03ample.com"}, "url", "url must be a web address"),
         ({"url": "javascript:alert(1)"}, "url", "url must be a web address"),
         ({"url": "https://blog.example:99999/"}, "url", "url must be a web address"),
+        # A space of any script, as a plain one is: a no-break space pasted into the host
+        # leaves a link no browser can follow.
+        ({"url": "http://my\u00a0blog.example/"}, "url", "url must be a web address"),
+        ({"url": "my\u3000blog.example"}, "url", "url must be a web address"),
         ({"url": "http://" + "a" * 200 + ".com"}, "url", "url is longer than 200 characters"),
         ({"parent_id": "abc"}, "parent_id", "parent_id must be a comment id"),
         ({"parent_id": 0}, "parent_id", "parent_id must be a comment id"),
