@@ -22,6 +22,7 @@ import io
 import json
 import math
 import random
+import reprlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -84,7 +85,11 @@ def _parse_label(value: Any, field: str, where: str) -> int | None:
 def example_from_mapping(row: Mapping[str, Any], where: str) -> Example:
     """Build an `Example` from one parsed row; `where` ("file:line") names it in errors."""
     text = row.get("text")
-    if not isinstance(text, str) or not text.strip():
+    if text is not None and not isinstance(text, str):
+        # A number or a list is no missing text: say what is there instead (shortened, as
+        # it can be a whole document).
+        raise DataError(f"{where}: 'text' must be a string, got {reprlib.repr(text)}")
+    if text is None or not text.strip():
         raise DataError(f"{where}: missing or empty 'text'")
     return Example(
         text=text,
@@ -169,11 +174,15 @@ def csv_rows(path: Path, dialect: CsvDialect = PLAIN_CSV) -> Iterator[tuple[str,
 
     Raises:
         DataError: naming the file and line of undecodable bytes or of a row the csv
-            module refuses (such as a field over its 128 KiB limit: an unbalanced quote).
+            module refuses (a quote never closed, or followed by more than a delimiter,
+            or a field over its 128 KiB limit: an unbalanced quote).
     """
     # newline="" lets the csv module handle line breaks inside quoted fields.
     text = io.StringIO(_read_text(path, dialect.encoding_errors), newline="")
-    reader = csv.reader(text, delimiter=dialect.delimiter, quoting=dialect.quoting)
+    # strict: else a quote never closed ends its row at the end of the file, and one closed
+    # rows later ('"opens ... "closes" here') where the text goes on; in the last column
+    # both read as one row with the right field count, the lines they swallowed lost.
+    reader = csv.reader(text, delimiter=dialect.delimiter, quoting=dialect.quoting, strict=True)
     row_start = 1
     try:
         for row in reader:

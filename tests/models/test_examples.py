@@ -67,6 +67,9 @@ def test_jsonl_accepts_missing_and_null_labels(tmp_path: Path) -> None:
         ('{"text": "ok"\n', r"d\.jsonl:1: not valid JSON \(Expecting ',' delimiter at character 15\)$"),
         ('["text"]\n', r"d\.jsonl:1: expected a JSON object"),
         ('{"text": "   "}\n', r"d\.jsonl:1: missing or empty 'text'"),
+        ('{"text": null}\n', r"d\.jsonl:1: missing or empty 'text'"),
+        ('{"text": 42}\n', r"d\.jsonl:1: 'text' must be a string, got 42"),
+        ('{"text": ["a"]}\n', r"d\.jsonl:1: 'text' must be a string, got \['a'\]"),
         ('{"text": "ok"}\n{"text": "\\ud800 hi"}\n', r"d\.jsonl:2: 'text' holds half of a UTF-16 pair"),
         pytest.param(
             '{"text": "ok"}\n{"text": "ok", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
@@ -96,8 +99,19 @@ def test_jsonl_errors_name_file_and_line(tmp_path: Path, content: str, message: 
         # A stray quote runs its row on to the end of the file; the mistake is where it starts.
         pytest.param(
             'text,spam\n"oops,1\n' + "ok,0\n" * 2000,
-            r"d\.csv:2-2002: 1 field\(s\) where the header has 2",
+            r"d\.csv:2: the row starting here is not valid CSV \(unexpected end of data\)",
             id="stray-quote",
+        ),
+        # In the last column, the field count cannot tell: the rows after it would be its text.
+        pytest.param(
+            'text\nok\n"never closed\nnext\nlast\n',
+            r"d\.csv:3: the row starting here is not valid CSV \(unexpected end of data\)",
+            id="stray-quote-in-the-only-column",
+        ),
+        pytest.param(
+            'spam,text\n0,"opens\n1,next\n0,"closes" here\n1,fine\n',
+            r"d\.csv:2: the row starting here is not valid CSV \(',' expected after '\"'\)",
+            id="stray-quotes-in-the-last-column",
         ),
         ('text,spam\n"two\nlines",maybe\n', r"d\.csv:2-3: spam must be 0, 1 or empty"),
         ('text,spam\n"two\nlines",1\nok,maybe\n', r"d\.csv:4: spam must be 0, 1 or empty"),

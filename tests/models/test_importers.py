@@ -241,6 +241,12 @@ HUGE = b"x" * 140_000  # over the csv module's 128 KiB field limit
             DAVIDSON_HEADER + b'0,3,2,1,0,0,"' + HUGE,
             r"data\.csv:2: .*field limit",
         ),
+        # The tweet is the last column: a quote never closed would make it every line after.
+        (
+            "davidson:labeled_data.csv",
+            DAVIDSON_HEADER + b'0,3,0,3,0,1,"opens\n1,3,0,0,3,2,next tweet\n',
+            r"data\.csv:2: the row starting here is not valid CSV \(unexpected end of data\)",
+        ),
     ],
     ids=[
         "youtube-short-row",
@@ -254,6 +260,7 @@ HUGE = b"x" * 140_000  # over the csv module's 128 KiB field limit
         "olid-not-utf8",
         "davidson-short-row",
         "davidson-huge-field",
+        "davidson-unclosed-quote",
     ],
 )
 def test_unreadable_corpus_files_name_file_and_line(
