@@ -224,8 +224,11 @@ def rollback(model_dir: str | Path) -> str:
             candidate = history.pop()
             if candidate != current and candidate in versions:
                 verify_version(root, candidate)
-                _write_atomically(root / HISTORY_FILE, "".join(f"{v}\n" for v in history))
+                # ACTIVE first: a run stopped between the two writes (a full disk) must not
+                # have dropped the candidate from HISTORY while leaving it inactive; left in
+                # HISTORY as the active one, it is skipped by the next rollback.
                 _write_atomically(root / ACTIVE_FILE, candidate + "\n")
+                _write_atomically(root / HISTORY_FILE, "".join(f"{v}\n" for v in history))
                 _leave_shadow_mode(root, candidate)
                 return candidate
     raise ModelNotFoundError(f"no earlier active version to roll back to in {root}")

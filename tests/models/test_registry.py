@@ -318,3 +318,34 @@ def test_warming_a_loaded_model_makes_what_first_use_makes(model_dir: Path) -> N
     # The second is long enough for the character index, which warming made.
     comments = [CommentText("You are a stupid idiot"), CommentText("Free money at cheap-pills.ru " * 30)]
     assert warm.score(comments) == cold.score(comments)
+
+
+def test_a_rollback_cut_short_can_be_run_again(
+    three_versions: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, (first, second, third) = three_versions
+    for version in (first, second, third):
+        activate(root, version)
+    replace = os.replace
+
+    def cut_short_at(name: str) -> Callable[[Any, Any], None]:
+        def cut_short(source: Any, target: Any) -> None:
+            if Path(target).name == name:
+                raise OSError("no space left on device")
+            replace(source, target)
+
+        return cut_short
+
+    # A full disk stops the rollback before ACTIVE changes: the version to go back to is
+    # still there to go back to once space is freed.
+    monkeypatch.setattr(registry.os, "replace", cut_short_at(ACTIVE_FILE))
+    with pytest.raises(OSError, match="no space"):
+        rollback(root)
+    assert active_version(root) == third
+    # Stopped after ACTIVE changes, it has rolled back, and the next one goes on from there.
+    monkeypatch.setattr(registry.os, "replace", cut_short_at(HISTORY_FILE))
+    with pytest.raises(OSError, match="no space"):
+        rollback(root)
+    assert active_version(root) == second
+    monkeypatch.setattr(registry.os, "replace", replace)
+    assert rollback(root) == first
