@@ -75,7 +75,8 @@ def write_precision_recall(
             axes.plot([x], [y], marker, color=line.get_color(), label=f"{result.head} {name}")
         axes.axhline(float(np.mean(result.labels)), linestyle=":", color=line.get_color())
     axes.set(xlabel="recall", ylabel="precision", title="Precision-recall", ylim=(0.0, 1.02))
-    axes.legend(loc="lower left")
+    if axes.get_legend_handles_labels()[0]:  # nothing drawn when no head has both classes
+        axes.legend(loc="lower left")
     figure.savefig(path, format="png")
 
 

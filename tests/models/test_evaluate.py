@@ -63,3 +63,19 @@ def test_evaluate_counts_duplicates_once(trained: TrainingResult, tiny_examples:
     assert report["examples"] == len(tiny_examples) + 5
     assert report["unique_examples"] == len(tiny_examples)
     assert [s.head for s in scored] == ["spam", "abuse"]
+
+
+def test_evaluate_on_one_class_only_draws_no_curve_and_warns_of_nothing(
+    tmp_path: Path, model_dir: Path, tiny_examples: list[Example]
+) -> None:
+    # Only spam: how much of it the model catches, with no curve to draw (warnings are errors here).
+    data = tmp_path / "spam.jsonl"
+    write_examples(data, [Example(e.text, spam=1) for e in tiny_examples if e.spam == 1])
+    args = ["evaluate", "--model", str(model_dir), "--data", str(data), "--out", str(tmp_path / "c")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    report = json.loads(result.stdout)
+    assert report["heads"]["spam"]["positives"] == report["heads"]["spam"]["examples"] == 20
+    for name in ("roc.png", "precision_recall.png"):
+        assert (tmp_path / "c" / name).read_bytes().startswith(PNG_SIGNATURE)
