@@ -55,8 +55,9 @@ DESIGN = [
     "stays empty.",
     "- **Classification**: a job takes up to `CLASSIFY_BATCH` ids, enqueues the next job if ids "
     "remain (so a second worker starts at once), scores the batch in one model call and stores it "
-    "with one guarded UPDATE per comment and one multi-row insert each for verdicts and audit "
-    "events, in one commit. A shallow queue is drained one comment per job, a deep one many.",
+    "with one guarded UPDATE of the whole batch from a VALUES list (returning the comments it won) "
+    "and one multi-row insert each for verdicts and audit events, in one commit. A shallow queue "
+    "is drained one comment per job, a deep one many.",
     "- **Workers** are `SimpleWorker` subclasses: no fork per job, the model loaded once per "
     "process and frozen out of the garbage collector's reach (no full collection walks it in the "
     "middle of a batch), RQ's per-job logging only at DEBUG. A pool (`moderation worker "
