@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -202,12 +202,26 @@ def retrain(now: bool) -> None:
         with sessions() as session:
             run = request_retrain(session, queue, Trigger.CLI)
         if now:
+            from rq.job import Job
+
             from worker.context import build_context, install_context
             from worker.training import retrain_model
 
-            queue.remove(retrain_job_id(queue, run.id))
+            # Loaded before the job leaves the queue: a process that cannot load the model,
+            # or is stopped while loading it, leaves the run to the workers.
             install_context(build_context(settings))
-            retrain_model(run.id)
+            job_id = retrain_job_id(queue, run.id)
+            taken = queue.remove(job_id) == 1
+            try:
+                retrain_model(run.id)
+            finally:
+                if taken:
+                    # Off the queue, the job still reads `queued`, which tells requests the run
+                    # is in hand while it trains here. Once this process is done with it, the
+                    # job goes: a run it could not start is then queued again by the next
+                    # request, instead of waiting for good on a job no worker has.
+                    with suppress(redis.RedisError):
+                        queue.connection.delete(Job.key_for(job_id))
             with sessions() as session:
                 run = session.get_one(type(run), run.id)
     click.echo(json.dumps(run_view(run), indent=2))

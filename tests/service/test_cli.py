@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from redis import Redis
+from rq import Queue
 from sqlalchemy import select
 
 from models import Example, read_examples
@@ -185,6 +187,41 @@ def test_retrain_now_export_labels_and_shadow_commands(
     }
     assert runner.invoke(main, ["shadow", "clear"], env=env).output.strip() == "shadow mode off"
     assert "no version in shadow mode" in runner.invoke(main, ["shadow", "report"], env=env).output
+
+
+def test_a_retrain_now_that_fails_before_training_leaves_its_run_to_the_workers(
+    env: dict[str, str], redis_url: str, queue_name: str
+) -> None:
+    env = {**env, "REDIS_URL": redis_url, "RETRAIN_QUEUE": f"{queue_name}-retrain"}
+    runner = CliRunner()
+    assert runner.invoke(main, ["migrate"], env=env).exit_code == 0
+    # No active model yet: this process cannot load one to train beside, and stops early.
+    failed = runner.invoke(main, ["retrain", "--now"], env=env)
+    assert failed.exit_code == 1
+    queued = runner.invoke(main, ["retrain"], env=env)
+    assert queued.exit_code == 0 and json.loads(queued.output)["id"] == 1
+    # The run it recorded is still queued, and its job is back where a worker takes it.
+    queue = Queue(f"{queue_name}-retrain", connection=Redis.from_url(redis_url))
+    assert queue.job_ids == [f"{queue_name}-retrain-1"]
+
+
+def test_a_retrain_now_that_cannot_start_its_run_leaves_it_to_the_workers(
+    env: dict[str, str], redis_url: str, queue_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {**env, "REDIS_URL": redis_url, "RETRAIN_QUEUE": f"{queue_name}-retrain"}
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"], env=env).exit_code == 0
+
+    def database_away(run_id: int) -> str:
+        raise RuntimeError("the database went away before the run started")
+
+    monkeypatch.setattr("worker.training.retrain_model", database_away)
+    assert runner.invoke(main, ["retrain", "--now"], env=env).exit_code == 1
+    monkeypatch.undo()
+    queued = runner.invoke(main, ["retrain"], env=env)
+    assert queued.exit_code == 0 and json.loads(queued.output)["status"] == "queued"
+    queue = Queue(f"{queue_name}-retrain", connection=Redis.from_url(redis_url))
+    assert queue.job_ids == [f"{queue_name}-retrain-1"]
 
 
 def test_export_labels_can_leave_out_the_part_retraining_judges_on(
