@@ -10,11 +10,13 @@ The statements themselves stay SQLAlchemy Core, checked against the table metada
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Dialect, Table, bindparam, insert
+import psycopg
+from sqlalchemy import Connection, Dialect, Table, bindparam, insert
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -64,6 +66,28 @@ class DriverStatement:
         if self._positions is None:
             return converted
         return tuple(converted[name] for name in self._positions)
+
+
+def many_rows_cursor(connection: Connection) -> tuple[Any, Dialect]:
+    """A cursor on ``connection``'s DBAPI connection for statements over many rows, and the
+    dialect to compile them for.
+
+    On psycopg, a raw cursor, which takes PostgreSQL's own ``$1`` placeholders as they are:
+    psycopg rewrites ``%(name)s`` placeholders into them on every call for a statement of
+    over 50 values or 4 KiB (it caches only smaller ones), which was half the worker's CPU
+    for a batch's verdicts. Other drivers get a plain cursor and the dialect unchanged.
+    """
+    if connection.dialect.driver == "psycopg":
+        driver: Any = connection.connection.driver_connection
+        return psycopg.RawCursor(driver), _dollar_placeholders(connection.dialect)
+    return connection.connection.cursor(), connection.dialect
+
+
+@cache
+def _dollar_placeholders(dialect: Dialect) -> Dialect:
+    native = copy.copy(dialect)
+    native.paramstyle, native.positional = "numeric_dollar", True
+    return native
 
 
 def numbered(name: str, row: int) -> str:

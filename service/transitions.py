@@ -15,7 +15,7 @@ from sqlalchemy import Dialect, bindparam, cast, column, select, update, values
 from sqlalchemy.orm import Session
 
 from models import without_author
-from service.driver_sql import DriverStatement, execute_rows, multi_row_insert, numbered
+from service.driver_sql import DriverStatement, execute_rows, many_rows_cursor, multi_row_insert, numbered
 from service.errors import ConflictError, NotFoundError
 from service.privacy import ERASED_EMAIL
 from service.reasons import without_timing
@@ -143,9 +143,8 @@ def record_verdicts(session: Session, verdicts: Mapping[int, VerdictRecord]) -> 
     One statement a comment, or SQLAlchemy's executemany (one statement a row on
     PostgreSQL), cost twice the database's CPU and half as much again of the worker's.
     """
-    connection, now = session.connection(), utcnow()
-    dialect = connection.dialect
-    cursor = connection.connection.cursor()
+    now = utcnow()
+    cursor, dialect = many_rows_cursor(session.connection())
     try:
         won = execute_rows(
             cursor,

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, create_engine, insert, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import psycopg
 
-from service.driver_sql import ROWS_A_STATEMENT, DriverStatement, execute_rows, multi_row_insert, numbered
+from service.driver_sql import (
+    ROWS_A_STATEMENT,
+    DriverStatement,
+    execute_rows,
+    many_rows_cursor,
+    multi_row_insert,
+    numbered,
+)
 from service.statuses import CommentStatus
 from service.tables import Comment
 
@@ -111,3 +119,31 @@ def test_the_rows_every_run_returns_come_back_together() -> None:
     rows = [{"id": number} for number in range(0, 250, 2)]
     found = execute_rows(connection.cursor(), statement_for, rows, {"least": 100})
     assert sorted(found) == [(number,) for number in range(100, 250, 2)]
+
+
+def test_statements_over_many_rows_reach_psycopg_in_postgresql_s_own_placeholders(
+    postgres_schema: str,
+) -> None:
+    engine = create_engine(postgres_schema)
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("CREATE TEMPORARY TABLE notes (id integer PRIMARY KEY, text text)")
+            cursor, dialect = many_rows_cursor(connection)
+            statement = multi_row_insert(_NOTES, ("id", "text"), dialect, 2)
+            assert "VALUES ($1::INTEGER, $2::VARCHAR), ($3::INTEGER, $4::VARCHAR)" in statement.sql
+            rows = [{"id": number, "text": f"note {number}"} for number in range(ROWS_A_STATEMENT + 1)]
+            execute_rows(cursor, lambda count: multi_row_insert(_NOTES, ("id", "text"), dialect, count), rows)
+            stored = connection.exec_driver_sql("SELECT id, text FROM notes ORDER BY id").all()
+        assert [tuple(row) for row in stored] == [(row["id"], row["text"]) for row in rows]
+    finally:
+        engine.dispose()
+
+
+def test_other_drivers_get_their_own_cursor_and_dialect(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'notes.db'}")
+    try:
+        with engine.connect() as connection:
+            cursor, dialect = many_rows_cursor(connection)
+            assert isinstance(cursor, sqlite3.Cursor) and dialect is connection.dialect
+    finally:
+        engine.dispose()
