@@ -137,11 +137,12 @@ def record_verdicts(session: Session, verdicts: Mapping[int, VerdictRecord]) -> 
     event; return the ids moved, in the order of ``verdicts``. A comment that had left
     ``received`` is skipped.
 
-    Three statements for a batch, compiled once per batch size and run on the session's
-    DBAPI cursor in its transaction: the guarded UPDATE of every comment (returning the
-    ones it won), then the verdicts and the audit events as one multi-row INSERT each.
-    One statement a comment, or SQLAlchemy's executemany (one statement a row on
-    PostgreSQL), cost twice the database's CPU and half as much again of the worker's.
+    Three statements for a batch, compiled once per batch size and run in the session's
+    transaction on a cursor of its DBAPI connection (`many_rows_cursor`): the guarded
+    UPDATE of every comment (returning the ones it won), then the verdicts and the audit
+    events as one multi-row INSERT each. With an UPDATE a comment and SQLAlchemy's
+    executemany (one statement a row on PostgreSQL), a batch of 50 cost PostgreSQL 1.6
+    times the CPU and the worker 2.5 times.
     """
     now = utcnow()
     cursor, dialect = many_rows_cursor(session.connection())
