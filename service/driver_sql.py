@@ -20,8 +20,9 @@ from sqlalchemy import Connection, Dialect, Table, bindparam, insert
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-# A statement over many rows takes at most this many: a batch of any size then needs a
-# handful of compiled variants, and stays far below the databases' limits on bound values.
+# A statement over many rows takes at most this many: a batch of any size then needs at
+# most this many compiled variants of it (one a row count, made on first use), and stays
+# far below the databases' limits on bound values.
 ROWS_A_STATEMENT = 100
 
 
