@@ -96,22 +96,16 @@ def start_dispatcher(
     # already queued may be one given its own ids, which never takes from the inbox).
     # The round that failed may have been another worker's: an outage that outlasts the
     # lease, or a holder killed between its push and its enqueue, hands the lease over.
-    # So this worker's first round after taking the lease counts as one after a failure.
-    unsure = False
-    taken = 0  # the lease's `taken` at this worker's last round
+    # A failed round of this worker's frees the lease too (`start_leased_loop`), so "after
+    # a failure" is "the first round since this worker last took the lease".
+    drained_at = 0  # the lease's `taken` when this worker last enqueued a drain job
 
     def dispatch_round(session: Session) -> float:
-        nonlocal pause, unsure, taken
-        if lease.taken != taken:
-            unsure, taken = True, lease.taken
-        try:
-            moved = dispatch(session, queue)
-        except Exception:
-            unsure = True
-            raise
-        if unsure:
+        nonlocal pause, drained_at
+        moved = dispatch(session, queue)
+        if lease.taken != drained_at:
             queue.enqueue_drain()
-            unsure = False
+            drained_at = lease.taken
         wait = 0.0 if moved >= BATCH else pause
         pause = busy if moved else min(pause * 2, max(busy, IDLE_PAUSE_MAX_SECONDS))
         return wait

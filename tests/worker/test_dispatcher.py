@@ -159,6 +159,39 @@ def test_ids_pushed_by_a_round_whose_job_was_not_enqueued_still_get_a_job(
     assert _inbox(services) == [comment_id, comment_id] and not failures
 
 
+def test_ids_a_later_round_pushed_without_their_job_get_one_too(
+    client: FlaskClient, services: Services, context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As above, but the round that fails comes after others that went well.
+    enqueue = ClassifyQueue.enqueue_drain
+    failures: list[Exception] = []
+
+    def lost_when_armed(queue: ClassifyQueue, comment_ids: Any = ()) -> Any:
+        if failures:
+            raise failures.pop()
+        return enqueue(queue, comment_ids)
+
+    monkeypatch.setattr(ClassifyQueue, "enqueue_drain", lost_when_armed)
+    stop = threading.Event()
+    thread = start_dispatcher(
+        replace(context, settings=replace(context.settings, dispatch_interval=0.02)), stop
+    )
+    try:
+        first = client.post("/v1/comments", json=FORM).get_json()["id"]
+        # Its job, and the one a worker's first round after taking the lease enqueues.
+        _wait(lambda: _inbox(services) == [first] and services.queue.queue.count == 2)
+        # A worker takes the first comment and its job; the next push finds the inbox empty.
+        services.queue.queue.empty()
+        services.queue.queue.connection.delete(services.queue.inbox)
+        failures.append(redis.ConnectionError("connection lost after the push"))
+        second = client.post("/v1/comments", json=FORM).get_json()["id"]
+        _wait(lambda: _outbox(services) == [] and services.queue.queue.count == 1)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert _inbox(services) == [second, second] and not failures
+
+
 class _Rounds(threading.Event):
     """A stop event whose waits return at once and are recorded: the loop's pauses without
     the time they take. After ``then_at`` waits it calls ``then``; three later it is set."""
