@@ -17,7 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.config import Settings, load_settings
 from service.db import engine_for, make_session_factory
-from service.errors import ConfigError, ServiceError
+from service.errors import ConfigError, NotMigratedError, ServiceError
 from service.flood import FloodControl
 from service.intake import Intake
 from service.keyfile import check_keys, load_checked_keys, load_keys
@@ -66,6 +66,10 @@ def build_services(settings: Settings) -> Services:
         logger.warning("could not check the secret key against the database: %s", exc.orig)
         keys = load_keys(settings)
         keys_checked = False
+    except NotMigratedError as exc:
+        logger.warning("could not check the secret key: %s", exc)  # checked as for a database down
+        keys = load_keys(settings)
+        keys_checked = False
     except ConfigError:
         engine.dispose()
         raise
@@ -112,9 +116,10 @@ def _check_keys_late() -> None:
         return
     try:
         check_keys(current.keys, current.settings, current.engine)
-    except OperationalError:
-        # Still down. A reading request meets that itself; one that writes is refused
-        # (503), lest the database be back by its write and take it with an unchecked key.
+    except (OperationalError, NotMigratedError):
+        # Still down or not migrated. A reading request meets that itself; one that writes
+        # is refused (503), lest the database be ready by its write and take it with an
+        # unchecked key.
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from models import ModelNotFoundError, ModelVersionError, activate, active_versi
 from models.registry import clear_shadow, shadow_version, verify_version
 from service.config import Settings
 from service.db import engine_for, upgrade
+from service.errors import NotMigratedError
 from service.keyfile import check_keys, key_origin, load_keys
 
 
@@ -25,7 +27,8 @@ def prepare(settings: Settings, *, replace_key: bool = False) -> Iterator[str]:
     keys = load_keys(settings)
     engine = engine_for(settings)
     try:
-        check_keys(keys, settings, engine, replace=replace_key)
+        with contextlib.suppress(NotMigratedError):  # a new database: checked once migrated, below
+            check_keys(keys, settings, engine, replace=replace_key)
         upgrade(engine)
         yield f"database ready: {engine.url.render_as_string(hide_password=True)}"
         check_keys(keys, settings, engine)  # a database migrated just now records the key

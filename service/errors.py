@@ -53,6 +53,13 @@ class ForbiddenError(ServiceError):
     code = "forbidden"
 
 
+class NotMigratedError(ServiceError):
+    """The database has none of the service's tables yet: ``moderation migrate`` has not run."""
+
+    status = 503
+    code = "database_not_migrated"
+
+
 class QueueUnavailableError(ServiceError):
     """The job queue (Redis) could not be reached to queue work that was recorded."""
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from models.artifacts import sync_to_disk
 from service.config import Settings
-from service.errors import ConfigError
+from service.errors import ConfigError, NotMigratedError
 from service.privacy import ERASED_EMAIL, MIN_SECRET_BYTES, KeyRing, readable_email
 from service.tables import Comment, KeyFingerprint, utcnow
 
@@ -83,12 +83,19 @@ def _warn_if_exposed(path: Path) -> None:
 
 
 def _read_or_create(path: Path) -> str:
-    """Read the key file, creating it on first use."""
+    """Read the key file, creating it on first use; ``ConfigError`` when it is not text."""
     if path.exists():
         _warn_if_exposed(path)
     else:
         _create(path)
-    return path.read_text()
+    try:
+        return path.read_bytes().decode()
+    except UnicodeDecodeError:
+        # Raw random bytes (`head -c 32 /dev/urandom > secret.key`) are a likely mistake:
+        # say so as for any other malformed key, not with a traceback.
+        raise ConfigError(
+            f"{path} is not valid base64: it must hold the key as base64 text, as `moderation init` writes it"
+        ) from None
 
 
 def load_keys(settings: Settings) -> KeyRing:
@@ -105,7 +112,8 @@ def load_checked_keys(settings: Settings, engine: Engine) -> KeyRing:
 
     The first start records the key's fingerprint in the database, and later starts
     compare with it. A different key is refused; ``moderation init --replace-key``
-    records it instead while no email is stored. Rotating the key is not supported.
+    records it instead while no email is stored. Rotating the key is not supported. A
+    database not migrated yet raises ``NotMigratedError``: the key is then unchecked.
     """
     keys = load_keys(settings)
     check_keys(keys, settings, engine)
@@ -117,7 +125,7 @@ def check_keys(keys: KeyRing, settings: Settings, engine: Engine, *, replace: bo
     database, or cannot read its stored emails; record their fingerprint on first use.
 
     With ``replace``, keys other than the recorded ones are recorded in their place,
-    as long as no email is stored.
+    as long as no email is stored. ``NotMigratedError`` when the database has no schema yet.
     """
     try:
         with engine.begin() as connection:
@@ -137,7 +145,12 @@ def _restore_hint(settings: Settings) -> str:
 
 def _check_fingerprint(connection: Connection, keys: KeyRing, settings: Settings, replace: bool) -> None:
     if not inspect(connection).has_table(KeyFingerprint.__tablename__):
-        return  # not migrated yet; the first start after `moderation migrate` records the key
+        # Not a pass: a process started before the migration would otherwise never check
+        # its key, and another key recorded by the first start after it would go unnoticed.
+        raise NotMigratedError(
+            f"the database ({connection.engine.url.render_as_string(hide_password=True)}) is not "
+            "migrated yet, so the secret key cannot be checked against it: run `moderation migrate`"
+        )
     recorded = _recorded_fingerprint(connection)
     if recorded == keys.fingerprint:
         return

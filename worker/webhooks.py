@@ -30,7 +30,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from service.errors import ConfigError
+from service.errors import ConfigError, NotMigratedError
 from service.keyfile import load_checked_keys
 from service.privacy import KeyRing
 from service.tables import Comment, WebhookEvent, utcnow
@@ -269,6 +269,9 @@ def start_webhook_sender(
         keys: KeyRing | None = load_checked_keys(settings, context.engine)
     except OperationalError as exc:
         logger.warning("webhooks wait for the database to check the secret key: %s", exc.orig)
+        keys = None
+    except NotMigratedError as exc:
+        logger.warning("webhooks wait for the database to check the secret key: %s", exc)
         keys = None
     sender = WebhookSender(settings.webhook_url, settings.webhook_secret, settings.webhook_timeout)
     lease = Lease(

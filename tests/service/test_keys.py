@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -264,6 +265,19 @@ def test_a_key_file_others_can_read_is_used_with_a_warning(
     assert f"key file {tmp_path / KEY_FILE_NAME} has mode 0644" in caplog.text
 
 
+def test_a_key_file_of_raw_bytes_is_refused_naming_it(tmp_path: Path) -> None:
+    # 32 random bytes written straight into the file, not the base64 text the service writes.
+    key_file = tmp_path / KEY_FILE_NAME
+    key_file.write_bytes(b"\xff\xfe" + os.urandom(30))
+    key_file.chmod(0o600)
+    with pytest.raises(ConfigError, match=re.escape(f"{key_file} is not valid base64")):
+        load_keys(load_settings({}, {"data_dir": tmp_path}))
+    env = {"MODERATION_DATA_DIR": str(tmp_path), "DATABASE_URL": "", "MODEL_DIR": ""}
+    result = CliRunner().invoke(main, ["init"], env=env)
+    assert result.exit_code == 1 and f"Error: {key_file} is not valid base64" in result.output
+    assert "database ready" not in result.output
+
+
 def test_an_erased_newest_comment_does_not_hide_the_key_in_use(database_url: str, tmp_path: Path) -> None:
     secret = generate_secret()
     _store_comment(database_url, load_keys(_settings(database_url, tmp_path, secret)))
@@ -324,3 +338,32 @@ def test_a_write_is_refused_while_the_late_key_check_cannot_reach_the_database(
     with services.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Comment)) == 1
     services.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_key_started_before_the_migration_is_checked_once_it_has_run(
+    settings_overrides: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A web process started before `moderation migrate` (by hand, not through `init`) took
+    # the missing tables for a pass, so the key recorded by the first start after the
+    # migration was never compared with its own, and it stored emails no one could read.
+    fresh = {**settings_overrides, "database_url": f"sqlite:///{tmp_path / 'new.db'}"}
+    form = {"name": "Ann", "email": "ann@example.com", "comment": "Hi", "thread": "/a/1"}
+    with caplog.at_level(logging.WARNING):
+        early = create_app(fresh).test_client()
+        wrong = create_app({**fresh, "secret_key": generate_secret()}).test_client()
+    assert "not migrated yet" in caplog.text
+    refused = early.post("/v1/comments", json=form)
+    assert refused.status_code == 503 and refused.get_json()["error"] == "database_not_migrated"
+    assert "moderation migrate" in refused.get_json()["message"]
+    result = CliRunner().invoke(main, ["migrate"], env={"DATABASE_URL": fresh["database_url"]})
+    assert result.exit_code == 0, result.output
+    _checked_keys(_settings(fresh["database_url"], tmp_path, fresh["secret_key"]))  # the first start after
+    mismatched = wrong.post("/v1/comments", json=form)
+    assert mismatched.status_code == 500 and "misconfigured" in mismatched.get_json()["message"]
+    assert early.post("/v1/comments", json=form).status_code == 202
+    assert early.application.extensions["moderation"].keys_checked
+    with make_engine(fresh["database_url"]).connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(Comment)) == 1
+    for client in (early, wrong):
+        client.application.extensions["moderation"].close()
