@@ -30,7 +30,7 @@ from service.app import get_session, services
 from service.auth import authenticate
 from service.errors import AuthError, ConflictError, NotFoundError, ValidationError
 from service.http_errors import MODERATOR_PAGES, MODERATOR_PAGES_PREFIX
-from service.personal_data import reveal_email
+from service.personal_data import EXPORTED_ACTION, REVEALED_ACTION, reveal_email
 from service.presenters import moderator_view
 from service.review import ListQuery, Sort, audit_trail, list_comments
 from service.statuses import Action, CommentStatus, DecisionReason
@@ -52,6 +52,8 @@ DECISIONS: dict[str, tuple[Action, DecisionReason | None]] = {
     "abuse": (Action.REJECT, DecisionReason.ABUSE),
     "other": (Action.REJECT, DecisionReason.OTHER),
 }
+# Audit events that record who read a comment, not a change to it.
+_READINGS = frozenset({REVEALED_ACTION, EXPORTED_ACTION})
 DONE = {"approve": "approved", "spam": "rejected as spam", "abuse": "rejected as abuse", "other": "rejected"}
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -281,8 +283,11 @@ def _seen_time(raw: str | None) -> datetime | None:
 def _made_already(comment_id: int, made: Decision) -> bool:
     """True when the comment's last change is this moderator's same decision: the form was
     sent twice (a double click), and the first one was applied."""
-    trail = audit_trail(get_session(), comment_id)
-    last = trail[-1] if trail else None
+    # Reading the email or exporting the commenter's data is audited but changes nothing
+    # (nor the time a decision checks): another moderator's doing so between the two sends
+    # must not make the page say that a decision it applied was not.
+    changes = [event for event in audit_trail(get_session(), comment_id) if event.action not in _READINGS]
+    last = changes[-1] if changes else None
     reason = made.reason.value if made.reason else None
     return last is not None and (last.actor, last.action, last.reason, last.note) == (
         moderator_actor(g.moderator),

@@ -410,6 +410,25 @@ def test_a_decision_sent_twice_says_it_was_applied(
         assert events.count("approve") == 1
 
 
+def test_a_decision_sent_twice_says_it_was_applied_though_its_email_was_read_between(
+    client: FlaskClient, services: Services, flagged: int, moderator_headers: dict[str, str]
+) -> None:
+    # Reading the comment's email (or exporting its commenter's data) is audited but changes
+    # nothing: the second send of a double click that came after it was still applied.
+    _sign_in(client, _token(services, "Mo"))
+    form = _decision_form(client, flagged, "approve")
+    _send(client, flagged, form)
+    client.get("/moderate/")  # the first answer's message, shown and gone
+    revealed = client.post(f"/v1/comments/{flagged}/reveal-email", headers=moderator_headers)
+    assert revealed.status_code == 200
+    twice = client.post(f"/moderate/comments/{flagged}/decision", data=form, follow_redirects=True)
+    page = twice.get_data(as_text=True)
+    assert f"Comment {flagged} approved." in page and "not applied" not in page
+    with services.sessions() as session:
+        events = session.scalars(select(AuditEvent.action).where(AuditEvent.comment_id == flagged)).all()
+        assert events.count("approve") == 1
+
+
 @pytest.mark.parametrize("seen", ["yesterday", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
 def test_a_decision_with_an_altered_seen_time_is_checked_on_its_status_alone(
     client: FlaskClient, services: Services, flagged: int, seen: str
