@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
@@ -97,15 +99,20 @@ def make_engine(url: str, *, full_sync: bool = False) -> Engine:
     parsed = with_driver(url)
     if parsed.get_backend_name() != "sqlite":
         # No ping per checkout: it costs a round trip on every request. A connection the
-        # server dropped fails one statement and is discarded (through SQLAlchemy, with all
+        # server closed (a restart, an ended session) is found at checkout by its socket
+        # alone and replaced (`_closed_by_server`); one whose server vanished without a
+        # word fails one statement and is discarded (through SQLAlchemy, with all
         # connections of its age; the intake, on the bare cursor, discards just that one),
         # and recycling bounds how long an idle connection is trusted. A server that drops
         # packets instead of refusing the connection is given up on after a while, so a
         # request gets its 503 rather than waiting for libpq, which would wait forever.
         connect = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
-        return create_engine(
+        engine = create_engine(
             parsed, pool_recycle=POOL_RECYCLE_SECONDS, hide_parameters=True, connect_args=connect
         )
+        if engine.dialect.name == "postgresql":
+            event.listen(engine, "checkout", _closed_by_server)
+        return engine
     if sqlite3.sqlite_version_info < MIN_SQLITE:
         # The migrations drop columns in place (3.35); older builds fail halfway through them.
         raise ConfigError(
@@ -119,6 +126,22 @@ def make_engine(url: str, *, full_sync: bool = False) -> Engine:
     engine = create_engine(parsed, connect_args=connect_args, hide_parameters=True)
     event.listen(engine, "connect", _sqlite_tuning(full_sync))
     return engine
+
+
+def _closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Refuse a pooled PostgreSQL connection whose server has closed it, so the pool opens
+    another instead of handing it to a request whose first statement would fail.
+
+    An idle connection has nothing to read: something to read is the server's goodbye
+    (its "terminating connection" after a restart, or end of file). Asked of the kernel
+    without waiting, which costs about a microsecond and no round trip.
+    """
+    if dbapi_connection.closed:
+        raise DisconnectionError("the connection was closed")
+    waiting = select.poll()
+    waiting.register(dbapi_connection.fileno(), select.POLLIN)
+    if waiting.poll(0):
+        raise DisconnectionError("the server closed the connection")
 
 
 def checkpoint_wal(connection: Connection) -> None:

@@ -6,18 +6,42 @@ of a millisecond. With several gunicorn workers and the workers writing at once,
 of the time went to those sleeps. Here a connection takes an exclusive ``flock`` on a
 file beside the database before its first write statement and drops it after commit
 or rollback: a waiting writer is woken by the kernel the moment the lock is free.
+
+Python's sqlite3 (in its default, legacy transaction control) begins a transaction only
+before a statement whose first word is INSERT, UPDATE, DELETE or REPLACE; one beginning
+with a WITH clause (the worker's verdicts UPDATE on SQLite) ran in autocommit, committed
+on its own and outside the lock. Such a statement gets both here.
+
+A forked process (the scheduler RQ forks beside a worker) shares its parent's open lock
+files, and with them the lock: held by a parent that was killed, it stayed held, and every
+writer waited, until the child ended too. A child closes its copies at once.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import re
 import sqlite3
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Self
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+# What a statement beginning with a WITH clause does is its main statement's (SQLite's
+# common table expressions only read); "replace(" is the string function, not REPLACE.
+_WRITE_AFTER_WITH = re.compile(r"\b(?:INSERT|UPDATE|DELETE|REPLACE)\b(?!\s*\()", re.IGNORECASE)
+# Python 3.12's `autocommit` attribute at its default, under which `isolation_level` rules;
+# Python 3.11 has neither.
+_LEGACY_CONTROL = getattr(sqlite3, "LEGACY_TRANSACTION_CONTROL", -1)
+
+
+def _writes(sql: str) -> bool:
+    head = sql.lstrip()[:7].upper()
+    if head.startswith(_WRITES):
+        return True
+    return head.startswith("WITH") and _WRITE_AFTER_WITH.search(sql) is not None
 
 
 class _Cursor(sqlite3.Cursor):
@@ -28,6 +52,24 @@ class _Cursor(sqlite3.Cursor):
     def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> Self:
         self.connection.before_statement(sql)  # type: ignore[attr-defined]
         return super().executemany(sql, seq_of_parameters)
+
+
+# The connections of this process with their lock file open, for `_close_locks_in_child`.
+_with_lock_files: weakref.WeakSet[QueuedWriterConnection] = weakref.WeakSet()
+
+
+def _close_locks_in_child() -> None:
+    # The parent's lock stays held while its own descriptor is open: closing the child's
+    # copy releases nothing. A connection used here anyway opens a lock file of its own.
+    for connection in list(_with_lock_files):
+        if connection._lock_fd >= 0:
+            os.close(connection._lock_fd)
+        connection._lock_fd = -1
+        connection._holding = False
+    _with_lock_files.clear()
+
+
+os.register_at_fork(after_in_child=_close_locks_in_child)
 
 
 class QueuedWriterConnection(sqlite3.Connection):
@@ -41,9 +83,25 @@ class QueuedWriterConnection(sqlite3.Connection):
         return super().cursor(factory or _Cursor)
 
     def before_statement(self, sql: str) -> None:
-        """Wait for the write lock before the first write of a transaction."""
-        if not self._holding and sql.lstrip()[:7].upper().startswith(_WRITES):
+        """Before the first write of a transaction: wait for the write lock, and begin the
+        transaction where Python's sqlite3 would not (a write beginning with WITH)."""
+        if self._holding and self.in_transaction:
+            return
+        if not _writes(sql):
+            return
+        if not self._holding:
             self._acquire()
+        if (
+            not self.in_transaction
+            and self.isolation_level is not None
+            and getattr(self, "autocommit", _LEGACY_CONTROL) == _LEGACY_CONTROL
+        ):
+            # As sqlite3 begins one before an INSERT; commit() or rollback() ends it.
+            begin = super().cursor(sqlite3.Cursor)
+            try:
+                begin.execute(f"BEGIN {self.isolation_level}")
+            finally:
+                begin.close()
 
     @contextmanager
     def writers_paused(self) -> Iterator[None]:
@@ -60,6 +118,7 @@ class QueuedWriterConnection(sqlite3.Connection):
     def _acquire(self) -> None:
         if self._lock_fd < 0:
             self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            _with_lock_files.add(self)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         self._holding = True
 
@@ -88,6 +147,7 @@ class QueuedWriterConnection(sqlite3.Connection):
             if self._lock_fd >= 0:
                 os.close(self._lock_fd)
                 self._lock_fd = -1
+                _with_lock_files.discard(self)
 
 
 def connection_class(lock_path: str) -> type[QueuedWriterConnection]:

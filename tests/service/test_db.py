@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from service.config import load_settings
 from service.db import PG_CONNECT_TIMEOUT_SECONDS, engine_for, make_engine
 from service.errors import ConfigError
+from tests.conftest import POSTGRES_URL, _postgres_answers, require_service
 
 pytestmark = pytest.mark.integration
 
@@ -78,3 +80,35 @@ def test_a_sqlite_too_old_for_the_migrations_is_refused_by_name(
     ):
         make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     assert not (tmp_path / "old.db").exists()
+
+
+@pytest.mark.parametrize("checkout", ["connect", "raw_connection"])
+def test_a_pooled_connection_the_server_closed_is_replaced_before_a_statement_fails(checkout: str) -> None:
+    # As after a restart of PostgreSQL: the first statement on each pooled connection failed
+    # (a 503 for the request, the health check's too). "raw_connection" is the intake's way.
+    require_service(_postgres_answers(), f"PostgreSQL at {POSTGRES_URL}")
+    engine, admin = make_engine(POSTGRES_URL), make_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as connection:
+            ended = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with admin.connect() as connection:
+            assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": ended}).scalar()
+            deadline = time.monotonic() + 5
+            alive = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+            while connection.execute(alive, {"pid": ended}).scalar() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        if checkout == "connect":
+            with engine.connect() as connection:
+                backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        else:
+            raw = engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                cursor.execute("SELECT pg_backend_pid()")
+                backend = cursor.fetchone()[0]
+            finally:
+                raw.close()
+        assert backend != ended
+    finally:
+        engine.dispose()
+        admin.dispose()

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, event, text
 
-from service.db import make_engine
+from service.db import make_engine, make_session_factory
+from service.statuses import CommentStatus
+from service.transitions import VerdictRecord, record_verdicts
 from tests.flock import flock_is_free
 
 
@@ -68,3 +76,84 @@ def test_the_lock_is_held_from_the_first_write_to_commit_or_rollback(tmp_path: P
         connection.commit()
         assert flock_is_free(lock)
     engine.dispose()
+
+
+def test_a_write_beginning_with_a_with_clause_is_queued_and_rolled_back_with_its_transaction(
+    tmp_path: Path,
+) -> None:
+    # Python's sqlite3 begins a transaction only before INSERT, UPDATE, DELETE or REPLACE:
+    # this UPDATE ran in autocommit, outside the lock, and no rollback could undo it.
+    engine, lock = _engine(tmp_path / "db.sqlite"), tmp_path / "db.sqlite.writer-lock"
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO t VALUES (1)"))
+    with engine.connect() as connection:
+        connection.execute(text("WITH v(n) AS (SELECT replace('2', '', '')) SELECT n FROM v"))
+        assert flock_is_free(lock)  # replace() is a function: that one only read
+        connection.execute(text("WITH v(n) AS (VALUES (2)) UPDATE t SET n = (SELECT n FROM v)"))
+        assert not flock_is_free(lock)
+        connection.rollback()
+        assert flock_is_free(lock)
+        assert connection.execute(text("SELECT n FROM t")).scalar() == 1
+    engine.dispose()
+
+
+@pytest.mark.integration
+def test_verdicts_a_failed_job_rolled_back_leave_its_comments_waiting(database_url: str) -> None:
+    # On SQLite the verdicts UPDATE (a WITH statement) committed on its own: a job failing
+    # before its commit left the comment decided with no verdict nor audit event, and the
+    # retry skipped it, no longer `received`.
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO comments (thread, name, email_ciphertext, email_digest, body, status, "
+                "created_at, updated_at) VALUES ('/t', 'Ann', :blob, :blob, 'Hi', 'received', :at, :at)"
+            ),
+            {"blob": b"\x01", "at": datetime(2026, 11, 28, tzinfo=UTC)},
+        )
+        comment_id = connection.execute(text("SELECT id FROM comments")).scalar_one()
+    with make_session_factory(engine)() as session:
+        verdict = VerdictRecord(0.1, 0.1, [], "m", CommentStatus.APPROVED, "below the thresholds")
+        assert record_verdicts(session, {comment_id: verdict}) == [comment_id]
+        session.rollback()  # as a failure between the verdicts and the job's commit does
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT status FROM comments")).scalar() == "received"
+        assert connection.execute(text("SELECT count(*) FROM verdicts")).scalar() == 0
+    engine.dispose()
+
+
+_KILLED_WRITING_AFTER_A_FORK = """
+import os, signal, sys, time
+from sqlalchemy import text
+from service.db import make_engine
+engine = make_engine(sys.argv[1])
+with engine.begin() as connection:  # the pooled connection opens its lock file
+    connection.execute(text("INSERT INTO t VALUES (1)"))
+child = os.fork()
+if child == 0:  # as RQ forks its scheduler beside a worker
+    time.sleep(30)
+    os._exit(0)
+print(child, flush=True)
+connection = engine.connect()
+connection.execute(text("INSERT INTO t VALUES (2)"))
+os.kill(os.getpid(), signal.SIGKILL)  # the OOM killer, say, in the middle of a write
+"""
+
+
+def test_a_process_forked_beside_a_writer_killed_while_writing_does_not_keep_the_lock(tmp_path: Path) -> None:
+    _engine(tmp_path / "db.sqlite").dispose()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WRITING_AFTER_A_FORK, f"sqlite:///{tmp_path / 'db.sqlite'}"],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdout is not None
+    child = int(writer.stdout.readline())
+    try:
+        assert writer.wait(timeout=30) == -signal.SIGKILL
+        # The child shared the parent's lock file, and so its lock, until it ended.
+        assert flock_is_free(tmp_path / "db.sqlite.writer-lock")
+    finally:
+        writer.stdout.close()
+        os.kill(child, signal.SIGKILL)
