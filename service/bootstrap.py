@@ -23,7 +23,9 @@ def prepare(settings: Settings, *, replace_key: bool = False) -> Iterator[str]:
     With ``replace_key``, a key other than the recorded one is recorded instead while no
     email is stored.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # The data folder is not made here: each embedded default makes its own folder when it is
+    # used, and an install configured without any (production) must not need a writable
+    # working directory for an empty `instance/`.
     keys = load_keys(settings)
     engine = engine_for(settings)
     try:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 # Who the audit trail names for what is done from this command.
 CLI_ACTOR = "cli"
+# ctx.meta key: why the classifier's commands got no model folder default (unreadable settings).
+_NO_MODEL_DEFAULT = "service.no_model_default"
 
 
 class _Commands(click.Group):
@@ -32,6 +34,13 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except click.MissingParameter as exc:
+            reason = ctx.meta.get(_NO_MODEL_DEFAULT)
+            if reason and exc.param is not None and exc.param.name == "model_dir":
+                # Else a bad setting elsewhere (LOG_LEVEL=verbose) would read as a folder
+                # option that was never needed before.
+                exc.message = f"It has no default because the service's settings cannot be read: {reason}"
+            raise
         except (ServiceError, ModelError) as exc:
             raise click.ClickException(str(exc)) from None
         except DBAPIError as exc:
@@ -61,8 +70,9 @@ def main(ctx: click.Context) -> None:
         # folder's models/), as `init` and the workers do.
         try:
             folder = str(load_settings().models)
-        except ConfigError:
-            return  # then they ask for --model, as they do on their own
+        except ConfigError as exc:
+            ctx.meta[_NO_MODEL_DEFAULT] = str(exc)
+            return  # then they ask for --model, as they do on their own, and say why
         ctx.default_map = {name: _model_dir_default(command, folder)}
 
 
@@ -370,9 +380,26 @@ def shadow_report_command(version: str | None) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", envvar="PORT", default=8000, show_default=True, help="Port (or PORT).")
+# show_envvar: an error then names PORT or WEB_CONCURRENCY beside the option, as a value set in
+# the environment is not seen on the command line. Port 0 would let gunicorn pick one that
+# nobody is told of, and one past 65535 failed only in gunicorn, after the whole set-up.
 @click.option(
-    "--web-workers", envvar="WEB_CONCURRENCY", default=2, show_default=True, type=click.IntRange(min=1)
+    "--port",
+    envvar="PORT",
+    show_envvar=True,
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on.",
+)
+@click.option(
+    "--web-workers",
+    envvar="WEB_CONCURRENCY",
+    show_envvar=True,
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Web (gunicorn) processes.",
 )
 @click.option(
     "--workers",

@@ -256,6 +256,15 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError(f"expected true or false, got {raw!r}")
 
 
+def _parse_folder(raw: str) -> Path:
+    # Path("") is the working directory: an empty MODERATION_DATA_DIR (`${VAR:-}` in a
+    # compose file) would quietly put the key, the database and the models wherever the
+    # process was started.
+    if not raw.strip():
+        raise ValueError("must name a folder; leave it unset for the default")
+    return Path(raw)
+
+
 def _parse_list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
@@ -265,8 +274,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "int": int,
     "float": float,
     "float | None": lambda raw: float(raw) if raw.strip() else None,
-    "Path": lambda raw: Path(raw),
-    "Path | None": lambda raw: Path(raw) if raw else None,
+    "Path": _parse_folder,
+    # Blank is empty here as for the other optional settings, not a folder named " ".
+    "Path | None": lambda raw: Path(raw) if raw.strip() else None,
     "tuple[str, ...]": _parse_list,
     "str": str,
 }

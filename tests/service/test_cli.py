@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
@@ -38,6 +39,21 @@ def test_init_prepares_a_fresh_install_and_is_repeatable(env: dict[str, str], tm
     assert (tmp_path / "data" / "secret.key").exists()
 
 
+def test_init_makes_no_data_folder_when_nothing_is_kept_there(tmp_path: Path) -> None:
+    # As in production: key, database and models configured. `init` run from a folder it may
+    # not write to (a service's working directory, /) was refused for the data folder alone.
+    env = {
+        "MODERATION_DATA_DIR": str(tmp_path / "instance"),
+        "MODERATION_SECRET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db' / 'moderation.db'}",
+        "MODEL_DIR": str(tmp_path / "models"),
+    }
+    result = CliRunner().invoke(main, ["init"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "trained seed model" in result.output
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["db", "models"]
+
+
 def test_model_commands_default_to_the_service_model_folder(env: dict[str, str], tmp_path: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(main, ["init"], env=env).exit_code == 0
@@ -49,6 +65,14 @@ def test_model_commands_default_to_the_service_model_folder(env: dict[str, str],
     # Where the settings cannot be read, the option is asked for, as on its own.
     production = runner.invoke(main, ["models", "list"], env={**env, "MODERATION_ENV": "production"})
     assert production.exit_code == 2 and "Missing option '--model'" in production.output
+
+
+def test_a_model_folder_asked_for_says_which_setting_took_its_default(env: dict[str, str]) -> None:
+    runner = CliRunner()
+    for command in (["models", "list"], ["score"], ["train", "--data", "labels.jsonl"]):
+        result = runner.invoke(main, command, env={**env, "LOG_LEVEL": "verbose"})
+        assert result.exit_code == 2, result.output
+        assert "no default because the service's settings cannot be read: LOG_LEVEL" in result.output
 
 
 def test_init_replaces_an_active_model_this_code_cannot_load(env: dict[str, str], tmp_path: Path) -> None:
@@ -150,6 +174,23 @@ def test_run_refuses_zero_processes() -> None:
     for option in ("--web-workers", "--workers"):
         result = CliRunner().invoke(main, ["run", option, "0"])
         assert result.exit_code == 2 and "0 is not in the range x>=1" in result.output
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        # 0 let gunicorn pick a port nobody was told of; past 65535 failed in gunicorn, after the set-up.
+        ("PORT", "0", "Invalid value for '--port' (env var: 'PORT'): 0 is not in the range 1<=x<=65535"),
+        ("PORT", "70000", "Invalid value for '--port' (env var: 'PORT'): 70000 is not in the range"),
+        ("WEB_CONCURRENCY", "0", "Invalid value for '--web-workers' (env var: 'WEB_CONCURRENCY')"),
+    ],
+)
+def test_run_names_the_variable_of_a_bad_port_or_web_process_count(
+    env: dict[str, str], tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    result = CliRunner().invoke(main, ["run"], env={**env, variable: value})
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "data").exists()  # refused before any set-up
 
 
 def test_missing_production_secret_is_one_clear_line(env: dict[str, str]) -> None:

@@ -42,6 +42,10 @@ def test_a_switch_set_but_empty_keeps_its_default() -> None:
     assert load_settings({"RETRAIN_AUTO_ACTIVATE": "off"}).retrain_auto_activate is False
 
 
+def test_a_blank_model_folder_is_the_data_folder_s_as_an_empty_one_is() -> None:
+    assert load_settings({"MODEL_DIR": " "}).models == Path("instance") / "models"
+
+
 def test_overrides_win_over_the_environment() -> None:
     assert load_settings({"JOB_RETRIES": "5"}, {"job_retries": 1}).job_retries == 1
 
@@ -105,6 +109,9 @@ def test_overrides_win_over_the_environment() -> None:
         ({"MIN_SECONDS_TO_SUBMIT": "-1"}, "MIN_SECONDS_TO_SUBMIT must be 0"),
         ({"MIN_SECONDS_TO_SUBMIT": "nan"}, "MIN_SECONDS_TO_SUBMIT must be 0"),
         ({"WEBHOOK_TIMEOUT_SECONDS": "inf"}, "WEBHOOK_TIMEOUT_SECONDS must be above 0"),
+        # Read as a path, empty is the working directory: the key and database would go there.
+        ({"MODERATION_DATA_DIR": ""}, "MODERATION_DATA_DIR: must name a folder"),
+        ({"MODERATION_DATA_DIR": "  "}, "MODERATION_DATA_DIR: must name a folder"),
     ],
 )
 def test_bad_configuration_stops_start_up(environ: dict[str, str], message: str) -> None:
