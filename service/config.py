@@ -2,7 +2,9 @@
 
 Settings come from code defaults, then the environment, then an optional mapping
 (the tests' overrides). Each field below names its environment variable and says
-what it does; nothing else in the project reads ``os.environ`` for configuration.
+what it does; nothing else in the service reads ``os.environ`` for its settings
+(``moderation run``'s ``PORT`` and ``WEB_CONCURRENCY`` are that command's options, and the
+classifier library's corpora folder, ``MODERATION_DATASETS``, is the library's own).
 """
 
 from __future__ import annotations
