@@ -13,6 +13,8 @@ import signal
 import threading
 import time
 
+from worker.signals import hold_stop_signals_in_this_thread
+
 ORPHAN_CHECK_SECONDS = 2.0
 
 
@@ -20,6 +22,7 @@ def stop_when_orphaned(parent: int) -> None:
     """Send this process a SIGTERM when ``parent`` is no longer its parent."""
 
     def watch() -> None:
+        hold_stop_signals_in_this_thread()  # the SIGTERM below, too, is the main thread's
         while os.getppid() == parent:
             time.sleep(ORPHAN_CHECK_SECONDS)
         os.kill(os.getpid(), signal.SIGTERM)

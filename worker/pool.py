@@ -22,12 +22,13 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from types import FrameType
 
 from service.config import Settings
 from worker.model_holder import ModelHolder
 from worker.orphans import stop_when_orphaned
+from worker.signals import STOP_SIGNALS, stop_signals_held
 
 logger = logging.getLogger(__name__)
 
@@ -40,21 +41,10 @@ MAX_RESPAWN_SECONDS = 60.0
 # How often the parent looks for ended children; it also reads the model registry's
 # pointers every `model_check_seconds`.
 POLL_SECONDS = 0.2
-STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 # A child told to make way for a new model finishes its job first: a classify batch takes
 # well under this, so one that has not ended by then is on a long job (a retraining run),
 # and the next child is told too rather than scoring with the old model meanwhile.
 RETIRE_GRACE_SECONDS = 5.0
-
-
-@contextlib.contextmanager
-def _stop_signals_held() -> Iterator[None]:
-    """Hold stop signals back for the block; one that came meanwhile is handled after it."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def next_to_retire(outdated: set[int], retiring: Mapping[int, float], now: float) -> int | None:
@@ -106,7 +96,7 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
     def spawn(slot: int) -> None:
         # Stop signals wait while the child is forked and recorded, so none can fall
         # between the fork and the bookkeeping, nor reach the child's copy of `stop`.
-        with _stop_signals_held():
+        with stop_signals_held():
             if stopping:  # a stop came while this fork was being prepared
                 return
             pid = os.fork()
@@ -145,7 +135,7 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
     def retire_next() -> None:
         # One at a time, so the others go on taking jobs meanwhile. Stop signals wait, so a
         # stop cannot fall between choosing the child and signalling it (it would signal twice).
-        with _stop_signals_held():
+        with stop_signals_held():
             now = time.monotonic()
             pid = None if stopping else next_to_retire(outdated, retiring, now)
             if pid is not None:

@@ -17,7 +17,8 @@ from worker.context import build_context, install_context
 from worker.dispatcher import LEASE_SECONDS, dispatch_all, start_dispatcher
 from worker.model_holder import ModelHolder
 from worker.orphans import children_stop_when_orphaned
-from worker.pool import STOP_SIGNALS, respawn_delay
+from worker.pool import respawn_delay
+from worker.signals import STOP_SIGNALS, stop_signals_held
 from worker.sweeper import start_sweeper
 from worker.webhooks import start_webhook_sender
 
@@ -30,6 +31,12 @@ class ModerationWorker(SimpleWorker):
     """Runs jobs in its own process: the model stays loaded and no fork is paid per job."""
 
     stop_requested = False
+
+    def subscribe(self) -> None:
+        """Listen for RQ's commands as RQ does, its listener thread holding stop signals back
+        (``worker/signals.py``)."""
+        with stop_signals_held():
+            super().subscribe()  # type: ignore[no-untyped-call]
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         """Remember that the stop was asked for, so the runner does not restart the worker."""
@@ -61,12 +68,13 @@ def run_worker(settings: Settings, *, burst: bool = False, models: ModelHolder |
     else:
         # RQ forks a scheduler process beside the worker; it must not outlive a killed worker.
         children_stop_when_orphaned()
-        dispatcher = start_dispatcher(context, stop)
-        start_checkpointer(context.engine, stop)
-        if settings.sweep_interval > 0:
-            start_sweeper(context, stop)
-        if settings.webhooks:
-            webhooks = start_webhook_sender(context, stop)
+        with stop_signals_held():  # for the main thread alone: see worker/signals.py
+            dispatcher = start_dispatcher(context, stop)
+            start_checkpointer(context.engine, stop)
+            if settings.sweep_interval > 0:
+                start_sweeper(context, stop)
+            if settings.webhooks:
+                webhooks = start_webhook_sender(context, stop)
     pause: float | None = None
     asked_to_stop = threading.Event()
     # What a stop signal did before the first worker: put back before each next one, which

@@ -230,3 +230,38 @@ def test_a_newly_activated_model_is_loaded_once_and_the_workers_replaced(
     assert pool.output().count(f"loaded model {version}") == 1
     assert pool.output().count("now scoring with model") == 1
     assert "starting another" not in pool.output()
+
+
+def _holds_stop_signals(pid: int, thread: str) -> bool:
+    """Whether thread ``thread`` of process ``pid`` holds SIGINT and SIGTERM back (/proc's SigBlk)."""
+    status = Path(f"/proc/{pid}/task/{thread}/status").read_text()
+    blocked = int(re.search(r"^SigBlk:\s*([0-9a-f]+)$", status, re.MULTILINE).group(1), 16)  # type: ignore[union-attr]
+    return all(blocked >> (stop_signal - 1) & 1 for stop_signal in (signal.SIGINT, signal.SIGTERM))
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_stop_signals_go_to_a_worker_s_main_thread_alone(
+    services: Services, settings_overrides: dict[str, Any], tmp_path: Path, processes: int
+) -> None:
+    # Python handles signals in the main thread; one the kernel gave to another thread left
+    # the main thread waiting for its next job, and a Ctrl-C of `moderation run` unheard.
+    worker = Worker(
+        service_environment(settings_overrides), tmp_path / "worker.log", "--processes", str(processes)
+    )
+    queue = services.queue.queue
+
+    def idle() -> bool:
+        workers = RQWorker.all(queue=queue)
+        return len(workers) == processes and all(each.get_state() == "idle" for each in workers)
+
+    try:
+        wait_for(idle, 90, "idle workers\n" + worker.output())
+        for pid in _worker_pids(services):
+            threads = os.listdir(f"/proc/{pid}/task")
+            assert len(threads) > 3  # dispatcher, checkpointer, RQ's listener, the orphan watch...
+            assert [thread for thread in threads if not _holds_stop_signals(pid, thread)] == [str(pid)]
+        worker.process.send_signal(signal.SIGINT)
+        worker.process.wait(10)
+    finally:
+        worker.stop()
+    assert worker.process.returncode == 0, worker.output()
