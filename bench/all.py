@@ -385,6 +385,8 @@ def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
                         _n(phase.get("comments_per_job"), 1),
                         *(_n(cpu[part], 2) for part in ("web", "workers", "redis", "postgres")),
                         _n(sum(cpu.values()), 2),
+                        _n(phase.get("generator_ms_per_comment"), 2),
+                        _n(phase.get("busy_cores_posting"), 2),
                     ]
                 )
         burst = entry["burst"]
@@ -431,6 +433,8 @@ def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
                     f", the web app, sharing the cores with the workers, taking {half['posted_per_s']:.0f} "
                     f"of the {half['target_rate']:.0f} posts/s offered"
                 )
+                if "busy_cores_posting" in half:
+                    line += f" with {half['busy_cores_posting']:.2f} cores busy on average"
         if most:
             line += (
                 f"; p99 at half the pipeline's own maximum ({entry['pipeline_max']['verdicts_per_s']:.0f} "
@@ -514,7 +518,10 @@ def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
                 "burst): CPU time (user and system, from `/proc`) the web app, the worker pool, Redis "
                 "and PostgreSQL spent during the phase and until its last verdict, over the comments "
                 "posted. A classify job's fixed cost is shared by the comments it takes, so the "
-                "workers' share falls as the batches grow:",
+                "workers' share falls as the batches grow. Beside them, from the posts' start to the "
+                "last answer: the load generator's own CPU a comment (this benchmark's process), and "
+                "how many of the machine's cores were busy on average (`/proc/stat`), which "
+                "shows how near the machine was to where requests queue:",
                 "",
                 *_table(
                     [
@@ -526,6 +533,8 @@ def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
                         "Redis ms",
                         "PostgreSQL ms",
                         "total ms",
+                        "generator ms",
+                        "cores busy",
                     ],
                     costs,
                 ),

@@ -140,6 +140,30 @@ def cpu_seconds(*, session: int | None = None, command: str | None = None) -> fl
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass(frozen=True)
+class CpuClock:
+    """The machine's busy and total CPU time (clock ticks, from ``/proc/stat``) and this
+    process's own CPU seconds, read at one moment; two of them give what a stretch cost."""
+
+    machine_busy: int
+    machine_total: int
+    own: float
+
+    @classmethod
+    def now(cls) -> CpuClock:
+        """Read the clocks."""
+        # user nice system idle iowait irq softirq steal (guest time is already in user)
+        ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        times = os.times()
+        return cls(sum(ticks) - ticks[3] - ticks[4], sum(ticks), times.user + times.system)
+
+    def busy_cores_since(self, earlier: CpuClock) -> float:
+        """How many of the machine's cores were busy on average between ``earlier`` and this."""
+        total = self.machine_total - earlier.machine_total
+        busy = self.machine_busy - earlier.machine_busy
+        return (os.cpu_count() or 1) * busy / total if total else 0.0
+
+
 def wait_for_http(port: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     """Wait until something answers HTTP on ``port``; fail early if ``process`` died."""
     deadline = time.monotonic() + timeout

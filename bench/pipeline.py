@@ -55,6 +55,7 @@ from bench.common import (
     BIN,
     REDIS_URL,
     RESULTS_DIR,
+    CpuClock,
     LoadResult,
     Processes,
     closed_load,
@@ -488,7 +489,9 @@ def phase(bench: Bench, pool: str, rate: float, seconds: float) -> dict[str, Any
     jobs_before, cpu_before = finished_count(bench, bench.queue), cpu_used(bench, pool)
     t0 = time.monotonic()
     receipts: list[tuple[int, float]] = []
+    clock_before = CpuClock.now()
     load, samples = _load_and_sample(bench, rate, seconds, receipts)
+    clock_after = CpuClock.now()
     high = bench.last_comment_id()
     drain_s = wait_for_verdicts(bench, low, high, samples, t0)
     settle(bench, bench.queue)
@@ -501,6 +504,10 @@ def phase(bench: Bench, pool: str, rate: float, seconds: float) -> dict[str, Any
         cpu_ms_per_comment={
             part: round((cpu_after[part] - cpu_before[part]) * 1000 / comments, 3) for part in cpu_before
         },
+        # What the figures above leave out while the posts go out: the load generator's own
+        # CPU, and how near the machine was to using both cores (the queueing point).
+        generator_ms_per_comment=round((clock_after.own - clock_before.own) * 1000 / comments, 3),
+        busy_cores_posting=round(clock_after.busy_cores_since(clock_before), 2),
         target_rate=round(rate, 1),
         posted_per_s=load.requests_per_s,
         post_p99_ms=load.p99_ms,
@@ -559,7 +566,9 @@ def run_worker_count(bench: Bench, workers: int, intake_rate: float) -> dict[str
                 f" verdict p50 {figures['p50_ms']} p95 {figures['p95_ms']} p99 {figures['p99_ms']} ms,"
                 f" {figures.get('verdicts_per_s')} verdicts/s, max depth {figures['max_depth']},"
                 f" {figures['verdicts']}/{figures['comments']} decided,"
-                f" {figures['comments_per_job']} a job, CPU ms a comment {figures['cpu_ms_per_comment']}",
+                f" {figures['comments_per_job']} a job, CPU ms a comment {figures['cpu_ms_per_comment']},"
+                f" generator {figures['generator_ms_per_comment']} ms, {figures['busy_cores_posting']}"
+                " cores busy",
                 flush=True,
             )
         most = saturation(bench)
