@@ -113,21 +113,33 @@ def _terminate(url: str, backend: int) -> None:
     admin.dispose()
 
 
+def _posted_once(url: str, windows: tuple[Window, ...]) -> tuple[Engine, Intake, int]:
+    """An engine whose pool's one connection has stored a post, its intake, and how many
+    comments there were before that post."""
+    engine = make_engine(url)
+    _run(engine, ["DELETE FROM flood_counters"])
+    intake = Intake(engine)
+    before = _stored(engine)[0]
+    intake.submit(KEYS, SUBMISSION, windows)
+    return engine, intake, before
+
+
+def _assert_two_stored(engine: Engine, before: int, windows: tuple[Window, ...]) -> None:
+    """Two posts stored and counted since ``before``; the engine is disposed of."""
+    assert _stored(engine)[0] == before + 2
+    assert _counts(engine) == [2] * len(windows)
+    engine.dispose()
+
+
 @pytest.mark.parametrize("windows", [(), WINDOWS], ids=["unlimited", "counted"])
 def test_a_connection_the_server_closed_while_idle_fails_no_request(
     postgres_schema: str, windows: tuple[Window, ...]
 ) -> None:
     # As after a restart of PostgreSQL: the pool replaces it at checkout (service/db.py).
-    engine = make_engine(postgres_schema)
-    _run(engine, ["DELETE FROM flood_counters"])
-    intake = Intake(engine)
-    before = _stored(engine)[0]
-    intake.submit(KEYS, SUBMISSION, windows)
+    engine, intake, before = _posted_once(postgres_schema, windows)
     _terminate(postgres_schema, _backend_of_the_pool(engine))
     intake.submit(KEYS, SUBMISSION, windows)
-    assert _stored(engine)[0] == before + 2
-    assert _counts(engine) == [2] * len(windows)
-    engine.dispose()
+    _assert_two_stored(engine, before, windows)
 
 
 @pytest.mark.parametrize("windows", [(), WINDOWS], ids=["unlimited", "counted"])
@@ -135,11 +147,7 @@ def test_a_connection_the_server_drops_during_a_request_fails_that_request_only(
     postgres_schema: str, windows: tuple[Window, ...]
 ) -> None:
     # Dropped after checkout, where only the intake's own handling of the bare cursor sees it.
-    engine = make_engine(postgres_schema)
-    _run(engine, ["DELETE FROM flood_counters"])
-    intake = Intake(engine)
-    before = _stored(engine)[0]
-    intake.submit(KEYS, SUBMISSION, windows)
+    engine, intake, before = _posted_once(postgres_schema, windows)
     backend = _backend_of_the_pool(engine)
     dropped: list[int] = []
 
@@ -152,6 +160,4 @@ def test_a_connection_the_server_drops_during_a_request_fails_that_request_only(
     with pytest.raises(psycopg.OperationalError, match="terminating connection"):
         intake.submit(KEYS, SUBMISSION, windows)
     intake.submit(KEYS, SUBMISSION, windows)
-    assert _stored(engine)[0] == before + 2
-    assert _counts(engine) == [2] * len(windows)
-    engine.dispose()
+    _assert_two_stored(engine, before, windows)
