@@ -38,8 +38,9 @@ MODERATOR_PAGES = "pages"
 MODERATOR_PAGES_PREFIX = "/moderate"
 
 
-def _on_moderator_pages(path: str) -> bool:
-    # Also for addresses no page answers, which belong to no blueprint.
+def on_moderator_pages(path: str) -> bool:
+    """Whether ``path`` is under the moderators' pages, also where no page answers (an
+    address that belongs to no blueprint)."""
     return path == MODERATOR_PAGES_PREFIX or path.startswith(f"{MODERATOR_PAGES_PREFIX}/")
 
 
@@ -83,7 +84,7 @@ def error_response(
     page says the form is broken, ``site_problem`` (default ``message``) is logged for the
     site's operator. The moderators' pages get a page with ``message``.
     """
-    if request.blueprint == MODERATOR_PAGES or _on_moderator_pages(request.path):
+    if request.blueprint == MODERATOR_PAGES or on_moderator_pages(request.path):
         return Response(render_template("moderate_message.html", message=message), status=status)
     if _from_comment_form():
         problems = advice or [_form_problem(status)]

@@ -29,7 +29,7 @@ from service.api import IdConverter, record_decision
 from service.app import get_session, services
 from service.auth import authenticate
 from service.errors import AuthError, ConflictError, NotFoundError, ValidationError
-from service.http_errors import MODERATOR_PAGES, MODERATOR_PAGES_PREFIX
+from service.http_errors import MODERATOR_PAGES, MODERATOR_PAGES_PREFIX, on_moderator_pages
 from service.personal_data import EXPORTED_ACTION, REVEALED_ACTION, reveal_email
 from service.presenters import moderator_view
 from service.review import ListQuery, Sort, audit_trail, list_comments
@@ -110,8 +110,12 @@ def _check_csrf() -> None:
     csrf.protect()
 
 
-@bp.after_request
+@bp.after_app_request
 def _private_page(response: Response) -> Response:
+    # Every answer under the pages' prefix, an address no page answers (404, 405) too,
+    # which the blueprint's own hook would not see.
+    if not on_moderator_pages(request.path):
+        return response
     # Pages whose buttons decide must not be shown inside another page (clickjacking).
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
