@@ -5,8 +5,8 @@ the process to any of its threads that does not hold it back, and one taken by a
 thread does not interrupt what the main thread is waiting in. An RQ worker waits for its
 next job in a read from Redis of up to 405 s: a Ctrl-C of ``moderation run`` taken by the
 dispatcher's thread, or by RQ's own listener, was not handled until that read ended (in
-about one run in six, until the run killed the worker 15 s later). So every thread a
-worker starts holds the stop signals back, and the main thread takes them.
+5 of 37 runs, until the run killed the worker 15 s later). So every thread a worker
+starts holds the stop signals back, and the main thread takes them.
 """
 
 from __future__ import annotations
