@@ -58,6 +58,13 @@ HISTORY_FILE = "HISTORY"
 SHADOW_FILE = "SHADOW"
 LOCK_FILE = ".lock"
 _TRAIN_HINT = "train one with `moderation train --data FILE --out DIR` (or run `moderation init`)"
+# What to do about each pointer file found damaged.
+_REPAIRS = {
+    ACTIVE_FILE: "Remove it and activate a version (`moderation models list`, then "
+    "`moderation models activate VERSION`).",
+    HISTORY_FILE: "Remove it: rollback then forgets the versions that were active before the current one.",
+    SHADOW_FILE: "Clear shadow mode (`moderation shadow clear`), then set a version again if one is wanted.",
+}
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -118,17 +125,35 @@ def version_path(model_dir: str | Path, version: str) -> Path:
     return root / version
 
 
-def active_version(model_dir: str | Path) -> str | None:
-    """Return the active version's name, or None when none is active."""
-    path = Path(model_dir) / ACTIVE_FILE
+def _read_pointer(path: Path) -> str:
+    """The text of ``ACTIVE``, ``HISTORY`` or ``SHADOW`` at ``path`` ("" when there is none).
+
+    Raises:
+        ModelIntegrityError: the file is not UTF-8 text.
+    """
     if not path.is_file():
-        return None
-    return path.read_text(encoding="utf-8").strip() or None
+        return ""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        # Written whole, in ASCII, by this module: other bytes mean damage or a hand edit,
+        # to be named rather than shown as a traceback.
+        raise ModelIntegrityError(
+            f"{path} is not UTF-8 text; the file was damaged. {_REPAIRS[path.name]}"
+        ) from None
+
+
+def active_version(model_dir: str | Path) -> str | None:
+    """Return the active version's name, or None when none is active.
+
+    Raises:
+        ModelIntegrityError: ``ACTIVE`` is damaged.
+    """
+    return _read_pointer(Path(model_dir) / ACTIVE_FILE).strip() or None
 
 
 def _history(model_dir: Path) -> list[str]:
-    path = model_dir / HISTORY_FILE
-    return path.read_text(encoding="utf-8").split() if path.is_file() else []
+    return _read_pointer(model_dir / HISTORY_FILE).split()
 
 
 def verify_version(model_dir: str | Path, version: str) -> dict[str, Any]:
@@ -281,23 +306,29 @@ def _remove_unfinished(root: Path) -> None:
 
 
 def shadow_version(model_dir: str | Path) -> str | None:
-    """The version in shadow mode, or None."""
-    path = Path(model_dir) / SHADOW_FILE
-    return (path.read_text(encoding="utf-8").strip() or None) if path.is_file() else None
+    """The version in shadow mode, or None.
+
+    Raises:
+        ModelIntegrityError: ``SHADOW`` is damaged.
+    """
+    return _read_pointer(Path(model_dir) / SHADOW_FILE).strip() or None
 
 
 def set_shadow(model_dir: str | Path, version: str) -> None:
-    """Put ``version`` in shadow mode.
+    """Put ``version`` in shadow mode, after checking it can be loaded here.
 
     Raises:
         ModelNotFoundError: ``version`` is not a version in ``model_dir``.
+        ModelIntegrityError, ModelVersionError: ``version`` cannot be loaded here.
         ModelError: ``version`` is the active version, which shadow mode scores beside.
     """
     root = Path(model_dir)
     with _locked(root):
-        version_path(root, version)  # raises for an unknown version
         if version == active_version(root):
             raise ModelError(f"{version} is the active version: shadow mode scores another version beside it")
+        # Checked as `activate` checks: a version the workers cannot load would score
+        # nothing, while each of them tried it again at every check.
+        verify_version(root, version)
         _write_atomically(root / SHADOW_FILE, version + "\n")
 
 

@@ -76,8 +76,8 @@ class ModelHolder:
             self._reload_or_keep()
 
     def _reload_or_keep(self) -> bool:
-        """Load what the registry names now, keeping the models held if that fails;
-        return whether the active or shadow model changed."""
+        """Load what the registry names now, keeping the models held if that fails (but not a
+        shadow model the registry no longer names); return whether the active or shadow model changed."""
         held = self.versions()
         try:
             self._reload()
@@ -100,6 +100,10 @@ class ModelHolder:
         if shadow is None:
             self._shadow = None
         elif self._shadow is None or self._shadow.version != shadow:
+            # Let go of the version no longer in shadow mode first: if the one named now
+            # cannot be loaded, the old one must not go on scoring live comments, its
+            # verdicts reported as those of the candidate being watched.
+            self._shadow = None
             self._shadow = _warmed(load_version(self._dir, shadow))
             logger.info("shadow scoring with model %s", shadow)
 

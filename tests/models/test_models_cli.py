@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,8 @@ from click.testing import CliRunner
 
 from models.cli import cli, commands, register_commands
 from models.examples import Example, write_examples
-from models.registry import active_version, list_versions
-from models.training import OUT_OF_CORE_EPOCHS
+from models.registry import ACTIVE_FILE, HISTORY_FILE, active_version, list_versions, save_version
+from models.training import OUT_OF_CORE_EPOCHS, TrainingResult
 
 
 @pytest.fixture
@@ -232,6 +233,36 @@ def test_models_list_activate_rollback(tmp_path: Path, data_file: Path) -> None:
     assert code == 1 and "roll back" in stderr
     code, _, stderr = run("models", "activate", "nope", "--model", str(out))
     assert code == 1 and "no model version" in stderr
+
+
+@pytest.mark.parametrize(
+    ("pointer", "command"),
+    [
+        (ACTIVE_FILE, ("models", "list")),
+        (ACTIVE_FILE, ("score",)),
+        (ACTIVE_FILE, ("models", "activate", "OTHER")),
+        (ACTIVE_FILE, ("models", "rollback")),
+        (HISTORY_FILE, ("models", "activate", "OTHER")),
+        (HISTORY_FILE, ("models", "rollback")),
+    ],
+    ids=[
+        "active-list",
+        "active-score",
+        "active-activate",
+        "active-rollback",
+        "history-activate",
+        "history-rb",
+    ],
+)
+def test_a_damaged_registry_file_is_one_clear_error(
+    model_dir: Path, make_result: Callable[..., TrainingResult], pointer: str, command: tuple[str, ...]
+) -> None:
+    # The registry writes these files whole, in ASCII: other bytes mean damage or a hand edit.
+    other = save_version(model_dir, make_result())
+    (model_dir / pointer).write_bytes(b"\xff" + other.encode() + b"\n")
+    args = [other if arg == "OTHER" else arg for arg in command]
+    code, _, stderr = run(*args, "--model", str(model_dir), input='{"text": "x"}\n')
+    assert code == 1 and f"Error: {model_dir / pointer} is not UTF-8 text" in stderr
 
 
 def test_register_commands_adds_them_to_another_group() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from models import registry
-from models.artifacts import STAGING_PREFIX
+from models.artifacts import MODEL_FILE, STAGING_PREFIX
 from models.classifier import Classifier
 from models.errors import ModelError, ModelIntegrityError, ModelNotFoundError
 from models.examples import Example
@@ -144,6 +144,23 @@ def test_the_active_version_is_refused_for_shadow_mode(three_versions: tuple[Pat
     assert shadow_version(root) == second
 
 
+def test_a_version_that_cannot_be_loaded_is_refused_for_shadow_mode(
+    three_versions: tuple[Path, list[str]],
+) -> None:
+    # Workers would fail to load it at every check and score nothing with it, while the
+    # command said it was in shadow mode.
+    root, (first, second, third) = three_versions
+    activate(root, first)
+    set_shadow(root, second)
+    (root / third / MODEL_FILE).write_bytes(b"damaged")
+    with pytest.raises(ModelIntegrityError, match="does not match its recorded SHA-256 digest"):
+        set_shadow(root, third)
+    shutil.copytree(root / second, root / "restored")
+    with pytest.raises(ModelIntegrityError, match=f"holds model version '{second}'"):
+        set_shadow(root, "restored")
+    assert shadow_version(root) == second
+
+
 def test_a_retrained_candidate_goes_into_shadow_mode_only_while_newer_than_the_active_one(
     three_versions: tuple[Path, list[str]],
 ) -> None:
@@ -203,6 +220,16 @@ def test_loading_the_active_model_says_what_is_wrong_with_the_folder(
     (root / ACTIVE_FILE).write_text("20000101T000000Z-gone\n")
     with pytest.raises(ModelNotFoundError, match="ACTIVE names version '20000101T000000Z-gone'"):
         load_active(root)
+
+
+def test_a_damaged_shadow_pointer_is_named_as_such(three_versions: tuple[Path, list[str]]) -> None:
+    root, (first, second, _) = three_versions
+    activate(root, first)
+    (root / SHADOW_FILE).write_bytes(b"\xff" + second.encode())
+    with pytest.raises(ModelIntegrityError, match=f"{root / SHADOW_FILE} is not UTF-8 text"):
+        shadow_version(root)
+    clear_shadow(root)  # what mends it
+    assert shadow_version(root) is None
 
 
 def test_activate_unknown_version(tmp_path: Path) -> None:

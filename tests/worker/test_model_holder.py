@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import shutil
 import weakref
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from models.classifier import Classifier
-from models.registry import ACTIVE_FILE, activate, save_version
+from models.registry import ACTIVE_FILE, SHADOW_FILE, activate, save_version, set_shadow
 from models.seeding import seed_examples
 from models.training import train
 from worker.model_holder import ModelHolder
@@ -84,13 +85,39 @@ def test_a_holder_freezes_its_models_and_lets_a_replaced_one_go(registry: tuple[
 
 
 def test_a_holder_keeps_its_model_when_the_registry_cannot_be_read_at_all(
-    registry: tuple[Path, str], caplog: pytest.LogCaptureFixture
+    registry: tuple[Path, str], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     directory, newer = registry
     holder = ModelHolder(directory, check_seconds=0.0)
     seed = holder.active().version
-    (directory / ACTIVE_FILE).write_bytes(b"\xff" + newer.encode())  # not a ModelError: a decode error
+    (directory / ACTIVE_FILE).write_bytes(b"\xff" + newer.encode())  # damaged
     assert holder.active().version == seed
-    assert f"keeping model {seed}" in caplog.text and "UnicodeDecodeError" in caplog.text
+    assert f"keeping model {seed}: {directory / ACTIVE_FILE} is not UTF-8 text" in caplog.text
+
+    def unreadable(model_dir: Path) -> str | None:
+        raise OSError(errno.EIO, "Input/output error")  # not a ModelError
+
+    with monkeypatch.context() as patched:
+        patched.setattr("worker.model_holder.active_version", unreadable)
+        assert holder.active().version == seed
+    assert "the registry's models could not be loaded" in caplog.text and "Input/output error" in caplog.text
     (directory / ACTIVE_FILE).write_text(newer + "\n")  # mended: the next check loads it
     assert holder.active().version == newer
+
+
+def test_a_holder_lets_go_of_a_shadow_model_replaced_by_one_it_cannot_load(
+    registry: tuple[Path, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The version no longer in shadow mode must not go on scoring live comments, its
+    # verdicts counted in its report as if it were still the candidate being watched.
+    directory, newer = registry
+    holder = ModelHolder(directory, check_seconds=0.0)
+    set_shadow(directory, newer)
+    seed = holder.active().version
+    assert holder.versions() == (seed, newer)
+    (directory / SHADOW_FILE).write_text("20000101T000000Z-gone\n")  # its folder removed since
+    assert holder.shadow() is None
+    assert holder.versions() == (seed, None)
+    assert f"keeping model {seed}" in caplog.text and "20000101T000000Z-gone" in caplog.text
+    set_shadow(directory, newer)  # mended: the next check loads it again
+    assert holder.shadow() is not None and holder.versions() == (seed, newer)
