@@ -6,8 +6,10 @@
 Runs ``bench/intake.py --profile``, ``bench/pipeline.py``, ``bench/model.py`` and
 ``bench/review_queue.py`` one after another (each in its own process, each writing
 ``bench/results/<name>.json``), then renders the document: the machine, the library
-versions, every figure, the same-run ratios and each target met or missed. Nothing in
-the document is typed by hand; what it says about a target is computed from the JSON.
+versions, every figure, the same-run ratios and each target met or missed. No figure of
+the run is typed by hand; what it says about a target is computed from the JSON. Only
+the design notes (``DESIGN``) quote figures of their own, from the measurements that
+led to each change, and say so.
 """
 
 from __future__ import annotations
@@ -177,6 +179,26 @@ def _async_commit_lines(apps: dict[str, Any]) -> list[str]:
     ]
 
 
+def _stored_verdict(services: Sequence[dict[str, Any]]) -> str:
+    """Whether every post the service answered 202 was found stored with its outbox entry.
+
+    Only results that counted the 202s can say so; the databases may hold a few more
+    comments than that (answers still on their way when a closed-loop run ended).
+    """
+    if not all("accepted_answers" in entry for entry in services):
+        return (
+            "The posts answered 202 were not counted, so this run does not show that each was stored; "
+            "after the run the databases held"
+        )
+    if all(
+        entry["stored_comments"] >= entry["accepted_answers"]
+        and entry["outbox_entries"] == entry["stored_comments"]
+        for entry in services
+    ):
+        return "After the run every 202 was in the database with its outbox entry"
+    return "After the run **not every 202 was in the database with its outbox entry**"
+
+
 def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The intake tables and its target lines."""
     apps = intake["apps"]
@@ -223,6 +245,11 @@ def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
     stored = ", ".join(
         f"{kind}: {apps[kind].get('stored_comments', 0):,} comments and "
         f"{apps[kind].get('outbox_entries', 0):,} outbox entries"
+        + (
+            f" for {apps[kind]['accepted_answers']:,} posts answered 202"
+            if "accepted_answers" in apps[kind]
+            else ""
+        )
         for kind in kinds
     )
     lines = [
@@ -242,8 +269,8 @@ def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
         "the least an intake that stores a comment before answering must do. The service validates, "
         "encrypts the email, and in one transaction counts the post for flood control (two counters, "
         "with limits the load never reaches) and stores the comment (four indexes) with its outbox "
-        "entry before answering; it is also run with flood control off, on a database of its own. After "
-        f"the run every 202 was in the database ({stored}).",
+        "entry before answering; it is also run with flood control off, on a database of its own. "
+        f"{_stored_verdict([apps[kind] for kind in kinds])} ({stored}).",
         "",
         *tables,
         *_full_sync_lines(apps),
@@ -341,6 +368,21 @@ def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
             f"{half:.1f} ms (target 50 ms: {_verdict(half < 50)}{beside})."
         )
     return lines, targets
+
+
+def _verdict_end(pipeline: dict[str, Any]) -> str:
+    """Where the results' submit-to-verdict latency ends: at the commit of the verdict, or, in
+    results from before that was read, at the verdict's ``created_at``, stamped before its
+    batch was written and committed."""
+    phases = [phase for entry in pipeline["by_workers"].values() for phase in entry["phases"]]
+    if not all("verdicts_without_job_end" in phase for phase in phases):
+        return "its verdict's `created_at` (stamped before the batch's write and commit, which it leaves out)"
+    lag = max(phase["created_at_to_commit_p99_ms"] for phase in phases)
+    return (
+        "the end of the job that committed its verdict (RQ's `ended_at`, stamped as the job returns; "
+        f"the verdict's own `created_at`, stamped before the batch's write and commit, was up to {lag} ms "
+        "earlier at the p99)"
+    )
 
 
 def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -481,7 +523,7 @@ def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
         "",
         *_table(["workers", "comments", "jobs", "verdicts/s", "no-op jobs/s", "ratio"], drains),
         "**Fixed rates with the workers running** (latency from when each post was due by the "
-        "open-loop generator's schedule to its verdict's `created_at`, so the time a post waited for "
+        f"open-loop generator's schedule to {_verdict_end(pipeline)}, so the time a post waited for "
         "the web app to take it is in it; the part from the comment's commit on beside it; depth = "
         "comments in the outbox or the inbox, not yet taken by a job, sampled every "
         "0.25 s). The intake maximum was measured with the two cores to the web app alone; here the "
@@ -744,7 +786,8 @@ def render(results: dict[str, dict[str, Any] | None]) -> str:
         "# Performance on two cores",
         "",
         "Written by `bench/all.py` from `bench/results/*.json`; every figure below comes from one "
-        "run of the scripts it names, on the project's 2-core machine. Ratios are measured within "
+        "run of the scripts it names, on the project's 2-core machine, except the few in *What the hot "
+        "paths do*, from the measurements that led to each change. Ratios are measured within "
         "one run, both sides back to back, and are the figures to compare: the machine is shared, "
         "so absolute numbers move between runs.",
         "",

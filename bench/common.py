@@ -353,6 +353,8 @@ class LoadResult:
     p99_ms: float
     target_rate: float | None = None
     statuses: dict[str, int] = field(default_factory=dict)
+    accepted: int = 0
+    """Answers that accepted the post (no error status): each should be a comment stored."""
     hello_requests_per_s: float | None = None
     """Hello-world's throughput in the run just before this one, which its ratio is taken to."""
 
@@ -402,6 +404,7 @@ def run_wrk(port: int, connections: int, seconds: float, workdir: Path) -> LoadR
         p50_ms=raw["p50_us"] / 1000,
         p95_ms=raw["p95_us"] / 1000,
         p99_ms=raw["p99_us"] / 1000,
+        accepted=raw["requests"] - raw["status_errors"],
     )
 
 
@@ -469,6 +472,7 @@ class _Tally:
             p95_ms=round(spread["p95"], 3),
             p99_ms=round(spread["p99"], 3),
             statuses=dict(self.statuses),
+            accepted=accepted,
         )
 
 
@@ -629,6 +633,7 @@ def run_open_loop(
         p99_ms=round(spread["p99"], 3),
         target_rate=rate,
         statuses=dict(statuses),
+        accepted=accepted,
     )
 
 
