@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import http.client
 import os
 import signal
 import socket
@@ -72,14 +73,24 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _listening(host: str, port: int) -> bool:
-    """Whether the run's address accepts connections (a wildcard address is tried on loopback)."""
+def _answering(host: str, port: int) -> bool:
+    """Whether the web app at the run's address answers a request (a wildcard address is
+    tried on loopback).
+
+    Accepting a connection is not enough: gunicorn's master listens before its workers have
+    imported the app, which on a busy machine takes seconds, and a post sent meanwhile waits.
+    Any status will do (``/healthz`` says 503 while the database is down): the app is up.
+    """
     reachable = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104 - only read here
+    connection = http.client.HTTPConnection(reachable, port, timeout=POLL_SECONDS)
     try:
-        with socket.create_connection((reachable, port), timeout=POLL_SECONDS):
-            return True
-    except OSError:
+        connection.request("GET", "/healthz")
+        connection.getresponse().read()
+    except (OSError, http.client.HTTPException):
         return False
+    finally:
+        connection.close()
+    return True
 
 
 def _check_port(host: str, port: int) -> None:
@@ -187,7 +198,7 @@ def _run_children(
     port: int,
     watched: dict[str, subprocess.Popen[bytes]] | None = None,
 ) -> dict[str, subprocess.Popen[bytes]]:
-    """Say where to post once the web app listens; wait until Ctrl-C, SIGTERM, SIGHUP or the
+    """Say where to post once the web app answers; wait until Ctrl-C, SIGTERM, SIGHUP or the
     exit of a child or of a ``watched`` process (stopped by its owner), then stop the
     children; return them."""
     watching = {**children, **(watched or {})}
@@ -202,8 +213,8 @@ def _run_children(
         signal.signal(stop_signal, interrupted)
     try:
         while all(child.poll() is None for child in watching.values()):
-            # Announced once gunicorn listens: a post sent on reading the line must not be refused.
-            if not announced and _listening(host, port):
+            # Announced once the app answers: a post sent on reading the line must not be kept waiting.
+            if not announced and _answering(host, port):
                 click.echo(f"post comments to http://{_address(host, port)}/v1/comments (Ctrl-C stops)")
                 announced = True
             time.sleep(POLL_SECONDS)

@@ -130,25 +130,38 @@ def test_the_embedded_redis_exiting_stops_the_run_and_is_named(capsys: pytest.Ca
     assert "embedded Redis exited with code 1; stopping" in capsys.readouterr().err
 
 
-_LISTENS_LATE = """
-import socket, sys, time
+# As gunicorn starts: its master listens at once, and a request is answered only once a
+# worker has imported the app, which takes seconds on a busy machine.
+_LISTENS_AT_ONCE_ANSWERS_LATE = """
+import http.server, socket, sys, time
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.BaseHTTPRequestHandler)
 time.sleep(1.5)
+server.serve_forever()
+"""
+_LISTENS_NEVER_ANSWERS = """
+import socket, sys, time
 server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
 time.sleep(60)
 """
 
 
 @pytest.mark.usefixtures("signal_handlers")
-@pytest.mark.parametrize("listens", [True, False])
-def test_where_to_post_is_said_once_the_web_app_listens(
-    capsys: pytest.CaptureFixture[str], listens: bool
+@pytest.mark.parametrize(
+    ("web_app", "said"),
+    [
+        (_LISTENS_AT_ONCE_ANSWERS_LATE, True),
+        (_LISTENS_NEVER_ANSWERS, False),
+        ("import time; time.sleep(60)", False),
+    ],
+    ids=["answers", "listens only", "nothing"],
+)
+def test_where_to_post_is_said_once_the_web_app_answers(
+    capsys: pytest.CaptureFixture[str], web_app: str, said: bool
 ) -> None:
     port = free_port()
-    web = [sys.executable, "-c", _LISTENS_LATE if listens else "import time; time.sleep(60)", str(port)]
     children = {
-        "web (gunicorn)": subprocess.Popen(web),
+        "web (gunicorn)": subprocess.Popen([sys.executable, "-c", web_app, str(port)]),
         "worker": subprocess.Popen([sys.executable, "-c", "import time; time.sleep(4)"]),
     }
     local_stack._run_children(children, "0.0.0.0", port)  # noqa: S104 - reached on loopback
-    said = capsys.readouterr().out
-    assert (f"post comments to http://0.0.0.0:{port}/v1/comments" in said) is listens
+    assert (f"post comments to http://0.0.0.0:{port}/v1/comments" in capsys.readouterr().out) is said
