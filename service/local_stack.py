@@ -153,7 +153,13 @@ def _children(
     work = [sys.executable, "-m", "service", "worker", "--processes", str(queue_workers)]
     arrange = _stopped_with_parent()
     commands = {"web (gunicorn)": web, "worker": work}
-    return {name: subprocess.Popen(argv, env=env, preexec_fn=arrange) for name, argv in commands.items()}
+    # Sessions of their own: a terminal's Ctrl-C reaches only this process, which stops
+    # each with one SIGTERM, a graceful stop. Gunicorn's workers quit on the spot on a
+    # SIGINT of their own, cutting off the answers they were writing.
+    return {
+        name: subprocess.Popen(argv, env=env, preexec_fn=arrange, start_new_session=True)
+        for name, argv in commands.items()
+    }
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:

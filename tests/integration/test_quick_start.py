@@ -111,13 +111,18 @@ def test_closing_the_terminal_stops_web_workers_and_the_embedded_redis(
 
 
 def test_a_second_ctrl_c_still_stops_the_embedded_redis(trained_env: dict[str, str], tmp_path: Path) -> None:
-    with _run_command(trained_env, tmp_path / "run.log", signal.SIGINT, times=2) as base:
+    log = tmp_path / "run.log"
+    with _run_command(trained_env, log, signal.SIGINT, times=2) as base:
         pass
     assert not _answers(f"{base}/healthz")
     data = Path(trained_env["MODERATION_DATA_DIR"])
     assert not is_running(data)
-    # Ctrl-C reached web and worker, not Redis: the run shut it down after them.
+    # Ctrl-C reached the run alone, which stopped web and worker, then Redis, in turn.
     assert "Received SIGINT" not in (data / "redis.log").read_text()
+    # Gunicorn was stopped gracefully (SIGTERM), answering the requests it had: its
+    # workers quit on the spot on a SIGINT of their own, mid-answer.
+    assert "Handling signal: term" in log.read_text()
+    assert "Handling signal: int" not in log.read_text()
 
 
 def _descendants(pid: int) -> set[int]:
