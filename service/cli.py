@@ -367,7 +367,7 @@ def shadow_report_command(version: str | None) -> None:
     """How VERSION (default: the one in shadow mode) would have changed decisions."""
     import json
 
-    from models.registry import shadow_version
+    from models.registry import list_versions, shadow_version
     from service.retraining import shadow_report
 
     settings = load_settings()
@@ -375,7 +375,13 @@ def shadow_report_command(version: str | None) -> None:
     if version is None:
         raise click.ClickException("no version in shadow mode; name one")
     with _sessions(settings)() as session:
-        click.echo(json.dumps(shadow_report(session, version), indent=2))
+        report = shadow_report(session, version)
+    # A version since deleted from the registry may still have verdicts to report.
+    if not report["comments"] and version not in list_versions(settings.models):
+        raise click.ClickException(
+            f"no model version {version!r} in {settings.models}, and it scored no comment in shadow mode"
+        )
+    click.echo(json.dumps(report, indent=2))
 
 
 @main.command()

@@ -226,8 +226,13 @@ def test_retrain_now_export_labels_and_shadow_commands(
         "unchanged": 0,
         "changed": {},
     }
+    # A name neither in the registry nor in any shadow verdict is a mistake, not a report of nothing.
+    mistyped = runner.invoke(main, ["shadow", "report", version + "x"], env=env)
+    assert mistyped.exit_code == 1
+    assert f"no model version '{version}x'" in mistyped.output and "scored no comment" in mistyped.output
     assert runner.invoke(main, ["shadow", "clear"], env=env).output.strip() == "shadow mode off"
     assert "no version in shadow mode" in runner.invoke(main, ["shadow", "report"], env=env).output
+    assert json.loads(runner.invoke(main, ["shadow", "report", version], env=env).output)["comments"] == 0
 
 
 def test_a_retrain_now_that_fails_before_training_leaves_its_run_to_the_workers(
