@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from functools import wraps
@@ -37,6 +38,12 @@ def _user_errors(command: F) -> F:
             return command(*args, **kwargs)
         except ModelError as exc:
             raise click.ClickException(str(exc)) from None
+        except BrokenPipeError:
+            # The reader stopped reading (`moderation score FILE | head`): end as a Unix tool
+            # killed by SIGPIPE does, without a word. Standard output goes to /dev/null first,
+            # or the interpreter's last flush would report the pipe once more.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(128 + signal.SIGPIPE)
         except OSError as exc:  # a full disk, a folder where a file should be, no permission
             raise file_error(exc) from None
 

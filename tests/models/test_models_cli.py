@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -98,6 +101,22 @@ def test_score_reads_stdin_and_keeps_order(model_dir: Path) -> None:
     assert all(set(s) == {"spam", "abuse", "reasons", "model_version"} for s in scores)
     assert scores[0]["spam"] > scores[2]["spam"] and scores[1]["abuse"] > scores[2]["abuse"]
     assert scores[0]["model_version"] == active_version(model_dir)
+
+
+def test_score_into_a_reader_that_stops_early_ends_quietly(model_dir: Path, tmp_path: Path) -> None:
+    """As `moderation score FILE | head -1`: the reader closes the pipe with output still to come."""
+    comments = tmp_path / "many.jsonl"
+    line = json.dumps({"text": "Thanks for the article, see http://example.com"}) + "\n"
+    comments.write_text(line * 3000)  # far more output than a pipe holds
+    command = [sys.executable, "-m", "models", "score", "--model", str(model_dir), str(comments)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        assert json.loads(process.stdout.readline())["model_version"]
+        process.stdout.close()
+        stderr = process.stderr.read().decode()
+    # As a shell reports a Unix tool killed by SIGPIPE, and nothing said: the reader wanted no more.
+    assert process.returncode == 128 + signal.SIGPIPE
+    assert stderr == ""
 
 
 def test_score_file_with_missing_head_gives_null(tmp_path: Path, tiny_examples: list[Example]) -> None:
