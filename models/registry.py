@@ -180,18 +180,17 @@ def _activate(root: Path, version: str) -> None:
     """Make ``version`` active; the caller holds the lock."""
     # Under the lock, so a version removed by another process meanwhile cannot become active.
     verify_version(root, version)
-    current = active_version(root)
+    current, shadow = active_version(root), shadow_version(root)  # each refused if damaged, before any write
     if current != version:
         if current is not None:
             _write_atomically(root / HISTORY_FILE, "\n".join([*_history(root), current]) + "\n")
         _write_atomically(root / ACTIVE_FILE, version + "\n")
-    _leave_shadow_mode(root, version)
+    _leave_shadow_mode(root, version, shadow)
 
 
-def _leave_shadow_mode(root: Path, version: str) -> None:
-    """End shadow mode if it holds ``version``, which is now active, or a version older
-    than it; a newer candidate stays, as it is still one for replacing ``version``."""
-    shadow = shadow_version(root)
+def _leave_shadow_mode(root: Path, version: str, shadow: str | None) -> None:
+    """End shadow mode if it holds (``shadow``) ``version``, which is now active, or a version
+    older than it; a newer candidate stays, as it is still one for replacing ``version``."""
     # Names begin with their creation time, so they sort oldest first, as `list_versions`
     # lists them. The active model in shadow mode too would be scored twice and report
     # nothing; an older candidate was made to replace a model no longer live.
@@ -245,6 +244,7 @@ def rollback(model_dir: str | Path) -> str:
     root = Path(model_dir)
     with _locked(root):
         history, current, versions = _history(root), active_version(root), list_versions(root)
+        shadow = shadow_version(root)  # refused if damaged, before any write
         while history:
             candidate = history.pop()
             if candidate != current and candidate in versions:
@@ -254,7 +254,7 @@ def rollback(model_dir: str | Path) -> str:
                 # HISTORY as the active one, it is skipped by the next rollback.
                 _write_atomically(root / ACTIVE_FILE, candidate + "\n")
                 _write_atomically(root / HISTORY_FILE, "".join(f"{v}\n" for v in history))
-                _leave_shadow_mode(root, candidate)
+                _leave_shadow_mode(root, candidate, shadow)
                 return candidate
     raise ModelNotFoundError(f"no earlier active version to roll back to in {root}")
 

@@ -223,11 +223,17 @@ def test_loading_the_active_model_says_what_is_wrong_with_the_folder(
 
 
 def test_a_damaged_shadow_pointer_is_named_as_such(three_versions: tuple[Path, list[str]]) -> None:
-    root, (first, second, _) = three_versions
-    activate(root, first)
+    root, (first, second, third) = three_versions
+    activate(root, third)
+    activate(root, first)  # so there is a version to roll back to
     (root / SHADOW_FILE).write_bytes(b"\xff" + second.encode())
     with pytest.raises(ModelIntegrityError, match=f"{root / SHADOW_FILE} is not UTF-8 text"):
         shadow_version(root)
+    # Refused before anything changes: no switch is made that the command then reports as failed.
+    for switch in (lambda: activate(root, second), lambda: rollback(root)):
+        with pytest.raises(ModelIntegrityError, match="SHADOW is not UTF-8 text"):
+            switch()
+        assert active_version(root) == first
     clear_shadow(root)  # what mends it
     assert shadow_version(root) is None
 
