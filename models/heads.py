@@ -106,7 +106,7 @@ def choose_c(
     """
     rows = _subsample(y, GRID_SEARCH_ROWS, seed)
     best: tuple[float, float, np.ndarray] | None = None
-    for c in grid:
+    for c in sorted(grid):  # ascending, so that a tie keeps the smaller C
         scores = _out_of_fold(matrix[rows], y[rows], c, folds, seed)
         auc = float(roc_auc_score(y[rows], scores))
         if best is None or auc > best[1]:
