@@ -36,6 +36,8 @@ def test_website_field() -> None:
 
 def test_capitals_share_needs_enough_letters() -> None:
     assert raw(CommentText("OK"))["capitals"] == 0.0
+    assert raw(CommentText("SHOUTING"))["capitals"] == 1.0  # eight letters are enough
+    assert raw(CommentText("SHOUTED"))["capitals"] == 0.0
     assert raw(CommentText("THIS IS ALL SHOUTING"))["capitals"] == 1.0
     assert raw(CommentText("Half CAPS half"))["capitals"] == pytest.approx(5 / 12)
 
@@ -52,6 +54,8 @@ def test_digits_count_only_real_numbers() -> None:
     assert raw(CommentText("call 555 123 4567 now"))["digits"] == 10
     assert raw(CommentText("call 555 123 4567 now"))["phone_numbers"] == 1
     assert raw(CommentText("it cost 20 dollars"))["phone_numbers"] == 0
+    assert raw(CommentText("call 5551234"))["phone_numbers"] == 1  # seven digits are enough
+    assert raw(CommentText("call 555123"))["phone_numbers"] == 0
 
 
 def test_transform_is_stateless_and_scaled() -> None:
@@ -64,6 +68,13 @@ def test_transform_is_stateless_and_scaled() -> None:
     assert matrix[1, length] == pytest.approx(math.log(1013 / 500))
     assert np.array_equal(MetadataFeatures().fit(comments).transform(comments), matrix)
     assert list(MetadataFeatures().get_feature_names_out()) == list(FEATURE_NAMES)
+
+
+def test_only_runs_of_three_or_more_count_toward_the_longest_run() -> None:
+    matrix = MetadataFeatures().transform([CommentText("good"), CommentText("nooo!!!!")])
+    longest = list(FEATURE_NAMES).index("longest_run")
+    assert matrix[0, longest] == 0.0
+    assert matrix[1, longest] == pytest.approx(math.log1p(2))
 
 
 def test_transform_accepts_strings_and_mappings() -> None:

@@ -189,6 +189,7 @@ def test_a_save_killed_midway_leaves_nothing_for_long(
     unfinished.mkdir()
     (unfinished / "model.skops").write_bytes(b"half of a model")
     (tmp_path / ".git").mkdir()  # `--out .` in a project: only unfinished versions go
+    assert list_versions(tmp_path) == []  # neither is a version
     version = save_version(tmp_path, make_result())
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted([".git", LOCK_FILE, version])
 

@@ -35,6 +35,9 @@ def test_kfold_has_no_text_on_both_sides() -> None:
 def test_kfold_refuses_duplicates_and_missing_labels() -> None:
     with pytest.raises(ValueError, match="deduplicate"):
         next(kfold(corpus(), "spam"))
+    unique = deduplicate(corpus())
+    with pytest.raises(ValueError, match="deduplicate"):  # one copy is one too many
+        next(kfold([*unique, Example(unique[0].text.upper(), spam=unique[0].spam)], "spam"))
     with pytest.raises(ValueError, match="label"):
         next(kfold([Example("a", spam=1), Example("b")], "spam", folds=2))
 

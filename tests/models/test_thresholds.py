@@ -52,6 +52,15 @@ def test_a_precision_seen_on_too_few_examples_means_no_automatic_reject(
     )
 
 
+def test_a_precision_met_on_exactly_the_examples_it_takes_allows_automatic_reject() -> None:
+    # At 0.8 the precision is 4/5, on the five examples 0.8 takes; 0.7 breaks it (4/6).
+    positives = [0.99, 0.95, 0.9, 0.85, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05]
+    negatives = [0.8, 0.7, 0.06, 0.04, 0.03, 0.02, 0.01, 0.005, 0.004, 0.003]
+    labels = [1] * len(positives) + [0] * len(negatives)
+    thresholds, how = pick_thresholds(labels, positives + negatives, review_recall=0.5, reject_precision=0.8)
+    assert (thresholds, how) == ({"review": 0.4, "reject": 0.8}, "validation")
+
+
 def test_a_precision_of_one_is_never_shown() -> None:
     labels, scores = [1] * 500 + [0] * 500, [0.9] * 500 + [0.1] * 500
     thresholds, how = pick_thresholds(labels, scores, review_recall=0.95, reject_precision=1.0)

@@ -17,11 +17,20 @@ import redis
 from flask import Flask
 from sqlalchemy import func, select, update
 
-from service import create_app
+from service import create_app, intake
 from service.app import Services
 from service.config import load_settings
 from service.errors import ConfigError
-from service.flood import UNREADABLE_ADDRESS, client_identity, parse_limits
+from service.flood import ADDRESS as BY_ADDRESS
+from service.flood import (
+    UNREADABLE_ADDRESS,
+    Counted,
+    Window,
+    client_identity,
+    milliseconds,
+    parse_limits,
+    refusal,
+)
 from service.personal_data import erase_personal_data
 from service.statuses import CommentStatus
 from service.tables import Comment, FloodCounter, OutboxEntry, utcnow
@@ -265,6 +274,36 @@ def test_a_window_that_ended_starts_again_at_one(settings_overrides: dict[str, A
         (counter,) = _counters(app)
         assert counter.count == 3 and counter.window_ends_ms > ended_ms + 3_590_000
         assert _stored(app) == 4
+
+
+def test_a_window_is_over_at_the_millisecond_it_ends(
+    settings_overrides: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sweeper purges a counter whose end is now; a post at that moment starts it again.
+    now = utcnow()
+    monkeypatch.setattr(intake, "utcnow", lambda: now)
+    with _app(settings_overrides, comment_limit_per_address="1 per hour") as app:
+        assert _post(app).status_code == 202
+        services: Services = app.extensions["moderation"]
+        with services.sessions() as session:
+            session.execute(update(FloodCounter).values(window_ends_ms=milliseconds(now)))
+            session.commit()
+        assert _post(app).status_code == 202
+        (counter,) = _counters(app)
+        assert (counter.count, counter.window_ends_ms) == (1, milliseconds(now) + 3_600_000)
+
+
+def test_retry_after_is_the_wait_rounded_up_to_a_whole_second() -> None:
+    (limit,) = parse_limits("1 per minute")
+    window = Window(BY_ADDRESS, limit, b"k" * 16)
+    now_ms = 1_800_000_000_000
+
+    def retry_after(count: int, left_ms: int) -> int | None:
+        refused = refusal([window], {window.key: Counted(count, now_ms + left_ms)}, now_ms)
+        return None if refused is None else refused.retry_after
+
+    assert retry_after(1, 30_000) is None  # within its limit
+    assert [retry_after(2, left_ms) for left_ms in (60_000, 59_001, 1_500, 200, 0)] == [60, 60, 2, 1, 1]
 
 
 def test_a_limit_written_twice_is_one_counter(settings_overrides: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 from sqlalchemy import func, insert, literal, select
 
+from service import personal_data
 from service.app import Services
 from service.auth import create_token
 from service.cli import main
@@ -351,3 +352,27 @@ def test_an_address_with_more_comments_than_a_statement_takes_parameters_is_eras
     with services.sessions() as session:
         assert session.scalar(select(func.count()).where(Comment.name == "Bot")) == 0
         assert session.scalar(select(func.count()).where(AuditEvent.note.is_not(None))) == 0
+
+
+def test_each_batch_of_an_erasure_cleans_every_comment_of_it(
+    client: FlaskClient,
+    services: Services,
+    moderator_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Batches of two over five comments: the last id of each batch is cleaned too. The
+    # moderator of `moderator_headers` is the one the approvals name.
+    monkeypatch.setattr(personal_data, "ERASE_BATCH", 2)
+    ids = [_post(client, ANN, f"Ann's comment number {n}.") for n in range(5)]
+    for comment_id in ids:
+        _approve(services, comment_id)
+    with services.sessions() as session:
+        erased = erase_personal_data(session, services.keys, ANN["email"], "test", notify=False)
+        session.commit()
+    assert erased == ids
+    with services.sessions() as session:
+        reasons = session.scalars(select(Verdict.reasons).order_by(Verdict.comment_id)).all()
+        assert reasons == [[REASONS[0], REASONS[3]]] * len(ids)
+        assert session.scalar(select(func.count()).where(AuditEvent.note.is_not(None))) == 0
+        classified = select(AuditEvent.reason).where(AuditEvent.action == "classified")
+        assert session.scalars(classified).all() == [WITHOUT_TIMING] * len(ids)

@@ -121,6 +121,22 @@ def test_listing_filters_sorts_and_pages(
     assert listed("sort=age&per_page=2&page=3")["next_page"] is None
 
 
+def test_a_listing_that_ends_on_a_full_page_offers_no_next_one(
+    client: FlaskClient, moderator_headers: dict[str, str]
+) -> None:
+    ids = [_post(client) for _ in range(4)]
+
+    def listed(query: str) -> dict[str, Any]:
+        response = client.get(f"/v1/comments?sort=age&per_page=2&{query}", headers=moderator_headers)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()  # type: ignore[no-any-return]
+
+    assert (listed("page=1")["next_page"], listed("page=2")["next_page"]) == (2, None)
+    first = listed("cursor=")
+    last = listed(f"cursor={first['next_cursor']}")
+    assert [item["id"] for item in last["items"]] == ids[2:] and last["next_cursor"] is None
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [

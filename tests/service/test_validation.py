@@ -11,6 +11,7 @@ from service.validation import (
     COMMENT_MAX_BYTES,
     Submission,
     SubmissionError,
+    moderator_note,
     parse_submission,
     thread_key,
     whole_number,
@@ -235,3 +236,16 @@ def test_whole_number_takes_ascii_digits_within_bounds(text: str, clamp: bool, o
         return
     with pytest.raises(ValueError, match=outcome):
         whole_number(text, 10, clamp=clamp)
+
+
+@pytest.mark.parametrize(
+    ("raw", "note"),
+    [
+        (None, None),
+        ("", None),
+        (" \r\n\t ", None),  # only blanks: no note at all
+        ("  seen twice\r\nsame text  ", "seen twice\nsame text"),
+    ],
+)
+def test_a_moderator_note_is_trimmed_and_a_blank_one_is_none(raw: str | None, note: str | None) -> None:
+    assert moderator_note(raw) == note

@@ -14,7 +14,7 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 from rq import Queue
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.app import Services
@@ -50,6 +50,19 @@ def test_dispatch_moves_the_outbox_to_the_inbox_with_one_job(client: FlaskClient
     assert _outbox(services) == [] and _inbox(services) == ids
     (job,) = services.queue.queue.jobs
     assert job.func_name == "worker.jobs.classify_waiting"
+
+
+def test_dispatch_hands_over_the_oldest_entries_first(client: FlaskClient, services: Services) -> None:
+    ids = [client.post("/v1/comments", json=FORM).get_json()["id"] for _ in range(3)]
+    with services.sessions() as session:
+        # Stored newest first, as entries put back after a failure or a restore may be.
+        session.execute(delete(OutboxEntry))
+        for comment_id in reversed(ids):
+            session.add(OutboxEntry(comment_id=comment_id))
+            session.flush()
+        session.commit()
+        assert dispatch(session, services.queue, limit=2) == 2
+    assert _inbox(services) == ids[:2] and _outbox(services) == ids[2:]
 
 
 def test_a_redis_outage_leaves_entries_in_the_outbox(client: FlaskClient, services: Services) -> None:
@@ -221,6 +234,20 @@ def test_an_idle_dispatcher_polls_less_and_still_picks_up_the_next_comment(
     # pause it had, and the next starts over from the busy interval.
     assert rounds.waits == pytest.approx([0.02, 0.04, 0.08, 0.1, 0.1, 0.1, 0.1, 0.02, 0.04])
     assert _inbox(services) == posted
+
+
+def test_a_round_that_fills_its_batch_starts_the_next_at_once(
+    client: FlaskClient, services: Services, context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A batch of two: the first round moves exactly a full batch, so more may be waiting.
+    monkeypatch.setattr(dispatcher, "BATCH", 2)
+    ids = [client.post("/v1/comments", json=FORM).get_json()["id"] for _ in range(2)]
+    rounds = _Rounds(1, lambda: None)
+    busy = replace(context.settings, dispatch_interval=0.02)
+    start_dispatcher(replace(context, settings=busy), rounds).join(10)
+    # No pause after the full round (a pause of 0 is no wait); then the idle ones double.
+    assert rounds.waits == pytest.approx([0.02, 0.04, 0.08, 0.1])
+    assert _inbox(services) == ids
 
 
 def test_one_worker_dispatches_and_another_takes_over_when_it_stops(

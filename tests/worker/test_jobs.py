@@ -6,7 +6,7 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -18,18 +18,21 @@ from rq import SimpleWorker
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from models import load_active
 from service.app import Services
 from service.auth import create_token
 from service.config import load_settings
 from service.driver_sql import ROWS_A_STATEMENT
+from service.personal_data import erase_personal_data
 from service.queueing import ClassifyQueue
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, ModeratorToken, ShadowVerdict, Verdict, utcnow
 from service.transitions import Decision, VerdictRecord, decide, record_verdicts
 from tests.integration.processes import silent_server
 from worker import context as worker_context
+from worker import jobs
 from worker.context import WorkerContext, build_context, install_context
 from worker.dispatcher import dispatch
 from worker.jobs import (
@@ -306,6 +309,37 @@ def test_failing_job_is_retried_on_the_same_batch_before_the_human_gets_it(
     assert job.get_status() == "scheduled" and job.retries_left == services.settings.job_retries - 1
     assert job.meta[META_IDS] == ids and services.queue.waiting() == 0
     assert _waiting(services) == ids
+
+
+def test_a_retry_works_on_the_comments_that_failed_only(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
+    broken = BrokenClassifier(healthy=context.models.active(), poison="POISON")
+    install_context(replace(context, models=BrokenModels(broken)))  # type: ignore[arg-type]
+    fine, poisoned = _post(client), _post(client, "POISON in a comment")
+    (job,) = services.queue.queue.jobs
+    _work(services)
+    job.refresh()
+    assert job.get_status() == "scheduled" and job.meta[META_IDS] == [poisoned]
+    assert _waiting(services) == [poisoned] and _count(services, Verdict, fine) == 1
+
+
+def test_a_comment_decided_after_the_job_read_it_is_not_reported_or_shadowed_by_the_job(
+    client: FlaskClient, services: Services, context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another worker (SQLite locks no rows) decides one comment between the read and the write.
+    won, lost = _post(client), _post(client)
+
+    def another_wins_first(session: Session, verdicts: Mapping[int, VerdictRecord]) -> list[int]:
+        session.execute(update(Comment).where(Comment.id == lost).values(status=CommentStatus.APPROVED))
+        return record_verdicts(session, verdicts)
+
+    monkeypatch.setattr(jobs, "record_verdicts", another_wins_first)
+    active = context.models.active()
+    with_shadow = replace(context, models=BrokenModels(active, active))  # type: ignore[arg-type]
+    assert set(classify_comments(with_shadow, [won, lost])) == {won}
+    assert (_count(services, ShadowVerdict, won), _count(services, ShadowVerdict, lost)) == (1, 0)
+    assert (_count(services, Verdict, won), _count(services, Verdict, lost)) == (1, 0)
 
 
 def test_a_batch_out_of_time_gives_each_comment_a_job_and_the_slow_one_goes_to_a_human(
@@ -636,6 +670,33 @@ def test_a_commenter_with_approved_comments_and_no_rejected_one_is_trusted(
                     select(AuditEvent.reason).where(AuditEvent.comment_id == waiting["ann@example.com"])
                 ).one()
             assert why is not None and why.endswith("approved, the commenter is trusted")
+    finally:
+        context.sessions.kw["bind"].dispose()
+
+
+def test_erased_commenters_are_not_trusted_together(
+    client: FlaskClient, services: Services, settings_overrides: dict[str, Any]
+) -> None:
+    # Every erased comment has the same empty digest: the approvals of one erased commenter
+    # must not make another's erased comment, waiting, that of a trusted commenter.
+    settings = {**settings_overrides, "review_threshold": 1e-9, "reject_threshold": 1.0}
+    context = build_context(load_settings({}, {**settings, "trusted_after_approved": 2}))
+    try:
+        with services.sessions() as session:
+            create_token(session, "Mo")
+            session.commit()
+        for _ in range(2):
+            comment_id = _post_as(client, "erin@example.com", "An earlier comment.")
+            with services.sessions() as session:
+                moderator = session.scalars(select(ModeratorToken)).one()
+                decide(session, comment_id, moderator, Decision(Action.APPROVE))
+                session.commit()
+        waiting = _post_as(client, "frank@example.com", "A new comment.")
+        with services.sessions() as session:
+            for email in ("erin@example.com", "frank@example.com"):
+                erase_personal_data(session, services.keys, email, "test", notify=False)
+            session.commit()
+        assert classify_comments(context, [waiting]) == {waiting: CommentStatus.FLAGGED}
     finally:
         context.sessions.kw["bind"].dispose()
 
