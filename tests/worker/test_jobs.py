@@ -281,12 +281,17 @@ def test_missing_comments_are_skipped(context: WorkerContext) -> None:
     assert classify_comments(context, [987654]) == {}
 
 
+def _post_fine_and_poisoned(client: FlaskClient, context: WorkerContext) -> tuple[int, int]:
+    """Two comments, the second of which breaks the model the workers now use."""
+    broken = BrokenClassifier(healthy=context.models.active(), poison="POISON")
+    install_context(replace(context, models=BrokenModels(broken)))  # type: ignore[arg-type]
+    return _post(client), _post(client, "POISON in a comment")
+
+
 def test_last_failure_flags_only_the_comment_that_breaks_the_model(
     client: FlaskClient, services: Services, context: WorkerContext
 ) -> None:
-    broken = BrokenClassifier(healthy=context.models.active(), poison="POISON")
-    install_context(replace(context, models=BrokenModels(broken)))  # type: ignore[arg-type]
-    fine, poisoned = _post(client), _post(client, "POISON in a comment")
+    fine, poisoned = _post_fine_and_poisoned(client, context)
     with pytest.raises(ClassificationError, match="1 of 2 comments failed: RuntimeError: model exploded"):
         classify_waiting()
     with services.sessions() as session:
@@ -314,9 +319,7 @@ def test_failing_job_is_retried_on_the_same_batch_before_the_human_gets_it(
 def test_a_retry_works_on_the_comments_that_failed_only(
     client: FlaskClient, services: Services, context: WorkerContext
 ) -> None:
-    broken = BrokenClassifier(healthy=context.models.active(), poison="POISON")
-    install_context(replace(context, models=BrokenModels(broken)))  # type: ignore[arg-type]
-    fine, poisoned = _post(client), _post(client, "POISON in a comment")
+    fine, poisoned = _post_fine_and_poisoned(client, context)
     (job,) = services.queue.queue.jobs
     _work(services)
     job.refresh()
