@@ -9,6 +9,7 @@ import pytest
 from models.errors import DataError
 from models.examples import Example, write_examples
 from models.importers import IMPORTERS, find_corpora, load, load_all, split_spec
+from models.importers.common import strip_html
 from models.importers.kaggle import decode_comment
 from models.importers.olid import clean_tweet
 
@@ -118,6 +119,9 @@ def test_kaggle_decodes_escapes_and_mojibake(corpora: Path) -> None:
         ('"smile \\ud83d\\ude00"', "smile \U0001f600"),  # a UTF-16 pair written as two escapes
         ('"half \\ud83d of a pair"', "half \ufffd of a pair"),
         ('"\\UFFFFFFFF"', "\\UFFFFFFFF"),  # past the last character: left as written
+        ('"\\U0010ffff"', "\U0010ffff"),  # the last character there is
+        ('"Gr\\xfc\\xdfe"', "Gr\xfc\xdfe"),  # adjacent Latin-1 letters that are no UTF-8: kept
+        ('"', '"'),  # a lone quote mark is the text, not quotes around nothing
     ],
 )
 def test_decode_comment(raw: str, text: str) -> None:
@@ -191,6 +195,23 @@ def test_a_colon_makes_an_importer_spec_only_after_an_importer_name(
 def test_bad_specs_are_data_errors(spec: str, message: str) -> None:
     with pytest.raises(DataError, match=message):
         load(spec)
+
+
+def test_a_row_whose_text_cleans_to_nothing_is_skipped(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "olid.tsv",
+        OLID_HEADER.decode() + "1\t@USER URL\tOFF\tTIN\tIND\n2\tfine\tNOT\tNULL\tNULL\n",
+    )
+    assert [(e.text, e.abuse) for e in load(f"olid:{path}")] == [("fine", 0)]
+
+
+def test_a_label_is_read_without_surrounding_spaces(tmp_path: Path) -> None:
+    path = write(tmp_path / "olid.tsv", OLID_HEADER.decode() + "1\tgo away\t OFF \tTIN\tIND\n")
+    assert [(e.text, e.abuse) for e in load(f"olid:{path}")] == [("go away", 1)]
+
+
+def test_a_line_break_tag_in_any_case_is_a_line_break() -> None:
+    assert strip_html("one<BR>two<Br />three") == "one\ntwo\nthree"
 
 
 def test_unknown_label_names_the_line(tmp_path: Path) -> None:

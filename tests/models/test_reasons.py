@@ -47,6 +47,37 @@ def test_spam_reasons_name_features_of_the_comment(trained: TrainingResult) -> N
     assert values == sorted(values, reverse=True) and values[0] > 0
 
 
+def test_no_reason_below_the_minimum_contribution_is_given(
+    trained: TrainingResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(explain, "MIN_CONTRIBUTION", 1.5)
+    comments = [
+        CommentText("Buy cheap v1agra, free money at http://cheap-pills.ru"),
+        CommentText("You are a stupid idiot"),
+    ]
+    batched = [score.reasons for score in trained.classifier.score(comments)]
+    # The row-by-row path too, which the batch falls back on for hashed features.
+    pipeline = trained.classifier.pipeline
+    prepared = [prepare(comment) for comment in comments]
+    matrix = trained.classifier.feature_matrix(prepared)
+    heads = list(enumerate(trained.classifier.heads))
+    row_by_row = [
+        Explainer(pipeline).reasons(
+            comment,
+            (
+                matrix.indices[matrix.indptr[i] : matrix.indptr[i + 1]],
+                matrix.data[matrix.indptr[i] : matrix.indptr[i + 1]],
+            ),
+            pipeline.named_steps["heads"].coef_,
+            heads,
+        )
+        for i, comment in enumerate(prepared)
+    ]
+    for reasons in (*batched, *row_by_row):
+        values = [float(m["value"]) for m in parsed(reasons)]
+        assert values and min(values) >= 1.5, reasons
+
+
 def test_abuse_reasons_point_toward_abuse(trained: TrainingResult) -> None:
     score = trained.classifier.score_one(CommentText("You are a stupid \u0456diot"))
     reasons = parsed(score.reasons)

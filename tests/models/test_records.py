@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.records import parse_json
+from models.records import CommentText, as_comment, parse_json
 
 
 @pytest.mark.parametrize(
@@ -24,3 +24,11 @@ def test_parse_json_says_why_a_document_is_refused(document: str | bytes, messag
 
 def test_parse_json_reads_a_document() -> None:
     assert parse_json(b'{"a": [1, 2.5, "\\u00e9"]}') == {"a": [1, 2.5, "é"]}
+
+
+def test_as_comment_reads_a_plain_string_as_the_text() -> None:
+    assert as_comment("hello") == CommentText("hello")
+
+
+def test_as_comment_reads_missing_or_null_fields_as_empty() -> None:
+    assert as_comment({"text": None, "author": None}) == CommentText("", "", "")

@@ -12,8 +12,9 @@ from models import Example, activate, active_version, list_versions
 from models.artifacts import MODEL_FILE
 from models.errors import ModelNotFoundError
 from models.registry import clear_shadow, load_version, set_shadow, shadow_version
-from models.retraining import compare, evaluate_on, in_holdout, retrain, split_holdout
+from models.retraining import MIN_PER_CLASS, compare, evaluate_on, in_holdout, retrain, split_holdout
 from models.seeding import seed_examples
+from models.training import TrainingResult
 
 SEED = seed_examples()[:150]
 
@@ -32,6 +33,12 @@ def test_holdout_membership_depends_on_the_text_only() -> None:
     training, holdout = split_holdout(_labels())
     assert not {e.text for e in training} & {e.text for e in holdout}
     assert 10 <= len(holdout) <= 40
+
+
+def test_no_text_is_held_out_at_0_percent_and_every_text_at_100() -> None:
+    examples = [Example(f"comment number {n} on the harbour plan") for n in range(1000)]
+    assert not any(in_holdout(example, percent=0) for example in examples)
+    assert all(in_holdout(example, percent=100) for example in examples)
 
 
 def test_first_retrain_activates_when_nothing_is_active(tmp_path: Path) -> None:
@@ -164,3 +171,11 @@ def test_the_comparison_names_heads_too_few_held_out_labels_could_judge(tmp_path
     comparison = retrain(tmp_path, _labels(), SEED, activate_if_better=False).comparison
     assert comparison.unjudged == ["abuse"] and comparison.as_dict()["unjudged"] == ["abuse"]
     assert [reason.split(":")[0] for reason in comparison.reasons] == ["spam"]
+
+
+def test_a_head_with_too_few_labels_of_either_class_is_not_judged(trained: TrainingResult) -> None:
+    spam = [Example(f"cheap pills number {n} at http://pills{n}.example", spam=1) for n in range(20)]
+    ordinary = [Example(f"the council meeting on item {n} ran long", spam=0) for n in range(MIN_PER_CLASS)]
+    assert "spam" in evaluate_on(trained.classifier, spam + ordinary)
+    assert "spam" not in evaluate_on(trained.classifier, spam + ordinary[1:])  # too few negatives
+    assert "spam" not in evaluate_on(trained.classifier, spam[: MIN_PER_CLASS - 1] + ordinary)

@@ -34,6 +34,11 @@ def test_environment_values_are_typed() -> None:
     assert settings.max_body_bytes == 1000
 
 
+def test_a_list_with_a_trailing_or_doubled_comma_has_no_empty_item() -> None:
+    settings = load_settings({"ALLOWED_REDIRECT_HOSTS": "news.example,, www.news.example, "})
+    assert settings.allowed_redirect_hosts == ("news.example", "www.news.example")
+
+
 def test_a_switch_set_but_empty_keeps_its_default() -> None:
     # As a compose file's `${RETRAIN_AUTO_ACTIVATE:-}` passes it when unset on the host.
     settings = load_settings({"RETRAIN_AUTO_ACTIVATE": "", "RETRAIN_SHADOW": " ", "SQLITE_FULL_SYNC": ""})
@@ -50,12 +55,19 @@ def test_overrides_win_over_the_environment() -> None:
     assert load_settings({"JOB_RETRIES": "5"}, {"job_retries": 1}).job_retries == 1
 
 
+def test_a_review_threshold_equal_to_the_reject_threshold_is_accepted() -> None:
+    settings = load_settings({"MODERATION_REVIEW_THRESHOLD": "0.8", "MODERATION_REJECT_THRESHOLD": "0.8"})
+    assert settings.review_threshold == settings.reject_threshold == 0.8
+    assert load_settings({"MODERATION_REVIEW_THRESHOLD": "1"}).review_threshold == 1.0
+
+
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
         ({"JOB_RETRIES": "many"}, "JOB_RETRIES"),
         ({"MODERATION_PREMODERATION": "maybe"}, "MODERATION_PREMODERATION"),
         ({"MODERATION_REVIEW_THRESHOLD": "1.5"}, "MODERATION_REVIEW_THRESHOLD must be above 0"),
+        ({"MODERATION_REJECT_THRESHOLD": "0"}, "MODERATION_REJECT_THRESHOLD must be above 0"),
         (
             {"MODERATION_REVIEW_THRESHOLD": "0.9", "MODERATION_REJECT_THRESHOLD": "0.8"},
             "must not exceed MODERATION_REJECT_THRESHOLD",
@@ -80,6 +92,7 @@ def test_overrides_win_over_the_environment() -> None:
         ({"WORKER_PROCESSES": "0"}, "WORKER_PROCESSES must be at least 1"),
         ({"CLASSIFY_BATCH": "0"}, "CLASSIFY_BATCH must be at least 1"),
         ({"TRUSTED_AFTER_APPROVED": "-1"}, "TRUSTED_AFTER_APPROVED must be 0"),
+        ({"TRUSTED_PROXIES": "-1"}, "TRUSTED_PROXIES must be 0 or more"),
         ({"ALLOWED_REDIRECT_HOSTS": "news.example:8080"}, "ALLOWED_REDIRECT_HOSTS must name hosts alone"),
         ({"ALLOWED_REDIRECT_HOSTS": "https://news.example"}, "without scheme, port, path"),
         ({"ALLOWED_REDIRECT_HOSTS": "[::1]:8080"}, "without scheme, port, path"),
@@ -108,6 +121,7 @@ def test_overrides_win_over_the_environment() -> None:
         ({"WEBHOOK_TIMEOUT_SECONDS": "0"}, "WEBHOOK_TIMEOUT_SECONDS must be above 0"),
         ({"MIN_SECONDS_TO_SUBMIT": "-1"}, "MIN_SECONDS_TO_SUBMIT must be 0"),
         ({"MIN_SECONDS_TO_SUBMIT": "nan"}, "MIN_SECONDS_TO_SUBMIT must be 0"),
+        ({"MIN_SECONDS_TO_SUBMIT": "inf"}, "MIN_SECONDS_TO_SUBMIT must be 0"),
         ({"WEBHOOK_TIMEOUT_SECONDS": "inf"}, "WEBHOOK_TIMEOUT_SECONDS must be above 0"),
         # Read as a path, empty is the working directory: the key and database would go there.
         ({"MODERATION_DATA_DIR": ""}, "MODERATION_DATA_DIR: must name a folder"),

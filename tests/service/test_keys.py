@@ -263,6 +263,11 @@ def test_a_key_file_others_can_read_is_used_with_a_warning(
     with caplog.at_level(logging.WARNING, logger="service.keyfile"):
         assert load_keys(settings).fingerprint == keys.fingerprint
     assert f"key file {tmp_path / KEY_FILE_NAME} has mode 0644" in caplog.text
+    caplog.clear()
+    (tmp_path / KEY_FILE_NAME).chmod(0o640)  # its group alone can read it: still exposed
+    with caplog.at_level(logging.WARNING, logger="service.keyfile"):
+        assert load_keys(settings).fingerprint == keys.fingerprint
+    assert f"key file {tmp_path / KEY_FILE_NAME} has mode 0640" in caplog.text
 
 
 def test_a_key_file_of_raw_bytes_is_refused_naming_it(tmp_path: Path) -> None:

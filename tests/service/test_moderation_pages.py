@@ -321,6 +321,29 @@ def test_a_blank_token_is_asked_for_in_the_pages_words(client: FlaskClient) -> N
     assert "Authorization" not in page
 
 
+def test_a_stale_cursor_starts_the_list_again_in_the_order_asked_for(
+    client: FlaskClient, services: Services
+) -> None:
+    for number in range(3):
+        _post(client, f"Comment number {number}.")
+    _sign_in(client, _token(services))
+    page = client.get("/moderate/?status=received&sort=age&cursor=forged").get_data(as_text=True)
+    assert 'name="sort" value="age"' in page and 'name="sort" value="queue"' not in page
+    assert page.index("Comment number 0.") < page.index("Comment number 2.")
+
+
+def test_signing_in_starts_a_new_session_so_a_form_token_from_before_is_refused(
+    client: FlaskClient, services: Services, flagged: int
+) -> None:
+    before = _csrf(client, "/moderate/sign-in")  # e.g. planted with a session cookie before signing in
+    _sign_in(client, _token(services))
+    form = {"decision": "approve", "seen_status": "flagged", "csrf_token": before}
+    response = client.post(f"/moderate/comments/{flagged}/decision", data=form)
+    assert response.status_code == 400
+    with services.sessions() as session:
+        assert session.get_one(Comment, flagged).status is CommentStatus.FLAGGED
+
+
 def test_a_decision_on_a_later_page_goes_back_to_that_page(client: FlaskClient, services: Services) -> None:
     ids = [_post(client, f"Comment number {number}.") for number in range(25)]
     _sign_in(client, _token(services))

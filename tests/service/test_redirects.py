@@ -40,6 +40,10 @@ def test_an_ipv6_host_is_allowed_as_written_in_a_url() -> None:
     assert safe_target(["http://[::1]:8080/a"], ["::1"]) == "http://[::1]:8080/a"
 
 
+def test_hosts_are_compared_without_regard_to_case() -> None:
+    assert safe_target(["https://News.Example/a"], ["NEWS.example"]) == "https://News.Example/a"
+
+
 NOTICE = "comment_status=awaiting-moderation&comment_id=41"
 
 

@@ -14,11 +14,12 @@ from sqlalchemy import select
 
 from service import presenters
 from service.app import Services
+from service.auth import create_token, revoke_tokens
 from service.keyfile import generate_secret
 from service.keyset import encode_cursor
 from service.privacy import KeyRing, encrypt_email
 from service.statuses import Action, CommentStatus, DecisionReason
-from service.tables import Comment, Label, ModeratorToken
+from service.tables import Comment, Label, ModeratorToken, Verdict
 from service.transitions import Decision, VerdictRecord, decide, record_verdicts
 
 pytestmark = pytest.mark.integration
@@ -54,6 +55,34 @@ def test_moderator_endpoints_need_a_valid_token(client: FlaskClient, headers: di
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
         assert response.get_json()["error"] == "unauthorized"
+
+
+def test_a_revoked_token_is_refused(client: FlaskClient, services: Services) -> None:
+    with services.sessions() as session:
+        token = create_token(session, "Mo")
+        session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/v1/comments", headers=headers).status_code == 200
+    with services.sessions() as session:
+        assert revoke_tokens(session, "Mo") == 1
+        session.commit()
+    assert client.get("/v1/comments", headers=headers).status_code == 401
+
+
+def test_the_bearer_scheme_is_matched_in_any_case(client: FlaskClient, services: Services) -> None:
+    with services.sessions() as session:
+        token = create_token(session, "Mo")
+        session.commit()
+    for scheme in ("bearer", "BEARER"):
+        assert client.get("/v1/comments", headers={"Authorization": f"{scheme} {token}"}).status_code == 200
+
+
+def test_a_moderator_name_may_be_up_to_100_characters(services: Services) -> None:
+    with services.sessions() as session:
+        assert create_token(session, "M" * 100).startswith("mod_")
+        session.commit()
+        with pytest.raises(ValueError, match="1 to 100 characters"):
+            create_token(session, "M" * 101)
 
 
 def test_errors_answered_to_moderators_are_kept_by_no_cache_either(
@@ -342,8 +371,31 @@ def test_an_email_another_key_encrypted_is_shown_as_unavailable(
     decided = client.post(url, json={"action": "approve"}, headers=moderator_headers)
     assert decided.status_code == 200
     assert decided.get_json()["status"] == "approved" and decided.get_json()["email_unavailable"] is True
+    assert decided.get_json()["email_erased"] is False  # unreadable, not erased: the two are told apart
     warnings = [record for record in caplog.records if record.name == "service.presenters"]
     assert len(warnings) == 1 and f"comment {unreadable} " in warnings[0].getMessage()
+
+
+def test_a_comment_shows_the_reasons_and_model_of_its_latest_verdict(
+    client: FlaskClient, services: Services, moderator_headers: dict[str, str]
+) -> None:
+    comment_id = _post(client)
+    _classify(services, comment_id, 0.6, CommentStatus.FLAGGED)
+    with services.sessions() as session:
+        session.add(
+            Verdict(
+                comment_id=comment_id,
+                spam=0.2,
+                abuse=0.01,
+                reasons=["every score below its review threshold"],
+                model_version="newer-model",
+                outcome=CommentStatus.APPROVED,
+            )
+        )
+        session.commit()
+    shown = client.get(f"/v1/comments/{comment_id}", headers=moderator_headers).get_json()
+    assert shown["model_version"] == "newer-model"
+    assert shown["reasons"] == ["every score below its review threshold"]
 
 
 def test_a_second_decision_replaces_the_label(

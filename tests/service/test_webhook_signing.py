@@ -27,6 +27,16 @@ def test_a_secret_written_without_its_base64_padding_is_read_as_the_library_read
     assert Webhook(unpadded).verify(body, headers) == {"type": "comment.approved"}
 
 
+@pytest.mark.parametrize("size", [24, 64])
+def test_a_secret_of_24_or_64_bytes_is_accepted(size: int) -> None:
+    assert parse_secret("whsec_" + base64.b64encode(b"k" * size).decode()) == b"k" * size
+
+
+def test_a_secret_read_with_surrounding_whitespace_is_trimmed() -> None:
+    secret = new_secret()
+    assert parse_secret(f"  {secret}\n") == parse_secret(secret)
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [

@@ -28,7 +28,7 @@ from service.driver_sql import ROWS_A_STATEMENT
 from service.personal_data import erase_personal_data
 from service.queueing import ClassifyQueue
 from service.statuses import Action, CommentStatus, DecisionReason
-from service.tables import AuditEvent, Comment, ModeratorToken, ShadowVerdict, Verdict, utcnow
+from service.tables import AuditEvent, Comment, ModeratorToken, OutboxEntry, ShadowVerdict, Verdict, utcnow
 from service.transitions import Decision, VerdictRecord, decide, record_verdicts
 from tests.integration.processes import silent_server
 from worker import context as worker_context
@@ -504,6 +504,22 @@ def test_sweeper_submits_only_comments_stuck_past_the_grace_period(
     assert services.queue.waiting() == 1 and services.queue.queue.count == 1
     _work(services)
     assert _waiting(services) == [fresh]
+
+
+def test_sweeper_leaves_a_comment_still_in_the_outbox_to_the_dispatcher(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
+    waiting = _post(client)
+    services.queue.queue.connection.delete(services.queue.inbox)
+    services.queue.queue.empty()
+    with services.sessions() as session:
+        an_hour_ago = utcnow() - timedelta(hours=1)
+        session.execute(update(Comment).where(Comment.id == waiting).values(created_at=an_hour_ago))
+        session.merge(OutboxEntry(comment_id=waiting))
+        session.commit()
+    with services.sessions() as session:
+        assert sweep(session, context.queue, grace_seconds=60) == 0
+    assert services.queue.waiting() == 0
 
 
 def test_the_sweeps_of_one_queue_never_hold_back_another_sharing_the_redis_server(

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import redis
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
+from service.db import make_engine, make_session_factory
 from tests.integration.processes import free_port
-from worker.lease import Lease
+from worker.lease import Failures, Lease, start_leased_loop
 
 pytestmark = pytest.mark.integration
 
@@ -79,3 +84,43 @@ def test_taken_counts_each_time_the_lease_is_taken_not_its_renewals(
     assert other.hold() and other.taken == 1
     other.release()
     assert holder.hold() and holder.taken == 2  # another held it meanwhile
+
+
+def test_a_renewal_a_quarter_into_the_lease_keeps_it_past_its_first_end(
+    connection: redis.Redis, name: str
+) -> None:
+    # Half a second of slack on each side, so that a busy machine's scheduling does not decide.
+    holder, other = Lease(connection, name, 2.0), Lease(connection, name, 2.0)
+    assert holder.hold()
+    time.sleep(0.75)  # past a quarter of the lease: this hold renews it for a whole lease
+    assert holder.hold()
+    time.sleep(1.5)  # past the end of the first lease, within the renewed one
+    assert not other.hold()
+
+
+def test_a_round_that_fails_in_the_database_is_rolled_back_and_the_next_one_runs(
+    connection: redis.Redis, name: str, database_url: str
+) -> None:
+    engine = make_engine(database_url)
+    stop = threading.Event()
+    rounds: list[str] = []
+
+    def work(session: Session) -> float:
+        if not rounds:
+            rounds.append("failed")
+            session.execute(text("SELECT * FROM no_such_table"))  # aborts PostgreSQL's transaction
+        rounds.append(str(session.scalar(text("SELECT 'ran'"))))
+        stop.set()
+        return 0.0
+
+    failures = Failures(logging.getLogger("test-lease"), "rounds fail", "rounds run again", 0.01)
+    thread = start_leased_loop(
+        "test-lease", Lease(connection, name, 1.0), stop, make_session_factory(engine), work, failures
+    )
+    try:
+        thread.join(5)
+        assert rounds == ["failed", "ran"]
+    finally:
+        stop.set()
+        thread.join(5)
+        engine.dispose()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from models.classifier import Classifier
-from models.registry import ACTIVE_FILE, SHADOW_FILE, activate, save_version, set_shadow
+from models.registry import ACTIVE_FILE, SHADOW_FILE, activate, clear_shadow, save_version, set_shadow
 from models.seeding import seed_examples
 from models.training import train
 from worker.model_holder import ModelHolder
@@ -121,3 +121,25 @@ def test_a_holder_lets_go_of_a_shadow_model_replaced_by_one_it_cannot_load(
     assert f"keeping model {seed}" in caplog.text and "20000101T000000Z-gone" in caplog.text
     set_shadow(directory, newer)  # mended: the next check loads it again
     assert holder.shadow() is not None and holder.versions() == (seed, newer)
+
+
+def test_a_holder_looks_at_the_registry_at_most_once_per_check_interval(registry: tuple[Path, str]) -> None:
+    directory, newer = registry
+    now = [0.0]
+    holder = ModelHolder(directory, check_seconds=30.0, clock=lambda: now[0])
+    seed = holder.active().version  # the first look: the next is due 30 s later
+    activate(directory, newer)
+    now[0] = 29.0
+    assert holder.active().version == seed
+    now[0] = 30.0
+    assert holder.active().version == newer
+
+
+def test_a_holder_stops_shadow_scoring_once_the_shadow_is_cleared(registry: tuple[Path, str]) -> None:
+    directory, newer = registry
+    holder = ModelHolder(directory, check_seconds=0.0)
+    set_shadow(directory, newer)
+    seed = holder.active().version
+    assert holder.shadow() is not None and holder.versions() == (seed, newer)
+    clear_shadow(directory)
+    assert holder.shadow() is None and holder.versions() == (seed, None)

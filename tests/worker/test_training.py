@@ -8,6 +8,7 @@ import time
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -39,7 +40,7 @@ from service.retraining import (
     retrain_job_id,
 )
 from service.statuses import RunStatus, Trigger
-from service.tables import ShadowVerdict, TrainingRun, utcnow
+from service.tables import Label, ShadowVerdict, TrainingRun, utcnow
 from worker import training
 from worker.context import WorkerContext, install_context
 from worker.jobs import classify_comments
@@ -87,6 +88,18 @@ def test_decisions_export_as_canonical_labels(
         ("you idiot", None, 1, "moderator"),
         ("nice article", 0, 0, "moderator"),
     ]
+
+
+def test_a_label_decided_at_a_runs_cut_off_is_in_that_run_and_not_counted_after_it(
+    client: FlaskClient, services: Services, moderator_headers: dict[str, str]
+) -> None:
+    _decide(client, moderator_headers, "buy pills", {"action": "reject", "reason": "spam"})
+    with services.sessions() as session:
+        cut_off = session.scalars(select(Label.decided_at)).one()
+        session.add(TrainingRun(trigger=Trigger.CLI, status=RunStatus.SUCCEEDED, labels_until=cut_off))
+        session.commit()
+        assert [e.text for e in export_labels(session, until=cut_off)] == ["buy pills"]
+        assert labels_since_last_run(session) == 0
 
 
 def test_runs_are_not_queued_twice(services: Services) -> None:
@@ -421,6 +434,20 @@ def test_a_success_is_recorded_though_the_database_was_away_for_a_moment(
         run = session.get_one(TrainingRun, run_id)
         assert run.status is RunStatus.SUCCEEDED
         assert run.candidate_version == "candidate-1" and run.activated
+
+
+def test_recording_a_success_waits_twice_as_long_after_each_failure(
+    services: Services, context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _a_finished_retrain(monkeypatch)
+    monkeypatch.setattr("worker.training.RECORD_FIRST_DELAY_SECONDS", 1.0)
+    pauses: list[float] = []
+    monkeypatch.setattr("worker.training.time", SimpleNamespace(sleep=pauses.append))
+    _database_away(monkeypatch, times=3)
+    with services.sessions() as session:
+        run_id = request_retrain(session, services.retrain_queue, Trigger.CLI).id
+    assert retrain_model(run_id) == "candidate-1"
+    assert pauses == [1.0, 2.0, 4.0]
 
 
 def test_a_success_that_cannot_be_recorded_says_which_model_went_live(

@@ -29,7 +29,7 @@ from service.privacy import KeyRing
 from service.statuses import CommentStatus
 from service.tables import Comment, WebhookEvent, utcnow
 from service.webhook_signing import new_secret
-from service.webhooks import EventType, retry_failed
+from service.webhooks import EventType, record_events, retry_failed
 from tests.integration.processes import Worker, free_port, service_environment, wait_for
 from tests.worker.test_jobs import BrokenClassifier, BrokenModels
 from worker import webhooks
@@ -401,6 +401,94 @@ def test_a_comment_that_is_not_approved_is_told_without_its_text_or_name(site: S
     site.deliver()
     (payload,) = site.endpoint.payloads()
     assert payload["data"] == {"id": comment_id, "thread": "/t", "parent_id": None, "status": "rejected"}
+
+
+def test_a_flagged_comment_is_told_without_its_text_or_name(site: Site) -> None:
+    comment_id = site.post()
+    with site.services.sessions() as session:
+        session.get_one(Comment, comment_id).status = CommentStatus.FLAGGED
+        record_events(session, [(comment_id, EventType.FLAGGED)])
+        session.commit()
+    assert site.deliver().taken == 1
+    (payload,) = site.endpoint.payloads()
+    assert payload["data"] == {"id": comment_id, "thread": "/t", "parent_id": None, "status": "flagged"}
+
+
+@pytest.mark.parametrize("status", [300, 301, 304])
+def test_a_redirect_or_other_3xx_answer_is_not_taken(site: Site, status: int) -> None:
+    site.decide(site.post(), {"action": "approve"})
+    site.endpoint.answers = [status]
+    assert site.deliver() == webhooks.Round(due=1, taken=0, reached=True)
+    (event,) = site.events()
+    assert (event.attempts, event.last_error) == (1, f"HTTP {status}")
+
+
+def test_a_retried_post_keeps_the_time_of_the_change_it_tells(site: Site) -> None:
+    site.decide(site.post(), {"action": "approve"})
+    (event,) = site.events()
+    site.endpoint.answers = [500]
+    assert site.deliver().taken == 0
+    site.make_due()
+    assert site.deliver().taken == 1
+    first, retried = site.endpoint.payloads()
+    assert first["timestamp"] == retried["timestamp"] == event.created_at.isoformat()
+
+
+def test_due_events_are_sent_in_the_order_they_fell_due(site: Site) -> None:
+    retried, fresh = site.post(), site.post()
+    site.decide(retried, {"action": "approve"})
+    site.decide(fresh, {"action": "approve"})
+    with site.services.sessions() as session:
+        for comment_id, ago in ((retried, 1), (fresh, 60)):
+            session.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.comment_id == comment_id)
+                .values(next_attempt_at=utcnow() - timedelta(seconds=ago))
+            )
+        session.commit()
+    sender = WebhookSender(site.endpoint.url, SECRET, 2.0)
+    with site.context.sessions() as session:
+        assert deliver_due(session, sender, site.services.keys, limit=1).taken == 1
+    sender.close()
+    assert [payload["data"]["id"] for payload in site.endpoint.payloads()] == [fresh]
+
+
+def test_a_long_error_is_cut_to_fit_its_column(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    site.decide(site.post(), {"action": "approve"})
+    monkeypatch.setattr(WebhookSender, "post", lambda *args: webhooks.Attempt("E" * 400))
+    assert site.deliver().taken == 0
+    (event,) = site.events()
+    assert (event.attempts, event.last_error) == (1, "E" * 255)
+
+
+def test_retrying_the_failed_events_leaves_the_waiting_ones_on_their_schedule(site: Site) -> None:
+    failed, waiting = site.post(), site.post()
+    site.decide(failed, {"action": "approve"})
+    site.decide(waiting, {"action": "approve"})
+    later = utcnow() + timedelta(hours=1)
+    with site.services.sessions() as session:
+        for comment_id, values in (
+            (failed, {"attempts": 8, "last_error": "HTTP 500", "failed_at": utcnow()}),
+            (waiting, {"attempts": 2, "last_error": "HTTP 503", "next_attempt_at": later}),
+        ):
+            session.execute(
+                update(WebhookEvent).where(WebhookEvent.comment_id == comment_id).values(**values)
+            )
+        session.commit()
+        assert retry_failed(session) == 1
+        session.commit()
+    retried, untouched = site.events()
+    assert (retried.attempts, retried.failed_at, retried.last_error) == (0, None, None)
+    assert (untouched.attempts, untouched.last_error) == (2, "HTTP 503")
+    assert untouched.next_attempt_at == later
+
+
+def test_the_endpoint_is_named_in_the_log_without_its_credentials() -> None:
+    sender = WebhookSender("https://hooks:s3cret@site.example:8443/hooks?token=t0k", SECRET, 2.0)
+    try:
+        assert sender.host == "site.example:8443"
+    finally:
+        sender.close()
 
 
 def test_a_failing_endpoint_is_tried_again_on_schedule_then_given_up(
