@@ -14,6 +14,7 @@ import ctypes
 import fcntl
 import http.client
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -73,24 +74,40 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _answering(host: str, port: int) -> bool:
-    """Whether the web app at the run's address answers a request (a wildcard address is
-    tried on loopback).
+class _AnswerProbe:
+    """One request to the web app at the run's address (a wildcard address is tried on
+    loopback), sent once it listens and awaited across polls.
 
     Accepting a connection is not enough: gunicorn's master listens before its workers have
     imported the app, which on a busy machine takes seconds, and a post sent meanwhile waits.
-    Any status will do (``/healthz`` says 503 while the database is down): the app is up.
+    One request awaited, rather than one a poll, leaves one line in the access log however
+    long that takes. Any status will do (``/healthz`` says 503 while the database is down).
     """
-    reachable = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104 - only read here
-    connection = http.client.HTTPConnection(reachable, port, timeout=POLL_SECONDS)
-    try:
-        connection.request("GET", "/healthz")
-        connection.getresponse().read()
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        connection.close()
-    return True
+
+    def __init__(self, host: str, port: int) -> None:
+        reachable = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104 - only read here
+        self._connection = http.client.HTTPConnection(reachable, port, timeout=POLL_SECONDS)
+        self._sent = False
+
+    def answered(self) -> bool:
+        """Whether the app has answered the probe; waits up to ``POLL_SECONDS`` for it."""
+        try:
+            if not self._sent:
+                self._connection.request("GET", "/healthz")
+                self._sent = True
+            if not select.select([self._connection.sock], [], [], POLL_SECONDS)[0]:
+                return False  # no worker has taken it yet: it stays sent
+            self._connection.getresponse().read()
+        except (OSError, http.client.HTTPException):
+            self.close()  # refused (not listening yet) or cut off: sent again next time
+            return False
+        self.close()
+        return True
+
+    def close(self) -> None:
+        """Drop the connection, and with it the request if it is unanswered."""
+        self._connection.close()
+        self._sent = False
 
 
 def _check_port(host: str, port: int) -> None:
@@ -209,6 +226,7 @@ def _run_children(
     children; return them."""
     watching = {**children, **(watched or {})}
     announced = False
+    probe = _AnswerProbe(host, port)
 
     def interrupted(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -220,7 +238,7 @@ def _run_children(
     try:
         while all(child.poll() is None for child in watching.values()):
             # Announced once the app answers: a post sent on reading the line must not be kept waiting.
-            if not announced and _answering(host, port):
+            if not announced and probe.answered():
                 click.echo(f"post comments to http://{_address(host, port)}/v1/comments (Ctrl-C stops)")
                 announced = True
             time.sleep(POLL_SECONDS)
@@ -233,6 +251,7 @@ def _run_children(
     except KeyboardInterrupt:
         click.echo("stopping")
     finally:
+        probe.close()
         # A second Ctrl-C must not cut the stopping short: the children, and then the
         # embedded Redis, would be left running.
         for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

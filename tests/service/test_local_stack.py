@@ -131,11 +131,12 @@ def test_the_embedded_redis_exiting_stops_the_run_and_is_named(capsys: pytest.Ca
 
 
 # As gunicorn starts: its master listens at once, and a request is answered only once a
-# worker has imported the app, which takes seconds on a busy machine.
+# worker has imported the app, which takes seconds on a busy machine. Each request it
+# answers is a line on its standard error, as in gunicorn's access log.
 _LISTENS_AT_ONCE_ANSWERS_LATE = """
 import http.server, socket, sys, time
 server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.BaseHTTPRequestHandler)
-time.sleep(1.5)
+time.sleep(2.5)
 server.serve_forever()
 """
 _LISTENS_NEVER_ANSWERS = """
@@ -156,12 +157,15 @@ time.sleep(60)
     ids=["answers", "listens only", "nothing"],
 )
 def test_where_to_post_is_said_once_the_web_app_answers(
-    capsys: pytest.CaptureFixture[str], web_app: str, said: bool
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, web_app: str, said: bool
 ) -> None:
     port = free_port()
-    children = {
-        "web (gunicorn)": subprocess.Popen([sys.executable, "-c", web_app, str(port)]),
-        "worker": subprocess.Popen([sys.executable, "-c", "import time; time.sleep(4)"]),
-    }
-    local_stack._run_children(children, "0.0.0.0", port)  # noqa: S104 - reached on loopback
+    with (tmp_path / "access.log").open("wb") as log:
+        children = {
+            "web (gunicorn)": subprocess.Popen([sys.executable, "-c", web_app, str(port)], stderr=log),
+            "worker": subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"]),
+        }
+        local_stack._run_children(children, "0.0.0.0", port)  # noqa: S104 - reached on loopback
     assert (f"post comments to http://0.0.0.0:{port}/v1/comments" in capsys.readouterr().out) is said
+    # One request, awaited, however long the app takes: not one in the log for every poll.
+    assert (tmp_path / "access.log").read_text().count('"GET /healthz HTTP/1.1"') == int(said)
