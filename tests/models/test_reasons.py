@@ -14,8 +14,8 @@ from models import explain, quotes_author
 from models.author_reasons import author_label
 from models.classifier import Classifier
 from models.examples import Example
-from models.explain import MAX_REASONS_PER_HEAD, Explainer, _term_indexer
-from models.normalize import normalize_text
+from models.explain import MAX_REASONS_PER_HEAD, Explainer, _domain_names, _label, _term_indexer, _word_key
+from models.normalize import domain_token, normalize_text
 from models.pipeline import VECTORS, prepare
 from models.records import CommentText
 from models.training import TrainingResult
@@ -116,6 +116,21 @@ def test_reasons_that_repeat_the_name_or_website_are_recognised() -> None:
         "3 links +0.9 toward spam",
     ):
         assert not quotes_author(reason), reason
+
+
+def test_terms_are_labelled_as_a_moderator_reads_them() -> None:
+    comment = prepare(
+        CommentText("Buy at https://www.Cheap-Pills.ru now", url="http://my-site.example/about")
+    )
+    domains = _domain_names(comment)
+    pills, site = domain_token("cheap-pills.ru"), domain_token("my-site.example")
+    # Domains as written, the commenter's website among them.
+    assert (domains[pills], domains[site]) == ("cheap-pills.ru", "my-site.example")
+    assert _label(pills, domains) == "link to cheap-pills.ru"
+    # A domain within a phrase is a word of it, not a link of its own.
+    assert _label(f"{pills} now", domains) == '"cheap-pills.ru now"'
+    # A word of punctuation alone is its own term; other words lose the punctuation around them.
+    assert (_word_key("idiot,"), _word_key("!!!")) == ("idiot", "!!!")
 
 
 def test_ordinary_comment_has_no_reasons(trained: TrainingResult) -> None:
