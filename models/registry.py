@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -98,15 +99,32 @@ def _locked(model_dir: Path, *, create: bool = False) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+# A name `save_version` gives: `make_version`'s, then `-2`, `-3`, ... for saves of the same
+# data within the same second.
+_SAVED_NAME = re.compile(r"(\d{8}T\d{6}Z-[0-9a-f]{8})(?:-(\d+))?")
+
+
+def version_order(version: str) -> tuple[str, int]:
+    """Sort key that puts versions oldest first: by creation time, then by the suffix of a
+    save within the same second as a number (`-10` after `-9`, which text puts before)."""
+    saved = _SAVED_NAME.fullmatch(version)
+    if saved is None:  # a folder named by hand: by its name
+        return version, 0
+    return saved[1], int(saved[2] or 1)
+
+
 def list_versions(model_dir: str | Path) -> list[str]:
     """Return the version names in `model_dir`, oldest first."""
     root = Path(model_dir)
     if not root.is_dir():
         return []
     return sorted(
-        p.name
-        for p in root.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and not any(c.isspace() for c in p.name)
+        (
+            p.name
+            for p in root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and not any(c.isspace() for c in p.name)
+        ),
+        key=version_order,
     )
 
 
@@ -191,10 +209,9 @@ def _activate(root: Path, version: str) -> None:
 def _leave_shadow_mode(root: Path, version: str, shadow: str | None) -> None:
     """End shadow mode if it holds (``shadow``) ``version``, which is now active, or a version
     older than it; a newer candidate stays, as it is still one for replacing ``version``."""
-    # Names begin with their creation time, so they sort oldest first, as `list_versions`
-    # lists them. The active model in shadow mode too would be scored twice and report
-    # nothing; an older candidate was made to replace a model no longer live.
-    if shadow is not None and shadow <= version:
+    # The active model in shadow mode too would be scored twice and report nothing; an
+    # older candidate was made to replace a model no longer live.
+    if shadow is not None and version_order(shadow) <= version_order(version):
         (root / SHADOW_FILE).unlink()
 
 
@@ -341,7 +358,7 @@ def shadow_candidate(model_dir: str | Path, version: str) -> bool:
     with _locked(root):
         version_path(root, version)  # raises for an unknown version
         active = active_version(root)
-        if active is not None and version <= active:
+        if active is not None and version_order(version) <= version_order(active):
             return False
         _write_atomically(root / SHADOW_FILE, version + "\n")
         return True

@@ -41,14 +41,18 @@ from tests.flock import flock_is_free
 
 
 @pytest.fixture(scope="module")
+def tiny_result(tiny_examples: list[Example]) -> TrainingResult:
+    return train(tiny_examples)
+
+
+@pytest.fixture(scope="module")
 def saved_three(
-    tmp_path_factory: pytest.TempPathFactory, tiny_examples: list[Example]
+    tmp_path_factory: pytest.TempPathFactory, tiny_result: TrainingResult
 ) -> tuple[Path, list[str]]:
     """Three versions, none active (read-only: ``three_versions`` gives each test a copy)."""
     root = tmp_path_factory.mktemp("three-versions")
-    result = train(tiny_examples)
     # The same result saved three times: the version name gets a suffix each time.
-    return root, [save_version(root, result) for _ in range(3)]
+    return root, [save_version(root, tiny_result) for _ in range(3)]
 
 
 @pytest.fixture
@@ -63,6 +67,30 @@ def test_save_version_makes_unique_names(three_versions: tuple[Path, list[str]])
     base = versions[0]
     assert versions == [base, f"{base}-2", f"{base}-3"]
     assert list_versions(root) == sorted(versions)
+
+
+def test_versions_saved_within_one_second_sort_by_their_number(tmp_path: Path) -> None:
+    base = "20261128T031500Z-1a2b3c4d"
+    names = [base, *(f"{base}-{n}" for n in range(2, 12)), "20261128T031501Z-00000000", "hand-made"]
+    for name in names:
+        (tmp_path / name).mkdir()
+    # As text, `-10` and `-11` would come before `-2`; and a later second after all of them.
+    assert list_versions(tmp_path) == [base, *(f"{base}-{n}" for n in range(2, 12)), names[-2], "hand-made"]
+    assert registry.version_order(f"{base}-10") > registry.version_order(f"{base}-9")
+
+
+def test_the_tenth_save_going_live_ends_the_shadow_mode_of_the_ninth(
+    three_versions: tuple[Path, list[str]], tiny_result: TrainingResult
+) -> None:
+    root, _ = three_versions
+    *_, ninth, tenth = [save_version(root, tiny_result) for _ in range(7)]
+    assert (ninth[-2:], tenth[-3:]) == ("-9", "-10")
+    set_shadow(root, ninth)
+    activate(root, tenth)
+    assert shadow_version(root) is None  # the ninth is older, not a candidate for the tenth
+    assert not shadow_candidate(root, ninth)  # nor is it once retrained
+    activate(root, ninth)
+    assert shadow_candidate(root, tenth) and shadow_version(root) == tenth
 
 
 def test_nothing_active_until_activated(three_versions: tuple[Path, list[str]]) -> None:
