@@ -77,25 +77,32 @@ class ModelHolder:
 
     def _reload_or_keep(self) -> bool:
         """Load what the registry names now, keeping the models held if that fails (but not a
-        shadow model the registry no longer names); return whether the active or shadow model changed."""
+        shadow model the registry no longer names); return whether the active or shadow model changed.
+
+        The active and the shadow model are loaded apart: an active version that cannot be
+        loaded does not keep a new shadow version (or a cleared one) from being followed.
+        """
         held = self.versions()
-        try:
-            self._reload()
-        except ModelError as exc:
-            # Keep scoring with what is loaded; a broken new version must not stop the queue.
-            logger.error("keeping model %s: %s", self._active.version, exc)
-        except Exception:  # files it cannot read, a model that cannot score: the same
-            logger.exception("keeping model %s: the registry's models could not be loaded", held[0])
+        for load in (self._reload_active, self._reload_shadow):
+            try:
+                load()
+            except ModelError as exc:
+                # Keep scoring with what is loaded; a broken new version must not stop the queue.
+                logger.error("keeping model %s: %s", self._active.version, exc)
+            except Exception:  # files it cannot read, a model that cannot score: the same
+                logger.exception("keeping model %s: the registry's models could not be loaded", held[0])
         changed = self.versions() != held
         if changed:
             _refreeze()
         return changed
 
-    def _reload(self) -> None:
+    def _reload_active(self) -> None:
         wanted = active_version(self._dir)
         if wanted and wanted != self._active.version:
             self._active = _warmed(load_active(self._dir))
             logger.info("now scoring with model %s", wanted)
+
+    def _reload_shadow(self) -> None:
         shadow = shadow_version(self._dir)
         if shadow is None:
             self._shadow = None

@@ -123,6 +123,20 @@ def test_a_holder_lets_go_of_a_shadow_model_replaced_by_one_it_cannot_load(
     assert holder.shadow() is not None and holder.versions() == (seed, newer)
 
 
+def test_a_holder_follows_the_shadow_while_the_active_version_cannot_be_loaded(
+    registry: tuple[Path, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    directory, newer = registry
+    holder = ModelHolder(directory, check_seconds=0.0)
+    seed = holder.active().version
+    (directory / ACTIVE_FILE).write_text("20000101T000000Z-gone\n")  # its folder removed since
+    (directory / SHADOW_FILE).write_text(newer + "\n")  # a candidate put in shadow mode meanwhile
+    assert holder.shadow() is not None and holder.versions() == (seed, newer)
+    assert f"keeping model {seed}" in caplog.text and "20000101T000000Z-gone" in caplog.text
+    (directory / SHADOW_FILE).unlink()  # cleared: followed too
+    assert holder.shadow() is None and holder.versions() == (seed, None)
+
+
 def test_a_holder_looks_at_the_registry_at_most_once_per_check_interval(registry: tuple[Path, str]) -> None:
     directory, newer = registry
     now = [0.0]
