@@ -80,7 +80,13 @@ def dispatch(session: Session, queue: ClassifyQueue, limit: int = BATCH) -> int:
         # RETURNING gives the rows in no set order.
         taken = sorted(connection.scalars(_DELETE_OLDEST, {"limit": limit}))
         if taken:
-            queue.submit(taken)
+            try:
+                queue.submit(taken)
+            except BaseException:
+                # Undone here, not left to the caller: a later commit on this session
+                # would otherwise delete entries Redis never took.
+                session.rollback()
+                raise
     else:
         candidates = list(connection.scalars(_OLDEST, {"limit": limit}))
         if not candidates:

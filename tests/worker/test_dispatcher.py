@@ -75,6 +75,18 @@ def test_a_redis_outage_leaves_entries_in_the_outbox(client: FlaskClient, servic
     assert _inbox(services) == [comment_id]
 
 
+def test_a_round_that_redis_failed_leaves_nothing_for_the_sessions_next_commit(
+    client: FlaskClient, services: Services
+) -> None:
+    comment_id = client.post("/v1/comments", json=FORM).get_json()["id"]
+    with services.sessions() as session:
+        with pytest.raises(redis.ConnectionError):
+            dispatch(session, _unreachable_queue())
+        session.commit()  # a caller going on with the same session
+        assert dispatch(session, services.queue) == 1
+    assert _inbox(services) == [comment_id] and _outbox(services) == []
+
+
 def test_the_dispatcher_thread_feeds_the_queue_and_reports_an_outage_once(
     client: FlaskClient,
     services: Services,
