@@ -104,7 +104,9 @@ class ModelHolder:
 
     def _reload_shadow(self) -> None:
         shadow = shadow_version(self._dir)
-        if shadow is None:
+        # The version this holder scores with may not be the registry's active one (when
+        # that cannot be loaded here); in shadow mode too it would only score itself twice.
+        if shadow is None or shadow == self._active.version:
             self._shadow = None
         elif self._shadow is None or self._shadow.version != shadow:
             # Let go of the version no longer in shadow mode first: if the one named now

@@ -135,6 +135,8 @@ def test_a_holder_follows_the_shadow_while_the_active_version_cannot_be_loaded(
     assert f"keeping model {seed}" in caplog.text and "20000101T000000Z-gone" in caplog.text
     (directory / SHADOW_FILE).unlink()  # cleared: followed too
     assert holder.shadow() is None and holder.versions() == (seed, None)
+    (directory / SHADOW_FILE).write_text(seed + "\n")  # the version it holds: not scored twice
+    assert holder.shadow() is None and holder.versions() == (seed, None)
 
 
 def test_a_holder_looks_at_the_registry_at_most_once_per_check_interval(registry: tuple[Path, str]) -> None:
