@@ -26,7 +26,9 @@ from service.validation import MAX_ID, seen_time
 # expression the comments table indexes.
 RANK: ColumnElement[float] = literal_column(RANK_SQL, Float)
 # Flagged comments first: constant within a status, so a listing of every status reads
-# each status's own index and merges them (service/review.py).
+# each status's own index and merges them, each status's rows given this key's value as
+# a literal (service/review.py `_page_of`); the expression names the order, and no
+# statement runs it.
 FLAGGED_LAST: ColumnElement[int] = literal_column("(CASE WHEN status = 'flagged' THEN 0 ELSE 1 END)", Integer)
 
 
