@@ -71,11 +71,13 @@ def test_save_version_makes_unique_names(three_versions: tuple[Path, list[str]])
 
 def test_versions_saved_within_one_second_sort_by_their_number(tmp_path: Path) -> None:
     base = "20261128T031500Z-1a2b3c4d"
-    names = [base, *(f"{base}-{n}" for n in range(2, 12)), "20261128T031501Z-00000000", "hand-made"]
+    saves = [base, *(f"{base}-{n}" for n in range(2, 12))]
+    # A copy of a save renamed by hand is a folder named by hand: it sorts by its whole name.
+    names = [*saves, f"{base}-2.old", "20261128T031501Z-00000000", "hand-made"]
     for name in names:
         (tmp_path / name).mkdir()
     # As text, `-10` and `-11` would come before `-2`; and a later second after all of them.
-    assert list_versions(tmp_path) == [base, *(f"{base}-{n}" for n in range(2, 12)), names[-2], "hand-made"]
+    assert list_versions(tmp_path) == names
     assert registry.version_order(f"{base}-10") > registry.version_order(f"{base}-9")
 
 
@@ -91,6 +93,15 @@ def test_the_tenth_save_going_live_ends_the_shadow_mode_of_the_ninth(
     assert not shadow_candidate(root, ninth)  # nor is it once retrained
     activate(root, ninth)
     assert shadow_candidate(root, tenth) and shadow_version(root) == tenth
+
+
+def test_the_registry_s_own_files_are_not_listed_as_versions(three_versions: tuple[Path, list[str]]) -> None:
+    root, (first, second, third) = three_versions
+    activate(root, first)
+    activate(root, second)  # a history
+    set_shadow(root, third)
+    assert {ACTIVE_FILE, HISTORY_FILE, SHADOW_FILE, LOCK_FILE} <= {path.name for path in root.iterdir()}
+    assert list_versions(root) == [first, second, third]
 
 
 def test_nothing_active_until_activated(three_versions: tuple[Path, list[str]]) -> None:
@@ -121,6 +132,7 @@ def test_activating_the_active_version_changes_nothing(three_versions: tuple[Pat
     activate(root, first)
     activate(root, second)
     activate(root, second)
+    assert (root / HISTORY_FILE).read_text() == first + "\n"  # not the active version a second time
     assert rollback(root) == first
 
 
@@ -193,8 +205,14 @@ def test_a_retrained_candidate_goes_into_shadow_mode_only_while_newer_than_the_a
     three_versions: tuple[Path, list[str]],
 ) -> None:
     root, (first, second, third) = three_versions
+    # Nothing active (its pointer removed by hand): any version is a candidate.
+    assert shadow_candidate(root, first) and shadow_version(root) == first
     activate(root, first)
     assert shadow_candidate(root, second) and shadow_version(root) == second
+    # A name that is no version here is refused, however new it reads.
+    with pytest.raises(ModelNotFoundError, match="no model version"):
+        shadow_candidate(root, "29991231T235959Z-00000000")
+    assert shadow_version(root) == second
     # While it trained, a newer version went live (by hand, or another run's): it has
     # been overtaken, and shadow mode keeps what it held.
     activate(root, third)

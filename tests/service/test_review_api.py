@@ -536,6 +536,22 @@ def test_public_thread_lists_approved_comments_only_without_email(
     assert "example.com" not in response.get_data(as_text=True)
 
 
+def test_a_public_thread_is_paged_oldest_first_counting_only_the_comments_it_shows(
+    client: FlaskClient, moderator_headers: dict[str, str]
+) -> None:
+    ids = [_post(client) for _ in range(3)]
+    _post(client)  # not approved: neither shown nor counted
+    elsewhere = _post(client, thread="/a/2")
+    for comment_id in (*reversed(ids), elsewhere):  # the order of approval does not matter
+        client.post(
+            f"/v1/comments/{comment_id}/decision", json={"action": "approve"}, headers=moderator_headers
+        )
+    first = client.get("/v1/threads//a/1/comments?per_page=2").get_json()
+    assert [item["id"] for item in first["items"]] == ids[:2] and first["next_page"] == 2
+    last = client.get("/v1/threads//a/1/comments?per_page=2&page=2").get_json()
+    assert [item["id"] for item in last["items"]] == ids[2:] and last["next_page"] is None
+
+
 def test_a_reply_whose_parent_is_hidden_later_is_listed_without_it(
     client: FlaskClient, moderator_headers: dict[str, str]
 ) -> None:

@@ -46,6 +46,15 @@ def test_other_databases_need_no_checkpointer() -> None:
     engine.dispose()
 
 
+def test_an_in_memory_database_gets_no_checkpointer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # It has no file, and so no log to copy back; nor a place for a lock file beside it.
+    monkeypatch.chdir(tmp_path)
+    engine = make_engine("sqlite:///:memory:")
+    assert start_checkpointer(engine, threading.Event()) is None
+    assert list(tmp_path.iterdir()) == []  # no ":memory:.checkpointer-lock" made where it runs
+    engine.dispose()
+
+
 def _wal_restarts(wal: Path) -> int:
     """The WAL header's salt-1, which SQLite adds one to each time the log starts over."""
     with wal.open("rb") as log:
@@ -197,3 +206,33 @@ def test_a_lock_file_that_cannot_be_opened_leaves_the_worker_without_a_checkpoin
     assert start_checkpointer(engine, threading.Event()) is None
     assert "no WAL checkpointer" in caplog.text
     engine.dispose()
+
+
+def test_a_checkpointer_waiting_for_the_lock_stops_when_told(elected: tuple[Running, Engine]) -> None:
+    # The elected one holds the lock for as long as its worker runs: another that waited on
+    # the lock, rather than trying for it, would hold up its own worker's stop as long.
+    _first, second_engine = elected
+    thread, stop = _started(second_engine)
+    time.sleep(0.1)  # it has tried for the lock a few times
+    stop.set()
+    thread.join(timeout=1)
+    assert not thread.is_alive()
+
+
+def test_a_failed_checkpoint_is_logged_and_the_next_one_runs(
+    two_engines: tuple[Engine, Engine], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkpoint can fail now and then (a disk full for a moment): the thread goes on.
+    engine, _ = two_engines
+    runs: list[Connection] = []
+
+    def failing_once(connection: Connection) -> None:
+        runs.append(connection)
+        if len(runs) == 1:
+            raise OSError("No space left on device")
+
+    monkeypatch.setattr(checkpointer, "checkpoint_wal", failing_once)
+    running = _started(engine)
+    assert _wait_for(lambda: len(runs) >= 3)
+    _stopped(running)
+    assert "WAL checkpoint skipped: No space left on device" in caplog.text

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -14,7 +14,7 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 from rq import Queue
-from sqlalchemy import create_engine, delete, select
+from sqlalchemy import create_engine, delete, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.app import Services
@@ -324,6 +324,80 @@ def test_dispatch_all_empties_the_outbox(
     for _ in range(3):
         client.post("/v1/comments", json=FORM)
     assert dispatch_all(context) == 3 and _outbox(services) == []
+
+
+def test_a_round_hands_its_entries_over_oldest_first_whatever_order_the_database_returns(
+    client: FlaskClient, services: Services
+) -> None:
+    # PostgreSQL's DELETE ... RETURNING gives rows in the order it met them: with the table's
+    # statistics known, a hash join meets them in their physical order, newest first here.
+    ids = [client.post("/v1/comments", json=FORM).get_json()["id"] for _ in range(5)]
+    with services.sessions() as session:
+        session.execute(delete(OutboxEntry))
+        for comment_id in reversed(ids):
+            session.add(OutboxEntry(comment_id=comment_id))
+            session.flush()
+        session.commit()
+        if session.connection().dialect.name == "postgresql":
+            session.execute(text(f"ANALYZE {OutboxEntry.__tablename__}"))
+            session.commit()
+        assert dispatch(session, services.queue) == 5
+    assert _inbox(services) == ids
+
+
+def test_two_dispatchers_at_once_each_count_only_the_entries_they_took(
+    client: FlaskClient, services: Services, settings_overrides: dict[str, Any]
+) -> None:
+    # A second dispatcher runs its round while the first waits for Redis. On PostgreSQL it
+    # skips the rows the first one holds, rather than waiting for them; on SQLite both read
+    # the same entries, and the one that deletes them second took none of them.
+    ids = [client.post("/v1/comments", json=FORM).get_json()["id"] for _ in range(3)]
+    other = create_engine(settings_overrides["database_url"])
+    inner: list[int] = []
+
+    class SlowQueue(ClassifyQueue):
+        def submit(self, comment_ids: Sequence[int]) -> None:
+            with Session(other) as session:
+                if other.dialect.name == "postgresql":
+                    # Waiting for the first round's locks would wait for ever: fail instead.
+                    session.execute(text("SET lock_timeout = '2s'"))
+                inner.append(dispatch(session, services.queue, limit=2))
+            super().submit(comment_ids)
+
+    slow = SlowQueue(services.queue.queue, job_timeout=60, retries=0)
+    try:
+        with services.sessions() as session:
+            outer = dispatch(session, slow, limit=2)
+            # Nor does a round that took nothing leave its transaction open: on SQLite its
+            # DELETE holds the writers' lock, which the intake would wait for until the next
+            # round that takes something.
+            assert not session.in_transaction()
+    finally:
+        other.dispose()
+    if other.dialect.name == "postgresql":
+        assert (outer, inner) == (2, [1]) and _inbox(services) == [ids[2], *ids[:2]]
+        assert _outbox(services) == []
+    else:
+        assert (outer, inner) == (0, [2]) and _inbox(services) == [*ids[:2], *ids[:2]]
+        assert _outbox(services) == [ids[2]]
+
+
+def test_an_idle_dispatcher_enqueues_one_drain_job_for_its_lease_not_one_a_round(
+    services: Services, context: WorkerContext
+) -> None:
+    # The drain job after taking the lease covers ids a failed round may have pushed; a job
+    # every round would fill the queue with jobs that find the inbox empty.
+    rounds = _Rounds(3, lambda: None)
+    start_dispatcher(context, rounds).join(10)
+    assert len(rounds.waits) == 6 and services.queue.queue.count == 1
+
+
+def test_an_idle_dispatcher_never_polls_faster_than_its_configured_interval(context: WorkerContext) -> None:
+    # The idle pause grows up to its cap, but an interval configured above the cap is kept.
+    rounds = _Rounds(1, lambda: None)
+    slow = replace(context.settings, dispatch_interval=0.3)
+    start_dispatcher(replace(context, settings=slow), rounds).join(10)
+    assert rounds.waits == pytest.approx([0.3, 0.3, 0.3, 0.3])
 
 
 def _unreachable_queue() -> ClassifyQueue:

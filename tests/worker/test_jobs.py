@@ -29,7 +29,7 @@ from service.personal_data import erase_personal_data
 from service.queueing import ClassifyQueue
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, ModeratorToken, OutboxEntry, ShadowVerdict, Verdict, utcnow
-from service.transitions import Decision, VerdictRecord, decide, record_verdicts
+from service.transitions import Decision, VerdictRecord, decide, flag_unclassified, record_verdicts
 from tests.integration.processes import silent_server
 from worker import context as worker_context
 from worker import jobs
@@ -123,8 +123,11 @@ def test_classify_stores_verdict_and_audit_once(
         assert comment.spam_score is not None and comment.spam_score >= 0.5
         verdict = session.scalars(select(Verdict).where(Verdict.comment_id == comment_id)).one()
         assert verdict.model_version == context.models.active().version and verdict.reasons
-        events = session.scalars(select(AuditEvent.action).where(AuditEvent.comment_id == comment_id)).all()
-        assert events == ["classified"]
+        events = session.execute(
+            select(AuditEvent.action, AuditEvent.actor).where(AuditEvent.comment_id == comment_id)
+        ).all()
+        # The trail names the model version that decided, as a moderator's names the moderator.
+        assert [tuple(event) for event in events] == [("classified", f"model:{verdict.model_version}")]
 
 
 def test_one_job_is_enqueued_for_a_burst_and_the_workers_drain_it(
@@ -300,6 +303,24 @@ def test_last_failure_flags_only_the_comment_that_breaks_the_model(
         event = session.scalars(select(AuditEvent).where(AuditEvent.action == "classification_failed")).one()
         assert event.comment_id == poisoned
         assert event.reason == "classification failed: RuntimeError: model exploded"
+
+
+def test_a_comment_decided_before_its_last_failed_attempt_keeps_the_decision(
+    client: FlaskClient, services: Services, context: WorkerContext, moderator_headers: dict[str, str]
+) -> None:
+    decided, waiting = _post(client), _post(client)
+    client.post(f"/v1/comments/{decided}/decision", json={"action": "approve"}, headers=moderator_headers)
+    # An error's message may be long (a traceback's last line): the audit keeps its first 255 characters.
+    error = "RuntimeError: " + "model exploded " * 30
+    with services.sessions() as session:
+        assert not flag_unclassified(session, decided, error)
+        assert flag_unclassified(session, waiting, error)
+        session.commit()
+    with services.sessions() as session:
+        assert session.get_one(Comment, decided).status is CommentStatus.APPROVED
+        assert session.get_one(Comment, waiting).status is CommentStatus.FLAGGED
+        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "classification_failed")).one()
+        assert event.comment_id == waiting and event.reason == f"classification failed: {error}"[:255]
 
 
 def test_failing_job_is_retried_on_the_same_batch_before_the_human_gets_it(

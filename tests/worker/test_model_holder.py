@@ -64,6 +64,9 @@ def test_a_holder_warms_each_model_it_loads(registry: tuple[Path, str]) -> None:
     directory, newer = registry
     holder = ModelHolder(directory, check_seconds=0.0)
     assert _ngram_index_made(holder.active())
+    set_shadow(directory, newer)  # the shadow model too: it scores every comment the active one does
+    shadow = holder.shadow()
+    assert shadow is not None and _ngram_index_made(shadow)
     activate(directory, newer)
     assert holder.active().version == newer and _ngram_index_made(holder.active())
 
@@ -159,3 +162,20 @@ def test_a_holder_stops_shadow_scoring_once_the_shadow_is_cleared(registry: tupl
     assert holder.shadow() is not None and holder.versions() == (seed, newer)
     clear_shadow(directory)
     assert holder.shadow() is None and holder.versions() == (seed, None)
+
+
+def test_a_holder_follows_a_shadow_and_an_active_version_that_change_in_one_look(
+    registry: tuple[Path, str],
+) -> None:
+    # The candidate in shadow mode went live, and the version it replaced was put in shadow
+    # mode beside it, both between two looks: the shadow held is replaced (not kept for
+    # being some shadow), and the new one is judged against the new active version.
+    directory, newer = registry
+    holder = ModelHolder(directory, check_seconds=0.0)
+    seed = holder.active().version
+    set_shadow(directory, newer)
+    assert holder.shadow() is not None and holder.versions() == (seed, newer)
+    activate(directory, newer)  # which ends its shadow mode
+    set_shadow(directory, seed)
+    shadow = holder.shadow()
+    assert holder.versions() == (newer, seed) and shadow is not None and shadow.version == seed

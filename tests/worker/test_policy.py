@@ -50,10 +50,24 @@ def test_a_configured_value_overrides_only_its_own_threshold() -> None:
 def test_a_head_without_model_thresholds_never_rejects_automatically() -> None:
     assert Policy().thresholds("spam", {}) == (DEFAULT_REVIEW, DEFAULT_REJECT)
     assert route(Policy(), {"spam": 0.999}, {}).outcome is CommentStatus.FLAGGED
+    # Flagged from the classifier's own decision boundary, a probability of one half.
+    assert route(Policy(), {"spam": 0.49}, {}).outcome is CommentStatus.APPROVED
+    assert route(Policy(), {"spam": 0.5}, {}).outcome is CommentStatus.FLAGGED
+
+
+def test_a_model_threshold_of_zero_is_the_model_s_not_a_missing_one() -> None:
+    # A head whose recall target needed every comment reviewed: 0 is a threshold, not "none".
+    assert Policy().thresholds("spam", {"spam": {"review": 0.0, "reject": 0.9}}) == (0.0, 0.9)
 
 
 def test_reason_names_the_head_and_threshold() -> None:
     assert route(POLICY, {"spam": 0.1, "abuse": 0.93}).why == "abuse 0.93 at or above reject threshold 0.90"
+
+
+def test_the_reason_names_the_highest_scoring_head_of_those_over_the_threshold() -> None:
+    # Both heads reject (or flag): the moderator reads the score that matters most.
+    assert route(POLICY, {"spam": 0.92, "abuse": 0.97}).why == "abuse 0.97 at or above reject threshold 0.90"
+    assert route(POLICY, {"spam": 0.6, "abuse": 0.7}).why == "abuse 0.70 at or above review threshold 0.50"
 
 
 @pytest.mark.parametrize(("score", "outcome"), [(0.1, CommentStatus.FLAGGED), (0.95, CommentStatus.REJECTED)])
