@@ -41,6 +41,16 @@ def _inbox(services: Services) -> list[int]:
     return [int(raw) for raw in services.queue.queue.connection.lrange(services.queue.inbox, 0, -1)]
 
 
+def _store_newest_first(session: Session, ids: list[int]) -> None:
+    """Put the outbox entries of ``ids`` back newest first, as entries put back after a
+    failure or a restore may be stored."""
+    session.execute(delete(OutboxEntry))
+    for comment_id in reversed(ids):
+        session.add(OutboxEntry(comment_id=comment_id))
+        session.flush()
+    session.commit()
+
+
 def test_dispatch_moves_the_outbox_to_the_inbox_with_one_job(client: FlaskClient, services: Services) -> None:
     ids = [client.post("/v1/comments", json=FORM).get_json()["id"] for _ in range(3)]
     with services.sessions() as session:
@@ -55,12 +65,7 @@ def test_dispatch_moves_the_outbox_to_the_inbox_with_one_job(client: FlaskClient
 def test_dispatch_hands_over_the_oldest_entries_first(client: FlaskClient, services: Services) -> None:
     ids = [client.post("/v1/comments", json=FORM).get_json()["id"] for _ in range(3)]
     with services.sessions() as session:
-        # Stored newest first, as entries put back after a failure or a restore may be.
-        session.execute(delete(OutboxEntry))
-        for comment_id in reversed(ids):
-            session.add(OutboxEntry(comment_id=comment_id))
-            session.flush()
-        session.commit()
+        _store_newest_first(session, ids)
         assert dispatch(session, services.queue, limit=2) == 2
     assert _inbox(services) == ids[:2] and _outbox(services) == ids[2:]
 
@@ -333,11 +338,7 @@ def test_a_round_hands_its_entries_over_oldest_first_whatever_order_the_database
     # statistics known, a hash join meets them in their physical order, newest first here.
     ids = [client.post("/v1/comments", json=FORM).get_json()["id"] for _ in range(5)]
     with services.sessions() as session:
-        session.execute(delete(OutboxEntry))
-        for comment_id in reversed(ids):
-            session.add(OutboxEntry(comment_id=comment_id))
-            session.flush()
-        session.commit()
+        _store_newest_first(session, ids)
         if session.connection().dialect.name == "postgresql":
             session.execute(text(f"ANALYZE {OutboxEntry.__tablename__}"))
             session.commit()
