@@ -164,7 +164,9 @@ def signed_in(view: View) -> View:
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in() -> Any:
     """The sign-in form; a valid token starts a session."""
-    if request.method == "GET":
+    # Only a POST signs in: a HEAD, which Flask routes here beside GET and which
+    # _check_csrf does not check, is answered as the GET it stands for.
+    if request.method != "POST":
         return render_template("moderate_sign_in.html")
     token = request.form.get("token", "").strip()
     if not token:

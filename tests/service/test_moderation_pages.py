@@ -85,6 +85,17 @@ def test_a_form_without_its_csrf_token_is_refused(
         assert session.get_one(Comment, flagged).status is CommentStatus.FLAGGED
 
 
+def test_a_head_request_for_the_sign_in_page_is_answered_as_its_get_and_signs_no_one_in(
+    client: FlaskClient, services: Services
+) -> None:
+    # A HEAD carries no CSRF token: were it read as the form's POST, a body holding a token
+    # would start a session.
+    assert client.head("/moderate/sign-in").status_code == 200
+    response = client.open("/moderate/sign-in", method="HEAD", data={"token": _token(services)})
+    assert response.status_code == 200
+    assert client.get("/moderate/").headers["Location"] == "/moderate/sign-in"
+
+
 def test_the_queue_shows_flagged_comments_with_the_email_masked(
     client: FlaskClient, services: Services, flagged: int
 ) -> None:
