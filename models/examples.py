@@ -27,8 +27,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
+from models.atomic_files import replacing
 from models.errors import DataError
 from models.normalize import normalize_text
 from models.records import holds_lone_surrogate, parse_json
@@ -209,6 +210,10 @@ def csv_records(
     missing = [name for name in columns if name not in header]
     if missing:
         raise DataError(f"{where}: header lacks column(s) {', '.join(missing)}; is this the right file?")
+    repeated = sorted({name for name in header if name.strip() and header.count(name) > 1})
+    if repeated:
+        # Else the last of them would be read and the others dropped without a word.
+        raise DataError(f"{where}: header names column(s) {', '.join(repeated)} more than once")
     for where, row in rows:
         if len(row) != len(header):
             # A short row would read as empty fields and a long one lose its tail; both mean a broken line.
@@ -258,19 +263,37 @@ def example_to_dict(example: Example) -> dict[str, Any]:
 
 
 def write_examples(path: str | Path, examples: Iterable[Example]) -> None:
-    """Write examples as JSON Lines or CSV, chosen by the file suffix."""
+    """Write examples as JSON Lines or CSV, chosen by the file suffix.
+
+    A file is written beside its place and then moved there, so a write that fails (a
+    full disk) leaves no half-written file, nor loses the one it would have replaced. A
+    pipe or a device (``/dev/stdout``), which cannot be replaced, and a link, which
+    would be replaced by a file instead of written through, are written in place.
+
+    Raises:
+        OSError: naming ``path``, for a file that could not be written.
+    """
     path = Path(path)
-    if path.suffix.lower() == ".csv":
-        with path.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=FIELDS)
-            writer.writeheader()
-            for example in examples:
-                row = example_to_dict(example)
-                writer.writerow({k: "" if v is None else v for k, v in row.items()})
-        return
-    with path.open("w", encoding="utf-8") as handle:
+    in_place = path.is_symlink() or (path.exists() and not path.is_file())
+    try:
+        opened = path.open("w", encoding="utf-8", newline="") if in_place else replacing(path, newline="")
+        with opened as out:
+            _write_rows(out, path.suffix.lower() == ".csv", examples)
+    except OSError as exc:
+        # A write or a flush reports no file name, and a file made or moved is the temporary.
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+
+
+def _write_rows(out: TextIO, as_csv: bool, examples: Iterable[Example]) -> None:
+    if as_csv:
+        writer = csv.DictWriter(out, fieldnames=FIELDS)
+        writer.writeheader()
         for example in examples:
-            handle.write(json.dumps(example_to_dict(example), ensure_ascii=False) + "\n")
+            row = example_to_dict(example)
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        return
+    for example in examples:
+        out.write(json.dumps(example_to_dict(example), ensure_ascii=False) + "\n")
 
 
 def fingerprint(examples: Iterable[Example]) -> str:

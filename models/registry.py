@@ -31,9 +31,7 @@ version accepts only such a name, never a path.
 from __future__ import annotations
 
 import fcntl
-import os
 import re
-import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +48,7 @@ from models.artifacts import (
     verify_artifact,
     write_artifact,
 )
+from models.atomic_files import replacing
 from models.classifier import Classifier
 from models.errors import ModelError, ModelIntegrityError, ModelNotFoundError
 from models.training import TrainingResult, make_version
@@ -69,19 +68,8 @@ _REPAIRS = {
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-    # os.open, not tempfile.mkstemp (always 0600), so the umask sets the mode and a web
-    # or worker process running as another user can still read the file.
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with replacing(path, sync=True) as out:
+        out.write(text)
 
 
 @contextmanager

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -113,6 +117,7 @@ def test_jsonl_errors_name_file_and_line(tmp_path: Path, content: str, message: 
             r"d\.csv:2: the row starting here is not valid CSV \(',' expected after '\"'\)",
             id="stray-quotes-in-the-last-column",
         ),
+        ("text,spam,spam\nhi,1,0\n", r"d\.csv:1: header names column\(s\) spam more than once"),
         ('text,spam\n"two\nlines",maybe\n', r"d\.csv:2-3: spam must be 0, 1 or empty"),
         ('text,spam\n"two\nlines",1\nok,maybe\n', r"d\.csv:4: spam must be 0, 1 or empty"),
     ],
@@ -144,6 +149,48 @@ def test_unreadable_files_name_file_and_line(tmp_path: Path, name: str, content:
     path.write_bytes(content)
     with pytest.raises(DataError, match=message):
         read_examples(path)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_write_that_fails_half_way_leaves_the_file_it_would_replace(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"labels{suffix}"
+    write_examples(path, EXAMPLES)
+    before = path.read_bytes()
+
+    def disk_fills_up() -> Iterator[Example]:
+        yield from EXAMPLES
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(OSError, match="No space left on device") as raised:
+        write_examples(path, disk_fills_up())
+    assert raised.value.filename == str(path)
+    assert path.read_bytes() == before
+    assert [child.name for child in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_link_is_written_through_not_replaced(tmp_path: Path) -> None:
+    target = tmp_path / "kept" / "labels.jsonl"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    link = tmp_path / "labels.jsonl"
+    link.symlink_to(target)
+    write_examples(link, EXAMPLES)
+    assert link.is_symlink()
+    assert read_examples(target) == EXAMPLES
+
+
+def test_a_pipe_is_written_in_place(tmp_path: Path) -> None:
+    # As `export-labels --out /dev/stdout`: a pipe (or a device) cannot be replaced by a file.
+    pipe = tmp_path / "labels.jsonl"
+    os.mkfifo(pipe)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    write_examples(pipe, EXAMPLES)
+    reader.join(timeout=10)
+    assert pipe.is_fifo()
+    assert b"".join(received).decode().count("\n") == len(EXAMPLES)
+    assert [child.name for child in tmp_path.iterdir()] == [pipe.name]
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from models import registry
+from models import atomic_files, registry
 from models.artifacts import MODEL_FILE, STAGING_PREFIX
 from models.classifier import Classifier
 from models.errors import ModelError, ModelIntegrityError, ModelNotFoundError
@@ -372,7 +372,7 @@ def test_active_file_is_written_whole(
             raise OSError("no space left on device")
         replace(source, target)
 
-    monkeypatch.setattr(registry.os, "replace", cut_short)
+    monkeypatch.setattr(atomic_files.os, "replace", cut_short)
     with pytest.raises(OSError, match="no space"):
         activate(root, versions[2])
     assert (root / ACTIVE_FILE).read_text() == versions[1] + "\n"
@@ -418,14 +418,14 @@ def test_a_rollback_cut_short_can_be_run_again(
 
     # A full disk stops the rollback before ACTIVE changes: the version to go back to is
     # still there to go back to once space is freed.
-    monkeypatch.setattr(registry.os, "replace", cut_short_at(ACTIVE_FILE))
+    monkeypatch.setattr(atomic_files.os, "replace", cut_short_at(ACTIVE_FILE))
     with pytest.raises(OSError, match="no space"):
         rollback(root)
     assert active_version(root) == third
     # Stopped after ACTIVE changes, it has rolled back, and the next one goes on from there.
-    monkeypatch.setattr(registry.os, "replace", cut_short_at(HISTORY_FILE))
+    monkeypatch.setattr(atomic_files.os, "replace", cut_short_at(HISTORY_FILE))
     with pytest.raises(OSError, match="no space"):
         rollback(root)
     assert active_version(root) == second
-    monkeypatch.setattr(registry.os, "replace", replace)
+    monkeypatch.setattr(atomic_files.os, "replace", replace)
     assert rollback(root) == first
