@@ -21,7 +21,19 @@ import click
 from models.errors import DataError, ModelError, ModelNotFoundError
 
 SCORE_BATCH = 1000
-MODEL_DIR = click.Path(file_okay=False, path_type=Path)
+
+
+class _FolderPath(click.Path):
+    """A folder; an empty value (`--out "$DIR"` with DIR unset) is refused, not read as `.`,
+    where `train` would have made a registry in whatever folder it was run from."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path; give a folder", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+MODEL_DIR = _FolderPath(file_okay=False, path_type=Path)
 # The service and its Docker image name the model folder here (see service/config.py).
 MODEL_DIR_ENV = "MODEL_DIR"
 STDIN_NAME = "standard input"
@@ -286,6 +298,12 @@ def score_command(model_dir: Path, version: str | None, file: str) -> None:
     from models.records import as_comment
     from models.registry import load_active, load_version
 
+    # Python has no stream for a descriptor closed at its start (`<&-`, `>&-`): say so, rather
+    # than show a traceback or score into nothing.
+    if sys.stdout is None:
+        raise click.ClickException("standard output is closed: the scores would go nowhere")
+    if file == "-" and sys.stdin is None:
+        raise click.ClickException("standard input is closed: give the FILE to score")
     classifier = load_version(model_dir, version) if version else load_active(model_dir)
     batch: list[dict[str, Any]] = []
 

@@ -119,6 +119,24 @@ def test_score_into_a_reader_that_stops_early_ends_quietly(model_dir: Path, tmp_
     assert stderr == ""
 
 
+@pytest.mark.parametrize(
+    ("redirection", "message"),
+    [
+        ("<&-", "Error: standard input is closed: give the FILE to score"),
+        (">&-", "Error: standard output is closed: the scores would go nowhere"),
+    ],
+    ids=["stdin", "stdout"],
+)
+def test_score_with_standard_input_or_output_closed_says_so(
+    model_dir: Path, redirection: str, message: str
+) -> None:
+    command = [sys.executable, "-m", "models", "score", "--model", str(model_dir)]
+    shell = ["bash", "-c", f'exec "$@" {redirection}', "bash", *command]
+    result = subprocess.run(shell, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == message
+
+
 def test_score_file_with_missing_head_gives_null(tmp_path: Path, tiny_examples: list[Example]) -> None:
     data = tmp_path / "spam_only.jsonl"
     write_examples(data, [Example(e.text, spam=e.spam) for e in tiny_examples])
@@ -191,6 +209,18 @@ def test_train_refuses_an_out_folder_it_cannot_write_before_reading_any_data(tmp
     out = tmp_path / "file/m"
     code, _, stderr = run("train", "--data", str(tmp_path / "missing.jsonl"), "--out", str(out))
     assert code == 1 and f"Error: {out}: {tmp_path / 'file'} is not a folder" in stderr
+
+
+def test_train_refuses_an_empty_out_folder_instead_of_writing_where_it_runs(
+    tmp_path: Path, data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As `--out "$DIR"` with DIR unset: read as `.`, it made a registry in the working folder.
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    code, _, stderr = run("train", "--data", str(data_file), "--out", "")
+    assert code == 2 and "Invalid value for '--out' (env var: 'MODEL_DIR'): an empty path" in stderr
+    assert list(here.iterdir()) == []
 
 
 @pytest.mark.parametrize("out_of_core", [False, True], ids=["in-memory", "out-of-core"])
