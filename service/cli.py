@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
@@ -114,14 +115,19 @@ def create_token_command(name: str, admin: bool) -> None:
     """Create an API token for moderator NAME and print it (it is shown only once)."""
     from service.auth import create_token
 
+    if sys.stdout is None:  # `>&-`: click.echo would print nothing, and say nothing of it
+        raise click.ClickException("standard output is closed: the token, shown only once, would be lost")
     sessions = _sessions()
     with sessions() as session:
         try:
             token = create_token(session, name, admin=admin)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="NAME") from None
+        session.flush()  # a database that cannot take it fails here, before the token is shown
+        # Shown before it is committed: one that could not be shown (a full disk, a closed
+        # pipe) would be a working token that nobody has.
+        click.echo(token)
         session.commit()
-    click.echo(token)
 
 
 @main.command("webhook-secret")

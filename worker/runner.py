@@ -90,6 +90,8 @@ def run_worker(settings: Settings, *, burst: bool = False, models: ModelHolder |
                 worker = ModerationWorker(queues, connection=context.queue.queue.connection)
                 worker.work(burst=burst, with_scheduler=not burst, logging_level=_rq_log_level(settings))
             except redis.RedisError as exc:
+                if burst:  # asked to drain the queue once, it has not: a failure, not an end
+                    raise
                 logger.warning("worker lost the queue: %s", exc)
             if burst or (worker is not None and worker.stop_requested):
                 return

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,6 +126,21 @@ def test_create_token_prints_a_token_that_authenticates(env: dict[str, str], tmp
     assert revoked.output.strip() == "revoked 1 token(s) of alice"
 
 
+@pytest.mark.parametrize("redirection", [">&-", ">/dev/full"], ids=["closed", "full-disk"])
+def test_create_token_stores_no_token_it_could_not_show(
+    env: dict[str, str], tmp_path: Path, redirection: str
+) -> None:
+    assert CliRunner().invoke(main, ["migrate"], env=env).exit_code == 0
+    command = [sys.executable, "-m", "service", "create-token", "alice"]
+    shell = ["bash", "-c", f'exec "$@" {redirection}', "bash", *command]
+    result = subprocess.run(shell, env={**os.environ, **env}, capture_output=True, check=False)
+    assert result.returncode == 1 and result.stderr.decode().startswith("Error: ")
+    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'moderation.db'}")
+    with make_session_factory(engine)() as session:
+        assert session.scalars(select(ModeratorToken)).all() == []
+    engine.dispose()
+
+
 def test_revoke_tokens_trims_the_name_as_create_token_does(env: dict[str, str]) -> None:
     runner = CliRunner()
     assert runner.invoke(main, ["migrate"], env=env).exit_code == 0
@@ -168,6 +185,14 @@ def test_redis_down_and_a_path_that_cannot_be_written_are_one_clear_line(
     missing = tmp_path / "no" / "such" / "labels.jsonl"
     result = runner.invoke(main, ["export-labels", "--out", str(missing)], env=env)
     assert result.exit_code == 1 and result.output.startswith(f"Error: {missing}: No such file or directory")
+
+
+def test_a_burst_worker_that_cannot_reach_redis_fails(env: dict[str, str], model_dir: Path) -> None:
+    env = {**env, "MODEL_DIR": str(model_dir), "REDIS_URL": "redis://127.0.0.1:9/0"}
+    runner = CliRunner()
+    assert runner.invoke(main, ["migrate"], env=env).exit_code == 0
+    result = runner.invoke(main, ["worker", "--burst"], env=env)
+    assert result.exit_code == 1 and "Error: Redis failed:" in result.output
 
 
 def test_run_refuses_zero_processes() -> None:
