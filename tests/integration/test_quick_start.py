@@ -89,8 +89,25 @@ def _run_command(
                     os.killpg(process.pid, stop_signal)
                 else:
                     process.send_signal(stop_signal)
-            process.wait(60)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                # What the run did with the signals (blocked, ignored, caught), read before
+                # it is killed (so that it does not outlive this test).
+                state = _signal_masks(process.pid)
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+                pytest.fail(f"the run did not stop; its signals: {state}; its log:\n{log.read_text()}")
     assert "stopping" in log.read_text()
+
+
+def _signal_masks(pid: int) -> list[str]:
+    """The pending, blocked, ignored and caught signals of ``pid``, as /proc shows them."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:  # gone meanwhile
+        return []
+    return [line for line in status if line.startswith(("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"))]
 
 
 @pytest.fixture
