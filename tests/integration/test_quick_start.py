@@ -69,6 +69,7 @@ def _run_command(
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, as a terminal gives it
+            preexec_fn=_as_a_terminal_starts_it,
         )
         base = f"http://127.0.0.1:{env['PORT']}"
         ready = f"post comments to {base}/v1/comments"
@@ -99,6 +100,15 @@ def _run_command(
                 process.wait(10)
                 pytest.fail(f"the run did not stop; its signals: {state}; its log:\n{log.read_text()}")
     assert "stopping" in log.read_text()
+
+
+def _as_a_terminal_starts_it() -> None:
+    """Ctrl-C and Ctrl-\\ at their defaults, as in a terminal's foreground job: a run started
+    with them ignored keeps them so (as a job started with `&` in a script should). In one CI
+    run the run had both ignored from its start, inherited from the test process, and no
+    Ctrl-C could stop it."""
+    for ignored in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(ignored, signal.SIG_DFL)
 
 
 def _signal_masks(pid: int) -> list[str]:
