@@ -403,15 +403,22 @@ def _check(settings: Settings) -> None:
 
 def _check_database_url(url: str) -> None:
     try:
-        driver = make_url(url).drivername
+        parsed = make_url(url)
     except (ArgumentError, ValueError):
         # Not repeated in the message: the URL may hold a password.
         raise ConfigError(
             "DATABASE_URL is not a URL SQLAlchemy can read (a password holding @, : or / must be "
             "percent-encoded)"
         ) from None
-    if driver not in DATABASE_DRIVERS:
+    if parsed.drivername not in DATABASE_DRIVERS:
         raise ConfigError("DATABASE_URL must be a sqlite:/// or postgresql:// (postgresql+psycopg://) URL")
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        # Each process would have a database of its own: the web app's comments would never
+        # reach a worker, and every restart would lose them all.
+        raise ConfigError(
+            "DATABASE_URL names an in-memory SQLite database, which no other process can see: "
+            "name a file, sqlite:///PATH"
+        )
 
 
 def _check_numbers(settings: Settings) -> None:
