@@ -85,6 +85,14 @@ def test_a_moderator_name_may_be_up_to_100_characters(services: Services) -> Non
             create_token(session, "M" * 101)
 
 
+@pytest.mark.parametrize("name", ["Mo\nINFO admin signed in", "Mo\x1b[2J", "\u202eoM", "Mo\u2028Jo"])
+def test_a_moderator_name_with_control_characters_is_refused(services: Services, name: str) -> None:
+    with services.sessions() as session:
+        with pytest.raises(ValueError, match="may not hold control characters"):
+            create_token(session, name)
+        assert create_token(session, "Zoë Ångström") and create_token(session, "Mo 🙂")
+
+
 def test_errors_answered_to_moderators_are_kept_by_no_cache_either(
     client: FlaskClient, moderator_headers: dict[str, str]
 ) -> None:
