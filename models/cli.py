@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from models.errors import DataError, ModelError, ModelNotFoundError
+from models.errors import DataError, ModelError
 
 SCORE_BATCH = 1000
 
@@ -337,11 +337,9 @@ def models_group() -> None:
 @_user_errors
 def list_command(model_dir: Path) -> None:
     """List versions, oldest first; the active one is marked with '*'."""
-    from models.registry import active_version, list_versions, version_metadata
+    from models.registry import active_version, check_registry_folder, list_versions, version_metadata
 
-    if not model_dir.is_dir():
-        # A mistyped path must not read as a folder without versions.
-        raise ModelNotFoundError(f"no model folder at {model_dir}")
+    check_registry_folder(model_dir)
     active = active_version(model_dir)
     versions = list_versions(model_dir)
     if not versions:

@@ -110,7 +110,10 @@ def list_versions(model_dir: str | Path) -> list[str]:
         (
             p.name
             for p in root.iterdir()
-            if p.is_dir() and not p.name.startswith(".") and not any(c.isspace() for c in p.name)
+            if p.is_dir()
+            and not p.name.startswith(".")
+            and not any(c.isspace() for c in p.name)
+            and p.name not in _REPAIRS  # a pointer file's name is never a version's
         ),
         key=version_order,
     )
@@ -137,8 +140,11 @@ def _read_pointer(path: Path) -> str:
     Raises:
         ModelIntegrityError: the file is not UTF-8 text.
     """
-    if not path.is_file():
+    if not path.exists():
         return ""
+    if not path.is_file():
+        # Made by hand; the repairs above would trip over it too.
+        raise ModelIntegrityError(f"{path} is not a file: remove it, then try again")
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -374,6 +380,20 @@ def load_version(model_dir: str | Path, version: str) -> Classifier:
     )
 
 
+def check_registry_folder(model_dir: str | Path) -> None:
+    """Raise ``ModelNotFoundError`` unless ``model_dir`` is a folder that can hold versions:
+    a mistyped path, or the folder of one version given for the folder that holds them,
+    must not read as a registry with no versions yet."""
+    root = Path(model_dir)
+    if (root / METADATA_FILE).is_file():
+        raise ModelNotFoundError(
+            f"{root} is the folder of one model version; give the folder that holds the "
+            f"versions ({root.parent}), with --version {root.name} to pick this one"
+        )
+    if not root.is_dir():
+        raise ModelNotFoundError(f"no model folder at {root}: {_TRAIN_HINT}")
+
+
 def load_active(model_dir: str | Path) -> Classifier:
     """Load the active version.
 
@@ -384,13 +404,7 @@ def load_active(model_dir: str | Path) -> Classifier:
     root = Path(model_dir)
     version = active_version(root)
     if version is None:
-        if (root / METADATA_FILE).is_file():
-            raise ModelNotFoundError(
-                f"{root} is the folder of one model version; give the folder that holds the "
-                f"versions ({root.parent}), with --version {root.name} to pick this one"
-            )
-        if not root.is_dir():
-            raise ModelNotFoundError(f"no model folder at {root}: {_TRAIN_HINT}")
+        check_registry_folder(root)
         raise ModelNotFoundError(f"no active model in {root}: {_TRAIN_HINT}")
     if version not in list_versions(root):
         raise ModelNotFoundError(

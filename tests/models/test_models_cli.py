@@ -273,6 +273,8 @@ def test_models_list_activate_rollback(tmp_path: Path, data_file: Path) -> None:
     code, stdout, stderr = run("models", "list", "--model", str(out))
     assert (code, stdout) == (0, "") and f"no model versions in {out} yet" in stderr
     first = json.loads(run("train", "--data", str(data_file), "--out", str(out))[1])["version"]
+    code, _, stderr = run("models", "list", "--model", str(out / first))
+    assert code == 1 and f"{out / first} is the folder of one model version" in stderr
     second = json.loads(run("train", "--data", str(data_file), "--out", str(out))[1])["version"]
     code, stdout, _ = run("models", "list", "--model", str(out))
     assert code == 0 and f"* {first}" in stdout and f"  {second}" in stdout

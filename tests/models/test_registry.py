@@ -269,6 +269,27 @@ def test_loading_the_active_model_says_what_is_wrong_with_the_folder(
         load_active(root)
 
 
+@pytest.mark.parametrize("pointer", [ACTIVE_FILE, HISTORY_FILE, SHADOW_FILE])
+def test_a_pointer_that_is_a_folder_is_named_as_such(
+    three_versions: tuple[Path, list[str]], pointer: str
+) -> None:
+    root, (first, second, third) = three_versions
+    activate(root, first)
+    (root / pointer).unlink(missing_ok=True)
+    (root / pointer).mkdir()
+    assert list_versions(root) == [first, second, third]
+    readers = {
+        ACTIVE_FILE: [lambda: load_active(root), lambda: activate(root, second), lambda: rollback(root)],
+        HISTORY_FILE: [lambda: activate(root, second), lambda: rollback(root)],
+        SHADOW_FILE: [lambda: shadow_version(root), lambda: activate(root, second), lambda: rollback(root)],
+    }
+    for read in readers[pointer]:
+        with pytest.raises(ModelIntegrityError, match=f"{root / pointer} is not a file: remove it"):
+            read()
+    # Refused before any write: no temporary is left beside the pointers.
+    assert {path.name for path in root.iterdir()} == {first, second, third, pointer, ACTIVE_FILE, LOCK_FILE}
+
+
 def test_a_damaged_shadow_pointer_is_named_as_such(three_versions: tuple[Path, list[str]]) -> None:
     root, (first, second, third) = three_versions
     activate(root, third)
