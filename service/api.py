@@ -88,7 +88,17 @@ _FormParse = tuple[IO[bytes], MultiDict[str, Any], MultiDict[str, Any]]
 
 class _StrictMultiPartParser(MultiPartParser):
     """Werkzeug's multipart parser, refusing a text field that is not UTF-8 rather than
-    storing it with U+FFFD in place of the bytes it could not read."""
+    storing it with U+FFFD in place of the bytes it could not read, and counting its parts
+    itself.
+
+    Werkzeug's count of parts answers 413, as a field over its memory limit does, and a
+    commenter would be told that their comment is too long. The body's limit
+    (MAX_BODY_BYTES) already bounds what decoding parts past the count costs.
+    """
+
+    def __init__(self, *, max_parts: int | None, **options: Any) -> None:
+        super().__init__(**options, max_form_parts=None)
+        self.max_parts = max_parts
 
     def get_part_charset(self, headers: Headers) -> str:
         """Latin-1 for every field, so that its bytes reach ``parse`` whole."""
@@ -101,8 +111,11 @@ class _StrictMultiPartParser(MultiPartParser):
     def parse(
         self, stream: IO[bytes], boundary: bytes, content_length: int | None
     ) -> tuple[MultiDict[str, str], MultiDict[str, FileStorage]]:
-        """The form's text fields and files; ``BadRequest`` when a text field is not UTF-8."""
+        """The form's text fields and files; ``BadRequest`` when a text field is not UTF-8
+        or there are more than ``max_parts`` parts."""
         form, files = super().parse(stream, boundary, content_length)
+        if self.max_parts is not None and len(form) + len(files) > self.max_parts:
+            raise BadRequest(f"the multipart form body has more than {self.max_parts:,} parts")
         try:
             fields = [(name, value.encode("latin-1").decode()) for name, value in form.items(multi=True)]
         except UnicodeDecodeError:
@@ -136,7 +149,7 @@ class _StrictFormDataParser(FormDataParser):
         parser = _StrictMultiPartParser(
             stream_factory=self.stream_factory,
             max_form_memory_size=self.max_form_memory_size,
-            max_form_parts=self.max_form_parts,
+            max_parts=self.max_form_parts,
             cls=self.cls,
         )
         try:

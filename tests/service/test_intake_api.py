@@ -288,6 +288,13 @@ def test_a_form_that_is_not_utf8_gets_400_saying_so(
     [
         pytest.param(_multipart(), "multipart/form-data", "names no boundary", id="no-boundary"),
         pytest.param(_multipart()[:-40], MULTIPART, "is malformed", id="cut-short"),
+        # Only a bot sends one; the commenter's page must not say the comment is too long.
+        pytest.param(
+            _multipart(**{f"extra{n}": b"" for n in range(997)}),
+            MULTIPART,
+            "has more than 1,000 parts",
+            id="parts",
+        ),
     ],
 )
 def test_a_multipart_form_that_cannot_be_read_gets_400(
