@@ -291,7 +291,8 @@ class WebhookEvent(Base):
     id: Mapped[int] = mapped_column(Identifier, primary_key=True)
     # The `webhook-id` of every attempt: random, because SQLite hands a deleted row's id to
     # the next one, and a receiver that skips ids it has seen would skip a new event.
-    message_id: Mapped[str] = mapped_column(String(40))
+    # Unique and indexed: a late answer deletes its event by it (worker/webhooks.py).
+    message_id: Mapped[str] = mapped_column(String(40), unique=True, index=True)
     comment_id: Mapped[int] = mapped_column(ForeignKey("comments.id", ondelete="CASCADE"), index=True)
     event_type: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -4,7 +4,8 @@ the tokens there are at no sign-outs; 0008 makes them plain moderators' tokens, 
 decided each label; 0009 adds the webhook outbox and drops it cleanly; 0010 adds and drops a
 column of comments in place; 0011 adds the flood counters; 0012 drops a column of the
 tokens in place; 0013 takes the seconds taken to post out of erased comments' reasons; 0015
-clears their earlier notes, seconds and author-quoting verdict reasons. And
+clears their earlier notes, seconds and author-quoting verdict reasons; 0016 makes webhook
+message ids unique. And
 the migrations together make
 exactly the schema the code declares, and a run cut short leaves nothing behind."""
 

@@ -18,7 +18,7 @@ import pytest
 import urllib3
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from standardwebhooks import Webhook
 
 from service.app import Services, create_app
@@ -224,6 +224,17 @@ def test_each_event_has_a_message_id_of_its_own_even_after_the_table_empties(sit
         assert site.deliver().taken == 1 and site.events() == []
         seen.append(site.endpoint.posts[-1][0]["webhook-id"])
     assert len(set(seen)) == 2  # SQLite hands the second row the first one's id
+
+
+def test_the_database_refuses_a_second_event_with_the_same_message_id(site: Site) -> None:
+    comment_id = site.post()
+    site.decide(comment_id, {"action": "approve"})
+    (event,) = site.events()
+    with site.services.sessions() as session:
+        session.add(WebhookEvent(message_id=event.message_id, comment_id=comment_id, event_type="rejected"))
+        with pytest.raises(IntegrityError):
+            session.commit()
+    assert [row.message_id for row in site.events()] == [event.message_id]
 
 
 def test_each_post_tells_the_comment_as_it_is_then_though_the_sender_read_it_before(site: Site) -> None:
