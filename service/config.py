@@ -131,9 +131,9 @@ class Settings:
     )
     trusted_proxies: int = _env(
         "TRUSTED_PROXIES",
-        "How many reverse proxies in front of the web app add `X-Forwarded-For` and "
-        "`X-Forwarded-Proto`: the client's address and scheme are read that many hops back. 0 trusts "
-        "no such header.",
+        "How many reverse proxies in front of the web app add `X-Forwarded-For`, `X-Forwarded-Proto` "
+        "and `X-Forwarded-Prefix`: the client's address, the scheme and the path the app is served "
+        "under are read that many hops back. 0 trusts no such header.",
         0,
     )
     max_body_bytes: int = _env(

@@ -71,6 +71,12 @@ class _PageSessions(SecureCookieSessionInterface):
             return self.session_class()
         return super().open_session(app, request)
 
+    def get_cookie_path(self, app: Flask) -> str:
+        """These pages' path, under the prefix the app is served at (a proxy's
+        ``X-Forwarded-Prefix``, gunicorn's ``SCRIPT_NAME``), so the cookie is sent to them
+        alone: the public endpoints neither see it nor renew it."""
+        return request.script_root + MODERATOR_PAGES_PREFIX
+
 
 @bp.record_once
 def _configure_app(state: BlueprintSetupState) -> None:
@@ -84,8 +90,6 @@ def _configure_app(state: BlueprintSetupState) -> None:
         SESSION_COOKIE_NAME="moderation_session",
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=app.extensions["moderation"].settings.is_production,
-        # Sent to these pages only: the public endpoints neither see it nor renew it.
-        SESSION_COOKIE_PATH=MODERATOR_PAGES_PREFIX,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
         # A form's token lasts as long as its session, so a page left open still works.
         WTF_CSRF_TIME_LIMIT=None,

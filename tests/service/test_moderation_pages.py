@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from service.app import Services
+from service.app import Services, create_app
 from service.auth import create_token, revoke_tokens
 from service.statuses import CommentStatus
 from service.tables import AuditEvent, Comment, Label
@@ -223,6 +224,29 @@ def test_the_session_cookie_is_kept_from_scripts_and_other_sites(
     assert cookie.expires is not None  # an idle session ends
     # The public endpoints neither receive nor renew it.
     assert "Set-Cookie" not in client.get("/v1/threads/%2Fa%2F1/comments").headers
+
+
+def test_behind_a_proxy_serving_the_app_under_a_path_the_pages_and_their_cookie_are_under_it(
+    settings_overrides: dict[str, Any], services: Services
+) -> None:
+    token = _token(services)
+    app = create_app({**settings_overrides, "trusted_proxies": 1})
+    try:
+        # The proxy takes /comments off the path it forwards and names it in a header.
+        client = app.test_client()
+        client.environ_base.update(HTTP_X_FORWARDED_PREFIX="/comments", HTTP_X_FORWARDED_FOR="192.0.2.1")
+        assert client.get("/moderate/").headers["Location"] == "/comments/moderate/sign-in"
+        csrf_token = _csrf(client, "/moderate/sign-in")
+        cookie = client.get_cookie("moderation_session", path="/comments/moderate")
+        assert cookie is not None
+        # What the browser sends back to /comments/moderate/..., which the proxy forwards
+        # as /moderate/... (the test client matches cookies on the forwarded path).
+        client.set_cookie("moderation_session", cookie.value, path="/moderate")
+        signed_in = client.post("/moderate/sign-in", data={"token": token, "csrf_token": csrf_token})
+        assert signed_in.status_code == 302 and signed_in.headers["Location"] == "/comments/moderate/"
+        assert "Path=/comments/moderate;" in signed_in.headers["Set-Cookie"]
+    finally:
+        app.extensions["moderation"].close()
 
 
 def test_a_revealed_address_is_a_mailto_link_to_that_address_only(
