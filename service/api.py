@@ -471,6 +471,16 @@ def erase_commenter_data() -> Any:
     return {"erased": erased}
 
 
+@bp.after_request
+def _readable_by_the_site_pages(response: Response) -> Response:
+    # The article page shows its thread from a script, and the page is on the site's origin,
+    # not this service's: a browser hands that script the answer (errors included) only with
+    # this header. The listing holds what any reader may see, and no cookie goes with it.
+    if request.endpoint == "api.list_thread":
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
 # Threads are often permalinks ("https://..."), so "//" in the path must survive.
 @bp.get("/threads/<thread:thread>/comments", merge_slashes=False)
 def list_thread(thread: str) -> Response:

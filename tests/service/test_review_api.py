@@ -544,6 +544,22 @@ def test_public_thread_lists_approved_comments_only_without_email(
     assert "example.com" not in response.get_data(as_text=True)
 
 
+def test_a_script_on_the_site_page_may_read_the_public_thread(
+    client: FlaskClient, moderator_headers: dict[str, str]
+) -> None:
+    # The reply form posts across origins, and the page shows its thread from a script on
+    # its own origin: without this header the browser keeps the answer from that script.
+    origin = {"Origin": "https://news.example"}
+    listing = client.get("/v1/threads//a/1/comments", headers=origin)
+    refused = client.get("/v1/threads/x/comments?per_page=0", headers=origin)
+    assert [listing.status_code, refused.status_code] == [200, 422]
+    assert listing.headers["Access-Control-Allow-Origin"] == "*"
+    assert refused.headers["Access-Control-Allow-Origin"] == "*"
+    # Nothing a moderator reads is opened to other sites.
+    queue = client.get("/v1/comments", headers={**origin, **moderator_headers})
+    assert queue.status_code == 200 and "Access-Control-Allow-Origin" not in queue.headers
+
+
 def test_a_public_thread_is_paged_oldest_first_counting_only_the_comments_it_shows(
     client: FlaskClient, moderator_headers: dict[str, str]
 ) -> None:
