@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 import redis
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,9 +56,32 @@ class _Commands(click.Group):
             raise file_error(exc) from None
 
 
+def _existing_database(settings: Settings) -> Settings:
+    """``settings``, once their SQLite file is known to exist; a ``ClickException`` naming
+    where it was looked for otherwise.
+
+    The commands that act on an install (tokens, personal data, labels, runs) must not make
+    a new one: opening a missing SQLite file creates it, and the default data folder is
+    `instance` in the working folder. Run from another folder, `erase-personal-data` was
+    told to migrate, and after `moderation migrate` it erased nothing from a new, empty
+    database, saying "none found" while the service kept the commenter's data.
+    """
+    url = make_url(settings.database)
+    if url.get_backend_name() != "sqlite" or not url.database:
+        return settings
+    path = Path(url.database)
+    if not path.exists():
+        where = "" if path.is_absolute() else f" (relative to the working folder {Path.cwd()})"
+        raise click.ClickException(
+            f"no database at {path.absolute()}{where}: run this where the service runs, with its "
+            "MODERATION_DATA_DIR or DATABASE_URL (`moderation init` makes a new install)"
+        )
+    return settings
+
+
 def _sessions(settings: Settings | None = None) -> sessionmaker[Session]:
-    """Sessions on the configured database, for one command."""
-    return make_session_factory(engine_for(settings or load_settings()))
+    """Sessions on the configured database, which must exist, for one command."""
+    return make_session_factory(engine_for(_existing_database(settings or load_settings())))
 
 
 @click.group(cls=_Commands)
@@ -285,7 +310,8 @@ def _keys_and_sessions() -> Iterator[tuple[Settings, KeyRing, sessionmaker[Sessi
     it), and sessions on that database."""
     from service.keyfile import load_checked_keys
 
-    settings = load_settings()
+    # Checked before the key is loaded, which a data folder without one would generate.
+    settings = _existing_database(load_settings())
     engine = engine_for(settings)
     try:
         yield settings, load_checked_keys(settings, engine), make_session_factory(engine)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -163,6 +164,8 @@ def test_revoke_tokens_refuses_an_empty_name(env: dict[str, str]) -> None:
 
 def test_an_unmigrated_or_unreachable_database_is_one_clear_line(env: dict[str, str], tmp_path: Path) -> None:
     runner = CliRunner()
+    (tmp_path / "data").mkdir()
+    sqlite3.connect(tmp_path / "data" / "moderation.db").close()  # there, but never migrated
     unmigrated = runner.invoke(main, ["create-token", "alice"], env=env)
     assert unmigrated.exit_code == 1
     assert unmigrated.output.startswith("Error: the database failed: no such table")
@@ -170,6 +173,36 @@ def test_an_unmigrated_or_unreachable_database_is_one_clear_line(env: dict[str, 
     down = {**env, "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/none"}
     unreachable = runner.invoke(main, ["revoke-tokens", "alice"], env=down)
     assert unreachable.exit_code == 1 and unreachable.output.startswith("Error: the database failed:")
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["create-token", "alice"],
+        ["revoke-tokens", "alice"],
+        ["export-personal-data", "ann@example.com"],
+        ["erase-personal-data", "--yes", "ann@example.com"],
+        ["export-labels", "--out", "labels.jsonl"],
+        ["webhook-retry"],
+    ],
+)
+def test_a_command_run_away_from_the_install_makes_no_new_one(
+    arguments: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Run from another folder than the service's, the default data folder (`instance`,
+    # relative) holds nothing: such a command made an empty database there (and a new key),
+    # told the owner to migrate it, and then "erased" a commenter's data from it.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    # Unset: the defaults, `instance` in the working folder and a key file there.
+    unset = ("MODERATION_DATA_DIR", "DATABASE_URL", "MODEL_DIR", "MODERATION_SECRET_KEY", "WEBHOOK_URL")
+    result = CliRunner().invoke(main, arguments, env=dict.fromkeys(unset))
+    assert result.exit_code == 1, result.output
+    missing = elsewhere / "instance" / "moderation.db"
+    assert result.output.startswith(f"Error: no database at {missing} (relative to the working folder")
+    assert "MODERATION_DATA_DIR" in result.output
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_redis_down_and_a_path_that_cannot_be_written_are_one_clear_line(
