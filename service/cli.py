@@ -238,6 +238,14 @@ def retrain(now: bool) -> None:
 
     settings = load_settings()
     sessions = _sessions(settings)
+    if now:
+        from worker.context import build_context, install_context
+
+        # Loaded before the run is queued: a process that cannot load the model, or is
+        # stopped while loading it, queues nothing; and the job waits milliseconds rather
+        # than the seconds of loading for this process to take it back, so a running
+        # worker seldom takes it first.
+        install_context(build_context(settings))
     with scoped_redis_url(settings) as url:
         queue = Queue(settings.retrain_queue, connection=connect_redis(url, settings.redis_timeout))
         with sessions() as session:
@@ -245,16 +253,17 @@ def retrain(now: bool) -> None:
         if now:
             from rq.job import Job
 
-            from worker.context import build_context, install_context
             from worker.training import retrain_model
 
-            # Loaded before the job leaves the queue: a process that cannot load the model,
-            # or is stopped while loading it, leaves the run to the workers.
-            install_context(build_context(settings))
             job_id = retrain_job_id(queue, run.id)
             taken = queue.remove(job_id) == 1
             try:
-                retrain_model(run.id)
+                if retrain_model(run.id) == "skipped":
+                    click.echo(
+                        f"run {run.id} was started by a worker first: it trains there, with that "
+                        "worker's settings",
+                        err=True,
+                    )
             finally:
                 if taken:
                     # Off the queue, the job still reads `queued`, which tells requests the run

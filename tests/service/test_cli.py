@@ -299,14 +299,29 @@ def test_a_retrain_now_that_fails_before_training_leaves_its_run_to_the_workers(
     env = {**env, "REDIS_URL": redis_url, "RETRAIN_QUEUE": f"{queue_name}-retrain"}
     runner = CliRunner()
     assert runner.invoke(main, ["migrate"], env=env).exit_code == 0
-    # No active model yet: this process cannot load one to train beside, and stops early.
+    # No active model yet: this process cannot load one to train beside, and stops
+    # before it records a run.
     failed = runner.invoke(main, ["retrain", "--now"], env=env)
     assert failed.exit_code == 1
+    queue = Queue(f"{queue_name}-retrain", connection=Redis.from_url(redis_url))
+    assert queue.job_ids == []
     queued = runner.invoke(main, ["retrain"], env=env)
     assert queued.exit_code == 0 and json.loads(queued.output)["id"] == 1
-    # The run it recorded is still queued, and its job is back where a worker takes it.
-    queue = Queue(f"{queue_name}-retrain", connection=Redis.from_url(redis_url))
     assert queue.job_ids == [f"{queue_name}-retrain-1"]
+
+
+def test_a_retrain_now_whose_run_a_worker_started_first_says_so(
+    env: dict[str, str], redis_url: str, queue_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {**env, "REDIS_URL": redis_url, "RETRAIN_QUEUE": f"{queue_name}-retrain"}
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"], env=env).exit_code == 0
+    # What `retrain_model` answers for a run no longer queued: a worker has started it.
+    monkeypatch.setattr("worker.training.retrain_model", lambda run_id: "skipped")
+    result = runner.invoke(main, ["retrain", "--now"], env=env)
+    assert result.exit_code == 0
+    assert "run 1 was started by a worker first: it trains there" in result.stderr
+    assert json.loads(result.stdout)["id"] == 1
 
 
 def test_a_retrain_now_that_cannot_start_its_run_leaves_it_to_the_workers(
