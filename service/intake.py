@@ -34,7 +34,7 @@ from service.flood import (
 from service.privacy import KeyRing, email_digest, encrypt_email
 from service.statuses import CommentStatus
 from service.tables import AuditEvent, Comment, OutboxEntry, Verdict, utcnow
-from service.validation import Submission
+from service.validation import Submission, SubmissionError
 from service.webhooks import EventType, record_events
 
 _COLUMNS = (
@@ -118,9 +118,19 @@ def _row(keys: KeyRing, submission: Submission, now: datetime) -> dict[str, Any]
 
 
 def _no_parent(row: dict[str, Any]) -> ValidationError:
-    return ValidationError(
-        {"parent_id": f"parent_id {row['parent_id']} is not a published comment in this thread"}
+    # Met in the ordinary course when a moderator hides a comment while a reader writes a
+    # reply to it, so the commenter is told that rather than that the form is broken. Any
+    # id that names no published comment gets the same words: a hidden one is not told apart.
+    return SubmissionError(
+        {"parent_id": f"parent_id {row['parent_id']} is not a published comment in this thread"},
+        {"parent_id": PARENT_NOT_SHOWN},
     )
+
+
+PARENT_NOT_SHOWN = (
+    "The comment you replied to is no longer shown, so your reply was not sent. "
+    "You can post it as a new comment instead."
+)
 
 
 @dataclass(frozen=True)
