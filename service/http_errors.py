@@ -7,7 +7,7 @@ import sqlite3
 
 import psycopg
 import sqlalchemy.exc
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from service.errors import AuthError, QueueUnavailableError, ServiceError, ValidationError
@@ -133,7 +133,12 @@ def _service_error(error: ServiceError) -> Response:
 
 def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
-    response = error_response(status, _code(error.name), error.description or error.name)
+    message = error.description or error.name
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if status == 413 and limit:
+        # Werkzeug's words ("exceeds the capacity limit") name no limit to keep under.
+        message = f"the request body is larger than the {limit:,} bytes accepted (MAX_BODY_BYTES)"
+    response = error_response(status, _code(error.name), message)
     # What the error says in headers stays (a 405's Allow); the body is ours.
     for name, value in error.get_headers():
         if name.lower() != "content-type":

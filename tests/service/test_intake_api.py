@@ -334,7 +334,11 @@ def test_body_over_the_limit_gets_413(client: FlaskClient, services: Services) -
     huge = json.dumps({**FORM, "comment": "x" * 300_000})
     response = client.post("/v1/comments", data=huge, content_type="application/json")
     assert response.status_code == 413
-    assert response.get_json()["error"] == "request_entity_too_large"
+    limit = services.settings.max_body_bytes
+    assert response.get_json() == {
+        "error": "request_entity_too_large",
+        "message": f"the request body is larger than the {limit:,} bytes accepted (MAX_BODY_BYTES)",
+    }
     assert _count(services) == 0
 
 
