@@ -72,7 +72,7 @@ def test_train_seed_model_keeps_another_active_version(tmp_path: Path) -> None:
 def test_short_friendly_comments_are_not_held_as_abuse(seed_classifier: Classifier) -> None:
     # None of these is in the seed set. A seed with "lol" almost only in insults held most
     # of them for a moderator: the first hour of a new site is full of such comments.
-    friendly = ["hilarious lol", "haha so good", "lol true", "lmao yes", "lol I love this town", "so true"]
+    friendly = ["hilarious lol", "haha so good", "lol true", "lmao yes", "lol I love this town", "haha nice"]
     insults = ["lol you idiot", "shut up loser lol", "lmao nobody likes you, clown"]
     review = seed_classifier.thresholds["abuse"]["review"]
     scores = seed_classifier.score([CommentText(text) for text in friendly + insults])
