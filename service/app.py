@@ -30,6 +30,12 @@ EXTENSION = "moderation"
 
 logger = logging.getLogger(__name__)
 
+# The longest one statement of a request may run on PostgreSQL before the server cancels
+# it and the request is answered 503: well under gunicorn's worker timeout (30 s), which
+# kills a worker unanswered while its statement goes on, and may still store the comment.
+# As long as SQLite's busy timeout (service/db.py).
+STATEMENT_TIMEOUT_SECONDS = 10.0
+
 
 @dataclass(frozen=True)
 class Services:
@@ -56,7 +62,7 @@ class Services:
 def build_services(settings: Settings) -> Services:
     """Open the edges (database engine, Redis client, key ring) that ``settings`` name;
     a key other than the one the stored emails were encrypted with is refused."""
-    engine = engine_for(settings)
+    engine = engine_for(settings, statement_timeout=STATEMENT_TIMEOUT_SECONDS)
     keys_checked = True
     try:
         keys = load_checked_keys(settings, engine)  # before Redis: a refused key must start nothing

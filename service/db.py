@@ -80,17 +80,25 @@ def with_driver(url: str) -> URL:
     return parsed
 
 
-def engine_for(settings: Settings) -> Engine:
-    """An engine for the configured database, as durable as configured."""
-    return make_engine(settings.database, full_sync=settings.sqlite_full_sync)
+def engine_for(settings: Settings, *, statement_timeout: float | None = None) -> Engine:
+    """An engine for the configured database, as durable as configured; on PostgreSQL a
+    ``statement_timeout`` (seconds) bounds every statement (see ``make_engine``)."""
+    return make_engine(
+        settings.database, full_sync=settings.sqlite_full_sync, statement_timeout=statement_timeout
+    )
 
 
 MIN_SQLITE = (3, 35)
 
 
-def make_engine(url: str, *, full_sync: bool = False) -> Engine:
+def make_engine(url: str, *, full_sync: bool = False, statement_timeout: float | None = None) -> Engine:
     """An engine for ``url``; SQLite files get WAL mode and their folder created, and with
-    ``full_sync`` their log synced to disk at every commit.
+    ``full_sync`` their log synced to disk at every commit. On PostgreSQL, a
+    ``statement_timeout`` in seconds makes the server cancel a statement that runs longer
+    (waiting for a lock, a stalled disk), which fails as ``OperationalError`` with nothing
+    of it written; the web app sets it below gunicorn's worker timeout, so that a request
+    is answered 503 rather than its worker killed unanswered while its statement goes on
+    and may still commit the comment afterwards.
 
     Its errors leave out the statement's values: they are logged, and the values hold
     what the logs must not (email digests, comment text, moderators' notes). PostgreSQL's
@@ -106,7 +114,15 @@ def make_engine(url: str, *, full_sync: bool = False) -> Engine:
         # and recycling bounds how long an idle connection is trusted. A server that drops
         # packets instead of refusing the connection is given up on after a while, so a
         # request gets its 503 rather than waiting for libpq, which would wait forever.
-        connect = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
+        connect: dict[str, Any] = (
+            {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
+        )
+        if statement_timeout is not None:
+            # Added to the URL's own options (a search path, say), which connect_args would replace.
+            given = parsed.query.get("options")
+            given = " ".join(given) if isinstance(given, tuple) else given
+            own = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
+            connect["options"] = f"{given} {own}" if given else own
         engine = create_engine(
             parsed, pool_recycle=POOL_RECYCLE_SECONDS, hide_parameters=True, connect_args=connect
         )
