@@ -293,10 +293,23 @@ def test_retrain_now_export_labels_and_shadow_commands(
     assert json.loads(runner.invoke(main, ["shadow", "report", version], env=env).output)["comments"] == 0
 
 
+@pytest.fixture
+def retrain_env(env: dict[str, str], redis_url: str, queue_name: str) -> dict[str, str]:
+    """The commands' environment with Redis and a retraining queue of the test's own."""
+    return {**env, "REDIS_URL": redis_url, "RETRAIN_QUEUE": f"{queue_name}-retrain"}
+
+
+def _initialised(env: dict[str, str]) -> CliRunner:
+    """A runner, after `moderation init` (migrations and the seed model) has run in ``env``."""
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"], env=env).exit_code == 0
+    return runner
+
+
 def test_a_retrain_now_that_fails_before_training_leaves_its_run_to_the_workers(
-    env: dict[str, str], redis_url: str, queue_name: str
+    retrain_env: dict[str, str], redis_url: str, queue_name: str
 ) -> None:
-    env = {**env, "REDIS_URL": redis_url, "RETRAIN_QUEUE": f"{queue_name}-retrain"}
+    env = retrain_env
     runner = CliRunner()
     assert runner.invoke(main, ["migrate"], env=env).exit_code == 0
     # No active model yet: this process cannot load one to train beside, and stops
@@ -311,11 +324,10 @@ def test_a_retrain_now_that_fails_before_training_leaves_its_run_to_the_workers(
 
 
 def test_a_retrain_now_whose_run_a_worker_started_first_says_so(
-    env: dict[str, str], redis_url: str, queue_name: str, monkeypatch: pytest.MonkeyPatch
+    retrain_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = {**env, "REDIS_URL": redis_url, "RETRAIN_QUEUE": f"{queue_name}-retrain"}
-    runner = CliRunner()
-    assert runner.invoke(main, ["init"], env=env).exit_code == 0
+    env = retrain_env
+    runner = _initialised(env)
     # What `retrain_model` answers for a run no longer queued: a worker has started it.
     monkeypatch.setattr("worker.training.retrain_model", lambda run_id: "skipped")
     result = runner.invoke(main, ["retrain", "--now"], env=env)
@@ -325,11 +337,10 @@ def test_a_retrain_now_whose_run_a_worker_started_first_says_so(
 
 
 def test_a_retrain_now_that_cannot_start_its_run_leaves_it_to_the_workers(
-    env: dict[str, str], redis_url: str, queue_name: str, monkeypatch: pytest.MonkeyPatch
+    retrain_env: dict[str, str], redis_url: str, queue_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = {**env, "REDIS_URL": redis_url, "RETRAIN_QUEUE": f"{queue_name}-retrain"}
-    runner = CliRunner()
-    assert runner.invoke(main, ["init"], env=env).exit_code == 0
+    env = retrain_env
+    runner = _initialised(env)
 
     def database_away(run_id: int) -> str:
         raise RuntimeError("the database went away before the run started")
