@@ -7,8 +7,10 @@ The reader of whole numbers that the API's other inputs share lives here too.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+import sys
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,6 +37,13 @@ MAX_ID = 2**63 - 1
 # turns the rest of the line that shows it around); the comment body keeps tab and newline.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Unicode's stream-safe limit (UAX #15): no text in any language stacks more marks than this
+# that normalisation reorders (combining class other than 0) on one letter. CPython sorts
+# each run of them by insertion when it normalises, so a run of thousands, in an order it
+# must reverse, takes time quadratic in its length: a 240 KB form field of them held a web
+# process for 28 s, and one in the `redirect` field, read after the comment was stored,
+# outlasted gunicorn's 30 s timeout, so the worker was killed with the post unanswered.
+MAX_NON_STARTERS = 30
 # Format characters (zero-width spaces and joiners, soft hyphen, byte order mark...),
 # separators, the letters that fonts draw as nothing, and the marks that only select how
 # the character before them looks (variation selectors, the grapheme joiner, Mongolian
@@ -78,6 +87,50 @@ class SubmissionError(ValidationError):
     def __init__(self, problems: dict[str, str], advice: dict[str, str]) -> None:
         super().__init__(problems)
         self.advice = advice
+
+
+@functools.cache
+def _non_starter_runs() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Patterns of a run of more than ``MAX_NON_STARTERS`` characters that normalisation may
+    reorder: a quick one, which takes every character past the BMP for one, and the exact one.
+
+    Built once (a tenth of a second) from this Python's own Unicode tables: the characters
+    of a combining class other than 0, and those whose compatibility decomposition starts
+    with one (U+FF9E, U+0F73), which the classifier's NFKC (models/normalize.py) would turn
+    into such a run in stored, NFC-normalised text. A class that holds characters past the
+    BMP is matched range by range, 150 us for a comment of 1 KB; one of the BMP and a single
+    range above it is looked up at once (13 us), so the exact class is tried only on a run
+    the quick one found (31 emoji in a row, say).
+    """
+    combining, decomposition = unicodedata.combining, unicodedata.decomposition
+    codes = [
+        code
+        for code, character in enumerate(map(chr, range(sys.maxunicode + 1)))
+        if combining(character)
+        or (decomposition(character) and combining(unicodedata.normalize("NFKD", character)[0]))
+    ]
+    ranges: list[list[int]] = []
+    for code in codes:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+
+    def run_of(members: list[list[int]]) -> re.Pattern[str]:
+        members_class = "".join(f"\\U{first:08x}-\\U{last:08x}" for first, last in members)
+        return re.compile(f"[{members_class}]{{{MAX_NON_STARTERS + 1},}}")
+
+    beyond_bmp = [0x10000, sys.maxunicode]
+    return run_of([*(pair for pair in ranges if pair[1] < 0x10000), beyond_bmp]), run_of(ranges)
+
+
+def stream_safe(value: str) -> bool:
+    """Whether normalising ``value`` (NFC, NFKC) takes time linear in its length: it stacks
+    no more than ``MAX_NON_STARTERS`` reorderable marks in a row. Plain ASCII always does."""
+    if value.isascii():
+        return True
+    quick, exact = _non_starter_runs()
+    return quick.search(value) is None or exact.search(value) is None
 
 
 def clean_text(value: str) -> str:
@@ -137,6 +190,12 @@ def _text(
         check_unicode(raw)
     except ValueError as exc:
         raise FieldError(str(exc), "This contains characters that cannot be stored; type it again.") from None
+    # Before normalising, which is what such a value would make slow.
+    if not stream_safe(raw):
+        raise FieldError(
+            f"stacks more than {MAX_NON_STARTERS} combining marks on one character",
+            "This stacks too many accents or marks on one letter; type it again.",
+        )
     value = clean_text(raw)
     if _blank(value):
         raise FieldError("is required", _FILL_IN)
@@ -218,7 +277,14 @@ def email_address(raw: Any) -> str:
 
 def web_address(value: str) -> SplitResult | None:
     """The parts of ``value`` when it is an http(s) URL with a host that a browser could
-    follow, else None (never ``ValueError``)."""
+    follow, else None (never ``ValueError``).
+
+    A value that is not ``stream_safe`` is None too: ``urlsplit`` normalises (NFKC) a
+    non-ASCII host part to check it, and the form's ``redirect`` field, read whole, can be
+    as large as the body.
+    """
+    if not stream_safe(value):
+        return None
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - read for its ValueError: "javascript:alert(1)" read as host and port

@@ -13,6 +13,7 @@ from service.validation import (
     SubmissionError,
     moderator_note,
     parse_submission,
+    stream_safe,
     thread_key,
     whole_number,
 )
@@ -158,6 +159,51 @@ def test_optional_fields() -> None:
     assert submission.url == "http://blog.example/me"
     assert submission.parent_id == 7
     assert parse_submission(_with(url="", parent_id="")).url is None
+
+
+# Marks of two combining classes in the order NFC must reverse: CPython sorts them by
+# insertion, so normalising a run of n of them takes time that grows with n squared.
+def _reversed_marks(count: int) -> str:
+    return "a" + "\u0300" * (count // 2) + "\u0316" * (count // 2)
+
+
+@pytest.mark.parametrize("field", ["name", "email", "comment", "thread", "url"])
+def test_a_field_stacking_more_marks_than_unicode_allows_is_refused_before_it_is_normalised(
+    field: str,
+) -> None:
+    # 120,000 marks (a 240 KB body) kept a web process busy for 28 s before they were refused;
+    # 40,000 took 3 s.
+    raw = _reversed_marks(40_000)
+    with pytest.raises(SubmissionError) as caught:
+        parse_submission(_with(**{field: f"http://{raw}.example" if field == "url" else raw}))
+    assert caught.value.problems[field] == f"{field} stacks more than 30 combining marks on one character"
+    if field != "thread":
+        label = {"name": "Name", "email": "Email", "comment": "Comment", "url": "Website"}[field]
+        advice = "This stacks too many accents or marks on one letter; type it again."
+        assert caught.value.advice[field] == f"{label}: {advice}"
+
+
+@pytest.mark.parametrize(
+    ("text", "safe"),
+    [
+        ("plain ASCII " * 1000, True),
+        ("Tiếng Việt có dấu, Ελληνικά, हिन्दी, 한국어", True),
+        ("a" + "\u0301" * 30, True),  # Unicode's stream-safe limit, still taken
+        ("a" + "\u0301" * 31, False),
+        ("a" + "\u0300\u0316" * 16, False),
+        # Starters whose compatibility decomposition is a mark: the classifier's NFKC would
+        # make a run of them in text that NFC leaves alone.
+        ("a" + "\u0301\uff9e" * 16, False),
+        ("\u0f73" * 31, False),
+        (("a" + "\u0301" * 30) * 100, True),
+        # Past the BMP: emoji are no marks; Brahmi's virama and the musical symbols' are.
+        ("\U0001f600" * 40 + "\u0301", True),
+        ("\U0001f600" * 40 + "\U00011046" * 31, False),
+        ("a" + "\u0301\U0001d167" * 16, False),
+    ],
+)
+def test_stream_safe_counts_the_marks_normalisation_reorders(text: str, safe: bool) -> None:
+    assert stream_safe(text) is safe
 
 
 def test_comment_may_keep_newlines_and_tabs() -> None:
