@@ -114,6 +114,15 @@ def _check_csrf() -> None:
     csrf.protect()
 
 
+# The pages run no script and load nothing: they are escaped, and if an escape were ever
+# missed, a comment's markup could still neither run a script, load anything, nor send
+# a form anywhere else.
+PAGES_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+
+
 @bp.after_app_request
 def _private_page(response: Response) -> Response:
     # Every answer under the pages' prefix, an address no page answers (404, 405) too,
@@ -122,7 +131,9 @@ def _private_page(response: Response) -> Response:
         return response
     # Pages whose buttons decide must not be shown inside another page (clickjacking).
     response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    response.headers["Content-Security-Policy"] = PAGES_POLICY
+    # Their addresses (filters, cursors) go to no other site, should a page ever link to one.
+    response.headers["Referrer-Policy"] = "same-origin"
     # They show commenters' names and comments (and, once asked, an email): kept by no
     # cache, the browser's own included, so Back after signing out shows nothing.
     response.headers["Cache-Control"] = "no-store"

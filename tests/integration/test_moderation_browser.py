@@ -73,6 +73,11 @@ def test_a_moderator_signs_in_and_approves_a_flagged_comment_in_the_browser(
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
             page = browser.new_page()
+            # The pages' Content-Security-Policy must refuse nothing they use themselves.
+            refused: list[str] = []
+            page.on(
+                "console", lambda message: refused.append(message.text) if message.type == "error" else None
+            )
             page.goto(f"{served}/moderate/")
             expect(page.get_by_role("heading", name="Sign in to moderate")).to_be_visible()
             page.get_by_label("Moderator token").fill(token)
@@ -93,6 +98,7 @@ def test_a_moderator_signs_in_and_approves_a_flagged_comment_in_the_browser(
             card.get_by_role("button", name="Approve").click()
             expect(page.get_by_role("status")).to_have_text(f"Comment {comment_id} approved.")
             expect(page.get_by_role("article", name=f"Comment {comment_id}")).to_have_count(0)
+            assert refused == []
         finally:
             browser.close()
 
