@@ -36,6 +36,8 @@ MAX_ID = 2**63 - 1
 # separators and the bidirectional embeddings, overrides and isolates (U+202E in a name
 # turns the rest of the line that shows it around); the comment body keeps tab and newline.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# What a URL cannot hold as it is (RFC 3986): markup's quotes and brackets among them.
+_NOT_IN_URLS = re.compile(r'["<>`{}|\\^]')
 _BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Unicode's stream-safe limit (UAX #15): no text in any language stacks more marks than this
 # that normalisation reorders (combining class other than 0) on one letter. CPython sorts
@@ -302,11 +304,16 @@ def _url(raw: Any) -> str | None:
         value = f"http://{value}"
     # Any space, not only U+0020: a no-break or ideographic one in a host leaves a link
     # that no browser can follow.
-    if web_address(value) is None or any(character.isspace() for character in value):
+    parts = web_address(value)
+    if parts is None or any(character.isspace() for character in value) or _NOT_IN_URLS.search(parts.netloc):
         raise FieldError(
             "must be a web address starting with http:// or https://",
             "Enter a web address starting with http:// or https://, or leave this empty.",
         )
+    # Escaped after the host as a browser's address bar escapes them, so that a site that
+    # puts the address into its markup without escaping it cannot be made to end an
+    # attribute or open a tag by it.
+    value = _NOT_IN_URLS.sub(lambda found: f"%{ord(found.group()):02X}", value)
     problem = _too_long(value, URL_MAX_CHARS)
     if problem:
         raise problem
