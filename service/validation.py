@@ -310,7 +310,7 @@ def _url(raw: Any) -> str | None:
             "must be a web address starting with http:// or https://",
             "Enter a web address starting with http:// or https://, or leave this empty.",
         )
-    # Escaped after the host as a browser's address bar escapes them, so that a site that
+    # Escaped after the host (browsers escape most of them there too), so that a site that
     # puts the address into its markup without escaping it cannot be made to end an
     # attribute or open a tag by it.
     value = _NOT_IN_URLS.sub(lambda found: f"%{ord(found.group()):02X}", value)
