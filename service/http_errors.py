@@ -147,8 +147,15 @@ def _http_error(error: HTTPException) -> Response:
 
 
 def _database_unavailable(error: Exception) -> Response:
-    logger.warning("%s %s: the database is unavailable: %s", request.method, request.path, error)
-    response = error_response(503, "database_unavailable", "the database is unavailable; try again shortly")
+    if isinstance(getattr(error, "orig", error), psycopg.errors.QueryCanceled):
+        # The statement limit (service/app.py) ran out: a lock held elsewhere, a stalled
+        # server. The database answers; it did not finish in time.
+        logger.warning("%s %s: a statement ran out of time: %s", request.method, request.path, error)
+        message = "the database did not answer in time; try again shortly"
+    else:
+        logger.warning("%s %s: the database is unavailable: %s", request.method, request.path, error)
+        message = "the database is unavailable; try again shortly"
+    response = error_response(503, "database_unavailable", message)
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 

@@ -499,7 +499,10 @@ def test_a_post_held_up_by_a_locked_table_gets_503_and_stores_nothing(
             assert not poster.is_alive(), "the post waited for the lock instead of being answered"
         response = answer["r"]
         assert response.status_code == 503 and response.headers["Retry-After"] == "5"
-        assert response.get_json()["error"] == "database_unavailable"
+        assert response.get_json() == {
+            "error": "database_unavailable",
+            "message": "the database did not answer in time; try again shortly",
+        }
         assert _count(app.extensions["moderation"]) == 0
         # The URL's own options (the test schema's search path) are kept beside the timeout.
         assert client.post("/v1/comments", json=FORM).status_code == 202
