@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from rq import Queue
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -136,6 +136,18 @@ def _check_keys_late() -> None:
     current_app.extensions[EXTENSION] = replace(current, keys_checked=True)
 
 
+# The pages a form post is answered with (thank you, what to mend) show what the poster
+# typed, escaped; were an escape ever missed, it could still run no script and load nothing.
+# The moderators' pages set a stricter policy of their own (service/moderation_pages.py).
+PUBLIC_PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
+
+def _page_policy(response: Response) -> Response:
+    if "Content-Security-Policy" not in response.headers and response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = PUBLIC_PAGE_POLICY
+    return response
+
+
 def _close_session(_error: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:
@@ -178,6 +190,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if not built.keys_checked:
         app.before_request(_check_keys_late)
     app.teardown_appcontext(_close_session)
+    app.after_request(_page_policy)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(training_api.bp)

@@ -123,6 +123,16 @@ def test_a_way_back_that_stacks_thousands_of_marks_is_passed_over_at_once(
     assert _count(services) == 1
 
 
+def test_the_pages_a_form_post_gets_may_run_no_script_and_load_nothing(client: FlaskClient) -> None:
+    received = client.post("/v1/comments", data=FORM)
+    refused = client.post("/v1/comments", data={**FORM, "email": "not an address"})
+    assert [received.status_code, refused.status_code] == [202, 422]
+    for page in (received, refused):
+        policy = page.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "script-src" not in policy
+    assert "Content-Security-Policy" not in client.post("/v1/comments", json=FORM).headers
+
+
 def test_multipart_form_is_accepted(client: FlaskClient) -> None:
     response = client.post("/v1/comments", data=FORM, content_type="multipart/form-data")
     assert response.status_code == 202
