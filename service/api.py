@@ -114,7 +114,9 @@ class _StrictMultiPartParser(MultiPartParser):
         """The form's text fields and files; ``BadRequest`` when a text field is not UTF-8
         or there are more than ``max_parts`` parts."""
         form, files = super().parse(stream, boundary, content_length)
-        if self.max_parts is not None and len(form) + len(files) > self.max_parts:
+        # Every part counts: a MultiDict's len() is its number of distinct names.
+        parts = sum(1 for _ in form.items(multi=True)) + sum(1 for _ in files.items(multi=True))
+        if self.max_parts is not None and parts > self.max_parts:
             raise BadRequest(f"the multipart form body has more than {self.max_parts:,} parts")
         try:
             fields = [(name, value.encode("latin-1").decode()) for name, value in form.items(multi=True)]

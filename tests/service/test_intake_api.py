@@ -339,6 +339,19 @@ def test_a_multipart_form_that_cannot_be_read_gets_400(
     assert _count(services) == 0
 
 
+def test_a_multipart_form_repeating_one_name_past_the_part_limit_gets_400(
+    client: FlaskClient, services: Services
+) -> None:
+    # A MultiDict's len() is its number of distinct names: counted so, 2,000 parts under
+    # one name passed.
+    repeated = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="x"\r\n\r\n\r\n'.encode() * 2000
+    body = repeated + _multipart()
+    assert len(body) < services.settings.max_body_bytes
+    response = client.post("/v1/comments", data=body, content_type=MULTIPART)
+    assert response.status_code == 400
+    assert _count(services) == 0
+
+
 def test_a_form_posted_to_an_address_nothing_answers_says_the_form_is_broken(client: FlaskClient) -> None:
     # A reply form whose action names the wrong address: its commenter gets the page.
     for path in ("/v1/comment", "/v1/threads/a/comments"):
