@@ -238,15 +238,16 @@ def retrain(now: bool) -> None:
 
     settings = load_settings()
     sessions = _sessions(settings)
-    if now:
-        from worker.context import build_context, install_context
-
-        # Loaded before the run is queued: a process that cannot load the model, or is
-        # stopped while loading it, queues nothing; and the job waits milliseconds rather
-        # than the seconds of loading for this process to take it back, so a running
-        # worker seldom takes it first.
-        install_context(build_context(settings))
     with scoped_redis_url(settings) as url:
+        if now:
+            from worker.context import build_context, install_context
+
+            # Loaded before the run is queued: a process that cannot load the model, or is
+            # stopped while loading it, queues nothing; and the job waits milliseconds rather
+            # than the seconds of loading for this process to take it back, so a running
+            # worker seldom takes it first. Inside the block: build_context starts the
+            # embedded Redis when none is configured, which the block then would not stop.
+            install_context(build_context(settings))
         queue = Queue(settings.retrain_queue, connection=connect_redis(url, settings.redis_timeout))
         with sessions() as session:
             run = request_retrain(session, queue, Trigger.CLI)

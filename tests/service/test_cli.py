@@ -22,6 +22,7 @@ from models.retraining import in_holdout
 from service.auth import authenticate
 from service.cli import main
 from service.db import make_engine, make_session_factory
+from service.embedded_redis import is_running, stop_embedded_redis
 from service.tables import Comment, Label, ModeratorToken, WebhookEvent, utcnow
 from service.webhook_signing import parse_secret
 
@@ -422,3 +423,21 @@ def test_webhook_secret_and_retry(env: dict[str, str], tmp_path: Path) -> None:
             (8, None, "HTTP 500"),
         ]
     engine.dispose()
+
+
+def test_a_retrain_now_on_the_embedded_redis_stops_it_when_done(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # The worker context starts the embedded Redis when REDIS_URL is unset; built before
+    # `scoped_redis_url`, it left that finding Redis running, not counting it as its own,
+    # and the redis-server ran on after the command exited.
+    data = tmp_path_factory.mktemp("rn") / "data"  # short: a Unix socket path is limited
+    env = {"MODERATION_DATA_DIR": str(data), "DATABASE_URL": "", "MODEL_DIR": "", "REDIS_URL": ""}
+    runner = _initialised(env)
+    assert not is_running(data)
+    try:
+        result = runner.invoke(main, ["retrain", "--now"], env=env)
+        assert result.exit_code == 0, result.output
+        assert not is_running(data)
+    finally:
+        stop_embedded_redis(data)
