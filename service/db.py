@@ -91,6 +91,23 @@ def engine_for(settings: Settings, *, statement_timeout: float | None = None) ->
 MIN_SQLITE = (3, 35)
 
 
+def _statement_timeout(seconds: float) -> Callable[[Any, Any], None]:
+    """A connect hook that limits each statement of the connection to ``seconds``.
+
+    Set by a statement, not as a connection option: an `options` parameter of its own
+    would make libpq ignore PGOPTIONS (and the URL's own options would need merging),
+    and a pooler such as PgBouncer refuses startup options it does not know.
+    """
+    milliseconds = max(1, round(seconds * 1000))
+
+    def limit(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute(f"SET statement_timeout = {milliseconds}")
+        # Committed: a setting made in a transaction rolled back later would be undone.
+        dbapi_connection.commit()
+
+    return limit
+
+
 def make_engine(url: str, *, full_sync: bool = False, statement_timeout: float | None = None) -> Engine:
     """An engine for ``url``; SQLite files get WAL mode and their folder created, and with
     ``full_sync`` their log synced to disk at every commit. On PostgreSQL, a
@@ -114,20 +131,14 @@ def make_engine(url: str, *, full_sync: bool = False, statement_timeout: float |
         # and recycling bounds how long an idle connection is trusted. A server that drops
         # packets instead of refusing the connection is given up on after a while, so a
         # request gets its 503 rather than waiting for libpq, which would wait forever.
-        connect: dict[str, Any] = (
-            {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
-        )
-        if statement_timeout is not None:
-            # Added to the URL's own options (a search path, say), which connect_args would replace.
-            given = parsed.query.get("options")
-            given = " ".join(given) if isinstance(given, tuple) else given
-            own = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
-            connect["options"] = f"{given} {own}" if given else own
+        connect = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
         engine = create_engine(
             parsed, pool_recycle=POOL_RECYCLE_SECONDS, hide_parameters=True, connect_args=connect
         )
         if engine.dialect.name == "postgresql":
             event.listen(engine, "checkout", _closed_by_server)
+            if statement_timeout is not None:
+                event.listen(engine, "connect", _statement_timeout(statement_timeout))
         return engine
     if sqlite3.sqlite_version_info < MIN_SQLITE:
         # The migrations drop columns in place (3.35); older builds fail halfway through them.

@@ -112,3 +112,20 @@ def test_a_pooled_connection_the_server_closed_is_replaced_before_a_statement_fa
     finally:
         engine.dispose()
         admin.dispose()
+
+
+def test_a_statement_timeout_keeps_the_options_libpq_reads_from_pgoptions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An `options` connection parameter makes libpq ignore PGOPTIONS: a search_path (or
+    # lock_timeout) set there would hold for the workers and commands but not for the web
+    # app, whose comments would then go to another schema than the workers read.
+    require_service(_postgres_answers(), f"PostgreSQL at {POSTGRES_URL}")
+    monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=1234")
+    for statement_timeout in (None, 10.0):
+        engine = make_engine(POSTGRES_URL, statement_timeout=statement_timeout)
+        try:
+            with engine.connect() as connection:
+                assert connection.execute(text("SHOW lock_timeout")).scalar() == "1234ms", statement_timeout
+        finally:
+            engine.dispose()
