@@ -134,17 +134,22 @@ def version_path(model_dir: str | Path, version: str) -> Path:
     return root / version
 
 
+def _refuse_folder(path: Path) -> None:
+    """Raise ``ModelIntegrityError`` when the pointer at ``path`` is there but is no file."""
+    if path.exists() and not path.is_file():
+        # Made by hand; the repairs above would trip over it too.
+        raise ModelIntegrityError(f"{path} is not a file: remove it, then try again")
+
+
 def _read_pointer(path: Path) -> str:
     """The text of ``ACTIVE``, ``HISTORY`` or ``SHADOW`` at ``path`` ("" when there is none).
 
     Raises:
         ModelIntegrityError: the file is not UTF-8 text.
     """
+    _refuse_folder(path)
     if not path.exists():
         return ""
-    if not path.is_file():
-        # Made by hand; the repairs above would trip over it too.
-        raise ModelIntegrityError(f"{path} is not a file: remove it, then try again")
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -340,6 +345,7 @@ def set_shadow(model_dir: str | Path, version: str) -> None:
         # Checked as `activate` checks: a version the workers cannot load would score
         # nothing, while each of them tried it again at every check.
         verify_version(root, version)
+        _refuse_folder(root / SHADOW_FILE)
         _write_atomically(root / SHADOW_FILE, version + "\n")
 
 
@@ -354,6 +360,7 @@ def shadow_candidate(model_dir: str | Path, version: str) -> bool:
         active = active_version(root)
         if active is not None and version_order(version) <= version_order(active):
             return False
+        _refuse_folder(root / SHADOW_FILE)
         _write_atomically(root / SHADOW_FILE, version + "\n")
         return True
 
@@ -363,6 +370,7 @@ def clear_shadow(model_dir: str | Path) -> None:
     root = Path(model_dir)
     if root.is_dir():
         with _locked(root):
+            _refuse_folder(root / SHADOW_FILE)
             (root / SHADOW_FILE).unlink(missing_ok=True)
 
 

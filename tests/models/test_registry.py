@@ -290,6 +290,24 @@ def test_a_pointer_that_is_a_folder_is_named_as_such(
     assert {path.name for path in root.iterdir()} == {first, second, third, pointer, ACTIVE_FILE, LOCK_FILE}
 
 
+@pytest.mark.parametrize("write", ["set_shadow", "shadow_candidate", "clear_shadow"])
+def test_a_shadow_pointer_that_is_a_folder_is_named_by_the_commands_that_write_it(
+    three_versions: tuple[Path, list[str]], write: str
+) -> None:
+    # The writers too: `shadow set`, a retrain's candidate and `shadow clear` (the repair
+    # given for SHADOW) failed on os.replace or unlink, naming a temporary file or nothing.
+    root, (first, _second, third) = three_versions
+    activate(root, first)
+    (root / SHADOW_FILE).mkdir()
+    call = {
+        "set_shadow": lambda: set_shadow(root, third),
+        "shadow_candidate": lambda: shadow_candidate(root, third),
+        "clear_shadow": lambda: clear_shadow(root),
+    }[write]
+    with pytest.raises(ModelIntegrityError, match=f"{root / SHADOW_FILE} is not a file"):
+        call()
+
+
 def test_a_damaged_shadow_pointer_is_named_as_such(three_versions: tuple[Path, list[str]]) -> None:
     root, (first, second, third) = three_versions
     activate(root, third)
