@@ -35,7 +35,7 @@ MAX_ID = 2**63 - 1
 # Any C0/C1 control character or DEL, and in one-line fields the line and paragraph
 # separators and the bidirectional embeddings, overrides and isolates (U+202E in a name
 # turns the rest of the line that shows it around); the comment body keeps tab and newline.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+ONE_LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 # What a URL cannot hold as it is (RFC 3986): markup's quotes and brackets among them.
 _NOT_IN_URLS = re.compile(r'["<>`{}|\\^]')
 _BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -182,7 +182,7 @@ def _too_long(value: str, max_chars: int, max_bytes: int | None = None) -> Field
 
 
 def _text(
-    raw: Any, *, max_chars: int, max_bytes: int | None = None, control: re.Pattern[str] = _CONTROL
+    raw: Any, *, max_chars: int, max_bytes: int | None = None, control: re.Pattern[str] = ONE_LINE_CONTROL
 ) -> str:
     if raw is None:
         raise FieldError("is required", _FILL_IN)
