@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from service.errors import AuthError, QueueUnavailableError, ServiceError, ValidationError
 from service.flood import TooManyCommentsError
-from service.validation import SubmissionError
+from service.validation import TYPED_FIELDS, SubmissionError
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,10 @@ def error_response(
             # The page names no internals, so whoever the site asks to look finds them here.
             logged = message if site_problem is None else site_problem
             logger.warning("a form post to %s was refused (%s): %s", request.path, status, logged)
+        elif site_problem:
+            # A hidden field the commenter was told of in their own words (a reply to a
+            # comment no longer shown): routine, yet a form sending a wrong one shows here.
+            logger.info("a form post to %s was refused (%s): %s", request.path, status, site_problem)
         return Response(render_template("form_errors.html", problems=problems), status=status)
     body: dict[str, object] = {"error": code, "message": message}
     if fields:
@@ -109,7 +113,11 @@ def _advice(error: ValidationError) -> tuple[list[str], str]:
     out of the log: it is theirs to mend, and the page tells them how.
     """
     advice = error.advice if isinstance(error, SubmissionError) else {}
-    hidden = "; ".join(f"{name}: {problem}" for name, problem in error.problems.items() if name not in advice)
+    hidden = "; ".join(
+        f"{name}: {problem}"
+        for name, problem in error.problems.items()
+        if name not in advice or name not in TYPED_FIELDS
+    )
     return list(dict.fromkeys(advice.get(field, BROKEN_FORM) for field in error.problems)), hidden
 
 

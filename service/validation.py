@@ -58,6 +58,8 @@ _BLANK_CHARACTERS = frozenset(
 )
 # The fields a reply form shows, by the labels commenters see; the others are hidden inputs.
 _LABELS = {"name": "Name", "email": "Email", "comment": "Comment", "url": "Website"}
+# The fields the commenter sees and types in; the rest are the site's hidden fields.
+TYPED_FIELDS = frozenset(_LABELS)
 _FILL_IN = "Please fill this in."
 
 

@@ -187,7 +187,9 @@ def test_a_broken_form_logs_what_the_site_must_mend_and_not_what_the_commenter_t
     assert "annsmith" not in caplog.text and "email" not in caplog.text
 
 
-def test_a_reply_to_a_comment_no_longer_shown_says_so(client: FlaskClient, services: Services) -> None:
+def test_a_reply_to_a_comment_no_longer_shown_says_so(
+    client: FlaskClient, services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
     # A moderator hid the comment while the reader wrote a reply to it; an id that never
     # named a comment gets the same words, so a hidden comment is not told apart.
     parent = client.post("/v1/comments", json=FORM).get_json()["id"]
@@ -197,6 +199,8 @@ def test_a_reply_to_a_comment_no_longer_shown_says_so(client: FlaskClient, servi
         page = response.get_data(as_text=True)
         assert "The comment you replied to is no longer shown, so your reply was not sent." in page
         assert BROKEN_FORM not in page and "parent_id" not in page and "999" not in page
+    # A site whose reply forms send a wrong id (or thread) finds why in the log.
+    assert "parent_id: parent_id 999 is not a published comment in this thread" in caplog.text
     api = client.post("/v1/comments", json={**FORM, "parent_id": 999})
     problem = "parent_id 999 is not a published comment in this thread"
     assert api.get_json()["fields"] == {"parent_id": problem}
