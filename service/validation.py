@@ -36,8 +36,9 @@ MAX_ID = 2**63 - 1
 # separators and the bidirectional embeddings, overrides and isolates (U+202E in a name
 # turns the rest of the line that shows it around); the comment body keeps tab and newline.
 ONE_LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-# What a URL cannot hold as it is (RFC 3986): markup's quotes and brackets among them.
-_NOT_IN_URLS = re.compile(r'["<>`{}|\\^]')
+# What a URL cannot hold as it is (RFC 3986), markup's quotes and brackets among them,
+# and the apostrophe, which it may hold but which ends a single-quoted attribute.
+_NOT_IN_URLS = re.compile(r"[\"'<>`{}|\\^]")
 _BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Unicode's stream-safe limit (UAX #15): no text in any language stacks more marks than this
 # that normalisation reorders (combining class other than 0) on one letter. CPython sorts
@@ -298,6 +299,12 @@ def web_address(value: str) -> SplitResult | None:
     return parts if parts.scheme in {"http", "https"} and parts.hostname else None
 
 
+def _escaped(found: re.Match[str]) -> str:
+    # A backslash is a slash to browsers; escaped, it would name another address.
+    character = found.group()
+    return "/" if character == "\\" else f"%{ord(character):02X}"
+
+
 def _url(raw: Any) -> str | None:
     if raw is None or (isinstance(raw, str) and _blank(raw)):
         return None
@@ -315,7 +322,7 @@ def _url(raw: Any) -> str | None:
     # Escaped after the host (browsers escape most of them there too), so that a site that
     # puts the address into its markup without escaping it cannot be made to end an
     # attribute or open a tag by it.
-    value = _NOT_IN_URLS.sub(lambda found: f"%{ord(found.group()):02X}", value)
+    value = _NOT_IN_URLS.sub(_escaped, value)
     problem = _too_long(value, URL_MAX_CHARS)
     if problem:
         raise problem
