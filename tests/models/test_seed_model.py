@@ -70,9 +70,10 @@ def test_train_seed_model_keeps_another_active_version(tmp_path: Path) -> None:
 
 
 def test_short_friendly_comments_are_not_held_as_abuse(seed_classifier: Classifier) -> None:
-    # None of these is in the seed set. A seed with "lol" almost only in insults held most
-    # of them for a moderator: the first hour of a new site is full of such comments.
-    friendly = ["hilarious lol", "haha so good", "lol true", "lmao yes", "lol I love this town", "haha nice"]
+    # Nor anything like them in the seed set. A seed with "lol" almost only in insults held
+    # the first three for a moderator (0.70, 0.54, 0.39 against a threshold of 0.37), and
+    # the first hour of a new site is full of such comments.
+    friendly = ["lmao yes", "lol I love this town", "lol my cat does this", "lol fair enough"]
     insults = ["lol you idiot", "shut up loser lol", "lmao nobody likes you, clown"]
     review = seed_classifier.thresholds["abuse"]["review"]
     scores = seed_classifier.score([CommentText(text) for text in friendly + insults])
