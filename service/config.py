@@ -419,6 +419,10 @@ def _check_database_url(url: str) -> None:
             "DATABASE_URL names an in-memory SQLite database, which no other process can see: "
             "name a file, sqlite:///PATH"
         )
+    if parsed.get_backend_name() == "sqlite" and (parsed.database or "").startswith("file:"):
+        # The file's folder, its writers' lock beside it and the commands' check that it
+        # exists all read the database as a path; a URI (perhaps in memory) is none.
+        raise ConfigError("DATABASE_URL must name a SQLite file as sqlite:///PATH, not as a file: URI")
 
 
 def _check_numbers(settings: Settings) -> None:

@@ -80,6 +80,8 @@ def test_a_review_threshold_equal_to_the_reject_threshold_is_accepted() -> None:
         ({"DATABASE_URL": "postgresql+psycopg2://db/x"}, "DATABASE_URL must be a sqlite:/// or postgresql"),
         ({"DATABASE_URL": "sqlite://"}, "DATABASE_URL names an in-memory SQLite database"),
         ({"DATABASE_URL": "sqlite:///:memory:"}, "DATABASE_URL names an in-memory SQLite database"),
+        ({"DATABASE_URL": "sqlite:///file:/srv/m.db?uri=true"}, "not as a file: URI"),
+        ({"DATABASE_URL": "sqlite:///file::memory:?uri=true"}, "not as a file: URI"),
         # An unescaped password: the message must not repeat any of it.
         ({"DATABASE_URL": "postgresql://moderation:pa@ss:w0rd@db/x"}, r"is not a URL SQLAlchemy can read \("),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must be a redis://, rediss:// or unix:// URL"),
