@@ -36,10 +36,10 @@ MAX_ID = 2**63 - 1
 # separators and the bidirectional embeddings, overrides and isolates (U+202E in a name
 # turns the rest of the line that shows it around); the comment body keeps tab and newline.
 ONE_LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # What a URL cannot hold as it is (RFC 3986), markup's quotes and brackets among them,
 # and the apostrophe, which it may hold but which ends a single-quoted attribute.
 _NOT_IN_URLS = re.compile(r"[\"'<>`{}|\\^]")
-_BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Unicode's stream-safe limit (UAX #15): no text in any language stacks more marks than this
 # that normalisation reorders (combining class other than 0) on one letter. CPython sorts
 # each run of them by insertion when it normalises, so a run of thousands, in an order it
@@ -59,7 +59,6 @@ _BLANK_CHARACTERS = frozenset(
 )
 # The fields a reply form shows, by the labels commenters see; the others are hidden inputs.
 _LABELS = {"name": "Name", "email": "Email", "comment": "Comment", "url": "Website"}
-# The fields the commenter sees and types in; the rest are the site's hidden fields.
 TYPED_FIELDS = frozenset(_LABELS)
 _FILL_IN = "Please fill this in."
 
