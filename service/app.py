@@ -32,9 +32,10 @@ EXTENSION = "moderation"
 logger = logging.getLogger(__name__)
 
 # The longest one statement of a request may run on PostgreSQL before the server cancels
-# it and the request is answered 503: well under gunicorn's worker timeout (30 s), which
-# kills a worker unanswered while its statement goes on, and may still store the comment.
-# As long as SQLite's busy timeout (service/db.py).
+# it, or a write may wait for SQLite's writers' lock, before the request is answered 503:
+# well under gunicorn's worker timeout (30 s), which kills a worker unanswered while its
+# statement goes on, and may still store the comment. As long as SQLite's busy timeout
+# (service/db.py).
 STATEMENT_TIMEOUT_SECONDS = 10.0
 
 

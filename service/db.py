@@ -115,7 +115,9 @@ def make_engine(url: str, *, full_sync: bool = False, statement_timeout: float |
     (waiting for a lock, a stalled disk), which fails as ``OperationalError`` with nothing
     of it written; the web app sets it below gunicorn's worker timeout, so that a request
     is answered 503 rather than its worker killed unanswered while its statement goes on
-    and may still commit the comment afterwards.
+    and may still commit the comment afterwards. On SQLite it bounds a writer's wait for
+    the writers' lock instead (service/sqlite_writers.py), as the busy timeout bounds
+    SQLite's own waits.
 
     Its errors leave out the statement's values: they are logged, and the values hold
     what the logs must not (email digests, comment text, moderators' notes). PostgreSQL's
@@ -149,7 +151,7 @@ def make_engine(url: str, *, full_sync: bool = False, statement_timeout: float |
     connect_args: dict[str, Any] = {"check_same_thread": False}
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        connect_args["factory"] = connection_class(f"{parsed.database}.writer-lock")
+        connect_args["factory"] = connection_class(f"{parsed.database}.writer-lock", statement_timeout)
     engine = create_engine(parsed, connect_args=connect_args, hide_parameters=True)
     event.listen(engine, "connect", _sqlite_tuning(full_sync))
     return engine

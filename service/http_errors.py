@@ -155,9 +155,12 @@ def _http_error(error: HTTPException) -> Response:
 
 
 def _database_unavailable(error: Exception) -> Response:
-    if isinstance(getattr(error, "orig", error), psycopg.errors.QueryCanceled):
-        # The statement limit (service/app.py) ran out: a lock held elsewhere, a stalled
-        # server. The database answers; it did not finish in time.
+    cause = getattr(error, "orig", error)
+    if isinstance(cause, psycopg.errors.QueryCanceled) or (
+        isinstance(cause, sqlite3.OperationalError) and str(cause).startswith("database is locked")
+    ):
+        # The statement limit (service/app.py) or SQLite's wait for its lock ran out: a lock
+        # held elsewhere, a stalled server. The database answers; it did not finish in time.
         logger.warning("%s %s: a statement ran out of time: %s", request.method, request.path, error)
         message = "the database did not answer in time; try again shortly"
     else:

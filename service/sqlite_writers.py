@@ -15,6 +15,14 @@ on its own and outside the lock. Such a statement gets both here.
 A forked process (the scheduler RQ forks beside a worker) shares its parent's open lock
 files, and with them the lock: held by a parent that was killed, it stayed held, and every
 writer waited, until the child ended too. A child closes its copies at once.
+
+The web app's writers wait a bounded time (``wait_limit``), as SQLite's busy timeout
+bounds its own waits: a writer stopped or hung while it holds the lock would otherwise
+hold up every post until gunicorn killed the process unanswered, while the post went on
+waiting and could still be stored afterwards. ``flock`` itself has no time limit, so the
+wait is cut short by a timer signal (SIGALRM, which gunicorn leaves alone), and only in a
+process's main thread, where Python runs signal handlers; a worker, whose jobs RQ times
+with the same signal, waits as before.
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import signal
 import sqlite3
+import threading
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -72,10 +82,50 @@ def _close_locks_in_child() -> None:
 os.register_at_fork(after_in_child=_close_locks_in_child)
 
 
+class _LockWaitTimeoutError(Exception):
+    """Raised by the timer signal's handler to end a wait for the lock."""
+
+
+def _end_wait(_signum: int, _frame: Any) -> None:
+    raise _LockWaitTimeoutError
+
+
+def _wait_for(lock_fd: int, seconds: float) -> None:
+    """Take the exclusive lock on ``lock_fd``, waiting at most ``seconds`` when that can be
+    timed here (the main thread, with SIGALRM free); ``sqlite3.OperationalError`` past it."""
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGALRM) not in (
+        signal.SIG_DFL,
+        _end_wait,
+    ):
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        return
+    signal.signal(signal.SIGALRM, _end_wait)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    except _LockWaitTimeoutError:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        # The signal may have come just after the lock was taken: let go of it (letting go
+        # of a lock not held does nothing).
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        raise sqlite3.OperationalError(
+            f"database is locked: another writer held it for more than {seconds:g} s"
+        ) from None
+    finally:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+
 class QueuedWriterConnection(sqlite3.Connection):
     """A connection whose first write statement of a transaction waits for the file lock."""
 
     lock_path = ""  # set by `connection_class`
+    wait_limit: float | None = None  # set by `connection_class`: None waits as long as it takes
     _lock_fd = -1
     _holding = False
 
@@ -119,7 +169,10 @@ class QueuedWriterConnection(sqlite3.Connection):
         if self._lock_fd < 0:
             self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             _with_lock_files.add(self)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        if self.wait_limit is None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        else:
+            _wait_for(self._lock_fd, self.wait_limit)
         self._holding = True
 
     def _release(self) -> None:
@@ -150,6 +203,11 @@ class QueuedWriterConnection(sqlite3.Connection):
                 _with_lock_files.discard(self)
 
 
-def connection_class(lock_path: str) -> type[QueuedWriterConnection]:
-    """A ``QueuedWriterConnection`` class whose writers queue on an exclusive lock of ``lock_path``."""
-    return type("QueuedWriterConnection", (QueuedWriterConnection,), {"lock_path": lock_path})
+def connection_class(lock_path: str, wait_limit: float | None = None) -> type[QueuedWriterConnection]:
+    """A ``QueuedWriterConnection`` class whose writers queue on an exclusive lock of
+    ``lock_path``, each waiting at most ``wait_limit`` seconds where that can be timed."""
+    return type(
+        "QueuedWriterConnection",
+        (QueuedWriterConnection,),
+        {"lock_path": lock_path, "wait_limit": wait_limit},
+    )

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, text
+from sqlalchemy.exc import OperationalError
 
 from service.db import make_engine, make_session_factory
 from service.statuses import CommentStatus
@@ -60,6 +61,41 @@ def test_a_second_writer_waits_for_the_first_to_commit(tmp_path: Path) -> None:
         assert connection.execute(text("SELECT n FROM t ORDER BY rowid")).scalars().all() == [1, 2]
     first.dispose()
     second.dispose()
+
+
+# Timed by a thread: the wait is cut short by SIGALRM, which the signal method of
+# pytest-timeout would hold.
+@pytest.mark.timeout(120, method="thread")
+def test_a_writer_with_a_wait_limit_gives_up_and_leaves_no_timer_behind(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    holder, limited = _engine(path), make_engine(f"sqlite:///{path}", statement_timeout=0.2)
+    with holder.begin() as held:
+        held.execute(text("INSERT INTO t VALUES (1)"))
+        # Its own limit, not SQLite's busy timeout, whose message has no such ending.
+        gave_up = r"database is locked: another writer held it for more than 0\.2 s"
+        with pytest.raises(OperationalError, match=gave_up), limited.begin() as connection:
+            connection.execute(text("INSERT INTO t VALUES (2)"))
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL
+        # Where the wait cannot be timed (another thread), it waits for the lock as before.
+        written: list[int] = []
+
+        def write_in_a_thread() -> None:
+            with limited.begin() as connection:
+                connection.execute(text("INSERT INTO t VALUES (3)"))
+            written.append(3)
+
+        writer = threading.Thread(target=write_in_a_thread)
+        writer.start()
+        time.sleep(0.5)
+        assert written == []
+    writer.join(5)
+    assert written == [3] and flock_is_free(tmp_path / "db.sqlite.writer-lock")
+    with limited.begin() as connection:  # the lock it gave up on is not held by it
+        connection.execute(text("INSERT INTO t VALUES (4)"))
+        assert connection.execute(text("SELECT n FROM t ORDER BY rowid")).scalars().all() == [1, 3, 4]
+    holder.dispose()
+    limited.dispose()
 
 
 def test_the_lock_is_held_from_the_first_write_to_commit_or_rollback(tmp_path: Path) -> None:
