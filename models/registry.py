@@ -67,7 +67,16 @@ _REPAIRS = {
 }
 
 
+def _refuse_folder(path: Path) -> None:
+    """Raise ``ModelIntegrityError`` when the pointer at ``path`` is there but is no file."""
+    if path.exists() and not path.is_file():
+        # Made by hand; the repairs above would trip over it too.
+        raise ModelIntegrityError(f"{path} is not a file: remove it, then try again")
+
+
 def _write_atomically(path: Path, text: str) -> None:
+    # Refused before anything is written: os.replace would fail naming the temporary.
+    _refuse_folder(path)
     with replacing(path, sync=True) as out:
         out.write(text)
 
@@ -132,13 +141,6 @@ def version_path(model_dir: str | Path, version: str) -> Path:
     if version not in list_versions(root):
         raise ModelNotFoundError(f"no model version {version!r} in {root}")
     return root / version
-
-
-def _refuse_folder(path: Path) -> None:
-    """Raise ``ModelIntegrityError`` when the pointer at ``path`` is there but is no file."""
-    if path.exists() and not path.is_file():
-        # Made by hand; the repairs above would trip over it too.
-        raise ModelIntegrityError(f"{path} is not a file: remove it, then try again")
 
 
 def _read_pointer(path: Path) -> str:
@@ -345,7 +347,6 @@ def set_shadow(model_dir: str | Path, version: str) -> None:
         # Checked as `activate` checks: a version the workers cannot load would score
         # nothing, while each of them tried it again at every check.
         verify_version(root, version)
-        _refuse_folder(root / SHADOW_FILE)
         _write_atomically(root / SHADOW_FILE, version + "\n")
 
 
@@ -360,7 +361,6 @@ def shadow_candidate(model_dir: str | Path, version: str) -> bool:
         active = active_version(root)
         if active is not None and version_order(version) <= version_order(active):
             return False
-        _refuse_folder(root / SHADOW_FILE)
         _write_atomically(root / SHADOW_FILE, version + "\n")
         return True
 
