@@ -115,11 +115,12 @@ class _StrictMultiPartParser(MultiPartParser):
         or there are more than ``max_parts`` parts."""
         form, files = super().parse(stream, boundary, content_length)
         # Every part counts: a MultiDict's len() is its number of distinct names.
-        parts = sum(1 for _ in form.items(multi=True)) + sum(1 for _ in files.items(multi=True))
+        items = list(form.items(multi=True))
+        parts = len(items) + sum(1 for _ in files.items(multi=True))
         if self.max_parts is not None and parts > self.max_parts:
             raise BadRequest(f"the multipart form body has more than {self.max_parts:,} parts")
         try:
-            fields = [(name, value.encode("latin-1").decode()) for name, value in form.items(multi=True)]
+            fields = [(name, value.encode("latin-1").decode()) for name, value in items]
         except UnicodeDecodeError:
             raise BadRequest(_NOT_UTF8) from None
         return self.cls(fields), files
