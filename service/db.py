@@ -81,8 +81,9 @@ def with_driver(url: str) -> URL:
 
 
 def engine_for(settings: Settings, *, statement_timeout: float | None = None) -> Engine:
-    """An engine for the configured database, as durable as configured; on PostgreSQL a
-    ``statement_timeout`` (seconds) bounds every statement (see ``make_engine``)."""
+    """An engine for the configured database, as durable as configured; a
+    ``statement_timeout`` (seconds) bounds every statement on PostgreSQL and every wait for
+    the writers' lock on SQLite (see ``make_engine``)."""
     return make_engine(
         settings.database, full_sync=settings.sqlite_full_sync, statement_timeout=statement_timeout
     )
