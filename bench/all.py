@@ -207,6 +207,28 @@ def _stored_verdict(services: Sequence[dict[str, Any]]) -> str:
     return "After the run **not every 202 was in the database with its outbox entry**"
 
 
+def _cpu_sentence(run: dict[str, Any] | None) -> str:
+    """What the service's gunicorn processes spent a request against hello-world's, in the
+    paired runs of ``run`` (a service run at 8 connections); empty for results without it."""
+    if not run or not run.get("server_cpu_us") or not run.get("hello_server_cpu_us"):
+        return ""
+    ours, hello = run["server_cpu_us"], run["hello_server_cpu_us"]
+    share, ratio = hello / ours, run["ratio_to_hello"]
+    # Two cores both busy: the throughputs stand as the inverse of the CPU a request.
+    verdict = (
+        "so what holds the intake back is what its requests cost, not time they wait"
+        if abs(share - ratio) <= 0.1 * ratio
+        else "so part of what holds the intake back is time its requests wait, not CPU"
+        if ratio < share
+        else "the generator beside them taking a larger share of the cores from hello-world"
+    )
+    return (
+        f" Under gunicorn the service's processes spent {ours:,.0f} µs of CPU a request there (the "
+        f"kernel's work on their sockets included) against hello-world's {hello:,.0f} µs: "
+        f"{share:.2f} of the CPU a request beside {ratio:.2f} of the throughput, {verdict}."
+    )
+
+
 def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The intake tables and its target lines."""
     apps = intake["apps"]
@@ -329,7 +351,7 @@ def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
             f"In its workers {shares.get('Flask.wsgi_app', 0):.0%} of the samples are inside Flask (the "
             f"view included) and {shares.get('Intake.submit', 0):.0%} in `Intake.submit` (the counters' "
             "upsert, two inserts and the commit on the DBAPI cursor); hello-world spends most of its "
-            "time in gunicorn itself.",
+            f"time in gunicorn itself.{_cpu_sentence(at_eight)}",
             "",
         ]
     costs = intake.get("request_costs", {})

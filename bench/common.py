@@ -357,6 +357,11 @@ class LoadResult:
     """Answers that accepted the post (no error status): each should be a comment stored."""
     hello_requests_per_s: float | None = None
     """Hello-world's throughput in the run just before this one, which its ratio is taken to."""
+    server_cpu_us: float | None = None
+    """CPU (user and system) the app's processes spent a request during the run, in
+    microseconds: the kernel's work on their sockets is in it, the generator's is not."""
+    hello_server_cpu_us: float | None = None
+    """The same for hello-world in the run just before this one."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready copy."""

@@ -46,6 +46,7 @@ from bench.common import (
     Processes,
     child_figures,
     closed_load,
+    cpu_seconds,
     free_port,
     fresh_database,
     gunicorn_argv,
@@ -136,7 +137,13 @@ def measure(targets: list[Target], args: argparse.Namespace, workdir: Path, leve
     hello, *others = targets
 
     def load(target: Target, connections: int, seconds: float) -> LoadResult:
-        return target.counted(closed_load(target.port, connections, seconds, workdir, args.generator))
+        # The app's session holds its gunicorn master and workers and nothing else.
+        before = cpu_seconds(session=target.process.pid)
+        result = closed_load(target.port, connections, seconds, workdir, args.generator)
+        spent = cpu_seconds(session=target.process.pid) - before
+        if result.requests:
+            result.server_cpu_us = round(spent / result.requests * 1e6, 1)
+        return target.counted(result)
 
     for target in targets:
         load(target, 4, 2)
@@ -146,6 +153,7 @@ def measure(targets: list[Target], args: argparse.Namespace, workdir: Path, leve
             hello.runs.append(before)
             result = load(target, connections, args.seconds)
             result.hello_requests_per_s = before.requests_per_s
+            result.hello_server_cpu_us = before.server_cpu_us
             target.runs.append(result)
             _print_run(hello.name, connections, before)
             _print_run(target.name, connections, result)
@@ -154,7 +162,8 @@ def measure(targets: list[Target], args: argparse.Namespace, workdir: Path, leve
 def _print_run(name: str, connections: int, run: LoadResult) -> None:
     print(
         f"  {name:<10} c={connections:<3} {run.requests_per_s:8.1f} req/s  "
-        f"p50 {run.p50_ms:6.2f}  p95 {run.p95_ms:6.2f}  p99 {run.p99_ms:6.2f} ms  errors {run.errors}",
+        f"p50 {run.p50_ms:6.2f}  p95 {run.p95_ms:6.2f}  p99 {run.p99_ms:6.2f} ms  errors {run.errors}"
+        f"  CPU {run.server_cpu_us or 0:5.0f} us a request",
         flush=True,
     )
 
@@ -416,9 +425,10 @@ def report(results: dict[str, Any], levels: list[int]) -> None:
                 [connections, mine["hello_requests_per_s"], bare["requests_per_s"], plain["requests_per_s"]]
                 + [mine["requests_per_s"], f"{ratio:.2f}", f"{to_insert:.2f}", f"{to_plain:.2f}"]
                 + [f"{mine[key]:.2f}" for key in ("p50_ms", "p95_ms", "p99_ms")]
+                + [f"{mine['server_cpu_us'] or 0:.0f} / {mine['hello_server_cpu_us'] or 0:.0f}"]
             )
         header = ["conc", "hello/s", "insert/s", "no-flood/s", "ours/s", "/hello", "/insert", "/no-flood"]
-        header += ["p50 ms", "p95 ms", "p99 ms"]
+        header += ["p50 ms", "p95 ms", "p99 ms", "CPU us/req ours / hello"]
         print_table(header, rows)
         synced = apps.get(full_sync_name(kind))
         if synced:
