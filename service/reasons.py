@@ -12,10 +12,14 @@ import re
 _TOO_FAST = re.compile(r"posted \d+(?:\.\d+)? s after its form was shown, under (\S+) s")
 
 
+def seconds_shown(seconds: float) -> str:
+    """``seconds`` to one decimal, rounded down: 2.96 reads 2.9, never "3.0 ... under 3"."""
+    return f"{math.floor(seconds * 10) / 10:.1f}"
+
+
 def posted_too_fast(seconds: float, minimum: float) -> str:
     """The reason for holding a comment posted ``seconds`` after its form was shown, under ``minimum``."""
-    shown = math.floor(seconds * 10) / 10  # 2.96 reads 2.9, never "3.0 ... under 3"
-    return f"posted {shown:.1f} s after its form was shown, under {minimum:g} s"
+    return f"posted {seconds_shown(seconds)} s after its form was shown, under {minimum:g} s"
 
 
 def without_timing(reason: str) -> str:

@@ -536,3 +536,18 @@ def test_a_problem_is_announced_at_once_and_each_control_names_its_comment(
     assert '<p class="flash problem" role="alert">' in page
     assert page.count(f'aria-describedby="comment-{flagged}-meta"') == 6  # the note, four decisions, reveal
     assert f'<div class="meta" id="comment-{flagged}-meta">' in page
+
+
+def test_the_time_to_post_reads_as_the_reason_it_was_held_for(
+    client: FlaskClient, services: Services
+) -> None:
+    # Held for being posted under 3 s: the page must not round 2.96 up to "3.0 s", which
+    # is not under 3 and leaves the moderator no reason for the comment being there.
+    response = client.post(
+        "/v1/comments", json={**FORM, "comment": "Lovely photos.", "seconds_to_submit": 2.96}
+    )
+    comment_id = int(response.get_json()["id"])
+    _route(services, comment_id, CommentStatus.FLAGGED)
+    _sign_in(client, _token(services))
+    page = client.get("/moderate/").get_data(as_text=True)
+    assert "posted 2.9 s after its form was shown" in page and "3.0 s" not in page
