@@ -35,7 +35,7 @@ from service.presenters import moderator_view
 from service.reasons import seconds_shown
 from service.review import ListQuery, Sort, audit_trail, list_comments
 from service.statuses import Action, CommentStatus, DecisionReason
-from service.tables import ModeratorToken
+from service.tables import AuditEvent, Comment, ModeratorToken
 from service.transitions import Decision, moderator_actor
 from service.validation import moderator_note, seen_time
 
@@ -307,14 +307,18 @@ def _seen_time(raw: str | None) -> datetime | None:
         return None  # an altered form: the status alone is checked
 
 
-def _made_already(comment_id: int, made: Decision) -> bool:
+def _last_change(comment_id: int) -> AuditEvent | None:
+    """The comment's last audit event that changed it."""
+    # Reading the email or exporting the commenter's data is audited but changes nothing
+    # (nor the time a decision checks): another moderator's doing so must not stand for
+    # the change that made a decision stale.
+    changes = [event for event in audit_trail(get_session(), comment_id) if event.action not in _READINGS]
+    return changes[-1] if changes else None
+
+
+def _made_already(last: AuditEvent | None, made: Decision) -> bool:
     """True when the comment's last change is this moderator's same decision: the form was
     sent twice (a double click), and the first one was applied."""
-    # Reading the email or exporting the commenter's data is audited but changes nothing
-    # (nor the time a decision checks): another moderator's doing so between the two sends
-    # must not make the page say that a decision it applied was not.
-    changes = [event for event in audit_trail(get_session(), comment_id) if event.action not in _READINGS]
-    last = changes[-1] if changes else None
     reason = made.reason.value if made.reason else None
     return last is not None and (last.actor, last.action, last.reason, last.note) == (
         moderator_actor(g.moderator),
@@ -322,6 +326,14 @@ def _made_already(comment_id: int, made: Decision) -> bool:
         reason,
         made.note,
     )
+
+
+def _now_and_by_whom(comment_id: int, last: AuditEvent | None) -> str:
+    """What the comment is now and who changed it last, as the conflict message says it."""
+    comment = get_session().get(Comment, comment_id)
+    if comment is None or last is None:
+        return ""
+    return f" (it is {comment.status.value} now, by {last.actor})"
 
 
 def _apply(comment_id: int, decision: str, note: str | None) -> None:
@@ -336,12 +348,15 @@ def _apply(comment_id: int, decision: str, note: str | None) -> None:
     except NotFoundError as exc:
         flash(f"Comment {comment_id}: {exc}.", "problem")
     except ConflictError:
-        if _made_already(comment_id, made):
+        last = _last_change(comment_id)
+        if _made_already(last, made):
             flash(f"Comment {comment_id} {DONE[decision]}.", "done")
             return
+        # The page goes back to the queue it was on, which the comment may have left: the
+        # moderator is told where it went, and who moved it, to follow it up.
         flash(
-            f"Comment {comment_id} was decided, classified or erased meanwhile, so your decision "
-            "was not applied: look at it again.",
+            f"Comment {comment_id} was decided, classified or erased meanwhile"
+            f"{_now_and_by_whom(comment_id, last)}, so your decision was not applied: look at it again.",
             "problem",
         )
     else:

@@ -551,3 +551,19 @@ def test_the_time_to_post_reads_as_the_reason_it_was_held_for(
     _sign_in(client, _token(services))
     page = client.get("/moderate/").get_data(as_text=True)
     assert "posted 2.9 s after its form was shown" in page and "3.0 s" not in page
+
+
+def test_a_decision_not_applied_says_what_the_comment_is_now_and_who_changed_it(
+    client: FlaskClient, services: Services, flagged: int
+) -> None:
+    # The comment leaves the flagged queue the page goes back to: without being told, the
+    # moderator cannot see that the spam they meant to reject was approved meanwhile.
+    _sign_in(client, _token(services, "Mo"))
+    stale = _decision_form(client, flagged, "spam")
+    other = client.application.test_client()
+    _sign_in(other, _token(services, "Bo"))
+    _send(other, flagged, _decision_form(other, flagged, "approve"))
+    response = client.post(f"/moderate/comments/{flagged}/decision", data=stale, follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert f"Comment {flagged} was decided, classified or erased meanwhile" in page
+    assert "it is approved now, by moderator:Bo" in page
