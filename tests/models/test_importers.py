@@ -205,6 +205,21 @@ def test_a_row_whose_text_cleans_to_nothing_is_skipped(tmp_path: Path) -> None:
     assert [(e.text, e.abuse) for e in load(f"olid:{path}")] == [("fine", 0)]
 
 
+def test_olid_unquotes_a_tweet_written_as_a_quoted_field(tmp_path: Path) -> None:
+    # Every OLID tweet holding a `"` is written as a CSV field: wrapped in quotes, its own
+    # quotes doubled (1,057 of 13,240 in the training file).
+    path = write(
+        tmp_path / "olid.tsv",
+        OLID_HEADER.decode()
+        + '1\t"@USER Ppl who say I\'m not racist"" are racist. Repeat after me"""\tOFF\tTIN\tIND\n'
+        + '2\t"""Fake news"" again URL"\tNOT\tNULL\tNULL\n',
+    )
+    assert [(e.text, e.abuse) for e in load(f"olid:{path}")] == [
+        ('Ppl who say I\'m not racist" are racist. Repeat after me"', 1),
+        ('"Fake news" again', 0),
+    ]
+
+
 def test_a_label_is_read_without_surrounding_spaces(tmp_path: Path) -> None:
     path = write(tmp_path / "olid.tsv", OLID_HEADER.decode() + "1\tgo away\t OFF \tTIN\tIND\n")
     assert [(e.text, e.abuse) for e in load(f"olid:{path}")] == [("go away", 1)]
