@@ -9,6 +9,9 @@ byte order mark, as Excel writes, is skipped):
     abuse   0, 1, or absent/empty/null when the source does not say
     source  optional, where the example came from (a corpus name, "moderator", ...)
 
+Other columns and keys are ignored; a field's name in another case or with spaces
+around it (`Spam`, ` abuse`) is refused, since its labels would be lost without a word.
+
 Every importer for a public corpus produces these `Example` records, and training reads
 nothing else, so the label semantics live in one place.
 """
@@ -221,15 +224,38 @@ def csv_records(
         yield where, dict(zip(header, row, strict=True))
 
 
+def misspelled_field(names: Iterable[str]) -> tuple[str, str] | None:
+    """(name, field) for the first of ``names`` that is a field of the format in another
+    letter case or with spaces around it (`Spam`, ` abuse`), else None.
+
+    Other names are read as no field, which is right for a column of the file's own (an
+    id, a date), but such a near miss would drop a whole column of labels without a word.
+    """
+    for name in names:
+        if name not in FIELDS and (field := name.strip().casefold()) in FIELDS:
+            return name, field
+    return None
+
+
 def _read_jsonl(path: Path) -> Iterator[Example]:
     with path.open("rb") as lines:
         # Labeled files may hold blank lines; only `score` must answer line for line.
         for where, row in json_lines(lines, str(path), skip_blank=True):
+            if misspelled := misspelled_field(row):
+                raise DataError(
+                    f"{where}: key {misspelled[0]!r} is not a field of the format; name it {misspelled[1]!r}"
+                )
             yield example_from_mapping(row, where)
 
 
 def _read_csv(path: Path) -> Iterator[Example]:
-    for where, row in csv_records(path, ("text",)):
+    for number, (where, row) in enumerate(csv_records(path, ("text",))):
+        if number == 0 and (misspelled := misspelled_field(row)):
+            raise DataError(
+                # The header's own line is not known here (blank lines may come before it).
+                f"{path}: header column {misspelled[0]!r} is not a field of the format; "
+                f"name it {misspelled[1]!r}"
+            )
         yield example_from_mapping(row, where)
 
 

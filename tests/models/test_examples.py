@@ -75,6 +75,11 @@ def test_jsonl_accepts_missing_and_null_labels(tmp_path: Path) -> None:
         ('{"text": 42}\n', r"d\.jsonl:1: 'text' must be a string, got 42"),
         ('{"text": ["a"]}\n', r"d\.jsonl:1: 'text' must be a string, got \['a'\]"),
         ('{"text": "ok"}\n{"text": "\\ud800 hi"}\n', r"d\.jsonl:2: 'text' holds half of a UTF-16 pair"),
+        # A label under another spelling of its name would be dropped without a word.
+        (
+            '{"text": "ok", "spam": 1}\n{"text": "hi", "Abuse": 1}\n',
+            r"d\.jsonl:2: key 'Abuse' is not a field of the format; name it 'abuse'",
+        ),
         pytest.param(
             '{"text": "ok"}\n{"text": "ok", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
             r"d\.jsonl:2: not valid JSON \(it nests arrays or objects too deeply\)",
@@ -118,6 +123,10 @@ def test_jsonl_errors_name_file_and_line(tmp_path: Path, content: str, message: 
             id="stray-quotes-in-the-last-column",
         ),
         ("text,spam,spam\nhi,1,0\n", r"d\.csv:1: header names column\(s\) spam more than once"),
+        (
+            "text, spam,Abuse\nhi,1,0\n",
+            r"d\.csv: header column ' spam' is not a field of the format; name it 'spam'",
+        ),
         ('text,spam\n"two\nlines",maybe\n', r"d\.csv:2-3: spam must be 0, 1 or empty"),
         ('text,spam\n"two\nlines",1\nok,maybe\n', r"d\.csv:4: spam must be 0, 1 or empty"),
     ],
