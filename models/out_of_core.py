@@ -43,6 +43,7 @@ from models.training import (
     OUT_OF_CORE_EPOCHS,
     Progress,
     TrainingResult,
+    calibration_notes,
     chunked,
     fit_out_of_core,
     label_matrix,
@@ -246,8 +247,12 @@ def train_out_of_core(
         created_at=created_at,
         examples=index.unique,
         notes=[
-            f"head {h!r} absent: outside the validation part its labels are missing or hold one class only"
-            for h in HEADS
-            if h not in trained
+            *(
+                f"head {h!r} absent: outside the validation part its labels are missing or hold "
+                "one class only"
+                for h in HEADS
+                if h not in trained
+            ),
+            *calibration_notes(pipeline),
         ],
     )

@@ -276,11 +276,29 @@ def train(
         created_at=created_at,
         examples=len(unique),
         notes=[
-            f"head {h!r} absent: its labels are missing or hold one class only"
-            for h in HEADS
-            if h not in heads
+            *(
+                f"head {h!r} absent: its labels are missing or hold one class only"
+                for h in HEADS
+                if h not in heads
+            ),
+            *calibration_notes(final),
         ],
     )
+
+
+def calibration_notes(pipeline: Pipeline) -> list[str]:
+    """A note for each head of a fitted pipeline whose scores are not calibrated probabilities.
+
+    `LinearHeads` keeps a head's own probabilities when its sigmoid cannot be fitted; said
+    nowhere else, those scores would pass for calibrated ones.
+    """
+    heads = pipeline.named_steps["heads"]
+    return [
+        f"head {head!r} not calibrated: too few labels of a class to fit its sigmoid on (or scores "
+        "that rank them backwards), so its scores are the model's own, not calibrated probabilities"
+        for head, calibrated in zip(heads.heads_, heads.calibrated_, strict=True)
+        if not calibrated
+    ]
 
 
 def report(progress: Progress | None, message: str) -> None:

@@ -150,6 +150,26 @@ def test_calibration_is_used_when_there_are_enough_labels(trained: TrainingResul
     assert trained.classifier.pipeline.named_steps["heads"].calibrated_ == (True, True)
 
 
+@pytest.mark.parametrize("out_of_core", [False, True])
+def test_a_head_left_uncalibrated_is_noted(
+    tiny_examples: list[Example], make_result: Callable[..., TrainingResult], out_of_core: bool
+) -> None:
+    # Six spam examples are too few to fit a sigmoid on: the score is then the regression's
+    # own, not a calibrated probability, and whoever picks thresholds by hand must know.
+    few_spam = [e for e in tiny_examples if not e.spam][:40] + [e for e in tiny_examples if e.spam][:6]
+    result = make_result(few_spam, out_of_core=out_of_core)
+    heads = result.classifier.pipeline.named_steps["heads"]
+    uncalibrated = [
+        h for h, calibrated in zip(heads.heads_, heads.calibrated_, strict=True) if not calibrated
+    ]
+    assert "spam" in uncalibrated
+    assert [note for note in result.notes if "not calibrated" in note] == [
+        f"head {h!r} not calibrated: too few labels of a class to fit its sigmoid on (or scores that rank "
+        "them backwards), so its scores are the model's own, not calibrated probabilities"
+        for h in uncalibrated
+    ]
+
+
 def test_out_of_core_trains_both_heads(make_result: Callable[..., TrainingResult]) -> None:
     result = make_result(out_of_core=True)
     classifier = result.classifier
