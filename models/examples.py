@@ -5,6 +5,7 @@ byte order mark, as Excel writes, is skipped):
 
     text    required, the comment body
     author  optional, the name the commenter gave
+    url     optional, the website the commenter gave (the form's "Website" field)
     spam    0, 1, or absent/empty/null when the source does not say
     abuse   0, 1, or absent/empty/null when the source does not say
     source  optional, where the example came from (a corpus name, "moderator", ...)
@@ -38,7 +39,7 @@ from models.normalize import normalize_text
 from models.records import holds_lone_surrogate, parse_json
 
 LABELS = ("spam", "abuse")
-FIELDS = ("text", "author", "spam", "abuse", "source")
+FIELDS = ("text", "author", "url", "spam", "abuse", "source")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,7 @@ class Example:
     spam: int | None = None
     abuse: int | None = None
     source: str = ""
+    url: str = ""
 
     def label(self, head: str) -> int | None:
         """Return the label for `head` ("spam" or "abuse")."""
@@ -101,6 +103,7 @@ def example_from_mapping(row: Mapping[str, Any], where: str) -> Example:
         spam=_parse_label(row.get("spam"), "spam", where),
         abuse=_parse_label(row.get("abuse"), "abuse", where),
         source=str(row.get("source") or ""),
+        url=str(row.get("url") or ""),
     )
 
 
@@ -284,8 +287,13 @@ def stream_examples(path: str | Path) -> Iterator[Example]:
 
 
 def example_to_dict(example: Example) -> dict[str, Any]:
-    """Return the canonical JSON object for `example`."""
-    return asdict(example)
+    """Return the canonical JSON object for `example`; a website not given is left out."""
+    row = asdict(example)
+    # Absent rather than empty: the corpora give none, and their canonical lines (and the
+    # fingerprints of data sets made from them) stay what they were before the field.
+    if not row["url"]:
+        del row["url"]
+    return row
 
 
 def write_examples(path: str | Path, examples: Iterable[Example]) -> None:

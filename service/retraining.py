@@ -53,10 +53,11 @@ _SAYS_SOMETHING = Label.spam.is_not(None) | Label.abuse.is_not(None)
 def export_labels(session: Session, until: datetime | None = None) -> list[Example]:
     """Every moderator label that says something about a head, as canonical examples.
 
-    A comment whose personal data was erased keeps its text and label, without an author.
+    The commenter's name and website go with the text, as the classifier scores them: a
+    comment whose personal data was erased keeps its text and label, without either.
     """
     statement = (
-        select(Comment.body, Comment.name, Comment.email_digest, Label.spam, Label.abuse)
+        select(Comment.body, Comment.name, Comment.url, Comment.email_digest, Label.spam, Label.abuse)
         .join(Label, Label.comment_id == Comment.id)
         .where(_SAYS_SOMETHING)
         .order_by(Label.id)
@@ -70,8 +71,9 @@ def export_labels(session: Session, until: datetime | None = None) -> list[Examp
             spam=_as_int(spam),
             abuse=_as_int(abuse),
             source=MODERATOR_SOURCE,
+            url=url or "",  # erasing clears it
         )
-        for body, name, digest, spam, abuse in session.execute(statement)
+        for body, name, url, digest, spam, abuse in session.execute(statement)
     ]
 
 

@@ -25,6 +25,7 @@ EXAMPLES = [
     Example("Buy now at http://x.ru", author="bot", spam=1, abuse=0, source="t"),
     Example("You idiot", spam=None, abuse=1),
     Example('Quotes "and", commas\nand a line break', author="A, B", spam=0, abuse=None, source="t"),
+    Example("Great deals here", author="Deals", spam=1, abuse=0, url="https://deals.example/x?a=1,2"),
 ]
 
 
@@ -33,6 +34,18 @@ def test_round_trip(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"data{suffix}"
     write_examples(path, EXAMPLES)
     assert read_examples(path) == EXAMPLES
+
+
+def test_a_website_not_given_is_left_out_of_the_canonical_line(tmp_path: Path) -> None:
+    # The corpora give no website: their lines, and the fingerprints of data made from
+    # them, stay what they were before the field.
+    path = tmp_path / "d.jsonl"
+    write_examples(path, [Example("hi", spam=0), Example("deals", spam=1, url="https://deals.example")])
+    assert path.read_text(encoding="utf-8").splitlines() == [
+        '{"text": "hi", "author": "", "spam": 0, "abuse": null, "source": ""}',
+        '{"text": "deals", "author": "", "spam": 1, "abuse": null, "source": "", "url": "https://deals.example"}',
+    ]
+    assert fingerprint([Example("hi", spam=0)]) == fingerprint(read_examples(path)[:1])
 
 
 def test_csv_optional_columns(tmp_path: Path) -> None:

@@ -54,6 +54,21 @@ def test_probabilities_are_in_range(trained: TrainingResult) -> None:
         assert ((values > 0) & (values < 1)).all()
 
 
+def test_the_website_a_commenter_gave_is_learned_from(
+    tiny_examples: list[Example], make_result: Callable[..., TrainingResult]
+) -> None:
+    # Comment spam comes with a website more often than not: a model must learn from the
+    # field as it scores with it, not see it empty in every example it trains on.
+    with_sites = [replace(e, url="https://deals.example/shop") if e.spam else e for e in tiny_examples]
+    plain, taught = make_result(tiny_examples), make_result(with_sites)
+    comment = CommentText("Nice post, visit my site", url="https://deals.example")
+    before, after = plain.classifier.score_one(comment), taught.classifier.score_one(comment)
+    assert before.spam is not None and after.spam is not None
+    assert before.spam < 0.5 < after.spam
+    assert after.reasons[0].startswith("a website given +")
+    assert after.reasons[1].startswith("link to deals.example in the author name or website +")
+
+
 def test_head_without_labels_is_absent(
     tiny_examples: list[Example], make_result: Callable[..., TrainingResult]
 ) -> None:

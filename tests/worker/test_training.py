@@ -58,9 +58,12 @@ def settings_overrides(settings_overrides: dict[str, Any], own_models: Path) -> 
     return {**settings_overrides, "model_dir": own_models, "model_check_seconds": 0.0}
 
 
-def _decide(client: FlaskClient, headers: dict[str, str], text: str, decision: dict[str, str]) -> int:
+def _decide(
+    client: FlaskClient, headers: dict[str, str], text: str, decision: dict[str, str], **fields: str
+) -> int:
     comment = client.post(
-        "/v1/comments", json={"name": "R", "email": "r@example.com", "comment": text, "thread": "/t"}
+        "/v1/comments",
+        json={"name": "R", "email": "r@example.com", "comment": text, "thread": "/t", **fields},
     )
     comment_id = int(comment.get_json()["id"])
     response = client.post(f"/v1/comments/{comment_id}/decision", json=decision, headers=headers)
@@ -77,16 +80,18 @@ def _label_many(client: FlaskClient, headers: dict[str, str], count: int) -> Non
 def test_decisions_export_as_canonical_labels(
     client: FlaskClient, services: Services, moderator_headers: dict[str, str]
 ) -> None:
-    _decide(client, moderator_headers, "buy pills", {"action": "reject", "reason": "spam"})
+    spam = {"action": "reject", "reason": "spam"}
+    _decide(client, moderator_headers, "buy pills", spam, url="https://pills.example/")
     _decide(client, moderator_headers, "you idiot", {"action": "reject", "reason": "abuse"})
     _decide(client, moderator_headers, "nice article", {"action": "approve"})
     _decide(client, moderator_headers, "off topic", {"action": "reject", "reason": "other"})
     with services.sessions() as session:
         labels = export_labels(session)
-    assert [(e.text, e.spam, e.abuse, e.source) for e in labels] == [
-        ("buy pills", 1, None, "moderator"),
-        ("you idiot", None, 1, "moderator"),
-        ("nice article", 0, 0, "moderator"),
+    # The name and website too: the classifier scores comments with them.
+    assert [(e.text, e.author, e.url, e.spam, e.abuse, e.source) for e in labels] == [
+        ("buy pills", "R", "https://pills.example/", 1, None, "moderator"),
+        ("you idiot", "R", "", None, 1, "moderator"),
+        ("nice article", "R", "", 0, 0, "moderator"),
     ]
 
 
