@@ -246,8 +246,17 @@ def activate_in_place_of(model_dir: str | Path, version: str, replaced: str | No
 
 
 def activate_if_none(model_dir: str | Path, version: str) -> bool:
-    """Make `version` the active one unless a version is active already; True when it did."""
-    return activate_in_place_of(model_dir, version, None)
+    """Make `version` the active one unless a version is active already; True when it did.
+
+    An ``ACTIVE`` naming a version whose folder was deleted counts as none: nothing could
+    be served from it, and the new version would otherwise wait for an `activate` by hand.
+    """
+    root = Path(model_dir)
+    with _locked(root):
+        if active_version(root) in list_versions(root):
+            return False
+        _activate(root, version)
+        return True
 
 
 def rollback(model_dir: str | Path) -> str:

@@ -228,6 +228,17 @@ def test_activate_if_none_activates_the_first_version_only(three_versions: tuple
     assert active_version(root) == first and not (root / HISTORY_FILE).exists()
 
 
+def test_activate_if_none_takes_the_place_of_a_deleted_active_version(
+    three_versions: tuple[Path, list[str]],
+) -> None:
+    # Nothing can be served from a deleted version: a new training goes live, as the first did.
+    root, (first, second, _) = three_versions
+    activate(root, first)
+    shutil.rmtree(root / first)
+    assert activate_if_none(root, second)
+    assert active_version(root) == second
+
+
 def test_a_save_killed_midway_leaves_nothing_for_long(
     tmp_path: Path, make_result: Callable[..., TrainingResult]
 ) -> None:
