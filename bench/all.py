@@ -207,6 +207,14 @@ def _stored_verdict(services: Sequence[dict[str, Any]]) -> str:
     return "After the run **not every 202 was in the database with its outbox entry**"
 
 
+def _pause_cell(half: dict[str, Any]) -> str:
+    """The half-load phase's longest pause of the writers for a WAL checkpoint, and how many
+    checkpoints it ran; a dash where none run (PostgreSQL, hello-world, older results)."""
+    if "longest_checkpoint_pause_ms" not in half:
+        return "-"
+    return f"{half['longest_checkpoint_pause_ms']:.1f} ({half['checkpoints']})"
+
+
 def _cpu_sentence(run: dict[str, Any] | None) -> str:
     """What the service's gunicorn processes spent a request against hello-world's, in the
     paired runs of ``run`` (a service run at 8 connections); empty for results without it."""
@@ -268,6 +276,7 @@ def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
             f"{entry['half_load']['p95_ms']:.1f}",
             f"{entry['half_load']['p99_ms']:.1f}",
             "{python_loop_mops_before} → {python_loop_mops_after}".format(**entry["half_load"]),
+            _pause_cell(entry["half_load"]),
         ]
         for name, entry in apps.items()
         if "half_load" in entry
@@ -309,7 +318,10 @@ def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
         "(open-loop generator on non-blocking sockets; latency from when each request was due):",
         "",
         *_table(
-            ["app", "max req/s", "offered", "reached req/s", "p50 ms", "p95 ms", "p99 ms", "loop M steps/s"],
+            [
+                *("app", "max req/s", "offered", "reached req/s", "p50 ms", "p95 ms", "p99 ms"),
+                *("loop M steps/s", "longest checkpoint pause ms (of)"),
+            ],
             half_rows,
         ),
     ]
@@ -392,6 +404,9 @@ def render_intake(intake: dict[str, Any]) -> tuple[list[str], list[str]]:
         half = apps[kind]["half_load"]["p99_ms"]
         unsynced = apps.get(f"{kind}-async-commit", {}).get("same_rate_load")
         beside = f"; with commits not waiting for the disk {unsynced['p99_ms']:.1f} ms" if unsynced else ""
+        pause = apps[kind]["half_load"].get("longest_checkpoint_pause_ms")
+        if pause is not None:
+            beside += f"; the longest pause of every writer for a WAL checkpoint in that phase {pause:.1f} ms"
         targets.append(
             f"- Intake on {kind}: {min(ratios):.2f} to {max(ratios):.2f} of hello-world at the same "
             f"concurrency (target 0.6: {_verdict(min(ratios) >= 0.6)}); p99 at half the maximum rate "

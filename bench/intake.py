@@ -107,6 +107,8 @@ class Target:
     accepted: int = 0
     """Posts the app answered without an error status, in every load it was given (warm-up,
     profile and half load included): each should be a comment in its database."""
+    pauses: list[tuple[float, float]] | None = None
+    """On SQLite, each checkpoint's pause of every writer: (when it ended, seconds)."""
 
     def counted(self, result: LoadResult) -> LoadResult:
         """``result``, its accepted posts added to ``accepted``."""
@@ -182,12 +184,17 @@ def half_load(target: Target, args: argparse.Namespace, workdir: Path) -> dict[s
     if not maximum.requests_per_s:
         raise RuntimeError(f"{target.name} answered nothing in {MAX_AGAIN_SECONDS:g} s: {maximum.statuses}")
     rate = maximum.requests_per_s / 2
+    began = time.monotonic()
     result = target.counted(run_open_loop(target.port, rate, args.half_load_seconds))
+    ended = time.monotonic()
     speed_after = python_speed()
+    # A pause of the writers holds up every post meanwhile: the longest is beside the p99.
+    pauses = None if target.pauses is None else [p for at, p in target.pauses if began <= at <= ended]
     print(
         f"  {target.name:<10} fixed {rate:7.1f}/s (half of {maximum.requests_per_s:.0f}/s at c={best}):"
         f" got {result.requests_per_s:.1f}/s  p50 {result.p50_ms:.2f}  p95 {result.p95_ms:.2f}"
-        f"  p99 {result.p99_ms:.2f} ms  errors {result.errors}  (loop speed {speed_before} -> {speed_after})",
+        f"  p99 {result.p99_ms:.2f} ms  errors {result.errors}  (loop speed {speed_before} -> {speed_after})"
+        + ("" if not pauses else f"; longest checkpoint pause {max(pauses) * 1000:.1f} ms of {len(pauses)}"),
         flush=True,
     )
     return {
@@ -196,6 +203,14 @@ def half_load(target: Target, args: argparse.Namespace, workdir: Path) -> dict[s
         "max_connections": best,
         "python_loop_mops_before": speed_before,
         "python_loop_mops_after": speed_after,
+        **(
+            {}
+            if pauses is None
+            else {
+                "checkpoints": len(pauses),
+                "longest_checkpoint_pause_ms": round(max(pauses, default=0) * 1000, 1),
+            }
+        ),
     }
 
 
@@ -244,11 +259,17 @@ def stored_and_outbox(target: Target) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def checkpointing(url: str) -> Iterator[None]:
-    """Checkpoint a SQLite database's WAL as a running worker would; no worker runs here."""
+def checkpointing(url: str, pauses: list[tuple[float, float]] | None = None) -> Iterator[None]:
+    """Checkpoint a SQLite database's WAL as a running worker would; no worker runs here.
+    Each checkpoint's pause of the writers goes to ``pauses``: (when it ended, seconds)."""
     engine = make_engine(url)
     stop = threading.Event()
-    thread = start_checkpointer(engine, stop)
+
+    def observe(paused: float) -> None:
+        if pauses is not None:
+            pauses.append((time.monotonic(), paused))
+
+    thread = start_checkpointer(engine, stop, observe=observe)
     try:
         yield
     finally:
@@ -274,12 +295,14 @@ def run_all(
             queue = unique_name("bench_intake")
             stack.callback(purge_queue, connection, queue)
             url = stack.enter_context(fresh_database(kind, workdir))
-            stack.enter_context(checkpointing(url))
+            pauses: list[tuple[float, float]] = []
+            stack.enter_context(checkpointing(url, pauses))
             stack.callback(procs.stop_all)  # servers end before their schema is dropped
             target = start_target(
                 kind, "service:create_app()", service_env(url, queue, model_dir), procs, args
             )
             target.url, target.queue = url, queue
+            target.pauses = pauses if kind == "sqlite" else None
             targets.append(target)
             # The same service without flood control, to show in the same run what counting costs.
             plain = stack.enter_context(fresh_database(kind, workdir))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import select
 import sqlite3
 import time
@@ -25,6 +26,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 POOL_RECYCLE_SECONDS = 1800
 # The first key of the advisory lock migrations take on PostgreSQL ("mod" in ASCII); the
 # second is the schema's name hashed, so schemas of one database migrate independently.
+logger = logging.getLogger(__name__)
+
 MIGRATION_LOCK_NAMESPACE = 0x6D6F64
 # How long connecting to PostgreSQL may take before the request gets its 503.
 PG_CONNECT_TIMEOUT_SECONDS = 5
@@ -33,6 +36,8 @@ PG_CONNECT_TIMEOUT_SECONDS = 5
 # that writer holds the write lock. The workers run it instead (worker/checkpointer.py);
 # this larger threshold only bounds the WAL (about 40 MB) while no worker runs.
 WAL_AUTOCHECKPOINT_PAGES = 10_000
+# A checkpoint's pause of every writer longer than this is logged (see `checkpoint_wal`).
+SLOW_CHECKPOINT_PAUSE_SECONDS = 0.05
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
@@ -174,8 +179,9 @@ def _closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         raise DisconnectionError("the server closed the connection")
 
 
-def checkpoint_wal(connection: Connection) -> None:
-    """Copy a SQLite database's WAL back into its file, pausing writers for the tail; no-op elsewhere.
+def checkpoint_wal(connection: Connection) -> float:
+    """Copy a SQLite database's WAL back into its file, pausing writers for the tail; no-op
+    elsewhere. Returns how long the writers were paused, in seconds.
 
     The bulk is copied and synced by a passive checkpoint while requests keep committing.
     SQLite starts the WAL over only when a writer finds it copied in full, which never
@@ -184,14 +190,27 @@ def checkpoint_wal(connection: Connection) -> None:
     committed meanwhile are copied again with the writers paused on their file lock (a
     few milliseconds when measured at 500 commits/s, the sync of the file included).
     What a reader still needs stays for the next checkpoint.
+
+    The pause lasts as long as the disk takes to sync those pages, which a disk busy with
+    other writes can stretch to a tenth of a second or more: every post waiting to commit
+    waits as long, so a pause past `SLOW_CHECKPOINT_PAUSE_SECONDS` is logged.
     """
     if connection.dialect.name != "sqlite":
-        return
+        return 0.0
     connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
     driver = connection.connection.driver_connection
-    if isinstance(driver, QueuedWriterConnection):
-        with driver.writers_paused():
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+    if not isinstance(driver, QueuedWriterConnection):
+        return 0.0
+    with driver.writers_paused():
+        began = time.monotonic()
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        paused = time.monotonic() - began
+    if paused > SLOW_CHECKPOINT_PAUSE_SECONDS:
+        logger.warning(
+            "a WAL checkpoint held every writer for %.0f ms, copying and syncing the log's last pages",
+            paused * 1000,
+        )
+    return paused
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

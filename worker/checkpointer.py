@@ -18,6 +18,7 @@ import fcntl
 import logging
 import os
 import threading
+from collections.abc import Callable
 
 from sqlalchemy import Engine
 
@@ -29,13 +30,18 @@ CHECKPOINT_INTERVAL_SECONDS = 0.25
 
 
 def start_checkpointer(
-    engine: Engine, stop: threading.Event, interval: float = CHECKPOINT_INTERVAL_SECONDS
+    engine: Engine,
+    stop: threading.Event,
+    interval: float = CHECKPOINT_INTERVAL_SECONDS,
+    observe: Callable[[float], None] | None = None,
 ) -> threading.Thread | None:
     """Checkpoint ``engine``'s WAL every ``interval`` seconds in a daemon thread until ``stop`` is set.
 
     Only the checkpointer holding the database's checkpointer lock works; the others try
-    for it every interval. Returns ``None`` for anything but a SQLite file (other
-    databases manage their own logs) and when the lock file cannot be opened.
+    for it every interval. ``observe``, if given, is called with each checkpoint's pause of
+    the writers, in seconds (the benchmarks record them). Returns ``None`` for anything but
+    a SQLite file (other databases manage their own logs) and when the lock file cannot be
+    opened.
     """
     database = engine.url.database if engine.dialect.name == "sqlite" else None
     if not database or database == ":memory:":
@@ -70,7 +76,9 @@ def start_checkpointer(
                     continue
                 try:
                     with engine.connect() as connection:
-                        checkpoint_wal(connection)
+                        paused = checkpoint_wal(connection)
+                    if observe is not None:
+                        observe(paused)
                 except Exception as exc:  # noqa: BLE001 - the thread must outlive any one failed checkpoint
                     logger.warning("WAL checkpoint skipped: %s", exc)
         finally:

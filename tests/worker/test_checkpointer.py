@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, Engine, text
 
+from service import db
 from service.db import WAL_AUTOCHECKPOINT_PAGES, make_engine
 from worker import checkpointer
 from worker.checkpointer import start_checkpointer
@@ -73,12 +75,14 @@ def test_the_wal_starts_over_while_commits_keep_coming(
     runs = 0
     checkpoint = checkpointer.checkpoint_wal
 
-    def counted(connection: Connection) -> None:
+    def counted(connection: Connection) -> float:
         nonlocal runs
-        checkpoint(connection)
+        paused = checkpoint(connection)
         runs += 1
+        return paused
 
     monkeypatch.setattr(checkpointer, "checkpoint_wal", counted)
+    pauses: list[float] = []
     stop = threading.Event()
     commits = 0
 
@@ -94,16 +98,35 @@ def test_the_wal_starts_over_while_commits_keep_coming(
 
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
-    thread = start_checkpointer(engine, stop, interval=0.05)
+    thread = start_checkpointer(engine, stop, interval=0.05, observe=pauses.append)
     writer.join()
     stop.set()
     assert runs >= 5
     assert thread is not None
     thread.join()
+    # Each checkpoint's pause of the writers, as the benchmarks record them.
+    assert len(pauses) == runs and all(0 < pause < 5 for pause in pauses)
     # Counted from the log's header rather than its length, which depends on how many
     # commits a busy machine let through after the last checkpoint. SQLite's own
     # threshold (far more pages than these commits write) never started it over.
     assert _wal_restarts(Path(f"{database}-wal")) - salt_before >= 3
+    engine.dispose()
+
+
+def test_a_long_pause_of_the_writers_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every post waiting to commit waits as long as the pause, which a disk slow to sync
+    # stretches: the operator is told. Any pause counts as long here.
+    monkeypatch.setattr(db, "SLOW_CHECKPOINT_PAUSE_SECONDS", 0.0)
+    engine = make_engine(f"sqlite:///{tmp_path / 'moderation.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (body TEXT)"))
+        connection.execute(text("INSERT INTO t VALUES (:body)"), [{"body": "x" * 500}] * 100)
+    with engine.connect() as connection, caplog.at_level(logging.WARNING, logger="service.db"):
+        paused = db.checkpoint_wal(connection)
+    assert paused > 0
+    assert f"a WAL checkpoint held every writer for {paused * 1000:.0f} ms" in caplog.text
     engine.dispose()
 
 
