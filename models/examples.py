@@ -279,11 +279,18 @@ def stream_examples(path: str | Path) -> Iterator[Example]:
         DataError: (a ValueError) naming the file and line of the first bad row.
     """
     path = Path(path)
-    if path.suffix.lower() == ".csv":
-        return _read_csv(path)
-    if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        return _read_jsonl(path)
-    raise DataError(f"{path}: unknown format; use .jsonl or .csv")
+    form = _format(path)
+    if form is None:
+        raise DataError(f"{path}: unknown format; use .jsonl or .csv")
+    return _read_csv(path) if form == "csv" else _read_jsonl(path)
+
+
+def _format(path: Path) -> Literal["csv", "jsonl"] | None:
+    """The format a labelled file's suffix names, None for a suffix that names neither."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    return "jsonl" if suffix in (".jsonl", ".json", ".ndjson") else None
 
 
 def example_to_dict(example: Example) -> dict[str, Any]:
@@ -304,15 +311,21 @@ def write_examples(path: str | Path, examples: Iterable[Example]) -> None:
     pipe or a device (``/dev/stdout``), which cannot be replaced, and a link, which
     would be replaced by a file instead of written through, are written in place.
 
+    A file gets the format its suffix names; one whose suffix names neither is refused, as
+    reading it back would be. A pipe or a device without a suffix gets JSON Lines.
+
     Raises:
         OSError: naming ``path``, for a file that could not be written.
+        DataError: (a ValueError) naming ``path``, for a file whose suffix names no format.
     """
     path = Path(path)
     in_place = path.is_symlink() or (path.exists() and not path.is_file())
+    if _format(path) is None and not in_place:
+        raise DataError(f"{path}: unknown format; use .jsonl or .csv")
     try:
         opened = path.open("w", encoding="utf-8", newline="") if in_place else replacing(path, newline="")
         with opened as out:
-            _write_rows(out, path.suffix.lower() == ".csv", examples)
+            _write_rows(out, _format(path) == "csv", examples)
     except OSError as exc:
         # A write or a flush reports no file name, and a file made or moved is the temporary.
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
@@ -356,9 +369,17 @@ def deduplicate(examples: Iterable[Example]) -> list[Example]:
     A later copy never overrides a label the first one has, so the result does not
     depend on which of two conflicting sources happens to come last.
     """
+    return deduplicate_counting_conflicts(examples)[0]
+
+
+def deduplicate_counting_conflicts(examples: Iterable[Example]) -> tuple[list[Example], dict[str, int]]:
+    """`deduplicate`, and for each head how many of the texts kept have copies that label
+    it both 0 and 1 (two sources, or two moderators, who disagree)."""
     kept: dict[str, Example] = {}
+    seen: dict[str, set[tuple[str, int]]] = defaultdict(set)
     for example in examples:
         key = dedup_key(example.text)
+        seen[key].update((head, label) for head in LABELS if (label := example.label(head)) is not None)
         first = kept.get(key)
         if first is None:
             kept[key] = example
@@ -370,7 +391,20 @@ def deduplicate(examples: Iterable[Example]) -> list[Example]:
         )
         if merged != first:
             kept[key] = merged
-    return list(kept.values())
+    conflicts = {
+        head: sum(1 for labels in seen.values() if {(head, 0), (head, 1)} <= labels) for head in LABELS
+    }
+    return list(kept.values()), conflicts
+
+
+def conflict_notes(conflicts: Mapping[str, int]) -> list[str]:
+    """What training says of texts labelled both ways (``deduplicate_counting_conflicts``)."""
+    return [
+        f"head {head!r}: {count} text(s) labelled both 0 and 1 by their copies (sources or moderators "
+        "who disagree); each was trained on with its first label"
+        for head, count in conflicts.items()
+        if count
+    ]
 
 
 def _stratum(group: Sequence[Example]) -> tuple[int | None, ...]:

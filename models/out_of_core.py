@@ -35,7 +35,7 @@ import numpy as np
 
 from models.classifier import Classifier
 from models.errors import DataError, TrainingError
-from models.examples import LABELS, Example, canonical_line, dedup_key
+from models.examples import LABELS, Example, canonical_line, conflict_notes, dedup_key
 from models.heads import HEADS
 from models.metrics import DEFAULT_REVIEW, NO_AUTOMATIC_REJECT
 from models.training import (
@@ -76,6 +76,7 @@ class Index:
     kept: np.ndarray  # bool (count,): the first copy of its text
     labels: np.ndarray  # int8 (count, len(LABELS)): merged labels of kept rows, -1 for none
     held_out: np.ndarray  # bool (count,): kept and in the validation part
+    conflicts: dict[str, int]  # per head, the texts whose copies label it both 0 and 1
 
     @property
     def unique(self) -> int:
@@ -122,13 +123,19 @@ def build_index(examples: Iterable[Example], validation_size: float, seed: int) 
     ends = np.r_[starts[1:], count].astype(np.int64)
     first = order[starts]
     merged = np.full((count, len(LABELS)), _NO_LABEL, dtype=np.int8)
-    for column in range(len(LABELS)):
+    conflicts: dict[str, int] = {}
+    for column, head in enumerate(LABELS):
         ranked = given[order, column]
         # Within each text's run, the first copy that has a label gives it.
         labelled_at = np.where(ranked != _NO_LABEL, np.arange(count), count)
         earliest = np.minimum.reduceat(labelled_at, starts) if count else labelled_at
         found = earliest < ends
         merged[first[found], column] = ranked[earliest[found]]
+        if count:
+            says = [np.maximum.reduceat((ranked == label).astype(np.int8), starts) for label in (0, 1)]
+            conflicts[head] = int((says[0] & says[1]).sum())
+        else:
+            conflicts[head] = 0
     kept = np.zeros(count, dtype=bool)
     kept[first] = True
     drawn = np.frombuffer(bytes(draws), dtype=">u4")
@@ -137,7 +144,7 @@ def build_index(examples: Iterable[Example], validation_size: float, seed: int) 
         # The texts with the lowest draws stay, so the part is still chosen by text and seed.
         candidates = np.flatnonzero(held_out)
         held_out[candidates[np.argsort(drawn[candidates], kind="stable")[VALIDATION_CAP:]]] = False
-    return Index(count, fingerprint.hexdigest(), kept, merged, held_out)
+    return Index(count, fingerprint.hexdigest(), kept, merged, held_out, conflicts)
 
 
 def _side(read: Callable[[], Iterable[Example]], index: Index, *, held_out: bool) -> Iterator[Example]:
@@ -254,5 +261,6 @@ def train_out_of_core(
                 if h not in trained
             ),
             *calibration_notes(pipeline),
+            *conflict_notes(index.conflicts),
         ],
     )

@@ -23,7 +23,13 @@ from sklearn.pipeline import Pipeline
 
 from models.classifier import Classifier
 from models.errors import TrainingError
-from models.examples import Example, deduplicate, fingerprint, split_examples
+from models.examples import (
+    Example,
+    conflict_notes,
+    deduplicate_counting_conflicts,
+    fingerprint,
+    split_examples,
+)
 from models.heads import HEADS
 from models.metrics import DEFAULT_REVIEW, NO_AUTOMATIC_REJECT, head_metrics, pick_thresholds, prior_scores
 from models.pipeline import BRANCH_WEIGHTS, WORD_PATTERN, PreparedComment, build_pipeline, prepare
@@ -229,7 +235,7 @@ def train(
     """
     created_at = datetime.now(UTC).replace(microsecond=0)
     data_fingerprint = fingerprint(examples)
-    unique = deduplicate(examples)
+    unique, conflicts = deduplicate_counting_conflicts(examples)
     heads = _trainable_heads(unique)
     if not heads:
         raise TrainingError("no head can be trained: every label column is empty or holds one class only")
@@ -282,6 +288,7 @@ def train(
                 if h not in heads
             ),
             *calibration_notes(final),
+            *conflict_notes(conflicts),
         ],
     )
 

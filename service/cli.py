@@ -280,7 +280,11 @@ def retrain(now: bool) -> None:
 
 @main.command("export-labels")
 @click.option(
-    "--out", "out", type=click.Path(dir_okay=False), required=True, help="JSON Lines file to write."
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="File to write: JSON Lines (.jsonl) or CSV (.csv), as train reads them.",
 )
 @click.option(
     "--training-part",
@@ -289,8 +293,9 @@ def retrain(now: bool) -> None:
     "trained on the file by hand is judged on labels it has not seen.",
 )
 def export_labels_command(out: str, training_part: bool) -> None:
-    """Write every moderator label as canonical JSON Lines (text, author, spam, abuse, source)."""
+    """Write every moderator label as canonical examples (text, author, url, spam, abuse, source)."""
     from models import write_examples
+    from models.errors import DataError
     from models.retraining import split_holdout
     from service.retraining import export_labels
 
@@ -301,7 +306,10 @@ def export_labels_command(out: str, training_part: bool) -> None:
     if training_part:
         labels, holdout = split_holdout(labels)
         held_out = f" ({len(holdout)} held out)"
-    write_examples(out, labels)
+    try:
+        write_examples(out, labels)
+    except DataError as exc:
+        raise click.BadParameter(str(exc), param_hint="--out") from None
     click.echo(f"wrote {len(labels)} label(s) to {out}{held_out}")
 
 

@@ -13,8 +13,10 @@ import pytest
 from models.errors import DataError
 from models.examples import (
     Example,
+    conflict_notes,
     dedup_key,
     deduplicate,
+    deduplicate_counting_conflicts,
     fingerprint,
     read_examples,
     split_examples,
@@ -226,6 +228,10 @@ def test_a_byte_order_mark_is_skipped(tmp_path: Path, suffix: str) -> None:
 def test_unknown_suffix(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="unknown format"):
         read_examples(tmp_path / "d.txt")
+    # Refused on the way out too: written, it could not be read back by training.
+    with pytest.raises(DataError, match=r"d\.txt: unknown format; use \.jsonl or \.csv"):
+        write_examples(tmp_path / "d.txt", EXAMPLES)
+    assert not (tmp_path / "d.txt").exists()
 
 
 def test_deduplicate_by_normalized_text_fills_missing_labels() -> None:
@@ -238,6 +244,26 @@ def test_deduplicate_by_normalized_text_fills_missing_labels() -> None:
         Example("Buy viagra", spam=1, abuse=0),
         Example("something else", spam=0),
     ]
+
+
+def test_texts_labelled_both_ways_are_counted() -> None:
+    # Kept silently, a moderator team's disagreements (or two sources') would never show.
+    examples = [
+        Example("Buy viagra", spam=1),
+        Example("BUY V1AGRA", spam=0, abuse=0),
+        Example("buy viagra", spam=1, abuse=1),
+        Example("you idiot", abuse=1),
+        Example("You idiot", abuse=1),
+    ]
+    unique, conflicts = deduplicate_counting_conflicts(examples)
+    assert unique == deduplicate(examples)
+    assert conflicts == {"spam": 1, "abuse": 1}
+    assert conflict_notes(conflicts) == [
+        f"head {head!r}: 1 text(s) labelled both 0 and 1 by their copies (sources or moderators who "
+        "disagree); each was trained on with its first label"
+        for head in ("spam", "abuse")
+    ]
+    assert conflict_notes({"spam": 0, "abuse": 0}) == []
 
 
 def test_fingerprint_depends_on_content() -> None:

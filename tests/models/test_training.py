@@ -185,6 +185,19 @@ def test_a_head_left_uncalibrated_is_noted(
     ]
 
 
+@pytest.mark.parametrize("out_of_core", [False, True])
+def test_texts_labelled_both_ways_are_noted(
+    tiny_examples: list[Example], make_result: Callable[..., TrainingResult], out_of_core: bool
+) -> None:
+    # Two moderators who decided copies of a comment differently: training says so.
+    disputed = [replace(e, spam=1 - e.spam) for e in tiny_examples[:3] if e.spam is not None]
+    result = make_result(tiny_examples + disputed, out_of_core=out_of_core)
+    assert [note for note in result.notes if "labelled both" in note] == [
+        "head 'spam': 3 text(s) labelled both 0 and 1 by their copies (sources or moderators who "
+        "disagree); each was trained on with its first label"
+    ]
+
+
 def test_out_of_core_trains_both_heads(make_result: Callable[..., TrainingResult]) -> None:
     result = make_result(out_of_core=True)
     classifier = result.classifier

@@ -379,6 +379,11 @@ def test_export_labels_can_leave_out_the_part_retraining_judges_on(
     assert result.output.strip() == f"wrote {kept} label(s) to {part} ({len(held_out)} held out)"
     assert [example.text for example in read_examples(every)] == texts
     assert [example.text for example in read_examples(part)] == [t for t in texts if t not in held_out]
+    # A file train would refuse to read is not written.
+    unread = tmp_path / "labels.txt"
+    refused = runner.invoke(main, ["export-labels", "--out", str(unread)], env=env)
+    assert refused.exit_code == 2 and "unknown format; use .jsonl or .csv" in refused.output
+    assert not unread.exists()
 
 
 def test_sweep_needs_no_model(env: dict[str, str], redis_url: str, queue_name: str) -> None:
