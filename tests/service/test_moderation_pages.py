@@ -567,3 +567,18 @@ def test_a_decision_not_applied_says_what_the_comment_is_now_and_who_changed_it(
     page = response.get_data(as_text=True)
     assert f"Comment {flagged} was decided, classified or erased meanwhile" in page
     assert "it is approved now, by moderator:Bo" in page
+
+
+def test_each_comment_has_a_heading_saying_what_it_replies_to(
+    client: FlaskClient, services: Services
+) -> None:
+    # Screen readers go from heading to heading; a short reply is judged by what it answers.
+    parent = _post(client, "The harbour works ran late again.")
+    _route(services, parent, CommentStatus.APPROVED)
+    reply = client.post("/v1/comments", json={**FORM, "comment": "Yes, exactly.", "parent_id": parent})
+    reply_id = int(reply.get_json()["id"])
+    _route(services, reply_id, CommentStatus.FLAGGED)
+    _sign_in(client, _token(services))
+    page = client.get("/moderate/?status=").get_data(as_text=True)
+    assert f"<h2>Comment {reply_id}, a reply to comment {parent}</h2>" in page
+    assert f"<h2>Comment {parent}</h2>" in page
