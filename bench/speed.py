@@ -79,7 +79,7 @@ def sample_comments(examples: Sequence[Example], count: int, seed: int = 0) -> l
     """`count` comments drawn from the corpora, as the service would send them."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible sample, not a secret
     chosen = rng.sample(list(examples), min(count, len(examples)))
-    return [CommentText(e.text, author=e.author) for e in chosen]
+    return [CommentText(e.text, author=e.author, url=e.url) for e in chosen]
 
 
 def _pass_size(batch_size: int) -> int:

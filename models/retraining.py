@@ -50,7 +50,8 @@ def _head_metrics(classifier: Classifier, examples: Sequence[Example], head: str
     truth = np.array([getattr(example, head) for example in labelled], dtype=np.int64)
     if min(int(truth.sum()), len(truth) - int(truth.sum())) < MIN_PER_CLASS or head not in classifier.heads:
         return None
-    texts = [CommentText(example.text, author=example.author) for example in labelled]
+    # As the worker scores them: with the name and website the commenter gave.
+    texts = [CommentText(example.text, author=example.author, url=example.url) for example in labelled]
     scores = [getattr(score, head) for score in classifier.score(texts, reasons=False)]
     return {
         "average_precision": float(average_precision_score(truth, scores)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,16 @@ def test_a_head_with_too_few_labels_of_either_class_is_not_judged(trained: Train
     assert "spam" in evaluate_on(trained.classifier, spam + ordinary)
     assert "spam" not in evaluate_on(trained.classifier, spam + ordinary[1:])  # too few negatives
     assert "spam" not in evaluate_on(trained.classifier, spam[: MIN_PER_CLASS - 1] + ordinary)
+
+
+def test_held_out_labels_are_scored_with_their_website(
+    tiny_examples: list[Example], make_result: Callable[..., TrainingResult]
+) -> None:
+    # The worker scores a comment with the website given; a candidate that learned from
+    # websites must be judged on them too, or what it learned is never measured.
+    taught = make_result([replace(e, url="https://deals.example") if e.spam else e for e in tiny_examples])
+    texts = [f"thanks for the article on item {n}" for n in range(MIN_PER_CLASS)]
+    held_out = [Example(text, spam=1, url="https://deals.example") for text in texts] + [
+        Example(text, spam=0) for text in texts
+    ]
+    assert evaluate_on(taught.classifier, held_out)["spam"]["roc_auc"] > 0.9
