@@ -333,7 +333,11 @@ def _now_and_by_whom(comment_id: int, last: AuditEvent | None) -> str:
     comment = get_session().get(Comment, comment_id)
     if comment is None or last is None:
         return ""
-    return f" (it is {comment.status.value} now, by {last.actor})"
+    now = comment.status.value
+    if last.to_status is None:
+        # A change that kept the status (the commenter's data erased): its author did not set it.
+        return f" (it is {now} now; last changed by {last.actor}: {last.action.replace('_', ' ')})"
+    return f" (it is {now} now, by {last.actor})"
 
 
 def _apply(comment_id: int, decision: str, note: str | None) -> None:

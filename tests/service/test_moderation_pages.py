@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from service.app import Services, create_app
 from service.auth import create_token, revoke_tokens
+from service.personal_data import erase_personal_data
 from service.statuses import CommentStatus
 from service.tables import AuditEvent, Comment, Label
 from service.transitions import VerdictRecord, record_verdicts
@@ -582,3 +583,18 @@ def test_each_comment_has_a_heading_saying_what_it_replies_to(
     page = client.get("/moderate/?status=").get_data(as_text=True)
     assert f"<h2>Comment {reply_id}, a reply to comment {parent}</h2>" in page
     assert f"<h2>Comment {parent}</h2>" in page
+
+
+def test_a_decision_not_applied_after_an_erasure_does_not_credit_the_status_to_its_author(
+    client: FlaskClient, services: Services, flagged: int
+) -> None:
+    # The erasure moved the comment's time, not its status: whoever erased did not flag it.
+    _sign_in(client, _token(services, "Mo"))
+    stale = _decision_form(client, flagged, "approve")
+    with services.sessions() as session:
+        erase_personal_data(session, services.keys, FORM["email"], "moderator:Ad", notify=False)
+        session.commit()
+    response = client.post(f"/moderate/comments/{flagged}/decision", data=stale, follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert "(it is flagged now; last changed by moderator:Ad: personal data erased)" in page
+    assert "by moderator:Ad)" not in page
