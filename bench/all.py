@@ -209,7 +209,8 @@ def _stored_verdict(services: Sequence[dict[str, Any]]) -> str:
 
 def _pause_cell(half: dict[str, Any]) -> str:
     """The half-load phase's longest pause of the writers for a WAL checkpoint, and how many
-    checkpoints it ran; a dash where none run (PostgreSQL, hello-world, older results)."""
+    checkpoints it ran; a dash where they were not recorded (on PostgreSQL, which has none;
+    hello-world; results from before they were)."""
     if "longest_checkpoint_pause_ms" not in half:
         return "-"
     return f"{half['longest_checkpoint_pause_ms']:.1f} ({half['checkpoints']})"

@@ -77,10 +77,11 @@ def start_checkpointer(
                 try:
                     with engine.connect() as connection:
                         paused = checkpoint_wal(connection)
-                    if observe is not None:
-                        observe(paused)
                 except Exception as exc:  # noqa: BLE001 - the thread must outlive any one failed checkpoint
                     logger.warning("WAL checkpoint skipped: %s", exc)
+                    continue
+                if observe is not None:
+                    observe(paused)
         finally:
             os.close(open_lock.pop())  # lets another checkpointer take over
 
