@@ -37,7 +37,17 @@ OBFUSCATIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "check out my channel",
         ("ch3ck out my channel", "\u0441heck \u043eut my \u0441hannel", "check out my chaaaannel"),
     ),
-    ("abuse", "you are an idiot", ("you are an id1ot", "you are an \u0456d\u0456ot", "you are an i d i o t")),
+    (
+        "abuse",
+        "you are an idiot",
+        (
+            "you are an id1ot",
+            "you are an \u0456d\u0456ot",
+            "you are an i d i o t",
+            "you are an i_d_i_o_t",
+            "you are an id\ufe0fiot",
+        ),
+    ),
     (
         "abuse",
         "shut up you stupid loser",

@@ -23,12 +23,15 @@ import re
 import unicodedata
 
 # Characters that render as nothing (or as a soft hyphen) and are used to split words
-# so that "vi\u200bagra" escapes a word match.
+# so that "vi\u200bagra" escapes a word match. Variation selectors too, which only pick
+# a glyph's style (an emoji's colour form) and slip into a word unseen ("id\ufe0fiot").
 _INVISIBLE = dict.fromkeys(
     map(
         ord,
         "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d\u200e"
-        "\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\ufeff",
+        "\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\ufeff"
+        + "".join(map(chr, range(0xFE00, 0xFE10)))
+        + "".join(map(chr, range(0xE0100, 0xE01F0))),
     ),
     None,
 )
@@ -142,8 +145,9 @@ _LEET_WORD = re.compile(r"(?<![a-z0-9$@!|€])[a-z0-9$@!|€]*(?:[a-z][0-9$@!|�
 # These stand for letters only between letters: "free!!!" keeps its exclamation marks.
 _EDGE_ONLY = "!@|"
 
-# Three or more single letters separated by one repeated separator: "f r e e", "f.r.e.e".
-_SPACED_LETTERS = re.compile(r"\b[^\W_](?P<sep>[ .*\-])[^\W_](?:(?P=sep)[^\W_])+\b")
+# Three or more single letters separated by one repeated separator: "f r e e", "f.r.e.e",
+# "i_d_i_o_t".
+_SPACED_LETTERS = re.compile(r"\b[^\W_](?P<sep>[ .*\-_])[^\W_](?:(?P=sep)[^\W_])+\b")
 # Digits are left out so that phone numbers such as 555-0100 keep their shape.
 _REPEATS = re.compile(r"(\D)\1{2,}")
 # A run of three or more of one letter: "moooron", "chaaaannel", "goooood".

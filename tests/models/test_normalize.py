@@ -26,6 +26,10 @@ from models.normalize import (
         ("f r e e  m o n e y", "free money"),
         ("f.r.e.e", "free"),
         ("f-r-e-e stuff", "free stuff"),
+        ("you i_d_i_o_t", "you idiot"),
+        ("snake_case_name", "snake_case_name"),  # words, not single letters: kept
+        ("you id\ufe0fiot", "you idiot"),  # a variation selector inside a word
+        ("love it \u2764\ufe0f", "love it \u2764"),  # an emoji's colour form: the same emoji
         ("\u0456diot", "idiot"),  # Cyrillic i
         ("\u0455\u0435x", "sex"),  # Cyrillic s and e
         ("\u03bfk", "ok"),  # Greek omicron
