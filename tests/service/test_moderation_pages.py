@@ -399,6 +399,9 @@ def test_a_decision_on_a_later_page_goes_back_to_that_page(client: FlaskClient, 
     assert response.status_code == 302 and response.headers["Location"].endswith(f"cursor={cursor.group(1)}")
     back = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Comment number 22." in back and "Comment number 0." not in back
+    # A later page leads back to the first, which has no such link of its own.
+    assert '<a href="/moderate/?status=received&amp;sort=age">First page</a>' in back
+    assert "First page" not in first
 
 
 def test_names_links_and_threads_cannot_turn_the_line_around_them(
