@@ -201,12 +201,14 @@ def _text(
             "This stacks too many accents or marks on one letter; type it again.",
         )
     value = clean_text(raw)
-    if _blank(value):
-        raise FieldError("is required", _FILL_IN)
+    # Controls first: a value of nothing else (a NUL) is not missing but broken, and the
+    # message must say so rather than ask for what was sent.
     if control.search(value):
         raise FieldError(
             "contains control characters", "This contains invisible control characters; type it again."
         )
+    if _blank(value):
+        raise FieldError("is required", _FILL_IN)
     problem = _too_long(value, max_chars, max_bytes)
     if problem:
         raise problem

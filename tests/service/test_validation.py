@@ -43,6 +43,7 @@ def test_text_is_trimmed_and_normalised() -> None:
         ({"name": 42}, "name", "name must be a string"),
         ({"name": "x" * 246}, "name", "name is longer than 245 characters"),
         ({"name": "bad\x00name"}, "name", "name contains control characters"),
+        ({"name": "\x00"}, "name", "name contains control characters"),  # broken, not missing
         ({"email": "not-an-address"}, "email", "email is not a valid email address"),
         ({"email": "a" * 95 + "@b.com"}, "email", "email is longer than 100 characters"),
         ({"comment": "   "}, "comment", "comment is required"),
