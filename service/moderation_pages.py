@@ -33,7 +33,7 @@ from service.http_errors import MODERATOR_PAGES, MODERATOR_PAGES_PREFIX, on_mode
 from service.personal_data import EXPORTED_ACTION, REVEALED_ACTION, reveal_email
 from service.presenters import moderator_view
 from service.reasons import seconds_shown
-from service.review import ListQuery, Sort, audit_trail, list_comments
+from service.review import ListQuery, Sort, audit_trail, list_comments, routing_reasons
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, ModeratorToken
 from service.transitions import Decision, moderator_actor
@@ -264,10 +264,14 @@ def queue() -> str:
         query = ListQuery(query.status, sort=query.sort, per_page=PER_PAGE)
         page = list_comments(get_session(), query)
     keys = services().keys
+    flagged = [comment.id for comment in page.items if comment.status is CommentStatus.FLAGGED]
     return render_template(
         "moderate_queue.html",
         moderator=g.moderator,
         comments=[moderator_view(comment, keys) for comment in page.items],
+        # Why each flagged comment waits for a moderator: not always its scores (a
+        # pre-moderated site, a post sent too fast, a classification that failed).
+        held_for=routing_reasons(get_session(), flagged),
         cursor=query.cursor,
         next_cursor=page.next_cursor,
         status=query.status.value if query.status else "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -217,6 +218,23 @@ def published_parents(session: Session, comments: list[Comment]) -> set[int]:
             select(Comment.id).where(Comment.id.in_(parent_ids), Comment.status == CommentStatus.APPROVED)
         )
     )
+
+
+# The audit actions whose reason says why the classifier's policy routed a comment.
+_ROUTINGS = ("classified", "classification_failed")
+
+
+def routing_reasons(session: Session, comment_ids: Sequence[int]) -> dict[int, str]:
+    """Why the policy routed each of ``comment_ids`` where it is, as its latest routing's
+    audit event says it ("spam 0.62 at or above review threshold 0.35"); one query."""
+    if not comment_ids:
+        return {}
+    rows = session.execute(
+        select(AuditEvent.comment_id, AuditEvent.reason)
+        .where(AuditEvent.comment_id.in_(comment_ids), AuditEvent.action.in_(_ROUTINGS))
+        .order_by(AuditEvent.id)
+    )
+    return {comment_id: reason for comment_id, reason in rows if reason}
 
 
 def audit_trail(session: Session, comment_id: int) -> list[AuditEvent]:

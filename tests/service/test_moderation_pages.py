@@ -12,9 +12,10 @@ from sqlalchemy import select, update
 from service.app import Services, create_app
 from service.auth import create_token, revoke_tokens
 from service.personal_data import erase_personal_data
+from service.reasons import posted_too_fast
 from service.statuses import CommentStatus
 from service.tables import AuditEvent, Comment, Label
-from service.transitions import VerdictRecord, record_verdicts
+from service.transitions import VerdictRecord, flag_unclassified, record_verdicts
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +29,8 @@ def _post(client: FlaskClient, text: str) -> int:
     return int(response.get_json()["id"])
 
 
-def _route(services: Services, comment_id: int, outcome: CommentStatus) -> None:
-    verdict = VerdictRecord(0.7, 0.01, ['"casino" +1.5 toward spam'], "test-model", outcome, "test")
+def _route(services: Services, comment_id: int, outcome: CommentStatus, why: str = "test") -> None:
+    verdict = VerdictRecord(0.7, 0.01, ['"casino" +1.5 toward spam'], "test-model", outcome, why)
     with services.sessions() as session:
         assert record_verdicts(session, {comment_id: verdict}) == [comment_id]
         session.commit()
@@ -551,10 +552,18 @@ def test_the_time_to_post_reads_as_the_reason_it_was_held_for(
         "/v1/comments", json={**FORM, "comment": "Lovely photos.", "seconds_to_submit": 2.96}
     )
     comment_id = int(response.get_json()["id"])
-    _route(services, comment_id, CommentStatus.FLAGGED)
+    _route(services, comment_id, CommentStatus.FLAGGED, posted_too_fast(2.96, 3.0))
+    other = _post(client, "Lovely photos too.")
+    _route(services, other, CommentStatus.APPROVED)
     _sign_in(client, _token(services))
-    page = client.get("/moderate/").get_data(as_text=True)
-    assert "posted 2.9 s after its form was shown" in page and "3.0 s" not in page
+    page = client.get("/moderate/?status=").get_data(as_text=True)
+    assert "held: posted 2.9 s after its form was shown, under 3 s" in page and "3.0 s" not in page
+    with services.sessions() as session:
+        session.get_one(Comment, other).seconds_to_submit = 4.96
+        session.commit()
+    # Not held: the time to post is shown as it is, rounded down alike.
+    page = client.get("/moderate/?status=").get_data(as_text=True)
+    assert "· posted 4.9 s after its form was shown" in page
 
 
 def test_a_decision_not_applied_says_what_the_comment_is_now_and_who_changed_it(
@@ -601,3 +610,26 @@ def test_a_decision_not_applied_after_an_erasure_does_not_credit_the_status_to_i
     page = response.get_data(as_text=True)
     assert "(it is flagged now; last changed by moderator:Ad: personal data erased)" in page
     assert "by moderator:Ad)" not in page
+
+
+@pytest.mark.parametrize(
+    "why",
+    ["pre-moderation holds every comment for review", "spam 0.70 at or above review threshold 0.35"],
+)
+def test_a_flagged_comment_says_why_it_is_held(client: FlaskClient, services: Services, why: str) -> None:
+    # Its scores alone do not say it: a pre-moderated site holds a comment that scores 0.
+    comment_id = _post(client, "A question about the timetable.")
+    _route(services, comment_id, CommentStatus.FLAGGED, why)
+    _sign_in(client, _token(services))
+    page = client.get("/moderate/").get_data(as_text=True)
+    assert f"· held: {why}" in page
+
+
+def test_a_comment_whose_classification_failed_says_so(client: FlaskClient, services: Services) -> None:
+    comment_id = _post(client, "A question about the timetable.")
+    with services.sessions() as session:
+        assert flag_unclassified(session, comment_id, "the model could not be loaded")
+        session.commit()
+    _sign_in(client, _token(services))
+    page = client.get("/moderate/").get_data(as_text=True)
+    assert "· held: classification failed: the model could not be loaded" in page
