@@ -78,7 +78,11 @@ DESIGN = [
     "busy handler, and a thread in one worker checkpoints the WAL four times a second (the "
     "last few pages with writers paused, so the log starts over), so a request's commit does "
     "not copy pages back into the database file (the intake benchmark, which runs no worker, "
-    "runs that thread itself). PostgreSQL connections are pooled without a ping per checkout.",
+    "runs that thread itself). The pause lasts as long as the disk takes to sync those pages: "
+    "usually a few milliseconds, once in about 2,300 checkpoints 154 ms in a probe of this "
+    "benchmark, which is the stall that has set the SQLite p99 at half load in some runs; the "
+    "service logs a pause past 50 ms, and the intake benchmark reports the longest of its "
+    "half-load phase. PostgreSQL connections are pooled without a ping per checkout.",
     "- **Review queue** pages by keyset cursor over one index per status and order (status then "
     "score, or status then time): a listing of every status takes each status's first rows after the "
     "cursor and merges them, so no index spans the statuses and a new comment updates one index fewer.",
