@@ -320,12 +320,13 @@ def write_examples(path: str | Path, examples: Iterable[Example]) -> None:
     """
     path = Path(path)
     in_place = path.is_symlink() or (path.exists() and not path.is_file())
-    if _format(path) is None and not in_place:
+    form = _format(path)
+    if form is None and not in_place:
         raise DataError(f"{path}: unknown format; use .jsonl or .csv")
     try:
         opened = path.open("w", encoding="utf-8", newline="") if in_place else replacing(path, newline="")
         with opened as out:
-            _write_rows(out, _format(path) == "csv", examples)
+            _write_rows(out, form == "csv", examples)
     except OSError as exc:
         # A write or a flush reports no file name, and a file made or moved is the temporary.
         raise OSError(exc.errno, exc.strerror, str(path)) from exc

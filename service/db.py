@@ -22,12 +22,12 @@ from service.config import Settings
 from service.errors import ConfigError
 from service.sqlite_writers import QueuedWriterConnection, connection_class
 
+logger = logging.getLogger(__name__)
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 POOL_RECYCLE_SECONDS = 1800
 # The first key of the advisory lock migrations take on PostgreSQL ("mod" in ASCII); the
 # second is the schema's name hashed, so schemas of one database migrate independently.
-logger = logging.getLogger(__name__)
-
 MIGRATION_LOCK_NAMESPACE = 0x6D6F64
 # How long connecting to PostgreSQL may take before the request gets its 503.
 PG_CONNECT_TIMEOUT_SECONDS = 5
