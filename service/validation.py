@@ -320,6 +320,15 @@ def _url(raw: Any) -> str | None:
             "must be a web address starting with http:// or https://",
             "Enter a web address starting with http:// or https://, or leave this empty.",
         )
+    # A user name or password before the host is never a commenter's website, and the
+    # listing publishes the address: an email typed into the Website field
+    # ("ann@example.com" read as http://ann@example.com) would be shown to every reader, and
+    # "http://bank.example@evil.example" shows one host while linking to another.
+    if "@" in parts.netloc:
+        raise FieldError(
+            "must be a web address without a user name or password (an email address goes in email)",
+            "Enter your website's address here, not an email address, or leave this empty.",
+        )
     # Escaped after the host (browsers escape most of them there too), so that a site that
     # puts the address into its markup without escaping it cannot be made to end an
     # attribute or open a tag by it.

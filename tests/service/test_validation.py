@@ -78,6 +78,11 @@ def test_text_is_trimmed_and_normalised() -> None:
         ({"url": "http://my\u00a0blog.example/"}, "url", "url must be a web address"),
         ({"url": "my\u3000blog.example"}, "url", "url must be a web address"),
         ({"url": "http://" + "a" * 200 + ".com"}, "url", "url is longer than 200 characters"),
+        # The listing publishes the address: an email typed into it would be published with it.
+        ({"url": "ann@example.com"}, "url", "url must be a web address without a user name or password"),
+        ({"url": "mailto:ann@example.com"}, "url", "url must be a web address without a user name"),
+        ({"url": "https://bank.example@evil.example/"}, "url", "url must be a web address without a user"),
+        ({"url": "http://user:secret@blog.example/"}, "url", "url must be a web address without a user"),
         ({"parent_id": "abc"}, "parent_id", "parent_id must be a comment id"),
         ({"parent_id": 0}, "parent_id", "parent_id must be a comment id"),
         ({"parent_id": True}, "parent_id", "parent_id must be a comment id"),
@@ -133,6 +138,10 @@ def test_each_problem_is_named(changes: dict[str, Any], field: str, message: str
             {"url": "http://[::1"},
             {"url": "Website: Enter a web address starting with http:// or https://, or leave this empty."},
         ),
+        (
+            {"url": "ann@example.com"},
+            {"url": "Website: Enter your website's address here, not an email address, or leave this empty."},
+        ),
         # Hidden fields get no advice: a commenter cannot fix them (the page says the form is broken).
         ({"thread": "", "parent_id": "x"}, {}),
     ],
@@ -163,6 +172,12 @@ def test_optional_fields() -> None:
     assert submission.url == "http://blog.example/me"
     assert submission.parent_id == 7
     assert parse_submission(_with(url="", parent_id="")).url is None
+
+
+def test_an_at_sign_after_the_host_is_part_of_a_website() -> None:
+    # Profile pages are written so (a Mastodon account); only one before the host is refused.
+    assert parse_submission(_with(url="https://social.example/@ann")).url == "https://social.example/@ann"
+    assert parse_submission(_with(url="blog.example/?by=ann@x")).url == "http://blog.example/?by=ann@x"
 
 
 def test_characters_a_url_cannot_hold_are_escaped_after_its_host() -> None:
