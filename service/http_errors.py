@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from urllib.parse import quote
 
 import psycopg
 import sqlalchemy.exc
@@ -42,6 +43,13 @@ def on_moderator_pages(path: str) -> bool:
     """Whether ``path`` is under the moderators' pages, also where no page answers (an
     address that belongs to no blueprint)."""
     return path == MODERATOR_PAGES_PREFIX or path.startswith(f"{MODERATOR_PAGES_PREFIX}/")
+
+
+def _logged_path() -> str:
+    """The request's path as it is written in a URL, for a log line: percent-decoded, an
+    address could put a line break (%0A) into the log and forge the lines after it."""
+    # Escaped again as the client had to send it (RFC 3986 keeps these in a path as they are).
+    return quote(request.path, safe="/:@!$&'()*+,;=~")
 
 
 # The endpoint a site's reply form posts to.
@@ -91,11 +99,11 @@ def error_response(
         if BROKEN_FORM in problems:
             # The page names no internals, so whoever the site asks to look finds them here.
             logged = message if site_problem is None else site_problem
-            logger.warning("a form post to %s was refused (%s): %s", request.path, status, logged)
+            logger.warning("a form post to %s was refused (%s): %s", _logged_path(), status, logged)
         elif site_problem:
             # A hidden field the commenter was told of in their own words (a reply to a
             # comment no longer shown): routine, yet a form sending a wrong one shows here.
-            logger.info("a form post to %s was refused (%s): %s", request.path, status, site_problem)
+            logger.info("a form post to %s was refused (%s): %s", _logged_path(), status, site_problem)
         return Response(render_template("form_errors.html", problems=problems), status=status)
     body: dict[str, object] = {"error": code, "message": message}
     if fields:
@@ -161,10 +169,10 @@ def _database_unavailable(error: Exception) -> Response:
     ):
         # The statement limit (service/app.py) or SQLite's wait for its lock ran out: a lock
         # held elsewhere, a stalled server. The database answers; it did not finish in time.
-        logger.warning("%s %s: a statement ran out of time: %s", request.method, request.path, error)
+        logger.warning("%s %s: a statement ran out of time: %s", request.method, _logged_path(), error)
         message = "the database did not answer in time; try again shortly"
     else:
-        logger.warning("%s %s: the database is unavailable: %s", request.method, request.path, error)
+        logger.warning("%s %s: the database is unavailable: %s", request.method, _logged_path(), error)
         message = "the database is unavailable; try again shortly"
     response = error_response(503, "database_unavailable", message)
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
@@ -172,7 +180,7 @@ def _database_unavailable(error: Exception) -> Response:
 
 
 def _unexpected(error: Exception) -> Response:
-    logger.exception("%s %s failed", request.method, request.path)
+    logger.exception("%s %s failed", request.method, _logged_path())
     return error_response(500, "internal_server_error", "the server failed to answer; the error was logged")
 
 

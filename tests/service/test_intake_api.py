@@ -363,6 +363,18 @@ def test_a_form_posted_to_an_address_nothing_answers_says_the_form_is_broken(cli
         assert BROKEN_FORM in response.get_data(as_text=True)
 
 
+def test_a_line_break_in_the_address_of_a_form_post_cannot_forge_a_log_line(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The path is percent-decoded; logged as it is, %0A would start a line of the client's own.
+    forged = "2026-12-01 10:00:00,000 ERROR service.auth: forged"
+    response = client.post(f"/v1/x%0A{forged.replace(' ', '%20')}%E2%80%AE", data={"comment": "Hello"})
+    assert response.status_code == 404
+    logged = [record.getMessage() for record in caplog.records if "form post" in record.getMessage()]
+    assert logged and all("\n" not in message for message in logged)
+    assert "/v1/x%0A2026-12-01%2010:00:00,000%20ERROR%20service.auth:%20forged%E2%80%AE" in logged[0]
+
+
 def test_a_multipart_field_holding_the_replacement_character_is_kept(
     client: FlaskClient, services: Services
 ) -> None:
