@@ -53,7 +53,11 @@ OBFUSCATIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "shut up you stupid loser",
         ("shut up you stup1d l0ser", "shut up you \uff53\uff54\uff55\uff50\uff49\uff44 loser"),
     ),
-    ("abuse", "what a moron", ("what a m.o.r.o.n", "what a mor\u200bon", "what a moooron")),
+    (
+        "abuse",
+        "what a moron",
+        ("what a m.o.r.o.n", "what a mor\u200bon", "what a moooron", "\uab83\uab8b\uab7a\uab72 a moron"),
+    ),
 )
 
 _CHILD = """

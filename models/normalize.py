@@ -19,8 +19,10 @@ it (`moooron` -> `moron mooron`), so a word whose letter was single is restored 
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
+from importlib.resources import files
 
 # Characters that render as nothing (or as a soft hyphen) and are used to split words
 # so that "vi\u200bagra" escapes a word match. Variation selectors too, which only pick
@@ -40,12 +42,37 @@ _INVISIBLE = dict.fromkeys(
 # ones do, and the stored vocabulary (NumPy strings) cannot keep a term ending in NUL.
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
-# Look-alike letters from other scripts, folded to the Latin letter they imitate.
-# Applied after case folding, so only lower-case forms are listed. Folding is applied to
-# every word, not only to mixed-script ones: the mapping is deterministic, so text that is
-# genuinely Cyrillic or Greek still maps every word to one consistent token.
+
+def _unicode_look_alikes() -> dict[str, str]:
+    """Unicode's confusable characters (UTS #39's confusables.txt, as the
+    confusable-homoglyphs package ships it) that look like an ASCII letter or digit,
+    each mapped to it in lower case, as the text is case-folded by then (Cherokee "Ꭺ"
+    looks like "A" and is read as "a"): Cyrillic, Greek, Cherokee, Armenian, Lisu,
+    Canadian syllabics and more. Only characters that case folding keeps and NFKC does
+    not already make ASCII, as only those reach the folding below."""
+    data = json.loads(files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8"))
+    folded: dict[str, str] = {}
+    for character, look_alikes in data.items():
+        if len(character) != 1 or character.isascii() or character != character.casefold():
+            continue
+        if unicodedata.normalize("NFKC", character).isascii():
+            continue
+        for look_alike in (entry["c"] for entry in look_alikes):
+            if len(look_alike) == 1 and look_alike.isascii() and look_alike.isalnum():
+                folded[character] = look_alike.lower()
+                break
+    return folded
+
+
+# Look-alike letters from other scripts, folded to the Latin letter they imitate:
+# Unicode's list, and the lower-case forms it leaves out that are used the same way (the
+# small-capital shapes of Cyrillic "в", "н", "т", letters with a stroke). Applied after
+# case folding, so only lower-case forms are listed. Folding is applied to every word,
+# not only to mixed-script ones: the mapping is deterministic, so text that is genuinely
+# Cyrillic or Greek still maps every word to one consistent token.
 _CONFUSABLES = str.maketrans(
-    {
+    _unicode_look_alikes()
+    | {
         # Cyrillic
         "а": "a",
         "в": "b",
@@ -115,7 +142,7 @@ _COMBINING_MARKS = re.compile("[\u0300-\u036f]+")
 # Whether a text holds any character the tables above would change: most non-ASCII text
 # (accents, emoji, quotation marks) holds none, and a search is cheaper than a translate.
 _HAS_INVISIBLE = re.compile("[" + "".join(map(chr, _INVISIBLE)) + "]")
-_HAS_CONFUSABLE = re.compile("[" + "".join(map(chr, _CONFUSABLES)) + "]")
+_HAS_CONFUSABLE = re.compile("[" + "".join(re.escape(chr(code)) for code in _CONFUSABLES) + "]")
 
 
 def _fold_confusables(text: str) -> str:

@@ -33,6 +33,12 @@ from models.normalize import (
         ("\u0456diot", "idiot"),  # Cyrillic i
         ("\u0455\u0435x", "sex"),  # Cyrillic s and e
         ("\u03bfk", "ok"),  # Greek omicron
+        # Unicode's confusables beyond Cyrillic and Greek: Cherokee capitals and the small
+        # letters that case folding turns into them, Armenian, Lisu.
+        ("\u13aa\u13de\u13ac\u13a1\u13a2", "alert"),
+        ("\uab83\uab8b\uab7a\uab72", "what"),
+        ("\u0585nline", "online"),
+        ("\ua4e2\ua4f3\ua4e0\ua4f0", "sone"),
         ("\uff26\uff32\uff25\uff25", "free"),  # fullwidth
         ("\U0001d41f\U0001d42b\U0001d41e\U0001d41e", "free"),  # mathematical bold
         ("vi\u200bag\u200dra", "viagra"),  # zero-width characters
