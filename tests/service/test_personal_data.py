@@ -106,7 +106,9 @@ def test_export_finds_every_comment_of_the_address_in_any_case(
     assert first["seconds_to_submit"] == 14.0 and reply["seconds_to_submit"] is None
     assert reply["parent_id"] == posted["bob"] and reply["thread"] == "/a/1"
     assert first["verdict_reasons"] == [REASONS] and reply["verdict_reasons"] == []
+    # The trail as the detail view gives it, from the comment's arrival on.
     assert [(event["action"], event["note"]) for event in first["audit"]] == [
+        ("received", None),
         ("classified", None),
         ("approve", "Ann asked about the photo"),
     ]
