@@ -146,6 +146,9 @@ PUBLIC_PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'n
 def _page_policy(response: Response) -> Response:
     if "Content-Security-Policy" not in response.headers and response.mimetype == "text/html":
         response.headers["Content-Security-Policy"] = PUBLIC_PAGE_POLICY
+    # Every answer is read as the type it names: a JSON body quoting a comment's markup is
+    # never taken for a page by a browser that would otherwise guess.
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 

@@ -132,6 +132,18 @@ def test_the_pages_a_form_post_gets_may_run_no_script_and_load_nothing(client: F
     assert "Content-Security-Policy" not in client.post("/v1/comments", json=FORM).headers
 
 
+def test_no_answer_is_left_to_a_browser_to_guess_the_type_of(client: FlaskClient) -> None:
+    answers = [
+        client.post("/v1/comments", json=FORM),
+        client.post("/v1/comments", json={**FORM, "email": "<b>not an address</b>"}),
+        client.post("/v1/comments", data=FORM),
+        client.get("/v1/threads/%2Fa%2F1/comments"),
+        client.get("/healthz"),
+        client.get("/no/such/page"),
+    ]
+    assert [answer.headers.get("X-Content-Type-Options") for answer in answers] == ["nosniff"] * len(answers)
+
+
 def test_multipart_form_is_accepted(client: FlaskClient) -> None:
     response = client.post("/v1/comments", data=FORM, content_type="multipart/form-data")
     assert response.status_code == 202
