@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -633,3 +634,52 @@ def test_a_comment_whose_classification_failed_says_so(client: FlaskClient, serv
     _sign_in(client, _token(services))
     page = client.get("/moderate/").get_data(as_text=True)
     assert "· held: classification failed: the model could not be loaded" in page
+
+
+class _Elements(HTMLParser):
+    """Every start tag of a page, in document order, with its attributes and the tags it is inside."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str | None], tuple[str, ...]]] = []
+        self._open: list[str] = []
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs), tuple(self._open)))
+        if tag not in {"input", "br", "meta", "link", "img", "hr"}:
+            self._open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._open:
+            del self._open[len(self._open) - 1 - self._open[::-1].index(tag) :]
+
+    def focusable(self) -> list[tuple[str, dict[str, str | None], tuple[str, ...]]]:
+        """The elements Tab stops at, in order."""
+        return [
+            element
+            for element in self.elements
+            if element[0] in {"a", "button", "input", "textarea", "select"}
+            and element[1].get("type") != "hidden"
+            and "hidden" not in element[1]
+            and "disabled" not in element[1]
+        ]
+
+
+def test_the_queue_lets_a_keyboard_skip_to_the_comments_in_its_main_landmark(
+    client: FlaskClient, services: Services, flagged: int
+) -> None:
+    # Sign-out, five status links and three order links come before the first comment, on
+    # every page a decision leads back to.
+    _sign_in(client, _token(services))
+    queue = _Elements(client.get("/moderate/").get_data(as_text=True))
+    mains = [attrs for tag, attrs, _ in queue.elements if tag == "main"]
+    assert len(mains) == 1 and mains[0].get("id")
+    first_tag, first, _ = queue.focusable()[0]
+    assert first_tag == "a" and first.get("href") == f"#{mains[0]['id']}"
+    articles = [inside for tag, _, inside in queue.elements if tag == "article"]
+    assert articles and all("main" in inside for inside in articles)
+    assert all("main" not in inside for tag, _, inside in queue.elements if tag in {"nav", "header"})
+    # The other pages are one main landmark each too.
+    for page in (client.get("/moderate/sign-in"), client.get("/moderate/nowhere")):
+        assert [tag for tag, _, _ in _Elements(page.get_data(as_text=True)).elements].count("main") == 1
