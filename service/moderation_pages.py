@@ -298,10 +298,20 @@ def decide(comment_id: int) -> Response:
     return redirect(_queue_the_form_was_on())
 
 
-def _queue_the_form_was_on() -> str:
-    """The queue page a comment's form was on (a stale cursor falls back to the top of the list)."""
+def _queue_the_form_was_on(anchor: str = "comments") -> str:
+    """The queue page a comment's form was on (a stale cursor falls back to the top of the list),
+    at the element ``anchor`` names: by default the list, past the header and the filters."""
     form = request.form
-    return url_for("pages.queue", status=form.get("status"), sort=form.get("sort"), cursor=form.get("cursor"))
+    # The fragment moves a keyboard's next Tab there too: without it, each decision sent
+    # the moderator back to the page's top, Tab on Sign out and eleven stops from the
+    # next comment.
+    return url_for(
+        "pages.queue",
+        status=form.get("status"),
+        sort=form.get("sort"),
+        cursor=form.get("cursor"),
+        _anchor=anchor,
+    )
 
 
 def _seen_time(raw: str | None) -> datetime | None:
@@ -385,5 +395,6 @@ def reveal(comment_id: int) -> Any:
     # Percent-encoded, as RFC 6068 asks: an address may hold `?`, `&` or `%`, which a mail
     # program would read as the start of headers (`?bcc=...`) or as an escape.
     mailto = f"mailto:{quote(email, safe='@')}" if email else None
-    page = {"comment_id": comment_id, "email": email, "mailto": mailto, "back": _queue_the_form_was_on()}
+    back = _queue_the_form_was_on(f"comment-{comment_id}")  # to decide the comment next
+    page = {"comment_id": comment_id, "email": email, "mailto": mailto, "back": back}
     return render_template("moderate_email.html", **page)

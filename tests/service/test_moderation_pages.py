@@ -129,7 +129,8 @@ def test_a_decision_from_the_page_is_stored_audited_and_labelled(
         f"/moderate/comments/{flagged}/decision", data={**form, "csrf_token": _csrf(client, "/moderate/")}
     )
     assert response.status_code == 302
-    assert response.headers["Location"] == "/moderate/?status=flagged&sort=queue"
+    # Back at the list, where the message is and a keyboard's next Tab goes on from.
+    assert response.headers["Location"] == "/moderate/?status=flagged&sort=queue#comments"
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert f"Comment {flagged} rejected as spam." in page and "Great casino bonus here." not in page
     with services.sessions() as session:
@@ -398,7 +399,8 @@ def test_a_decision_on_a_later_page_goes_back_to_that_page(client: FlaskClient, 
     response = client.post(
         f"/moderate/comments/{ids[21]}/decision", data={**form, "csrf_token": _csrf(client, later)}
     )
-    assert response.status_code == 302 and response.headers["Location"].endswith(f"cursor={cursor.group(1)}")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"cursor={cursor.group(1)}#comments")
     back = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Comment number 22." in back and "Comment number 0." not in back
     # A later page leads back to the first, which has no such link of its own.
@@ -528,9 +530,10 @@ def test_revealing_an_email_leads_back_to_the_page_the_queue_was_on(
     fields = _hidden_fields(page, f"/moderate/comments/{flagged}/reveal-email")
     assert (fields["status"], fields["sort"]) == ("", "age")
     shown = client.post(f"/moderate/comments/{flagged}/reveal-email", data=fields).get_data(as_text=True)
-    assert 'href="/moderate/?status=&amp;sort=age">Back to the review queue' in shown
+    # Back at the comment, to decide it next.
+    assert f'href="/moderate/?status=&amp;sort=age#comment-{flagged}">Back to the review queue' in shown
     missing = client.post("/moderate/comments/999999/reveal-email", data=fields)
-    assert missing.headers["Location"] == "/moderate/?status=&sort=age"
+    assert missing.headers["Location"] == "/moderate/?status=&sort=age#comments"
 
 
 def test_a_problem_is_announced_at_once_and_each_control_names_its_comment(
