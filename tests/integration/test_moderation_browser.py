@@ -134,6 +134,34 @@ def test_a_long_unbroken_comment_wraps_inside_the_queue_page(
             browser.close()
 
 
+def test_the_pages_fit_a_320_pixel_window_without_scrolling_sideways(
+    served: str, client: FlaskClient, services: Services
+) -> None:
+    # WCAG 1.4.10: 320 CSS pixels is a 1280-pixel window zoomed to 400 %.
+    require_service(CHROMIUM.exists(), f"Chromium at {CHROMIUM} (Debian: apt install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    posted = {"name": "Ann", "email": "ann@example.com", "thread": "/a/1", "comment": "Is it open?"}
+    comment_id, token = _flagged_and_a_token(client, services, posted, [])
+    root = "document.documentElement"
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 320, "height": 640})
+            for shown in ("sign-in page", "queue"):
+                if shown == "queue":
+                    page.get_by_label("Moderator token").fill(token)
+                    page.get_by_role("button", name="Sign in").click()
+                    expect(page.get_by_role("article", name=f"Comment {comment_id}")).to_be_visible()
+                else:
+                    page.goto(f"{served}/moderate/sign-in")
+                widths = page.evaluate(f"[{root}.scrollWidth, {root}.clientWidth]")
+                assert widths[0] <= widths[1], f"the {shown} is {widths[0]} px wide in {widths[1]} px"
+        finally:
+            browser.close()
+
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
