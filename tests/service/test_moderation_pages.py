@@ -686,3 +686,19 @@ def test_the_queue_lets_a_keyboard_skip_to_the_comments_in_its_main_landmark(
     # The other pages are one main landmark each too.
     for page in (client.get("/moderate/sign-in"), client.get("/moderate/nowhere")):
         assert [tag for tag, _, _ in _Elements(page.get_data(as_text=True)).elements].count("main") == 1
+
+
+@pytest.mark.parametrize("token", ["   ", "mod_not-a-token"])
+def test_a_refused_token_is_tied_to_its_field(client: FlaskClient, token: str) -> None:
+    # Read with the field, as a screen reader reaches it, and where the next key goes.
+    data = {"token": token, "csrf_token": _csrf(client, "/moderate/sign-in")}
+    page = _Elements(client.post("/moderate/sign-in", data=data).get_data(as_text=True))
+    (field,) = [attrs for _, attrs, _ in page.elements if attrs.get("name") == "token"]
+    assert field.get("aria-invalid") == "true" and "autofocus" in field
+    described = [
+        attrs.get("class") for _, attrs, _ in page.elements if attrs.get("id") == field["aria-describedby"]
+    ]
+    assert described == ["problems"]
+    fresh = _Elements(client.get("/moderate/sign-in").get_data(as_text=True))
+    (untouched,) = [attrs for _, attrs, _ in fresh.elements if attrs.get("name") == "token"]
+    assert "aria-invalid" not in untouched and "aria-describedby" not in untouched
