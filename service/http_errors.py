@@ -10,6 +10,7 @@ import psycopg
 import sqlalchemy.exc
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from service.errors import AuthError, QueueUnavailableError, ServiceError, ValidationError
 from service.flood import TooManyCommentsError
@@ -93,7 +94,11 @@ def error_response(
     site's operator. The moderators' pages get a page with ``message``.
     """
     if request.blueprint == MODERATOR_PAGES or on_moderator_pages(request.path):
-        return Response(render_template("moderate_message.html", message=message), status=status)
+        # Titled by what went wrong: a window or tab list of pages all named "Moderation"
+        # tells a moderator nothing, and neither does a heading a screen reader jumps to.
+        title = HTTP_STATUS_CODES.get(status, "Error")
+        page = render_template("moderate_message.html", title=title, message=message)
+        return Response(page, status=status)
     if _from_comment_form():
         problems = advice or [_form_problem(status)]
         if BROKEN_FORM in problems:

@@ -148,8 +148,13 @@ def _private_page(response: Response) -> Response:
 
 @bp.errorhandler(CSRFError)
 def _expired_form(error: CSRFError) -> tuple[str, int]:
-    message = f"The form could not be accepted ({error.description}). Reload the page and try again."
-    return render_template("moderate_message.html", message=message), 400
+    # Not "reload the page": this page answers the form's POST, and reloading it sends the
+    # same refused form again.
+    message = (
+        f"The form could not be accepted ({error.description}). "
+        "Open the review queue again from the link below and send it from there."
+    )
+    return render_template("moderate_message.html", title="Form not accepted", message=message), 400
 
 
 def _signed_in_moderator() -> ModeratorToken | None:

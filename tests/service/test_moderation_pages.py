@@ -81,7 +81,10 @@ def test_a_form_without_its_csrf_token_is_refused(
 ) -> None:
     token = _token(services)
     refused = client.post("/moderate/sign-in", data={"token": token})
-    assert refused.status_code == 400 and "Reload the page" in refused.get_data(as_text=True)
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "<title>Form not accepted · Moderation</title>" in page
+    # Reloading a page that answers a POST sends the same refused form again.
+    assert "Reload" not in page and "Open the review queue again" in page
     _sign_in(client, token)
     forged = client.post(f"/moderate/comments/{flagged}/decision", data={"decision": "approve"})
     assert forged.status_code == 400
@@ -297,7 +300,7 @@ def test_errors_on_the_pages_are_worded_for_moderators(client: FlaskClient, serv
     huge = {"token": "x" * (services.settings.max_body_bytes + 1)}
     response = client.post("/moderate/sign-in", data=huge)
     page = response.get_data(as_text=True)
-    assert response.status_code == 413 and "<h1>Moderation</h1>" in page
+    assert response.status_code == 413 and "<h1>Request Entity Too Large</h1>" in page
     assert "Your comment" not in page
 
 
@@ -312,7 +315,9 @@ def test_signing_out_with_a_stale_form_still_ends_this_session(
 
 def test_an_address_no_page_answers_is_worded_for_moderators(client: FlaskClient) -> None:
     response = client.post(f"/moderate/comments/{2**64}/decision", data={"decision": "approve"})
-    assert response.status_code == 404 and "<h1>Moderation</h1>" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 404 and "<h1>Not Found</h1>" in page
+    assert "<title>Not Found · Moderation</title>" in page
 
 
 def test_revealing_an_email_from_the_page_shows_it_once_and_records_who_saw_it(
