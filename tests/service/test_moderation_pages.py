@@ -190,6 +190,12 @@ def test_a_decision_sent_after_the_session_ended_asks_to_sign_in_again(
     assert response.status_code == 302 and response.headers["Location"] == "/moderate/sign-in"
     page = client.get("/moderate/sign-in").get_data(as_text=True)
     assert "Your session ended, so that form was not acted on: sign in again." in page
+    # Announced, and still a list to a screen reader: a role on an item leaves its list
+    # holding no list item.
+    elements = _Elements(page).elements
+    items = [(attrs, inside) for tag, attrs, inside in elements if tag == "li"]
+    assert items and all(inside[-1] == "ul" and "role" not in attrs for attrs, inside in items)
+    assert any(attrs.get("role") == "status" and tag != "li" for tag, attrs, _ in elements)
     with services.sessions() as session:
         assert session.get_one(Comment, flagged).status is CommentStatus.FLAGGED
 
