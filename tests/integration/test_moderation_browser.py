@@ -210,3 +210,46 @@ def test_the_readme_reply_form_sends_how_long_the_reader_took(served: str, servi
     assert len(timed) == 2 and timed[0] is not None and timed[1] is not None
     assert 1.5 <= timed[0] < 60  # the page waited 1.5 s before sending
     assert timed[1] < 1.5 and timed[1] < services.settings.min_seconds_to_submit  # sent at once
+
+
+def _readme_thread_sketch(service: str) -> str:
+    """The README's script that shows a thread, pointed at ``service``."""
+    blocks = re.findall(r"```html\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
+    (snippet,) = [block for block in blocks if "/v1/threads/" in block]
+    return str(snippet).replace("https://comments.news.example", service)
+
+
+def test_the_readme_thread_sketch_nests_replies_and_shows_markup_as_text(
+    served: str, client: FlaskClient, services: Services
+) -> None:
+    require_service(CHROMIUM.exists(), f"Chromium at {CHROMIUM} (Debian: apt install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    def approved(fields: dict[str, object]) -> int:
+        posted = {"name": "Ann", "email": "ann@example.com", "thread": "/2026/11/harbour", **fields}
+        comment_id = int(client.post("/v1/comments", json=posted).get_json()["id"])
+        verdict = VerdictRecord(0.01, 0.01, [], "test-model", CommentStatus.APPROVED, "test")
+        with services.sessions() as session:
+            record_verdicts(session, {comment_id: verdict})
+            session.commit()
+        return comment_id
+
+    first = approved({"comment": "Is the footbridge open?"})
+    reply = approved({"comment": "Yes: <b>since</b> Monday.\nAll day.", "parent_id": first})
+    later = approved({"comment": "Lovely photos."})
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.set_content(f"<!doctype html><title>Harbour</title>{_readme_thread_sketch(served)}")
+            page.wait_for_selector(f"#comment-{later}")
+            shown = page.locator(f"#thread > #comment-{first} > ol > #comment-{reply} p")
+            assert shown.inner_text() == "Yes: <b>since</b> Monday.\nAll day."
+            assert page.locator("#thread b b").count() == 0  # the comment's markup is not markup
+            assert page.locator("#thread > li").evaluate_all("items => items.map(item => item.id)") == [
+                f"comment-{first}",
+                f"comment-{later}",
+            ]
+        finally:
+            browser.close()
