@@ -31,7 +31,7 @@ from service.auth import authenticate
 from service.errors import AuthError, ConflictError, NotFoundError, ValidationError
 from service.http_errors import MODERATOR_PAGES, MODERATOR_PAGES_PREFIX, on_moderator_pages
 from service.personal_data import EXPORTED_ACTION, REVEALED_ACTION, reveal_email
-from service.presenters import moderator_view
+from service.presenters import moderator_view, time_shown
 from service.reasons import seconds_shown
 from service.review import ListQuery, Sort, audit_trail, list_comments, routing_reasons
 from service.statuses import Action, CommentStatus, DecisionReason
@@ -105,6 +105,9 @@ def _configure_app(state: BlueprintSetupState) -> None:
 # Worded as the reason the comment was held for: a comment held for 2.96 s, under 3, must
 # not read "3.0 s" in the queue.
 bp.add_app_template_filter(seconds_shown, "seconds_shown")
+# The queue shows when a comment came to the minute, which a moderator can read at a
+# glance; the exact time stays in the element's datetime attribute.
+bp.add_app_template_filter(time_shown, "time_shown")
 
 
 @bp.before_request

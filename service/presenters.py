@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 from service.privacy import ERASED_EMAIL, KeyRing, avatar_key, mask_email, readable_email
@@ -121,3 +122,9 @@ def page_view(page: Page, items: list[dict[str, Any]]) -> dict[str, Any]:
         "total": page.total,
         "next_page": page.next_page,
     }
+
+
+def time_shown(moment: str) -> str:
+    """An ISO 8601 time with its offset, as the views give ``created_at``, as a moderator
+    reads it: to the minute, in UTC (``2026-12-01 12:16 UTC``)."""
+    return datetime.fromisoformat(moment).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

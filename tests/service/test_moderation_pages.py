@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 
@@ -121,6 +122,21 @@ def test_the_queue_shows_flagged_comments_with_the_email_masked(
     assert fallback.status_code == 200
     shown = fallback.get_data(as_text=True)
     assert "Great casino bonus here." in shown and "Still being classified." not in shown
+
+
+def test_the_queue_shows_when_a_comment_came_to_the_minute_in_utc(
+    client: FlaskClient, services: Services, flagged: int
+) -> None:
+    with services.sessions() as session:
+        came = datetime(2026, 12, 1, 12, 16, 28, 7010, tzinfo=UTC)
+        session.execute(update(Comment).where(Comment.id == flagged).values(created_at=came))
+        session.commit()
+    _sign_in(client, _token(services))
+    page = client.get("/moderate/").get_data(as_text=True)
+    shown = re.search(r'<time datetime="([^"]+)">([^<]+)</time>', page)
+    assert shown is not None
+    assert datetime.fromisoformat(shown[1]) == came
+    assert shown[2] == "2026-12-01 12:16 UTC"
 
 
 def test_a_decision_from_the_page_is_stored_audited_and_labelled(
