@@ -369,6 +369,9 @@ def _check(settings: Settings) -> None:
         raise ConfigError("TRUSTED_PROXIES must be 0 or more")
     if settings.trusted_after_approved < 0:
         raise ConfigError("TRUSTED_AFTER_APPROVED must be 0 (off) or more")
+    if settings.retrain_after_labels < 0:
+        # Read as "never", a negative count would turn retraining by labels off unannounced.
+        raise ConfigError("RETRAIN_AFTER_LABELS must be 0 (off) or more")
     for host in settings.allowed_redirect_hosts:
         # Only a URL's host name is compared, exactly, so "news.example:8080",
         # "https://news.example" or "*.news.example" would never match anything.
