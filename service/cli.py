@@ -202,8 +202,10 @@ def worker(burst: bool, processes: int | None) -> None:
     from service.app import configure_logging
     from worker.pool import run_pool
     from worker.runner import run_worker
+    from worker.training import check_corpora
 
     settings = load_settings()
+    check_corpora(settings.retrain_corpora)
     configure_logging(settings.log_level)
     count = processes or settings.worker_processes
     if burst or count == 1:
@@ -237,6 +239,10 @@ def retrain(now: bool) -> None:
     from service.statuses import Trigger
 
     settings = load_settings()
+    if now:
+        from worker.training import check_corpora
+
+        check_corpora(settings.retrain_corpora)
     sessions = _sessions(settings)
     with scoped_redis_url(settings) as url:
         if now:

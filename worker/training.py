@@ -10,10 +10,13 @@ from sqlalchemy import CursorResult, update
 from sqlalchemy.exc import OperationalError
 
 from models import Example
+from models.errors import DataError
 from models.importers import load as load_corpus
+from models.importers import split_spec
 from models.registry import shadow_candidate
 from models.retraining import retrain
 from models.seeding import seed_examples
+from service.errors import ConfigError
 from service.retraining import export_labels
 from service.statuses import RunStatus
 from service.tables import TrainingRun, utcnow
@@ -35,6 +38,27 @@ def corpus_examples(specs: tuple[str, ...]) -> list[Example]:
     for spec in specs:
         examples.extend(seed_examples() if spec == SEED_CORPUS else load_corpus(spec))
     return examples
+
+
+def check_corpora(specs: tuple[str, ...]) -> None:
+    """Refuse, naming RETRAIN_CORPORA, a corpus that names nothing there is to read.
+
+    Only a retraining run reads them, perhaps days after the start (once enough labels
+    came in): a mistyped importer or a missing file would fail that run, and each after it.
+    """
+    for spec in specs:
+        if spec == SEED_CORPUS:
+            continue
+        try:
+            importer, path = split_spec(spec)
+        except DataError as exc:
+            raise ConfigError(f"RETRAIN_CORPORA: {exc}") from None
+        if importer is None and not path.is_file():
+            raise ConfigError(
+                f"RETRAIN_CORPORA: {spec}: no such file; name `seed`, a canonical file or IMPORTER:PATH"
+            )
+        if importer is not None and not path.exists():
+            raise ConfigError(f"RETRAIN_CORPORA: {spec}: nothing at {path}")
 
 
 def _start(context: WorkerContext, run_id: int) -> TrainingRun | None:

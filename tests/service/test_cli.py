@@ -446,3 +446,26 @@ def test_a_retrain_now_on_the_embedded_redis_stops_it_when_done(
         assert not is_running(data)
     finally:
         stop_embedded_redis(data)
+
+
+@pytest.mark.parametrize(
+    ("corpora", "message"),
+    [
+        ("seed,olid2:/srv/olid", "RETRAIN_CORPORA: olid2:/srv/olid: unknown importer 'olid2'"),
+        ("seed,/srv/labels/missing.jsonl", "RETRAIN_CORPORA: /srv/labels/missing.jsonl: no such file"),
+        ("youtube:/srv/corpora/none", "RETRAIN_CORPORA: youtube:/srv/corpora/none: nothing at"),
+    ],
+)
+@pytest.mark.parametrize("command", [["worker"], ["retrain", "--now"]])
+def test_commands_that_retrain_refuse_corpora_that_name_nothing(
+    command: list[str], corpora: str, message: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read only by a retraining run, perhaps days later: a worker that started with them
+    # failed each run once enough labels had come in, its message not naming the setting.
+    started: list[object] = []
+    monkeypatch.setattr("worker.runner.run_worker", lambda *args, **kwargs: started.append(args))
+    monkeypatch.setattr("service.cli._sessions", lambda *args: started.append(args))
+    result = CliRunner().invoke(main, command, env={**env, "RETRAIN_CORPORA": corpora})
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert not started
