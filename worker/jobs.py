@@ -22,9 +22,11 @@ and flags a comment that processes died on ``DEATHS_BEFORE_A_HUMAN`` times.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import NamedTuple
 
+import psycopg
 import redis
 from rq import get_current_job
 from rq.job import Job
@@ -175,10 +177,39 @@ def _shadow_rows(
     return rows
 
 
+# How long cancelling a statement on the server may take before the connection is dropped anyway.
+CANCEL_TIMEOUT_SECONDS = 5.0
+
+
+@contextmanager
+def _cancelled_when_out_of_time(session: Session) -> Iterator[None]:
+    """Cancel on the server the statement a job was waiting on when its time ran out.
+
+    RQ's time limit interrupts the client alone: on PostgreSQL the statement (held up by a
+    lock, or a stalled server) went on, holding the batch's rows, so the next attempt
+    skipped them as another worker's and ended without deciding them, and the session's
+    rollback on the busy connection failed, putting a database error in the timeout's place.
+    """
+    try:
+        yield
+    except JobTimeoutException:
+        if session.in_transaction():
+            connection = session.connection()
+            driver: object = connection.connection.dbapi_connection
+            if isinstance(driver, psycopg.Connection):
+                try:
+                    driver.cancel_safe(timeout=CANCEL_TIMEOUT_SECONDS)
+                except psycopg.Error:
+                    logger.warning("could not cancel the statement of a job out of time", exc_info=True)
+                # Closed, the server ends the transaction and lets the rows go; nothing of it is reused.
+                connection.invalidate()
+        raise
+
+
 def classify_comments(context: WorkerContext, comment_ids: Sequence[int]) -> dict[int, CommentStatus]:
     """Score the waiting comments among ``comment_ids``, route them, store verdicts and audit
     events in one transaction; return the new status of each comment this call decided."""
-    with context.sessions() as session:
+    with context.sessions() as session, _cancelled_when_out_of_time(session):
         comments = _claim(session, comment_ids)
         if not comments:
             return {}

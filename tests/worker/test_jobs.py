@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -16,8 +17,8 @@ import redis
 from flask.testing import FlaskClient
 from rq import SimpleWorker
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session
 
 from models import load_active
@@ -389,6 +390,54 @@ def test_a_batch_out_of_time_gives_each_comment_a_job_and_the_slow_one_goes_to_a
         assert session.get(Comment, slow).status is CommentStatus.FLAGGED  # type: ignore[union-attr]
         event = session.scalars(select(AuditEvent).where(AuditEvent.action == "classification_failed")).one()
         assert event.comment_id == slow and "JobTimeoutException" in (event.reason or "")
+
+
+def _blocked_by(locker: Connection, locker_pid: int) -> list[int]:
+    """The server processes whose statements wait for a lock ``locker`` holds, given a few
+    seconds to go away."""
+    blocking = text("SELECT pid FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
+    deadline = time.monotonic() + 5
+    while (blocked := list(locker.execute(blocking, {"pid": locker_pid}).scalars())) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    return blocked
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_job_out_of_time_in_a_statement_cancels_it_and_times_out(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
+    # RQ's time limit interrupts only the client: the statement waiting on the server (on a
+    # lock here) went on holding the comment, the session's rollback failed on the busy
+    # connection, and the comment, tried again alone, was skipped as another worker's: the
+    # job ended without a verdict, or an error, and the comment waited for the sweeper.
+    comment = _post(client)
+    locker = services.engine.connect()
+    locker_pid = locker.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    locker.execute(text("LOCK TABLE verdicts IN ACCESS EXCLUSIVE MODE"))
+
+    def out_of_time(_signum: int, _frame: Any) -> None:
+        raise JobTimeoutException("Task exceeded maximum timeout value (1 seconds)")
+
+    previous = signal.signal(signal.SIGALRM, out_of_time)
+    previous_timer = signal.setitimer(signal.ITIMER_REAL, 0.5)  # pytest-timeout's, if any
+    try:
+        with pytest.raises(JobTimeoutException):
+            classify_waiting([comment])
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_REAL, *previous_timer)
+        blocked = _blocked_by(locker, locker_pid)
+        # Left running, the statement would hold the test's schema past the test's end.
+        for pid in blocked:
+            locker.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        locker.rollback()
+        locker.close()
+    assert blocked == []
+    # With no retry left (no job), its one attempt out of time hands it to a human.
+    with services.sessions() as session:
+        assert session.get(Comment, comment).status is CommentStatus.FLAGGED  # type: ignore[union-attr]
 
 
 class DeadlyClassifier(BrokenClassifier):
