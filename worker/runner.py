@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import Any
 
 import redis
 from rq import Queue, SimpleWorker
@@ -25,12 +26,20 @@ from worker.webhooks import start_webhook_sender
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 30.0
+# RQ's maintenance, which starts the scheduler process again when it has ended (a Redis
+# outage ends it), runs every ten minutes unless told: meanwhile no retry of a failed
+# job was enqueued, and the sweeper took the comments back only after its grace.
+MAINTENANCE_SECONDS = 30
 
 
 class ModerationWorker(SimpleWorker):
     """Runs jobs in its own process: the model stays loaded and no fork is paid per job."""
 
     stop_requested = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("maintenance_interval", MAINTENANCE_SECONDS)
+        super().__init__(*args, **kwargs)
 
     def subscribe(self) -> None:
         """Listen for RQ's commands as RQ does, its listener thread holding stop signals back
