@@ -384,6 +384,13 @@ def _check(settings: Settings) -> None:
     for name, queue in queues.items():
         if not queue.strip():
             raise ConfigError(f"{name} must name a queue")
+    if settings.honeypot_field != settings.honeypot_field.strip():
+        # Form fields are matched by their exact name: no form has " website", so the trap
+        # would quietly catch nothing.
+        raise ConfigError(
+            f"HONEYPOT_FIELD must not start or end with spaces: {settings.honeypot_field!r} (empty turns "
+            "the trap off)"
+        )
     if settings.honeypot_field in {*SUBMISSION_FIELDS, "redirect"}:
         # Every post fills in, or may fill in, a field the form really has: all would be trapped.
         raise ConfigError(

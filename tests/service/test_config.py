@@ -106,6 +106,8 @@ def test_a_review_threshold_equal_to_the_reject_threshold_is_accepted() -> None:
         ({"RETRAIN_QUEUE": ""}, "RETRAIN_QUEUE must name a queue"),
         ({"HONEYPOT_FIELD": "email"}, "HONEYPOT_FIELD must not name a field of the comment form: 'email'"),
         ({"HONEYPOT_FIELD": "redirect"}, "HONEYPOT_FIELD must not name a field"),
+        ({"HONEYPOT_FIELD": "website "}, "HONEYPOT_FIELD must not start or end with spaces: 'website '"),
+        ({"HONEYPOT_FIELD": " "}, "HONEYPOT_FIELD must not start or end with spaces"),
         ({"WEBHOOK_URL": "ftp://news.example/hook"}, "WEBHOOK_URL must be an http:// or https:// URL"),
         ({"WEBHOOK_URL": "https:///hook"}, "WEBHOOK_URL must be an http:// or https:// URL"),
         (
