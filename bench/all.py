@@ -19,9 +19,14 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as a file: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from models.importers import DATASETS_ENV, datasets_dir
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -88,6 +93,16 @@ DESIGN = [
     "cursor and merges them, so no index spans the statuses and a new comment updates one index fewer.",
     "",
 ]
+
+
+def cannot_run(names: Sequence[str]) -> dict[str, str]:
+    """Why each of ``names`` that cannot run on this machine would stop at once: the
+    classifier's benchmark without the corpora folder. Started anyway, it would end the
+    whole run there, before the benchmarks after it and the document."""
+    reasons = {}
+    if "model" in names and not datasets_dir().is_dir():
+        reasons["model"] = f"the corpora folder {datasets_dir()} is not there; set `{DATASETS_ENV}`"
+    return reasons
 
 
 def run_benchmarks(names: Sequence[str]) -> dict[str, float]:
@@ -853,8 +868,9 @@ def render_review_queue(review: dict[str, Any]) -> tuple[list[str], list[str]]:
     return lines, targets
 
 
-def render(results: dict[str, dict[str, Any] | None]) -> str:
-    """The whole document."""
+def render(results: dict[str, dict[str, Any] | None], skipped: Mapping[str, str] | None = None) -> str:
+    """The whole document; ``skipped`` says why a benchmark was not run this time."""
+    skipped = skipped or {}
     lines = [
         "# Performance on two cores",
         "",
@@ -876,6 +892,10 @@ def render(results: dict[str, dict[str, Any] | None]) -> str:
     body: list[str] = []
     for name, renderer in sections:
         result = results.get(name)
+        if name in skipped:
+            body += [f"## {name}", "", f"Not measured in this run: {skipped[name]}.", ""]
+            targets.append(f"- `{name}`: not measured in this run ({skipped[name]}).")
+            continue
         if result is None:
             body += [f"## {name}", "", f"No `bench/results/{name}.json`: run `bench/all.py`.", ""]
             continue
@@ -900,13 +920,17 @@ def main(argv: list[str] | None = None) -> int:
     names = [name for name in args.only.split(",") if name]
     if unknown := set(names) - set(SCRIPTS):
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    skipped = {} if args.render_only else cannot_run(names)
+    for name, reason in skipped.items():
+        print(f"not running bench/{SCRIPTS[name][0]}: {reason}", flush=True)
     if not args.render_only:
-        took = run_benchmarks(names)
+        took = run_benchmarks([name for name in names if name not in skipped])
         print("\n" + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in took.items()))
-    results = {name: _load(name) for name in SCRIPTS}
+    # A result left by an earlier run is not this run's: a skipped benchmark's is not shown.
+    results = {name: None if name in skipped else _load(name) for name in SCRIPTS}
     if results["pipeline"]:
         plot_depth(results["pipeline"], args.out.parent / DEPTH_PLOT)
-    args.out.write_text(render(results), encoding="utf-8")
+    args.out.write_text(render(results, skipped), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
 

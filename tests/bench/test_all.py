@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bench import all as render_all
 
@@ -112,3 +116,29 @@ def test_the_pipeline_p99_target_is_missed_when_comments_were_never_decided() ->
     # 600 of 3,000 comments still waited when the wait ended: the 80 ms is of the other 2,400.
     _lines, targets = render_all.render_pipeline(_pipeline(_phase(verdicts=2400)))
     assert "(target 250 ms: **missed**, 600 left out of the p99" in targets[0]
+
+
+def test_without_the_corpora_the_classifier_benchmark_is_skipped_and_the_others_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A result of an earlier run, on other code or other corpora, is not this run's figure.
+    (tmp_path / "model.json").write_text("{}")
+    monkeypatch.setattr(render_all, "RESULTS", tmp_path)
+    monkeypatch.setenv("MODERATION_DATASETS", str(tmp_path / "absent"))
+    started: list[str] = []
+
+    def run(argv: list[str], check: bool) -> None:
+        # The real bench/model.py exits 2 there, which stopped the whole run.
+        if argv[1].endswith("model.py"):
+            raise subprocess.CalledProcessError(2, argv)
+        started.append(Path(argv[1]).name)
+
+    monkeypatch.setattr(render_all.subprocess, "run", run)
+    out = tmp_path / "performance.md"
+    assert render_all.main(["--only", "model,review_queue", "--out", str(out)]) == 0
+    assert started == ["review_queue.py"]
+    document = out.read_text()
+    assert (
+        f"- `model`: not measured in this run (the corpora folder {tmp_path / 'absent'} is not there"
+        in document
+    )
