@@ -37,7 +37,7 @@ import speed
 
 from bench.common import child_figures, machine_info, stop_on_sigterm, write_results
 from models.examples import Example
-from models.importers import DATASETS_ENV, datasets_dir, load_all
+from models.importers import DATASETS_ENV, datasets_dir, find_corpora, load_all
 from models.out_of_core import train_out_of_core
 from models.registry import load_version
 from models.training import OUT_OF_CORE_CHUNK, OUT_OF_CORE_EPOCHS
@@ -148,7 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     stop_on_sigterm()
     started = time.monotonic()
-    results: dict[str, Any] = {"machine": machine_info(), "settings": {"factor": args.factor}}
+    results: dict[str, Any] = {
+        "machine": machine_info(),
+        "settings": {"factor": args.factor},
+        # Training reads whichever corpus folders are there: what "every corpus" was.
+        "corpora": sorted(find_corpora(datasets)),
+    }
     try:
         results.update(measure(datasets, args.factor))
     except speed.TooFewCommentsError as exc:

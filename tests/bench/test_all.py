@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bench import all as render_all
+from models.importers import IMPORTERS
 
 
 def _run(connections: int, rate: float) -> dict[str, Any]:
@@ -142,3 +143,41 @@ def test_without_the_corpora_the_classifier_benchmark_is_skipped_and_the_others_
         f"- `model`: not measured in this run (the corpora folder {tmp_path / 'absent'} is not there"
         in document
     )
+
+
+def _model(**changes: Any) -> dict[str, Any]:
+    speed = {
+        f"batch_{size}_{kind}_reasons": {"per_second": 6000.0}
+        for size in (1, 10, 1000)
+        for kind in ("with", "without")
+    }
+    model = {
+        "training": {"unique_examples": 20000, "train_seconds": 30.0, "peak_rss_mb": 900.0},
+        "out_of_core": {
+            "factor": 10,
+            "examples_per_epoch": 200000,
+            "seconds": 60.0,
+            "index_seconds": 10.0,
+            "validation_seconds": 5.0,
+            "epoch_seconds": 40.0,
+            "examples_per_second": 5000.0,
+            "calibration_seconds": 5.0,
+            "peak_rss_mb": 400.0,
+            "epochs": 5,
+            "full_training_estimate_seconds": 220.0,
+        },
+        "throughput": speed,
+        "latency": {"median_ms": 1.0, "p95_ms": 1.5},
+    }
+    return {**model, **changes}
+
+
+def test_the_classifier_figures_name_the_corpora_when_some_were_not_found() -> None:
+    lines, targets = render_all.render_model(_model(corpora=["kaggle", "olid"]))
+    assert "| in memory, kaggle, olid only (davidson, sms, youtube not found) | 20,000 |" in "\n".join(lines)
+    assert "training on kaggle, olid only (davidson, sms, youtube not found) 30 s" in targets[0]
+
+
+def test_the_classifier_figures_say_every_corpus_when_all_were_read() -> None:
+    _lines, targets = render_all.render_model(_model(corpora=sorted(IMPORTERS)))
+    assert "training on every corpus 30 s" in targets[0]
