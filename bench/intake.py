@@ -36,7 +36,7 @@ if __package__ in (None, ""):  # run as a file: make `bench` and the service imp
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import bindparam, create_engine, make_url, text
 
 from bench.common import (
     BENCH_DIR,
@@ -109,6 +109,8 @@ class Target:
     profile and half load included): each should be a comment in its database."""
     pauses: list[tuple[float, float]] | None = None
     """On SQLite, each checkpoint's pause of every writer: (when it ended, seconds)."""
+    answered_ids: list[int] = field(default_factory=list)
+    """The comment ids of the open-loop runs' 202 answers, each to be found stored."""
 
     def counted(self, result: LoadResult) -> LoadResult:
         """``result``, its accepted posts added to ``accepted``."""
@@ -185,7 +187,7 @@ def half_load(target: Target, args: argparse.Namespace, workdir: Path) -> dict[s
         raise RuntimeError(f"{target.name} answered nothing in {MAX_AGAIN_SECONDS:g} s: {maximum.statuses}")
     rate = maximum.requests_per_s / 2
     began = time.monotonic()
-    result = target.counted(run_open_loop(target.port, rate, args.half_load_seconds))
+    result = target.counted(open_loop(target, rate, args))
     ended = time.monotonic()
     speed_after = python_speed()
     # A pause of the writers holds up every post meanwhile: the longest is beside the p99.
@@ -214,9 +216,17 @@ def half_load(target: Target, args: argparse.Namespace, workdir: Path) -> dict[s
     }
 
 
+def open_loop(target: Target, rate: float, args: argparse.Namespace) -> LoadResult:
+    """``run_open_loop`` on ``target``, the ids of the comments it answered 202 kept."""
+    receipts: list[tuple[int, float]] = []
+    result = run_open_loop(target.port, rate, args.half_load_seconds, receipts=receipts)
+    target.answered_ids += [comment_id for comment_id, _due in receipts]
+    return result
+
+
 def same_rate_load(target: Target, rate: float, args: argparse.Namespace) -> dict[str, Any]:
     """Open-loop posts at ``rate`` (another app's half-load rate); latency from when each was due."""
-    result = target.counted(run_open_loop(target.port, rate, args.half_load_seconds))
+    result = target.counted(open_loop(target, rate, args))
     print(
         f"  {target.name:<10} fixed {rate:7.1f}/s: got {result.requests_per_s:.1f}/s  p50 {result.p50_ms:.2f}"
         f"  p95 {result.p95_ms:.2f}  p99 {result.p99_ms:.2f} ms  errors {result.errors}",
@@ -244,7 +254,9 @@ def profile_app(target: Target, args: argparse.Namespace, workdir: Path) -> dict
 def stored_and_outbox(target: Target) -> dict[str, Any]:
     """How many comments and outbox entries the database holds, beside how many posts were
     answered 202: every 202 should be both. The load generators do not count answers still
-    on their way when a closed-loop run ends, so the database may hold a few more."""
+    on their way when a closed-loop run ends, so the database may hold a few more, which
+    would hide as many lost; so the ids of the open-loop runs' 202s are also looked up one
+    by one."""
     engine = create_engine(target.url)
     facts: dict[str, Any] = {"accepted_answers": target.accepted}
     with engine.connect() as db:
@@ -255,7 +267,33 @@ def stored_and_outbox(target: Target) -> dict[str, Any]:
             # As the app's sessions had it: ``target.url`` carries their connection options.
             facts["synchronous_commit"] = db.scalar(text("SHOW synchronous_commit"))
     engine.dispose()
-    return facts
+    return {**facts, **answered_but_missing(target.url, target.answered_ids)}
+
+
+def answered_but_missing(url: str, ids: list[int], chunk: int = 500) -> dict[str, int]:
+    """Of the comment ids that answers gave, how many the database at ``url`` holds no
+    comment for, and how many no outbox entry (the durable record of its job)."""
+    comments = text("SELECT count(*) FROM comments WHERE id IN :ids").bindparams(
+        bindparam("ids", expanding=True)
+    )
+    outbox = text("SELECT count(*) FROM classify_outbox WHERE comment_id IN :ids").bindparams(
+        bindparam("ids", expanding=True)
+    )
+    unique = sorted(set(ids))
+    found_comments = found_entries = 0
+    engine = create_engine(url)
+    with engine.connect() as db:
+        for start in range(0, len(unique), chunk):
+            part = unique[start : start + chunk]
+            found_comments += int(db.scalar(comments, {"ids": part}) or 0)
+            found_entries += int(db.scalar(outbox, {"ids": part}) or 0)
+    engine.dispose()
+    return {
+        "answered_ids_checked": len(ids),
+        # An id answered twice would be two posts stored as one.
+        "answered_without_comment": len(ids) - found_comments,
+        "answered_without_outbox_entry": len(ids) - found_entries,
+    }
 
 
 @contextlib.contextmanager

@@ -181,3 +181,21 @@ def test_the_classifier_figures_name_the_corpora_when_some_were_not_found() -> N
 def test_the_classifier_figures_say_every_corpus_when_all_were_read() -> None:
     _lines, targets = render_all.render_model(_model(corpora=sorted(IMPORTERS)))
     assert "training on every corpus 30 s" in targets[0]
+
+
+def test_a_202_found_missing_by_its_id_is_reported_whatever_the_counts_say() -> None:
+    # 2,010 comments for 2,000 answers: the ten extra hide the one lost, its id does not.
+    service = {
+        "stored_comments": 2010,
+        "outbox_entries": 2010,
+        "accepted_answers": 2000,
+        "answered_ids_checked": 500,
+        "answered_without_comment": 1,
+        "answered_without_outbox_entry": 1,
+    }
+    intake = _intake(_half_load())
+    intake["apps"]["sqlite"].update(service)
+    lines, _targets = render_all.render_intake(intake)
+    document = "\n".join(lines)
+    assert "**not every 202 was in the database with its outbox entry**" in document
+    assert "each of the 500 ids the open-loop runs' answers gave looked up: 1 without a comment" in document
