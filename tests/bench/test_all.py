@@ -199,3 +199,21 @@ def test_a_202_found_missing_by_its_id_is_reported_whatever_the_counts_say() -> 
     document = "\n".join(lines)
     assert "**not every 202 was in the database with its outbox entry**" in document
     assert "each of the 500 ids the open-loop runs' answers gave looked up: 1 without a comment" in document
+
+
+def test_the_profile_paragraph_follows_the_run_and_claims_nothing_it_did_not_measure() -> None:
+    intake = _intake(_half_load())
+    run = intake["apps"]["sqlite"]["runs"][0]
+    run["ratio_to_hello"] = 0.65
+    intake["apps"]["sqlite"]["profile"] = {
+        "inclusive": [
+            {"function": "Flask.wsgi_app (flask/app.py)", "share": 0.6},
+            {"function": "Intake.submit (service/intake.py)", "share": 0.35},
+        ]
+    }
+    lines, _targets = render_all.render_intake(intake)
+    document = "\n".join(lines)
+    assert "What the intake's request costs: on this machine" in document
+    assert "stays below 0.6" not in document
+    # Hello-world is not profiled: where its time goes is not this run's to say.
+    assert "hello-world spends" not in document
