@@ -217,3 +217,9 @@ def test_the_profile_paragraph_follows_the_run_and_claims_nothing_it_did_not_mea
     assert "stays below 0.6" not in document
     # Hello-world is not profiled: where its time goes is not this run's to say.
     assert "hello-world spends" not in document
+
+
+def test_the_pipeline_section_says_its_posts_are_one_comment_whose_words_are_cached() -> None:
+    # The same comment over and over scores about 2.5 times as fast as distinct ones.
+    lines, _targets = render_all.render_pipeline(_pipeline(_phase()))
+    assert "every post is the same comment" in "\n".join(lines)
