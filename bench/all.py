@@ -486,6 +486,23 @@ def _verdict_end(pipeline: dict[str, Any]) -> str:
     )
 
 
+def _pipeline_posts(posts: dict[str, Any] | None) -> str:
+    """What the pipeline's posts were: the corpora's comments in turn, or one comment."""
+    if posts and posts.get("from"):
+        return (
+            "The workers score with the project's seed model, and each post is another comment of "
+            f"the corpora, {posts['distinct']:,} of them taken in turn (`corpus_bodies` in "
+            "`bench/common.py`), so the workers meet new words as a site's traffic brings them."
+        )
+    return (
+        "The workers score with the project's seed model, and every post is the same comment "
+        "(`COMMENT_BODY` in `bench/common.py`; the corpora were not found): after the first, each of "
+        "its words is in the workers' caches, so scoring costs less a comment than a site's varied "
+        "comments do, which flatters the drain rates, the pipeline's maximum and the workers' CPU a "
+        "comment below (the classifier's speed on comments it has not met is under *Classifier*)."
+    )
+
+
 def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The pipeline tables and its target lines."""
     drains, phases, costs, bursts, queue_bursts, targets = [], [], [], [], [], []
@@ -614,12 +631,8 @@ def render_pipeline(pipeline: dict[str, Any]) -> tuple[list[str], list[str]]:
         "",
         f"Web app, PostgreSQL and `python -m service worker --processes N` (`CLASSIFY_BATCH="
         f"{pipeline.get('classify_batch')}`, the sweeper off). The intake maximum, measured first in the "
-        f"same run with no worker running, was {pipeline['intake_rate']:.0f} req/s. The workers score "
-        "with the project's seed model, and every post is the same comment (`COMMENT_BODY` in "
-        "`bench/common.py`): after the first, each of its words is in the workers' caches, so scoring "
-        "costs less a comment than a site's varied comments do, which flatters the drain rates, the "
-        "pipeline's maximum and the workers' CPU a comment below (the classifier's speed on comments "
-        "it has not met is under *Classifier*).",
+        f"same run with no worker running, was {pipeline['intake_rate']:.0f} req/s. "
+        + _pipeline_posts(pipeline.get("posts")),
         "",
         "**Drain rates.** A backlog of comments is posted with no worker running; its outbox entries "
         "are held back until N workers have registered, then put back, and the clock runs until every "

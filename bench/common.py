@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import random
 import re
 import selectors
 import shutil
@@ -52,6 +53,12 @@ COMMENT_BODY = json.dumps(
     }
 ).encode()
 COMMENTS_PATH = "/v1/comments"
+# What a load generator posts unless told otherwise: that one comment, over and over.
+ONE_COMMENT: tuple[bytes, ...] = (COMMENT_BODY,)
+# The comments of the corpora a benchmark that scores posts takes (fewer when fewer qualify).
+CORPUS_COMMENTS = 20_000
+# Comments of a length a reply form sees (the benchmark's own is 129 characters).
+CORPUS_COMMENT_CHARS = (40, 1000)
 # One random master secret per run, shared by the web app and the workers it starts.
 SECRET_KEY = base64.urlsafe_b64encode(os.urandom(32)).decode()
 LIBRARIES = ("flask", "werkzeug", "gunicorn", "rq", "redis", "sqlalchemy", "psycopg", "scikit-learn", "numpy")
@@ -371,7 +378,7 @@ class LoadResult:
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = [==[%s]==]
+%s
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -383,15 +390,65 @@ end
 """
 
 
+def corpus_bodies(datasets: Path, count: int = CORPUS_COMMENTS) -> list[bytes]:
+    """Up to ``count`` distinct posts, each ``COMMENT_BODY`` with another comment of the
+    corpora under ``datasets`` (a fixed sample, of the lengths ``CORPUS_COMMENT_CHARS``
+    allows, every one accepted by the intake's validation); none when no corpus is there.
+
+    Posts whose words a worker has met before score faster than a site's traffic, whose
+    words it meets anew now and then: one comment over and over is scored from its caches.
+    """
+    from models.errors import DataError
+    from models.importers import load_all
+    from service.validation import SubmissionError, parse_submission
+
+    try:
+        examples = load_all(datasets)
+    except DataError:
+        return []
+    shortest, longest = CORPUS_COMMENT_CHARS
+    texts = sorted({example.text for example in examples if shortest <= len(example.text) <= longest})
+    random.Random(0).shuffle(texts)  # noqa: S311 - a fixed sample, not a secret
+    template = json.loads(COMMENT_BODY)
+    bodies: list[bytes] = []
+    for text in texts:
+        fields = {**template, "comment": text}
+        try:
+            parse_submission(fields)
+        except SubmissionError:
+            continue
+        body = json.dumps(fields).encode()
+        if b"]==]" not in body:  # it would end the long string wrk's script quotes it in
+            bodies.append(body)
+        if len(bodies) == count:
+            break
+    return bodies
+
+
 def wrk_available() -> bool:
     """True when the wrk binary is on PATH."""
     return shutil.which("wrk") is not None
 
 
-def run_wrk(port: int, connections: int, seconds: float, workdir: Path) -> LoadResult:
-    """Closed-loop load with wrk (one thread): ``connections`` posting the comment body."""
+def _wrk_bodies(bodies: Sequence[bytes]) -> str:
+    """The Lua that gives wrk's requests their bodies: one for all, or each in turn."""
+    quoted = [f"[==[{body.decode()}]==]" for body in bodies]
+    if len(quoted) == 1:
+        return f"wrk.body = {quoted[0]}"
+    # Each request built in Lua costs wrk a little; only runs that need distinct bodies pay it.
+    return (
+        "local bodies = {\n" + ",\n".join(quoted) + "\n}\nlocal turn = 0\n"
+        "request = function()\n  turn = turn % #bodies + 1\n"
+        "  return wrk.format(nil, nil, nil, bodies[turn])\nend"
+    )
+
+
+def run_wrk(
+    port: int, connections: int, seconds: float, workdir: Path, bodies: Sequence[bytes] = ONE_COMMENT
+) -> LoadResult:
+    """Closed-loop load with wrk (one thread): ``connections`` posting ``bodies`` in turn."""
     script = workdir / "post.lua"
-    script.write_text(WRK_SCRIPT % COMMENT_BODY.decode())
+    script.write_text(WRK_SCRIPT % _wrk_bodies(bodies))
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s"]
     argv += ["-s", str(script), f"http://{HOST}:{port}{COMMENTS_PATH}"]
     output = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
@@ -481,25 +538,37 @@ class _Tally:
         )
 
 
-async def _closed_loop(port: int, connections: int, seconds: float, max_requests: int) -> LoadResult:
+async def _closed_loop(
+    port: int, connections: int, seconds: float, max_requests: int, bodies: Sequence[bytes]
+) -> LoadResult:
     loop = asyncio.get_running_loop()
-    tally, payload = _Tally(), _request_bytes(port, COMMENT_BODY)
+    tally, payloads = _Tally(), [_request_bytes(port, body) for body in bodies]
     start = loop.time()
     deadline = start + seconds
     budget = [max_requests]
+    sent = [0]
 
     async def client() -> None:
         while loop.time() < deadline and budget[0] > 0:
             budget[0] -= 1
+            payload = payloads[sent[0] % len(payloads)]
+            sent[0] += 1
             await tally.post(port, payload, loop.time(), timeout=10.0)
 
     await asyncio.gather(*(client() for _ in range(connections)))
     return tally.result(connections, loop.time() - start)
 
 
-def run_python_closed(port: int, connections: int, seconds: float, max_requests: int = 10**7) -> LoadResult:
-    """Closed-loop load in Python: ``connections`` clients posting back to back, bounded."""
-    return asyncio.run(_closed_loop(port, connections, seconds, max_requests))
+def run_python_closed(
+    port: int,
+    connections: int,
+    seconds: float,
+    max_requests: int = 10**7,
+    bodies: Sequence[bytes] = ONE_COMMENT,
+) -> LoadResult:
+    """Closed-loop load in Python: ``connections`` clients posting ``bodies`` in turn, back
+    to back, bounded."""
+    return asyncio.run(_closed_loop(port, connections, seconds, max_requests, bodies))
 
 
 @dataclass
@@ -508,6 +577,8 @@ class _Pending:
 
     due: float
     launched: float
+    turn: int
+    """Which of the bodies it posts: the requests take them in turn."""
     answer: bytearray = field(default_factory=bytearray)
     sent: bool = False
 
@@ -542,8 +613,10 @@ def run_open_loop(
     max_in_flight: int = 512,
     stop: threading.Event | None = None,
     receipts: list[tuple[int, float]] | None = None,
+    bodies: Sequence[bytes] = ONE_COMMENT,
 ) -> LoadResult:
-    """Open-loop load: one post every ``1/rate`` s for ``seconds``, on non-blocking sockets.
+    """Open-loop load: one post every ``1/rate`` s for ``seconds``, ``bodies`` in turn, on
+    non-blocking sockets.
 
     Latency counts from the moment a request was due, so a server (or this generator)
     that falls behind shows it: there is no coordinated omission. Every request is sent,
@@ -558,7 +631,7 @@ def run_open_loop(
     """
     if rate <= 0:
         raise ValueError(f"rate must be positive, not {rate}")
-    payload = _request_bytes(port, COMMENT_BODY)
+    payloads = [_request_bytes(port, body) for body in bodies]
     total = max(1, int(rate * seconds))
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
@@ -583,7 +656,8 @@ def run_open_loop(
                 if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
                     finish(sock, pending, "error")
                     return
-                sock.sendall(payload)  # a few hundred bytes: the socket buffer takes them whole
+                # A few hundred bytes: the socket buffer takes them whole.
+                sock.sendall(payloads[pending.turn % len(payloads)])
                 pending.sent = True
                 selector.modify(sock, selectors.EVENT_READ, pending)
             elif chunk := sock.recv(65536):
@@ -606,7 +680,8 @@ def run_open_loop(
                     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                     sock.setblocking(False)
                     sock.connect_ex((HOST, port))
-                    selector.register(sock, selectors.EVENT_WRITE, _Pending(start + launched / rate, now))
+                    due = start + launched / rate
+                    selector.register(sock, selectors.EVENT_WRITE, _Pending(due, now, launched))
                     launched += 1
                 most_open = max(most_open, len(selector.get_map()))
                 # Sleep until the next request is due; when none can be sent now (all sent, or
@@ -642,11 +717,19 @@ def run_open_loop(
     )
 
 
-def closed_load(port: int, connections: int, seconds: float, workdir: Path, generator: str) -> LoadResult:
-    """Closed-loop load with wrk when asked for and installed, else the Python generator."""
+def closed_load(
+    port: int,
+    connections: int,
+    seconds: float,
+    workdir: Path,
+    generator: str,
+    bodies: Sequence[bytes] = ONE_COMMENT,
+) -> LoadResult:
+    """Closed-loop load with wrk when asked for and installed, else the Python generator,
+    posting ``bodies`` in turn."""
     if generator == "wrk" or (generator == "auto" and wrk_available()):
-        return run_wrk(port, connections, seconds, workdir)
-    return run_python_closed(port, connections, seconds)
+        return run_wrk(port, connections, seconds, workdir, bodies)
+    return run_python_closed(port, connections, seconds, bodies=bodies)
 
 
 # -------------------------------------------------------------------------- profiles

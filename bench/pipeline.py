@@ -23,6 +23,11 @@ load). For each N it measures:
   cannot pass on 5x the workers' rate, and put straight into the queue's outbox at 5x,
   as a web tier on more machines would.
 
+Every post is another comment of the corpora under ``--datasets`` (``$MODERATION_DATASETS``,
+else ../shared/datasets), up to 20,000 taken in turn: one comment over and over would be
+scored from the workers' word caches, faster than a site's traffic. Without the corpora,
+the benchmark's one comment is posted, and the results say so.
+
 Writes ``bench/results/pipeline.json``. Load goes only to 127.0.0.1; every phase is
 bounded in time and count; processes, Redis keys and the schema are removed at the end.
 
@@ -39,7 +44,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,12 +62,14 @@ from sqlalchemy import Engine, create_engine, delete, func, insert, select
 
 from bench.common import (
     BIN,
+    ONE_COMMENT,
     REDIS_URL,
     RESULTS_DIR,
     CpuClock,
     LoadResult,
     Processes,
     closed_load,
+    corpus_bodies,
     cpu_seconds,
     free_port,
     fresh_database,
@@ -83,6 +90,7 @@ from bench.common import (
     workspace,
     write_results,
 )
+from models.importers import DATASETS_ENV, datasets_dir
 from service.config import load_settings
 from service.queueing import FAILURE_TTL_SECONDS, RESULT_TTL_SECONDS, RETRY_INTERVALS
 from service.statuses import CommentStatus
@@ -110,6 +118,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of web and workers (default INFO)")
     parser.add_argument("--profile", action="store_true", help="profile one worker during an extra drain")
     parser.add_argument("--out", default="pipeline", help="results name (default pipeline)")
+    parser.add_argument(
+        "--datasets",
+        type=Path,
+        default=None,
+        help=f"corpora the posts are taken from (default ${DATASETS_ENV})",
+    )
     return parser.parse_args(argv)
 
 
@@ -127,6 +141,8 @@ class Bench:
     queue: str
     noop_queue: str
     port: int = 0
+    bodies: Sequence[bytes] = ONE_COMMENT
+    """What the posts are, in turn: the corpora's comments, or the benchmark's one."""
 
     def env(self, queue: str) -> dict[str, str]:
         """The environment of the web app and of workers on ``queue``."""
@@ -287,7 +303,7 @@ def post_held_backlog(bench: Bench, count: int, seconds: float) -> tuple[int, in
     ids, and the posting's figures."""
     clear_backlog(bench)
     low = bench.last_comment_id()
-    posted = run_python_closed(bench.port, 8, seconds, max_requests=count)
+    posted = run_python_closed(bench.port, 8, seconds, max_requests=count, bodies=bench.bodies)
     return low, bench.last_comment_id(), hold_outbox(bench), posted
 
 
@@ -402,7 +418,9 @@ def _load_and_sample(
     started = time.monotonic()
     stop = threading.Event()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        load = pool.submit(run_open_loop, bench.port, rate, seconds, stop=stop, receipts=receipts)
+        load = pool.submit(
+            run_open_loop, bench.port, rate, seconds, stop=stop, receipts=receipts, bodies=bench.bodies
+        )
         try:
             while not load.done():
                 samples.append((round(time.monotonic() - started, 2), bench.depth()))
@@ -578,7 +596,7 @@ def saturation(bench: Bench) -> dict[str, Any]:
     loop (8 connections) for a phase, waits for every verdict, and counts verdicts/s from
     the first post to the last verdict."""
     low = bench.last_comment_id()
-    load = closed_load(bench.port, 8, bench.args.phase_seconds, bench.workdir, "auto")
+    load = closed_load(bench.port, 8, bench.args.phase_seconds, bench.workdir, "auto", bench.bodies)
     high = bench.last_comment_id()
     wait_for_verdicts(bench, low, high, [], time.monotonic())
     settle(bench, bench.queue)
@@ -699,18 +717,30 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> dict[str, 
         engine = create_engine(url)
         stack.callback(engine.dispose)
         bench = Bench(args, procs, workdir, model_dir, url, engine, connection, queue, noop_queue)
+        datasets = args.datasets or datasets_dir()
+        bench.bodies = corpus_bodies(datasets) or ONE_COMMENT
+        posts = {
+            "distinct": len(bench.bodies),
+            "from": str(datasets) if bench.bodies != ONE_COMMENT else None,
+        }
+        print(f"posts: {len(bench.bodies)} distinct comment(s), from {posts['from'] or 'bench/common.py'}")
         bench.port = free_port()
         web = procs.start("web", gunicorn_argv("service:create_app()", bench.port), bench.env(queue))
         wait_for_http(bench.port, web)
         intake_rate = args.intake_rate
         if intake_rate is None:
-            closed_load(bench.port, 4, 2, workdir, "auto")
-            intake_rate = closed_load(bench.port, 8, 5, workdir, "auto").requests_per_s
+            closed_load(bench.port, 4, 2, workdir, "auto", bench.bodies)
+            intake_rate = closed_load(bench.port, 8, 5, workdir, "auto", bench.bodies).requests_per_s
             print(f"intake maximum (8 connections, no workers): {intake_rate}/s", flush=True)
         time.sleep(1.0)  # requests still queued in gunicorn's backlog land, then go
         clear_backlog(bench)
         batch = load_settings(environ=bench.env(queue)).classify_batch
-        results: dict[str, Any] = {"intake_rate": intake_rate, "classify_batch": batch, "by_workers": {}}
+        results: dict[str, Any] = {
+            "intake_rate": intake_rate,
+            "classify_batch": batch,
+            "posts": posts,
+            "by_workers": {},
+        }
         for workers in (int(part) for part in args.workers.split(",")):
             results["by_workers"][workers] = run_worker_count(bench, workers, intake_rate)
         if args.profile:

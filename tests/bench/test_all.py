@@ -223,3 +223,9 @@ def test_the_pipeline_section_says_its_posts_are_one_comment_whose_words_are_cac
     # The same comment over and over scores about 2.5 times as fast as distinct ones.
     lines, _targets = render_all.render_pipeline(_pipeline(_phase()))
     assert "every post is the same comment" in "\n".join(lines)
+
+
+def test_the_pipeline_section_says_how_many_corpus_comments_it_posted() -> None:
+    results = {**_pipeline(_phase()), "posts": {"distinct": 20000, "from": "/data"}}
+    text = "\n".join(render_all.render_pipeline(results)[0])
+    assert "20,000 of them taken in turn" in text and "same comment" not in text
