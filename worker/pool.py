@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 
 from service.config import Settings
+from service.errors import ConfigError
 from worker.model_holder import ModelHolder
 from worker.orphans import stop_when_orphaned
 from worker.signals import STOP_SIGNALS, stop_signals_held
@@ -45,6 +46,9 @@ POLL_SECONDS = 0.2
 # well under this, so one that has not ended by then is on a long job (a retraining run),
 # and the next child is told too rather than scoring with the old model meanwhile.
 RETIRE_GRACE_SECONDS = 5.0
+# How a child says that it stopped on a configuration error (sysexits.h's EX_CONFIG): every
+# child forked in its place would stop the same way, so the pool stops instead.
+CONFIG_ERROR_STATUS = 78
 
 
 def next_to_retire(outdated: set[int], retiring: Mapping[int, float], now: float) -> int | None:
@@ -72,7 +76,10 @@ def respawn_delay(lived: float, previous: float | None, *, longest: float = MAX_
 def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolder], None]) -> None:
     """Load the model once, fork ``processes`` children running ``run_child``, supervise them.
 
-    Returns when a SIGTERM or SIGINT has stopped every child.
+    Returns when a SIGTERM or SIGINT has stopped every child. Raises ``ConfigError`` once
+    every child has stopped after one of them stopped on a configuration error (the wrong
+    secret key, found by its webhook sender): forking others in its place for ever would
+    keep a pool that classifies nothing looking alive to whatever supervises it.
     """
     models = ModelHolder(settings.models, settings.model_check_seconds)
     logger.info("loaded model %s once for %s worker processes", models.active().version, processes)
@@ -83,6 +90,7 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
     due: dict[int, float] = {}  # slots whose child ended: when to fork the next
     pauses: dict[int, float] = {}  # the pause before each slot's last fork after an end
     stopping = False
+    misconfigured = False
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
@@ -112,6 +120,9 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
                 code = 0
                 try:
                     run_child(models)
+                except ConfigError as exc:
+                    logger.error("worker process %s stopped: %s", os.getpid(), exc)
+                    code = CONFIG_ERROR_STATUS
                 except BaseException:
                     logger.exception("worker process %s failed", os.getpid())
                     code = 1
@@ -179,6 +190,11 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
             lived = time.monotonic() - started.pop(pid)
             if stopping:
                 continue
+            if os.waitstatus_to_exitcode(status) == CONFIG_ERROR_STATUS:
+                misconfigured = True
+                with stop_signals_held():  # `stop` is the signal handler's too
+                    stop(signal.SIGTERM, None)
+                continue
             if retiring.pop(pid, None) is not None:
                 spawn(slot)
                 continue
@@ -194,3 +210,5 @@ def run_pool(settings: Settings, processes: int, run_child: Callable[[ModelHolde
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if misconfigured:
+        raise ConfigError("a worker process stopped on a configuration error, logged above; the pool stopped")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from worker.pool import (
@@ -93,3 +94,36 @@ print("stopped")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "stopped" and done.stderr.count("not one of the workers") == 2
+
+
+def test_a_worker_stopped_by_a_configuration_error_stops_the_pool(model_dir: Path, tmp_path: Path) -> None:
+    # The wrong secret key stops a worker sending webhooks at its start, and would stop
+    # every one forked in its place: the pool kept forking them for ever, classifying
+    # nothing, alive to its supervisor, and ended with status 0 when told to stop.
+    script = f"""
+import os, signal, time
+from service.config import load_settings
+from service.errors import ConfigError
+from worker.pool import run_pool
+
+def run_child(models):
+    try:  # the first child to get here is the one misconfigured
+        os.close(os.open({str(tmp_path / "first")!r}, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        time.sleep(30)  # the other works until told to stop
+    else:
+        raise ConfigError("the secret key differs")
+
+signal.signal(signal.SIGALRM, lambda *_: os._exit(3))  # the pool went on: the test fails
+signal.alarm(40)
+try:
+    run_pool(load_settings({{"MODEL_DIR": {str(model_dir)!r}}}), 2, run_child)
+except ConfigError as exc:
+    print("stopped:", exc)
+"""
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("stopped: a worker process stopped on a configuration error"), done.stdout
+    assert "the secret key differs" in done.stderr and "starting another" not in done.stderr
+    assert time.monotonic() - began < 25  # the other child was told to stop, not waited out
