@@ -169,11 +169,19 @@ class QueuedWriterConnection(sqlite3.Connection):
         if self._lock_fd < 0:
             self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             _with_lock_files.add(self)
-        if self.wait_limit is None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        else:
-            _wait_for(self._lock_fd, self.wait_limit)
-        self._holding = True
+        try:
+            if self.wait_limit is None:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            else:
+                _wait_for(self._lock_fd, self.wait_limit)
+            self._holding = True
+        except BaseException:
+            # A signal handler's exception (a worker's job out of time) may come just after
+            # the lock was taken, before it was noted as held: no commit or rollback would
+            # let go of it then (letting go of a lock not held does nothing).
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            self._holding = False
+            raise
 
     def _release(self) -> None:
         if self._holding:

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import OperationalError
 
+from service import sqlite_writers
 from service.db import make_engine, make_session_factory
 from service.statuses import CommentStatus
 from service.transitions import VerdictRecord, record_verdicts
@@ -193,3 +195,26 @@ def test_a_process_forked_beside_a_writer_killed_while_writing_does_not_keep_the
     finally:
         writer.stdout.close()
         os.kill(child, signal.SIGKILL)
+
+
+def test_a_time_limit_that_strikes_as_the_lock_is_taken_leaves_it_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker waits for the lock as long as it takes, and RQ times its job with SIGALRM:
+    # a handler's exception raised as `flock` returned, before the lock was noted as held,
+    # left it held by a connection that no commit or rollback would let go of, and every
+    # writer of every process waited (the web's for 10 s, then 503) until it wrote again.
+    engine, lock = _engine(tmp_path / "db.sqlite"), tmp_path / "db.sqlite.writer-lock"
+    real_flock = sqlite_writers.fcntl.flock
+
+    def out_of_time_once_taken(descriptor: int, operation: int) -> None:
+        real_flock(descriptor, operation)
+        if operation == sqlite_writers.fcntl.LOCK_EX:
+            raise JobTimeoutException("Task exceeded maximum timeout value (60 seconds)")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(sqlite_writers.fcntl, "flock", out_of_time_once_taken)
+        with pytest.raises(JobTimeoutException), engine.connect() as connection:
+            connection.execute(text("INSERT INTO t VALUES (1)"))
+    assert flock_is_free(lock)
+    engine.dispose()
