@@ -202,6 +202,16 @@ class Round:
     reached: bool
 
 
+def _forget_taken_late(session: Session, sender: WebhookSender) -> str | None:
+    """Delete the event of the post given up on at its timeout that the endpoint has taken
+    since, if any; return its message id."""
+    late = sender.taken_late()
+    if late is not None:
+        session.execute(delete(WebhookEvent).where(WebhookEvent.message_id == late))
+        session.commit()
+    return late
+
+
 def deliver_due(
     session: Session,
     sender: WebhookSender,
@@ -216,12 +226,9 @@ def deliver_due(
 
     Each outcome is committed as soon as it is known, so an event taken is not posted
     again because a later one failed; an event the endpoint took after its post was given
-    up on is deleted at the next round.
+    up on is deleted before the next post, and is not posted again.
     """
-    late = sender.taken_late()
-    if late is not None:  # the endpoint answered it after all, past its timeout
-        session.execute(delete(WebhookEvent).where(WebhookEvent.message_id == late))
-        session.commit()
+    _forget_taken_late(session, sender)
     due = session.scalars(
         select(WebhookEvent)
         .where(WebhookEvent.failed_at.is_(None), WebhookEvent.next_attempt_at <= utcnow())
@@ -236,6 +243,12 @@ def deliver_due(
         if sender.waiting:  # the endpoint is still answering the last post given up on
             reached = False
             break
+        # Asked again before each post: one given up on may have been taken since the round
+        # began (it would be posted again), and its outcome must be read before the next
+        # post given up on takes its place.
+        if _forget_taken_late(session, sender) == event.message_id:
+            taken += 1
+            continue
         attempt = _send(session, sender, keys, event)
         values = _outcome(event, attempt, utcnow())
         if values is None:

@@ -397,6 +397,41 @@ def test_a_round_sends_nothing_while_a_post_is_stalled_and_deletes_it_once_taken
     sender.close()
 
 
+def test_a_post_taken_late_while_a_round_reads_the_due_events_is_not_sent_again(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A round asks at its start whether the post given up on was taken since; one that the
+    # endpoint takes just after (while the round reads the due events) was posted again,
+    # and its late outcome, still held, could be overwritten by the next post given up on.
+    site.decide(site.post(), {"action": "approve"})
+    sender = WebhookSender(site.endpoint.url, SECRET, 2.0)
+    answered = threading.Event()
+    post = sender._post
+
+    def slow_first(message_id: str, body: str, at: Any) -> webhooks.Attempt:
+        if not answered.is_set():
+            answered.wait(10)  # the endpoint takes it after the sender gave up on it
+        return post(message_id, body, at)
+
+    monkeypatch.setattr(sender, "_post", slow_first)
+    taken_late = sender.taken_late
+
+    def answered_just_after(*args: Any) -> str | None:
+        late = taken_late(*args)
+        if sender._stalled is not None:
+            answered.set()
+            sender._stalled[1].join(10)
+        return late
+
+    with site.services.sessions() as session:
+        assert deliver_due(session, sender, site.services.keys).reached is False
+        site.make_due()
+        monkeypatch.setattr(sender, "taken_late", answered_just_after)
+        deliver_due(session, sender, site.services.keys)
+    assert site.events() == [] and len(site.endpoint.posts) == 1
+    sender.close()
+
+
 def test_a_user_and_password_in_the_url_are_sent_as_basic_authentication(site: Site) -> None:
     site.decide(site.post(), {"action": "approve"})
     with_credentials = site.endpoint.url.replace("http://", "http://hooks:s%C3%A9cret@")
