@@ -18,6 +18,8 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import redis
 from rq import Queue, Retry
@@ -207,8 +209,26 @@ class ClassifyQueue:
             timeout=self.job_timeout,
             result_ttl=RESULT_TTL_SECONDS,
             failure_ttl=FAILURE_TTL_SECONDS,
-            retry=Retry(max=self.retries, interval=RETRY_INTERVALS) if self.retries else None,
+            retry=self._retry(),
         )
+
+    def enqueue_drain_in(self, seconds: float, comment_ids: Sequence[int], meta: dict[str, Any]) -> Job:
+        """Schedule one job, with ``meta``, that classifies ``comment_ids`` in ``seconds``
+        (RQ's scheduler enqueues it then)."""
+        return self.queue.enqueue_in(
+            timedelta(seconds=seconds),
+            DRAIN_JOB,
+            list(comment_ids),
+            meta=meta,
+            description=f"classify comments {list(comment_ids)}",
+            job_timeout=self.job_timeout,
+            result_ttl=RESULT_TTL_SECONDS,
+            failure_ttl=FAILURE_TTL_SECONDS,
+            retry=self._retry(),
+        )
+
+    def _retry(self) -> Retry | None:
+        return Retry(max=self.retries, interval=RETRY_INTERVALS) if self.retries else None
 
 
 def job_is_pending(connection: redis.Redis, job_id: str) -> bool:

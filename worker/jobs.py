@@ -46,8 +46,13 @@ from worker.policy import route
 logger = logging.getLogger(__name__)
 
 META_IDS = "comment_ids"
+# Marks a job given comments that another transaction held when an earlier job came.
+META_HELD = "held_elsewhere"
 # Processes that may die classifying one comment (on its own) before a human gets it.
 DEATHS_BEFORE_A_HUMAN = 2
+# When comments another transaction held are tried again: such a transaction (an erasure,
+# a moderator's decision) lasts milliseconds.
+HELD_RETRY_SECONDS = 2
 
 
 class ClassificationError(RuntimeError):
@@ -206,11 +211,53 @@ def _cancelled_when_out_of_time(session: Session) -> Iterator[None]:
         raise
 
 
+def _held_elsewhere(session: Session, comment_ids: Sequence[int], claimed: set[int]) -> list[int]:
+    """The comments among ``comment_ids`` still waiting though ``_claim`` skipped them: another
+    transaction holds them (PostgreSQL; SQLite has no row locks and skips none).
+
+    Another worker deciding one makes it no longer wait soon; but an erasure of its
+    commenter, or a moderator's decision refused as stale, lets it go still waiting, and
+    no job would come for it before the sweeper's grace (five minutes by default).
+    """
+    skipped = set(comment_ids) - claimed
+    if not skipped or session.get_bind().dialect.name != "postgresql":
+        return []
+    waiting = select(Comment.id).where(Comment.id.in_(skipped), Comment.status == CommentStatus.RECEIVED)
+    return sorted(session.scalars(waiting))
+
+
+def _try_again_soon(context: WorkerContext, comment_ids: list[int]) -> None:
+    """Give ``comment_ids``, held by another transaction, a job of their own a moment later:
+    by then the holder has ended, and the job finds them decided or decides them.
+
+    Once only: a transaction that holds them still then is a long one, and the sweeper
+    submits them again after its grace; a job scheduled by such a job in turn, each time
+    the sweeper submitted them, would add a chain of jobs that never ends.
+    """
+    job = get_current_job()
+    if job is not None and job.meta.get(META_HELD):
+        return
+    try:
+        context.queue.enqueue_drain_in(HELD_RETRY_SECONDS, comment_ids, {META_HELD: True})
+    except redis.RedisError:
+        # Raised, it would fail the comments of the batch this job can decide; the sweeper
+        # submits these again after its grace.
+        logger.warning(
+            "could not schedule comments %s, held by another transaction", comment_ids, exc_info=True
+        )
+
+
 def classify_comments(context: WorkerContext, comment_ids: Sequence[int]) -> dict[int, CommentStatus]:
     """Score the waiting comments among ``comment_ids``, route them, store verdicts and audit
-    events in one transaction; return the new status of each comment this call decided."""
+    events in one transaction; return the new status of each comment this call decided.
+
+    Waiting comments another transaction holds are skipped, and given a job of their own a
+    moment later."""
     with context.sessions() as session, _cancelled_when_out_of_time(session):
         comments = _claim(session, comment_ids)
+        held = _held_elsewhere(session, comment_ids, {comment.id for comment in comments})
+        if held:
+            _try_again_soon(context, held)
         if not comments:
             return {}
         texts = [CommentText(c.body, author=c.name, url=c.url or "") for c in comments]

@@ -281,6 +281,36 @@ def test_a_comment_another_transaction_refers_to_is_classified_not_skipped(
     assert _waiting(services) == []
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_comment_another_transaction_holds_when_its_job_comes_gets_a_job_of_its_own_soon(
+    client: FlaskClient, services: Services, context: WorkerContext
+) -> None:
+    # An erasure of its commenter (or a moderator's decision refused as stale) holds the
+    # comment while its job comes: the job skipped it as another worker's, and it waited
+    # without a job, in `received`, for the sweeper's grace (five minutes by default).
+    comment = _post(client)
+    services.queue.queue.empty()
+    with services.sessions() as other:
+        erase_personal_data(other, services.keys, "ann@example.com", "test", notify=False)
+        assert classify_waiting() == 0
+        other.commit()
+    assert _waiting(services) == [comment] and services.queue.waiting() == 0
+    (later,) = services.queue.queue.scheduled_job_registry.get_job_ids()
+    job = services.queue.queue.fetch_job(later)
+    assert job is not None and job.args == ([comment],)
+    services.queue.queue.scheduled_job_registry.remove(job)
+    with services.sessions() as other:
+        other.execute(select(Comment).where(Comment.id == comment).with_for_update()).one()
+        # Held again when that job comes: a long transaction, left to the sweeper, and the
+        # job schedules no other (each submission by the sweeper would start a chain).
+        services.queue.queue.enqueue_job(job)
+        _work(services)
+        assert services.queue.queue.scheduled_job_registry.get_job_ids() == []
+        other.rollback()
+    assert _waiting(services) == [comment]
+    assert classify_waiting(*job.args) == 1 and _waiting(services) == []
+
+
 def test_missing_comments_are_skipped(context: WorkerContext) -> None:
     assert classify_comments(context, [987654]) == {}
 
