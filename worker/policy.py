@@ -7,6 +7,7 @@ where recall does); configured thresholds, when set, override them for every hea
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -59,7 +60,8 @@ def route(
 ) -> Routing:
     """Reject when any head reaches its reject threshold, flag when any reaches review, else approve.
 
-    A head the model lacks (None) is ignored. A comment posted sooner after its form was
+    A head the model lacks (None) is ignored; one whose score is not a finite number
+    (a fault in the model) sends the comment to a moderator. A comment posted sooner after its form was
     shown than a person can write one is flagged unless rejected, a trusted commenter's
     too (the email proves nothing; the speed says a program filled in the form). A
     ``trusted`` commenter's comment that would be flagged otherwise is approved instead.
@@ -68,6 +70,12 @@ def route(
     """
     limits = {head: policy.thresholds(head, model_thresholds or {}) for head in scores}
     present = {head: score for head, score in scores.items() if score is not None}
+    # Compared with a threshold, NaN is below every one, so a broken score would approve.
+    broken = sorted(head for head, score in present.items() if not math.isfinite(score))
+    if broken:
+        return Routing(
+            CommentStatus.FLAGGED, f"{', '.join(broken)} score is not a number; a moderator decides"
+        )
     for head, score in sorted(present.items(), key=lambda item: -item[1]):
         if score >= limits[head][1]:
             return Routing(

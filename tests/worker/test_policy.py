@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from service.statuses import CommentStatus
@@ -127,3 +129,9 @@ def test_the_time_in_the_reason_is_never_rounded_up_to_the_least() -> None:
     policy = Policy(0.5, 0.9, min_seconds_to_submit=3.0)
     routing = route(policy, {"spam": 0.1, "abuse": 0.0}, seconds_to_submit=2.96)
     assert routing.why == "posted 2.9 s after its form was shown, under 3 s"
+
+
+@pytest.mark.parametrize("broken", [math.nan, math.inf, -math.inf])
+def test_a_score_that_is_not_a_number_waits_for_a_moderator(broken: float) -> None:
+    routed = route(Policy(), {"spam": broken, "abuse": 0.01}, {"spam": {"review": 0.5, "reject": 0.9}})
+    assert routed.outcome is CommentStatus.FLAGGED and "spam score is not a number" in routed.why
