@@ -365,22 +365,31 @@ def test_an_answer_that_drips_in_is_given_up_at_the_timeout_and_holds_one_thread
         endpoint.server_close()
 
 
-def test_a_round_sends_nothing_while_a_post_is_stalled_and_deletes_it_once_taken(
+def _first_post_taken_when_answered(
     site: Site, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[WebhookSender, threading.Event]:
+    """An approved comment's event, and a sender whose first post the endpoint takes only
+    once the event returned is set: after the sender gave up on it (its timeout is 2 s)."""
     site.decide(site.post(), {"action": "approve"})
     sender = WebhookSender(site.endpoint.url, SECRET, 2.0)
-    stalled = threading.Event()
     answered = threading.Event()
+    stalled = threading.Event()
     post = sender._post
 
     def slow_first(message_id: str, body: str, at: Any) -> webhooks.Attempt:
         if not stalled.is_set():
             stalled.set()
-            answered.wait(10)  # the endpoint takes it after the sender gave up on it
+            answered.wait(10)
         return post(message_id, body, at)
 
     monkeypatch.setattr(sender, "_post", slow_first)
+    return sender, answered
+
+
+def test_a_round_sends_nothing_while_a_post_is_stalled_and_deletes_it_once_taken(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender, answered = _first_post_taken_when_answered(site, monkeypatch)
     with site.services.sessions() as session:
         given_up = deliver_due(session, sender, site.services.keys)
         assert (given_up.taken, given_up.reached) == (0, False)
@@ -403,17 +412,7 @@ def test_a_post_taken_late_while_a_round_reads_the_due_events_is_not_sent_again(
     # A round asks at its start whether the post given up on was taken since; one that the
     # endpoint takes just after (while the round reads the due events) was posted again,
     # and its late outcome, still held, could be overwritten by the next post given up on.
-    site.decide(site.post(), {"action": "approve"})
-    sender = WebhookSender(site.endpoint.url, SECRET, 2.0)
-    answered = threading.Event()
-    post = sender._post
-
-    def slow_first(message_id: str, body: str, at: Any) -> webhooks.Attempt:
-        if not answered.is_set():
-            answered.wait(10)  # the endpoint takes it after the sender gave up on it
-        return post(message_id, body, at)
-
-    monkeypatch.setattr(sender, "_post", slow_first)
+    sender, answered = _first_post_taken_when_answered(site, monkeypatch)
     taken_late = sender.taken_late
 
     def answered_just_after(*args: Any) -> str | None:
