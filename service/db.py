@@ -11,6 +11,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -74,6 +75,20 @@ def _switch_to_wal(cursor: Any) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+# What a worker's background loops log, in place of the driver's error and its traceback,
+# when the database has no schema yet.
+NOT_MIGRATED = "the database is not migrated yet: run `moderation migrate`"
+
+
+def missing_table(error: BaseException) -> bool:
+    """Whether ``error`` (SQLAlchemy's, or the driver's own) says a table does not exist:
+    the database's schema is not migrated yet."""
+    original = getattr(error, "orig", None) or error
+    if isinstance(original, psycopg.errors.UndefinedTable):
+        return True
+    return isinstance(original, sqlite3.OperationalError) and str(original).startswith("no such table")
 
 
 def with_driver(url: str) -> URL:

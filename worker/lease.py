@@ -21,6 +21,8 @@ import redis
 from redis.exceptions import LockNotOwnedError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db import NOT_MIGRATED, missing_table
+
 
 class Lease:
     """One process's claim on the lease ``name``, for ``seconds`` at a time."""
@@ -108,7 +110,9 @@ def start_leased_loop(
                         # What failed may be this process's alone (its host lost the database,
                         # say): kept, the lease would keep every healthy process waiting for ever.
                         lease.release()
-                        if not failing:
+                        if not failing and missing_table(exc):
+                            failures.logger.warning("%s: %s", failures.paused, NOT_MIGRATED)
+                        elif not failing:
                             failures.logger.warning("%s: %s", failures.paused, exc, exc_info=True)
                         failing = True
                         stop.wait(failures.pause_seconds)

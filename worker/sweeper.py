@@ -19,6 +19,7 @@ from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from service.db import NOT_MIGRATED, missing_table
 from service.flood import milliseconds
 from service.queueing import ClassifyQueue
 from service.statuses import CommentStatus
@@ -106,7 +107,7 @@ def start_sweeper(context: WorkerContext, stop: threading.Event) -> threading.Th
             try:
                 _sweep_once(context)
             except (redis.RedisError, SQLAlchemyError) as exc:
-                logger.warning("sweep skipped: %s", exc)
+                logger.warning("sweep skipped: %s", NOT_MIGRATED if missing_table(exc) else exc)
             except Exception:
                 # Whatever else went wrong, the next sweep must still come: this thread is
                 # what recovers stuck comments.

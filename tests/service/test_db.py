@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from service.config import load_settings
-from service.db import PG_CONNECT_TIMEOUT_SECONDS, engine_for, make_engine
+from service.db import PG_CONNECT_TIMEOUT_SECONDS, engine_for, make_engine, missing_table
 from service.errors import ConfigError
 from tests.conftest import POSTGRES_URL, _postgres_answers, require_service
 
@@ -29,6 +29,20 @@ def test_a_database_error_names_the_statement_but_not_its_values(database_url: s
     finally:
         engine.dispose()
     assert "no_such_table" in str(raised.value) and personal not in str(raised.value)
+
+
+def test_a_missing_table_is_told_from_other_database_errors(database_url: str) -> None:
+    engine = make_engine(database_url)
+    errors = []
+    try:
+        for statement in ("SELECT id FROM no_such_table", "SELECT no_such_column FROM comments"):
+            with pytest.raises(DBAPIError) as raised, engine.connect() as connection:
+                connection.execute(text(statement))
+            errors.append(raised.value)
+    finally:
+        engine.dispose()
+    assert [missing_table(error) for error in errors] == [True, False]
+    assert missing_table(errors[0].orig) and not missing_table(RuntimeError("no such table"))
 
 
 @pytest.mark.parametrize(

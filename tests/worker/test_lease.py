@@ -7,13 +7,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from service.db import make_engine, make_session_factory
+from service.db import NOT_MIGRATED, make_engine, make_session_factory
 from tests.integration.processes import free_port
 from worker.lease import Failures, Lease, start_leased_loop
 
@@ -124,3 +125,29 @@ def test_a_round_that_fails_in_the_database_is_rolled_back_and_the_next_one_runs
         stop.set()
         thread.join(5)
         engine.dispose()
+
+
+def test_rounds_on_a_database_not_migrated_yet_say_to_migrate_it(
+    connection: redis.Redis, name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    stop = threading.Event()
+    rounds: list[str] = []
+
+    def work(session: Session) -> float:
+        rounds.append("tried")
+        if len(rounds) == 2:
+            stop.set()
+        session.execute(text("SELECT comment_id FROM classify_outbox"))
+        return 0.0
+
+    failures = Failures(logging.getLogger("test-lease"), "rounds fail", "rounds run again", 0.01)
+    with caplog.at_level(logging.WARNING, logger="test-lease"):
+        thread = start_leased_loop(
+            "test-lease", Lease(connection, name, 1.0), stop, make_session_factory(engine), work, failures
+        )
+        thread.join(5)
+    engine.dispose()
+    assert not thread.is_alive() and rounds == ["tried", "tried"]
+    (record,) = caplog.records
+    assert record.getMessage() == f"rounds fail: {NOT_MIGRATED}" and record.exc_info is None
