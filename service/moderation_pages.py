@@ -172,6 +172,7 @@ def _signed_in_moderator() -> ModeratorToken | None:
 
 
 SESSION_ENDED = "Your session ended, so that form was not acted on: sign in again."
+SIGNED_OUT = "You signed out."
 
 
 def signed_in(view: View) -> View:
@@ -234,6 +235,8 @@ def sign_out() -> Response:
         pass  # a forged or stale form ends this browser's session only
     finally:
         browser_session.clear()
+    # Said on the sign-in page, which would otherwise look as if nothing had happened.
+    flash(SIGNED_OUT, "done")
     return redirect(url_for("pages.sign_in"))
 
 

@@ -234,7 +234,11 @@ def test_signing_out_ends_the_session_even_for_a_kept_copy_of_the_cookie(
     assert kept is not None
     other = client.application.test_client()
     _sign_in(other, token)
-    client.post("/moderate/sign-out", data={"csrf_token": _csrf(client, "/moderate/")})
+    signed_out = client.post(
+        "/moderate/sign-out", data={"csrf_token": _csrf(client, "/moderate/")}, follow_redirects=True
+    )
+    page = signed_out.get_data(as_text=True)
+    assert '<ul class="notices"><li>You signed out.</li></ul>' in page and "Sign in to moderate" in page
     assert client.get("/moderate/").status_code == 302
     client.set_cookie("moderation_session", kept.value, path="/moderate")
     assert client.get("/moderate/").status_code == 302
