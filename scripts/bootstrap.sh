@@ -23,7 +23,7 @@ ensure_venv() {
     # Hashed by Python, which is here by now: macOS has no sha256sum.
     want=$(cat pyproject.toml requirements.lock requirements-vectors.txt \
         | python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:16])')
-    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    if ! _installed "$want" "$extras"; then
         echo "installing dependencies into .venv ..." >&2
         .venv/bin/python -m pip install --quiet --disable-pip-version-check pip==26.3
         .venv/bin/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e "$target"
@@ -31,6 +31,24 @@ ensure_venv() {
             -r requirements-vectors.txt
         echo "$want" > "$stamp"
     fi
+}
+
+# Whether an install of the same files with every extra in $2 (comma-separated) is in .venv:
+# scripts/run after scripts/test has what it needs, and installing again would build the
+# project's editable package, which needs the package index.
+_installed() {
+    local want="$1" extras="$2" stamp have extra complete
+    for stamp in .venv/.installed*; do
+        [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] || continue
+        have="${stamp#.venv/.installed}"
+        have=",${have#-},"
+        complete=1
+        for extra in ${extras//,/ }; do
+            case "$have" in *",$extra,"*) ;; *) complete=0 ;; esac
+        done
+        [ "$complete" = 1 ] && return 0
+    done
+    return 1
 }
 
 # Debian's Chromium for the browser tests, which Playwright drives; no browser is downloaded.
