@@ -546,14 +546,12 @@ async def _closed_loop(
     start = loop.time()
     deadline = start + seconds
     budget = [max_requests]
-    sent = [0]
 
     async def client() -> None:
         while loop.time() < deadline and budget[0] > 0:
+            turn = max_requests - budget[0]  # the requests sent before this one
             budget[0] -= 1
-            payload = payloads[sent[0] % len(payloads)]
-            sent[0] += 1
-            await tally.post(port, payload, loop.time(), timeout=10.0)
+            await tally.post(port, payloads[turn % len(payloads)], loop.time(), timeout=10.0)
 
     await asyncio.gather(*(client() for _ in range(connections)))
     return tally.result(connections, loop.time() - start)

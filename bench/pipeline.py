@@ -718,11 +718,9 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> dict[str, 
         stack.callback(engine.dispose)
         bench = Bench(args, procs, workdir, model_dir, url, engine, connection, queue, noop_queue)
         datasets = args.datasets or datasets_dir()
-        bench.bodies = corpus_bodies(datasets) or ONE_COMMENT
-        posts = {
-            "distinct": len(bench.bodies),
-            "from": str(datasets) if bench.bodies != ONE_COMMENT else None,
-        }
+        found = corpus_bodies(datasets)
+        bench.bodies = found or ONE_COMMENT
+        posts = {"distinct": len(bench.bodies), "from": str(datasets) if found else None}
         print(f"posts: {len(bench.bodies)} distinct comment(s), from {posts['from'] or 'bench/common.py'}")
         bench.port = free_port()
         web = procs.start("web", gunicorn_argv("service:create_app()", bench.port), bench.env(queue))
