@@ -203,13 +203,8 @@ class ClassifyQueue:
         return self.queue.enqueue_call(
             DRAIN_JOB,
             args=(list(comment_ids),) if comment_ids else None,
-            description=f"classify comments {list(comment_ids)}"
-            if comment_ids
-            else "classify waiting comments",
             timeout=self.job_timeout,
-            result_ttl=RESULT_TTL_SECONDS,
-            failure_ttl=FAILURE_TTL_SECONDS,
-            retry=self._retry(),
+            **self._drain_options(comment_ids),
         )
 
     def enqueue_drain_in(self, seconds: float, comment_ids: Sequence[int], meta: dict[str, Any]) -> Job:
@@ -220,15 +215,21 @@ class ClassifyQueue:
             DRAIN_JOB,
             list(comment_ids),
             meta=meta,
-            description=f"classify comments {list(comment_ids)}",
             job_timeout=self.job_timeout,
-            result_ttl=RESULT_TTL_SECONDS,
-            failure_ttl=FAILURE_TTL_SECONDS,
-            retry=self._retry(),
+            **self._drain_options(comment_ids),
         )
 
-    def _retry(self) -> Retry | None:
-        return Retry(max=self.retries, interval=RETRY_INTERVALS) if self.retries else None
+    def _drain_options(self, comment_ids: Sequence[int]) -> dict[str, Any]:
+        """What every classify job is enqueued with besides its time limit, which RQ names
+        differently when it enqueues now and when later."""
+        return {
+            "description": f"classify comments {list(comment_ids)}"
+            if comment_ids
+            else "classify waiting comments",
+            "result_ttl": RESULT_TTL_SECONDS,
+            "failure_ttl": FAILURE_TTL_SECONDS,
+            "retry": Retry(max=self.retries, interval=RETRY_INTERVALS) if self.retries else None,
+        }
 
 
 def job_is_pending(connection: redis.Redis, job_id: str) -> bool:
