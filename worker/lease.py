@@ -110,10 +110,11 @@ def start_leased_loop(
                         # What failed may be this process's alone (its host lost the database,
                         # say): kept, the lease would keep every healthy process waiting for ever.
                         lease.release()
-                        if not failing and missing_table(exc):
-                            failures.logger.warning("%s: %s", failures.paused, NOT_MIGRATED)
-                        elif not failing:
-                            failures.logger.warning("%s: %s", failures.paused, exc, exc_info=True)
+                        if not failing:
+                            if missing_table(exc):
+                                failures.logger.warning("%s: %s", failures.paused, NOT_MIGRATED)
+                            else:
+                                failures.logger.warning("%s: %s", failures.paused, exc, exc_info=True)
                         failing = True
                         stop.wait(failures.pause_seconds)
                         continue
