@@ -90,7 +90,10 @@ def test_form_post_to_a_foreign_host_gets_a_page_not_a_redirect(client: FlaskCli
     response = client.post("/v1/comments", data=FORM, headers={"Referer": "https://evil.example/"})
     assert response.status_code == 202
     assert response.mimetype == "text/html"
-    assert "awaits moderation" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert "awaits moderation" in page
+    # No link to a host the site did not name; the reader is told the way back instead.
+    assert "Back button returns you to the article" in page and "evil.example" not in page
 
 
 @pytest.mark.parametrize(
