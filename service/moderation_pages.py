@@ -33,7 +33,7 @@ from service.http_errors import MODERATOR_PAGES, MODERATOR_PAGES_PREFIX, on_mode
 from service.personal_data import EXPORTED_ACTION, REVEALED_ACTION, reveal_email
 from service.presenters import moderator_view, time_shown
 from service.reasons import seconds_shown
-from service.review import ListQuery, Sort, audit_trail, list_comments, routing_reasons
+from service.review import ListQuery, Sort, audit_trail, list_comments, parents_of, routing_reasons
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, ModeratorToken
 from service.transitions import Decision, moderator_actor
@@ -283,6 +283,8 @@ def queue() -> str:
         # Why each flagged comment waits for a moderator: not always its scores (a
         # pre-moderated site, a post sent too fast, a classification that failed).
         held_for=routing_reasons(get_session(), flagged),
+        # A reply is judged by what it answers, which is seldom on the same page.
+        parents=parents_of(get_session(), page.items),
         cursor=query.cursor,
         next_cursor=page.next_cursor,
         status=query.status.value if query.status else "",

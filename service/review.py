@@ -220,6 +220,15 @@ def published_parents(session: Session, comments: list[Comment]) -> set[int]:
     )
 
 
+def parents_of(session: Session, comments: Sequence[Comment]) -> dict[int, Comment]:
+    """The comments that ``comments`` reply to, by id, whatever their status; one query."""
+    parent_ids = {comment.parent_id for comment in comments if comment.parent_id is not None}
+    if not parent_ids:
+        return {}
+    parents = session.scalars(select(Comment).where(Comment.id.in_(parent_ids)))
+    return {parent.id: parent for parent in parents}
+
+
 # The audit actions whose reason says why the classifier's policy routed a comment.
 _ROUTINGS = ("classified", "classification_failed")
 

@@ -632,6 +632,24 @@ def test_each_comment_has_a_heading_saying_what_it_replies_to(
     assert f"<h2>Comment {parent}</h2>" in page
 
 
+def test_a_reply_shows_the_start_of_the_comment_it_answers(client: FlaskClient, services: Services) -> None:
+    # "Yes, exactly." is judged by what it agrees with, which is published, so never on the
+    # flagged queue's pages; its id alone left the moderator nothing to read.
+    parent = _post(client, "The harbour works ran late again. " + "The contractor blamed the tides. " * 30)
+    _route(services, parent, CommentStatus.APPROVED)
+    reply = client.post("/v1/comments", json={**FORM, "comment": "Yes, exactly.", "parent_id": parent})
+    reply_id = int(reply.get_json()["id"])
+    _route(services, reply_id, CommentStatus.FLAGGED)
+    _sign_in(client, _token(services))
+    page = client.get("/moderate/").get_data(as_text=True)
+    assert f"<h2>Comment {parent}</h2>" not in page  # not listed itself
+    quoted = page[page.index(f"<h2>Comment {reply_id}, a reply") : page.index("Yes, exactly.")]
+    assert f"Comment {parent} (approved), by <bdi>Ann Reader</bdi>:" in quoted
+    assert "The harbour works ran late again. The contractor blamed the tides." in quoted
+    assert "The contractor blamed the tides. " * 30 not in quoted and "…" in quoted  # its start only
+    assert "jane.doe" not in page
+
+
 def test_a_decision_not_applied_after_an_erasure_does_not_credit_the_status_to_its_author(
     client: FlaskClient, services: Services, flagged: int
 ) -> None:
