@@ -33,7 +33,7 @@ from service.http_errors import MODERATOR_PAGES, MODERATOR_PAGES_PREFIX, on_mode
 from service.personal_data import EXPORTED_ACTION, REVEALED_ACTION, reveal_email
 from service.presenters import moderator_view, time_shown
 from service.reasons import seconds_shown
-from service.review import ListQuery, Sort, audit_trail, list_comments, parents_of, routing_reasons
+from service.review import ListQuery, Sort, audit_trail, last_moves, list_comments, parents_of
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, ModeratorToken
 from service.transitions import Decision, moderator_actor
@@ -56,6 +56,8 @@ DECISIONS: dict[str, tuple[Action, DecisionReason | None]] = {
 # Audit events that record who read a comment, not a change to it.
 _READINGS = frozenset({REVEALED_ACTION, EXPORTED_ACTION})
 DONE = {"approve": "approved", "spam": "rejected as spam", "abuse": "rejected as abuse", "other": "rejected"}
+# The audit actions of moderators' decisions; the others that move a comment are the policy's.
+DECIDED = frozenset(action.value for action in Action)
 View = TypeVar("View", bound=Callable[..., Any])
 
 
@@ -275,14 +277,20 @@ def queue() -> str:
         query = ListQuery(query.status, sort=query.sort, per_page=PER_PAGE)
         page = list_comments(get_session(), query)
     keys = services().keys
-    flagged = [comment.id for comment in page.items if comment.status is CommentStatus.FLAGGED]
+    moves = last_moves(get_session(), [comment.id for comment in page.items])
     return render_template(
         "moderate_queue.html",
         moderator=g.moderator,
         comments=[moderator_view(comment, keys) for comment in page.items],
-        # Why each flagged comment waits for a moderator: not always its scores (a
-        # pre-moderated site, a post sent too fast, a classification that failed).
-        held_for=routing_reasons(get_session(), flagged),
+        # Why the policy put each comment where it is: a flagged one's scores alone do not
+        # say it (a pre-moderated site, a post sent too fast, a classification that failed),
+        # nor a rejected one's (the honeypot).
+        routed_for={comment_id: why for comment_id, event in moves.items() if (why := _routed(event))},
+        # Which moderator decided, how, when and with what note: without it a colleague's
+        # decision, or a mistaken one of one's own, read as the model's, unchecked and unmended.
+        decided_by={
+            comment_id: _decided(event) for comment_id, event in moves.items() if event.action in DECIDED
+        },
         # A reply is judged by what it answers, which is seldom on the same page.
         parents=parents_of(get_session(), page.items),
         cursor=query.cursor,
@@ -292,6 +300,21 @@ def queue() -> str:
         statuses=[status.value for status in CommentStatus],
         sorts=[sort.value for sort in Sort],
     )
+
+
+def _routed(event: AuditEvent) -> str | None:
+    """Why the policy gave a comment the status ``event`` gave it, worded for the queue
+    ("held: spam 0.62 at or above review threshold 0.35"); None for a moderator's decision."""
+    if event.action in DECIDED or event.to_status is None or not event.reason:
+        return None
+    verb = "held" if event.to_status is CommentStatus.FLAGGED else event.to_status.value
+    return f"{verb}: {event.reason}"
+
+
+def _decided(event: AuditEvent) -> dict[str, str | None]:
+    """A moderator's decision as the queue shows it: what, by whom, when, and the note."""
+    done = DONE["approve" if event.action == Action.APPROVE else event.reason or "other"]
+    return {"done": done, "actor": event.actor, "at": event.created_at.isoformat(), "note": event.note}
 
 
 @bp.post("/comments/<id:comment_id>/decision")

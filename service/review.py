@@ -229,21 +229,19 @@ def parents_of(session: Session, comments: Sequence[Comment]) -> dict[int, Comme
     return {parent.id: parent for parent in parents}
 
 
-# The audit actions whose reason says why the classifier's policy routed a comment.
-_ROUTINGS = ("classified", "classification_failed")
-
-
-def routing_reasons(session: Session, comment_ids: Sequence[int]) -> dict[int, str]:
-    """Why the policy routed each of ``comment_ids`` where it is, as its latest routing's
-    audit event says it ("spam 0.62 at or above review threshold 0.35"); one query."""
+def last_moves(session: Session, comment_ids: Sequence[int]) -> dict[int, AuditEvent]:
+    """The audit event that put each of ``comment_ids`` in its status: the policy's routing
+    (its reason says why, "spam 0.62 at or above review threshold 0.35") or a moderator's
+    decision; one query. A comment still ``received`` has none."""
     if not comment_ids:
         return {}
-    rows = session.execute(
-        select(AuditEvent.comment_id, AuditEvent.reason)
-        .where(AuditEvent.comment_id.in_(comment_ids), AuditEvent.action.in_(_ROUTINGS))
+    # Reading the email, exporting or erasing the commenter's data moves no comment.
+    events = session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.comment_id.in_(comment_ids), AuditEvent.to_status.is_not(None))
         .order_by(AuditEvent.id)
     )
-    return {comment_id: reason for comment_id, reason in rows if reason}
+    return {event.comment_id: event for event in events}
 
 
 def audit_trail(session: Session, comment_id: int) -> list[AuditEvent]:

@@ -678,6 +678,31 @@ def test_a_flagged_comment_says_why_it_is_held(client: FlaskClient, services: Se
     assert f"· held: {why}" in page
 
 
+def test_each_comment_says_who_put_it_where_it_is_and_why(
+    client: FlaskClient, services: Services, flagged: int
+) -> None:
+    # A rejected or approved comment read the same whoever had decided it, the model, the
+    # honeypot or which moderator, and how: a mistaken decision could not be told from a
+    # right one, nor a colleague's checked.
+    _sign_in(client, _token(services, "Mo"))
+    _send(client, flagged, {**_decision_form(client, flagged, "abuse"), "note": "threatens the mayor"})
+    trapped = client.post("/v1/comments", json={**FORM, "comment": "Cheap pills.", "website": "x"})
+    assert trapped.status_code == 202
+    approved = _post(client, "A question about the timetable.")
+    _route(services, approved, CommentStatus.APPROVED, "every score below its review threshold")
+    page = client.get("/moderate/?status=").get_data(as_text=True)
+    card = page[page.index(f'id="comment-{flagged}"') :]
+    card = card[: card.index("</article>")]
+    assert re.search(
+        r"Rejected as abuse by moderator:Mo,\s*<time datetime=\"[^\"]+\">[^<]+ UTC</time>: "
+        r'<q dir="auto">threatens the mayor</q>',
+        card,
+    )
+    assert "held:" not in card  # no longer held
+    assert "· rejected: the hidden honeypot field was filled in" in page
+    assert "· approved: every score below its review threshold" in page
+
+
 def test_a_comment_whose_classification_failed_says_so(client: FlaskClient, services: Services) -> None:
     comment_id = _post(client, "A question about the timetable.")
     with services.sessions() as session:
