@@ -37,7 +37,7 @@ from service.review import ListQuery, Sort, audit_trail, last_moves, list_commen
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, ModeratorToken
 from service.transitions import Decision, moderator_actor
-from service.validation import moderator_note, seen_time
+from service.validation import moderator_note, seen_time, thread_key
 
 bp = Blueprint(MODERATOR_PAGES, __name__, url_prefix=MODERATOR_PAGES_PREFIX)
 csrf = CSRFProtect()
@@ -253,6 +253,15 @@ def _choice(kind: type[Choice], raw: str | None, default: Choice | None) -> Choi
         return default
 
 
+def _thread(raw: str | None) -> str | None:
+    """The thread key ``raw`` names, cleaned as the intake cleans it; None (every thread) for
+    none, or one no comment can have."""
+    try:
+        return thread_key(raw) if raw else None
+    except ValueError:
+        return None
+
+
 def _queue_query() -> ListQuery:
     args = request.args
     # `status=` (empty) is the "all" link; anything unknown shows the default, flagged, not
@@ -260,6 +269,7 @@ def _queue_query() -> ListQuery:
     status = args.get("status", CommentStatus.FLAGGED.value)
     return ListQuery(
         status=_choice(CommentStatus, status, CommentStatus.FLAGGED) if status else None,
+        thread=_thread(args.get("thread")),
         sort=_choice(Sort, args.get("sort"), Sort.QUEUE) or Sort.QUEUE,
         cursor=args.get("cursor") or None,
         per_page=PER_PAGE,
@@ -274,7 +284,7 @@ def queue() -> str:
     try:
         page = list_comments(get_session(), query)
     except ValidationError:  # a cursor of another order, or altered: start from the top
-        query = ListQuery(query.status, sort=query.sort, per_page=PER_PAGE)
+        query = ListQuery(query.status, query.thread, sort=query.sort, per_page=PER_PAGE)
         page = list_comments(get_session(), query)
     keys = services().keys
     moves = last_moves(get_session(), [comment.id for comment in page.items])
@@ -296,6 +306,7 @@ def queue() -> str:
         cursor=query.cursor,
         next_cursor=page.next_cursor,
         status=query.status.value if query.status else "",
+        thread=query.thread,
         sort=query.sort.value,
         statuses=[status.value for status in CommentStatus],
         sorts=[sort.value for sort in Sort],
@@ -344,6 +355,7 @@ def _queue_the_form_was_on(anchor: str = "comments") -> str:
     return url_for(
         "pages.queue",
         status=form.get("status"),
+        thread=form.get("thread") or None,
         sort=form.get("sort"),
         cursor=form.get("cursor"),
         _anchor=anchor,

@@ -110,6 +110,54 @@ def test_a_moderator_signs_in_and_approves_a_flagged_comment_in_the_browser(
     assert [item["id"] for item in public] == [comment_id]
 
 
+def test_a_keyboard_decides_in_a_thread_it_followed_a_comment_to_and_stays_there(
+    served: str, client: FlaskClient, services: Services
+) -> None:
+    require_service(CHROMIUM.exists(), f"Chromium at {CHROMIUM} (Debian: apt install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    posted = {"name": "Ann Reader", "email": "ann@example.com", "thread": "/2026/11/harbour"}
+    comment_id, token = _flagged_and_a_token(
+        client, services, {**posted, "comment": "Cheap pills here."}, ['"pills" +2.0 toward spam']
+    )
+    elsewhere = client.post("/v1/comments", json={**posted, "thread": "/b/2", "comment": "Hello."}).get_json()
+    _flag(services, int(elsewhere["id"]))
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(f"{served}/moderate/sign-in")
+            page.get_by_label("Moderator token").fill(token)
+            page.get_by_role("button", name="Sign in").click()
+            card = page.get_by_role("article", name=f"Comment {comment_id}")
+            card.get_by_role("link", name="Whole thread").click()
+            expect(page.get_by_role("article")).to_have_count(1)
+            # Skip link, then the comment's note and its first decision: nothing in between.
+            page.keyboard.press("Tab")
+            page.keyboard.press("Enter")
+            page.keyboard.press("Tab")
+            expect(card.get_by_label("Note")).to_be_focused()
+            page.keyboard.press("Tab")
+            page.keyboard.press("Tab")
+            expect(card.get_by_role("button", name="Reject as spam")).to_be_focused()
+            page.keyboard.press("Enter")
+            expect(page.get_by_role("status")).to_have_text(f"Comment {comment_id} rejected as spam.")
+            # Still in the thread, the comment in it as its readers' thread has it.
+            expect(page.get_by_role("navigation", name="Thread")).to_contain_text("/2026/11/harbour")
+            expect(page.get_by_role("article", name=f"Comment {comment_id}")).to_contain_text("rejected")
+            expect(page.get_by_text("Hello.")).to_have_count(0)
+        finally:
+            browser.close()
+
+
+def _flag(services: Services, comment_id: int) -> None:
+    verdict = VerdictRecord(0.6, 0.02, [], "test-model", CommentStatus.FLAGGED, "test")
+    with services.sessions() as session:
+        record_verdicts(session, {comment_id: verdict})
+        session.commit()
+
+
 def test_a_long_unbroken_comment_wraps_inside_the_queue_page(
     served: str, client: FlaskClient, services: Services
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -439,6 +440,48 @@ def test_a_decision_on_a_later_page_goes_back_to_that_page(client: FlaskClient, 
     assert "First page" not in first
 
 
+def _card(page: str, comment_id: int) -> str:
+    """The article of ``comment_id`` on ``page``."""
+    card = page[page.index(f'<article id="comment-{comment_id}"') :]
+    return card[: card.index("</article>")]
+
+
+def test_a_comments_thread_leads_to_every_comment_of_that_thread_and_decisions_stay_there(
+    client: FlaskClient, services: Services
+) -> None:
+    # The thread was plain text: the conversation a comment is part of could not be read
+    # from the pages, though the API filters by thread.
+    harbour = {**FORM, "thread": "/2026/11/harbour?page=2&x=1"}
+    held = int(client.post("/v1/comments", json={**harbour, "comment": "Casino bonus."}).get_json()["id"])
+    _route(services, held, CommentStatus.FLAGGED)
+    published = int(
+        client.post("/v1/comments", json={**harbour, "comment": "The works ran late."}).get_json()["id"]
+    )
+    _route(services, published, CommentStatus.APPROVED)
+    _route(services, _post(client, "Elsewhere entirely."), CommentStatus.FLAGGED)
+    _sign_in(client, _token(services))
+    queue = _card(client.get("/moderate/").get_data(as_text=True), held)
+    assert "<bdi>/2026/11/harbour?page=2&amp;x=1</bdi>" in queue
+    link = re.search(r'<a href="([^"]+)" aria-describedby="[^"]+">Whole thread</a>', queue)
+    assert link, "the thread is a link away"
+    # After the decisions, which a keyboard reaches first.
+    assert _Elements(queue).focusable()[0][1].get("name") == "note"
+    thread_page = html.unescape(link.group(1))
+    page = client.get(thread_page).get_data(as_text=True)
+    assert "Casino bonus." in page and "The works ran late." in page and "Elsewhere entirely." not in page
+    assert page.index("Casino bonus.") < page.index("The works ran late.")  # as it was posted
+    assert "Thread: <bdi>/2026/11/harbour?page=2&amp;x=1</bdi>" in page
+    # The filters and pages keep to the thread, and so does the page a decision leads back to.
+    order_link = re.search(r'<a href="([^"]+)">score</a>', page)
+    assert order_link and "thread=" in order_link.group(1)
+    fields = _hidden_fields(page, f"/moderate/comments/{held}/decision")
+    form = {**{name: html.unescape(value) for name, value in fields.items()}, "decision": "spam"}
+    response = client.post(f"/moderate/comments/{held}/decision", data=form)
+    back = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert f"Comment {held} rejected as spam." in back
+    assert "The works ran late." in back and "Elsewhere entirely." not in back
+
+
 def test_names_links_and_threads_cannot_turn_the_line_around_them(
     client: FlaskClient, services: Services
 ) -> None:
@@ -574,7 +617,8 @@ def test_a_problem_is_announced_at_once_and_each_control_names_its_comment(
     client.post(f"/moderate/comments/{flagged}/decision", data={**_decision_form(client, flagged, "maybe")})
     page = client.get("/moderate/").get_data(as_text=True)
     assert '<p class="flash problem" role="alert">' in page
-    assert page.count(f'aria-describedby="comment-{flagged}-meta"') == 6  # the note, four decisions, reveal
+    # The note, four decisions, reveal, and the link to the thread.
+    assert page.count(f'aria-describedby="comment-{flagged}-meta"') == 7
     assert f'<div class="meta" id="comment-{flagged}-meta">' in page
 
 
