@@ -43,6 +43,7 @@ from service.review import (
     ListQuery,
     Sort,
     audit_trail,
+    commenter_of,
     get_comment,
     list_comments,
     list_published,
@@ -312,6 +313,12 @@ def _thread(raw: str) -> str:
         return thread_key(raw)
 
 
+def _commenter(raw: str) -> bytes:
+    """The commenter of the comment whose id ``raw`` is, to list their comments by."""
+    with _refused_as("same_commenter_as"):
+        return commenter_of(get_session(), whole_number(raw, MAX_ID))
+
+
 def _positive(field: str, raw: str | None, default: int, most: int, *, clamp: bool = False) -> int:
     if raw is None:
         return default
@@ -334,6 +341,7 @@ def list_review_queue() -> Any:
         page=_positive("page", args["page"], 1, MAX_PAGE) if "page" in args else None,
         cursor=args.get("cursor"),
         per_page=_positive("per_page", args.get("per_page"), 50, MAX_PER_PAGE, clamp=True),
+        commenter=_commenter(args["same_commenter_as"]) if "same_commenter_as" in args else None,
     )
     page = list_comments(get_session(), query)
     keys = services().keys

@@ -12,6 +12,7 @@ cookies, needs none.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -33,11 +34,11 @@ from service.http_errors import MODERATOR_PAGES, MODERATOR_PAGES_PREFIX, on_mode
 from service.personal_data import EXPORTED_ACTION, REVEALED_ACTION, reveal_email
 from service.presenters import moderator_view, time_shown
 from service.reasons import seconds_shown
-from service.review import ListQuery, Sort, audit_trail, last_moves, list_comments, parents_of
+from service.review import ListQuery, Sort, audit_trail, commenter_of, last_moves, list_comments, parents_of
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, ModeratorToken
 from service.transitions import Decision, moderator_actor
-from service.validation import moderator_note, seen_time, thread_key
+from service.validation import MAX_ID, moderator_note, seen_time, thread_key, whole_number
 
 bp = Blueprint(MODERATOR_PAGES, __name__, url_prefix=MODERATOR_PAGES_PREFIX)
 csrf = CSRFProtect()
@@ -262,29 +263,47 @@ def _thread(raw: str | None) -> str | None:
         return None
 
 
-def _queue_query() -> ListQuery:
+def _commenter(raw: str | None) -> tuple[int, bytes] | None:
+    """The comment ``raw`` names and its commenter, whose comments alone are listed; None
+    for none, and for one that names no commenter, saying so."""
+    if not raw:
+        return None
+    try:
+        comment_id = whole_number(raw, MAX_ID)
+        return comment_id, commenter_of(get_session(), comment_id)
+    except ValueError as exc:
+        flash(f"The comments of one commenter cannot be listed: the link {exc}.", "problem")
+        return None
+
+
+def _queue_query() -> tuple[ListQuery, int | None]:
+    """What the queue page's address asks for, and the comment whose commenter's comments
+    alone it lists, if any."""
     args = request.args
     # `status=` (empty) is the "all" link; anything unknown shows the default, flagged, not
     # more than the moderator asked for.
     status = args.get("status", CommentStatus.FLAGGED.value)
-    return ListQuery(
+    commenter = _commenter(args.get("same_commenter_as"))
+    query = ListQuery(
         status=_choice(CommentStatus, status, CommentStatus.FLAGGED) if status else None,
         thread=_thread(args.get("thread")),
         sort=_choice(Sort, args.get("sort"), Sort.QUEUE) or Sort.QUEUE,
         cursor=args.get("cursor") or None,
         per_page=PER_PAGE,
+        commenter=commenter[1] if commenter else None,
     )
+    return query, commenter[0] if commenter else None
 
 
 @bp.get("/")
 @signed_in
 def queue() -> str:
     """The review queue, flagged comments first, with a decision form on each."""
-    query = _queue_query()
+    query, commenter = _queue_query()
     try:
         page = list_comments(get_session(), query)
     except ValidationError:  # a cursor of another order, or altered: start from the top
-        query = ListQuery(query.status, query.thread, sort=query.sort, per_page=PER_PAGE)
+        query = replace(query, cursor=None)
         page = list_comments(get_session(), query)
     keys = services().keys
     moves = last_moves(get_session(), [comment.id for comment in page.items])
@@ -306,7 +325,12 @@ def queue() -> str:
         cursor=query.cursor,
         next_cursor=page.next_cursor,
         status=query.status.value if query.status else "",
-        thread=query.thread,
+        # What the list keeps to, carried by every link and form that leads back to it.
+        filters={
+            name: value
+            for name, value in (("thread", query.thread), ("same_commenter_as", commenter))
+            if value is not None
+        },
         sort=query.sort.value,
         statuses=[status.value for status in CommentStatus],
         sorts=[sort.value for sort in Sort],
@@ -356,6 +380,7 @@ def _queue_the_form_was_on(anchor: str = "comments") -> str:
         "pages.queue",
         status=form.get("status"),
         thread=form.get("thread") or None,
+        same_commenter_as=form.get("same_commenter_as") or None,
         sort=form.get("sort"),
         cursor=form.get("cursor"),
         _anchor=anchor,

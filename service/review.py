@@ -12,7 +12,8 @@ from sqlalchemy import ColumnElement, Integer, Select, func, literal, select, tu
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from service.errors import NotFoundError
-from service.keyset import FLAGGED_LAST, RANK, decode_cursor, encode_cursor
+from service.keyset import FLAGGED_LAST, RANK, decode_cursor, encode_cursor, unindexed
+from service.privacy import ERASED_EMAIL
 from service.statuses import CommentStatus
 from service.tables import AuditEvent, Comment
 
@@ -44,6 +45,8 @@ class ListQuery:
     page: int | None = None
     cursor: str | None = None
     per_page: int = DEFAULT_PER_PAGE
+    commenter: bytes | None = None
+    """The keyed email digest of one commenter (``commenter_of``): their comments only."""
 
 
 @dataclass(frozen=True)
@@ -89,11 +92,29 @@ def _filtered(
     """``columns`` of the query's comments (those of ``status`` in place of the query's, if given)."""
     statement = select(*columns)
     status = status or query.status
-    if status is not None:
+    if query.commenter is not None:
+        # A commenter's comments are found by the digest's index, and only then by status.
+        statement = statement.where(Comment.email_digest == query.commenter)
+        if status is not None:
+            statement = statement.where(unindexed(Comment.status) == status)
+    elif status is not None:
         statement = statement.where(Comment.status == status)
     if query.thread is not None:
         statement = statement.where(Comment.thread == query.thread)
     return statement
+
+
+def commenter_of(session: Session, comment_id: int) -> bytes:
+    """The keyed digest of the email comment ``comment_id`` was posted with, which every
+    comment of the same commenter carries (in any letter case); ``ValueError`` when there
+    is none: no such comment, or its commenter's data was erased."""
+    digest = session.scalar(select(Comment.email_digest).where(Comment.id == comment_id))
+    if digest is None:
+        raise ValueError(f"names no comment: {comment_id} does not exist")
+    # Every erased comment has the same empty digest: they would read as one commenter's.
+    if digest == ERASED_EMAIL:
+        raise ValueError(f"names comment {comment_id}, whose commenter's data was erased")
+    return bytes(digest)
 
 
 def list_comments(session: Session, query: ListQuery) -> Page:

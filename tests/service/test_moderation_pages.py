@@ -482,6 +482,59 @@ def test_a_comments_thread_leads_to_every_comment_of_that_thread_and_decisions_s
     assert "The works ran late." in back and "Elsewhere entirely." not in back
 
 
+def test_a_commenters_other_comments_are_a_link_away_and_decisions_stay_with_them(
+    client: FlaskClient, services: Services
+) -> None:
+    # A troll's many rejected comments, or a regular's approved ones, weigh in a decision:
+    # the pages showed one comment at a time, whoever posted it.
+    before = _post(client, "Shut up, idiot.")
+    _route(services, before, CommentStatus.REJECTED)
+    again = client.post(
+        "/v1/comments",
+        json={**FORM, "email": "Jane.Doe@Example.com", "thread": "/b/2", "comment": "You again."},
+    )
+    held = int(again.get_json()["id"])
+    _route(services, held, CommentStatus.FLAGGED)
+    someone = client.post("/v1/comments", json={**FORM, "email": "someone@example.com", "comment": "Idiots."})
+    other = int(someone.get_json()["id"])
+    _route(services, other, CommentStatus.FLAGGED)
+    _sign_in(client, _token(services))
+    card = _card(client.get("/moderate/").get_data(as_text=True), held)
+    link = re.search(r'<a href="([^"]+)" aria-describedby="[^"]+">Their comments</a>', card)
+    assert link, "the commenter's comments are a link away"
+    page = client.get(html.unescape(link.group(1))).get_data(as_text=True)
+    assert "Shut up, idiot." in page and "You again." in page and "Idiots." not in page
+    assert f"By the commenter of comment {held}" in page and "jane.doe" not in page.lower()
+    fields = _hidden_fields(page, f"/moderate/comments/{held}/decision")
+    response = client.post(f"/moderate/comments/{held}/decision", data={**fields, "decision": "abuse"})
+    assert f"same_commenter_as={held}" in response.headers["Location"]
+    back = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert (
+        f"Comment {held} rejected as abuse." in back and "Shut up, idiot." in back and "Idiots." not in back
+    )
+
+
+def test_an_erased_commenters_comments_are_no_ones_to_list(client: FlaskClient, services: Services) -> None:
+    # An erasure removes the email's digest from every comment alike: listed by it, every
+    # erased commenter's comments would read as one commenter's.
+    erased = _post(client, "Still here, anonymously.")
+    _route(services, erased, CommentStatus.FLAGGED)
+    with services.sessions() as session:
+        erase_personal_data(session, services.keys, FORM["email"], "cli", notify=False)
+        session.commit()
+    kept = client.post("/v1/comments", json={**FORM, "email": "someone@example.com", "comment": "Hello."})
+    _route(services, int(kept.get_json()["id"]), CommentStatus.FLAGGED)
+    _sign_in(client, _token(services))
+    card = _card(client.get("/moderate/").get_data(as_text=True), erased)
+    assert "email erased" in card and "Their comments" not in card
+    page = client.get(f"/moderate/?status=&same_commenter_as={erased}").get_data(as_text=True)
+    assert (
+        "The comments of one commenter cannot be listed: the link names comment "
+        f"{erased}, whose commenter&#39;s data was erased." in page
+    )
+    assert "Still here, anonymously." in page and "Hello." in page and "By the commenter" not in page
+
+
 def test_names_links_and_threads_cannot_turn_the_line_around_them(
     client: FlaskClient, services: Services
 ) -> None:
@@ -617,8 +670,8 @@ def test_a_problem_is_announced_at_once_and_each_control_names_its_comment(
     client.post(f"/moderate/comments/{flagged}/decision", data={**_decision_form(client, flagged, "maybe")})
     page = client.get("/moderate/").get_data(as_text=True)
     assert '<p class="flash problem" role="alert">' in page
-    # The note, four decisions, reveal, and the link to the thread.
-    assert page.count(f'aria-describedby="comment-{flagged}-meta"') == 7
+    # The note, four decisions, reveal, and the links to the thread and the commenter's comments.
+    assert page.count(f'aria-describedby="comment-{flagged}-meta"') == 8
     assert f'<div class="meta" id="comment-{flagged}-meta">' in page
 
 

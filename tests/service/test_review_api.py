@@ -17,6 +17,7 @@ from service.app import Services
 from service.auth import create_token, revoke_tokens
 from service.keyfile import generate_secret
 from service.keyset import encode_cursor
+from service.personal_data import erase_personal_data
 from service.privacy import KeyRing, encrypt_email
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import Comment, Label, ModeratorToken, Verdict
@@ -159,6 +160,37 @@ def test_listing_filters_sorts_and_pages(
     assert [i["id"] for i in page["items"]] == ids[2:4]
     assert (page["total"], page["next_page"]) == (5, 3)
     assert listed("sort=age&per_page=2&page=3")["next_page"] is None
+
+
+def test_a_commenters_comments_are_listed_by_any_one_of_them(
+    client: FlaskClient, services: Services, moderator_headers: dict[str, str]
+) -> None:
+    # A commenter's history weighs in a decision (a troll's many rejected comments, a
+    # regular's approved ones), and the queue could not be read by commenter.
+    mine = [_post(client), _post(client, email="Jane.Doe@Example.com", thread="/a/2")]
+    theirs = _post(client, email="someone@example.com")
+
+    def listed(query: str) -> Any:
+        return client.get(f"/v1/comments?{query}", headers=moderator_headers)
+
+    for one in mine:
+        assert [
+            item["id"] for item in listed(f"same_commenter_as={one}&sort=age").get_json()["items"]
+        ] == mine
+    assert [item["id"] for item in listed(f"same_commenter_as={theirs}").get_json()["items"]] == [theirs]
+    assert listed(f"same_commenter_as={theirs}&page=1").get_json()["total"] == 1
+    with services.sessions() as session:
+        erase_personal_data(session, services.keys, "someone@example.com", "cli", notify=False)
+        session.commit()
+    # Every erased comment has lost its email alike: they are no one commenter's.
+    for query, message in [
+        (f"same_commenter_as={theirs}", f"names comment {theirs}, whose commenter's data was erased"),
+        ("same_commenter_as=999999", "names no comment: 999999 does not exist"),
+        ("same_commenter_as=first", "must be a whole number of at least 1"),
+    ]:
+        refused = listed(query)
+        assert refused.status_code == 422
+        assert refused.get_json()["fields"] == {"same_commenter_as": f"same_commenter_as {message}"}
 
 
 def test_a_listing_that_ends_on_a_full_page_offers_no_next_one(
