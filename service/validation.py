@@ -40,6 +40,8 @@ _BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # What a URL cannot hold as it is (RFC 3986), markup's quotes and brackets among them,
 # and the apostrophe, which it may hold but which ends a single-quoted attribute.
 _NOT_IN_URLS = re.compile(r"[\"'<>`{}|\\^]")
+# An email address inside other text: something, an @, and a host with a dot, no spaces.
+_EMAIL_LIKE = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")
 # Unicode's stream-safe limit (UAX #15): no text in any language stacks more marks than this
 # that normalisation reorders (combining class other than 0) on one letter. CPython sorts
 # each run of them by insertion when it normalises, so a run of thousands, in an order it
@@ -262,7 +264,16 @@ def thread_key(raw: Any) -> str:
 
 
 def _name(raw: Any) -> str:
-    return _text(raw, max_chars=NAME_MAX_CHARS)
+    value = _text(raw, max_chars=NAME_MAX_CHARS)
+    # The name is published with the comment and shown in full to moderators: an email
+    # typed into it (a browser's autofill, a commenter unsure of the fields) would be too,
+    # where the form promises that the address is not, and past its masking in the queue.
+    if _EMAIL_LIKE.search(value):
+        raise FieldError(
+            "must not hold an email address (the name is published; the address goes in email)",
+            "Enter your name here, not an email address.",
+        )
+    return value
 
 
 def _comment(raw: Any) -> str:

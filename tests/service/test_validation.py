@@ -82,6 +82,9 @@ def test_text_is_trimmed_and_normalised() -> None:
         ({"url": "ann@example.com"}, "url", "url must be a web address without a user name or password"),
         ({"url": "mailto:ann@example.com"}, "url", "url must be a web address without a user name"),
         ({"url": "https://bank.example@evil.example/"}, "url", "url must be a web address without a user"),
+        # The listing publishes the name too, and shows it to moderators unmasked.
+        ({"name": "ann@example.com"}, "name", "name must not hold an email address"),
+        ({"name": "Ann (Ann.Reader@Example.com)"}, "name", "name must not hold an email address"),
         ({"url": "http://user:secret@blog.example/"}, "url", "url must be a web address without a user"),
         ({"parent_id": "abc"}, "parent_id", "parent_id must be a comment id"),
         ({"parent_id": 0}, "parent_id", "parent_id must be a comment id"),
@@ -142,6 +145,7 @@ def test_each_problem_is_named(changes: dict[str, Any], field: str, message: str
             {"url": "ann@example.com"},
             {"url": "Website: Enter your website's address here, not an email address, or leave this empty."},
         ),
+        ({"name": "ann@example.com"}, {"name": "Name: Enter your name here, not an email address."}),
         # Hidden fields get no advice: a commenter cannot fix them (the page says the form is broken).
         ({"thread": "", "parent_id": "x"}, {}),
     ],
@@ -178,6 +182,11 @@ def test_an_at_sign_after_the_host_is_part_of_a_website() -> None:
     # Profile pages are written so (a Mastodon account); only one before the host is refused.
     assert parse_submission(_with(url="https://social.example/@ann")).url == "https://social.example/@ann"
     assert parse_submission(_with(url="blog.example/?by=ann@x")).url == "http://blog.example/?by=ann@x"
+
+
+@pytest.mark.parametrize("name", ["@ann", "Ann @ the harbour", "ann@home", "Ann.Reader"])
+def test_a_name_may_hold_an_at_sign_that_is_no_email_address(name: str) -> None:
+    assert parse_submission(_with(name=name)).name == name
 
 
 def test_characters_a_url_cannot_hold_are_escaped_after_its_host() -> None:
