@@ -34,7 +34,16 @@ from service.http_errors import MODERATOR_PAGES, MODERATOR_PAGES_PREFIX, on_mode
 from service.personal_data import EXPORTED_ACTION, REVEALED_ACTION, reveal_email
 from service.presenters import moderator_view, time_shown
 from service.reasons import seconds_shown
-from service.review import ListQuery, Sort, audit_trail, commenter_of, last_moves, list_comments, parents_of
+from service.review import (
+    ListQuery,
+    Sort,
+    audit_trail,
+    commenter_of,
+    count_comments,
+    last_moves,
+    list_comments,
+    parents_of,
+)
 from service.statuses import Action, CommentStatus, DecisionReason
 from service.tables import AuditEvent, Comment, ModeratorToken
 from service.transitions import Decision, moderator_actor
@@ -307,6 +316,8 @@ def queue() -> str:
         page = list_comments(get_session(), query)
     keys = services().keys
     moves = last_moves(get_session(), [comment.id for comment in page.items])
+    # The queue's length, however the list is filtered and ordered: how much waits.
+    waiting = count_comments(get_session(), replace(query, status=CommentStatus.FLAGGED))
     return render_template(
         "moderate_queue.html",
         moderator=g.moderator,
@@ -333,6 +344,7 @@ def queue() -> str:
         },
         sort=query.sort.value,
         statuses=[status.value for status in CommentStatus],
+        waiting=waiting,
         sorts=[sort.value for sort in Sort],
     )
 

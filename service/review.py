@@ -127,7 +127,7 @@ def list_comments(session: Session, query: ListQuery) -> Page:
     """
     keys = sort_keys(query.status, query.sort)
     if query.page is not None:
-        total = session.scalar(_filtered(query, func.count(Comment.id))) or 0
+        total = count_comments(session, query)
         skip = (query.page - 1) * query.per_page
         keyed = _merged_keys(session, query, keys, None, skip, query.per_page)
         return Page(_loaded(session, keyed), query.per_page, page=query.page, total=total)
@@ -137,6 +137,11 @@ def list_comments(session: Session, query: ListQuery) -> Page:
     keyed = keyed[: query.per_page]
     cursor = encode_cursor(tuple(keyed[-1])) if more else None
     return Page(_loaded(session, keyed), query.per_page, next_cursor=cursor)
+
+
+def count_comments(session: Session, query: ListQuery) -> int:
+    """How many comments ``query`` lists on all its pages together."""
+    return session.scalar(_filtered(query, func.count(Comment.id))) or 0
 
 
 def _merged_keys(

@@ -125,6 +125,22 @@ def test_the_queue_shows_flagged_comments_with_the_email_masked(
     assert "Great casino bonus here." in shown and "Still being classified." not in shown
 
 
+def test_the_queue_says_how_many_comments_wait_in_it(client: FlaskClient, services: Services) -> None:
+    # How much waits (to plan a shift, or call for help) was on no page: 20 at a time and a
+    # "Next page" link.
+    for number in range(22):
+        _route(services, _post(client, f"Held number {number}."), CommentStatus.FLAGGED)
+    elsewhere = client.post("/v1/comments", json={**FORM, "thread": "/b/2", "comment": "Held elsewhere."})
+    _route(services, int(elsewhere.get_json()["id"]), CommentStatus.FLAGGED)
+    _route(services, _post(client, "Published."), CommentStatus.APPROVED)
+    _post(client, "Still being classified.")
+    _sign_in(client, _token(services))
+    for address in ("/moderate/", "/moderate/?status=approved&sort=age"):
+        assert ">flagged (23)</a>" in client.get(address).get_data(as_text=True)
+    # Within a thread (or one commenter's comments), that thread's.
+    assert ">flagged (1)</a>" in client.get("/moderate/?thread=/b/2").get_data(as_text=True)
+
+
 def test_the_queue_shows_when_a_comment_came_to_the_minute_in_utc(
     client: FlaskClient, services: Services, flagged: int
 ) -> None:
