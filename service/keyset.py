@@ -39,11 +39,11 @@ class unindexed(FunctionElement[Any]):  # noqa: N801 - read as a column, as SQL 
     """A column that SQLite compares row by row, through no index of it; other databases
     see the column itself.
 
-    SQLite plans without statistics: told a status and an email digest, it reads the whole
-    status in its index's order (which spares it a sort) and checks each row's digest, where
-    the digest's index finds a commenter's few comments at once. A unary ``+`` is SQLite's
-    documented way to keep a term from choosing the index. PostgreSQL's statistics pick
-    the digest's index themselves.
+    SQLite plans without statistics: told a status and a thread or an email digest, it
+    reads the whole status in its index's score order (which spares it a sort) and checks
+    each row's thread or digest, where their own indexes find a thread's or a commenter's
+    few comments at once. A unary ``+`` is SQLite's documented way to keep a term from
+    choosing the index. PostgreSQL's statistics pick the narrower index themselves.
     """
 
     inherit_cache = True

@@ -92,15 +92,15 @@ def _filtered(
     """``columns`` of the query's comments (those of ``status`` in place of the query's, if given)."""
     statement = select(*columns)
     status = status or query.status
-    if query.commenter is not None:
-        # A commenter's comments are found by the digest's index, and only then by status.
-        statement = statement.where(Comment.email_digest == query.commenter)
-        if status is not None:
-            statement = statement.where(unindexed(Comment.status) == status)
-    elif status is not None:
-        statement = statement.where(Comment.status == status)
+    # A thread's comments, or a commenter's, are found by the thread's or the digest's index,
+    # and only then by status.
+    narrowed = query.thread is not None or query.commenter is not None
+    if status is not None:
+        statement = statement.where((unindexed(Comment.status) if narrowed else Comment.status) == status)
     if query.thread is not None:
         statement = statement.where(Comment.thread == query.thread)
+    if query.commenter is not None:
+        statement = statement.where(Comment.email_digest == query.commenter)
     return statement
 
 

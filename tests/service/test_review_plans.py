@@ -92,3 +92,18 @@ def test_a_commenters_listing_reads_their_comments_by_the_digest(
     for line in reads:
         assert line.startswith("SEARCH"), plan
         assert "USING INDEX ix_comments_email_digest (email_digest=?)" in line, plan
+
+
+@pytest.mark.parametrize("sort", list(Sort))
+@pytest.mark.parametrize("status", [None, *CommentStatus])
+def test_a_threads_listing_reads_its_comments_by_the_thread(
+    engine: Engine, status: CommentStatus | None, sort: Sort
+) -> None:
+    # In score order SQLite read the whole status through its score index, checking each
+    # row's thread: 1.1 s for a thread's comments among 300,000 approved ones.
+    plan = _plan_of_the_keys(engine, ListQuery(status=status, sort=sort, thread="/2026/11/harbour"))
+    reads = [line for line in plan if line.split()[1:2] == ["comments"]]
+    assert reads, plan
+    for line in reads:
+        assert line.startswith("SEARCH"), plan
+        assert "INDEX ix_comments_thread_status_created_at (thread=?)" in line, plan
