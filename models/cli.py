@@ -154,7 +154,11 @@ def _check_writable(model_dir: Path) -> None:
 
     Checked before minutes of training, not after them; the folder itself is made only
     when a version is saved, so a run that fails on its data leaves no empty folder behind.
+    A version's own folder, which saving refuses, is refused here too.
     """
+    from models.registry import refuse_version_folder
+
+    refuse_version_folder(model_dir)
     existing = model_dir
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent

@@ -88,6 +88,8 @@ def _locked(model_dir: Path, *, create: bool = False) -> Iterator[None]:
         model_dir.mkdir(parents=True, exist_ok=True)
     elif not model_dir.is_dir():
         raise ModelNotFoundError(f"no model folder at {model_dir}")
+    # A registry nested in a version's folder would be one `models list` refuses to show.
+    refuse_version_folder(model_dir)
     with (model_dir / LOCK_FILE).open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -402,13 +404,20 @@ def check_registry_folder(model_dir: str | Path) -> None:
     a mistyped path, or the folder of one version given for the folder that holds them,
     must not read as a registry with no versions yet."""
     root = Path(model_dir)
+    refuse_version_folder(root, f", with --version {root.name} to pick this one")
+    if not root.is_dir():
+        raise ModelNotFoundError(f"no model folder at {root}: {_TRAIN_HINT}")
+
+
+def refuse_version_folder(model_dir: str | Path, hint: str = "") -> None:
+    """Raise ``ModelNotFoundError`` when ``model_dir`` is the folder of one version, not
+    the folder that holds them; ``hint`` ends the message."""
+    root = Path(model_dir)
     if (root / METADATA_FILE).is_file():
         raise ModelNotFoundError(
             f"{root} is the folder of one model version; give the folder that holds the "
-            f"versions ({root.parent}), with --version {root.name} to pick this one"
+            f"versions ({root.parent}){hint}"
         )
-    if not root.is_dir():
-        raise ModelNotFoundError(f"no model folder at {root}: {_TRAIN_HINT}")
 
 
 def load_active(model_dir: str | Path) -> Classifier:

@@ -237,6 +237,24 @@ def test_train_on_files_without_examples_says_so_and_makes_no_out_folder(
     assert not (tmp_path / "new").exists()
 
 
+def test_a_version_s_folder_given_for_the_registry_is_refused_before_training(
+    model_dir: Path, data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A registry made inside a version's folder is one `models list` then refuses to show.
+    import models.training
+
+    version = str(active_version(model_dir))
+    folder = model_dir / version
+    before = sorted(path.name for path in folder.iterdir())
+    monkeypatch.setattr(models.training, "train", None)  # reached only past the check
+    code, _, stderr = run("train", "--data", str(data_file), "--out", str(folder))
+    assert code == 1 and f"Error: {folder} is the folder of one model version" in stderr
+    for command in (("models", "activate", version), ("models", "rollback")):
+        code, _, stderr = run(*command, "--model", str(folder))
+        assert code == 1 and f"Error: {folder} is the folder of one model version" in stderr
+    assert sorted(path.name for path in folder.iterdir()) == before
+
+
 def test_a_folder_given_as_a_canonical_file_is_named_so(tmp_path: Path) -> None:
     code, _, stderr = run("train", "--data", str(tmp_path), "--out", str(tmp_path / "m"))
     assert code == 1 and "a folder; give a canonical file, or IMPORTER:PATH" in stderr
