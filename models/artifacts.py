@@ -354,4 +354,11 @@ def load_artifact(directory: Path) -> tuple[Any, dict[str, Any]]:
             f"{directory / MODEL_FILE} contains types outside the trusted list and was not "
             f"loaded ({exc}). Retrain it with `moderation train`."
         ) from None
+    except Exception as exc:  # noqa: BLE001 - skops fails in as many ways as an archive can be wrong
+        # Digests recorded anew over a damaged or foreign file no longer catch it (not a zip,
+        # no schema, a schema of another shape).
+        raise ModelIntegrityError(
+            f"{directory / MODEL_FILE} cannot be read as a model ({type(exc).__name__}: {exc}). "
+            "Refusing to load it: train a new version or restore this one from a backup."
+        ) from None
     return pipeline, metadata

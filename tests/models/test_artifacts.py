@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import zipfile
@@ -334,6 +335,29 @@ def test_untrusted_types_are_refused(tmp_path: Path) -> None:
     write_artifact(tmp_path / "v", pipeline, metadata)
     with pytest.raises(ModelIntegrityError, match="outside the trusted list"):
         load_artifact(tmp_path / "v")
+
+
+def _archive(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not a zip archive", _archive({"other.txt": b"x"}), _archive({"schema.json": b"[]"})],
+    ids=["empty", "not-a-zip", "no-schema", "schema-not-an-object"],
+)
+def test_a_digested_model_file_skops_cannot_read_is_refused(model_dir: Path, content: bytes) -> None:
+    # Its digests recorded anew (by hand, to "repair" a mismatch), damage is no longer caught by them.
+    folder = _active_folder(model_dir)
+    (folder / MODEL_FILE).write_bytes(content)
+    metadata = json.loads((folder / METADATA_FILE).read_text())
+    _rewrite_metadata(folder, {**metadata, "model_sha256": file_digest(folder / MODEL_FILE)})
+    with pytest.raises(ModelIntegrityError, match=f"{folder / MODEL_FILE} cannot be read as a model"):
+        load_active(model_dir)
 
 
 def test_trusted_list_is_explicit() -> None:
