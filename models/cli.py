@@ -284,7 +284,8 @@ def evaluate_command(
     from models.evaluation import evaluate, thresholds_of
     from models.registry import load_active, load_version
 
-    classifier = load_version(model_dir, version) if version else load_active(model_dir)
+    # `--version ""` (a variable left unset) names no version: refused, not read as the active one.
+    classifier = load_version(model_dir, version) if version is not None else load_active(model_dir)
     report, scored = evaluate(classifier, _load_data(data_specs, datasets))
     thresholds = {result.head: thresholds_of(classifier, result.head) for result in scored}
     report["curves"] = [str(path) for path in write_curves(out_dir, scored, thresholds)]
@@ -308,7 +309,8 @@ def score_command(model_dir: Path, version: str | None, file: str) -> None:
         raise click.ClickException("standard output is closed: the scores would go nowhere")
     if file == "-" and sys.stdin is None:
         raise click.ClickException("standard input is closed: give the FILE to score")
-    classifier = load_version(model_dir, version) if version else load_active(model_dir)
+    # `--version ""` (a variable left unset) names no version: refused, not read as the active one.
+    classifier = load_version(model_dir, version) if version is not None else load_active(model_dir)
     batch: list[dict[str, Any]] = []
 
     def flush() -> None:

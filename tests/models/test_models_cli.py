@@ -171,6 +171,18 @@ def test_score_rejects_bad_lines(model_dir: Path, stdin: str | bytes, message: s
     assert len(stdout.splitlines()) == 1 and "spam" in json.loads(stdout)
 
 
+@pytest.mark.parametrize("command", ["score", "evaluate"])
+def test_an_empty_version_is_refused_not_read_as_the_active_one(
+    model_dir: Path, data_file: Path, tmp_path: Path, command: str
+) -> None:
+    # As `--version "$CANDIDATE"` with CANDIDATE unset: the active model answered in its place.
+    args = ["--data", str(data_file), "--out", str(tmp_path / "curves")] if command == "evaluate" else []
+    args = [command, "--model", str(model_dir), "--version", "", *args]
+    code, stdout, stderr = run(*args, input='{"text": "x"}\n')
+    assert code == 1 and f"Error: no model version '' in {model_dir}" in stderr
+    assert stdout == ""
+
+
 def test_score_errors_name_the_file(model_dir: Path, tmp_path: Path) -> None:
     comments = tmp_path / "in.jsonl"
     comments.write_bytes(b'{"text": "caf\xe9"}\n')
