@@ -160,8 +160,12 @@ def _check_writable(model_dir: Path) -> None:
 
     refuse_version_folder(model_dir)
     existing = model_dir
-    while not existing.exists() and existing.parent != existing:
+    while not existing.exists() and not existing.is_symlink() and existing.parent != existing:
         existing = existing.parent
+    if existing.is_symlink() and not existing.exists():
+        # A link to a volume not mounted, say: making the folder would fail once training is done.
+        target = existing.readlink()
+        raise click.ClickException(f"{model_dir}: {existing} is a link to {target}, which is not there")
     if not existing.is_dir():
         raise click.ClickException(f"{model_dir}: {existing} is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):

@@ -223,6 +223,19 @@ def test_train_refuses_an_out_folder_it_cannot_write_before_reading_any_data(tmp
     assert code == 1 and f"Error: {out}: {tmp_path / 'file'} is not a folder" in stderr
 
 
+@pytest.mark.parametrize("below", ["", "m"], ids=["the-link", "below-the-link"])
+def test_train_refuses_an_out_folder_behind_a_broken_link_before_reading_any_data(
+    tmp_path: Path, below: str
+) -> None:
+    # As a link to a volume not mounted: the folder could not be made, which was found only
+    # once training was done, as "File exists".
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    out = tmp_path / "link" / below
+    code, _, stderr = run("train", "--data", str(tmp_path / "missing.jsonl"), "--out", str(out))
+    assert code == 1
+    assert f"Error: {out}: {tmp_path / 'link'} is a link to {tmp_path / 'gone'}, which is not there" in stderr
+
+
 def test_train_refuses_an_empty_out_folder_instead_of_writing_where_it_runs(
     tmp_path: Path, data_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
