@@ -83,8 +83,16 @@ class Classifier:
 
     def probabilities(self, comments: Sequence[Any]) -> dict[str, np.ndarray]:
         """Return, per head, the probability for every comment (no reasons)."""
+        # In batches, as `score` works: one feature matrix for a whole evaluation set took
+        # gigabytes (some 25 KB a comment).
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            matrix = self._heads.predict_proba(self.feature_matrix(self._prepare.transform(comments)))
+            batches = [
+                self._heads.predict_proba(self.feature_matrix(self._prepare.transform(batch)))
+                for batch in (
+                    comments[start : start + BATCH_SIZE] for start in range(0, len(comments), BATCH_SIZE)
+                )
+            ]
+        matrix = np.vstack(batches) if batches else np.zeros((0, len(self.heads)))
         return {head: matrix[:, column] for column, head in enumerate(self.heads)}
 
     def feature_matrix(self, prepared: Sequence[Any]) -> sp.csr_matrix:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
+from models.classifier import Classifier
 from models.cli import cli
 from models.evaluation import evaluate
 from models.examples import Example, write_examples
@@ -79,3 +82,23 @@ def test_evaluate_on_one_class_only_draws_no_curve_and_warns_of_nothing(
     assert report["heads"]["spam"]["positives"] == report["heads"]["spam"]["examples"] == 20
     for name in ("roc.png", "precision_recall.png"):
         assert (tmp_path / "c" / name).read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_evaluate_builds_features_in_batches_with_the_same_scores(
+    trained: TrainingResult, tiny_examples: list[Example], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One feature matrix for a whole labelled file took some 25 KB a comment: gigabytes for an export.
+    classifier = trained.classifier
+    whole = evaluate(classifier, tiny_examples)[0]
+    rows: list[int] = []
+    features = Classifier.feature_matrix
+
+    def counted(self: Classifier, prepared: Any) -> Any:
+        rows.append(len(prepared))
+        return features(self, prepared)
+
+    monkeypatch.setattr(Classifier, "feature_matrix", counted)
+    monkeypatch.setattr("models.classifier.BATCH_SIZE", 7)
+    assert evaluate(classifier, tiny_examples)[0] == whole
+    assert max(rows) == 7 and sum(rows) == len(tiny_examples)
+    assert [len(column) for column in classifier.probabilities([]).values()] == [0, 0]
