@@ -427,7 +427,8 @@ def shadow_report_command(version: str | None) -> None:
     from service.retraining import shadow_report
 
     settings = load_settings()
-    version = version or shadow_version(settings.models)
+    # `shadow report ""` (a variable left unset) names no version, not the one in shadow mode.
+    version = version if version is not None else shadow_version(settings.models)
     if version is None:
         raise click.ClickException("no version in shadow mode; name one")
     with _sessions(settings)() as session:

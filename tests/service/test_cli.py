@@ -294,6 +294,19 @@ def test_retrain_now_export_labels_and_shadow_commands(
     assert json.loads(runner.invoke(main, ["shadow", "report", version], env=env).output)["comments"] == 0
 
 
+def test_shadow_report_refuses_an_empty_version_instead_of_reporting_the_shadow_one(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # As `shadow report "$VERSION"` with VERSION unset: the version in shadow mode was reported.
+    runner = CliRunner()
+    assert runner.invoke(main, ["migrate"], env=env).exit_code == 0
+    models = tmp_path / "data" / "models"
+    models.mkdir()
+    (models / SHADOW_FILE).write_text("20260101T000000Z-0123abcd\n")
+    result = runner.invoke(main, ["shadow", "report", ""], env=env)
+    assert result.exit_code == 1 and "Error: no model version '' in " in result.output
+
+
 @pytest.fixture
 def retrain_env(env: dict[str, str], redis_url: str, queue_name: str) -> dict[str, str]:
     """The commands' environment with Redis and a retraining queue of the test's own."""
