@@ -8,6 +8,7 @@ the public corpora (see `models.importers`).
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -31,6 +32,19 @@ class _FolderPath(click.Path):
         if isinstance(value, str) and not value.strip():
             self.fail("an empty path; give a folder", param, ctx)
         return super().convert(value, param, ctx)
+
+
+class _Share(click.FloatRange):
+    """A share above 0 and up to 1; NaN, which passes every range check, is refused."""
+
+    def __init__(self) -> None:
+        super().__init__(0.0, 1.0, min_open=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        share = super().convert(value, param, ctx)
+        if math.isnan(share):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return share
 
 
 MODEL_DIR = _FolderPath(file_okay=False, path_type=Path)
@@ -200,14 +214,14 @@ def _check_writable(model_dir: Path) -> None:
     "--review-recall",
     default=0.95,
     show_default=True,
-    type=click.FloatRange(0.0, 1.0, min_open=True),
+    type=_Share(),
     help="Review threshold: the highest score that still flags this share of the validation positives.",
 )
 @click.option(
     "--reject-precision",
     default=0.99,
     show_default=True,
-    type=click.FloatRange(0.0, 1.0, min_open=True),
+    type=_Share(),
     help="Reject threshold: the lowest score above which this share of validation rejections is right, "
     "on enough of them for one mistake to show (100 for 0.99); else no automatic rejection.",
 )

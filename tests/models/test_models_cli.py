@@ -377,6 +377,19 @@ def test_train_refuses_a_seed_out_of_range_as_a_usage_error(
     assert code == 2 and "Invalid value for '--seed'" in stderr and "0<=x<=4294967295" in stderr
 
 
+@pytest.mark.parametrize("option", ["--review-recall", "--reject-precision"])
+@pytest.mark.parametrize("value", ["nan", "NaN", "-nan"])
+def test_train_refuses_a_threshold_target_that_is_no_number(
+    tmp_path: Path, data_file: Path, option: str, value: str
+) -> None:
+    # NaN passes every range check: a review threshold near 1 (nothing flagged) went live, and
+    # its metadata held a bare NaN, which no strict JSON reader takes.
+    out = tmp_path / "m"
+    code, _, stderr = run("train", "--data", str(data_file), "--out", str(out), option, value)
+    assert code == 2 and f"Invalid value for '{option}'" in stderr and "not a number" in stderr
+    assert not out.exists()
+
+
 def test_train_takes_importer_specs_and_threshold_targets(tmp_path: Path, data_file: Path) -> None:
     sms = tmp_path / "SMSSpamCollection"
     sms.write_text("spam\tWIN a prize, text CLAIM to 80086\nham\tok see you later", encoding="utf-8")
