@@ -431,6 +431,13 @@ def load_active(model_dir: str | Path) -> Classifier:
     version = active_version(root)
     if version is None:
         check_registry_folder(root)
+        versions = list_versions(root)
+        if versions:
+            # As after `train --no-activate`, or a damaged ACTIVE removed: training again adds nothing.
+            raise ModelNotFoundError(
+                f"no active model in {root}: activate one of its {len(versions)} versions "
+                "(`moderation models list`, then `moderation models activate VERSION`)"
+            )
         raise ModelNotFoundError(f"no active model in {root}: {_TRAIN_HINT}")
     if version not in list_versions(root):
         raise ModelNotFoundError(

@@ -107,8 +107,13 @@ def test_the_registry_s_own_files_are_not_listed_as_versions(three_versions: tup
 def test_nothing_active_until_activated(three_versions: tuple[Path, list[str]]) -> None:
     root, versions = three_versions
     assert active_version(root) is None
-    with pytest.raises(ModelNotFoundError, match="moderation train"):
+    # Versions are there (as after `train --no-activate`): one is to be activated, not trained.
+    with pytest.raises(ModelNotFoundError) as caught:
         load_active(root)
+    assert str(caught.value) == (
+        f"no active model in {root}: activate one of its 3 versions "
+        "(`moderation models list`, then `moderation models activate VERSION`)"
+    )
     activate(root, versions[0])
     assert active_version(root) == versions[0]
     assert load_active(root).version == versions[0]
