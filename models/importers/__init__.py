@@ -105,8 +105,14 @@ def stream(spec: str) -> Iterator[Example]:
     if importer is None:
         if path.is_dir():
             raise DataError(f"{path}: a folder; give a canonical file, or IMPORTER:PATH for a public corpus")
-        if not path.is_file():
+        if not path.exists():
             raise DataError(f"{path}: no such file")
+        if not path.is_file():
+            # Training out of core reads the data again for each pass, which a pipe cannot give.
+            raise DataError(
+                f"{path}: not a regular file (a pipe or a device); write the labels to a canonical "
+                ".jsonl or .csv file first"
+            )
         return stream_examples(path)
     return iter(importer.read(path))
 

@@ -41,8 +41,10 @@ def corpus_files(path: Path, pattern: str) -> list[Path]:
     """
     if path.is_file():
         return [path]
-    if not path.is_dir():
+    if not path.exists():
         raise DataError(f"{path}: no such file or folder")
+    if not path.is_dir():
+        raise DataError(f"{path}: not a regular file (a pipe or a device); save the corpus to a file first")
     files = sorted(p for p in path.glob(pattern) if p.is_file())
     if not files:
         raise DataError(f"{path}: no file matching {pattern!r} in this folder")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,16 @@ def test_a_colon_makes_an_importer_spec_only_after_an_importer_name(
 def test_bad_specs_are_data_errors(spec: str, message: str) -> None:
     with pytest.raises(DataError, match=message):
         load(spec)
+
+
+def test_a_pipe_given_as_a_canonical_file_is_not_called_missing(tmp_path: Path) -> None:
+    # As `--data <(zcat labels.jsonl.gz)`, or a named pipe: there, but no file to read again.
+    pipe = tmp_path / "labels.jsonl"
+    os.mkfifo(pipe)
+    for spec in (str(pipe), f"youtube:{pipe}"):
+        with pytest.raises(DataError) as caught:
+            load(spec)
+        assert str(caught.value).startswith(f"{pipe}: not a regular file (a pipe or a device)")
 
 
 def test_a_row_whose_text_cleans_to_nothing_is_skipped(tmp_path: Path) -> None:
