@@ -317,7 +317,7 @@ def evaluate_command(
 @_user_errors
 def score_command(model_dir: Path, version: str | None, file: str) -> None:
     """Score canonical JSON Lines from FILE (or standard input): one output line per input line."""
-    from models.examples import json_lines
+    from models.examples import json_lines, optional_text
     from models.records import as_comment
     from models.registry import load_active, load_version
 
@@ -343,7 +343,8 @@ def score_command(model_dir: Path, version: str | None, file: str) -> None:
             for where, row in json_lines(lines, STDIN_NAME if file == "-" else file):
                 if not isinstance(row.get("text"), str):
                     raise DataError(f"{where}: expected an object with a string 'text'")
-                batch.append(row)
+                fields = {key: optional_text(row, key, where) for key in ("author", "url")}
+                batch.append({"text": row["text"], **fields})
                 if len(batch) >= SCORE_BATCH:
                     flush()
         finally:

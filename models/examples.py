@@ -88,6 +88,22 @@ def _parse_label(value: Any, field: str, where: str) -> int | None:
     raise DataError(f"{where}: {field} must be 0, 1 or empty, got {value!r}")
 
 
+def optional_text(row: Mapping[str, Any], field: str, where: str) -> str:
+    """The optional text field ``field`` of a parsed row: empty when absent or null.
+
+    A number is taken as its digits (an author id of 0 is "0", not nothing); true, false,
+    an object or a list is refused, as its text would be Python's spelling of it.
+    """
+    value = row.get(field)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise DataError(f"{where}: {field!r} must be a string or a number, got {reprlib.repr(value)}")
+
+
 def example_from_mapping(row: Mapping[str, Any], where: str) -> Example:
     """Build an `Example` from one parsed row; `where` ("file:line") names it in errors."""
     text = row.get("text")
@@ -99,11 +115,11 @@ def example_from_mapping(row: Mapping[str, Any], where: str) -> Example:
         raise DataError(f"{where}: missing or empty 'text'")
     return Example(
         text=text,
-        author=str(row.get("author") or ""),
+        author=optional_text(row, "author", where),
         spam=_parse_label(row.get("spam"), "spam", where),
         abuse=_parse_label(row.get("abuse"), "abuse", where),
-        source=str(row.get("source") or ""),
-        url=str(row.get("url") or ""),
+        source=optional_text(row, "source", where),
+        url=optional_text(row, "url", where),
     )
 
 

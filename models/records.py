@@ -42,17 +42,15 @@ def as_comment(record: Any) -> CommentText:
     if isinstance(record, str):
         return CommentText(record)
     if isinstance(record, Mapping):
-        return CommentText(
-            text=str(record.get("text") or ""),
-            author=str(record.get("author") or ""),
-            url=str(record.get("url") or ""),
-        )
-    # Any other record with the same attribute names (e.g. an `Example`) is accepted too.
-    return CommentText(
-        text=str(getattr(record, "text", "") or ""),
-        author=str(getattr(record, "author", "") or ""),
-        url=str(getattr(record, "url", "") or ""),
-    )
+        text, author, url = (record.get(field) for field in ("text", "author", "url"))
+    else:  # any other record with the same attribute names (e.g. an `Example`)
+        text, author, url = (getattr(record, field, None) for field in ("text", "author", "url"))
+    return CommentText(text=_as_text(text), author=_as_text(author), url=_as_text(url))
+
+
+def _as_text(value: Any) -> str:
+    # None is no text; 0 is the text "0" (an author id), which `value or ""` would drop.
+    return "" if value is None else str(value)
 
 
 def holds_lone_surrogate(text: str) -> bool:

@@ -70,6 +70,14 @@ def test_labels_as_spreadsheets_and_dataframe_exports_write_them(tmp_path: Path)
     assert read_examples(jsonl_path) == expected
 
 
+def test_jsonl_takes_a_numeric_author_as_its_digits(tmp_path: Path) -> None:
+    # Exports that key commenters by number: an id of 0 is an author, not none.
+    path = tmp_path / "d.jsonl"
+    rows = '{"text": "a", "author": 0, "source": 7}\n{"text": "b", "author": 12.5}\n'
+    path.write_text(rows, encoding="utf-8")
+    assert read_examples(path) == [Example("a", author="0", source="7"), Example("b", author="12.5")]
+
+
 def test_jsonl_accepts_missing_and_null_labels(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     path.write_text('{"text": "a"}\n\n{"text": "b", "spam": null, "abuse": true}\n', encoding="utf-8")
@@ -89,6 +97,10 @@ def test_jsonl_accepts_missing_and_null_labels(tmp_path: Path) -> None:
         ('{"text": null}\n', r"d\.jsonl:1: missing or empty 'text'"),
         ('{"text": 42}\n', r"d\.jsonl:1: 'text' must be a string, got 42"),
         ('{"text": ["a"]}\n', r"d\.jsonl:1: 'text' must be a string, got \['a'\]"),
+        # Its text would be Python's spelling of it ("{'name': 'Bob'}", "True").
+        ('{"text": "ok", "author": {"name": "Bob"}}\n', r"d\.jsonl:1: 'author' must be a string or a number"),
+        ('{"text": "ok", "url": ["https://a.example"]}\n', r"d\.jsonl:1: 'url' must be a string or a number"),
+        ('{"text": "ok", "source": false}\n', r"d\.jsonl:1: 'source' must be .+, got False"),
         ('{"text": "ok"}\n{"text": "\\ud800 hi"}\n', r"d\.jsonl:2: 'text' holds half of a UTF-16 pair"),
         # A label under another spelling of its name would be dropped without a word.
         (

@@ -161,8 +161,9 @@ def test_score_without_a_model(tmp_path: Path) -> None:
         ('{"text": "ok"}\n\n', "standard input:2: blank line"),
         ('{"text": "ok"}\n{"text": "ok"\n', "standard input:2: not valid JSON"),
         (b'{"text": "ok"}\n{"text": "caf\xe9"}\n', "standard input:2: not valid UTF-8 (byte 0xe9)"),
+        ('{"text": "ok"}\n{"text": "ok", "author": {"id": 3}}\n', "standard input:2: 'author' must be"),
     ],
-    ids=["no-text", "blank-line", "blank-last-line", "not-json", "not-utf8"],
+    ids=["no-text", "blank-line", "blank-last-line", "not-json", "not-utf8", "object-author"],
 )
 def test_score_rejects_bad_lines(model_dir: Path, stdin: str | bytes, message: str) -> None:
     code, stdout, stderr = run("score", "--model", str(model_dir), input=stdin)

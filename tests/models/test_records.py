@@ -32,3 +32,7 @@ def test_as_comment_reads_a_plain_string_as_the_text() -> None:
 
 def test_as_comment_reads_missing_or_null_fields_as_empty() -> None:
     assert as_comment({"text": None, "author": None}) == CommentText("", "", "")
+
+
+def test_as_comment_keeps_an_author_id_of_zero() -> None:
+    assert as_comment({"text": "hi", "author": 0}) == CommentText("hi", "0")
