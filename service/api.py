@@ -35,7 +35,7 @@ from service.auth import authenticate
 from service.errors import ConflictError, ForbiddenError, QueueUnavailableError, ValidationError
 from service.http_errors import FORM_TYPES, is_form_post
 from service.personal_data import erase_personal_data, export_personal_data, reveal_email
-from service.presenters import audit_view, moderator_view, page_view, public_view, receipt_view
+from service.presenters import moderator_view, page_view, public_view, trail_view
 from service.redirects import safe_target, with_notice
 from service.review import (
     MAX_PAGE,
@@ -354,8 +354,7 @@ def show_comment(comment_id: int) -> Any:
     """One comment with its verdict and its audit trail."""
     session = get_session()
     comment = get_comment(session, comment_id)
-    events = audit_trail(session, comment_id)
-    trail = [receipt_view(comment), *(audit_view(event) for event in events)]
+    trail = trail_view(comment, audit_trail(session, comment_id))
     return {**moderator_view(comment, services().keys), "audit": trail}
 
 

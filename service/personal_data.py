@@ -23,7 +23,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from models import without_author
-from service.presenters import audit_view, receipt_view
+from service.presenters import trail_view
 from service.privacy import ERASED_EMAIL, KeyRing, email_digest, readable_email
 from service.reasons import without_timing
 from service.review import audit_trail, get_comment
@@ -81,7 +81,7 @@ def personal_data(comment: Comment, keys: KeyRing, trail: list[AuditEvent]) -> d
         "created_at": comment.created_at.isoformat(),
         "seconds_to_submit": comment.seconds_to_submit,
         "verdict_reasons": [verdict.reasons for verdict in comment.verdicts],
-        "audit": [receipt_view(comment), *(audit_view(event) for event in trail)],
+        "audit": trail_view(comment, trail),
     }
 
 

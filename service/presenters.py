@@ -93,6 +93,12 @@ def audit_view(event: AuditEvent) -> dict[str, Any]:
     }
 
 
+def trail_view(comment: Comment, events: list[AuditEvent]) -> list[dict[str, Any]]:
+    """A comment's audit trail as moderators read it, from its arrival on; ``events`` are
+    its audit events, oldest first."""
+    return [receipt_view(comment), *(audit_view(event) for event in events)]
+
+
 def public_view(comment: Comment, keys: KeyRing, *, parent_published: bool = True) -> dict[str, Any]:
     """What any reader may see of an approved comment; an erased commenter has no avatar.
 
