@@ -1,4 +1,4 @@
-"""The moderators' pages: sign in with a token, read the review queue, decide.
+"""The moderators' pages: sign in with a token, read the review queue or one comment, decide.
 
 Plain server-rendered forms, so a moderator needs nothing but a browser. The pages
 read the same queue and decide through the same functions as the JSON API. A moderator
@@ -11,7 +11,7 @@ cookies, needs none.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import wraps
@@ -23,6 +23,7 @@ from flask import session as browser_session
 from flask.blueprints import BlueprintSetupState
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from markupsafe import Markup
 from sqlalchemy import update
 from werkzeug.wrappers import Response
 
@@ -32,7 +33,7 @@ from service.auth import authenticate
 from service.errors import AuthError, ConflictError, NotFoundError, ValidationError
 from service.http_errors import MODERATOR_PAGES, MODERATOR_PAGES_PREFIX, on_moderator_pages
 from service.personal_data import EXPORTED_ACTION, REVEALED_ACTION, reveal_email
-from service.presenters import moderator_view, time_shown
+from service.presenters import moderator_view, time_shown, trail_view
 from service.reasons import seconds_shown
 from service.review import (
     ListQuery,
@@ -40,6 +41,7 @@ from service.review import (
     audit_trail,
     commenter_of,
     count_comments,
+    get_comment,
     last_moves,
     list_comments,
     parents_of,
@@ -68,6 +70,9 @@ _READINGS = frozenset({REVEALED_ACTION, EXPORTED_ACTION})
 DONE = {"approve": "approved", "spam": "rejected as spam", "abuse": "rejected as abuse", "other": "rejected"}
 # The audit actions of moderators' decisions; the others that move a comment are the policy's.
 DECIDED = frozenset(action.value for action in Action)
+# The hidden field of a comment page's forms that sends the moderator back to that page
+# after deciding, in place of the queue's filters and cursor.
+RETURN_TO_COMMENT = {"return_to": "comment"}
 View = TypeVar("View", bound=Callable[..., Any])
 
 
@@ -315,38 +320,76 @@ def queue() -> str:
         query = replace(query, cursor=None)
         page = list_comments(get_session(), query)
     keys = services().keys
-    moves = last_moves(get_session(), [comment.id for comment in page.items])
     # The queue's length, however the list is filtered and ordered: how much waits.
     waiting = count_comments(get_session(), replace(query, status=CommentStatus.FLAGGED))
+    status = query.status.value if query.status else ""
+    # What the list keeps to, carried by every link and form that leads back to it.
+    filters = {
+        name: value
+        for name, value in (("thread", query.thread), ("same_commenter_as", commenter))
+        if value is not None
+    }
+    cursor = {"cursor": query.cursor} if query.cursor else {}
     return render_template(
         "moderate_queue.html",
         moderator=g.moderator,
         comments=[moderator_view(comment, keys) for comment in page.items],
-        # Why the policy put each comment where it is: a flagged one's scores alone do not
-        # say it (a pre-moderated site, a post sent too fast, a classification that failed),
-        # nor a rejected one's (the honeypot).
-        routed_for={comment_id: why for comment_id, event in moves.items() if (why := _routed(event))},
-        # Which moderator decided, how, when and with what note: without it a colleague's
-        # decision, or a mistaken one of one's own, read as the model's, unchecked and unmended.
-        decided_by={
-            comment_id: _decided(event) for comment_id, event in moves.items() if event.action in DECIDED
-        },
-        # A reply is judged by what it answers, which is seldom on the same page.
-        parents=parents_of(get_session(), page.items),
+        judged=_judged(page.items),
         cursor=query.cursor,
         next_cursor=page.next_cursor,
-        status=query.status.value if query.status else "",
-        # What the list keeps to, carried by every link and form that leads back to it.
-        filters={
-            name: value
-            for name, value in (("thread", query.thread), ("same_commenter_as", commenter))
-            if value is not None
-        },
+        status=status,
+        filters=filters,
+        back={"status": status, **filters, "sort": query.sort.value, **cursor},
         sort=query.sort.value,
         statuses=[status.value for status in CommentStatus],
         waiting=waiting,
         sorts=[sort.value for sort in Sort],
     )
+
+
+def _judged(comments: Sequence[Comment]) -> dict[int, dict[str, Any]]:
+    """What a comment's card shows beside the comment, by the comment's id: the comment it
+    replies to, why the policy put it where it is, and a moderator's decision that did."""
+    moves = last_moves(get_session(), [comment.id for comment in comments])
+    # A reply is judged by what it answers, which is seldom on the same page.
+    parents = parents_of(get_session(), comments)
+    return {
+        comment.id: {
+            "parent": parents.get(comment.parent_id) if comment.parent_id is not None else None,
+            # A flagged comment's scores alone do not say why it is held (a pre-moderated
+            # site, a post sent too fast, a classification that failed), nor a rejected
+            # one's (the honeypot).
+            "routed": _routed(move) if (move := moves.get(comment.id)) else None,
+            # Without who decided, how, when and with what note, a colleague's decision, or
+            # a mistaken one of one's own, read as the model's, unchecked and unmended.
+            "decided": _decided(move) if move and move.action in DECIDED else None,
+        }
+        for comment in comments
+    }
+
+
+@bp.get("/comments/<id:comment_id>")
+@signed_in
+def show_comment(comment_id: int) -> str:
+    """One comment as the queue shows it, with its whole audit trail and its decision form,
+    which comes back here; the pages' 404 for an id no comment has."""
+    found = get_comment(get_session(), comment_id)
+    return render_template(
+        "moderate_comment.html",
+        moderator=g.moderator,
+        comment=moderator_view(found, services().keys),
+        judged=_judged([found])[comment_id],
+        trail=trail_view(found, audit_trail(get_session(), comment_id)),
+        back=RETURN_TO_COMMENT,
+    )
+
+
+def _about(comment_id: int, said: str) -> Markup:
+    """A message about comment ``comment_id``: "Comment 57" and what ``said`` tells of it,
+    the name a link to the comment's page. A decision takes a comment off a queue filtered
+    by status, and the page is where to follow it and to mend a mistaken decision."""
+    link = url_for("pages.show_comment", comment_id=comment_id)
+    return Markup('<a href="{}">Comment {}</a>{}').format(link, comment_id, said)
 
 
 def _routed(event: AuditEvent) -> str | None:
@@ -367,23 +410,28 @@ def _decided(event: AuditEvent) -> dict[str, str | None]:
 @bp.post("/comments/<id:comment_id>/decision")
 @signed_in
 def decide(comment_id: int) -> Response:
-    """Apply the decision a button of the comment's form names, then go back to the queue."""
+    """Apply the decision a button of the comment's form names, then go back to the page
+    the form was on: the queue, or the comment's own page."""
     decision = request.form.get("decision", "")
     try:
         note = moderator_note(request.form.get("note"))
     except ValueError as exc:
-        flash(f"Comment {comment_id}: the note {exc}.", "problem")
+        flash(_about(comment_id, f": the note {exc}."), "problem")
     else:
         if decision in DECISIONS:
             _apply(comment_id, decision, note)
         else:
-            flash(f"Comment {comment_id}: choose approve, spam, abuse or other.", "problem")
-    return redirect(_queue_the_form_was_on())
+            flash(_about(comment_id, ": choose approve, spam, abuse or other."), "problem")
+    return redirect(_page_the_form_was_on(comment_id))
 
 
-def _queue_the_form_was_on(anchor: str = "comments") -> str:
-    """The queue page a comment's form was on (a stale cursor falls back to the top of the list),
-    at the element ``anchor`` names: by default the list, past the header and the filters."""
+def _page_the_form_was_on(comment_id: int, anchor: str = "comments") -> str:
+    """The page comment ``comment_id``'s form was on. The comment's own page, at its main
+    content (where the message is); else the queue page (a stale cursor falls back to the
+    top of the list), at the element ``anchor`` names: by default the list, past the
+    header and the filters."""
+    if _from_comment_page():
+        return url_for("pages.show_comment", comment_id=comment_id, _anchor="comment")
     form = request.form
     # The fragment moves a keyboard's next Tab there too: without it, each decision sent
     # the moderator back to the page's top, Tab on Sign out and eleven stops from the
@@ -397,6 +445,11 @@ def _queue_the_form_was_on(anchor: str = "comments") -> str:
         cursor=form.get("cursor"),
         _anchor=anchor,
     )
+
+
+def _from_comment_page() -> bool:
+    """Whether the form sent was on a comment's own page, not on the queue."""
+    return request.form.get("return_to") == RETURN_TO_COMMENT["return_to"]
 
 
 def _seen_time(raw: str | None) -> datetime | None:
@@ -453,17 +506,20 @@ def _apply(comment_id: int, decision: str, note: str | None) -> None:
     except ConflictError:
         last = _last_change(comment_id)
         if _made_already(last, made):
-            flash(f"Comment {comment_id} {DONE[decision]}.", "done")
+            flash(_about(comment_id, f" {DONE[decision]}."), "done")
             return
         # The page goes back to the queue it was on, which the comment may have left: the
         # moderator is told where it went, and who moved it, to follow it up.
         flash(
-            f"Comment {comment_id} was decided, classified or erased meanwhile"
-            f"{_now_and_by_whom(comment_id, last)}, so your decision was not applied: look at it again.",
+            _about(
+                comment_id,
+                f" was decided, classified or erased meanwhile{_now_and_by_whom(comment_id, last)},"
+                " so your decision was not applied: look at it again.",
+            ),
             "problem",
         )
     else:
-        flash(f"Comment {comment_id} {DONE[decision]}.", "done")
+        flash(_about(comment_id, f" {DONE[decision]}."), "done")
 
 
 @bp.post("/comments/<id:comment_id>/reveal-email")
@@ -475,11 +531,12 @@ def reveal(comment_id: int) -> Any:
         email = reveal_email(get_session(), services().keys, comment_id, moderator_actor(g.moderator), None)
     except NotFoundError as exc:
         flash(f"Comment {comment_id}: {exc}.", "problem")
-        return redirect(_queue_the_form_was_on())
+        return redirect(_page_the_form_was_on(comment_id))
     get_session().commit()
     # Percent-encoded, as RFC 6068 asks: an address may hold `?`, `&` or `%`, which a mail
     # program would read as the start of headers (`?bcc=...`) or as an escape.
     mailto = f"mailto:{quote(email, safe='@')}" if email else None
-    back = _queue_the_form_was_on(f"comment-{comment_id}")  # to decide the comment next
-    page = {"comment_id": comment_id, "email": email, "mailto": mailto, "back": back}
+    back = _page_the_form_was_on(comment_id, f"comment-{comment_id}")  # to decide the comment next
+    back_to = f"comment {comment_id}" if _from_comment_page() else "the review queue"
+    page = {"comment_id": comment_id, "email": email, "mailto": mailto, "back": back, "back_to": back_to}
     return render_template("moderate_email.html", **page)

@@ -52,6 +52,12 @@ def _csrf(client: FlaskClient, path: str) -> str:
     return match.group(1)
 
 
+def _messages(page: str) -> str:
+    """The messages at the top of ``page`` as they read, one a line (their links are text)."""
+    shown = re.findall(r'<p class="flash \w+" role="\w+">(.*?)</p>', page, flags=re.DOTALL)
+    return "\n".join(html.unescape(re.sub(r"<[^>]+>", "", message)) for message in shown)
+
+
 def _sign_in(client: FlaskClient, token: str) -> None:
     response = client.post(
         "/moderate/sign-in", data={"token": token, "csrf_token": _csrf(client, "/moderate/sign-in")}
@@ -168,7 +174,7 @@ def test_a_decision_from_the_page_is_stored_audited_and_labelled(
     # Back at the list, where the message is and a keyboard's next Tab goes on from.
     assert response.headers["Location"] == "/moderate/?status=flagged&sort=queue#comments"
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert f"Comment {flagged} rejected as spam." in page and "Great casino bonus here." not in page
+    assert f"Comment {flagged} rejected as spam." in _messages(page) and "Great casino bonus here." not in page
     with services.sessions() as session:
         assert session.get_one(Comment, flagged).status is CommentStatus.REJECTED
         event = session.scalars(select(AuditEvent).where(AuditEvent.comment_id == flagged)).all()[-1]
@@ -480,8 +486,9 @@ def test_a_comments_thread_leads_to_every_comment_of_that_thread_and_decisions_s
     assert "<bdi>/2026/11/harbour?page=2&amp;x=1</bdi>" in queue
     link = re.search(r'<a href="([^"]+)" aria-describedby="[^"]+">Whole thread</a>', queue)
     assert link, "the thread is a link away"
-    # After the decisions, which a keyboard reaches first.
-    assert _Elements(queue).focusable()[0][1].get("name") == "note"
+    # After the decisions, which a keyboard reaches first past the heading's link to the comment.
+    heading, note = _Elements(queue).focusable()[:2]
+    assert heading[1].get("href") == f"/moderate/comments/{held}" and note[1].get("name") == "note"
     thread_page = html.unescape(link.group(1))
     page = client.get(thread_page).get_data(as_text=True)
     assert "Casino bonus." in page and "The works ran late." in page and "Elsewhere entirely." not in page
@@ -494,7 +501,7 @@ def test_a_comments_thread_leads_to_every_comment_of_that_thread_and_decisions_s
     form = {**{name: html.unescape(value) for name, value in fields.items()}, "decision": "spam"}
     response = client.post(f"/moderate/comments/{held}/decision", data=form)
     back = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert f"Comment {held} rejected as spam." in back
+    assert f"Comment {held} rejected as spam." in _messages(back)
     assert "The works ran late." in back and "Elsewhere entirely." not in back
 
 
@@ -526,7 +533,9 @@ def test_a_commenters_other_comments_are_a_link_away_and_decisions_stay_with_the
     assert f"same_commenter_as={held}" in response.headers["Location"]
     back = client.get(response.headers["Location"]).get_data(as_text=True)
     assert (
-        f"Comment {held} rejected as abuse." in back and "Shut up, idiot." in back and "Idiots." not in back
+        f"Comment {held} rejected as abuse." in _messages(back)
+        and "Shut up, idiot." in back
+        and "Idiots." not in back
     )
 
 
@@ -583,7 +592,8 @@ def test_a_decision_on_what_the_page_showed_before_a_change_is_not_applied(
     assert client.post(f"/moderate/comments/{flagged}/decision", data=other).status_code == 302
     stale = {"decision": "spam", "seen_status": "flagged", "csrf_token": token}
     response = client.post(f"/moderate/comments/{flagged}/decision", data=stale, follow_redirects=True)
-    assert f"Comment {flagged} was decided, classified or erased meanwhile" in response.get_data(as_text=True)
+    meanwhile = f"Comment {flagged} was decided, classified or erased meanwhile"
+    assert meanwhile in _messages(response.get_data(as_text=True))
     with services.sessions() as session:
         assert session.get_one(Comment, flagged).status is CommentStatus.APPROVED
         assert session.scalars(select(Label).where(Label.comment_id == flagged)).one().spam is False
@@ -615,7 +625,8 @@ def test_a_decision_on_a_comment_changed_since_with_the_same_status_is_not_appli
     # Another moderator makes the rejection one for abuse: the status stays.
     _send(client, flagged, _decision_form(client, flagged, "abuse"))
     response = client.post(f"/moderate/comments/{flagged}/decision", data=stale, follow_redirects=True)
-    assert f"Comment {flagged} was decided, classified or erased meanwhile" in response.get_data(as_text=True)
+    meanwhile = f"Comment {flagged} was decided, classified or erased meanwhile"
+    assert meanwhile in _messages(response.get_data(as_text=True))
     with services.sessions() as session:
         assert session.get_one(Comment, flagged).status is CommentStatus.REJECTED
 
@@ -629,7 +640,7 @@ def test_a_decision_sent_twice_says_it_was_applied(
     client.get("/moderate/")  # the first answer's message, shown and gone
     twice = client.post(f"/moderate/comments/{flagged}/decision", data=form, follow_redirects=True)
     page = twice.get_data(as_text=True)
-    assert f"Comment {flagged} approved." in page and "not applied" not in page
+    assert f"Comment {flagged} approved." in _messages(page) and "not applied" not in page
     with services.sessions() as session:
         assert session.get_one(Comment, flagged).status is CommentStatus.APPROVED
         events = session.scalars(select(AuditEvent.action).where(AuditEvent.comment_id == flagged)).all()
@@ -649,7 +660,7 @@ def test_a_decision_sent_twice_says_it_was_applied_though_its_email_was_read_bet
     assert revealed.status_code == 200
     twice = client.post(f"/moderate/comments/{flagged}/decision", data=form, follow_redirects=True)
     page = twice.get_data(as_text=True)
-    assert f"Comment {flagged} approved." in page and "not applied" not in page
+    assert f"Comment {flagged} approved." in _messages(page) and "not applied" not in page
     with services.sessions() as session:
         events = session.scalars(select(AuditEvent.action).where(AuditEvent.comment_id == flagged)).all()
         assert events.count("approve") == 1
@@ -726,7 +737,7 @@ def test_a_decision_not_applied_says_what_the_comment_is_now_and_who_changed_it(
     _send(other, flagged, _decision_form(other, flagged, "approve"))
     response = client.post(f"/moderate/comments/{flagged}/decision", data=stale, follow_redirects=True)
     page = response.get_data(as_text=True)
-    assert f"Comment {flagged} was decided, classified or erased meanwhile" in page
+    assert f"Comment {flagged} was decided, classified or erased meanwhile" in _messages(page)
     assert "it is approved now, by moderator:Bo" in page
 
 
@@ -741,8 +752,10 @@ def test_each_comment_has_a_heading_saying_what_it_replies_to(
     _route(services, reply_id, CommentStatus.FLAGGED)
     _sign_in(client, _token(services))
     page = client.get("/moderate/?status=").get_data(as_text=True)
-    assert f"<h2>Comment {reply_id}, a reply to comment {parent}</h2>" in page
-    assert f"<h2>Comment {parent}</h2>" in page
+    # Each heading leads to the comment's own page.
+    linked = f'<a href="/moderate/comments/{reply_id}">Comment {reply_id}</a>'
+    assert f"<h2>{linked}, a reply to comment {parent}</h2>" in page
+    assert f'<h2><a href="/moderate/comments/{parent}">Comment {parent}</a></h2>' in page
 
 
 def test_a_reply_shows_the_start_of_the_comment_it_answers(client: FlaskClient, services: Services) -> None:
@@ -755,9 +768,11 @@ def test_a_reply_shows_the_start_of_the_comment_it_answers(client: FlaskClient, 
     _route(services, reply_id, CommentStatus.FLAGGED)
     _sign_in(client, _token(services))
     page = client.get("/moderate/").get_data(as_text=True)
-    assert f"<h2>Comment {parent}</h2>" not in page  # not listed itself
-    quoted = page[page.index(f"<h2>Comment {reply_id}, a reply") : page.index("Yes, exactly.")]
-    assert f"Comment {parent} (approved), by <bdi>Ann Reader</bdi>:" in quoted
+    assert f'id="comment-{parent}"' not in page  # not listed itself
+    quoted = page[page.index(f"Comment {reply_id}</a>, a reply") : page.index("Yes, exactly.")]
+    # The whole of it, and how it was judged, a link away.
+    parent_link = f'<a href="/moderate/comments/{parent}">Comment {parent}</a>'
+    assert f"{parent_link} (approved), by <bdi>Ann Reader</bdi>:" in quoted
     assert "The harbour works ran late again. The contractor blamed the tides." in quoted
     assert "The contractor blamed the tides. " * 30 not in quoted and "…" in quoted  # its start only
     assert "jane.doe" not in page
