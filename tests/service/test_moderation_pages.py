@@ -174,7 +174,9 @@ def test_a_decision_from_the_page_is_stored_audited_and_labelled(
     # Back at the list, where the message is and a keyboard's next Tab goes on from.
     assert response.headers["Location"] == "/moderate/?status=flagged&sort=queue#comments"
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert f"Comment {flagged} rejected as spam." in _messages(page) and "Great casino bonus here." not in page
+    assert (
+        f"Comment {flagged} rejected as spam." in _messages(page) and "Great casino bonus here." not in page
+    )
     with services.sessions() as session:
         assert session.get_one(Comment, flagged).status is CommentStatus.REJECTED
         event = session.scalars(select(AuditEvent).where(AuditEvent.comment_id == flagged)).all()[-1]
@@ -904,3 +906,193 @@ def test_a_refused_token_is_tied_to_its_field(client: FlaskClient, token: str) -
     fresh = _Elements(client.get("/moderate/sign-in").get_data(as_text=True))
     (untouched,) = [attrs for _, attrs, _ in fresh.elements if attrs.get("name") == "token"]
     assert "aria-invalid" not in untouched and "aria-describedby" not in untouched
+
+
+@pytest.fixture
+def reply(client: FlaskClient, services: Services) -> tuple[int, int]:
+    """A flagged reply to an approved comment: the reply's id and its parent's."""
+    parent = _post(client, "The harbour works ran late again.")
+    _route(services, parent, CommentStatus.APPROVED)
+    posted = client.post("/v1/comments", json={**FORM, "comment": "Great casino bonus.", "parent_id": parent})
+    reply_id = int(posted.get_json()["id"])
+    _route(services, reply_id, CommentStatus.FLAGGED, "spam 0.70 at or above review threshold 0.35")
+    return reply_id, parent
+
+
+def _trail(page: str) -> list[str]:
+    """The entries of the audit trail on a comment's page, as they read."""
+    trail = page[page.index('<h2 id="trail">Audit trail</h2>') :]
+    return [
+        re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", entry))).strip()
+        for entry in re.findall(r"<li>(.*?)</li>", trail, flags=re.DOTALL)
+    ]
+
+
+def test_a_comments_page_shows_it_as_the_queue_does_with_its_whole_audit_trail(
+    client: FlaskClient, services: Services, reply: tuple[int, int], moderator_headers: dict[str, str]
+) -> None:
+    # Mending a mistaken decision meant paging through the rejected list, and who did what
+    # to a comment was in the API alone.
+    reply_id, parent = reply
+    assert client.get(f"/moderate/comments/{reply_id}").headers["Location"] == "/moderate/sign-in"
+    _sign_in(client, _token(services, "Mo"))
+    _send(client, reply_id, {**_decision_form(client, reply_id, "abuse"), "note": "threatens the mayor"})
+    assert client.post(f"/v1/comments/{reply_id}/reveal-email", headers=moderator_headers).status_code == 200
+    response = client.get(f"/moderate/comments/{reply_id}")
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    page = response.get_data(as_text=True)
+    assert f"<title>Comment {reply_id} · Moderation</title>" in page
+    assert f"<h1>Comment {reply_id}, a reply to comment {parent}</h1>" in page
+    card = _card(page, reply_id)
+    assert "Great casino bonus." in card and "j***@example.com" in card and "spam 0.70" in card
+    assert "&#34;casino&#34; +1.5 toward spam" in card and "· rejected" not in card
+    assert re.search(r"Rejected as abuse by moderator:Mo,\s*<time", card)
+    assert f'<a href="/moderate/comments/{parent}">Comment {parent}</a> (approved)' in card
+    assert "The harbour works ran late again." in card
+    assert "Whole thread</a>" in card and "Their comments</a>" in card
+    assert f"/moderate/comments/{reply_id}/reveal-email" in card
+    # Everyone's doings, oldest first, each at its time in UTC.
+    assert [entry.split(" · ", 1)[1] for entry in _trail(page)] == [
+        "intake · received",
+        "model:test-model · classified (spam 0.70 at or above review threshold 0.35): received → flagged",
+        "moderator:Mo · reject (abuse): flagged → rejected: threatens the mayor",
+        "moderator:Mod Erator · email revealed",
+    ]
+    trail = page[page.index('<h2 id="trail">Audit trail</h2>') :]
+    times = re.findall(r'<time datetime="([^"]+)">([^<]+)</time>', trail)
+    assert len(times) == 4 and all(shown.endswith(" UTC") for _, shown in times)
+    assert all(datetime.fromisoformat(at).tzinfo is not None for at, _ in times)
+    assert "jane.doe" not in page.lower()
+
+
+def test_a_decision_from_a_comments_page_is_applied_and_comes_back_to_it(
+    client: FlaskClient, services: Services, reply: tuple[int, int]
+) -> None:
+    reply_id, _parent = reply
+    _sign_in(client, _token(services, "Mo"))
+    page = client.get(f"/moderate/comments/{reply_id}").get_data(as_text=True)
+    fields = _hidden_fields(page, f"/moderate/comments/{reply_id}/decision")
+    assert "status" not in fields and "cursor" not in fields and fields["seen_status"] == "flagged"
+    form = {**fields, "decision": "spam", "note": "casino link"}
+    response = client.post(f"/moderate/comments/{reply_id}/decision", data=form)
+    assert response.headers["Location"] == f"/moderate/comments/{reply_id}#comment"
+    back = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert f"Comment {reply_id} rejected as spam." in _messages(back)
+    assert _trail(back)[-1].endswith("moderator:Mo · reject (spam): flagged → rejected: casino link")
+    with services.sessions() as session:
+        assert session.get_one(Comment, reply_id).status is CommentStatus.REJECTED
+        label = session.scalars(select(Label).where(Label.comment_id == reply_id)).one()
+        assert (label.spam, label.abuse) == (True, None)
+    # Mended from the same page: its form now holds what the page shows.
+    fields = _hidden_fields(back, f"/moderate/comments/{reply_id}/decision")
+    mended = client.post(
+        f"/moderate/comments/{reply_id}/decision",
+        data={**fields, "decision": "approve"},
+        follow_redirects=True,
+    )
+    assert f"Comment {reply_id} approved." in _messages(mended.get_data(as_text=True))
+    # Revealing the email from the page leads back to it.
+    fields = _hidden_fields(back, f"/moderate/comments/{reply_id}/reveal-email")
+    shown = client.post(f"/moderate/comments/{reply_id}/reveal-email", data=fields).get_data(as_text=True)
+    assert f'<a href="/moderate/comments/{reply_id}#comment">Back to comment {reply_id}</a>' in shown
+
+
+def test_a_decision_from_a_comments_page_after_a_colleagues_is_refused_there(
+    client: FlaskClient, services: Services, reply: tuple[int, int]
+) -> None:
+    reply_id, _parent = reply
+    _sign_in(client, _token(services, "Mo"))
+    page = client.get(f"/moderate/comments/{reply_id}").get_data(as_text=True)
+    stale = {**_hidden_fields(page, f"/moderate/comments/{reply_id}/decision"), "decision": "approve"}
+    other = client.application.test_client()
+    _sign_in(other, _token(services, "Bo <i>"))
+    _send(other, reply_id, _decision_form(other, reply_id, "abuse"))
+    response = client.post(f"/moderate/comments/{reply_id}/decision", data=stale, follow_redirects=True)
+    shown = response.get_data(as_text=True)
+    assert response.request.path == f"/moderate/comments/{reply_id}"
+    # The message links the comment, and its words stay text.
+    assert "by moderator:Bo &lt;i&gt;)" in shown and "<i>" not in shown
+    assert (
+        f"Comment {reply_id} was decided, classified or erased meanwhile (it is rejected now, "
+        "by moderator:Bo <i>), so your decision was not applied" in _messages(shown)
+    )
+    assert '<p class="flash problem" role="alert">' in shown
+    # What the colleague decided, to look at again.
+    assert _trail(shown)[-1].endswith("moderator:Bo <i> · reject (abuse): flagged → rejected")
+    with services.sessions() as session:
+        assert session.get_one(Comment, reply_id).status is CommentStatus.REJECTED
+
+
+def test_the_messages_after_a_decision_link_to_the_comments_page(
+    client: FlaskClient, services: Services, flagged: int
+) -> None:
+    # "Comment 57 rejected as abuse." linked nowhere, and the comment had left the queue.
+    _sign_in(client, _token(services, "Mo"))
+    form = _decision_form(client, flagged, "abuse")
+    response = client.post(f"/moderate/comments/{flagged}/decision", data=form, follow_redirects=True)
+    page = response.get_data(as_text=True)
+    link = f'<a href="/moderate/comments/{flagged}">Comment {flagged}</a>'
+    assert f'<p class="flash done" role="status">{link} rejected as abuse.</p>' in page
+    refused = client.post(f"/moderate/comments/{flagged}/decision", data=form, follow_redirects=True)
+    assert f"{link} was decided" not in refused.get_data(as_text=True)  # a double click: applied
+    again = client.post(
+        f"/moderate/comments/{flagged}/decision", data={**form, "decision": "maybe"}, follow_redirects=True
+    )
+    assert f"{link}: choose approve, spam, abuse or other." in again.get_data(as_text=True)
+    noted = {**_decision_form(client, flagged, "approve"), "note": "x" * 2001}
+    problem = client.post(f"/moderate/comments/{flagged}/decision", data=noted, follow_redirects=True)
+    assert f"{link}: the note must be text" in problem.get_data(as_text=True)
+
+
+def test_a_comment_no_one_posted_has_the_pages_404(client: FlaskClient, services: Services) -> None:
+    _sign_in(client, _token(services))
+    for path in ("/moderate/comments/999999", f"/moderate/comments/{2**64}"):
+        response = client.get(path)
+        page = response.get_data(as_text=True)
+        assert response.status_code == 404 and "<title>Not Found · Moderation</title>" in page
+        assert "<h1>Not Found</h1>" in page and response.headers["Cache-Control"] == "no-store"
+
+
+def test_an_erased_comments_page_shows_it_erased_without_personal_data(
+    client: FlaskClient, services: Services
+) -> None:
+    parent = _post(client, "The harbour works ran late again.")
+    _route(services, parent, CommentStatus.APPROVED)
+    posted = client.post(
+        "/v1/comments",
+        json={**FORM, "url": "https://jane.example/", "comment": "Reply.", "parent_id": parent},
+    )
+    erased = int(posted.get_json()["id"])
+    _route(services, erased, CommentStatus.FLAGGED)
+    _sign_in(client, _token(services, "Mo"))
+    _send(client, erased, {**_decision_form(client, erased, "spam"), "note": "Jane again"})
+    with services.sessions() as session:
+        erase_personal_data(session, services.keys, FORM["email"], "moderator:Ad", notify=False)
+        session.commit()
+    page = client.get(f"/moderate/comments/{erased}").get_data(as_text=True)
+    assert "<bdi>Anonymous</bdi>" in page and "(email erased)" in page
+    assert _trail(page)[-1].endswith("moderator:Ad · personal data erased")
+    for personal in ("Ann Reader", "jane", "Jane again", "Reveal email", "Their comments"):
+        assert personal not in page
+    # The parent it quotes was erased with it.
+    assert (
+        f'<a href="/moderate/comments/{parent}">Comment {parent}</a> (approved), by <bdi>Anonymous</bdi>'
+        in page
+    )
+
+
+def test_a_comments_page_keeps_the_pages_landmarks_and_headings(
+    client: FlaskClient, services: Services, reply: tuple[int, int]
+) -> None:
+    reply_id, parent_id = reply
+    _sign_in(client, _token(services))
+    page = _Elements(client.get(f"/moderate/comments/{reply_id}").get_data(as_text=True))
+    mains = [attrs for tag, attrs, _ in page.elements if tag == "main"]
+    assert len(mains) == 1 and mains[0].get("id") == "comment"
+    skip, queue, sign_out, parent, note = [element[1] for element in page.focusable()[:5]]
+    assert skip.get("href") == "#comment" and queue.get("href") == "/moderate/"
+    assert sign_out.get("type") == "submit" and parent.get("href") == f"/moderate/comments/{parent_id}"
+    assert note.get("name") == "note"
+    headings = [tag for tag, _, _ in page.elements if tag in {"h1", "h2", "h3"}]
+    assert headings == ["h1", "h2"]
+    assert all("main" in inside for tag, _, inside in page.elements if tag in {"article", "section"})
