@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
@@ -26,6 +28,9 @@ from service.tables import AuditEvent, Comment
 from service.transitions import VerdictRecord, record_verdicts
 from tests.conftest import require_service
 from tests.integration.processes import free_port
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 pytestmark = pytest.mark.integration
 
@@ -153,44 +158,51 @@ def test_a_keyboard_decides_in_a_thread_it_followed_a_comment_to_and_stays_there
             browser.close()
 
 
-def test_a_moderator_follows_a_decision_to_its_comments_page_and_mends_it(
-    served: str, client: FlaskClient, services: Services
-) -> None:
+@contextmanager
+def _chromium() -> Iterator[Browser]:
+    """The machine's Chromium, for as long as the block runs; the test skips without it."""
     require_service(CHROMIUM.exists(), f"Chromium at {CHROMIUM} (Debian: apt install chromium)")
-    from playwright.sync_api import expect, sync_playwright
-
-    posted = {"name": "Ann Reader", "email": "ann@example.com", "thread": "/a/1", "comment": "Is it open?"}
-    comment_id, token = _flagged_and_a_token(client, services, posted, [])
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
-            page = browser.new_page(viewport={"width": 320, "height": 640})
-            refused: list[str] = []
-            page.on(
-                "console", lambda message: refused.append(message.text) if message.type == "error" else None
-            )
-            page.goto(f"{served}/moderate/sign-in")
-            page.get_by_label("Moderator token").fill(token)
-            page.get_by_role("button", name="Sign in").click()
-            card = page.get_by_role("article", name=f"Comment {comment_id}")
-            card.get_by_role("button", name="Reject as abuse").click()
-            # The comment left the flagged queue; the message leads to it.
-            page.get_by_role("status").get_by_role("link", name=f"Comment {comment_id}").click()
-            expect(page.get_by_role("heading", level=1, name=f"Comment {comment_id}")).to_be_visible()
-            trail = page.get_by_role("region", name="Audit trail")
-            expect(trail.get_by_role("listitem").last).to_contain_text("moderator:Mo · reject (abuse)")
-            page.get_by_role("article", name=f"Comment {comment_id}").get_by_role(
-                "button", name="Approve"
-            ).click()
-            expect(page.get_by_role("status")).to_have_text(f"Comment {comment_id} approved.")
-            expect(trail.get_by_role("listitem").last).to_contain_text("moderator:Mo · approve")
-            root = "document.documentElement"
-            widths = page.evaluate(f"[{root}.scrollWidth, {root}.clientWidth]")
-            assert widths[0] <= widths[1], f"the comment's page is {widths[0]} px wide in {widths[1]} px"
-            assert refused == []
+            yield browser
         finally:
             browser.close()
+
+
+def test_a_moderator_follows_a_decision_to_its_comments_page_and_mends_it(
+    served: str, client: FlaskClient, services: Services
+) -> None:
+    from playwright.sync_api import expect
+
+    posted = {"name": "Ann Reader", "email": "ann@example.com", "thread": "/a/1", "comment": "Is it open?"}
+    comment_id, token = _flagged_and_a_token(client, services, posted, [])
+
+    with _chromium() as browser:
+        page = browser.new_page(viewport={"width": 320, "height": 640})
+        refused: list[str] = []
+        page.on("console", lambda message: refused.append(message.text) if message.type == "error" else None)
+        page.goto(f"{served}/moderate/sign-in")
+        page.get_by_label("Moderator token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        card = page.get_by_role("article", name=f"Comment {comment_id}")
+        card.get_by_role("button", name="Reject as abuse").click()
+        # The comment left the flagged queue; the message leads to it.
+        page.get_by_role("status").get_by_role("link", name=f"Comment {comment_id}").click()
+        expect(page.get_by_role("heading", level=1, name=f"Comment {comment_id}")).to_be_visible()
+        trail = page.get_by_role("region", name="Audit trail")
+        expect(trail.get_by_role("listitem").last).to_contain_text("moderator:Mo · reject (abuse)")
+        page.get_by_role("article", name=f"Comment {comment_id}").get_by_role(
+            "button", name="Approve"
+        ).click()
+        expect(page.get_by_role("status")).to_have_text(f"Comment {comment_id} approved.")
+        expect(trail.get_by_role("listitem").last).to_contain_text("moderator:Mo · approve")
+        root = "document.documentElement"
+        widths = page.evaluate(f"[{root}.scrollWidth, {root}.clientWidth]")
+        assert widths[0] <= widths[1], f"the comment's page is {widths[0]} px wide in {widths[1]} px"
+        assert refused == []
     with services.sessions() as session:
         assert session.get_one(Comment, comment_id).status is CommentStatus.APPROVED
 

@@ -908,12 +908,21 @@ def test_a_refused_token_is_tied_to_its_field(client: FlaskClient, token: str) -
     assert "aria-invalid" not in untouched and "aria-describedby" not in untouched
 
 
+def _status(services: Services, comment_id: int) -> CommentStatus:
+    """Comment ``comment_id``'s status as stored now."""
+    with services.sessions() as session:
+        return session.get_one(Comment, comment_id).status
+
+
 @pytest.fixture
 def reply(client: FlaskClient, services: Services) -> tuple[int, int]:
     """A flagged reply to an approved comment: the reply's id and its parent's."""
     parent = _post(client, "The harbour works ran late again.")
     _route(services, parent, CommentStatus.APPROVED)
-    posted = client.post("/v1/comments", json={**FORM, "comment": "Great casino bonus.", "parent_id": parent})
+    posted = client.post(
+        "/v1/comments",
+        json={**FORM, "url": "https://jane.example/", "comment": "Great casino bonus.", "parent_id": parent},
+    )
     reply_id = int(posted.get_json()["id"])
     _route(services, reply_id, CommentStatus.FLAGGED, "spam 0.70 at or above review threshold 0.35")
     return reply_id, parent
@@ -965,13 +974,18 @@ def test_a_comments_page_shows_it_as_the_queue_does_with_its_whole_audit_trail(
     assert "jane.doe" not in page.lower()
 
 
+def _comment_page_form(client: FlaskClient, comment_id: int) -> dict[str, str]:
+    """The hidden fields of the decision form on comment ``comment_id``'s page."""
+    page = client.get(f"/moderate/comments/{comment_id}").get_data(as_text=True)
+    return _hidden_fields(page, f"/moderate/comments/{comment_id}/decision")
+
+
 def test_a_decision_from_a_comments_page_is_applied_and_comes_back_to_it(
     client: FlaskClient, services: Services, reply: tuple[int, int]
 ) -> None:
     reply_id, _parent = reply
     _sign_in(client, _token(services, "Mo"))
-    page = client.get(f"/moderate/comments/{reply_id}").get_data(as_text=True)
-    fields = _hidden_fields(page, f"/moderate/comments/{reply_id}/decision")
+    fields = _comment_page_form(client, reply_id)
     assert "status" not in fields and "cursor" not in fields and fields["seen_status"] == "flagged"
     form = {**fields, "decision": "spam", "note": "casino link"}
     response = client.post(f"/moderate/comments/{reply_id}/decision", data=form)
@@ -979,8 +993,8 @@ def test_a_decision_from_a_comments_page_is_applied_and_comes_back_to_it(
     back = client.get(response.headers["Location"]).get_data(as_text=True)
     assert f"Comment {reply_id} rejected as spam." in _messages(back)
     assert _trail(back)[-1].endswith("moderator:Mo · reject (spam): flagged → rejected: casino link")
+    assert _status(services, reply_id) is CommentStatus.REJECTED
     with services.sessions() as session:
-        assert session.get_one(Comment, reply_id).status is CommentStatus.REJECTED
         label = session.scalars(select(Label).where(Label.comment_id == reply_id)).one()
         assert (label.spam, label.abuse) == (True, None)
     # Mended from the same page: its form now holds what the page shows.
@@ -1002,8 +1016,7 @@ def test_a_decision_from_a_comments_page_after_a_colleagues_is_refused_there(
 ) -> None:
     reply_id, _parent = reply
     _sign_in(client, _token(services, "Mo"))
-    page = client.get(f"/moderate/comments/{reply_id}").get_data(as_text=True)
-    stale = {**_hidden_fields(page, f"/moderate/comments/{reply_id}/decision"), "decision": "approve"}
+    stale = {**_comment_page_form(client, reply_id), "decision": "approve"}
     other = client.application.test_client()
     _sign_in(other, _token(services, "Bo <i>"))
     _send(other, reply_id, _decision_form(other, reply_id, "abuse"))
@@ -1019,8 +1032,7 @@ def test_a_decision_from_a_comments_page_after_a_colleagues_is_refused_there(
     assert '<p class="flash problem" role="alert">' in shown
     # What the colleague decided, to look at again.
     assert _trail(shown)[-1].endswith("moderator:Bo <i> · reject (abuse): flagged → rejected")
-    with services.sessions() as session:
-        assert session.get_one(Comment, reply_id).status is CommentStatus.REJECTED
+    assert _status(services, reply_id) is CommentStatus.REJECTED
 
 
 def test_the_messages_after_a_decision_link_to_the_comments_page(
@@ -1054,16 +1066,9 @@ def test_a_comment_no_one_posted_has_the_pages_404(client: FlaskClient, services
 
 
 def test_an_erased_comments_page_shows_it_erased_without_personal_data(
-    client: FlaskClient, services: Services
+    client: FlaskClient, services: Services, reply: tuple[int, int]
 ) -> None:
-    parent = _post(client, "The harbour works ran late again.")
-    _route(services, parent, CommentStatus.APPROVED)
-    posted = client.post(
-        "/v1/comments",
-        json={**FORM, "url": "https://jane.example/", "comment": "Reply.", "parent_id": parent},
-    )
-    erased = int(posted.get_json()["id"])
-    _route(services, erased, CommentStatus.FLAGGED)
+    erased, parent = reply
     _sign_in(client, _token(services, "Mo"))
     _send(client, erased, {**_decision_form(client, erased, "spam"), "note": "Jane again"})
     with services.sessions() as session:
