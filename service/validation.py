@@ -371,8 +371,10 @@ def _seconds_to_submit(raw: Any) -> float | None:
     problem = ValueError("must be the seconds from the form being shown to its sending, 0 or more")
     if isinstance(raw, bool) or not isinstance(raw, int | float | str):
         raise problem
-    if isinstance(raw, str) and not _DECIMAL.fullmatch(raw.strip()):
-        raise problem
+    if isinstance(raw, str):
+        raw = raw.strip()
+        if not _DECIMAL.fullmatch(raw):
+            raise problem
     try:
         value = float(raw)
     except OverflowError:  # an integer of hundreds of digits, which JSON allows

@@ -275,6 +275,8 @@ def test_the_largest_64_bit_parent_id_is_accepted() -> None:
         (0, 0.0),
         (42, 42.0),
         (" 12.5 ", 12.5),
+        # Trimmed as every field is, by all that Python counts as space: float() alone trims less.
+        ("\x1f\u2028 12.5\x0b", 12.5),
         (3600.25, 3600.25),
     ],
 )
