@@ -351,7 +351,7 @@ def _url(raw: Any) -> str | None:
 
 
 def _parent_id(raw: Any) -> int | None:
-    if raw is None or raw == "":
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
     if isinstance(raw, bool) or not isinstance(raw, int | str):
         raise ValueError("must be a comment id (a positive whole number)")

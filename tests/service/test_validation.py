@@ -178,6 +178,11 @@ def test_optional_fields() -> None:
     assert parse_submission(_with(url="", parent_id="")).url is None
 
 
+def test_a_parent_id_of_spaces_is_none_as_an_empty_one_is() -> None:
+    # As an empty seconds_to_submit is: a hidden field a page filled with a space says nothing.
+    assert parse_submission(_with(parent_id=" \t")).parent_id is None
+
+
 def test_an_at_sign_after_the_host_is_part_of_a_website() -> None:
     # Profile pages are written so (a Mastodon account); only one before the host is refused.
     assert parse_submission(_with(url="https://social.example/@ann")).url == "https://social.example/@ann"
