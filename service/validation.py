@@ -353,6 +353,10 @@ def _url(raw: Any) -> str | None:
 def _parent_id(raw: Any) -> int | None:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
+    if isinstance(raw, float) and raw.is_integer():
+        # JSON has one kind of number, and some encoders write every one with a fraction:
+        # 7.0 is the id 7 (an integer to JSON Schema, and so to the API's document).
+        raw = int(raw)
     if isinstance(raw, bool) or not isinstance(raw, int | str):
         raise ValueError("must be a comment id (a positive whole number)")
     text = raw.strip() if isinstance(raw, str) else str(raw)

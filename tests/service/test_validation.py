@@ -96,6 +96,9 @@ def test_text_is_trimmed_and_normalised() -> None:
             "parent_id must be a comment id",
         ),  # past int()'s digit limit
         ({"parent_id": 2**63}, "parent_id", "parent_id must be a comment id"),  # past a 64-bit column
+        ({"parent_id": 7.5}, "parent_id", "parent_id must be a comment id"),
+        ({"parent_id": float("inf")}, "parent_id", "parent_id must be a comment id"),
+        ({"parent_id": 1e19}, "parent_id", "parent_id must be a comment id"),  # past a 64-bit column
         ({"name": "\ud800"}, "name", "name is not valid Unicode (it holds a lone surrogate)"),
         ({"email": "a\udfff@b.com"}, "email", "email is not valid Unicode (it holds a lone surrogate)"),
         ({"comment": "x\ud800y"}, "comment", "comment is not valid Unicode (it holds a lone surrogate)"),
@@ -264,6 +267,11 @@ def test_invisible_characters_are_kept_beside_visible_ones() -> None:
 
 def test_comment_at_the_byte_limit_is_accepted() -> None:
     assert len(parse_submission(_with(comment="x" * COMMENT_MAX_BYTES)).comment) == COMMENT_MAX_BYTES
+
+
+def test_a_parent_id_written_with_a_zero_fraction_is_that_id() -> None:
+    # JSON has one kind of number: 7.0 is the number 7, an integer to JSON Schema too.
+    assert parse_submission(_with(parent_id=7.0)).parent_id == 7
 
 
 def test_the_largest_64_bit_parent_id_is_accepted() -> None:
