@@ -318,7 +318,8 @@ def _escaped(found: re.Match[str]) -> str:
 
 
 def _url(raw: Any) -> str | None:
-    if raw is None or (isinstance(raw, str) and _blank(raw)):
+    # A value that shows nothing is no website; one of controls is a broken field, and _text says so.
+    if raw is None or (isinstance(raw, str) and _blank(raw) and not ONE_LINE_CONTROL.search(raw.strip())):
         return None
     value = _text(raw, max_chars=URL_MAX_CHARS)
     if "://" not in value:

@@ -61,6 +61,10 @@ def test_text_is_trimmed_and_normalised() -> None:
         ({"name": "A\u2028B"}, "name", "name contains control characters"),
         ({"thread": "/a/\u2066b"}, "thread", "thread contains control characters"),
         ({"url": "http://blog.example/\u202e"}, "url", "url contains control characters"),
+        # Nothing but controls is a broken field, not an empty one, as in the other fields.
+        ({"url": "\x00"}, "url", "url contains control characters"),
+        ({"url": " \x84 "}, "url", "url contains control characters"),
+        ({"url": "\u202e"}, "url", "url contains control characters"),
         ({"comment": "é" * (COMMENT_MAX_BYTES // 2 + 1)}, "comment", "comment is longer than 65525 bytes"),
         ({"comment": "bell\x07"}, "comment", "comment contains control characters"),
         ({"thread": ""}, "thread", "thread is required"),
