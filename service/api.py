@@ -7,7 +7,8 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
-from functools import wraps
+from functools import cache, wraps
+from importlib import resources
 from typing import IO, Any, TypeVar, cast
 from urllib.parse import parse_qsl
 
@@ -65,6 +66,9 @@ from service.webhooks import event_for, record_events
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 logger = logging.getLogger(__name__)
+
+# The media type registered for OpenAPI documents in JSON.
+OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.1"
 
 
 class ThreadConverter(BaseConverter):
@@ -486,9 +490,23 @@ def _readable_by_the_site_pages(response: Response) -> Response:
     # The article page shows its thread from a script, and the page is on the site's origin,
     # not this service's: a browser hands that script the answer (errors included) only with
     # this header. The listing holds what any reader may see, and no cookie goes with it.
-    if request.endpoint == "api.list_thread":
+    # The API's document, too: the tools that read it (an editor, a client generator) are
+    # often pages on another origin.
+    if request.endpoint in ("api.list_thread", "api.serve_openapi"):
         response.headers["Access-Control-Allow-Origin"] = "*"
     return response
+
+
+@cache
+def openapi_document() -> bytes:
+    """The API's OpenAPI document (``service/openapi.json``), as it is served."""
+    return resources.files("service").joinpath("openapi.json").read_bytes()
+
+
+@bp.get("/openapi.json")
+def serve_openapi() -> Response:
+    """The API's OpenAPI document, for anyone who integrates with it: no token needed."""
+    return Response(openapi_document(), content_type=OPENAPI_MEDIA_TYPE)
 
 
 # Threads are often permalinks ("https://..."), so "//" in the path must survive.
