@@ -12,11 +12,15 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from gunicorn.config import Config
+from gunicorn.glogging import Logger
 from gunicorn.util import parse_address
 
 from service import local_stack
@@ -88,6 +92,34 @@ def test_a_port_taken_during_the_set_up_is_refused_before_gunicorn_starts(
 def test_the_address_is_one_gunicorn_and_a_browser_read(host: str, address: str) -> None:
     assert local_stack._address(host, 8000) == address
     assert parse_address(address) == (host, 8000)
+
+
+def test_the_access_log_names_neither_the_commenter_s_address_nor_browser(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(local_stack.subprocess, "Popen", lambda argv, **_options: started.append(argv))
+    local_stack._children("127.0.0.1", 8000, 1, 1, {})
+    web = next(argv for argv in started if "gunicorn" in argv)
+    # The web command's options read as gunicorn reads them, and a comment's post logged.
+    config = Config()
+    options = config.parser().parse_args(web[web.index("gunicorn") + 1 :])
+    for name, value in vars(options).items():
+        if value is not None and name != "args":
+            config.set(name.lower(), value)
+    environ = {
+        "REMOTE_ADDR": "203.0.113.77",
+        "REQUEST_METHOD": "POST",
+        "RAW_URI": "/v1/comments",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_USER_AGENT": "CommenterBrowser/9.9",
+    }
+    response = SimpleNamespace(status="202 ACCEPTED", headers=[], sent=29)
+    request = SimpleNamespace(headers=[("USER-AGENT", "CommenterBrowser/9.9")])
+    Logger(config).access(response, request, environ, timedelta(milliseconds=3))
+    line = capsys.readouterr().out
+    assert '"POST /v1/comments HTTP/1.1" 202 29' in line
+    assert "203.0.113.77" not in line and "CommenterBrowser" not in line
 
 
 @pytest.mark.parametrize(("arguments", "workers"), [([], 3), (["--workers", "2"], 2)])
