@@ -27,7 +27,7 @@ from service.presenters import trail_view
 from service.privacy import ERASED_EMAIL, KeyRing, email_digest, readable_email
 from service.reasons import without_timing
 from service.review import audit_trail, get_comment
-from service.tables import AuditEvent, Comment, FloodCounter, Verdict, utcnow
+from service.tables import AuditEvent, Comment, FloodCounter, Label, Verdict, utcnow
 from service.transitions import add_audit_event
 from service.webhooks import EventType, record_events
 
@@ -65,10 +65,25 @@ def comments_by_email(session: Session, keys: KeyRing, email: str) -> list[Comme
     return list(session.scalars(statement))
 
 
-def personal_data(comment: Comment, keys: KeyRing, trail: list[AuditEvent]) -> dict[str, Any]:
+def _label_view(label: Label | None) -> dict[str, Any] | None:
+    """A moderator's training label as an export gives it; None when there is none."""
+    if label is None:
+        return None
+    return {
+        "spam": label.spam,
+        "abuse": label.abuse,
+        "reason": label.reason.value if label.reason is not None else None,
+        "decided_at": label.decided_at.isoformat(),
+    }
+
+
+def personal_data(
+    comment: Comment, keys: KeyRing, trail: list[AuditEvent], label: Label | None
+) -> dict[str, Any]:
     """What one comment holds about its commenter, for an export: the comment with its
-    email, the reasons of its verdicts, and its audit trail (moderators' notes included)
-    from its arrival on, as the moderators' detail view gives it."""
+    email, the model's scores and the reasons of its verdicts, the moderators' training
+    ``label`` (what retraining learns from it), and its audit trail (moderators' notes
+    included) from its arrival on, as the moderators' detail view gives it."""
     return {
         "id": comment.id,
         "thread": comment.thread,
@@ -80,7 +95,9 @@ def personal_data(comment: Comment, keys: KeyRing, trail: list[AuditEvent]) -> d
         "status": comment.status.value,
         "created_at": comment.created_at.isoformat(),
         "seconds_to_submit": comment.seconds_to_submit,
+        "scores": {"spam": comment.spam_score, "abuse": comment.abuse_score},
         "verdict_reasons": [verdict.reasons for verdict in comment.verdicts],
+        "label": _label_view(label),
         "audit": trail_view(comment, trail),
     }
 
@@ -91,7 +108,8 @@ def export_personal_data(session: Session, keys: KeyRing, email: str, actor: str
     (after the trail it returns). The caller commits."""
     exported = []
     for comment in comments_by_email(session, keys, email):
-        exported.append(personal_data(comment, keys, audit_trail(session, comment.id)))
+        label = session.scalar(select(Label).where(Label.comment_id == comment.id))
+        exported.append(personal_data(comment, keys, audit_trail(session, comment.id), label))
         add_audit_event(session, comment.id, EXPORTED_ACTION, actor, from_status=None, to_status=None)
     return exported
 

@@ -121,6 +121,18 @@ def test_export_finds_every_comment_of_the_address_in_any_case(
     assert _export(client, moderator_headers, "nobody@example.net")["comments"] == []
 
 
+def test_the_export_gives_the_model_s_scores_and_the_moderators_label(
+    client: FlaskClient, moderator_headers: dict[str, str], posted: dict[str, int]
+) -> None:
+    first, reply = _export(client, moderator_headers, ANN["email"])["comments"]
+    assert first["scores"] == {"spam": 0.9, "abuse": 0.01}
+    # What retraining learns from the comment: a judgement of it, kept after an erasure.
+    label = first["label"]
+    assert (label["spam"], label["abuse"], label["reason"]) == (False, False, "other")
+    assert label["decided_at"].startswith(first["created_at"][:10])
+    assert reply["scores"] == {"spam": None, "abuse": None} and reply["label"] is None
+
+
 def test_erasure_anonymises_the_comments_of_the_address_and_nothing_else(
     client: FlaskClient, services: Services, moderator_headers: dict[str, str], posted: dict[str, int]
 ) -> None:
