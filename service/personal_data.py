@@ -10,8 +10,8 @@ it belongs to still read. Each export and erasure is an audit event of each comm
 touched, naming who did it, and nothing about whom.
 
 Model versions trained on these comments while they had their names keep those names'
-words in their author vocabulary; retraining, and removing older versions from the
-registry, takes them out (see the README).
+words, and the websites' domains, in their author vocabulary; retraining, and removing
+older versions from the registry, takes them out (see the README).
 """
 
 from __future__ import annotations
