@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
 from service.config import load_settings
@@ -82,6 +82,37 @@ def test_sqlite_syncs_every_commit_only_when_configured(
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     finally:
         engine.dispose()
+
+
+def test_a_value_overwritten_in_sqlite_leaves_no_copy_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "erased.db"
+    engine = make_engine(f"sqlite:///{path}")
+    # As a SQLite built with secure_delete off by default (Debian's is built with it on).
+    event.listen(
+        engine, "connect", lambda dbapi, _record: dbapi.execute("PRAGMA secure_delete=OFF"), insert=True
+    )
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, url TEXT)")
+            for number in range(20):
+                connection.execute(
+                    text("INSERT INTO people (name, url) VALUES (:name, :url)"),
+                    {"name": f"Reader {number}", "url": None},
+                )
+            connection.execute(
+                text("INSERT INTO people (name, url) VALUES (:name, :url)"),
+                {"name": "Wilhelmina Frobisher", "url": "https://frobisher.example"},
+            )
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        with engine.begin() as connection:
+            # As an erasure rewrites a commenter's rows.
+            connection.exec_driver_sql("UPDATE people SET name = 'Anonymous', url = NULL WHERE id = 21")
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        engine.dispose()
+    assert b"Frobisher" not in path.read_bytes()
 
 
 def test_a_sqlite_too_old_for_the_migrations_is_refused_by_name(
