@@ -81,6 +81,9 @@ class WebhookSender:
         self._key = parse_secret(secret)
         self._timeout = timeout
         self._http = urllib3.PoolManager(num_pools=1, timeout=urllib3.Timeout(total=timeout), retries=False)
+        # At LOG_LEVEL=DEBUG urllib3 logs each request's path and query, where a site may
+        # keep the endpoint's token; what it logs above that names the host only.
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
         # A post given up at its timeout, still read in its own thread: its message id, the
         # thread, and its outcome once it has one.
         self._stalled: tuple[str, threading.Thread, list[Attempt | Exception]] | None = None

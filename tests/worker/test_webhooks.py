@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import os
 import signal
 import threading
@@ -534,6 +535,19 @@ def test_the_endpoint_is_named_in_the_log_without_its_credentials() -> None:
         assert sender.host == "site.example:8443"
     finally:
         sender.close()
+
+
+def test_a_post_logged_at_debug_level_names_neither_the_endpoint_s_path_nor_its_query(
+    endpoint: Endpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sender = WebhookSender(f"{endpoint.url}?token=t0k3n", SECRET, 2.0)
+    try:
+        assert sender.post("msg_debug", "{}", utcnow()).error is None
+    finally:
+        sender.close()
+    assert len(endpoint.posts) == 1
+    assert "t0k3n" not in caplog.text and "/hooks/comments" not in caplog.text
 
 
 def test_a_failing_endpoint_is_tried_again_on_schedule_then_given_up(
