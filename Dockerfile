@@ -32,4 +32,4 @@ EXPOSE 8000
 # turns it off for the worker and init services).
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/healthz', timeout=2)"
 # Migrations and the first model are an explicit step: `moderation init` (see compose.yaml).
-CMD ["sh", "-c", "exec gunicorn --bind 0.0.0.0:${PORT} --workers ${WEB_CONCURRENCY:-2} --access-logfile - --no-control-socket 'service:create_app()'"]
+CMD ["sh", "-c", "exec gunicorn --bind 0.0.0.0:${PORT} --workers ${WEB_CONCURRENCY:-2} --access-logfile - --config python:service.gunicorn_settings --no-control-socket 'service:create_app()'"]

@@ -34,11 +34,6 @@ POLL_SECONDS = 0.5
 STOP_TIMEOUT_SECONDS = 15
 RUN_LOCK_NAME = "run.lock"
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-# Gunicorn's default access line begins with the client's address and ends with its
-# browser: a line per comment posted, kept as long as the host keeps its logs, where the
-# service itself keeps neither (flood control holds only keyed digests). Time, request,
-# status and size are what the log is read for.
-ACCESS_LOG_FORMAT = '%(t)s "%(r)s" %(s)s %(b)s'
 
 
 def _stopped_with_parent() -> Callable[[], None] | None:
@@ -167,7 +162,7 @@ def _children(
         "--bind", _address(host, port),
         "--workers", str(web_workers),
         "--access-logfile", "-",
-        "--access-logformat", ACCESS_LOG_FORMAT,
+        "--config", "python:service.gunicorn_settings",
         # Its control socket would sit in $HOME, shared by every gunicorn of this user.
         "--no-control-socket",
         "service:create_app()",

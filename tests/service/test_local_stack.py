@@ -7,11 +7,13 @@ tests/integration/test_quick_start.py.
 from __future__ import annotations
 
 import fcntl
+import json
+import shlex
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,13 +21,15 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from gunicorn.config import Config
+from gunicorn.app.wsgiapp import WSGIApplication
 from gunicorn.glogging import Logger
 from gunicorn.util import parse_address
 
 from service import local_stack
 from service.cli import main
 from tests.integration.processes import free_port
+
+DOCKERFILE = Path(__file__).resolve().parents[2] / "Dockerfile"
 
 
 @pytest.fixture
@@ -94,19 +98,31 @@ def test_the_address_is_one_gunicorn_and_a_browser_read(host: str, address: str)
     assert parse_address(address) == (host, 8000)
 
 
-def test_the_access_log_names_neither_the_commenter_s_address_nor_browser(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _local_stack_web_command(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     started: list[list[str]] = []
     monkeypatch.setattr(local_stack.subprocess, "Popen", lambda argv, **_options: started.append(argv))
     local_stack._children("127.0.0.1", 8000, 1, 1, {})
     web = next(argv for argv in started if "gunicorn" in argv)
-    # The web command's options read as gunicorn reads them, and a comment's post logged.
-    config = Config()
-    options = config.parser().parse_args(web[web.index("gunicorn") + 1 :])
-    for name, value in vars(options).items():
-        if value is not None and name != "args":
-            config.set(name.lower(), value)
+    return web[web.index("gunicorn") + 1 :]
+
+
+def _docker_image_web_command(_monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    command = next(line for line in DOCKERFILE.read_text().splitlines() if line.startswith("CMD "))
+    shell, flag, script = json.loads(command.removeprefix("CMD "))
+    assert (shell, flag) == ("sh", "-c")
+    script = script.replace("${PORT}", "8000").replace("${WEB_CONCURRENCY:-2}", "2")
+    return shlex.split(script)[2:]  # after `exec gunicorn`
+
+
+@pytest.mark.parametrize("web_command", [_local_stack_web_command, _docker_image_web_command])
+def test_the_access_log_names_neither_the_commenter_s_address_nor_browser(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    web_command: Callable[[pytest.MonkeyPatch], list[str]],
+) -> None:
+    # The web command read as gunicorn reads it, settings module included, and a post logged.
+    monkeypatch.setattr(sys, "argv", ["gunicorn", *web_command(monkeypatch)])
+    config = WSGIApplication().cfg
     environ = {
         "REMOTE_ADDR": "203.0.113.77",
         "REQUEST_METHOD": "POST",
