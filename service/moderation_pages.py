@@ -73,6 +73,9 @@ DECIDED = frozenset(action.value for action in Action)
 # The hidden field of a comment page's forms that sends the moderator back to that page
 # after deciding, in place of the queue's filters and cursor.
 RETURN_TO_COMMENT = {"return_to": "comment"}
+# The flagged queue's length is counted on every page view up to this many, then shown as
+# "1,000+": an exact count of a backlog of hundreds of thousands would read all of them.
+WAITING_COUNTED_TO = 1000
 View = TypeVar("View", bound=Callable[..., Any])
 
 
@@ -321,7 +324,9 @@ def queue() -> str:
         page = list_comments(get_session(), query)
     keys = services().keys
     # The queue's length, however the list is filtered and ordered: how much waits.
-    waiting = count_comments(get_session(), replace(query, status=CommentStatus.FLAGGED))
+    waiting = count_comments(
+        get_session(), replace(query, status=CommentStatus.FLAGGED), at_most=WAITING_COUNTED_TO + 1
+    )
     status = query.status.value if query.status else ""
     # What the list keeps to, carried by every link and form that leads back to it.
     filters = {
@@ -342,7 +347,7 @@ def queue() -> str:
         back={"status": status, **filters, "sort": query.sort.value, **cursor},
         sort=query.sort.value,
         statuses=[status.value for status in CommentStatus],
-        waiting=waiting,
+        waiting=f"{waiting:,}" if waiting <= WAITING_COUNTED_TO else f"{WAITING_COUNTED_TO:,}+",
         sorts=[sort.value for sort in Sort],
     )
 

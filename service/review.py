@@ -139,9 +139,14 @@ def list_comments(session: Session, query: ListQuery) -> Page:
     return Page(_loaded(session, keyed), query.per_page, next_cursor=cursor)
 
 
-def count_comments(session: Session, query: ListQuery) -> int:
-    """How many comments ``query`` lists on all its pages together."""
-    return session.scalar(_filtered(query, func.count(Comment.id))) or 0
+def count_comments(session: Session, query: ListQuery, *, at_most: int | None = None) -> int:
+    """How many comments ``query`` lists on all its pages together; with ``at_most``, counted
+    no further than that many, so that the count reads a bounded part of the index however
+    long the list is."""
+    if at_most is None:
+        return session.scalar(_filtered(query, func.count(Comment.id))) or 0
+    first = _filtered(query, Comment.id.expression).limit(at_most).subquery()
+    return session.scalar(select(func.count()).select_from(first)) or 0
 
 
 def _merged_keys(

@@ -12,6 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
+from service import moderation_pages
 from service.app import Services, create_app
 from service.auth import create_token, revoke_tokens
 from service.personal_data import erase_personal_data
@@ -145,6 +146,19 @@ def test_the_queue_says_how_many_comments_wait_in_it(client: FlaskClient, servic
         assert ">flagged (23)</a>" in client.get(address).get_data(as_text=True)
     # Within a thread (or one commenter's comments), that thread's.
     assert ">flagged (1)</a>" in client.get("/moderate/?thread=/b/2").get_data(as_text=True)
+
+
+def test_a_long_queue_is_counted_up_to_a_bound(
+    client: FlaskClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Counted exactly, a backlog of hundreds of thousands is read whole on every page view.
+    monkeypatch.setattr(moderation_pages, "WAITING_COUNTED_TO", 2)
+    for number in range(3):
+        _route(services, _post(client, f"Held number {number}."), CommentStatus.FLAGGED)
+    _sign_in(client, _token(services))
+    assert ">flagged (2+)</a>" in client.get("/moderate/").get_data(as_text=True)
+    monkeypatch.setattr(moderation_pages, "WAITING_COUNTED_TO", 3)
+    assert ">flagged (3)</a>" in client.get("/moderate/").get_data(as_text=True)
 
 
 def test_the_queue_shows_when_a_comment_came_to_the_minute_in_utc(
