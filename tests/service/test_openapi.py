@@ -39,15 +39,16 @@ THREAD = "/2026/11/harbour"
 # The document's name for a moderator's token, which the conformance run authenticates with.
 TOKEN_SCHEME = "moderatorToken"
 # Refusals by the rules the document states in words, as JSON Schema cannot express
-# them: a text that shows nothing (format characters alone), a limit in bytes or on a
-# text once trimmed, a website that is no web address or is too long once `http://` is
-# added, an address email-validator refuses, a reply to a comment that is not published,
-# the commenter of a comment that does not exist or was erased, a cursor this listing did
-# not hand out, `page` with `cursor`, a model version name that is not printable. Each is
-# recognised by what the 422 says.
+# them: a text that shows nothing (format characters alone), a name holding an email
+# address, a limit in bytes or on a text once trimmed, a website that is no web address
+# or is too long once `http://` is added, an address email-validator refuses, a reply to a
+# comment that is not published, the commenter of a comment that does not exist or was
+# erased, a cursor this listing did not hand out, `page` with `cursor`, a model version
+# name that is not printable. Each is recognised by what the 422 says.
 RULES_IN_WORDS = (
     re.compile(r"^(name|comment|thread) is required$"),
     re.compile(r"^comment is longer than 65525 (characters|bytes)$"),
+    re.compile(r"^name must not hold an email address "),
     re.compile(r"^email is longer than 100 characters$"),
     re.compile(r"^email is not a valid email address \("),
     re.compile(r"^url must be a web address "),
