@@ -204,7 +204,7 @@ conformance = schemathesis.pytest.from_fixture("api_schema")
 @pytest.mark.integration
 @conformance.parametrize()
 @settings(
-    max_examples=25,
+    max_examples=15,
     derandomize=True,
     deadline=None,
     database=None,
