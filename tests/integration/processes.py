@@ -61,6 +61,12 @@ def process_status(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
 
 
+# How long a process told to stop (or to notice something) may take before a test fails:
+# long enough for a two-core machine running the suite three tests at a time, where a stop
+# that takes a second alone has taken more than ten; a process that hangs still fails.
+STOP_SECONDS = 60
+
+
 def wait_for(condition: Callable[[], bool], timeout: float, what: str, step: float = 0.2) -> None:
     """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

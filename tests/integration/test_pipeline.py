@@ -17,7 +17,7 @@ from service import create_app
 from service.app import Services
 from service.statuses import CommentStatus
 from service.tables import AuditEvent, Comment, Verdict
-from tests.integration.processes import RedisServer, Worker, service_environment, wait_for
+from tests.integration.processes import STOP_SECONDS, RedisServer, Worker, service_environment, wait_for
 from tests.integration.traffic import Sample, mixed_traffic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -162,7 +162,7 @@ def test_a_worker_waiting_for_redis_stops_at_once_and_cleanly_when_told(
         worker.process.send_signal(signal.SIGTERM)
         # Not killed by the signal, nor left waiting for the next try: it returns, and so
         # lets go of what it holds (its dispatcher's lease) at once.
-        assert worker.process.wait(10) == 0, worker.output()[-3000:]
+        assert worker.process.wait(STOP_SECONDS) == 0, worker.output()[-3000:]
         assert "worker stopped while waiting to start again" in worker.output()
     finally:
         worker.stop()

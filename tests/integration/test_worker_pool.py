@@ -23,6 +23,7 @@ from service.app import Services, create_app
 from service.statuses import CommentStatus
 from service.tables import Comment, Verdict
 from tests.integration.processes import (
+    STOP_SECONDS,
     RedisServer,
     Worker,
     process_ids,
@@ -189,9 +190,11 @@ def test_a_stop_during_a_respawn_starts_no_new_worker(
     try:
         first = _worker_pids(services)
         os.kill(min(first), signal.SIGKILL)
-        wait_for(lambda: "starting another" in pool.output(), 10, "the pool to notice\n" + pool.output())
+        wait_for(
+            lambda: "starting another" in pool.output(), STOP_SECONDS, "the pool to notice\n" + pool.output()
+        )
         pool.process.send_signal(signal.SIGTERM)  # inside the pause before the new fork
-        pool.process.wait(20)
+        pool.process.wait(STOP_SECONDS)
     finally:
         pool.stop()
     assert pool.process.returncode == 0
@@ -261,7 +264,7 @@ def test_stop_signals_go_to_a_worker_s_main_thread_alone(
             assert len(threads) > 3  # dispatcher, checkpointer, RQ's listener, the orphan watch...
             assert [thread for thread in threads if not _holds_stop_signals(pid, thread)] == [str(pid)]
         worker.process.send_signal(signal.SIGINT)
-        worker.process.wait(10)
+        worker.process.wait(STOP_SECONDS)
     finally:
         worker.stop()
     assert worker.process.returncode == 0, worker.output()
