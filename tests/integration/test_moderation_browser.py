@@ -30,11 +30,46 @@ from tests.conftest import require_service
 from tests.integration.processes import free_port
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, Page
 
 pytestmark = pytest.mark.integration
 
 CHROMIUM = Path("/usr/bin/chromium")
+
+
+@contextmanager
+def _chromium() -> Iterator[Browser]:
+    """The machine's Chromium, for as long as the block runs; the test skips without it."""
+    require_service(CHROMIUM.exists(), f"Chromium at {CHROMIUM} (Debian: apt install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _console_errors(page: Page) -> list[str]:
+    """The errors the page logs from now on: a script the Content-Security-Policy refused, say."""
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    return errors
+
+
+def _sign_in(page: Page, served: str, token: str) -> None:
+    """Sign in to the moderators' pages, which then show the review queue."""
+    page.goto(f"{served}/moderate/sign-in")
+    page.get_by_label("Moderator token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def _widths(page: Page) -> tuple[int, int]:
+    """The page's width and its window's, in CSS pixels: wider means scrolling sideways."""
+    root = "document.documentElement"
+    scroll, client = page.evaluate(f"[{root}.scrollWidth, {root}.clientWidth]")
+    return int(scroll), int(client)
 
 
 @pytest.fixture
@@ -66,46 +101,38 @@ def _flagged_and_a_token(
 def test_a_moderator_signs_in_and_approves_a_flagged_comment_in_the_browser(
     served: str, client: FlaskClient, services: Services
 ) -> None:
-    require_service(CHROMIUM.exists(), f"Chromium at {CHROMIUM} (Debian: apt install chromium)")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     posted = {"name": "Ann Reader", "email": "ann@example.com", "thread": "/a/1"}
     comment_id, token = _flagged_and_a_token(
         client, services, {**posted, "comment": "Is the footbridge open?"}, ['"open" +0.2 toward spam']
     )
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            # The pages' Content-Security-Policy must refuse nothing they use themselves.
-            refused: list[str] = []
-            page.on(
-                "console", lambda message: refused.append(message.text) if message.type == "error" else None
-            )
-            page.goto(f"{served}/moderate/")
-            expect(page.get_by_role("heading", name="Sign in to moderate")).to_be_visible()
-            page.get_by_label("Moderator token").fill(token)
-            page.get_by_role("button", name="Sign in").click()
-            expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
-            card = page.get_by_role("article", name=f"Comment {comment_id}")
-            expect(card).to_contain_text("Is the footbridge open?")
-            expect(card).to_contain_text("(***@example.com)")  # "ann" is too short to show a letter of
-            note = card.get_by_label("Note")
-            note.fill("checked with the council")
-            # Enter in the note submits with the form's first button: it must decide nothing
-            # (it approved, the first decision button, before a disabled one came first).
-            note.press("Enter")
-            page.wait_for_timeout(500)
-            with services.sessions() as session:
-                assert session.get_one(Comment, comment_id).status is CommentStatus.FLAGGED
-            expect(note).to_have_value("checked with the council")  # the page was not sent
-            card.get_by_role("button", name="Approve").click()
-            expect(page.get_by_role("status")).to_have_text(f"Comment {comment_id} approved.")
-            expect(page.get_by_role("article", name=f"Comment {comment_id}")).to_have_count(0)
-            assert refused == []
-        finally:
-            browser.close()
+    with _chromium() as browser:
+        page = browser.new_page()
+        # The pages' Content-Security-Policy must refuse nothing they use themselves.
+        refused = _console_errors(page)
+        page.goto(f"{served}/moderate/")
+        expect(page.get_by_role("heading", name="Sign in to moderate")).to_be_visible()
+        page.get_by_label("Moderator token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
+        card = page.get_by_role("article", name=f"Comment {comment_id}")
+        expect(card).to_contain_text("Is the footbridge open?")
+        expect(card).to_contain_text("(***@example.com)")  # "ann" is too short to show a letter of
+        note = card.get_by_label("Note")
+        note.fill("checked with the council")
+        # Enter in the note submits with the form's first button: it must decide nothing
+        # (it approved, the first decision button, before a disabled one came first).
+        note.press("Enter")
+        page.wait_for_timeout(500)
+        with services.sessions() as session:
+            assert session.get_one(Comment, comment_id).status is CommentStatus.FLAGGED
+        expect(note).to_have_value("checked with the council")  # the page was not sent
+        card.get_by_role("button", name="Approve").click()
+        expect(page.get_by_role("status")).to_have_text(f"Comment {comment_id} approved.")
+        expect(page.get_by_role("article", name=f"Comment {comment_id}")).to_have_count(0)
+        assert refused == []
 
     with services.sessions() as session:
         assert session.get_one(Comment, comment_id).status is CommentStatus.APPROVED
@@ -118,8 +145,7 @@ def test_a_moderator_signs_in_and_approves_a_flagged_comment_in_the_browser(
 def test_a_keyboard_decides_in_a_thread_it_followed_a_comment_to_and_stays_there(
     served: str, client: FlaskClient, services: Services
 ) -> None:
-    require_service(CHROMIUM.exists(), f"Chromium at {CHROMIUM} (Debian: apt install chromium)")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     posted = {"name": "Ann Reader", "email": "ann@example.com", "thread": "/2026/11/harbour"}
     comment_id, token = _flagged_and_a_token(
@@ -128,48 +154,28 @@ def test_a_keyboard_decides_in_a_thread_it_followed_a_comment_to_and_stays_there
     elsewhere = client.post("/v1/comments", json={**posted, "thread": "/b/2", "comment": "Hello."}).get_json()
     _flag(services, int(elsewhere["id"]))
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            page.goto(f"{served}/moderate/sign-in")
-            page.get_by_label("Moderator token").fill(token)
-            page.get_by_role("button", name="Sign in").click()
-            card = page.get_by_role("article", name=f"Comment {comment_id}")
-            card.get_by_role("link", name="Whole thread").click()
-            expect(page.get_by_role("article")).to_have_count(1)
-            # Skip link, then the link to the comment's page, its note and its first decision.
-            page.keyboard.press("Tab")
-            page.keyboard.press("Enter")
-            page.keyboard.press("Tab")
-            expect(card.get_by_role("link", name=f"Comment {comment_id}")).to_be_focused()
-            page.keyboard.press("Tab")
-            expect(card.get_by_label("Note")).to_be_focused()
-            page.keyboard.press("Tab")
-            page.keyboard.press("Tab")
-            expect(card.get_by_role("button", name="Reject as spam")).to_be_focused()
-            page.keyboard.press("Enter")
-            expect(page.get_by_role("status")).to_have_text(f"Comment {comment_id} rejected as spam.")
-            # Still in the thread, the comment in it as its readers' thread has it.
-            expect(page.get_by_role("navigation", name="Thread")).to_contain_text("/2026/11/harbour")
-            expect(page.get_by_role("article", name=f"Comment {comment_id}")).to_contain_text("rejected")
-            expect(page.get_by_text("Hello.")).to_have_count(0)
-        finally:
-            browser.close()
-
-
-@contextmanager
-def _chromium() -> Iterator[Browser]:
-    """The machine's Chromium, for as long as the block runs; the test skips without it."""
-    require_service(CHROMIUM.exists(), f"Chromium at {CHROMIUM} (Debian: apt install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with _chromium() as browser:
+        page = browser.new_page()
+        _sign_in(page, served, token)
+        card = page.get_by_role("article", name=f"Comment {comment_id}")
+        card.get_by_role("link", name="Whole thread").click()
+        expect(page.get_by_role("article")).to_have_count(1)
+        # Skip link, then the link to the comment's page, its note and its first decision.
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        page.keyboard.press("Tab")
+        expect(card.get_by_role("link", name=f"Comment {comment_id}")).to_be_focused()
+        page.keyboard.press("Tab")
+        expect(card.get_by_label("Note")).to_be_focused()
+        page.keyboard.press("Tab")
+        page.keyboard.press("Tab")
+        expect(card.get_by_role("button", name="Reject as spam")).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("status")).to_have_text(f"Comment {comment_id} rejected as spam.")
+        # Still in the thread, the comment in it as its readers' thread has it.
+        expect(page.get_by_role("navigation", name="Thread")).to_contain_text("/2026/11/harbour")
+        expect(page.get_by_role("article", name=f"Comment {comment_id}")).to_contain_text("rejected")
+        expect(page.get_by_text("Hello.")).to_have_count(0)
 
 
 def test_a_moderator_follows_a_decision_to_its_comments_page_and_mends_it(
@@ -182,11 +188,8 @@ def test_a_moderator_follows_a_decision_to_its_comments_page_and_mends_it(
 
     with _chromium() as browser:
         page = browser.new_page(viewport={"width": 320, "height": 640})
-        refused: list[str] = []
-        page.on("console", lambda message: refused.append(message.text) if message.type == "error" else None)
-        page.goto(f"{served}/moderate/sign-in")
-        page.get_by_label("Moderator token").fill(token)
-        page.get_by_role("button", name="Sign in").click()
+        refused = _console_errors(page)
+        _sign_in(page, served, token)
         card = page.get_by_role("article", name=f"Comment {comment_id}")
         card.get_by_role("button", name="Reject as abuse").click()
         # The comment left the flagged queue; the message leads to it.
@@ -199,9 +202,8 @@ def test_a_moderator_follows_a_decision_to_its_comments_page_and_mends_it(
         ).click()
         expect(page.get_by_role("status")).to_have_text(f"Comment {comment_id} approved.")
         expect(trail.get_by_role("listitem").last).to_contain_text("moderator:Mo · approve")
-        root = "document.documentElement"
-        widths = page.evaluate(f"[{root}.scrollWidth, {root}.clientWidth]")
-        assert widths[0] <= widths[1], f"the comment's page is {widths[0]} px wide in {widths[1]} px"
+        width, window = _widths(page)
+        assert width <= window, f"the comment's page is {width} px wide in {window} px"
         assert refused == []
     with services.sessions() as session:
         assert session.get_one(Comment, comment_id).status is CommentStatus.APPROVED
@@ -217,53 +219,39 @@ def _flag(services: Services, comment_id: int) -> None:
 def test_a_long_unbroken_comment_wraps_inside_the_queue_page(
     served: str, client: FlaskClient, services: Services
 ) -> None:
-    require_service(CHROMIUM.exists(), f"Chromium at {CHROMIUM} (Debian: apt install chromium)")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     posted = {"name": "N" * 200, "email": "ann@example.com", "thread": "/a/1", "comment": "x" * 3000}
     comment_id, token = _flagged_and_a_token(client, services, posted, [])
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1000, "height": 800})
-            page.goto(f"{served}/moderate/sign-in")
-            page.get_by_label("Moderator token").fill(token)
-            page.get_by_role("button", name="Sign in").click()
-            expect(page.get_by_role("article", name=f"Comment {comment_id}")).to_be_visible()
-            root = "document.documentElement"
-            widths = page.evaluate(f"[{root}.scrollWidth, {root}.clientWidth]")
-            assert widths[0] <= widths[1], f"the page is {widths[0]} px wide in a {widths[1]} px window"
-        finally:
-            browser.close()
+    with _chromium() as browser:
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
+        _sign_in(page, served, token)
+        expect(page.get_by_role("article", name=f"Comment {comment_id}")).to_be_visible()
+        width, window = _widths(page)
+        assert width <= window, f"the page is {width} px wide in a {window} px window"
 
 
 def test_the_pages_fit_a_320_pixel_window_without_scrolling_sideways(
     served: str, client: FlaskClient, services: Services
 ) -> None:
     # WCAG 1.4.10: 320 CSS pixels is a 1280-pixel window zoomed to 400 %.
-    require_service(CHROMIUM.exists(), f"Chromium at {CHROMIUM} (Debian: apt install chromium)")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     posted = {"name": "Ann", "email": "ann@example.com", "thread": "/a/1", "comment": "Is it open?"}
     comment_id, token = _flagged_and_a_token(client, services, posted, [])
-    root = "document.documentElement"
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 320, "height": 640})
-            for shown in ("sign-in page", "queue"):
-                if shown == "queue":
-                    page.get_by_label("Moderator token").fill(token)
-                    page.get_by_role("button", name="Sign in").click()
-                    expect(page.get_by_role("article", name=f"Comment {comment_id}")).to_be_visible()
-                else:
-                    page.goto(f"{served}/moderate/sign-in")
-                widths = page.evaluate(f"[{root}.scrollWidth, {root}.clientWidth]")
-                assert widths[0] <= widths[1], f"the {shown} is {widths[0]} px wide in {widths[1]} px"
-        finally:
-            browser.close()
+    with _chromium() as browser:
+        page = browser.new_page(viewport={"width": 320, "height": 640})
+        for shown in ("sign-in page", "queue"):
+            if shown == "queue":
+                page.get_by_label("Moderator token").fill(token)
+                page.get_by_role("button", name="Sign in").click()
+                expect(page.get_by_role("article", name=f"Comment {comment_id}")).to_be_visible()
+            else:
+                page.goto(f"{served}/moderate/sign-in")
+            width, window = _widths(page)
+            assert width <= window, f"the {shown} is {width} px wide in {window} px"
 
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -289,25 +277,19 @@ def _reply_form(action: str) -> str:
 
 
 def test_the_readme_reply_form_sends_how_long_the_reader_took(served: str, services: Services) -> None:
-    require_service(CHROMIUM.exists(), f"Chromium at {CHROMIUM} (Debian: apt install chromium)")
-    from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            for wait_ms in (1500, 0):
-                # A page of its own each time, as a reader loads the article: content set into
-                # the page the last post answered would run under that page's policy.
-                page = browser.new_page()
-                page.set_content(_reply_form(f"{served}/v1/comments"))
-                page.get_by_label("Name").fill("Ann Reader")
-                page.get_by_label("Email").fill("ann@example.com")
-                page.get_by_label("Comment").fill("Will the footbridge stay open?")
-                page.wait_for_timeout(wait_ms)
-                with page.expect_navigation():
-                    page.get_by_role("button", name="Post comment").click()
-        finally:
-            browser.close()
+    with _chromium() as browser:
+        for wait_ms in (1500, 0):
+            # A page of its own each time, as a reader loads the article: content set into
+            # the page the last post answered would run under that page's policy.
+            page = browser.new_page()
+            page.set_content(_reply_form(f"{served}/v1/comments"))
+            page.get_by_label("Name").fill("Ann Reader")
+            page.get_by_label("Email").fill("ann@example.com")
+            page.get_by_label("Comment").fill("Will the footbridge stay open?")
+            page.wait_for_timeout(wait_ms)
+            with page.expect_navigation():
+                page.get_by_role("button", name="Post comment").click()
 
     with services.sessions() as session:
         timed = session.scalars(select(Comment.seconds_to_submit).order_by(Comment.id)).all()
@@ -326,8 +308,6 @@ def _readme_thread_sketch(service: str) -> str:
 def test_the_readme_thread_sketch_nests_replies_and_shows_markup_as_text(
     served: str, client: FlaskClient, services: Services
 ) -> None:
-    require_service(CHROMIUM.exists(), f"Chromium at {CHROMIUM} (Debian: apt install chromium)")
-    from playwright.sync_api import sync_playwright
 
     def approved(fields: dict[str, object]) -> int:
         posted = {"name": "Ann", "email": "ann@example.com", "thread": "/2026/11/harbour", **fields}
@@ -342,18 +322,14 @@ def test_the_readme_thread_sketch_nests_replies_and_shows_markup_as_text(
     reply = approved({"comment": "Yes: <b>since</b> Monday.\nAll day.", "parent_id": first})
     later = approved({"comment": "Lovely photos."})
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            page.set_content(f"<!doctype html><title>Harbour</title>{_readme_thread_sketch(served)}")
-            page.wait_for_selector(f"#comment-{later}")
-            shown = page.locator(f"#thread > #comment-{first} > ol > #comment-{reply} p")
-            assert shown.inner_text() == "Yes: <b>since</b> Monday.\nAll day."
-            assert page.locator("#thread b b").count() == 0  # the comment's markup is not markup
-            assert page.locator("#thread > li").evaluate_all("items => items.map(item => item.id)") == [
-                f"comment-{first}",
-                f"comment-{later}",
-            ]
-        finally:
-            browser.close()
+    with _chromium() as browser:
+        page = browser.new_page()
+        page.set_content(f"<!doctype html><title>Harbour</title>{_readme_thread_sketch(served)}")
+        page.wait_for_selector(f"#comment-{later}")
+        shown = page.locator(f"#thread > #comment-{first} > ol > #comment-{reply} p")
+        assert shown.inner_text() == "Yes: <b>since</b> Monday.\nAll day."
+        assert page.locator("#thread b b").count() == 0  # the comment's markup is not markup
+        assert page.locator("#thread > li").evaluate_all("items => items.map(item => item.id)") == [
+            f"comment-{first}",
+            f"comment-{later}",
+        ]
