@@ -201,7 +201,9 @@ conformance = schemathesis.pytest.from_fixture("api_schema")
 
 # The same cases on every run (derandomize), so that a run fails for what a change did, not for
 # what chance found; a handful per operation and kind of input keeps the run under a minute.
+# One database: what each one stores and refuses is the storage tests' to show, on both.
 @pytest.mark.integration
+@ON_SQLITE
 @conformance.parametrize()
 @settings(
     max_examples=15,
