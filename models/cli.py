@@ -361,8 +361,15 @@ def models_group() -> None:
 @_model_dir_option("--model", help="Model directory.")
 @_user_errors
 def list_command(model_dir: Path) -> None:
-    """List versions, oldest first; the active one is marked with '*'."""
-    from models.registry import active_version, check_registry_folder, list_versions, version_metadata
+    """List versions, oldest first; the active one is marked with '*', and one this
+    installation cannot load says why."""
+    from models.registry import (
+        active_version,
+        check_registry_folder,
+        list_versions,
+        verify_version,
+        version_metadata,
+    )
 
     check_registry_folder(model_dir)
     active = active_version(model_dir)
@@ -370,15 +377,21 @@ def list_command(model_dir: Path) -> None:
     if not versions:
         click.echo(f"no model versions in {model_dir} yet: train one with `moderation train`", err=True)
     for version in versions:
+        marker = "*" if version == active else " "
         try:
             metadata = version_metadata(model_dir, version)
         except ModelError as exc:
-            click.echo(f"  {version}  (unreadable: {exc})")
+            click.echo(f"{marker} {version}  (unreadable: {exc})")
             continue
         listed = metadata.get("heads")
         heads = ",".join(map(str, listed)) if isinstance(listed, list) else "?"
-        marker = "*" if version == active else " "
-        click.echo(f"{marker} {version}  heads={heads}  examples={metadata.get('examples', '?')}")
+        line = f"{marker} {version}  heads={heads}  examples={metadata.get('examples', '?')}"
+        try:
+            # Digests, format and library versions: what refuses a version without loading it.
+            verify_version(model_dir, version)
+        except ModelError as exc:
+            line += f"  (cannot be loaded: {exc})"
+        click.echo(line)
 
 
 @models_group.command("activate")

@@ -199,8 +199,11 @@ def _check_name(root: Path, version: str, metadata: dict[str, Any]) -> None:
 
 def _activate(root: Path, version: str) -> None:
     """Make ``version`` active; the caller holds the lock."""
-    # Under the lock, so a version removed by another process meanwhile cannot become active.
-    verify_version(root, version)
+    # Under the lock, so a version removed by another process meanwhile cannot become active;
+    # loaded, not only checked, as every worker is about to load it: a model file whose
+    # digests were recorded over damage, or holding a type outside the trusted list, is
+    # refused here rather than by each worker.
+    load_version(root, version)
     current, shadow = active_version(root), shadow_version(root)  # each refused if damaged, before any write
     if current != version:
         if current is not None:
@@ -219,7 +222,7 @@ def _leave_shadow_mode(root: Path, version: str, shadow: str | None) -> None:
 
 
 def activate(model_dir: str | Path, version: str) -> None:
-    """Make `version` the active one, after checking it can be loaded here; shadow mode
+    """Make `version` the active one, after loading it here; shadow mode
     ends if it holds `version` or an older version.
 
     Raises:
@@ -269,6 +272,7 @@ def rollback(model_dir: str | Path) -> str:
 
     Raises:
         ModelNotFoundError: there is no earlier version to go back to.
+        ModelIntegrityError, ModelVersionError: the earlier version cannot be loaded here.
     """
     root = Path(model_dir)
     with _locked(root):
@@ -277,7 +281,7 @@ def rollback(model_dir: str | Path) -> str:
         while history:
             candidate = history.pop()
             if candidate != current and candidate in versions:
-                verify_version(root, candidate)
+                load_version(root, candidate)  # as `_activate` does
                 # ACTIVE first: a run stopped between the two writes (a full disk) must not
                 # have dropped the candidate from HISTORY while leaving it inactive; left in
                 # HISTORY as the active one, it is skipped by the next rollback.
@@ -355,9 +359,9 @@ def set_shadow(model_dir: str | Path, version: str) -> None:
     with _locked(root):
         if version == active_version(root):
             raise ModelError(f"{version} is the active version: shadow mode scores another version beside it")
-        # Checked as `activate` checks: a version the workers cannot load would score
+        # Loaded as `activate` loads it: a version the workers cannot load would score
         # nothing, while each of them tried it again at every check.
-        verify_version(root, version)
+        load_version(root, version)
         _write_atomically(root / SHADOW_FILE, version + "\n")
 
 

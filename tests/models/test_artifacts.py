@@ -35,6 +35,7 @@ from models.examples import Example
 from models.records import CommentText
 from models.registry import active_version, load_active, load_version, save_version
 from models.training import TrainingResult
+from tests.models.artifact_files import replace_model_file, rewrite_metadata
 
 COMMENTS = [
     CommentText("Buy cheap viagra at http://x.ru"),
@@ -45,14 +46,6 @@ COMMENTS = [
 
 def _active_folder(model_dir: Path) -> Path:
     return model_dir / str(active_version(model_dir))
-
-
-def _rewrite_metadata(directory: Path, metadata: dict[str, Any]) -> None:
-    """Replace a version's metadata and re-record its digests, as a writer of that metadata would."""
-    (directory / METADATA_FILE).write_text(json.dumps(metadata))
-    (directory / DIGEST_FILE).write_text(
-        "".join(f"{file_digest(directory / name)}  {name}\n" for name in (MODEL_FILE, METADATA_FILE))
-    )
 
 
 def test_round_trip(tmp_path: Path, make_result: Callable[..., TrainingResult]) -> None:
@@ -132,7 +125,7 @@ def test_metadata_naming_another_model_digest_is_refused(model_dir: Path) -> Non
     # Both files match the digest file; the metadata itself records another model.
     folder = _active_folder(model_dir)
     metadata = json.loads((folder / METADATA_FILE).read_text())
-    _rewrite_metadata(folder, {**metadata, "model_sha256": "0" * 64})
+    rewrite_metadata(folder, {**metadata, "model_sha256": "0" * 64})
     with pytest.raises(ModelIntegrityError, match="records another SHA-256 digest"):
         load_active(model_dir)
 
@@ -176,7 +169,7 @@ def test_malformed_metadata_is_refused(model_dir: Path, change: dict[str, Any], 
     # Digested correctly, so only the shape check can refuse it; a None value removes the key.
     folder = _active_folder(model_dir)
     metadata = {**json.loads((folder / METADATA_FILE).read_text()), **change}
-    _rewrite_metadata(folder, {key: value for key, value in metadata.items() if value is not None})
+    rewrite_metadata(folder, {key: value for key, value in metadata.items() if value is not None})
     with pytest.raises(ModelIntegrityError) as error:
         load_active(model_dir)
     assert str(folder / METADATA_FILE) in str(error.value) and problem in str(error.value)
@@ -227,7 +220,7 @@ def test_a_model_file_deflates_only_what_shrinks_and_one_all_deflated_still_load
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as deflated:
         for name, data in contents:
             deflated.writestr(name, data)
-    _rewrite_metadata(
+    rewrite_metadata(
         folder, {**json.loads((folder / METADATA_FILE).read_text()), "model_sha256": file_digest(path)}
     )
     assert load_active(model_dir).score(COMMENTS) == before
@@ -275,7 +268,7 @@ def test_a_digest_file_naming_other_files_is_refused(model_dir: Path) -> None:
 @pytest.mark.parametrize("stored", [[4], "4", True, None])
 def test_a_format_that_is_no_number_is_refused_as_such(model_dir: Path, stored: Any) -> None:
     folder = _active_folder(model_dir)
-    _rewrite_metadata(folder, {**json.loads((folder / METADATA_FILE).read_text()), "format": stored})
+    rewrite_metadata(folder, {**json.loads((folder / METADATA_FILE).read_text()), "format": stored})
     with pytest.raises(ModelVersionError, match="stored in format"):
         load_active(model_dir)
 
@@ -291,7 +284,7 @@ def test_other_library_version_is_refused(model_dir: Path) -> None:
     metadata = json.loads((folder / METADATA_FILE).read_text())
     installed = metadata["libraries"]["scikit-learn"]
     metadata["libraries"]["scikit-learn"] = "0.24.2"
-    _rewrite_metadata(folder, metadata)
+    rewrite_metadata(folder, metadata)
     with pytest.raises(ModelVersionError) as error:
         load_active(model_dir)
     assert "scikit-learn 0.24.2" in str(error.value) and f"scikit-learn {installed}" in str(error.value)
@@ -353,9 +346,7 @@ def _archive(entries: dict[str, bytes]) -> bytes:
 def test_a_digested_model_file_skops_cannot_read_is_refused(model_dir: Path, content: bytes) -> None:
     # Its digests recorded anew (by hand, to "repair" a mismatch), damage is no longer caught by them.
     folder = _active_folder(model_dir)
-    (folder / MODEL_FILE).write_bytes(content)
-    metadata = json.loads((folder / METADATA_FILE).read_text())
-    _rewrite_metadata(folder, {**metadata, "model_sha256": file_digest(folder / MODEL_FILE)})
+    replace_model_file(folder, content)
     with pytest.raises(ModelIntegrityError, match=f"{folder / MODEL_FILE} cannot be read as a model"):
         load_active(model_dir)
 

@@ -18,6 +18,7 @@ from models.cli import cli, commands, register_commands
 from models.examples import Example, write_examples
 from models.registry import ACTIVE_FILE, HISTORY_FILE, active_version, list_versions, save_version
 from models.training import OUT_OF_CORE_EPOCHS, TrainingResult
+from tests.models.artifact_files import rewrite_metadata
 
 
 @pytest.fixture
@@ -305,8 +306,25 @@ def test_models_list_shows_a_version_whose_metadata_nests_too_deeply(model_dir: 
     version = active_version(model_dir)
     (model_dir / str(version) / "metadata.json").write_text("[" * 100_000 + "]" * 100_000)
     code, stdout, _ = run("models", "list", "--model", str(model_dir))
-    assert code == 0 and f"  {version}  (unreadable: " in stdout
+    assert code == 0 and f"* {version}  (unreadable: " in stdout  # still the active one
     assert "not valid JSON (it nests arrays or objects too deeply)" in stdout
+
+
+def test_models_list_says_which_versions_cannot_be_loaded_and_why(
+    model_dir: Path, trained: TrainingResult
+) -> None:
+    active = str(active_version(model_dir))
+    other = save_version(model_dir, trained)
+    metadata = json.loads((model_dir / other / "metadata.json").read_text())
+    libraries = {**metadata["libraries"], "scikit-learn": "0.1"}
+    rewrite_metadata(model_dir / other, {**metadata, "libraries": libraries})
+    (model_dir / active / "model.skops").write_bytes(b"changed")
+    code, stdout, _ = run("models", "list", "--model", str(model_dir))
+    lines = {line[2:].split()[0]: line for line in stdout.splitlines()}
+    assert code == 0 and lines.keys() == {active, other}
+    assert lines[active].startswith(f"* {active}  heads=") and "digest" in lines[active]
+    assert lines[other].startswith(f"  {other}  heads=")
+    assert "(cannot be loaded: model " in lines[other] and "was made with scikit-learn 0.1" in lines[other]
 
 
 def test_models_list_activate_rollback(tmp_path: Path, data_file: Path) -> None:

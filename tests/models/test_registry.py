@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from models.registry import (
 )
 from models.training import TrainingResult, train
 from tests.flock import flock_is_free
+from tests.models.artifact_files import replace_model_file
 
 
 @pytest.fixture(scope="module")
@@ -365,17 +366,17 @@ def test_activate_checks_the_version_under_the_lock(
     three_versions: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Outside the lock, a version removed between the check and the switch would become active.
-    import models.registry
+    import models.artifacts
 
     root, versions = three_versions
     held: list[bool] = []
-    verify = models.registry.verify_artifact
+    verify = models.artifacts.verify_artifact
 
-    def checking(directory: Path) -> dict[str, Any]:
+    def checking(directory: Path, files: Mapping[str, bytes] | None = None) -> dict[str, Any]:
         held.append(not flock_is_free(root / LOCK_FILE))
-        return verify(directory)
+        return verify(directory, files)
 
-    monkeypatch.setattr(models.registry, "verify_artifact", checking)
+    monkeypatch.setattr(models.artifacts, "verify_artifact", checking)
     activate(root, versions[0])
     assert held == [True]
 
@@ -484,3 +485,20 @@ def test_a_rollback_cut_short_can_be_run_again(
     assert active_version(root) == second
     monkeypatch.setattr(atomic_files.os, "replace", replace)
     assert rollback(root) == first
+
+
+def test_a_version_that_does_not_load_is_not_made_active_nor_shadow_nor_rolled_back_to(
+    three_versions: tuple[Path, list[str]],
+) -> None:
+    # Its digests match and its metadata reads, so only loading it finds that it is no model:
+    # every worker would have failed on it instead.
+    root, (first, second, third) = three_versions
+    activate(root, first)
+    activate(root, second)
+    replace_model_file(root / first, b"not a zip archive")
+    replace_model_file(root / third, b"not a zip archive")
+    for change in (lambda: activate(root, third), lambda: set_shadow(root, third), lambda: rollback(root)):
+        with pytest.raises(ModelIntegrityError, match="cannot be read as a model"):
+            change()
+        assert (active_version(root), shadow_version(root)) == (second, None)
+    assert (root / HISTORY_FILE).read_text().split() == [first]
