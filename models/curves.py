@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from models.atomic_files import replacing_bytes
 from models.evaluation import HeadScores
 
 ROC_FILE = "roc.png"
@@ -27,6 +28,12 @@ def _figure() -> Any:
 
     figure = Figure(figsize=(6, 5), dpi=100)
     return figure, figure.add_subplot()
+
+
+def _save(figure: Any, path: Path) -> None:
+    # Whole or not at all: an evaluation stopped while drawing leaves the last curves in place.
+    with replacing_bytes(path) as out:
+        figure.savefig(out, format="png")
 
 
 def _point(result: HeadScores, threshold: float) -> tuple[float, float, float, float]:
@@ -59,7 +66,7 @@ def write_roc(
     axes.plot([0, 1], [0, 1], ":", color="grey", label="chance")
     axes.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
     axes.legend(loc="lower right")
-    figure.savefig(path, format="png")
+    _save(figure, path)
 
 
 def write_precision_recall(
@@ -77,7 +84,7 @@ def write_precision_recall(
     axes.set(xlabel="recall", ylabel="precision", title="Precision-recall", ylim=(0.0, 1.02))
     if axes.get_legend_handles_labels()[0]:  # nothing drawn when no head has both classes
         axes.legend(loc="lower left")
-    figure.savefig(path, format="png")
+    _save(figure, path)
 
 
 def write_curves(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -102,3 +103,32 @@ def test_evaluate_builds_features_in_batches_with_the_same_scores(
     assert evaluate(classifier, tiny_examples)[0] == whole
     assert max(rows) == 7 and sum(rows) == len(tiny_examples)
     assert [len(column) for column in classifier.probabilities([]).values()] == [0, 0]
+
+
+def test_curves_cut_short_leave_the_earlier_ones_whole(
+    tmp_path: Path, model_dir: Path, tiny_examples: list[Example], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.figure import Figure
+
+    data = tmp_path / "labels.jsonl"
+    write_examples(data, tiny_examples)
+    out = tmp_path / "curves"
+    args = ["evaluate", "--model", str(model_dir), "--data", str(data), "--out", str(out)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    earlier = {path.name: path.read_bytes() for path in out.iterdir()}
+    draw = Figure.savefig
+
+    def cut_short(figure: Figure, target: Any, **options: Any) -> None:
+        # A disk that filled up after the first 100 bytes, whatever the drawing was written to.
+        drawn = io.BytesIO()
+        draw(figure, drawn, **options)
+        if hasattr(target, "write"):
+            target.write(drawn.getvalue()[:100])
+        else:
+            Path(target).write_bytes(drawn.getvalue()[:100])
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", cut_short)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == earlier
