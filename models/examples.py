@@ -168,6 +168,12 @@ def json_lines(
         try:
             row = parse_json(line)
         except ValueError as exc:
+            if "\r" in line.rstrip("\r\n"):
+                # A file from classic Mac OS: to Python it is one line of many objects.
+                raise DataError(
+                    f"{where}: its lines end with a carriage return alone; JSON Lines ends them "
+                    "with a line feed (save the file with Unix or Windows line endings)"
+                ) from None
             raise DataError(f"{where}: {exc}") from None
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected a JSON object")

@@ -78,6 +78,12 @@ def test_jsonl_takes_a_numeric_author_as_its_digits(tmp_path: Path) -> None:
     assert read_examples(path) == [Example("a", author="0", source="7"), Example("b", author="12.5")]
 
 
+def test_jsonl_reads_windows_line_endings(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b'{"text": "a"}\r\n{"text": "b", "spam": 1}\r\n')
+    assert read_examples(path) == [Example("a"), Example("b", spam=1)]
+
+
 def test_jsonl_accepts_missing_and_null_labels(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     path.write_text('{"text": "a"}\n\n{"text": "b", "spam": null, "abuse": true}\n', encoding="utf-8")
@@ -111,6 +117,11 @@ def test_jsonl_accepts_missing_and_null_labels(tmp_path: Path) -> None:
             '{"text": "ok"}\n{"text": "ok", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
             r"d\.jsonl:2: not valid JSON \(it nests arrays or objects too deeply\)",
             id="nested-too-deeply",
+        ),
+        pytest.param(
+            '{"text": "ok", "spam": 0}\r{"text": "buy now", "spam": 1}\r',
+            r"d\.jsonl:1: its lines end with a carriage return alone; JSON Lines ends them with a line feed",
+            id="classic-mac-line-endings",
         ),
         pytest.param(
             '{"text": "ok", "spam": ' + "1" * 5000 + "}\n",
