@@ -861,6 +861,23 @@ def render_model(model: dict[str, Any]) -> tuple[list[str], list[str]]:
     return lines, targets
 
 
+def render_moderators_pages(pages: dict[str, Any], repeats: int) -> list[str]:
+    """The moderators' own page of the queue, timed whole on the same database."""
+    rows = [
+        [case["case"], case["rows"], case["median_ms"], case["p95_ms"], case["max_ms"], case["sql_median_ms"]]
+        for case in pages["cases"]
+    ]
+    return [
+        "The moderators' page of the queue (`GET /moderate/`, 20 comments a page), on the same "
+        "database through the service's app signed in by its form (Flask's test client, no network): "
+        f"one untimed request, then {repeats} timed, each whole (the session's check, the listing, the "
+        "flagged count up to 1,000, each comment's reply parent and last decision, its email "
+        "decrypted and masked, the HTML) beside the time its SQL took.",
+        "",
+        *_table(["page", "comments", "median ms", "p95 ms", "max ms", "of which SQL, median ms"], rows),
+    ]
+
+
 def render_review_queue(review: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The review-queue table, one plan per order, and its target line."""
     rows = [
@@ -900,6 +917,8 @@ def render_review_queue(review: dict[str, Any]) -> tuple[list[str], list[str]]:
     }
     for label, plan in plans.items():
         lines += [f"Plan, {label}, deep page:", "", "```", *plan, "```", ""]
+    if "pages" in review:  # results from before the pages were timed have none
+        lines += render_moderators_pages(review["pages"], review["settings"]["repeats"])
     targets = []
     if worst is not None:
         targets.append(

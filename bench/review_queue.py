@@ -5,7 +5,9 @@ mix of statuses, scores, threads and times, one verdict per classified comment, 
 times ``service.review.list_comments`` for the first page and a deep page of each case
 (a status and an order, or every status in an order), both as numbered pages (OFFSET
 and a total) and through the cursor a client would hold (keyset), prints the EXPLAIN
-ANALYZE plan of every statement it sent, and
+ANALYZE plan of every statement it sent. Then the moderators' own page of the queue
+(``GET /moderate/``, the app made by ``create_app`` on the same database, signed in through
+its form) is timed whole, first page and a deep one, with the time its SQL took. It
 writes ``bench/results/review_queue.json``. The schema is dropped at the end, also on Ctrl-C or error.
 
     .venv/bin/python bench/review_queue.py
@@ -15,6 +17,7 @@ writes ``bench/results/review_queue.json``. The schema is dropped at the end, al
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import time
@@ -22,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 if __package__ in (None, ""):  # run as a file: make `bench` and the service importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,6 +34,8 @@ from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.orm import Session
 
 from bench.common import (
+    REDIS_URL,
+    SECRET_KEY,
     fresh_database,
     machine_info,
     percentiles,
@@ -40,11 +46,19 @@ from bench.common import (
 )
 from service.db import make_engine, make_session_factory
 from service.keyset import encode_cursor
+from service.privacy import encrypt_email
 from service.review import ListQuery, Sort, list_comments, sort_keys
 from service.statuses import CommentStatus
 from service.tables import Comment
 
 TARGET_MS = 20.0
+# The moderators' page cases: (label, status, order). The queue's default is the first.
+PAGE_CASES = [
+    ("flagged, sort=queue (default)", CommentStatus.FLAGGED, Sort.QUEUE),
+    ("flagged, sort=score", CommentStatus.FLAGGED, Sort.SCORE),
+    ("all, sort=age", None, Sort.AGE),
+]
+PAGE_EMAIL = "reader.of.the.news@example.org"
 
 # Ids grow with time, as they do on a live site: one comment about every 30 seconds over
 # a year. 70 % approved, 12 % flagged, 15 % rejected, 3 % still waiting for a verdict.
@@ -215,6 +229,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Fill, measure, explain; the schema goes away with ``fresh_database``."""
     with fresh_database("postgresql", workdir) as url:
         engine = make_engine(url)
+        # Made on the empty database: at start the app checks that its key decrypts the
+        # stored emails, which the fill's random bytes are not.
+        app, client = moderators_client(url, workdir)
         try:
             print(f"filling {args.comments:,} comments...", flush=True)
             results: dict[str, Any] = {"fill": fill(engine, args.comments)}
@@ -232,6 +249,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     case = measure_case(engine, sessions, f"{label}, cursor", keyset, args.repeats)
                     cases.append({**case, "page": page})
             results["cases"] = cases
+            results["pages"] = measure_pages(engine, app, client, args)
             with Session(engine) as session:
                 results["table_sizes"] = {
                     name: size
@@ -244,7 +262,111 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 }
             return results
         finally:
+            app.extensions["moderation"].close()
             engine.dispose()
+
+
+def moderators_client(url: str, workdir: Path) -> tuple[Any, Any]:
+    """The service's app on the bench database and a test client signed in through the
+    sign-in form, as a moderator's browser is."""
+    from service.app import create_app
+    from service.auth import create_token
+
+    app = create_app(
+        {
+            "data_dir": workdir / "instance",
+            "database_url": url,
+            "redis_url": REDIS_URL,
+            "model_dir": workdir / "models",
+            "secret_key": SECRET_KEY,
+        }
+    )
+    services = app.extensions["moderation"]
+    with services.sessions() as session:
+        token = create_token(session, "Bench")
+        session.commit()
+    client = app.test_client()
+    form = client.get("/moderate/sign-in").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    if csrf is None:
+        raise RuntimeError("the sign-in page has no CSRF token")
+    signed = client.post("/moderate/sign-in", data={"token": token, "csrf_token": csrf.group(1)})
+    if signed.status_code != 302:
+        raise RuntimeError(f"signing in answered {signed.status_code}")
+    return app, client
+
+
+def readable_emails(engine: Engine, services: Any) -> float:
+    """Give every comment an email the app can decrypt (the fill's are random bytes, which
+    the pages would show as unavailable without decrypting anything); seconds taken."""
+    started = time.perf_counter()
+    with engine.begin() as db:
+        db.execute(
+            text("UPDATE comments SET email_ciphertext = :email"),
+            {"email": encrypt_email(services.keys, PAGE_EMAIL)},
+        )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as db:
+        db.execute(text("VACUUM ANALYZE comments"))
+    return round(time.perf_counter() - started, 1)
+
+
+def measure_page(client: Any, engine: Engine, label: str, path: str, repeats: int) -> dict[str, Any]:
+    """Milliseconds of ``repeats`` requests for ``path`` (after one untimed), whole and in SQL."""
+    sql: list[float] = []
+    began: list[float] = []
+
+    def before(*_args: Any) -> None:
+        began.append(time.perf_counter())
+
+    def after(*_args: Any) -> None:
+        sql[-1] += (time.perf_counter() - began.pop()) * 1000
+
+    client.get(path)
+    times = []
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        for _ in range(repeats):
+            sql.append(0.0)
+            started = time.perf_counter()
+            answer = client.get(path)
+            times.append((time.perf_counter() - started) * 1000)
+            if answer.status_code != 200:
+                raise RuntimeError(f"{path} answered {answer.status_code}")
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+    shown = answer.get_data(as_text=True).count("<article")
+    figures = {
+        "case": label,
+        "rows": shown,
+        "median_ms": round(statistics.median(times), 2),
+        "p95_ms": round(percentiles(times, (95,))["p95"], 2),
+        "max_ms": round(max(times), 2),
+        "sql_median_ms": round(statistics.median(sql), 2),
+    }
+    print(f"== page {label}: median {figures['median_ms']} ms, of which SQL {figures['sql_median_ms']} ms")
+    return figures
+
+
+def measure_pages(engine: Engine, app: Any, client: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The moderators' queue page, first and deep, for each of ``PAGE_CASES``."""
+    from service.moderation_pages import PER_PAGE
+
+    services = app.extensions["moderation"]
+    results: dict[str, Any] = {"emails_s": readable_emails(engine, services), "cases": []}
+    sessions = make_session_factory(engine)
+    for label, status, sort in PAGE_CASES:
+        deepest = max(1, rows_of(sessions, status) // PER_PAGE)
+        for page in (1, min(args.deep_page, deepest)):
+            query = {"status": status.value if status else "", "sort": sort.value}
+            cursor = cursor_for(sessions, status, sort, page, PER_PAGE)
+            if cursor is not None:
+                query["cursor"] = cursor
+            path = f"/moderate/?{urlencode(query)}"
+            case = measure_page(client, services.engine, f"{label}, page {page}", path, args.repeats)
+            results["cases"].append({**case, "page": page})
+    return results
 
 
 def report(results: dict[str, Any]) -> None:
@@ -259,6 +381,21 @@ def report(results: dict[str, Any]) -> None:
     print()
     header = ["query", "page", "rows", "total", "median ms", "p95 ms", "max ms", f"p95 < {TARGET_MS:g} ms"]
     print_table(header, rows)
+    pages = [
+        [
+            case["case"],
+            case["rows"],
+            case["median_ms"],
+            case["p95_ms"],
+            case["max_ms"],
+            case["sql_median_ms"],
+            "yes" if case["p95_ms"] < TARGET_MS else "NO",
+        ]
+        for case in results["pages"]["cases"]
+    ]
+    print("\nThe moderators' page (GET /moderate/), whole: session check, queries, decryption, HTML")
+    header = ["page", "comments", "median ms", "p95 ms", "max ms", "SQL median ms", f"p95 < {TARGET_MS:g} ms"]
+    print_table(header, pages)
 
 
 def main(argv: list[str] | None = None) -> int:
