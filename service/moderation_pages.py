@@ -76,6 +76,8 @@ RETURN_TO_COMMENT = {"return_to": "comment"}
 # The flagged queue's length is counted on every page view up to this many, then shown as
 # "1,000+": an exact count of a backlog of hundreds of thousands would read all of them.
 WAITING_COUNTED_TO = 1000
+# A page lists PER_PAGE comments: more selected than a few pages' worth is not a page's form.
+MAX_SELECTED = 5 * PER_PAGE
 View = TypeVar("View", bound=Callable[..., Any])
 
 
@@ -437,6 +439,11 @@ def _page_the_form_was_on(comment_id: int, anchor: str = "comments") -> str:
     header and the filters."""
     if _from_comment_page():
         return url_for("pages.show_comment", comment_id=comment_id, _anchor="comment")
+    return _queue_the_form_was_on(anchor)
+
+
+def _queue_the_form_was_on(anchor: str = "comments") -> str:
+    """The queue page a form was on, as its hidden fields name it, at ``anchor``."""
     form = request.form
     # The fragment moves a keyboard's next Tab there too: without it, each decision sent
     # the moderator back to the page's top, Tab on Sign out and eleven stops from the
@@ -498,33 +505,86 @@ def _now_and_by_whom(comment_id: int, last: AuditEvent | None) -> str:
 
 
 def _apply(comment_id: int, decision: str, note: str | None) -> None:
-    action, reason = DECISIONS[decision]
     # What the page showed: another moderator, or the classifier, may have changed the
     # comment since, and a decision made on what is no longer there is not applied.
     form = request.form
     seen = _choice(CommentStatus, form.get("seen_status"), None)
-    made = Decision(action, reason, note, seen, _seen_time(form.get("seen_updated_at")))
+    applied, message = _outcome(comment_id, decision, note, seen, _seen_time(form.get("seen_updated_at")))
+    flash(message, "done" if applied else "problem")
+
+
+def _outcome(
+    comment_id: int, decision: str, note: str | None, seen: CommentStatus | None, seen_at: datetime | None
+) -> tuple[bool, Markup]:
+    """Apply ``decision`` to a comment the page showed as ``seen`` (changed last at
+    ``seen_at``): whether it holds now, and what to tell the moderator."""
+    action, reason = DECISIONS[decision]
+    made = Decision(action, reason, note, seen, seen_at)
     try:
         record_decision(comment_id, g.moderator, made)
     except NotFoundError as exc:
-        flash(f"Comment {comment_id}: {exc}.", "problem")
+        return False, Markup("Comment {}: {}.").format(comment_id, exc)
     except ConflictError:
         last = _last_change(comment_id)
         if _made_already(last, made):
-            flash(_about(comment_id, f" {DONE[decision]}."), "done")
-            return
+            return True, _about(comment_id, f" {DONE[decision]}.")
         # The page goes back to the queue it was on, which the comment may have left: the
         # moderator is told where it went, and who moved it, to follow it up.
-        flash(
-            _about(
-                comment_id,
-                f" was decided, classified or erased meanwhile{_now_and_by_whom(comment_id, last)},"
-                " so your decision was not applied: look at it again.",
-            ),
-            "problem",
+        return False, _about(
+            comment_id,
+            f" was decided, classified or erased meanwhile{_now_and_by_whom(comment_id, last)},"
+            " so your decision was not applied: look at it again.",
         )
+    return True, _about(comment_id, f" {DONE[decision]}.")
+
+
+@bp.post("/decisions")
+@signed_in
+def decide_selected() -> Response:
+    """Apply one decision to every comment selected on a queue page (a wave of spam is
+    rejected in one go), each as its own form would, then go back to that page."""
+    form = request.form
+    decision, selected = form.get("decision", ""), form.getlist("selected")
+    try:
+        note = moderator_note(form.get("note"))
+    except ValueError as exc:
+        flash(f"The selected comments were not decided: the note {exc}.", "problem")
+        return redirect(_queue_the_form_was_on())
+    if decision not in DECISIONS:
+        flash("Choose approve, spam, abuse or other for the selected comments.", "problem")
+    elif not selected:
+        flash("Select the comments to decide first.", "problem")
+    elif len(selected) > MAX_SELECTED:
+        flash(f"Select at most {MAX_SELECTED} comments at a time.", "problem")
     else:
-        flash(_about(comment_id, f" {DONE[decision]}."), "done")
+        decided = []
+        for raw in selected:
+            shown = _selection(raw)
+            if shown is None:
+                flash(f"A selection this page does not make ({raw[:40]!r}) was left as it is.", "problem")
+                continue
+            applied, message = _outcome(shown[0], decision, note, shown[1], shown[2])
+            if applied:
+                decided.append(shown[0])
+            else:
+                flash(message, "problem")
+        if decided:
+            links = Markup(", ").join(
+                Markup('<a href="{}">{}</a>').format(url_for("pages.show_comment", comment_id=each), each)
+                for each in decided
+            )
+            counted = "1 comment" if len(decided) == 1 else f"{len(decided)} comments"
+            flash(Markup("{} {}: {}.").format(counted, DONE[decision], links), "done")
+    return redirect(_queue_the_form_was_on())
+
+
+def _selection(raw: str) -> tuple[int, CommentStatus | None, datetime | None] | None:
+    """A selected comment's id, and the status and time of change its card showed, from
+    its checkbox's value (``ID STATUS UPDATED_AT``); None when it is not such a value."""
+    parts = raw.split(" ")
+    if len(parts) != 3 or not parts[0].isascii() or not parts[0].isdigit() or not 0 < int(parts[0]) <= MAX_ID:
+        return None
+    return int(parts[0]), _choice(CommentStatus, parts[1], None), _seen_time(parts[2])
 
 
 @bp.post("/comments/<id:comment_id>/reveal-email")

@@ -209,6 +209,43 @@ def test_a_moderator_follows_a_decision_to_its_comments_page_and_mends_it(
         assert session.get_one(Comment, comment_id).status is CommentStatus.APPROVED
 
 
+def test_a_moderator_selects_a_wave_of_spam_and_rejects_it_at_once(
+    served: str, client: FlaskClient, services: Services
+) -> None:
+    from playwright.sync_api import expect
+
+    posted = {"name": "Ann Reader", "email": "ann@example.com", "thread": "/a/1"}
+    kept, token = _flagged_and_a_token(client, services, {**posted, "comment": "Is it open?"}, [])
+    wave = [
+        int(client.post("/v1/comments", json={**posted, "comment": f"Cheap pills {n}"}).get_json()["id"])
+        for n in range(2)
+    ]
+    for comment_id in wave:
+        _flag(services, comment_id)
+
+    with _chromium() as browser:
+        page = browser.new_page(viewport={"width": 320, "height": 640})
+        refused = _console_errors(page)
+        _sign_in(page, served, token)
+        for comment_id in wave:
+            page.get_by_label(f"Select comment {comment_id}").check()
+        selected = page.get_by_role("form", name="Decide the selected comments")
+        selected.get_by_label("Note for the selected").fill("pills wave")
+        selected.get_by_role("button", name="Reject selected as spam").click()
+        expect(page.get_by_role("status")).to_have_text(f"2 comments rejected as spam: {wave[0]}, {wave[1]}.")
+        expect(page.get_by_role("article")).to_have_count(1)
+        expect(page.get_by_role("article", name=f"Comment {kept}")).to_be_visible()
+        width, window = _widths(page)
+        assert width <= window, f"the queue is {width} px wide in {window} px"
+        assert refused == []
+    with services.sessions() as session:
+        assert [session.get_one(Comment, each).status for each in [kept, *wave]] == [
+            CommentStatus.FLAGGED,
+            CommentStatus.REJECTED,
+            CommentStatus.REJECTED,
+        ]
+
+
 def _flag(services: Services, comment_id: int) -> None:
     verdict = VerdictRecord(0.6, 0.02, [], "test-model", CommentStatus.FLAGGED, "test")
     with services.sessions() as session:

@@ -713,8 +713,9 @@ def test_a_problem_is_announced_at_once_and_each_control_names_its_comment(
     client.post(f"/moderate/comments/{flagged}/decision", data={**_decision_form(client, flagged, "maybe")})
     page = client.get("/moderate/").get_data(as_text=True)
     assert '<p class="flash problem" role="alert">' in page
-    # The note, four decisions, reveal, and the links to the thread and the commenter's comments.
-    assert page.count(f'aria-describedby="comment-{flagged}-meta"') == 8
+    # The note, four decisions, the selection, reveal, and the links to the thread and the
+    # commenter's comments.
+    assert page.count(f'aria-describedby="comment-{flagged}-meta"') == 9
     assert f'<div class="meta" id="comment-{flagged}-meta">' in page
 
 
@@ -1115,3 +1116,103 @@ def test_a_comments_page_keeps_the_pages_landmarks_and_headings(
     headings = [tag for tag, _, _ in page.elements if tag in {"h1", "h2", "h3"}]
     assert headings == ["h1", "h2"]
     assert all("main" in inside for tag, _, inside in page.elements if tag in {"article", "section"})
+
+
+SELECTED = re.compile(r'name="selected" value="([^"]+)"')
+
+
+def test_selected_comments_are_decided_at_once_each_as_its_own_form_would(
+    client: FlaskClient, services: Services
+) -> None:
+    ids = [_post(client, f"Casino bonus number {n}.") for n in range(4)]
+    for comment_id in ids:
+        _route(services, comment_id, CommentStatus.FLAGGED)
+    _sign_in(client, _token(services, "Mo"))
+    page = client.get("/moderate/?status=flagged&sort=age").get_data(as_text=True)
+    shown = dict((int(value.split(" ")[0]), html.unescape(value)) for value in SELECTED.findall(page))
+    assert sorted(shown) == ids
+    # Another moderator approves one of them while this page is open.
+    other = {"Authorization": f"Bearer {_token(services, 'Al')}"}
+    approved = client.post(f"/v1/comments/{ids[3]}/decision", json={"action": "approve"}, headers=other)
+    assert approved.status_code == 200
+    form = {
+        "decision": "spam",
+        "note": "casino wave",
+        "status": "flagged",
+        "sort": "age",
+        "selected": [shown[each] for each in ids[:3]] + [shown[ids[3]]],
+        "csrf_token": _csrf(client, "/moderate/"),
+    }
+    response = client.post("/moderate/decisions", data=form)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/moderate/?status=flagged&sort=age#comments"
+    messages = _messages(client.get(response.headers["Location"]).get_data(as_text=True)).splitlines()
+    assert messages == [
+        f"Comment {ids[3]} was decided, classified or erased meanwhile (it is approved now, by "
+        "moderator:Al), so your decision was not applied: look at it again.",
+        f"3 comments rejected as spam: {ids[0]}, {ids[1]}, {ids[2]}.",
+    ]
+    with services.sessions() as session:
+        statuses = [session.get_one(Comment, each).status for each in ids]
+        assert statuses == [CommentStatus.REJECTED] * 3 + [CommentStatus.APPROVED]
+        mine = select(AuditEvent.note).where(AuditEvent.actor == "moderator:Mo")
+        assert session.scalars(mine.where(AuditEvent.comment_id.in_(ids))).all() == ["casino wave"] * 3
+        labels = session.execute(select(Label.comment_id, Label.spam).order_by(Label.comment_id)).all()
+        assert [tuple(label) for label in labels] == [*((each, True) for each in ids[:3]), (ids[3], False)]
+
+
+@pytest.mark.parametrize(
+    ("form", "problem"),
+    [
+        ({"decision": "spam"}, "Select the comments to decide first."),
+        ({"decision": "maybe", "selected": "SHOWN"}, "Choose approve, spam, abuse or other for the selected"),
+        (
+            {"decision": "spam", "note": "x" * 2001, "selected": "SHOWN"},
+            "The selected comments were not decided: the note must be text of at most 2000 characters.",
+        ),
+        (
+            {"decision": "spam", "selected": ["SHOWN"] * (moderation_pages.MAX_SELECTED + 1)},
+            f"Select at most {moderation_pages.MAX_SELECTED} comments at a time.",
+        ),
+        ({"decision": "spam", "selected": "7; DROP"}, "A selection this page does not make ('7; DROP') was"),
+        (
+            {"decision": "spam", "selected": "999999 flagged x"},
+            "Comment 999999: comment 999999 does not exist.",
+        ),
+    ],
+    ids=[
+        "none-selected",
+        "unknown-decision",
+        "note-too-long",
+        "too-many",
+        "altered-value",
+        "no-such-comment",
+    ],
+)
+def test_a_decision_on_the_selected_that_cannot_be_applied_is_explained(
+    client: FlaskClient, services: Services, flagged: int, form: dict[str, Any], problem: str
+) -> None:
+    _sign_in(client, _token(services))
+    queue = client.get("/moderate/").get_data(as_text=True)
+    assert f"Select comment {flagged}" in queue
+    assert 'name="selected"' not in client.get(f"/moderate/comments/{flagged}").get_data(as_text=True)
+    (shown,) = (html.unescape(value) for value in SELECTED.findall(queue))
+    selected = form.get("selected")
+    if selected == "SHOWN" or isinstance(selected, list):
+        form = {**form, "selected": [shown] * (len(selected) if isinstance(selected, list) else 1)}
+    response = client.post("/moderate/decisions", data={**form, "csrf_token": _csrf(client, "/moderate/")})
+    assert response.status_code == 302 and response.headers["Location"] == "/moderate/#comments"
+    assert problem in _messages(client.get("/moderate/").get_data(as_text=True))
+    with services.sessions() as session:
+        assert session.get_one(Comment, flagged).status is CommentStatus.FLAGGED
+
+
+def test_a_decision_on_the_selected_needs_a_signed_in_moderator_and_its_csrf_token(
+    client: FlaskClient, services: Services, flagged: int
+) -> None:
+    data = {"decision": "spam", "selected": f"{flagged} flagged x"}
+    assert client.post("/moderate/decisions", data=data).headers["Location"] == "/moderate/sign-in"
+    _sign_in(client, _token(services))
+    assert client.post("/moderate/decisions", data=data).status_code == 400  # forged: no CSRF token
+    with services.sessions() as session:
+        assert session.get_one(Comment, flagged).status is CommentStatus.FLAGGED
