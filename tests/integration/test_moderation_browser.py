@@ -246,6 +246,53 @@ def test_a_moderator_selects_a_wave_of_spam_and_rejects_it_at_once(
         ]
 
 
+def _accessibility_problems(page: Page) -> list[str]:
+    """What axe-core (the engine browsers' accessibility audits run) finds wrong with the page
+    as it stands, one line a rule broken: its id, its impact and the elements breaking it."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    found = Axe().run(page).response["violations"]
+    return [
+        f"{rule['id']} ({rule['impact']}): {[node['target'] for node in rule['nodes']]}" for rule in found
+    ]
+
+
+def test_the_moderators_pages_break_no_accessibility_rule_axe_checks(
+    served: str, client: FlaskClient, services: Services
+) -> None:
+    from playwright.sync_api import expect
+
+    posted = {"name": "Ann Reader", "email": "ann@example.com", "thread": "/a/1", "comment": "Is it open?"}
+    other, token = _flagged_and_a_token(client, services, posted, ['"open" +0.2 toward spam'])
+    first = int(client.post("/v1/comments", json={**posted, "comment": "When?"}).get_json()["id"])
+    with services.sessions() as session:
+        approved = VerdictRecord(0.01, 0.01, [], "test-model", CommentStatus.APPROVED, "test")
+        record_verdicts(session, {first: approved})
+        session.commit()
+    reply = client.post("/v1/comments", json={**posted, "comment": "Monday.", "parent_id": first}).get_json()
+    _flag(services, int(reply["id"]))
+
+    with _chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{served}/moderate/sign-in")
+        shown = {"the sign-in page": _accessibility_problems(page)}
+        page.get_by_label("Moderator token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        # The queue with a reply and its parent, and a message after a decision.
+        page.get_by_label(f"Select comment {other}").check()
+        page.get_by_role("button", name="Approve selected").click()
+        expect(page.get_by_role("status")).to_contain_text("1 comment approved")
+        shown["the queue"] = _accessibility_problems(page)
+        page.get_by_role("link", name=f"Comment {first}", exact=True).first.click()
+        expect(page.get_by_role("heading", level=1, name=f"Comment {first}")).to_be_visible()
+        shown["a comment's page"] = _accessibility_problems(page)
+        # The check itself works under the pages' Content-Security-Policy: a field without
+        # a label, added to the page, is found.
+        page.evaluate("document.querySelector('main').append(document.createElement('input'))")
+        assert any(problem.startswith("label ") for problem in _accessibility_problems(page))
+    assert shown == {name: [] for name in shown}
+
+
 def _flag(services: Services, comment_id: int) -> None:
     verdict = VerdictRecord(0.6, 0.02, [], "test-model", CommentStatus.FLAGGED, "test")
     with services.sessions() as session:
