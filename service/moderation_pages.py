@@ -544,7 +544,8 @@ def decide_selected() -> Response:
     """Apply one decision to every comment selected on a queue page (a wave of spam is
     rejected in one go), each as its own form would, then go back to that page."""
     form = request.form
-    decision, selected = form.get("decision", ""), form.getlist("selected")
+    # Each comment once, in the page's order, however often the form names it.
+    decision, selected = form.get("decision", ""), list(dict.fromkeys(form.getlist("selected")))
     try:
         note = moderator_note(form.get("note"))
     except ValueError as exc:

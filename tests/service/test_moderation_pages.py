@@ -1140,7 +1140,7 @@ def test_selected_comments_are_decided_at_once_each_as_its_own_form_would(
         "note": "casino wave",
         "status": "flagged",
         "sort": "age",
-        "selected": [shown[each] for each in ids[:3]] + [shown[ids[3]]],
+        "selected": [shown[each] for each in ids[:3]] + [shown[ids[3]], shown[ids[0]]],
         "csrf_token": _csrf(client, "/moderate/"),
     }
     response = client.post("/moderate/decisions", data=form)
