@@ -416,6 +416,28 @@ def rollback_command(model_dir: Path) -> None:
     click.echo(f"active: {rollback(model_dir)}")
 
 
+@models_group.command("prune")
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    required=True,
+    help="How many of the newest versions to keep; the active and shadow ones are kept besides.",
+)
+@click.option("--dry-run", is_flag=True, help="Say which versions would go; remove none.")
+@_model_dir_option("--model", help="Model directory.")
+@_user_errors
+def prune_command(keep: int, dry_run: bool, model_dir: Path) -> None:
+    """Remove old versions (a version is a folder of tens of megabytes)."""
+    from models.registry import check_registry_folder, prune
+
+    check_registry_folder(model_dir)
+    removed = prune(model_dir, keep, dry_run=dry_run)
+    for version in removed:
+        click.echo(f"{'would remove' if dry_run else 'removed'}: {version}")
+    if not removed:
+        click.echo(f"nothing to remove: {model_dir} holds no version beyond those kept", err=True)
+
+
 commands: list[click.Command] = [train_command, evaluate_command, score_command, models_group]
 
 

@@ -330,6 +330,33 @@ def save_version(model_dir: str | Path, result: TrainingResult) -> str:
     return version
 
 
+def prune(model_dir: str | Path, keep: int, *, dry_run: bool = False) -> list[str]:
+    """Remove every version but the ``keep`` newest, the active one and the shadow one;
+    return those removed (with ``dry_run``, those that would be), oldest first.
+
+    A rollback skips the versions removed (as any deleted version). Each goes in one
+    rename, so a run stopped meanwhile leaves every version whole or gone: what a rename
+    hid and the stop left behind goes with the next save's leftovers.
+
+    Raises:
+        ValueError: ``keep`` is less than 1 (no version would be kept but the active one).
+        ModelIntegrityError: ``ACTIVE`` or ``SHADOW`` is damaged; nothing is removed.
+    """
+    if keep < 1:
+        raise ValueError(f"keep at least one version, not {keep}")
+    root = Path(model_dir)
+    with _locked(root):
+        versions = list_versions(root)
+        spared = {*versions[-keep:], active_version(root), shadow_version(root)}
+        removed = [version for version in versions if version not in spared]
+        if not dry_run:
+            for version in removed:
+                hidden = root / f"{STAGING_PREFIX}{version}"
+                (root / version).rename(hidden)
+                shutil.rmtree(hidden)
+    return removed
+
+
 def _remove_unfinished(root: Path) -> None:
     """Remove the folders of saves that were killed before they finished; the caller
     holds the lock, so no save is under way."""

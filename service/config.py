@@ -212,6 +212,12 @@ class Settings:
         "Score live comments with a retrained model that was not activated, without acting on it.",
         True,
     )
+    model_versions_kept: int = _env(
+        "MODEL_VERSIONS_KEPT",
+        "After each retraining run, remove all but this many of the newest model versions (never "
+        "the active or shadow one); 0 keeps every version.",
+        10,
+    )
     webhook_url: str = _env(
         "WEBHOOK_URL",
         "The site's endpoint, told by a signed POST of every comment approved, flagged, rejected or "
@@ -369,6 +375,8 @@ def _check(settings: Settings) -> None:
         raise ConfigError("TRUSTED_PROXIES must be 0 or more")
     if settings.trusted_after_approved < 0:
         raise ConfigError("TRUSTED_AFTER_APPROVED must be 0 (off) or more")
+    if settings.model_versions_kept < 0:
+        raise ConfigError("MODEL_VERSIONS_KEPT must be 0 (keep every version) or more")
     if settings.retrain_after_labels < 0:
         # Read as "never", a negative count would turn retraining by labels off unannounced.
         raise ConfigError("RETRAIN_AFTER_LABELS must be 0 (off) or more")

@@ -13,9 +13,10 @@ from models import Example
 from models.errors import DataError
 from models.importers import load as load_corpus
 from models.importers import split_spec
-from models.registry import shadow_candidate
+from models.registry import prune, shadow_candidate
 from models.retraining import retrain
 from models.seeding import seed_examples
+from service.config import Settings
 from service.errors import ConfigError
 from service.retraining import export_labels
 from service.statuses import RunStatus
@@ -167,4 +168,18 @@ def retrain_model(run_id: int) -> str:
     logger.info(
         "run %s: model %s %s", run_id, outcome.version, "activated" if outcome.activated else "kept back"
     )
+    _prune(settings, run_id)
     return outcome.version
+
+
+def _prune(settings: Settings, run_id: int) -> None:
+    """Keep the newest ``MODEL_VERSIONS_KEPT`` versions: each run adds one of tens of megabytes."""
+    if not settings.model_versions_kept:
+        return
+    try:
+        removed = prune(settings.models, settings.model_versions_kept)
+    except Exception:  # the run's own result is recorded; the next run prunes again
+        logger.exception("run %s: removing old model versions failed", run_id)
+        return
+    if removed:
+        logger.info("run %s: removed old model versions %s", run_id, ", ".join(removed))

@@ -450,3 +450,19 @@ def test_model_commands_default_to_model_dir(tmp_path: Path, data_file: Path) ->
 def test_model_commands_without_a_model_dir_say_how_to_give_one(args: tuple[str, ...]) -> None:
     code, _, stderr = run(*args)
     assert code == 2 and "Missing option '--model'" in stderr and "MODEL_DIR" in stderr
+
+
+def test_models_prune_says_what_it_removes_and_dry_run_removes_nothing(
+    model_dir: Path, trained: TrainingResult
+) -> None:
+    active = str(active_version(model_dir))
+    newer = [save_version(model_dir, trained) for _ in range(2)]
+    prune = ("models", "prune", "--keep", "1", "--model", str(model_dir))
+    assert run(*prune, "--dry-run")[:2] == (0, f"would remove: {newer[0]}\n")
+    assert list_versions(model_dir) == [active, *newer]
+    assert run(*prune)[:2] == (0, f"removed: {newer[0]}\n")
+    assert list_versions(model_dir) == [active, newer[1]]
+    code, stdout, stderr = run(*prune)
+    assert (code, stdout) == (0, "") and "nothing to remove" in stderr
+    code, _, stderr = run("models", "prune", "--keep", "0", "--model", str(model_dir))
+    assert code == 2 and "0 is not in the range x>=1" in stderr

@@ -30,6 +30,7 @@ from models.registry import (
     list_versions,
     load_active,
     load_version,
+    prune,
     rollback,
     save_version,
     set_shadow,
@@ -502,3 +503,32 @@ def test_a_version_that_does_not_load_is_not_made_active_nor_shadow_nor_rolled_b
             change()
         assert (active_version(root), shadow_version(root)) == (second, None)
     assert (root / HISTORY_FILE).read_text().split() == [first]
+
+
+def test_prune_keeps_the_newest_versions_and_the_active_and_shadow_ones(
+    three_versions: tuple[Path, list[str]], tiny_result: TrainingResult
+) -> None:
+    root, (first, second, third) = three_versions
+    fourth, fifth = save_version(root, tiny_result), save_version(root, tiny_result)
+    activate(root, first)
+    activate(root, second)
+    set_shadow(root, third)
+    assert prune(root, 1, dry_run=True) == [first, fourth]
+    assert list_versions(root) == [first, second, third, fourth, fifth]
+    assert prune(root, 1) == [first, fourth]
+    assert list_versions(root) == [second, third, fifth]
+    assert not [path for path in root.iterdir() if path.name.startswith(STAGING_PREFIX)]
+    assert (active_version(root), shadow_version(root)) == (second, third)
+    with pytest.raises(ModelNotFoundError, match="roll back"):  # the earlier active one went
+        rollback(root)
+    assert prune(root, 3) == []
+    with pytest.raises(ValueError, match="keep at least one version, not 0"):
+        prune(root, 0)
+
+
+def test_prune_removes_nothing_while_a_pointer_is_damaged(three_versions: tuple[Path, list[str]]) -> None:
+    root, versions = three_versions
+    (root / ACTIVE_FILE).write_bytes(b"\xff" + versions[0].encode())
+    with pytest.raises(ModelIntegrityError, match="ACTIVE is not UTF-8 text"):
+        prune(root, 1)
+    assert list_versions(root) == versions

@@ -97,6 +97,7 @@ def test_a_review_threshold_equal_to_the_reject_threshold_is_accepted() -> None:
         ({"CLASSIFY_BATCH": "0"}, "CLASSIFY_BATCH must be at least 1"),
         ({"TRUSTED_AFTER_APPROVED": "-1"}, "TRUSTED_AFTER_APPROVED must be 0"),
         ({"RETRAIN_AFTER_LABELS": "-5"}, "RETRAIN_AFTER_LABELS must be 0"),
+        ({"MODEL_VERSIONS_KEPT": "-1"}, "MODEL_VERSIONS_KEPT must be 0"),
         ({"TRUSTED_PROXIES": "-1"}, "TRUSTED_PROXIES must be 0 or more"),
         ({"ALLOWED_REDIRECT_HOSTS": "news.example:8080"}, "ALLOWED_REDIRECT_HOSTS must name hosts alone"),
         ({"ALLOWED_REDIRECT_HOSTS": "https://news.example"}, "without scheme, port, path"),

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from models import active_version
 from models.artifacts import load_artifact, write_artifact
-from models.registry import set_shadow, shadow_version
+from models.registry import list_versions, set_shadow, shadow_version
 from models.retraining import Comparison, RetrainOutcome
 from service import retraining
 from service.app import EXTENSION, Services
@@ -269,6 +269,23 @@ def test_a_run_that_activates_ends_the_shadow_mode_of_an_earlier_candidate(
     activated = retrain_model(client.post("/v1/models/retrain", headers=moderator_headers).get_json()["id"])
     assert active_version(services.settings.models) == activated != kept_back
     assert shadow_version(services.settings.models) is None
+
+
+def test_a_run_removes_all_but_the_newest_versions_it_is_told_to_keep(
+    client: FlaskClient, services: Services, moderator_headers: dict[str, str], context: WorkerContext
+) -> None:
+    models, seed = services.settings.models, active_version(services.settings.models)
+    _label_many(client, moderator_headers, 40)
+    keep_one = replace(context.settings, model_versions_kept=1, retrain_auto_activate=False)
+    install_context(replace(context, settings=keep_one))
+    shadowed = retrain_model(client.post("/v1/models/retrain", headers=moderator_headers).get_json()["id"])
+    assert list_versions(models) == [seed, shadowed]  # the newest, and the active one besides
+    install_context(replace(context, settings=replace(keep_one, retrain_auto_activate=True)))
+    activated = retrain_model(client.post("/v1/models/retrain", headers=moderator_headers).get_json()["id"])
+    assert list_versions(models) == [activated] and active_version(models) == activated
+    install_context(context)  # 10 kept, the default
+    third = retrain_model(client.post("/v1/models/retrain", headers=moderator_headers).get_json()["id"])
+    assert list_versions(models) == [activated, third]
 
 
 def test_shadow_model_scores_without_acting(
