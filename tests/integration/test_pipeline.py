@@ -149,6 +149,8 @@ def test_redis_outage_loses_nothing_and_classifies_once(
     assert len(classified) == 60 and set(classified.values()) == {1}
 
 
+# What this tests is a worker's wait for a Redis it cannot reach: one database is enough.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_worker_waiting_for_redis_stops_at_once_and_cleanly_when_told(
     own_redis: RedisServer, settings_overrides: dict[str, Any], tmp_path: Path
 ) -> None:

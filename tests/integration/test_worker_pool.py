@@ -166,6 +166,8 @@ def _lease_ending(events: PubSub) -> bytes | None:
     return None
 
 
+# Process supervision alone: the same on either database, so run on one.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_workers_stop_by_themselves_when_the_pool_is_killed(
     services: Services, settings_overrides: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -183,6 +185,8 @@ def test_workers_stop_by_themselves_when_the_pool_is_killed(
         pool.stop()
 
 
+# Process supervision alone: the same on either database, so run on one.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_stop_during_a_respawn_starts_no_new_worker(
     services: Services, settings_overrides: dict[str, Any], tmp_path: Path
 ) -> None:
