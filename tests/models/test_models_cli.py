@@ -456,12 +456,16 @@ def test_models_prune_says_what_it_removes_and_dry_run_removes_nothing(
     model_dir: Path, trained: TrainingResult
 ) -> None:
     active = str(active_version(model_dir))
-    newer = [save_version(model_dir, trained) for _ in range(2)]
+    for _ in range(2):
+        save_version(model_dir, trained)
+    versions = list_versions(model_dir)
+    # All but the newest and the active one, whichever of the three that is.
+    older = [version for version in versions[:-1] if version != active]
     prune = ("models", "prune", "--keep", "1", "--model", str(model_dir))
-    assert run(*prune, "--dry-run")[:2] == (0, f"would remove: {newer[0]}\n")
-    assert list_versions(model_dir) == [active, *newer]
-    assert run(*prune)[:2] == (0, f"removed: {newer[0]}\n")
-    assert list_versions(model_dir) == [active, newer[1]]
+    assert run(*prune, "--dry-run")[:2] == (0, "".join(f"would remove: {each}\n" for each in older))
+    assert list_versions(model_dir) == versions
+    assert run(*prune)[:2] == (0, "".join(f"removed: {each}\n" for each in older))
+    assert list_versions(model_dir) == [version for version in versions if version not in older]
     code, stdout, stderr = run(*prune)
     assert (code, stdout) == (0, "") and "nothing to remove" in stderr
     code, _, stderr = run("models", "prune", "--keep", "0", "--model", str(model_dir))
