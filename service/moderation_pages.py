@@ -11,6 +11,7 @@ cookies, needs none.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -51,6 +52,7 @@ from service.tables import AuditEvent, Comment, ModeratorToken
 from service.transitions import Decision, moderator_actor
 from service.validation import MAX_ID, moderator_note, seen_time, thread_key, whole_number
 
+logger = logging.getLogger(__name__)
 bp = Blueprint(MODERATOR_PAGES, __name__, url_prefix=MODERATOR_PAGES_PREFIX)
 csrf = CSRFProtect()
 
@@ -544,8 +546,7 @@ def decide_selected() -> Response:
     """Apply one decision to every comment selected on a queue page (a wave of spam is
     rejected in one go), each as its own form would, then go back to that page."""
     form = request.form
-    # Each comment once, in the page's order, however often the form names it.
-    decision, selected = form.get("decision", ""), list(dict.fromkeys(form.getlist("selected")))
+    decision, selected = form.get("decision", ""), form.getlist("selected")
     try:
         note = moderator_note(form.get("note"))
     except ValueError as exc:
@@ -558,17 +559,39 @@ def decide_selected() -> Response:
     elif len(selected) > MAX_SELECTED:
         flash(f"Select at most {MAX_SELECTED} comments at a time.", "problem")
     else:
-        decided = []
-        for raw in selected:
-            shown = _selection(raw)
-            if shown is None:
-                flash(f"A selection this page does not make ({raw[:40]!r}) was left as it is.", "problem")
-                continue
-            applied, message = _outcome(shown[0], decision, note, shown[1], shown[2])
+        _decide_each(decision, note, selected)
+    return redirect(_queue_the_form_was_on())
+
+
+def _decide_each(decision: str, note: str | None, selected: list[str]) -> None:
+    """Decide each selected comment in turn, each committed on its own, and say which were
+    decided and why any was not; an error stops the rest, and what was decided is still told."""
+    shown: dict[int, tuple[CommentStatus | None, datetime | None]] = {}
+    for raw in selected:
+        parsed = _selection(raw)
+        if parsed is None:
+            flash(f"A selection this page does not make ({raw[:40]!r}) was left as it is.", "problem")
+        else:
+            # Each comment once, in the page's order, however often the form names it.
+            shown.setdefault(parsed[0], parsed[1:])
+    decided: list[int] = []
+    settled = 0  # decided, or told why not
+    try:
+        for comment_id, (status, changed_at) in shown.items():
+            applied, message = _outcome(comment_id, decision, note, status, changed_at)
             if applied:
-                decided.append(shown[0])
+                decided.append(comment_id)
             else:
                 flash(message, "problem")
+            settled += 1
+    except Exception:
+        # The database gone, say: those decided are committed, each on its own, and the
+        # moderator must hear which, and that the others were not.
+        get_session().rollback()
+        logger.exception("deciding the selected comments stopped")
+        left = len(shown) - settled
+        flash(f"An error stopped the decisions: {left} of the selected comments were not decided.", "problem")
+    finally:
         if decided:
             links = Markup(", ").join(
                 Markup('<a href="{}">{}</a>').format(url_for("pages.show_comment", comment_id=each), each)
@@ -576,16 +599,19 @@ def decide_selected() -> Response:
             )
             counted = "1 comment" if len(decided) == 1 else f"{len(decided)} comments"
             flash(Markup("{} {}: {}.").format(counted, DONE[decision], links), "done")
-    return redirect(_queue_the_form_was_on())
 
 
 def _selection(raw: str) -> tuple[int, CommentStatus | None, datetime | None] | None:
     """A selected comment's id, and the status and time of change its card showed, from
     its checkbox's value (``ID STATUS UPDATED_AT``); None when it is not such a value."""
     parts = raw.split(" ")
-    if len(parts) != 3 or not parts[0].isascii() or not parts[0].isdigit() or not 0 < int(parts[0]) <= MAX_ID:
+    if len(parts) != 3:
         return None
-    return int(parts[0]), _choice(CommentStatus, parts[1], None), _seen_time(parts[2])
+    try:
+        comment_id = whole_number(parts[0], MAX_ID)
+    except ValueError:
+        return None
+    return comment_id, _choice(CommentStatus, parts[1], None), _seen_time(parts[2])
 
 
 @bp.post("/comments/<id:comment_id>/reveal-email")

@@ -1177,6 +1177,10 @@ def test_selected_comments_are_decided_at_once_each_as_its_own_form_would(
         ),
         ({"decision": "spam", "selected": "7; DROP"}, "A selection this page does not make ('7; DROP') was"),
         (
+            {"decision": "spam", "selected": "9" * 5000 + " flagged x"},
+            "A selection this page does not make (",
+        ),
+        (
             {"decision": "spam", "selected": "999999 flagged x"},
             "Comment 999999: comment 999999 does not exist.",
         ),
@@ -1187,6 +1191,7 @@ def test_selected_comments_are_decided_at_once_each_as_its_own_form_would(
         "note-too-long",
         "too-many",
         "altered-value",
+        "too-long-an-id",
         "no-such-comment",
     ],
 )
@@ -1219,3 +1224,40 @@ def test_a_decision_on_the_selected_needs_a_signed_in_moderator_and_its_csrf_tok
     assert client.post("/moderate/decisions", data=data).status_code == 400  # forged: no CSRF token
     with services.sessions() as session:
         assert session.get_one(Comment, flagged).status is CommentStatus.FLAGGED
+
+
+def test_an_error_in_the_middle_of_the_selected_still_tells_what_was_decided(
+    client: FlaskClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [_post(client, f"Casino bonus number {n}.") for n in range(3)]
+    for comment_id in ids:
+        _route(services, comment_id, CommentStatus.FLAGGED)
+    _sign_in(client, _token(services, "Mo"))
+    page = client.get("/moderate/?sort=age").get_data(as_text=True)
+    shown = [html.unescape(value) for value in SELECTED.findall(page)]
+    record = moderation_pages.record_decision
+
+    def fails_on_the_second(comment_id: int, *args: Any) -> None:
+        if comment_id == ids[1]:
+            raise RuntimeError("the database went away")
+        record(comment_id, *args)
+
+    monkeypatch.setattr(moderation_pages, "record_decision", fails_on_the_second)
+    # The first named twice, once with a leading zero: one comment, decided once.
+    selected = [*shown, f"0{shown[0]}"]
+    form = {
+        "decision": "spam",
+        "sort": "age",
+        "selected": selected,
+        "csrf_token": _csrf(client, "/moderate/"),
+    }
+    response = client.post("/moderate/decisions", data=form)
+    assert response.status_code == 302
+    messages = _messages(client.get(response.headers["Location"]).get_data(as_text=True)).splitlines()
+    assert messages == [
+        "An error stopped the decisions: 2 of the selected comments were not decided.",
+        f"1 comment rejected as spam: {ids[0]}.",
+    ]
+    with services.sessions() as session:
+        statuses = [session.get_one(Comment, each).status for each in ids]
+    assert statuses == [CommentStatus.REJECTED, CommentStatus.FLAGGED, CommentStatus.FLAGGED]
