@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -362,11 +363,13 @@ def _reply_form(action: str) -> str:
 
 def test_the_readme_reply_form_sends_how_long_the_reader_took(served: str, services: Services) -> None:
 
+    took = []  # from the page's load to its answer, as this test saw it
     with _chromium() as browser:
         for wait_ms in (1500, 0):
             # A page of its own each time, as a reader loads the article: content set into
             # the page the last post answered would run under that page's policy.
             page = browser.new_page()
+            began = time.monotonic()
             page.set_content(_reply_form(f"{served}/v1/comments"))
             page.get_by_label("Name").fill("Ann Reader")
             page.get_by_label("Email").fill("ann@example.com")
@@ -374,12 +377,15 @@ def test_the_readme_reply_form_sends_how_long_the_reader_took(served: str, servi
             page.wait_for_timeout(wait_ms)
             with page.expect_navigation():
                 page.get_by_role("button", name="Post comment").click()
+            took.append(time.monotonic() - began)
 
     with services.sessions() as session:
         timed = session.scalars(select(Comment.seconds_to_submit).order_by(Comment.id)).all()
     assert len(timed) == 2 and timed[0] is not None and timed[1] is not None
-    assert 1.5 <= timed[0] < 60  # the page waited 1.5 s before sending
-    assert timed[1] < 1.5 and timed[1] < services.settings.min_seconds_to_submit  # sent at once
+    # Each is the time its page was open before sending, to a tenth of a second (at most what
+    # this test saw, which also holds the answer's way back), however slow the machine: 1.5 s
+    # and more for the page that waited.
+    assert 1.5 <= timed[0] <= took[0] + 0.05 and timed[1] <= took[1] + 0.05
 
 
 def _readme_thread_sketch(service: str) -> str:
