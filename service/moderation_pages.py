@@ -397,8 +397,12 @@ def _about(comment_id: int, said: str) -> Markup:
     """A message about comment ``comment_id``: "Comment 57" and what ``said`` tells of it,
     the name a link to the comment's page. A decision takes a comment off a queue filtered
     by status, and the page is where to follow it and to mend a mistaken decision."""
-    link = url_for("pages.show_comment", comment_id=comment_id)
-    return Markup('<a href="{}">Comment {}</a>{}').format(link, comment_id, said)
+    return Markup("{}{}").format(_comment_link(comment_id, f"Comment {comment_id}"), said)
+
+
+def _comment_link(comment_id: int, text: str) -> Markup:
+    """A link to comment ``comment_id``'s page that reads ``text``."""
+    return Markup('<a href="{}">{}</a>').format(url_for("pages.show_comment", comment_id=comment_id), text)
 
 
 def _routed(event: AuditEvent) -> str | None:
@@ -593,10 +597,7 @@ def _decide_each(decision: str, note: str | None, selected: list[str]) -> None:
         flash(f"An error stopped the decisions: {left} of the selected comments were not decided.", "problem")
     finally:
         if decided:
-            links = Markup(", ").join(
-                Markup('<a href="{}">{}</a>').format(url_for("pages.show_comment", comment_id=each), each)
-                for each in decided
-            )
+            links = Markup(", ").join(_comment_link(each, str(each)) for each in decided)
             counted = "1 comment" if len(decided) == 1 else f"{len(decided)} comments"
             flash(Markup("{} {}: {}.").format(counted, DONE[decision], links), "done")
 
