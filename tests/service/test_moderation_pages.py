@@ -1121,15 +1121,24 @@ def test_a_comments_page_keeps_the_pages_landmarks_and_headings(
 SELECTED = re.compile(r'name="selected" value="([^"]+)"')
 
 
-def test_selected_comments_are_decided_at_once_each_as_its_own_form_would(
-    client: FlaskClient, services: Services
-) -> None:
-    ids = [_post(client, f"Casino bonus number {n}.") for n in range(4)]
+def _flagged_and_selectable(
+    client: FlaskClient, services: Services, count: int, path: str
+) -> tuple[list[int], dict[int, str]]:
+    """``count`` flagged comments, moderator Mo signed in, and the value of each one's
+    checkbox on the queue page at ``path``, by id in the page's order."""
+    ids = [_post(client, f"Casino bonus number {n}.") for n in range(count)]
     for comment_id in ids:
         _route(services, comment_id, CommentStatus.FLAGGED)
     _sign_in(client, _token(services, "Mo"))
-    page = client.get("/moderate/?status=flagged&sort=age").get_data(as_text=True)
-    shown = dict((int(value.split(" ")[0]), html.unescape(value)) for value in SELECTED.findall(page))
+    page = client.get(path).get_data(as_text=True)
+    values = [html.unescape(value) for value in SELECTED.findall(page)]
+    return ids, {int(value.split(" ")[0]): value for value in values}
+
+
+def test_selected_comments_are_decided_at_once_each_as_its_own_form_would(
+    client: FlaskClient, services: Services
+) -> None:
+    ids, shown = _flagged_and_selectable(client, services, 4, "/moderate/?status=flagged&sort=age")
     assert sorted(shown) == ids
     # Another moderator approves one of them while this page is open.
     other = {"Authorization": f"Bearer {_token(services, 'Al')}"}
@@ -1229,12 +1238,8 @@ def test_a_decision_on_the_selected_needs_a_signed_in_moderator_and_its_csrf_tok
 def test_an_error_in_the_middle_of_the_selected_still_tells_what_was_decided(
     client: FlaskClient, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ids = [_post(client, f"Casino bonus number {n}.") for n in range(3)]
-    for comment_id in ids:
-        _route(services, comment_id, CommentStatus.FLAGGED)
-    _sign_in(client, _token(services, "Mo"))
-    page = client.get("/moderate/?sort=age").get_data(as_text=True)
-    shown = [html.unescape(value) for value in SELECTED.findall(page)]
+    ids, by_id = _flagged_and_selectable(client, services, 3, "/moderate/?sort=age")
+    shown = list(by_id.values())
     record = moderation_pages.record_decision
 
     def fails_on_the_second(comment_id: int, *args: Any) -> None:
